@@ -1,0 +1,54 @@
+"""The FastAPI application: one factory, every domain's router and customer-360 sections."""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from seamline import __version__
+from seamline.core.auth.api import router as api_keys_router
+from seamline.core.config import Settings, get_settings
+from seamline.core.db import Database
+from seamline.core.errors import install_error_handlers
+from seamline.core.health import router as health_router
+from seamline.core.logging import configure_logging
+from seamline.core.observability import Metrics, install_observability
+from seamline.customers import service as customers_service
+from seamline.customers.api import router as customers_router
+from seamline.customers.identifiers import IdentifierRules
+from seamline.customers.sections import SectionRegistry
+
+
+def create_app(settings: Settings | None = None, *, database: Database | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    configure_logging(settings.log_level, json=settings.log_json)
+    database = database or Database(settings)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI):
+        yield
+        database.dispose()
+
+    app = FastAPI(
+        title="Seamline",
+        version=__version__,
+        description="Omnichannel customer platform: one profile, timeline, cart, orders, loyalty and inbox "
+        "for every channel. Authenticate with an API key: `Authorization: Bearer sl_...` or `X-API-Key`.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.database = database
+    app.state.identifier_rules = IdentifierRules(settings)
+    app.state.metrics = Metrics()
+
+    sections = SectionRegistry()
+    customers_service.register_sections(sections)
+    app.state.customer_sections = sections
+
+    install_error_handlers(app)
+    install_observability(app, app.state.metrics)
+    app.include_router(health_router)
+    app.include_router(api_keys_router)
+    app.include_router(customers_router)
+    return app

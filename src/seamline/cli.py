@@ -1,0 +1,162 @@
+"""The `seamline` command."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from seamline.core.auth.schemas import Scope
+from seamline.core.config import Settings, get_settings
+
+app = typer.Typer(help="Seamline: one customer platform for every channel.", no_args_is_help=True)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+apikey_app = typer.Typer(help="API keys.", no_args_is_help=True)
+identity_app = typer.Typer(help="The identity graph.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(apikey_app, name="apikey")
+app.add_typer(identity_app, name="identity")
+
+
+def _settings(database_url: str | None) -> Settings:
+    settings = get_settings()
+    if database_url:
+        settings = settings.model_copy(update={"database_url": database_url})
+    return settings
+
+
+DatabaseUrl = Annotated[
+    str | None, typer.Option("--database-url", help="Overrides SEAMLINE_DATABASE_URL for this command")
+]
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: str = "head", database_url: DatabaseUrl = None) -> None:
+    """Migrate the database schema (creates it when empty)."""
+    from seamline.core import migrations
+
+    settings = _settings(database_url)
+    migrations.upgrade(settings.database_url, revision)
+    typer.echo(f"database at {revision}")
+
+
+@db_app.command("downgrade")
+def db_downgrade(revision: str, database_url: DatabaseUrl = None) -> None:
+    """Step the schema back to a revision ("base" empties it)."""
+    from seamline.core import migrations
+
+    migrations.downgrade(_settings(database_url).database_url, revision)
+    typer.echo(f"database at {revision}")
+
+
+@apikey_app.command("create")
+def apikey_create(
+    scope: Annotated[list[Scope], typer.Option("--scope", help="admin, write, read or track; repeatable")],
+    name: Annotated[str, typer.Option(help="What the key is for")] = "cli",
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Create an API key and print it. It is shown only this once."""
+    from seamline.core.auth import service
+    from seamline.core.db import Database
+
+    database = Database(_settings(database_url))
+    with database.write() as session:
+        key, secret = service.create_api_key(session, name=name, scopes=scope)
+        key_id = key.id
+    database.dispose()
+    typer.echo(secret)
+    typer.echo(f"(key id {key_id}, scopes {', '.join(s.value for s in scope)}; store it now, it is not shown again)", err=True)
+
+
+@apikey_app.command("revoke")
+def apikey_revoke(key_id: int, database_url: DatabaseUrl = None) -> None:
+    """Revoke an API key by id."""
+    from seamline.core.auth import service
+    from seamline.core.db import Database
+
+    database = Database(_settings(database_url))
+    with database.write() as session:
+        service.revoke_api_key(session, key_id=key_id)
+    database.dispose()
+    typer.echo(f"revoked key {key_id}")
+
+
+@identity_app.command("rebuild")
+def identity_rebuild(
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Report what would change, change nothing")] = False,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Recompute every profile from the identifier graph and report what changed."""
+    from seamline.core.db import Database
+    from seamline.customers.identifiers import IdentifierRules
+    from seamline.customers.rebuild import rebuild_profiles
+
+    settings = _settings(database_url)
+    database = Database(settings)
+    report = rebuild_profiles(database, rules=IdentifierRules(settings), dry_run=dry_run)
+    database.dispose()
+    typer.echo(json.dumps(report.as_dict(), indent=2))
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Defaults to SEAMLINE_HOST")] = None,
+    port: Annotated[int | None, typer.Option(help="Defaults to SEAMLINE_PORT")] = None,
+    workers: int = 1,
+    migrate: Annotated[bool, typer.Option(help="Upgrade the schema before serving")] = True,
+) -> None:
+    """Run the HTTP API (OpenAPI at /docs)."""
+    import uvicorn
+
+    from seamline.core import migrations
+
+    settings = get_settings()
+    if migrate:
+        migrations.upgrade(settings.database_url)
+    uvicorn.run(
+        "seamline.app:create_app",
+        factory=True,
+        host=host or settings.host,
+        port=port or settings.port,
+        workers=workers,
+        log_config=None,
+    )
+
+
+@app.command()
+def demo(
+    database: Annotated[Path, typer.Option(help="SQLite file for the demo")] = Path("seamline-demo.db"),
+    customers: Annotated[int, typer.Option(help="How many demo customers")] = 200,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    serve_it: Annotated[bool, typer.Option("--serve/--no-serve", help="Serve the demo after filling it")] = True,
+) -> None:
+    """Create a database filled with demo data (RU and EN customers, stores, several identifiers
+    each) and serve it."""
+    import os
+
+    import uvicorn
+
+    from seamline.core import migrations
+    from seamline.demo import fill_demo
+
+    url = f"sqlite:///{database.resolve()}"
+    os.environ["SEAMLINE_DATABASE_URL"] = url
+    get_settings.cache_clear()
+    if database.exists():
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{database}{suffix}").unlink(missing_ok=True)
+    migrations.upgrade(url)
+    summary = fill_demo(get_settings(), customers=customers)
+    typer.echo(f"demo database {database}: {summary['customers']} customers, {summary['identifiers']} identifiers")
+    typer.echo(f"admin API key: {summary['admin_key']}")
+    typer.echo(f"try: curl -H 'Authorization: Bearer {summary['admin_key']}' 'http://{host}:{port}/v1/customers/lookup?phone=8%20916%20123-45-67'")
+    if serve_it:
+        typer.echo(f"serving on http://{host}:{port} (API docs at http://{host}:{port}/docs)")
+        uvicorn.run("seamline.app:create_app", factory=True, host=host, port=port, log_config=None)
+
+
+if __name__ == "__main__":
+    app()

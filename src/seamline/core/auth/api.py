@@ -1,0 +1,27 @@
+from __future__ import annotations
+
+from fastapi import APIRouter, Path
+
+from seamline.core.auth import service
+from seamline.core.auth.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyRead
+from seamline.core.deps import AdminKey, ReadSession, WriteSession
+
+router = APIRouter(prefix="/v1/api-keys", tags=["api keys"])
+
+KeyId = Path(ge=1, le=2**62)
+
+
+@router.post("", response_model=ApiKeyCreated, status_code=201)
+def create_api_key(body: ApiKeyCreate, session: WriteSession, caller: AdminKey) -> ApiKeyCreated:
+    key, secret = service.create_api_key(session, name=body.name, scopes=body.scopes, created_by=caller)
+    return ApiKeyCreated(**ApiKeyRead.model_validate(key).model_dump(), key=secret)
+
+
+@router.get("", response_model=list[ApiKeyRead])
+def list_api_keys(session: ReadSession, _: AdminKey) -> list[ApiKeyRead]:
+    return [ApiKeyRead.model_validate(k) for k in service.list_api_keys(session)]
+
+
+@router.delete("/{key_id}", response_model=ApiKeyRead)
+def revoke_api_key(session: WriteSession, _: AdminKey, key_id: int = KeyId) -> ApiKeyRead:
+    return ApiKeyRead.model_validate(service.revoke_api_key(session, key_id=key_id))

@@ -1,0 +1,110 @@
+"""Settings, read from `SEAMLINE_*` environment variables and an optional `.env` file.
+
+Every setting is documented in docs/configuration.md; keep the two in step.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+#: Identifier types every installation knows. More can be added with
+#: `SEAMLINE_EXTRA_IDENTIFIER_TYPES`; each type's kind decides how values are normalized.
+BUILTIN_IDENTIFIER_TYPES: dict[str, str] = {
+    "user_id": "text",
+    "anonymous_id": "text",
+    "email": "email",
+    "phone": "phone",
+    "loyalty_card": "text",
+    "device_id": "text",
+    "telegram_id": "text",
+    "whatsapp": "phone",
+    "vk_id": "text",
+    "viber_id": "text",
+}
+
+#: Segment Unify's defaults: values that never identify a person.
+DEFAULT_BLOCKED_VALUES = [
+    r"^[0-]*$",
+    r"^-1$",
+    r"^(?i:null|none|nil|undefined|anonymous|unknown|test@test\.com)$",
+]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SEAMLINE_", env_file=".env", extra="ignore")
+
+    database_url: str = Field(
+        default="sqlite:///seamline.db",
+        description="SQLAlchemy URL. sqlite:///path (embedded default) or postgresql+psycopg://...",
+    )
+    database_pool_size: int = Field(default=10, ge=1, le=200)
+    sqlite_busy_timeout_ms: int = Field(default=10_000, ge=0)
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    log_level: str = "INFO"
+    log_json: bool = True
+
+    default_region: str = Field(default="RU", description="Region for phone numbers without +country code")
+    extra_identifier_types: dict[str, str] = Field(
+        default_factory=dict,
+        description='JSON object of extra identifier types and their kind (text, email, phone), e.g. {"max_id": "text"}',
+    )
+    identifier_priority: list[str] = Field(
+        default_factory=lambda: [
+            "user_id",
+            "email",
+            "phone",
+            "loyalty_card",
+            "telegram_id",
+            "whatsapp",
+            "vk_id",
+            "viber_id",
+            "device_id",
+            "anonymous_id",
+        ],
+        description="Order in which a request's identifiers are applied; the first known one anchors the request",
+    )
+    identifier_limits: dict[str, int] = Field(
+        default_factory=lambda: {"user_id": 1},
+        description="Maximum identifiers of a type per profile; types not listed use identifier_default_limit",
+    )
+    identifier_default_limit: int = Field(default=5, ge=1)
+    blocked_values: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_BLOCKED_VALUES),
+        description="Regular expressions; a matching identifier value never links anyone",
+    )
+    blocked_extra_values: list[str] = Field(
+        default_factory=list,
+        description="Exact values (after normalization) that never link anyone, e.g. a store's shared phone",
+    )
+
+    consent_channels: list[str] = Field(
+        default_factory=lambda: ["email", "sms", "push", "phone_call", "telegram", "whatsapp", "vk", "viber", "web_push"],
+        description="Channels a consent can be given for",
+    )
+    consent_purposes: list[str] = Field(
+        default_factory=lambda: ["service", "marketing", "personal_data"],
+        description="Purposes a consent can be given for (personal_data: processing under 152-FZ)",
+    )
+
+    @field_validator("default_region")
+    @classmethod
+    def _upper_region(cls, value: str) -> str:
+        return value.upper()
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def identifier_types(self) -> dict[str, str]:
+        return {**BUILTIN_IDENTIFIER_TYPES, **self.extra_identifier_types}
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,69 @@
+"""FastAPI dependencies shared by every router: sessions and API-key authentication."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Request, Security
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.orm import Session
+
+from seamline.core.auth import service as auth_service
+from seamline.core.auth.models import ApiKey
+from seamline.core.auth.schemas import Scope
+from seamline.core.config import Settings
+from seamline.core.db import Database
+from seamline.core.errors import Unauthorized
+
+_bearer = HTTPBearer(auto_error=False, description="`Authorization: Bearer sl_...`")
+_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="`X-API-Key: sl_...`")
+
+
+def get_database(request: Request) -> Database:
+    return request.app.state.database
+
+
+def get_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def _write_session(request: Request) -> Iterator[Session]:
+    with get_database(request).write() as session:
+        yield session
+
+
+def _read_session(request: Request) -> Iterator[Session]:
+    with get_database(request).read() as session:
+        yield session
+
+
+#: A write transaction committed when the endpoint returns, before the response is sent; any
+#: error rolls the whole request back, so nothing is half-written.
+WriteSession = Annotated[Session, Depends(_write_session, scope="function")]
+ReadSession = Annotated[Session, Depends(_read_session, scope="function")]
+AppSettings = Annotated[Settings, Depends(get_settings)]
+
+
+def require(scope: Scope):
+    """Dependency factory: the request must carry an API key granting `scope`."""
+
+    def _check(
+        request: Request,
+        bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
+        header: Annotated[str | None, Security(_header)],
+    ) -> ApiKey:
+        raw = header or (bearer.credentials if bearer else None)
+        if not raw:
+            raise Unauthorized("An API key is required (Authorization: Bearer or X-API-Key)", code="missing_api_key")
+        with get_database(request).read() as session:
+            key = auth_service.authenticate(session, raw)
+        auth_service.check_scope(key, scope)
+        return key
+
+    return _check
+
+
+AdminKey = Annotated[ApiKey, Depends(require(Scope.admin))]
+WriteKey = Annotated[ApiKey, Depends(require(Scope.write))]
+ReadKey = Annotated[ApiKey, Depends(require(Scope.read))]

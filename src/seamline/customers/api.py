@@ -1,0 +1,224 @@
+"""HTTP routes of the customers domain: parse, call the service, shape the response."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Query, Request
+from sqlalchemy.orm import Session
+
+from seamline.core.deps import AdminKey, ReadKey, ReadSession, WriteKey, WriteSession, get_database
+from seamline.core.errors import Unprocessable
+from seamline.core.pagination import decode_cursor, encode_cursor
+from seamline.customers import resolution, service
+from seamline.customers.identifiers import IdentifierRules
+from seamline.customers.schemas import (
+    ConflictPage,
+    ConflictRead,
+    ConflictResolve,
+    ConsentCreate,
+    ConsentRead,
+    CustomerPage,
+    CustomerRead,
+    CustomerUpsert,
+    CustomerUpsertResult,
+    ErasureCreate,
+    ErasureRead,
+    MergeCreate,
+    MergeRead,
+    UnmergeRead,
+)
+from seamline.customers.sections import SectionRegistry
+
+router = APIRouter(prefix="/v1", tags=["customers"])
+
+CustomerId = Annotated[int, Path(ge=1, le=2**62, description="A customer id; a merged id leads to its survivor")]
+Limit = Annotated[int, Query(ge=1, le=200)]
+Cursor = Annotated[str | None, Query(max_length=200)]
+
+
+def get_rules(request: Request) -> IdentifierRules:
+    return request.app.state.identifier_rules
+
+
+def get_sections(request: Request) -> SectionRegistry:
+    return request.app.state.customer_sections
+
+
+Rules = Annotated[IdentifierRules, Depends(get_rules)]
+Sections = Annotated[SectionRegistry, Depends(get_sections)]
+
+
+def _count_merges(request: Request, reason: str, count: int) -> None:
+    if count:
+        request.app.state.metrics.merges.labels(reason).inc(count)
+
+
+@router.post("/customers", response_model=CustomerUpsertResult)
+def upsert_customer(
+    body: CustomerUpsert, request: Request, rules: Rules, sections: Sections, key: WriteKey
+) -> dict[str, Any]:
+    """Find or create the profile of these identifiers; profiles they link are merged (within
+    the merge rules) and traits are merged latest-wins. Safe to retry."""
+
+    def work(session: Session) -> dict[str, Any]:
+        outcome = service.upsert_customer(session, rules=rules, data=body)
+        result = outcome.resolution
+        return {
+            "customer": service.render_customer(session, sections=sections, profile_id=result.profile_id),
+            "created": result.created_profile,
+            "merged_customer_ids": [m.absorbed_id for m in result.merges],
+            "conflict_ids": [c.id for c in result.conflicts],
+            "ignored_identifiers": [{"type": i.type, "value": i.value, "reason": "blocked"} for i in outcome.ignored],
+        }
+
+    response = get_database(request).run_write(work)
+    _count_merges(request, "link", len(response["merged_customer_ids"]))
+    return response
+
+
+@router.get("/customers", response_model=CustomerPage)
+def list_customers(
+    session: ReadSession,
+    rules: Rules,
+    _: ReadKey,
+    q: Annotated[str | None, Query(min_length=1, max_length=320, description="An identifier in any format, or its prefix")] = None,
+    identifier_type: Annotated[str | None, Query(max_length=32)] = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> dict[str, Any]:
+    if q is not None and "\x00" in q:
+        raise Unprocessable("q must not contain NUL", code="invalid_query")
+    items, next_cursor = service.list_customers(
+        session, rules=rules, q=q, identifier_type=identifier_type, limit=limit, cursor=cursor
+    )
+    return {"items": items, "next_cursor": next_cursor}
+
+
+@router.get("/customers/lookup", response_model=CustomerRead)
+def lookup_customer(
+    request: Request,
+    session: ReadSession,
+    rules: Rules,
+    sections: Sections,
+    _: ReadKey,
+    email: Annotated[str | None, Query(max_length=320)] = None,
+    phone: Annotated[str | None, Query(max_length=320)] = None,
+    user_id: Annotated[str | None, Query(max_length=320)] = None,
+    anonymous_id: Annotated[str | None, Query(max_length=320)] = None,
+    loyalty_card: Annotated[str | None, Query(max_length=320)] = None,
+) -> dict[str, Any]:
+    """Find a customer by one identifier, given as `?<type>=<value>` for any identifier type
+    (the ones listed here and any configured); phones and emails in any format."""
+    params = list(request.query_params.multi_items())
+    if len(params) != 1:
+        raise Unprocessable(
+            "Give exactly one identifier, e.g. ?phone=+79161234567",
+            code="one_identifier_required",
+            details={"given": [k for k, _ in params], "types": sorted(rules.types)},
+        )
+    type_name, value = params[0]
+    profile = service.lookup(session, rules=rules, type_name=type_name, value=value)
+    return service.render_customer(session, sections=sections, profile_id=profile.id)
+
+
+@router.get("/customers/{customer_id}", response_model=CustomerRead)
+def get_customer(customer_id: CustomerId, session: ReadSession, sections: Sections, _: ReadKey) -> dict[str, Any]:
+    """The customer 360. A merged id answers with the profile it was merged into."""
+    return service.customer_360(session, sections=sections, customer_id=customer_id)
+
+
+@router.get("/customers/{customer_id}/merges", response_model=list[MergeRead])
+def merge_history(customer_id: CustomerId, session: ReadSession, _: ReadKey) -> list[Any]:
+    profile = service.get_profile(session, customer_id)
+    return resolution.merges_of(session, profile.id)
+
+
+@router.post("/customers/{customer_id}/merge", response_model=MergeRead)
+def merge_customers(
+    customer_id: CustomerId, body: MergeCreate, request: Request, rules: Rules, key: AdminKey
+) -> Any:
+    """Merge another profile into this one by hand (staff). The older profile keeps its id."""
+    merge = get_database(request).run_write(
+        lambda session: resolution.merge_profiles(
+            session, rules=rules, profile_id=customer_id, other_id=body.customer_id, force=body.force,
+            actor=f"apikey:{key.name}"[:64],
+        )
+    )
+    _count_merges(request, "manual", 1)
+    return merge
+
+
+@router.post("/merges/{merge_id}/undo", response_model=UnmergeRead)
+def unmerge(
+    merge_id: Annotated[int, Path(ge=1, le=2**62)], request: Request, rules: Rules, key: AdminKey
+) -> dict[str, Any]:
+    """Undo a merge: both profiles come back, each with its own identifiers, traits and consents,
+    and what was added later goes with the side it was linked to. Safe to retry."""
+    result = get_database(request).run_write(
+        lambda session: resolution.unmerge(session, rules=rules, merge_id=merge_id, actor=f"apikey:{key.name}")
+    )
+    return {"merge": result.merge, "customer_ids": result.profile_ids, "revoked_link_ids": result.revoked_link_ids}
+
+
+@router.get("/identity-conflicts", response_model=ConflictPage)
+def list_conflicts(
+    session: ReadSession,
+    _: ReadKey,
+    status: Annotated[str | None, Query(pattern="^(open|merged|dismissed)$")] = "open",
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> dict[str, Any]:
+    """Links that would have broken a merge rule, waiting for a person to decide."""
+    rows = resolution.list_conflicts(session, status=status, limit=limit + 1, after_id=decode_cursor(cursor))
+    return {"items": rows[:limit], "next_cursor": encode_cursor(rows[limit - 1].id) if len(rows) > limit else None}
+
+
+@router.post("/identity-conflicts/{conflict_id}/resolve", response_model=ConflictRead)
+def resolve_conflict(
+    conflict_id: Annotated[int, Path(ge=1, le=2**62)], body: ConflictResolve, request: Request, rules: Rules, key: AdminKey
+) -> Any:
+    """`merge` joins the two profiles despite the rule; `dismiss` keeps them apart for good."""
+    return get_database(request).run_write(
+        lambda session: resolution.resolve_conflict(
+            session, rules=rules, conflict_id=conflict_id, action=body.action, actor=f"apikey:{key.name}"
+        )
+    )
+
+
+@router.get("/customers/{customer_id}/consents", response_model=list[ConsentRead])
+def get_consents(customer_id: CustomerId, session: ReadSession, _: ReadKey) -> list[dict[str, Any]]:
+    profile = service.get_profile(session, customer_id)
+    return service.current_consents(session, service.context_of(session, profile).identity_ids)
+
+
+@router.post("/customers/{customer_id}/consents", response_model=list[ConsentRead])
+def give_or_withdraw_consent(
+    customer_id: CustomerId, body: list[ConsentCreate], session: WriteSession, rules: Rules, _: WriteKey
+) -> list[dict[str, Any]]:
+    """Give or withdraw consents (`granted: false`); both are one call. Repeating is harmless."""
+    if not body:
+        raise Unprocessable("Give at least one consent", code="empty_request")
+    for source in {c.source for c in body}:
+        service.add_consents(
+            session, rules=rules, customer_id=customer_id, consents=[c for c in body if c.source == source], source=source
+        )
+    profile = service.get_profile(session, customer_id)
+    return service.current_consents(session, service.context_of(session, profile).identity_ids)
+
+
+@router.get("/customers/{customer_id}/export")
+def export_customer(customer_id: CustomerId, session: ReadSession, sections: Sections, _: AdminKey) -> dict[str, Any]:
+    """Everything held about the person, as one JSON document (data-subject access request)."""
+    return service.export_customer(session, sections=sections, customer_id=customer_id)
+
+
+@router.post("/customers/{customer_id}/erase", response_model=ErasureRead)
+def erase_customer(customer_id: CustomerId, body: ErasureCreate, request: Request, key: AdminKey) -> Any:
+    """Erase the person's personal data (GDPR art. 17, 152-FZ art. 21). Keeps an audit record
+    without personal data. Repeating the call returns the same record."""
+    return get_database(request).run_write(
+        lambda session: service.erase_customer(
+            session, customer_id=customer_id, reason=body.reason, actor=f"apikey:{key.name}"
+        )
+    )

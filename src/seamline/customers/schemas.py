@@ -1,0 +1,193 @@
+"""The customers API contract."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+
+MAX_TRAITS_BYTES = 32 * 1024
+
+Token = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_.:-]{0,63}$")]
+Label = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")]
+
+
+def _check_json_strings(value: Any) -> None:
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise ValueError("strings must not contain NUL characters")
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            _check_json_strings(k)
+            _check_json_strings(v)
+    elif isinstance(value, list):
+        for v in value:
+            _check_json_strings(v)
+
+
+def _check_traits(traits: dict[str, Any]) -> dict[str, Any]:
+    for key in traits:
+        if not key or len(key) > 128 or any(ord(c) < 32 for c in key):
+            raise ValueError(f"trait name {key[:40]!r} must be 1-128 printable characters")
+    _check_json_strings(traits)
+    if len(json.dumps(traits, ensure_ascii=False).encode()) > MAX_TRAITS_BYTES:
+        raise ValueError(f"traits are larger than {MAX_TRAITS_BYTES} bytes")
+    return traits
+
+
+Traits = Annotated[dict[str, Any], AfterValidator(_check_traits)]
+
+
+class IdentifierIn(BaseModel):
+    type: Annotated[str, StringConstraints(min_length=1, max_length=32)] = Field(examples=["phone"])
+    value: Annotated[str, StringConstraints(min_length=1, max_length=320)] = Field(examples=["8 (916) 123-45-67"])
+
+
+class IdentifierRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    type: str
+    value: str
+    source: str
+    created_at: datetime
+
+
+class ConsentIn(BaseModel):
+    channel: Token = Field(examples=["email"])
+    purpose: Token = Field(examples=["marketing"])
+    granted: bool
+
+
+class ConsentCreate(ConsentIn):
+    source: Token = "api"
+
+
+class ConsentRead(BaseModel):
+    channel: str
+    purpose: str
+    granted: bool
+    source: str
+    recorded_at: datetime
+
+
+class CustomerUpsert(BaseModel):
+    """Identify a person by any identifiers, with what is known about them."""
+
+    identifiers: list[IdentifierIn] = Field(min_length=1, max_length=50)
+    traits: Traits = Field(default_factory=dict, examples=[{"first_name": "Анна", "city": "Москва"}])
+    consents: list[ConsentIn] = Field(default_factory=list, max_length=50)
+    source: Token = Field(default="api", description="Where this came from (a channel or system), kept with each trait")
+    timestamp: AwareDatetime | None = Field(
+        default=None, description="When this was observed; later observations win. Defaults to now."
+    )
+
+
+class TraitRead(BaseModel):
+    value: Any
+    source: str
+    observed_at: datetime
+
+
+class ProfileSection(BaseModel):
+    traits: dict[str, TraitRead]
+
+
+class CustomerRead(BaseModel):
+    """The customer 360: sections registered by every module (profile, identities, consents, ...)."""
+
+    id: int
+    status: Literal["active", "erased"]
+    created_at: datetime
+    updated_at: datetime
+    sections: dict[str, Any]
+
+
+class CustomerUpsertResult(BaseModel):
+    customer: CustomerRead
+    created: bool
+    merged_customer_ids: list[int]
+    conflict_ids: list[int]
+    ignored_identifiers: list[dict[str, str]] = Field(description="Blocked values that link nobody")
+
+
+class CustomerSummary(BaseModel):
+    id: int
+    status: str
+    identifiers: list[IdentifierRead]
+    traits: dict[str, Any]
+    updated_at: datetime
+
+
+class CustomerPage(BaseModel):
+    items: list[CustomerSummary]
+    next_cursor: str | None
+
+
+class MergeRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    survivor_id: int
+    absorbed_id: int
+    link_id: int | None
+    reason: str
+    source: str
+    survivor_identity_ids: list[int]
+    absorbed_identity_ids: list[int]
+    created_at: datetime
+    undone_at: datetime | None
+    undone_by: str | None
+
+
+class MergeCreate(BaseModel):
+    customer_id: int = Field(ge=1, le=2**62, description="The profile to merge into this one")
+    force: bool = Field(default=False, description="Merge even if a merge rule (identifier limit) forbids it")
+
+
+class UnmergeRead(BaseModel):
+    merge: MergeRead
+    customer_ids: list[int]
+    revoked_link_ids: list[int]
+
+
+class ConflictRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    link_id: int
+    profile_a_id: int
+    profile_b_id: int
+    violations: dict[str, Any]
+    status: str
+    created_at: datetime
+    resolved_at: datetime | None
+    resolved_by: str | None
+
+
+class ConflictPage(BaseModel):
+    items: list[ConflictRead]
+    next_cursor: str | None
+
+
+class ConflictResolve(BaseModel):
+    action: Literal["merge", "dismiss"]
+
+
+class ErasureCreate(BaseModel):
+    reason: Annotated[str, StringConstraints(min_length=1, max_length=500, pattern=r"^[^\x00]*$")] = Field(
+        examples=["Data-subject request #1234 (152-FZ art. 21)"]
+    )
+
+
+class ErasureRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    profile_id: int
+    requested_by: str
+    reason: str
+    removed_counts: dict[str, int]
+    erased_at: datetime

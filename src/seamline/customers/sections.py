@@ -1,0 +1,52 @@
+"""The customer 360 is assembled from sections that modules register.
+
+`customers` knows nothing of carts, orders or conversations: the commerce, loyalty and inbox
+modules each register a section provider at startup, and `GET /v1/customers/{id}` and the
+privacy export call them all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from seamline.customers.models import CustomerIdentity, CustomerProfile
+
+
+@dataclass(frozen=True)
+class CustomerContext:
+    profile: CustomerProfile
+    identities: list[CustomerIdentity]
+
+    @property
+    def identity_ids(self) -> list[int]:
+        return [i.id for i in self.identities]
+
+
+SectionProvider = Callable[[Session, CustomerContext], Any]
+
+
+class SectionRegistry:
+    def __init__(self) -> None:
+        self._sections: dict[str, SectionProvider] = {}
+        self._exports: dict[str, SectionProvider] = {}
+
+    def register(self, name: str, provider: SectionProvider, *, export: SectionProvider | None = None) -> None:
+        """`export` gives the fuller data-subject export of the section; defaults to `provider`."""
+        if name in self._sections:
+            raise ValueError(f"customer section {name!r} is registered twice")
+        self._sections[name] = provider
+        self._exports[name] = export or provider
+
+    @property
+    def names(self) -> list[str]:
+        return list(self._sections)
+
+    def build(self, session: Session, context: CustomerContext) -> dict[str, Any]:
+        return {name: provider(session, context) for name, provider in self._sections.items()}
+
+    def export(self, session: Session, context: CustomerContext) -> dict[str, Any]:
+        return {name: provider(session, context) for name, provider in self._exports.items()}

@@ -1,0 +1,466 @@
+"""Customer profiles: upsert, lookup, search, traits, consents, the 360, export and erase."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, func, or_, select
+from sqlalchemy.orm import Session
+
+from seamline.core.errors import Gone, NotFound, Unprocessable
+from seamline.core.pagination import decode_cursor, encode_cursor
+from seamline.core.time import utcnow
+from seamline.customers import resolution
+from seamline.customers.identifiers import Identifier, IdentifierRules
+from seamline.customers.models import (
+    CustomerConflict,
+    CustomerConsent,
+    CustomerErasure,
+    CustomerIdentity,
+    CustomerLink,
+    CustomerMerge,
+    CustomerProfile,
+    CustomerTrait,
+)
+from seamline.customers.schemas import ConsentIn, CustomerUpsert
+from seamline.customers.sections import CustomerContext, SectionRegistry
+
+
+@dataclass
+class UpsertOutcome:
+    resolution: resolution.Resolution
+    ignored: list[Identifier]
+
+
+def upsert_customer(session: Session, *, rules: IdentifierRules, data: CustomerUpsert) -> UpsertOutcome:
+    """Identify the person behind `data.identifiers`, merging profiles where they link, and
+    record traits and consents against the request's primary identifier."""
+    usable, blocked = rules.prepare([(i.type, i.value) for i in data.identifiers])
+    if not usable:
+        raise Unprocessable(
+            "No usable identifier: every value given is blocked from identifying anyone",
+            code="no_usable_identifier",
+            details={"blocked": [{"type": b.type, "value": b.value} for b in blocked]},
+        )
+    check_consents(rules, data.consents)
+    observed_at = data.timestamp or utcnow()
+    result = resolution.resolve_identifiers(session, rules=rules, identifiers=usable, source=data.source)
+    set_traits(
+        session, identity_id=result.primary_identity_id, traits=data.traits, source=data.source, observed_at=observed_at
+    )
+    if data.consents:
+        record_consents(
+            session,
+            profile_id=result.profile_id,
+            identity_id=result.primary_identity_id,
+            consents=data.consents,
+            source=data.source,
+        )
+    return UpsertOutcome(result, blocked)
+
+
+# --- traits ---------------------------------------------------------------------------------
+
+
+def set_traits(
+    session: Session, *, identity_id: int, traits: dict[str, Any], source: str, observed_at: datetime
+) -> None:
+    """Latest wins per trait: an older observation never overwrites a newer one."""
+    if not traits:
+        return
+    current = {
+        t.key: t
+        for t in session.scalars(
+            select(CustomerTrait).where(CustomerTrait.identity_id == identity_id, CustomerTrait.key.in_(list(traits)))
+        )
+    }
+    for key, value in traits.items():
+        row = current.get(key)
+        if row is None:
+            session.add(
+                CustomerTrait(identity_id=identity_id, key=key, value=value, source=source, observed_at=observed_at)
+            )
+        elif row.observed_at <= observed_at:
+            row.value, row.source, row.observed_at = value, source, observed_at
+    session.flush()
+
+
+def traits_of(session: Session, identity_ids: list[int]) -> dict[str, dict[str, Any]]:
+    """A profile's traits: per key, the latest observation through any of its identities.
+    A trait whose latest value is null is unset."""
+    if not identity_ids:
+        return {}
+    rows = session.execute(
+        select(CustomerTrait.key, CustomerTrait.value, CustomerTrait.source, CustomerTrait.observed_at, CustomerTrait.identity_id)
+        .where(CustomerTrait.identity_id.in_(identity_ids))
+        .order_by(CustomerTrait.observed_at, CustomerTrait.identity_id)
+    )
+    latest: dict[str, dict[str, Any]] = {}
+    for key, value, source, observed_at, _identity in rows:
+        latest[key] = {"value": value, "source": source, "observed_at": observed_at}
+    return {k: v for k, v in latest.items() if v["value"] is not None}
+
+
+# --- consents -------------------------------------------------------------------------------
+
+
+def _check_consent_vocabulary(rules: IdentifierRules, consent: ConsentIn) -> None:
+    settings = rules.settings
+    if consent.channel not in settings.consent_channels:
+        raise Unprocessable(
+            f"Unknown consent channel {consent.channel!r}",
+            code="unknown_consent_channel",
+            details={"channel": consent.channel, "known": settings.consent_channels},
+        )
+    if consent.purpose not in settings.consent_purposes:
+        raise Unprocessable(
+            f"Unknown consent purpose {consent.purpose!r}",
+            code="unknown_consent_purpose",
+            details={"purpose": consent.purpose, "known": settings.consent_purposes},
+        )
+
+
+def check_consents(rules: IdentifierRules, consents: list[ConsentIn]) -> None:
+    for consent in consents:
+        _check_consent_vocabulary(rules, consent)
+
+
+def record_consents(
+    session: Session, *, profile_id: int, identity_id: int, consents: list[ConsentIn], source: str
+) -> list[CustomerConsent]:
+    """Append to the consent log; a consent equal to the current state is not repeated."""
+    current = {(c["channel"], c["purpose"]): c["granted"] for c in current_consents(session, _identity_ids(session, profile_id))}
+    added = []
+    now = utcnow()
+    for consent in consents:
+        key = (consent.channel, consent.purpose)
+        if current.get(key) == consent.granted:
+            continue
+        row = CustomerConsent(
+            identity_id=identity_id,
+            channel=consent.channel,
+            purpose=consent.purpose,
+            granted=consent.granted,
+            source=source,
+            recorded_at=now,
+        )
+        session.add(row)
+        current[key] = consent.granted
+        added.append(row)
+    session.flush()
+    return added
+
+
+def consent_history(session: Session, identity_ids: list[int]) -> list[CustomerConsent]:
+    if not identity_ids:
+        return []
+    return list(
+        session.scalars(
+            select(CustomerConsent)
+            .where(CustomerConsent.identity_id.in_(identity_ids))
+            .order_by(CustomerConsent.recorded_at, CustomerConsent.id)
+        )
+    )
+
+
+def current_consents(session: Session, identity_ids: list[int]) -> list[dict[str, Any]]:
+    latest: dict[tuple[str, str], dict[str, Any]] = {}
+    for row in consent_history(session, identity_ids):
+        latest[(row.channel, row.purpose)] = {
+            "channel": row.channel,
+            "purpose": row.purpose,
+            "granted": row.granted,
+            "source": row.source,
+            "recorded_at": row.recorded_at,
+        }
+    return sorted(latest.values(), key=lambda c: (c["channel"], c["purpose"]))
+
+
+def add_consents(
+    session: Session, *, rules: IdentifierRules, customer_id: int, consents: list[ConsentIn], source: str
+) -> CustomerProfile:
+    check_consents(rules, consents)
+    profile = get_profile(session, customer_id)
+    resolution.lock_profiles(session, [profile.id])
+    identity_ids = _identity_ids(session, profile.id)
+    record_consents(session, profile_id=profile.id, identity_id=identity_ids[0], consents=consents, source=source)
+    return profile
+
+
+# --- reading --------------------------------------------------------------------------------
+
+
+def _identity_ids(session: Session, profile_id: int) -> list[int]:
+    return list(
+        session.scalars(
+            select(CustomerIdentity.id).where(CustomerIdentity.profile_id == profile_id).order_by(CustomerIdentity.id)
+        )
+    )
+
+
+def get_profile(session: Session, customer_id: int) -> CustomerProfile:
+    """The live profile for an id; a merged id leads to the profile it was merged into."""
+    profile = resolution.canonical_profile(session, customer_id)
+    if profile.status == "erased":
+        raise Gone(f"Customer {customer_id} was erased", code="customer_erased", details={"customer_id": customer_id})
+    return profile
+
+
+def context_of(session: Session, profile: CustomerProfile) -> CustomerContext:
+    identities = list(
+        session.scalars(
+            select(CustomerIdentity).where(CustomerIdentity.profile_id == profile.id).order_by(CustomerIdentity.id)
+        )
+    )
+    return CustomerContext(profile=profile, identities=identities)
+
+
+def customer_360(session: Session, *, sections: SectionRegistry, customer_id: int) -> dict[str, Any]:
+    profile = get_profile(session, customer_id)
+    return _render(session, sections, profile)
+
+
+def _render(session: Session, sections: SectionRegistry, profile: CustomerProfile) -> dict[str, Any]:
+    return {
+        "id": profile.id,
+        "status": profile.status,
+        "created_at": profile.created_at,
+        "updated_at": profile.updated_at,
+        "sections": sections.build(session, context_of(session, profile)),
+    }
+
+
+def render_customer(session: Session, *, sections: SectionRegistry, profile_id: int) -> dict[str, Any]:
+    return _render(session, sections, get_profile(session, profile_id))
+
+
+def lookup(session: Session, *, rules: IdentifierRules, type_name: str, value: str) -> CustomerProfile:
+    identifier = rules.normalize(type_name, value)
+    row = session.scalar(
+        select(CustomerIdentity).where(CustomerIdentity.type == identifier.type, CustomerIdentity.value == identifier.value)
+    )
+    if row is None:
+        raise NotFound(
+            f"No customer with {identifier.type} {identifier.value!r}",
+            code="customer_not_found",
+            details={"type": identifier.type, "value": identifier.value},
+        )
+    return session.get(CustomerProfile, row.profile_id)
+
+
+def _search_candidates(rules: IdentifierRules, q: str) -> list[Identifier]:
+    """Exact identifiers `q` could be (a phone in any format, an email in any case)."""
+    found = []
+    for type_name, kind in rules.types.items():
+        if kind == "text":
+            continue
+        try:
+            found.append(rules.normalize(type_name, q))
+        except Unprocessable:
+            continue
+    return found
+
+
+def list_customers(
+    session: Session,
+    *,
+    rules: IdentifierRules,
+    q: str | None,
+    identifier_type: str | None,
+    limit: int,
+    cursor: str | None,
+) -> tuple[list[dict[str, Any]], str | None]:
+    """Active profiles by id; `q` matches an identifier exactly after normalization or by prefix."""
+    after = decode_cursor(cursor)
+    query = select(CustomerProfile.id).where(CustomerProfile.status == "active")
+    if after:
+        query = query.where(CustomerProfile.id > after)
+    if identifier_type:
+        rules.check_type(identifier_type)
+    if q or identifier_type:
+        match = select(CustomerIdentity.profile_id)
+        if identifier_type:
+            match = match.where(CustomerIdentity.type == identifier_type)
+        if q:
+            escaped = q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            conditions = [CustomerIdentity.value.like(f"{escaped}%", escape="\\")]
+            conditions += [
+                (CustomerIdentity.type == c.type) & (CustomerIdentity.value == c.value)
+                for c in _search_candidates(rules, q)
+            ]
+            match = match.where(or_(*conditions))
+        query = query.where(CustomerProfile.id.in_(match))
+    ids = list(session.scalars(query.order_by(CustomerProfile.id).limit(limit + 1)))
+    has_more = len(ids) > limit
+    ids = ids[:limit]
+    identities: dict[int, list[CustomerIdentity]] = {i: [] for i in ids}
+    if ids:
+        for row in session.scalars(
+            select(CustomerIdentity).where(CustomerIdentity.profile_id.in_(ids)).order_by(CustomerIdentity.id)
+        ):
+            identities[row.profile_id].append(row)
+    profiles = {p.id: p for p in session.scalars(select(CustomerProfile).where(CustomerProfile.id.in_(ids)))}
+    items = [
+        {
+            "id": pid,
+            "status": profiles[pid].status,
+            "identifiers": identities[pid],
+            "traits": {k: v["value"] for k, v in traits_of(session, [i.id for i in identities[pid]]).items()},
+            "updated_at": profiles[pid].updated_at,
+        }
+        for pid in ids
+    ]
+    return items, encode_cursor(ids[-1]) if has_more else None
+
+
+# --- privacy: export and erase --------------------------------------------------------------
+
+
+def export_customer(session: Session, *, sections: SectionRegistry, customer_id: int) -> dict[str, Any]:
+    """Everything held about a person, as one document (a data-subject access request)."""
+    profile = get_profile(session, customer_id)
+    context = context_of(session, profile)
+    ids = context.identity_ids
+    links = list(
+        session.scalars(
+            select(CustomerLink)
+            .where(CustomerLink.identity_a_id.in_(ids) | CustomerLink.identity_b_id.in_(ids))
+            .order_by(CustomerLink.id)
+        )
+    ) if ids else []
+    return {
+        "format": "seamline.customer-export/1",
+        "exported_at": utcnow(),
+        "customer": {
+            "id": profile.id,
+            "status": profile.status,
+            "created_at": profile.created_at,
+            "updated_at": profile.updated_at,
+        },
+        "sections": sections.export(session, context),
+        "links": [
+            {
+                "identity_a_id": link.identity_a_id,
+                "identity_b_id": link.identity_b_id,
+                "source": link.source,
+                "forced": link.forced,
+                "revoked": link.revoked,
+                "created_at": link.created_at,
+            }
+            for link in links
+        ],
+        "merges": [
+            {
+                "id": m.id,
+                "survivor_id": m.survivor_id,
+                "absorbed_id": m.absorbed_id,
+                "reason": m.reason,
+                "source": m.source,
+                "created_at": m.created_at,
+                "undone_at": m.undone_at,
+            }
+            for m in resolution.merges_of(session, profile.id)
+        ],
+    }
+
+
+def erase_customer(session: Session, *, customer_id: int, reason: str, actor: str) -> CustomerErasure:
+    """Remove a person's personal data; keep an audit record that holds none.
+
+    Identifiers are deleted with everything hanging off them (traits, consents, links), so none
+    of them can ever lead back to this profile; if the person comes back, they start afresh.
+    Repeating the request returns the first erasure's record.
+    """
+    profile = session.get(CustomerProfile, customer_id)
+    if profile is None:
+        raise NotFound(f"Customer {customer_id} not found", code="customer_not_found")
+    if profile.status == "erased":
+        return session.scalar(select(CustomerErasure).where(CustomerErasure.profile_id == profile.id))
+    profile = get_profile(session, customer_id)
+    resolution.lock_profiles(session, [profile.id])
+    ids = _identity_ids(session, profile.id)
+    counts: Counter[str] = Counter(
+        dict(
+            session.execute(
+                select(CustomerIdentity.type, func.count())
+                .where(CustomerIdentity.profile_id == profile.id)
+                .group_by(CustomerIdentity.type)
+            ).all()
+        )
+    )
+    if ids:
+        counts["traits"] = session.scalar(select(func.count()).where(CustomerTrait.identity_id.in_(ids))) or 0
+        counts["consents"] = session.scalar(select(func.count()).where(CustomerConsent.identity_id.in_(ids))) or 0
+        link_ids = select(CustomerLink.id).where(
+            CustomerLink.identity_a_id.in_(ids) | CustomerLink.identity_b_id.in_(ids)
+        )
+        # Explicit deletes (not only ON DELETE CASCADE), so SQLite and PostgreSQL behave alike.
+        session.execute(delete(CustomerConflict).where(CustomerConflict.link_id.in_(link_ids)))
+        session.execute(
+            CustomerMerge.__table__.update().where(CustomerMerge.link_id.in_(link_ids)).values(link_id=None)
+        )
+        session.execute(delete(CustomerLink).where(CustomerLink.id.in_(link_ids)))
+        session.execute(delete(CustomerTrait).where(CustomerTrait.identity_id.in_(ids)))
+        session.execute(delete(CustomerConsent).where(CustomerConsent.identity_id.in_(ids)))
+        session.execute(delete(CustomerIdentity).where(CustomerIdentity.id.in_(ids)))
+    profile.status = "erased"
+    profile.updated_at = utcnow()
+    erasure = CustomerErasure(profile_id=profile.id, requested_by=actor, reason=reason, removed_counts=dict(counts))
+    session.add(erasure)
+    session.flush()
+    return erasure
+
+
+# --- the sections this module contributes to the 360 -----------------------------------------
+
+
+def _profile_section(session: Session, context: CustomerContext) -> dict[str, Any]:
+    return {"traits": traits_of(session, context.identity_ids)}
+
+
+def _identities_section(_session: Session, context: CustomerContext) -> list[dict[str, Any]]:
+    return [
+        {"id": i.id, "type": i.type, "value": i.value, "source": i.source, "created_at": i.created_at}
+        for i in context.identities
+    ]
+
+
+def _consents_section(session: Session, context: CustomerContext) -> list[dict[str, Any]]:
+    return current_consents(session, context.identity_ids)
+
+
+def _consents_export(session: Session, context: CustomerContext) -> dict[str, Any]:
+    history = [
+        {
+            "channel": c.channel,
+            "purpose": c.purpose,
+            "granted": c.granted,
+            "source": c.source,
+            "recorded_at": c.recorded_at,
+            "identity_id": c.identity_id,
+        }
+        for c in consent_history(session, context.identity_ids)
+    ]
+    return {"current": current_consents(session, context.identity_ids), "history": history}
+
+
+def _profile_export(session: Session, context: CustomerContext) -> dict[str, Any]:
+    rows = session.scalars(
+        select(CustomerTrait).where(CustomerTrait.identity_id.in_(context.identity_ids)).order_by(CustomerTrait.key)
+    ) if context.identity_ids else []
+    return {
+        "traits": traits_of(session, context.identity_ids),
+        "traits_by_identity": [
+            {"identity_id": t.identity_id, "key": t.key, "value": t.value, "source": t.source, "observed_at": t.observed_at}
+            for t in rows
+        ],
+    }
+
+
+def register_sections(registry: SectionRegistry) -> None:
+    registry.register("profile", _profile_section, export=_profile_export)
+    registry.register("identities", _identities_section)
+    registry.register("consents", _consents_section, export=_consents_export)

@@ -1,0 +1,7 @@
+"""Every table of every domain, imported in one place for Alembic and the test schema."""
+
+from seamline.core.auth import models as _auth  # noqa: F401
+from seamline.core.db import Base
+from seamline.customers import models as _customers  # noqa: F401
+
+metadata = Base.metadata
