@@ -145,3 +145,9 @@ def write_headers(database) -> dict[str, str]:
 @pytest.fixture
 def read_headers(database) -> dict[str, str]:
     return {"Authorization": f"Bearer {make_key(database, Scope.read, name='reader')}"}
+
+
+@pytest.fixture
+def reset_database(session_database):
+    """For property tests: a callable that empties the database between generated examples."""
+    return lambda: _truncate(session_database)
