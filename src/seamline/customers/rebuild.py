@@ -301,6 +301,8 @@ class _BulkWriter:
         temp = f"tmp_{table}_{column}"
         self._temp(temp, "TEXT" if text else "BIGINT")
         self.insert(temp, ["id", "v"], list(zip(keys, values)))
+        if self.postgres:
+            self.cursor.execute(f"ANALYZE {temp}")
         self.cursor.execute(f"UPDATE {table} SET {column} = {temp}.v FROM {temp} WHERE {table}.id = {temp}.id")
         self.cursor.execute(f"DROP TABLE {temp}")
 
@@ -312,15 +314,31 @@ class _BulkWriter:
         self.insert(temp, ["id", "v"], list(zip(profile_ids, into)))
         mark = "%s" if self.postgres else "?"
         if self.postgres:
-            ids_of = "(SELECT COALESCE(json_agg(i.id ORDER BY i.id), '[]'::json) FROM customer_identity i WHERE i.profile_id = {})"
+            # One grouped pass over the identifiers instead of two subqueries per profile.
+            self.cursor.execute(f"ANALYZE {temp}")
+            side = (
+                "(SELECT i.profile_id AS pid, json_agg(i.id ORDER BY i.id) AS ids FROM customer_identity i "
+                f"WHERE i.profile_id IN (SELECT {{}} FROM {temp}) GROUP BY i.profile_id)"
+            )
+            self.cursor.execute(
+                "INSERT INTO customer_merge (survivor_id, absorbed_id, reason, source, survivor_identity_ids, "
+                "absorbed_identity_ids, created_at) "
+                f"SELECT r.v, r.id, 'rebuild', 'rebuild', COALESCE(s.ids, '[]'::json), COALESCE(a.ids, '[]'::json), %s "
+                f"FROM {temp} r LEFT JOIN {side.format('id')} a ON a.pid = r.id "
+                f"LEFT JOIN {side.format('v')} s ON s.pid = r.v ORDER BY r.id",
+                (stamp,),
+            )
         else:
-            ids_of = "(SELECT json_group_array(id) FROM (SELECT i.id FROM customer_identity i WHERE i.profile_id = {} ORDER BY i.id))"
-        self.cursor.execute(
-            "INSERT INTO customer_merge (survivor_id, absorbed_id, reason, source, survivor_identity_ids, "
-            f"absorbed_identity_ids, created_at) SELECT r.v, r.id, 'rebuild', 'rebuild', {ids_of.format('r.v')}, "
-            f"{ids_of.format('r.id')}, {mark} FROM {temp} r ORDER BY r.id",
-            (stamp,),
-        )
+            ids_of = (
+                "(SELECT json_group_array(id) FROM "
+                "(SELECT i.id FROM customer_identity i WHERE i.profile_id = {} ORDER BY i.id))"
+            )
+            self.cursor.execute(
+                "INSERT INTO customer_merge (survivor_id, absorbed_id, reason, source, survivor_identity_ids, "
+                f"absorbed_identity_ids, created_at) SELECT r.v, r.id, 'rebuild', 'rebuild', {ids_of.format('r.v')}, "
+                f"{ids_of.format('r.id')}, ? FROM {temp} r ORDER BY r.id",
+                (stamp,),
+            )
         self.cursor.execute(
             f"UPDATE customer_profile SET status = 'merged', merged_into_id = {temp}.v, updated_at = {mark} "
             f"FROM {temp} WHERE customer_profile.id = {temp}.id",

@@ -8,7 +8,6 @@ marks do not clash (unmerge marks the two sides it must keep apart).
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,7 +31,7 @@ class RuleUnionFind:
     def __init__(self, limit: Callable[[str], int]):
         self._limit = limit
         self._parent: dict[Hashable, Hashable] = {}
-        self._counts: dict[Hashable, Counter[str]] = {}
+        self._counts: dict[Hashable, dict[str, int]] = {}
         self._marks: dict[Hashable, frozenset[Hashable]] = {}
         self._members: dict[Hashable, list[Hashable]] = {}
 
@@ -40,7 +39,7 @@ class RuleUnionFind:
         if node in self._parent:
             return
         self._parent[node] = node
-        self._counts[node] = Counter(counts)
+        self._counts[node] = dict(counts)
         self._marks[node] = marks
         self._members[node] = [node]
 
@@ -66,11 +65,12 @@ class RuleUnionFind:
         if marks_a and marks_b and marks_a != marks_b:
             violations["separated"] = {"reason": "kept apart by an unmerge"}
         counts_a, counts_b = self._counts[root_a], self._counts[root_b]
-        for type_name in counts_a.keys() & counts_b.keys():
-            total = counts_a[type_name] + counts_b[type_name]
-            limit = self._limit(type_name)
-            if total > limit:
-                violations[type_name] = {"limit": limit, "would_have": total}
+        for type_name, count in counts_b.items():
+            if type_name in counts_a:
+                total = counts_a[type_name] + count
+                limit = self._limit(type_name)
+                if total > limit:
+                    violations[type_name] = {"limit": limit, "would_have": total}
         return violations
 
     def union(self, a: Hashable, b: Hashable, *, forced: bool = False) -> UnionOutcome:
@@ -88,7 +88,9 @@ class RuleUnionFind:
         else:
             big, small = root_a, root_b
         self._parent[small] = big
-        self._counts[big].update(self._counts.pop(small))
+        merged = self._counts[big]
+        for type_name, count in self._counts.pop(small).items():
+            merged[type_name] = merged.get(type_name, 0) + count
         self._marks[big] = self._marks[big] | self._marks.pop(small)
         self._members[big].extend(self._members.pop(small))
         return UnionOutcome(True, root_a, root_b)
