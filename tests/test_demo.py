@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from collections import Counter
 from datetime import datetime, timezone
@@ -168,8 +169,10 @@ def test_tiny_demos(settings, database):
 
 @pytest.fixture
 def clean_settings_cache(monkeypatch):
-    # the CLI writes SEAMLINE_DATABASE_URL into os.environ: monkeypatch puts the old value back
+    # the CLI writes SEAMLINE_DATABASE_URL (and the stores' blocked phones) into os.environ:
+    # monkeypatch puts the old values back
     monkeypatch.setenv("SEAMLINE_DATABASE_URL", "sqlite:///unused-by-this-test.db")
+    monkeypatch.delenv("SEAMLINE_BLOCKED_EXTRA_VALUES", raising=False)
     get_settings.cache_clear()
     yield
     monkeypatch.undo()
@@ -184,5 +187,6 @@ def test_cli_demo(tmp_path, clean_settings_cache):
     assert result.exit_code == 0, result.output
     assert path.exists()
     assert "20 customers" in result.output
+    assert "+7" in os.environ["SEAMLINE_BLOCKED_EXTRA_VALUES"]  # the stores' shared phones link nobody
     key = re.search(r"admin API key: (sl_\S+)", result.output)
     assert key, result.output

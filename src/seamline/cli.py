@@ -140,10 +140,12 @@ def demo(
     import uvicorn
 
     from seamline.core import migrations
-    from seamline.demo import fill_demo
+    from seamline.demo import STORES, fill_demo
 
     url = f"sqlite:///{database.resolve()}"
     os.environ["SEAMLINE_DATABASE_URL"] = url
+    # A store's shared phone, typed at the till when a customer gives none, must link nobody.
+    os.environ.setdefault("SEAMLINE_BLOCKED_EXTRA_VALUES", json.dumps([s.phone for s in STORES if s.phone]))
     get_settings.cache_clear()
     if database.exists():
         for suffix in ("", "-wal", "-shm"):

@@ -19,7 +19,7 @@ from collections import defaultdict
 from collections.abc import Hashable, Iterable
 from dataclasses import dataclass, field
 
-from sqlalchemy import func, or_, select, text, tuple_, update
+from sqlalchemy import and_, func, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from seamline.core.errors import Conflict, NotFound, TransactionConflict
@@ -74,12 +74,16 @@ def lock_profiles(session: Session, profile_ids: Iterable[int]) -> dict[int, Cus
 
 
 def load_identities(session: Session, identifiers: Iterable[Identifier]) -> dict[Identifier, CustomerIdentity]:
-    keys = [(i.type, i.value) for i in identifiers]
-    if not keys:
+    by_type: dict[str, list[str]] = defaultdict(list)
+    for identifier in identifiers:
+        by_type[identifier.type].append(identifier.value)
+    if not by_type:
         return {}
+    # `type = ? AND value IN (...)` per type: both databases use the unique (type, value) index
+    # for this, while SQLite scans the table for a row-value `(type, value) IN (...)`.
     rows = session.scalars(
         select(CustomerIdentity)
-        .where(tuple_(CustomerIdentity.type, CustomerIdentity.value).in_(keys))
+        .where(or_(*(and_(CustomerIdentity.type == t, CustomerIdentity.value.in_(v)) for t, v in by_type.items())))
         .execution_options(populate_existing=True)
     )
     return {Identifier(r.type, r.value): r for r in rows}
@@ -118,7 +122,7 @@ def _existing_pairs(session: Session, pairs: list[tuple[int, int]]) -> set[tuple
         return set()
     rows = session.execute(
         select(CustomerLink.identity_a_id, CustomerLink.identity_b_id).where(
-            tuple_(CustomerLink.identity_a_id, CustomerLink.identity_b_id).in_(pairs)
+            or_(*(and_(CustomerLink.identity_a_id == a, CustomerLink.identity_b_id == b) for a, b in pairs))
         )
     )
     return {(a, b) for a, b in rows}
