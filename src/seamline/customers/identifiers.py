@@ -133,7 +133,15 @@ class IdentifierRules:
         blocked: list[Identifier] = []
         seen: set[Identifier] = set()
         for type_name, raw in pairs:
-            ident = self.normalize(type_name, raw)
+            try:
+                ident = self.normalize(type_name, raw)
+            except Unprocessable:
+                # A placeholder that is not even a valid phone or email ("0", "000-000", "null")
+                # is what a blocked value is for: ignore it rather than fail the request.
+                placeholder = Identifier(self.check_type(type_name), raw.strip() if isinstance(raw, str) else "")
+                if not placeholder.value or not any(p.search(placeholder.value) for p in self._blocked_patterns):
+                    raise
+                ident = placeholder
             if ident in seen:
                 continue
             seen.add(ident)

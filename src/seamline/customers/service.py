@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import delete, func, or_, select
 from sqlalchemy.orm import Session
 
-from seamline.core.errors import Gone, NotFound, Unprocessable
+from seamline.core.errors import Gone, NotFound, TransactionConflict, Unprocessable
 from seamline.core.pagination import decode_cursor, encode_cursor
 from seamline.core.time import utcnow
 from seamline.customers import resolution
@@ -374,13 +374,12 @@ def erase_customer(session: Session, *, customer_id: int, reason: str, actor: st
     of them can ever lead back to this profile; if the person comes back, they start afresh.
     Repeating the request returns the first erasure's record.
     """
-    profile = session.get(CustomerProfile, customer_id)
-    if profile is None:
-        raise NotFound(f"Customer {customer_id} not found", code="customer_not_found")
+    # A merged id stands for the profile it was merged into, also when that one is already erased.
+    profile = resolution.canonical_profile(session, customer_id)
     if profile.status == "erased":
         return session.scalar(select(CustomerErasure).where(CustomerErasure.profile_id == profile.id))
-    profile = get_profile(session, customer_id)
-    resolution.lock_profiles(session, [profile.id])
+    if resolution.lock_profiles(session, [profile.id])[profile.id].status != "active":
+        raise TransactionConflict()  # merged or erased while we waited for the lock: look again
     ids = _identity_ids(session, profile.id)
     counts: Counter[str] = Counter(
         dict(
