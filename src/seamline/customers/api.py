@@ -199,10 +199,7 @@ def give_or_withdraw_consent(
     """Give or withdraw consents (`granted: false`); both are one call. Repeating is harmless."""
     if not body:
         raise Unprocessable("Give at least one consent", code="empty_request")
-    for source in {c.source for c in body}:
-        service.add_consents(
-            session, rules=rules, customer_id=customer_id, consents=[c for c in body if c.source == source], source=source
-        )
+    service.add_consents(session, rules=rules, customer_id=customer_id, consents=body, source="api")
     profile = service.get_profile(session, customer_id)
     return service.current_consents(session, service.context_of(session, profile).identity_ids)
 

@@ -91,17 +91,22 @@ def set_traits(
 def traits_of(session: Session, identity_ids: list[int]) -> dict[str, dict[str, Any]]:
     """A profile's traits: per key, the latest observation through any of its identities.
     A trait whose latest value is null is unset."""
-    if not identity_ids:
-        return {}
-    rows = session.execute(
-        select(CustomerTrait.key, CustomerTrait.value, CustomerTrait.source, CustomerTrait.observed_at, CustomerTrait.identity_id)
-        .where(CustomerTrait.identity_id.in_(identity_ids))
-        .order_by(CustomerTrait.observed_at, CustomerTrait.identity_id)
-    )
-    latest: dict[str, dict[str, Any]] = {}
-    for key, value, source, observed_at, _identity in rows:
-        latest[key] = {"value": value, "source": source, "observed_at": observed_at}
-    return {k: v for k, v in latest.items() if v["value"] is not None}
+    return traits_by_profile(session, {0: identity_ids})[0]
+
+
+def traits_by_profile(session: Session, identity_ids: dict[int, list[int]]) -> dict[int, dict[str, dict[str, Any]]]:
+    """`traits_of` for several profiles ({profile id: its identity ids}) in one query."""
+    owner = {i: pid for pid, ids in identity_ids.items() for i in ids}
+    latest: dict[int, dict[str, dict[str, Any]]] = {pid: {} for pid in identity_ids}
+    if owner:
+        rows = session.execute(
+            select(CustomerTrait.identity_id, CustomerTrait.key, CustomerTrait.value, CustomerTrait.source, CustomerTrait.observed_at)
+            .where(CustomerTrait.identity_id.in_(list(owner)))
+            .order_by(CustomerTrait.observed_at, CustomerTrait.identity_id)
+        )
+        for identity_id, key, value, source, observed_at in rows:
+            latest[owner[identity_id]][key] = {"value": value, "source": source, "observed_at": observed_at}
+    return {pid: {k: v for k, v in t.items() if v["value"] is not None} for pid, t in latest.items()}
 
 
 # --- consents -------------------------------------------------------------------------------
@@ -131,7 +136,8 @@ def check_consents(rules: IdentifierRules, consents: list[ConsentIn]) -> None:
 def record_consents(
     session: Session, *, profile_id: int, identity_id: int, consents: list[ConsentIn], source: str
 ) -> list[CustomerConsent]:
-    """Append to the consent log; a consent equal to the current state is not repeated."""
+    """Append to the consent log; a consent equal to the current state is not repeated.
+    A consent that names its own source (`ConsentCreate`) keeps it; others get `source`."""
     current = {(c["channel"], c["purpose"]): c["granted"] for c in current_consents(session, _identity_ids(session, profile_id))}
     added = []
     now = utcnow()
@@ -144,7 +150,7 @@ def record_consents(
             channel=consent.channel,
             purpose=consent.purpose,
             granted=consent.granted,
-            source=source,
+            source=getattr(consent, "source", source),
             recorded_at=now,
         )
         session.add(row)
@@ -303,12 +309,13 @@ def list_customers(
         ):
             identities[row.profile_id].append(row)
     profiles = {p.id: p for p in session.scalars(select(CustomerProfile).where(CustomerProfile.id.in_(ids)))}
+    traits = traits_by_profile(session, {pid: [i.id for i in rows] for pid, rows in identities.items()})
     items = [
         {
             "id": pid,
             "status": profiles[pid].status,
             "identifiers": identities[pid],
-            "traits": {k: v["value"] for k, v in traits_of(session, [i.id for i in identities[pid]]).items()},
+            "traits": {k: v["value"] for k, v in traits[pid].items()},
             "updated_at": profiles[pid].updated_at,
         }
         for pid in ids
