@@ -87,3 +87,43 @@ def test_cli_reports_json(database, monkeypatch):
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
     assert report["dry_run"] is True and report["changed"] is False
+
+
+def test_integer_reader_unpacks_wide_and_packed_rows_alike(database):
+    """The rebuild's bulk reader: SQLite packs columns into one integer when they fit in 63
+    bits and falls back to plain rows when not; PostgreSQL reads binary COPY. Same arrays."""
+    from seamline.customers.rebuild import _read_int_rows
+
+    rows = "FROM (SELECT 1 AS a, 2 AS b, 3 AS c UNION ALL SELECT 7, 0, 5) AS t ORDER BY a"
+    with database.write() as session:
+        cursor = session.connection().connection.dbapi_connection.cursor()
+        postgres = database.dialect == "postgresql"
+        for maxima in ([7, 2, 5], [2**40, 2**40, 5]):  # packed, and too wide to pack
+            got = _read_int_rows(cursor, postgres=postgres, columns=["a", "b", "c"], rest=rows, maxima=maxima)
+            assert got.tolist() == [[1, 2, 3], [7, 0, 5]]
+        empty = _read_int_rows(cursor, postgres=postgres, columns=["a"], rest=rows.replace("ORDER BY a", "WHERE a > 99"), maxima=[1])
+        assert empty.shape == (0, 1)
+
+
+def test_bulk_write_refuses_dangling_references(database):
+    """SQLite skips row-by-row foreign key checks in a bulk write but proves them before the
+    commit; PostgreSQL checks as always. Either way nothing dangling is committed."""
+    import pytest
+    from sqlalchemy import text
+    from sqlalchemy.exc import IntegrityError
+
+    with pytest.raises((RuntimeError, IntegrityError)):
+        with database.bulk_write(check_tables=("customer_profile",)) as session:
+            session.execute(text(
+                "INSERT INTO customer_profile (id, status, merged_into_id, created_at, updated_at) "
+                "VALUES (900001, 'merged', 987654321, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+            ))
+    with database.read() as session:
+        assert session.scalar(select(func.count()).select_from(CustomerProfile)) == 0
+    with database.write() as session:  # foreign keys are enforced again on that connection
+        with pytest.raises(IntegrityError):
+            session.execute(text(
+                "INSERT INTO customer_profile (id, status, merged_into_id, created_at, updated_at) "
+                "VALUES (900002, 'merged', 987654321, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+            ))
+            session.flush()

@@ -62,11 +62,32 @@ class RebuildReport:
         return {**asdict(self), "changed": self.changed}
 
 
-def _fetch_array(cursor, sql: str, columns: int) -> np.ndarray:  # noqa: ANN001
-    """Integer rows straight into a numpy array, without a Python list of tuples in between."""
-    cursor.execute(sql)
-    flat = np.fromiter(itertools.chain.from_iterable(cursor), dtype=np.int64)
-    return flat.reshape(-1, columns)
+def _read_int_rows(cursor, *, postgres: bool, columns: list[str], rest: str, maxima: list[int]) -> np.ndarray:  # noqa: ANN001
+    """`SELECT <columns> <rest>` (non-negative integers, each at most its `maxima`) as an
+    (n, columns) array, fast enough for millions of rows.
+
+    PostgreSQL sends them as binary COPY, read by numpy without a Python object per value. SQLite has no such export, so its rows are packed into one integer
+    each in SQL when the columns' bit widths fit in 63 bits: a third of the Python objects.
+    """
+    sql = f"SELECT {', '.join(f'CAST({c} AS BIGINT)' for c in columns)} {rest}"
+    if postgres:
+        with cursor.copy(f"COPY ({sql}) TO STDOUT (FORMAT BINARY)") as copy:
+            raw = b"".join(bytes(chunk) for chunk in copy)
+        header = 19 + int.from_bytes(raw[15:19], "big")  # signature, flags, header extension
+        fields = [("count", ">i2")]
+        for i in range(len(columns)):
+            fields += [(f"length{i}", ">i4"), (f"value{i}", ">i8")]
+        rows = np.frombuffer(raw, dtype=np.dtype(fields), count=(len(raw) - header - 2) // (2 + 12 * len(columns)), offset=header)
+        return np.stack([rows[f"value{i}"].astype(np.int64) for i in range(len(columns))], axis=1)
+    widths = [max(1, int(m).bit_length()) for m in maxima]
+    if sum(widths) > 63:
+        cursor.execute(sql)
+        flat = np.fromiter(itertools.chain.from_iterable(cursor), dtype=np.int64)
+        return flat.reshape(-1, len(columns))
+    shifts = [sum(widths[i + 1 :]) for i in range(len(columns))]
+    cursor.execute("SELECT " + " | ".join(f"(({c}) << {k})" for c, k in zip(columns, shifts)) + " " + rest)
+    packed = np.fromiter(itertools.chain.from_iterable(cursor), dtype=np.int64)
+    return np.stack([(packed >> k) & ((1 << w) - 1) for k, w in zip(shifts, widths)], axis=1)
 
 
 def _type_case(rules: IdentifierRules) -> tuple[str, list[str]]:
@@ -86,7 +107,8 @@ def _group_bounds(sorted_labels: np.ndarray) -> np.ndarray:
 def rebuild_profiles(database: Database, *, rules: IdentifierRules, dry_run: bool = False) -> RebuildReport:
     report = RebuildReport(dry_run=dry_run)
     started = time.perf_counter()
-    with database.write() as session:
+    checked = ("customer_identity", "customer_profile", "customer_conflict")
+    with database.bulk_write(check_tables=() if dry_run else checked) as session:
         connection = session.connection()
         dbapi = connection.connection.dbapi_connection
         postgres = database.dialect == "postgresql"
@@ -101,9 +123,18 @@ def rebuild_profiles(database: Database, *, rules: IdentifierRules, dry_run: boo
 
         # --- read -----------------------------------------------------------------------------
         case, type_names = _type_case(rules)
-        identities = _fetch_array(cursor, f"SELECT id, profile_id, {case} FROM customer_identity ORDER BY id", 3)
-        links = _fetch_array(
-            cursor, "SELECT id, identity_a_id, identity_b_id FROM customer_link WHERE NOT revoked ORDER BY id", 3
+        cursor.execute(
+            "SELECT (SELECT COALESCE(MAX(id), 0) FROM customer_identity), "
+            "(SELECT COALESCE(MAX(id), 0) FROM customer_profile), (SELECT COALESCE(MAX(id), 0) FROM customer_link)"
+        )
+        max_identity, max_profile, max_link = cursor.fetchone()
+        identities = _read_int_rows(
+            cursor, postgres=postgres, maxima=[max_identity, max_profile, len(type_names)],
+            columns=["id", "profile_id", case], rest="FROM customer_identity ORDER BY id",
+        )
+        links = _read_int_rows(
+            cursor, postgres=postgres, maxima=[max_link, max_identity, max_identity],
+            columns=["id", "identity_a_id", "identity_b_id"], rest="FROM customer_link WHERE NOT revoked ORDER BY id",
         )
         cursor.execute("SELECT id FROM customer_link WHERE forced AND NOT revoked")
         forced_links = {row[0] for row in cursor.fetchall()}
@@ -140,15 +171,15 @@ def rebuild_profiles(database: Database, *, rules: IdentifierRules, dry_run: boo
             over_mask = np.zeros(ncomp, dtype=bool)
             over_mask[over] = True
             members = np.flatnonzero(over_mask[labels])
-            uf = RuleUnionFind(lambda t: rules.limit(t) if t in rules.types else rules.settings.identifier_default_limit)
             all_types = type_names + ["(unconfigured)"]
-            for index in members.tolist():
-                uf.add(index, {all_types[types[index]]: 1})
+            uf = RuleUnionFind(dict(zip(all_types, limits.tolist())).__getitem__)
+            for index, type_index in zip(members.tolist(), types[members].tolist()):
+                uf.add(index, {all_types[type_index]: 1})
             selected = np.flatnonzero(over_mask[labels[ia]])
             for link_id, a, b in zip(links[selected, 0].tolist(), ia[selected].tolist(), ib[selected].tolist()):
-                outcome = uf.union(a, b, forced=link_id in forced_links)
-                if not outcome.joined:
-                    refused.append((link_id, a, b, outcome.violations))
+                violations = uf.try_join(a, b, forced=link_id in forced_links)
+                if violations:
+                    refused.append((link_id, a, b, violations))
             next_label = ncomp
             for group in uf.groups():
                 labels[group] = next_label
@@ -297,10 +328,27 @@ class _BulkWriter:
         key = "BIGINT" if self.postgres else "INTEGER"  # SQLite: INTEGER PRIMARY KEY is the rowid itself
         self.cursor.execute(f"CREATE TEMPORARY TABLE {name} (id {key} PRIMARY KEY, v {value_type})")
 
+    def _fill_temp(self, name: str, keys: list[int], values: list) -> None:
+        """Rows (key, value) into a temporary table made by `_temp`. SQLite: integer pairs go in
+        as one JSON array of packed integers, unpacked by json_each in C, which is about twice as
+        fast as executemany for hundreds of thousands of rows."""
+        if not keys:
+            return
+        if not self.postgres and all(isinstance(v, int) for v in values[:1]):
+            width = max(max(values), 1).bit_length()
+            if max(keys).bit_length() + width <= 63:
+                packed = (np.asarray(keys, dtype=np.int64) << width) | np.asarray(values, dtype=np.int64)
+                self.cursor.execute(
+                    f"INSERT INTO {name} (id, v) SELECT value >> {width}, value & {(1 << width) - 1} FROM json_each(?)",
+                    (json.dumps(packed.tolist()),),
+                )
+                return
+        self.insert(name, ["id", "v"], list(zip(keys, values)))
+
     def update_from(self, table: str, column: str, keys: list[int], values: list, *, text: bool = False) -> None:
         temp = f"tmp_{table}_{column}"
         self._temp(temp, "TEXT" if text else "BIGINT")
-        self.insert(temp, ["id", "v"], list(zip(keys, values)))
+        self._fill_temp(temp, keys, values)
         if self.postgres:
             self.cursor.execute(f"ANALYZE {temp}")
         self.cursor.execute(f"UPDATE {table} SET {column} = {temp}.v FROM {temp} WHERE {table}.id = {temp}.id")
@@ -311,7 +359,7 @@ class _BulkWriter:
         merged, and move its identifiers to the profile it was merged into: three statements."""
         temp = "tmp_retired_profile"
         self._temp(temp, "BIGINT")
-        self.insert(temp, ["id", "v"], list(zip(profile_ids, into)))
+        self._fill_temp(temp, profile_ids, into)
         mark = "%s" if self.postgres else "?"
         if self.postgres:
             # One grouped pass over the identifiers instead of two subqueries per profile.

@@ -77,11 +77,23 @@ class RuleUnionFind:
         root_a, root_b = self.find(a), self.find(b)
         if root_a == root_b:
             return UnionOutcome(True, root_a, root_b)
+        violations = self._join(root_a, root_b, forced)
+        return UnionOutcome(not violations, root_a, root_b, violations)
+
+    def try_join(self, a: Hashable, b: Hashable, *, forced: bool = False) -> dict[str, Any]:
+        """`union` without the outcome object, for the batch replay: the violations (empty when
+        the groups joined or were one already)."""
+        root_a, root_b = self.find(a), self.find(b)
+        if root_a == root_b:
+            return {}
+        return self._join(root_a, root_b, forced)
+
+    def _join(self, root_a: Hashable, root_b: Hashable, forced: bool) -> dict[str, Any]:
         violations = self.check(root_a, root_b)
         if forced:  # a forced link overrides the limits, not an unmerge's separation
             violations = {k: v for k, v in violations.items() if k == "separated"}
         if violations:
-            return UnionOutcome(False, root_a, root_b, violations)
+            return violations
         # Union by size; the bigger group's root stays root.
         if len(self._members[root_a]) < len(self._members[root_b]):
             big, small = root_b, root_a
@@ -93,7 +105,7 @@ class RuleUnionFind:
             merged[type_name] = merged.get(type_name, 0) + count
         self._marks[big] = self._marks[big] | self._marks.pop(small)
         self._members[big].extend(self._members.pop(small))
-        return UnionOutcome(True, root_a, root_b)
+        return violations
 
     def groups(self) -> list[list[Hashable]]:
         return [list(m) for m in self._members.values()]
