@@ -5,6 +5,7 @@ from __future__ import annotations
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from starlette.middleware.cors import CORSMiddleware
 
 from seamline import __version__
 from seamline.core.auth.api import router as api_keys_router
@@ -18,6 +19,10 @@ from seamline.customers import service as customers_service
 from seamline.customers.api import router as customers_router
 from seamline.customers.identifiers import IdentifierRules
 from seamline.customers.sections import SectionRegistry
+from seamline.customers.timeline import TimelineRegistry
+from seamline.events import service as events_service
+from seamline.events.api import COLLECTION_PATHS
+from seamline.events.api import router as events_router
 
 
 def create_app(settings: Settings | None = None, *, database: Database | None = None) -> FastAPI:
@@ -42,13 +47,36 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.state.identifier_rules = IdentifierRules(settings)
     app.state.metrics = Metrics()
 
-    sections = SectionRegistry()
-    customers_service.register_sections(sections)
+    sections, timeline = SectionRegistry(), TimelineRegistry()
+    customers_service.register_sections(sections, timeline=timeline)
+    events_service.register(sections, timeline)
     app.state.customer_sections = sections
+    app.state.customer_timeline = timeline
 
     install_error_handlers(app)
     install_observability(app, app.state.metrics)
     app.include_router(health_router)
     app.include_router(api_keys_router)
     app.include_router(customers_router)
+    app.include_router(events_router)
+    # Websites and web views post events from their own origin; only the collection paths are
+    # open to other origins (write keys are public by design; the rest of the API is not).
+    app.add_middleware(PathCORS, paths=COLLECTION_PATHS)
     return app
+
+
+class PathCORS:
+    """Starlette's CORS middleware on some paths only."""
+
+    def __init__(self, app, paths: set[str]):  # noqa: ANN001
+        self.app, self.paths = app, paths
+        self.cors = CORSMiddleware(
+            app, allow_origins=["*"], allow_methods=["POST"], allow_headers=["Authorization", "Content-Type", "Content-Encoding"],
+            max_age=86400,
+        )
+
+    async def __call__(self, scope, receive, send):  # noqa: ANN001
+        if scope["type"] == "http" and scope["path"] in self.paths:
+            await self.cors(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)

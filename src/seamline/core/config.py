@@ -91,6 +91,16 @@ class Settings(BaseSettings):
         description="Purposes a consent can be given for (personal_data: processing under 152-FZ)",
     )
 
+    event_max_bytes: int = Field(default=32 * 1024, ge=1024, description="Largest accepted event (its JSON), as Segment's 32 KB")
+    event_batch_max_bytes: int = Field(
+        default=500 * 1024, ge=1024, description="Largest accepted request body after gzip, as Segment's 500 KB per batch"
+    )
+    event_retention_days: dict[str, int] = Field(
+        default_factory=dict,
+        description='Days to keep raw events per type, JSON, e.g. {"page": 90, "track": 730}; "*" for every other type. '
+        "Types not named (and no \"*\") are kept forever. Applied by `seamline events prune`.",
+    )
+
     @field_validator("default_region")
     @classmethod
     def _upper_region(cls, value: str) -> str:

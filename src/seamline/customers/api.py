@@ -26,9 +26,11 @@ from seamline.customers.schemas import (
     ErasureRead,
     MergeCreate,
     MergeRead,
+    TimelinePage,
     UnmergeRead,
 )
 from seamline.customers.sections import SectionRegistry
+from seamline.customers.timeline import TimelineQuery, TimelineRegistry, decode_timeline_cursor
 
 router = APIRouter(prefix="/v1", tags=["customers"])
 
@@ -45,8 +47,13 @@ def get_sections(request: Request) -> SectionRegistry:
     return request.app.state.customer_sections
 
 
+def get_timeline(request: Request) -> TimelineRegistry:
+    return request.app.state.customer_timeline
+
+
 Rules = Annotated[IdentifierRules, Depends(get_rules)]
 Sections = Annotated[SectionRegistry, Depends(get_sections)]
+Timeline = Annotated[TimelineRegistry, Depends(get_timeline)]
 
 
 def _count_merges(request: Request, reason: str, count: int) -> None:
@@ -211,11 +218,32 @@ def export_customer(customer_id: CustomerId, session: ReadSession, sections: Sec
 
 
 @router.post("/customers/{customer_id}/erase", response_model=ErasureRead)
-def erase_customer(customer_id: CustomerId, body: ErasureCreate, request: Request, key: AdminKey) -> Any:
+def erase_customer(
+    customer_id: CustomerId, body: ErasureCreate, request: Request, sections: Sections, key: AdminKey
+) -> Any:
     """Erase the person's personal data (GDPR art. 17, 152-FZ art. 21). Keeps an audit record
     without personal data. Repeating the call returns the same record."""
     return get_database(request).run_write(
         lambda session: service.erase_customer(
-            session, customer_id=customer_id, reason=body.reason, actor=f"apikey:{key.name}"
+            session, customer_id=customer_id, reason=body.reason, actor=f"apikey:{key.name}", sections=sections
         )
     )
+
+
+@router.get("/customers/{customer_id}/timeline", response_model=TimelinePage)
+def customer_timeline(
+    customer_id: CustomerId,
+    session: ReadSession,
+    timeline: Timeline,
+    _: ReadKey,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+    channel: Annotated[list[str] | None, Query(max_length=20, description="Only these channels (repeatable)")] = None,
+    type: Annotated[
+        list[str] | None, Query(max_length=20, description='Only these item types, e.g. "event.track", or a kind: "event"')
+    ] = None,
+) -> dict[str, Any]:
+    """Everything the person did, on every channel, newest first (cursor-paginated)."""
+    query = TimelineQuery(limit=limit, before=decode_timeline_cursor(cursor), channels=channel, types=type)
+    items, next_cursor = service.timeline_page(session, timeline=timeline, customer_id=customer_id, query=query)
+    return {"items": items, "next_cursor": next_cursor}

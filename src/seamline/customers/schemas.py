@@ -206,3 +206,20 @@ class ErasureRead(BaseModel):
     reason: str
     removed_counts: dict[str, int]
     erased_at: datetime
+
+
+class TimelineItemRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    kind: str = Field(description="Which module the item comes from: event (later: order, message, call, ...)")
+    id: int
+    occurred_at: datetime
+    channel: str
+    type: str = Field(description='e.g. "event.track", "event.page"')
+    title: str
+    data: dict[str, Any]
+
+
+class TimelinePage(BaseModel):
+    items: list[TimelineItemRead]
+    next_cursor: str | None

@@ -27,19 +27,27 @@ class CustomerContext:
 
 
 SectionProvider = Callable[[Session, CustomerContext], Any]
+#: Deletes what a module holds about the person at erasure; returns how many records went.
+Eraser = Callable[[Session, CustomerContext], int]
 
 
 class SectionRegistry:
     def __init__(self) -> None:
         self._sections: dict[str, SectionProvider] = {}
         self._exports: dict[str, SectionProvider] = {}
+        self._erasers: dict[str, Eraser] = {}
 
-    def register(self, name: str, provider: SectionProvider, *, export: SectionProvider | None = None) -> None:
-        """`export` gives the fuller data-subject export of the section; defaults to `provider`."""
+    def register(
+        self, name: str, provider: SectionProvider, *, export: SectionProvider | None = None, erase: Eraser | None = None
+    ) -> None:
+        """`export` gives the fuller data-subject export of the section (defaults to `provider`);
+        `erase` removes the module's personal data of the person when they are erased."""
         if name in self._sections:
             raise ValueError(f"customer section {name!r} is registered twice")
         self._sections[name] = provider
         self._exports[name] = export or provider
+        if erase is not None:
+            self._erasers[name] = erase
 
     @property
     def names(self) -> list[str]:
@@ -50,3 +58,6 @@ class SectionRegistry:
 
     def export(self, session: Session, context: CustomerContext) -> dict[str, Any]:
         return {name: provider(session, context) for name, provider in self._exports.items()}
+
+    def erase(self, session: Session, context: CustomerContext) -> dict[str, int]:
+        return {name: eraser(session, context) for name, eraser in self._erasers.items()}

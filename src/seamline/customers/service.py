@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
@@ -27,6 +27,7 @@ from seamline.customers.models import (
 )
 from seamline.customers.schemas import ConsentIn, CustomerUpsert
 from seamline.customers.sections import CustomerContext, SectionRegistry
+from seamline.customers.timeline import TimelineItem, TimelineQuery, TimelineRegistry
 
 
 @dataclass
@@ -224,6 +225,13 @@ def context_of(session: Session, profile: CustomerProfile) -> CustomerContext:
     return CustomerContext(profile=profile, identities=identities)
 
 
+def timeline_page(
+    session: Session, *, timeline: TimelineRegistry, customer_id: int, query: TimelineQuery
+) -> tuple[list[TimelineItem], str | None]:
+    profile = get_profile(session, customer_id)
+    return timeline.page(session, context_of(session, profile), query)
+
+
 def customer_360(session: Session, *, sections: SectionRegistry, customer_id: int) -> dict[str, Any]:
     profile = get_profile(session, customer_id)
     return _render(session, sections, profile)
@@ -374,7 +382,9 @@ def export_customer(session: Session, *, sections: SectionRegistry, customer_id:
     }
 
 
-def erase_customer(session: Session, *, customer_id: int, reason: str, actor: str) -> CustomerErasure:
+def erase_customer(
+    session: Session, *, customer_id: int, reason: str, actor: str, sections: SectionRegistry | None = None
+) -> CustomerErasure:
     """Remove a person's personal data; keep an audit record that holds none.
 
     Identifiers are deleted with everything hanging off them (traits, consents, links), so none
@@ -388,6 +398,9 @@ def erase_customer(session: Session, *, customer_id: int, reason: str, actor: st
     if resolution.lock_profiles(session, [profile.id])[profile.id].status != "active":
         raise TransactionConflict()  # merged or erased while we waited for the lock: look again
     ids = _identity_ids(session, profile.id)
+    # Other modules' personal data first (events keyed by these identifiers, ...), while the
+    # identifiers still say whose it is.
+    removed_elsewhere = sections.erase(session, context_of(session, profile)) if sections else {}
     counts: Counter[str] = Counter(
         dict(
             session.execute(
@@ -412,6 +425,7 @@ def erase_customer(session: Session, *, customer_id: int, reason: str, actor: st
         session.execute(delete(CustomerTrait).where(CustomerTrait.identity_id.in_(ids)))
         session.execute(delete(CustomerConsent).where(CustomerConsent.identity_id.in_(ids)))
         session.execute(delete(CustomerIdentity).where(CustomerIdentity.id.in_(ids)))
+    counts.update({name: n for name, n in removed_elsewhere.items() if n})
     profile.status = "erased"
     profile.updated_at = utcnow()
     erasure = CustomerErasure(profile_id=profile.id, requested_by=actor, reason=reason, removed_counts=dict(counts))
@@ -466,7 +480,15 @@ def _profile_export(session: Session, context: CustomerContext) -> dict[str, Any
     }
 
 
-def register_sections(registry: SectionRegistry) -> None:
+def register_sections(registry: SectionRegistry, *, timeline: TimelineRegistry | None = None) -> None:
     registry.register("profile", _profile_section, export=_profile_export)
     registry.register("identities", _identities_section)
     registry.register("consents", _consents_section, export=_consents_export)
+    if timeline is not None:
+        # The 360 shows the latest 20 items; the timeline endpoint pages through the rest.
+        registry.register(
+            "timeline",
+            lambda session, context: [
+                asdict(item) for item in timeline.page(session, context, TimelineQuery(limit=20))[0]
+            ],
+        )

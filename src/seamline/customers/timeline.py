@@ -1,0 +1,88 @@
+"""The customer timeline: everything a person did, on every channel, newest first.
+
+Like the 360's sections, items come from providers that modules register (events now; orders,
+messages, calls later), so `customers` never imports them. Each provider returns at most
+`limit` items older than the cursor, newest first; the registry merges them and cuts the page.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from seamline.core.errors import Unprocessable
+from seamline.customers.sections import CustomerContext
+
+
+@dataclass(frozen=True)
+class TimelineQuery:
+    limit: int = 50
+    #: (occurred_at, id) of the last item already seen, for the next page.
+    before: tuple[datetime, int] | None = None
+    channels: list[str] | None = None
+    #: Item types, e.g. "event.track", or a whole kind: "event".
+    types: list[str] | None = None
+
+
+@dataclass
+class TimelineItem:
+    kind: str
+    id: int
+    occurred_at: datetime
+    channel: str
+    type: str
+    title: str
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+TimelineProvider = Callable[[Session, CustomerContext, TimelineQuery], list[TimelineItem]]
+
+
+def encode_timeline_cursor(item: TimelineItem) -> str:
+    raw = json.dumps([item.occurred_at.isoformat(), item.id])
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_timeline_cursor(cursor: str | None) -> tuple[datetime, int] | None:
+    if not cursor:
+        return None
+    try:
+        at, last_id = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        parsed = datetime.fromisoformat(at)
+        if parsed.tzinfo is None or not isinstance(last_id, int):
+            raise ValueError
+    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
+        raise Unprocessable("Invalid cursor", code="invalid_cursor", details={"cursor": cursor[:100]}) from None
+    return parsed, last_id
+
+
+class TimelineRegistry:
+    def __init__(self) -> None:
+        self._providers: dict[str, TimelineProvider] = {}
+
+    def register(self, kind: str, provider: TimelineProvider) -> None:
+        if kind in self._providers:
+            raise ValueError(f"timeline provider {kind!r} is registered twice")
+        self._providers[kind] = provider
+
+    def page(self, session: Session, context: CustomerContext, query: TimelineQuery) -> tuple[list[TimelineItem], str | None]:
+        """One page, newest first, and the cursor of the next page (None at the end).
+
+        Items of different kinds at the same instant are ordered by id; a cursor carries
+        (time, id), so providers must keep ids unique across kinds at one instant — true for
+        database ids of different tables only by luck, hence the kind in the sort key too."""
+        probe = TimelineQuery(limit=query.limit + 1, before=query.before, channels=query.channels, types=query.types)
+        items: list[TimelineItem] = []
+        for provider in self._providers.values():
+            items.extend(provider(session, context, probe))
+        items.sort(key=lambda i: (i.occurred_at, i.id), reverse=True)
+        page = items[: query.limit]
+        more = len(items) > query.limit
+        return page, encode_timeline_cursor(page[-1]) if more and page else None

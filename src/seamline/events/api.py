@@ -1,0 +1,210 @@
+"""HTTP routes of the events domain.
+
+The collection endpoints speak the Segment HTTP Tracking API, so its libraries work unchanged:
+`POST /v1/{identify,track,page,screen,group,alias,batch}`, the source's write key as the HTTP
+Basic user name (or `writeKey` in the body), JSON (any content type: browsers send text/plain to
+skip a CORS preflight), optionally gzip-compressed. The answer is `{"success": true}` once every
+event is committed.
+
+A batch with invalid events: the valid ones are stored, and the answer is a 400 naming each
+rejected event (index, messageId, reason). Resending the whole batch is safe: stored events are
+recognized by messageId and not stored twice.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import zlib
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import FileResponse
+from starlette.concurrency import run_in_threadpool
+
+from seamline.core.deps import AdminKey, ReadKey, ReadSession, WriteSession, get_database, get_settings
+from seamline.core.errors import AppError, Unauthorized
+from seamline.core.pagination import decode_cursor, encode_cursor
+from seamline.core.time import utcnow
+from seamline.events import service
+from seamline.events.ingest import MessageError, check_message, parse_time
+from seamline.events.schemas import EventPage, SourceCreate, SourceCreated, SourceRead, TrackResult
+
+router = APIRouter(tags=["events"])
+STATIC = Path(__file__).parent / "static"
+#: The collection paths; CORS is open on these only (write keys are public by design).
+COLLECTION_PATHS = {f"/v1/{name}" for name in ("identify", "track", "page", "screen", "group", "alias", "batch")}
+
+
+class BadRequest(AppError):
+    status_code = 400
+
+
+def _body(request: Request, raw: bytes, limit: int) -> Any:
+    if request.headers.get("content-encoding", "").lower() == "gzip":
+        inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        try:
+            raw = inflater.decompress(raw, limit + 1)
+        except zlib.error:
+            raise BadRequest("The body is not valid gzip", code="invalid_gzip") from None
+    if len(raw) > limit:
+        raise BadRequest(
+            f"The request body is over {limit} bytes", code="batch_too_large", details={"limit_bytes": limit}
+        )
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(f"The body is not valid JSON: {exc}", code="invalid_json") from None
+
+
+def _write_key(request: Request, body: Any) -> str:
+    header = request.headers.get("authorization", "")
+    if header[:6].lower() == "basic ":
+        try:
+            user = base64.b64decode(header[6:].strip(), validate=True).decode().split(":", 1)[0]
+        except (binascii.Error, UnicodeDecodeError):
+            raise Unauthorized("Malformed Basic authorization", code="invalid_api_key") from None
+        if user:
+            return user
+    if header[:7].lower() == "bearer ":
+        return header[7:].strip()
+    if isinstance(body, dict) and isinstance(body.get("writeKey"), str):
+        return body["writeKey"]
+    raise Unauthorized(
+        "A source write key is required: HTTP Basic user name, or writeKey in the body", code="missing_api_key"
+    )
+
+
+async def _collect(request: Request, default_type: str | None) -> dict[str, Any]:
+    received_at = utcnow()
+    settings = get_settings(request)
+    database = get_database(request)
+    body = _body(request, await request.body(), settings.event_batch_max_bytes)
+    raw_key = _write_key(request, body)
+    if not isinstance(body, dict):
+        raise BadRequest("The body must be a JSON object", code="invalid_message")
+    if default_type is None:
+        messages = body.get("batch")
+        if not isinstance(messages, list):
+            raise BadRequest("A batch needs a 'batch' array of events", code="invalid_batch")
+        batch_sent_at = _batch_time(body.get("sentAt"))
+        shared = {k: body[k] for k in ("context", "integrations") if isinstance(body.get(k), dict)}
+    else:
+        messages, batch_sent_at, shared = [body], None, {}
+
+    checked, rejected = [], []
+    for index, message in enumerate(messages):
+        if isinstance(message, dict):
+            for key, value in shared.items():
+                message.setdefault(key, value)
+        try:
+            checked.append(
+                check_message(
+                    message, default_type=default_type, batch_sent_at=batch_sent_at,
+                    received_at=received_at, max_bytes=settings.event_max_bytes,
+                )
+            )
+        except MessageError as exc:
+            message_id = message.get("messageId") if isinstance(message, dict) else None
+            rejected.append({"index": index, "messageId": message_id, "code": exc.code, "reason": exc.reason})
+
+    def store() -> service.StoreOutcome:
+        with database.read() as session:
+            source = service.source_of_key(session, raw_key)
+        return database.run_write(
+            lambda session: service.store_events(
+                session, source=source, events=checked, received_at=received_at, rules=request.app.state.identifier_rules
+            )
+        )
+
+    outcome = await run_in_threadpool(store)
+    if rejected:
+        first = rejected[0]
+        raise service.BadBatch(
+            f"{len(rejected)} of {len(messages)} events rejected; the others were stored. "
+            f"Event {first['index']}: {first['reason']}",
+            details={"rejected": rejected, "stored": outcome.stored, "duplicates": outcome.duplicates},
+        )
+    return {"success": True}
+
+
+def _batch_time(value: Any) -> datetime | None:
+    try:
+        return parse_time(value, "sentAt")
+    except MessageError as exc:
+        raise BadRequest(exc.reason, code=exc.code) from None
+
+
+_OPENAPI_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": {"type": "object", "additionalProperties": True}}},
+    }
+}
+
+
+def _collection_route(kind: str | None):  # noqa: ANN202
+    async def endpoint(request: Request) -> dict[str, Any]:
+        return await _collect(request, kind)
+
+    name = kind or "batch"
+    endpoint.__name__ = f"collect_{name}"
+    endpoint.__doc__ = (
+        f"Segment-compatible `{name}` call. Authenticate with the source's write key as the HTTP Basic "
+        "user name (or `writeKey` in the body)."
+    )
+    return endpoint
+
+
+for _kind in ("identify", "track", "page", "screen", "group", "alias", None):
+    router.add_api_route(
+        f"/v1/{_kind or 'batch'}", _collection_route(_kind), methods=["POST"], response_model=TrackResult,
+        openapi_extra=_OPENAPI_BODY, summary=f"Collect: {_kind or 'batch'}",
+    )
+
+
+@router.get("/seamline.js", include_in_schema=False)
+def tracker_script() -> FileResponse:
+    """The browser tracker (see docs/tracker.md)."""
+    return FileResponse(
+        STATIC / "seamline.js", media_type="application/javascript", headers={"Cache-Control": "public, max-age=300"}
+    )
+
+
+@router.post("/v1/sources", response_model=SourceCreated, status_code=201)
+def create_source(body: SourceCreate, session: WriteSession, _: AdminKey) -> dict[str, Any]:
+    """A tracking source (website, app, store POS, call center...) and its write key, shown once."""
+    source, write_key = service.create_source(session, name=body.name, channel=body.channel)
+    return {**SourceRead.model_validate(source).model_dump(), "write_key": write_key}
+
+
+@router.get("/v1/sources", response_model=list[SourceRead])
+def list_sources(session: ReadSession, _: ReadKey) -> list[Any]:
+    return service.list_sources(session)
+
+
+@router.get("/v1/events", response_model=EventPage)
+def list_events(
+    session: ReadSession,
+    _: ReadKey,
+    anonymous_id: Annotated[str | None, Query(max_length=320)] = None,
+    user_id: Annotated[str | None, Query(max_length=320)] = None,
+    message_id: Annotated[str | None, Query(max_length=200)] = None,
+    type: Annotated[str | None, Query(max_length=16)] = None,
+    source_id: Annotated[int | None, Query(ge=1, le=2**62)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+) -> dict[str, Any]:
+    """Raw events as stored, newest first (for debugging a source; the person's story is the timeline)."""
+    records = service.list_events(
+        session, anonymous_id=anonymous_id, user_id=user_id, message_id=message_id, type_=type,
+        source_id=source_id, before_id=decode_cursor(cursor), limit=limit + 1,
+    )
+    page = records[:limit]
+    return {
+        "items": [service.event_view(r) for r in page],
+        "next_cursor": encode_cursor(page[-1].id) if len(records) > limit else None,
+    }

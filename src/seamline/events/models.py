@@ -1,0 +1,57 @@
+"""Tables of the events domain: tracking sources and the events they send.
+
+An event is stored as received (`payload`, the message's JSON text) with the columns the
+timeline, deduplication and retention need pulled out beside it. Events are keyed to people by
+their `anonymous_id` / `user_id` values, not by profile id: the profile an event belongs to is
+whichever profile holds those identifiers now, so an anonymous visitor's browsing joins the
+profile the moment that anonymous id is identified, and merges never rewrite events.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from seamline.core.auth.models import BigId
+from seamline.core.db import Base
+from seamline.core.time import UTCDateTime, utcnow
+
+
+class EventSource(Base):
+    """A tracking source (a website, an app, a store's POS, the call center) with its channel."""
+
+    __tablename__ = "event_source"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(200))
+    channel: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class EventRecord(Base):
+    __tablename__ = "event_record"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    source_id: Mapped[int] = mapped_column(BigId, ForeignKey("event_source.id"))
+    message_id: Mapped[str] = mapped_column(String(200))
+    #: identify, track, page, screen, group, alias
+    type: Mapped[str] = mapped_column(String(16))
+    #: The track event's name, or the page/screen name.
+    name: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    anonymous_id: Mapped[str | None] = mapped_column(String(320), nullable=True)
+    user_id: Mapped[str | None] = mapped_column(String(320), nullable=True)
+    channel: Mapped[str] = mapped_column(String(32))
+    #: When it happened, corrected for the sender's clock skew when `sentAt` was given.
+    timestamp: Mapped[datetime] = mapped_column(UTCDateTime)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    #: The message as received (minus `writeKey`), JSON text.
+    payload: Mapped[str] = mapped_column(Text)
+
+    __table_args__ = (
+        UniqueConstraint("source_id", "message_id"),
+        Index("ix_event_record_anonymous_timeline", "anonymous_id", "timestamp", "id"),
+        Index("ix_event_record_user_timeline", "user_id", "timestamp", "id"),
+    )

@@ -1,0 +1,59 @@
+"""The events API contract (the collection endpoints speak the Segment spec, see api.py)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class SourceCreate(BaseModel):
+    name: str = Field(min_length=1, max_length=200, examples=["Website"])
+    channel: str = Field(
+        examples=["web"], description="web, app, store, call_center, email, messenger, sms, server or other"
+    )
+
+
+class SourceRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    name: str
+    channel: str
+    created_at: datetime
+    disabled_at: datetime | None
+
+
+class SourceCreated(SourceRead):
+    write_key: str = Field(description="Shown once. Send it as the HTTP Basic user name, or as writeKey in the body.")
+
+
+class EventRead(BaseModel):
+    id: int
+    message_id: str
+    source_id: int
+    channel: str
+    type: str
+    event: str | None
+    name: str | None
+    anonymous_id: str | None
+    user_id: str | None
+    timestamp: datetime = Field(description="When it happened, corrected for clock skew when sentAt was given")
+    original_timestamp: str | None
+    sent_at: str | None
+    received_at: datetime
+    properties: dict[str, Any]
+    traits: dict[str, Any]
+    context: dict[str, Any]
+    integrations: dict[str, Any]
+    message: dict[str, Any] = Field(description="The message as received")
+
+
+class EventPage(BaseModel):
+    items: list[EventRead]
+    next_cursor: str | None
+
+
+class TrackResult(BaseModel):
+    success: bool = True
