@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated
 
@@ -15,9 +16,11 @@ app = typer.Typer(help="Seamline: one customer platform for every channel.", no_
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 apikey_app = typer.Typer(help="API keys.", no_args_is_help=True)
 identity_app = typer.Typer(help="The identity graph.", no_args_is_help=True)
+events_app = typer.Typer(help="Collected events.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(apikey_app, name="apikey")
 app.add_typer(identity_app, name="identity")
+app.add_typer(events_app, name="events")
 
 
 def _settings(database_url: str | None) -> Settings:
@@ -98,6 +101,54 @@ def identity_rebuild(
     report = rebuild_profiles(database, rules=IdentifierRules(settings), dry_run=dry_run)
     database.dispose()
     typer.echo(json.dumps(report.as_dict(), indent=2))
+
+
+def _when(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(f"not an ISO 8601 date or date-time: {value!r}") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
+@events_app.command("export")
+def events_export(
+    output: Annotated[Path, typer.Option("--output", "-o", help="The file to write")],
+    since: Annotated[str | None, typer.Option(help="From this date/time (ISO 8601, UTC if no offset)")] = None,
+    until: Annotated[str | None, typer.Option(help="Up to (excluding) this date/time")] = None,
+    format: Annotated[str, typer.Option("--format", help="parquet")] = "parquet",
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Write events (by event time) to a Parquet file for a warehouse."""
+    from seamline.core.db import Database
+    from seamline.events.export import export_parquet
+
+    if format != "parquet":
+        raise typer.BadParameter("the only format is parquet", param_hint="--format")
+    database = Database(_settings(database_url))
+    report = export_parquet(database, path=output, since=_when(since), until=_when(until))
+    database.dispose()
+    typer.echo(json.dumps(report.__dict__))
+
+
+@events_app.command("prune")
+def events_prune(
+    export_to: Annotated[Path | None, typer.Option(help="Export what is pruned to this Parquet file first")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Count, delete nothing")] = False,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Delete raw events older than SEAMLINE_EVENT_RETENTION_DAYS allows, per event type."""
+    from seamline.core.db import Database
+    from seamline.core.time import utcnow
+    from seamline.events.export import prune
+
+    settings = _settings(database_url)
+    database = Database(settings)
+    result = prune(database, retention_days=settings.event_retention_days, now=utcnow(), export_to=export_to, dry_run=dry_run)
+    database.dispose()
+    typer.echo(json.dumps(result))
 
 
 @app.command()

@@ -19,7 +19,6 @@ login part of the profile retroactively.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -362,23 +361,6 @@ def erase_events(session: Session, context: CustomerContext) -> int:
         return 0
     result = session.execute(delete(EventRecord).where(_person_filter(anonymous, users)))
     return result.rowcount or 0
-
-
-def prune_events(session: Session, *, retention_days: dict[str, int], now: datetime, types: Iterable[str]) -> dict[str, int]:
-    """Delete raw events older than their type's retention; returns counts per type."""
-    from datetime import timedelta
-
-    counts: dict[str, int] = {}
-    for type_name in types:
-        days = retention_days.get(type_name, retention_days.get("*"))
-        if days is None:
-            continue
-        cutoff = now - timedelta(days=days)
-        result = session.execute(
-            delete(EventRecord).where(EventRecord.type == type_name, EventRecord.timestamp < cutoff)
-        )
-        counts[type_name] = result.rowcount or 0
-    return counts
 
 
 # --- what this module adds to the customer 360 and timeline ---------------------------------
