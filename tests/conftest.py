@@ -79,7 +79,8 @@ def database_url(request, postgres_server, tmp_path_factory) -> str:
 @pytest.fixture(scope="session")
 def settings_for():
     def build(url: str, **overrides) -> Settings:
-        return Settings(_env_file=None, database_url=url, log_level="WARNING", **overrides)
+        # No background delivery thread in tests unless a test asks for it.
+        return Settings(_env_file=None, database_url=url, log_level="WARNING", **{"delivery_worker": False, **overrides})
 
     return build
 

@@ -23,6 +23,7 @@ from seamline.customers.timeline import TimelineRegistry
 from seamline.events import service as events_service
 from seamline.events.api import COLLECTION_PATHS
 from seamline.events.api import router as events_router
+from seamline.events.destinations import DeliveryWorker
 
 
 def create_app(settings: Settings | None = None, *, database: Database | None = None) -> FastAPI:
@@ -32,7 +33,10 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
+        worker = DeliveryWorker(database, settings).start() if settings.delivery_worker else None
         yield
+        if worker:
+            worker.stop()
         database.dispose()
 
     app = FastAPI(

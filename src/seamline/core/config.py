@@ -95,6 +95,10 @@ class Settings(BaseSettings):
     event_batch_max_bytes: int = Field(
         default=500 * 1024, ge=1024, description="Largest accepted request body after gzip, as Segment's 500 KB per batch"
     )
+    delivery_max_attempts: int = Field(default=12, ge=1, description="Webhook delivery attempts before a batch goes to the dead-letter list")
+    delivery_backoff_seconds: float = Field(default=2.0, gt=0, description="First retry delay; doubles each attempt (with jitter), capped at 1 hour")
+    delivery_timeout_seconds: float = Field(default=10.0, gt=0, description="Timeout of one webhook request")
+    delivery_worker: bool = Field(default=True, description="Run the delivery worker inside `seamline serve` (off when separate `seamline events deliver` workers run)")
     event_retention_days: dict[str, int] = Field(
         default_factory=dict,
         description='Days to keep raw events per type, JSON, e.g. {"page": 90, "track": 730}; "*" for every other type. '

@@ -17,11 +17,11 @@ import base64
 import binascii
 import zlib
 from datetime import datetime
-from pathlib import Path
+from pathlib import Path as FilePath
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import FileResponse
 from starlette.concurrency import run_in_threadpool
 
@@ -29,12 +29,22 @@ from seamline.core.deps import AdminKey, ReadKey, ReadSession, WriteSession, get
 from seamline.core.errors import AppError, Unauthorized
 from seamline.core.pagination import decode_cursor, encode_cursor
 from seamline.core.time import utcnow
-from seamline.events import service
+from seamline.events import destinations, service
 from seamline.events.ingest import MessageError, check_message, parse_time
-from seamline.events.schemas import EventPage, SourceCreate, SourceCreated, SourceRead, TrackResult
+from seamline.events.schemas import (
+    DeliveryRead,
+    DestinationCreate,
+    DestinationCreated,
+    DestinationRead,
+    EventPage,
+    SourceCreate,
+    SourceCreated,
+    SourceRead,
+    TrackResult,
+)
 
 router = APIRouter(tags=["events"])
-STATIC = Path(__file__).parent / "static"
+STATIC = FilePath(__file__).parent / "static"
 #: The collection paths; CORS is open on these only (write keys are public by design).
 COLLECTION_PATHS = {f"/v1/{name}" for name in ("identify", "track", "page", "screen", "group", "alias", "batch")}
 
@@ -208,3 +218,31 @@ def list_events(
         "items": [service.event_view(r) for r in page],
         "next_cursor": encode_cursor(page[-1].id) if len(records) > limit else None,
     }
+
+
+Id = Annotated[int, Path(ge=1, le=2**62)]
+
+
+@router.post("/v1/destinations", response_model=DestinationCreated, status_code=201)
+def create_destination(body: DestinationCreate, session: WriteSession, _: AdminKey) -> Any:
+    """A webhook receiving every collected event (or some types), signed, at least once."""
+    return destinations.create_destination(session, name=body.name, url=body.url, secret=body.secret, types=body.types)
+
+
+@router.get("/v1/destinations", response_model=list[DestinationRead])
+def list_destinations(session: ReadSession, _: AdminKey) -> list[Any]:
+    return destinations.list_destinations(session)
+
+
+@router.get("/v1/destinations/{destination_id}/dead-letters", response_model=list[DeliveryRead])
+def dead_letters(
+    destination_id: Id, session: ReadSession, _: AdminKey, limit: Annotated[int, Query(ge=1, le=500)] = 100
+) -> list[Any]:
+    """Batches that could not be delivered after the last attempt, newest first."""
+    return destinations.dead_letters(session, destination_id=destination_id, limit=limit)
+
+
+@router.post("/v1/destinations/{destination_id}/dead-letters/{delivery_id}/retry", response_model=DeliveryRead)
+def retry_dead_letter(destination_id: Id, delivery_id: Id, session: WriteSession, _: AdminKey) -> Any:
+    """Send a dead batch again (from the first attempt)."""
+    return destinations.retry_dead_letter(session, destination_id=destination_id, delivery_id=delivery_id)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from seamline.core.auth.models import BigId
@@ -55,3 +55,41 @@ class EventRecord(Base):
         Index("ix_event_record_anonymous_timeline", "anonymous_id", "timestamp", "id"),
         Index("ix_event_record_user_timeline", "user_id", "timestamp", "id"),
     )
+
+
+class EventDestination(Base):
+    """A webhook that receives collected events, signed with HMAC-SHA256 of its secret."""
+
+    __tablename__ = "event_destination"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(200))
+    url: Mapped[str] = mapped_column(String(2000))
+    #: The signing secret; needed in clear to sign, so it is shown to staff only at creation.
+    secret: Mapped[str] = mapped_column(String(200))
+    #: Only these event types (null: all).
+    types: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class EventDelivery(Base):
+    """The outbox: one row per stored batch and destination, written in the batch's transaction,
+    so a committed event is never missed; the delivery worker sends it, with retries, and gives
+    up into the dead-letter list after the last attempt."""
+
+    __tablename__ = "event_delivery"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    destination_id: Mapped[int] = mapped_column(BigId, ForeignKey("event_destination.id"))
+    source_id: Mapped[int] = mapped_column(BigId, ForeignKey("event_source.id"))
+    message_ids: Mapped[list[str]] = mapped_column(JSON)
+    #: pending, delivered, dead
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+    __table_args__ = (Index("ix_event_delivery_due", "status", "next_attempt_at"),)

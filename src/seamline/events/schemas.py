@@ -57,3 +57,42 @@ class EventPage(BaseModel):
 
 class TrackResult(BaseModel):
     success: bool = True
+
+
+class DestinationCreate(BaseModel):
+    name: str = Field(min_length=1, max_length=200, examples=["Warehouse loader"])
+    url: str = Field(min_length=8, max_length=2000, examples=["https://hooks.example.com/seamline"])
+    secret: str | None = Field(
+        default=None, min_length=16, max_length=200, description="HMAC signing secret; generated when not given"
+    )
+    types: list[str] | None = Field(default=None, description="Only these event types (default: all)")
+
+
+class DestinationRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    name: str
+    url: str
+    types: list[str] | None
+    enabled: bool
+    created_at: datetime
+
+
+class DestinationCreated(DestinationRead):
+    secret: str = Field(description="Shown once: verify X-Seamline-Signature with it")
+
+
+class DeliveryRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    destination_id: int
+    source_id: int
+    message_ids: list[str]
+    status: str
+    attempts: int
+    next_attempt_at: datetime
+    last_error: str | None
+    created_at: datetime
+    delivered_at: datetime | None

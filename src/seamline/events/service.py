@@ -37,6 +37,7 @@ from seamline.customers.identifiers import Identifier, IdentifierRules
 from seamline.customers.models import CustomerIdentity
 from seamline.customers.sections import CustomerContext, SectionRegistry
 from seamline.customers.timeline import TimelineItem, TimelineQuery, TimelineRegistry
+from seamline.events import destinations
 from seamline.events.ingest import CheckedEvent
 from seamline.events.models import EventRecord, EventSource
 
@@ -142,6 +143,7 @@ def store_events(
             rows,
         )
         feed_identity_graph(session, events=new, source=source, rules=rules)
+        destinations.enqueue(session, source=source, events=new)
     return StoreOutcome(len(new), len(events) - len(new))
 
 
