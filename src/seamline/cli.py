@@ -151,6 +151,28 @@ def events_prune(
     typer.echo(json.dumps(result))
 
 
+@events_app.command("deliver")
+def events_deliver(database_url: DatabaseUrl = None) -> None:
+    """Run a webhook delivery worker until interrupted (beside `seamline serve` with
+    SEAMLINE_DELIVERY_WORKER=false, to scale delivery apart from the API)."""
+    import signal
+    import threading
+
+    from seamline.core.db import Database
+    from seamline.events.destinations import DeliveryWorker
+
+    settings = _settings(database_url)
+    database = Database(settings)
+    worker = DeliveryWorker(database, settings).start()
+    stopped = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stopped.set())
+    typer.echo("delivering; Ctrl-C to stop")
+    stopped.wait()
+    worker.stop()
+    database.dispose()
+
+
 @app.command()
 def serve(
     host: Annotated[str | None, typer.Option(help="Defaults to SEAMLINE_HOST")] = None,
