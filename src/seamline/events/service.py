@@ -61,7 +61,7 @@ def create_source(session: Session, *, name: str, channel: str) -> tuple[EventSo
     source = EventSource(name=name, channel=channel)
     session.add(source)
     session.flush()
-    key, raw = auth_service.create_api_key(session, name=f"write key of source {source.id} ({name})", scopes=[Scope.track])
+    key, raw = auth_service.create_api_key(session, name=f"write key of source {source.id} ({name[:150]})", scopes=[Scope.track])
     key.source_id = source.id
     session.flush()
     return source, raw
