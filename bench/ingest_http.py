@@ -5,12 +5,12 @@ fresh migrated database, a tracking source, and one `seamline serve` process (on
 This process is the load generator: asyncio + httpx, `--connections` keep-alive connections,
 bodies serialized before the clock starts.
 
-Workload: batches of 100 realistic events (~0.8 KB each: page 45 %, track 35 %, screen 12 %,
-identify 8 %, with context.page / userAgent / campaign / library), from a mix of people:
-`--known` logged-in people (userId + anonymousId, identified during the warm-up, so their
-events take the linked-already fast path) and `--anonymous` visitors who never log in. The
-identify events of known people repeat what is known (no merge); a share of the anonymous
-visitors' identifies are first logins, which do merge.
+Workload: batches of 100 realistic events (~0.8 KB each, with context.page / userAgent /
+campaign / library), from a mix of people: 60 % from `--known` logged-in people (userId +
+anonymousId, identified during the warm-up; page 45 %, track 35 %, screen 12 %, identify 8 %
+repeating their traits), 40 % from `--anonymous` visitors (page, track, screen; 1 % of their
+events are a first login: an identify with a new userId and email, which creates a profile
+and merges the visitor's anonymous id into it).
 
 In the same run, the limits of this machine for the same work:
 - raw insert: the same rows (same columns, same JSON text) inserted with `executemany` in
@@ -78,7 +78,12 @@ def make_event(rng: random.Random, now: datetime, known: int, anonymous: int, ru
         "ip": f"10.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(256)}",
         "campaign": {"source": "newsletter", "medium": "email", "name": "winter-sale"},
     }
-    kind = rng.choices(["page", "track", "screen", "identify"], weights=[45, 35, 12, 8])[0]
+    if "userId" in ids:  # logged in: identify now and then, repeating what is known
+        kind = rng.choices(["page", "track", "screen", "identify"], weights=[45, 35, 12, 8])[0]
+    else:  # anonymous: browsing; 1 % of their events are a first login, which merges
+        kind = rng.choices(["page", "track", "screen", "identify"], weights=[45, 40, 14, 1])[0]
+        if kind == "identify":
+            ids["userId"] = f"new-{ids['anonymousId']}-{seq}"
     event = {"type": kind, "messageId": f"{run}-{seq}", "timestamp": (now - timedelta(seconds=rng.random() * 5)).isoformat(),
              "context": context, **ids}
     if kind == "page":
@@ -163,7 +168,8 @@ async def app(scope, receive, send):
         message = await receive()
         body += message.get("body", b"")
         more = message.get("more_body", False)
-    orjson.loads(body)
+    if body:
+        orjson.loads(body)
     await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]})
     await send({"type": "http.response.body", "body": b'{"success":true}'})
 '''

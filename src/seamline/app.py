@@ -24,6 +24,7 @@ from seamline.events import service as events_service
 from seamline.events.api import COLLECTION_PATHS
 from seamline.events.api import router as events_router
 from seamline.events.destinations import DeliveryWorker
+from seamline.events.writer import BatchWriter
 
 
 def create_app(settings: Settings | None = None, *, database: Database | None = None) -> FastAPI:
@@ -37,6 +38,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         yield
         if worker:
             worker.stop()
+        app.state.event_writer.close()
         database.dispose()
 
     app = FastAPI(
@@ -49,6 +51,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.state.settings = settings
     app.state.database = database
     app.state.identifier_rules = IdentifierRules(settings)
+    app.state.event_writer = BatchWriter(database, app.state.identifier_rules)
     app.state.metrics = Metrics()
 
     sections, timeline = SectionRegistry(), TimelineRegistry()

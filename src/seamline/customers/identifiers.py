@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, lru_cache
 
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
@@ -45,6 +45,10 @@ class IdentifierRules:
             if kind not in ("text", "email", "phone"):
                 raise ValueError(f"identifier type {name!r} has unknown kind {kind!r} (text, email or phone)")
         self._blocked_patterns = [re.compile(p) for p in settings.blocked_values]
+        # Event collection normalizes the same ids over and over; valid results are memoized
+        # (errors are not: they are raised afresh each time).
+        self.normalize = lru_cache(maxsize=200_000)(self._normalize)
+        self.is_blocked = lru_cache(maxsize=200_000)(self._is_blocked)
 
     @cached_property
     def priority(self) -> dict[str, int]:
@@ -75,7 +79,7 @@ class IdentifierRules:
             )
         return type_name
 
-    def normalize(self, type_name: str, raw: str) -> Identifier:
+    def _normalize(self, type_name: str, raw: str) -> Identifier:
         kind = self.types[self.check_type(type_name)]
         value = raw.strip() if isinstance(raw, str) else raw
         if not isinstance(value, str) or not value:
@@ -124,7 +128,7 @@ class IdentifierRules:
             )
         return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
-    def is_blocked(self, identifier: Identifier) -> bool:
+    def _is_blocked(self, identifier: Identifier) -> bool:
         return identifier in self.blocked_exact or any(p.search(identifier.value) for p in self._blocked_patterns)
 
     def prepare(self, pairs: list[tuple[str, str]]) -> tuple[list[Identifier], list[Identifier]]:

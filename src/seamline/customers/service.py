@@ -8,6 +8,8 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, func, or_, select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from seamline.core.errors import Gone, NotFound, TransactionConflict, Unprocessable
@@ -70,23 +72,32 @@ def set_traits(
     session: Session, *, identity_id: int, traits: dict[str, Any], source: str, observed_at: datetime
 ) -> None:
     """Latest wins per trait: an older observation never overwrites a newer one."""
-    if not traits:
+    set_traits_many(session, [(identity_id, traits, source, observed_at)])
+
+
+def set_traits_many(session: Session, observations: list[tuple[int, dict[str, Any], str, datetime]]) -> None:
+    """`set_traits` for many (identity id, traits, source, observed at) in one statement: an
+    upsert whose update applies only when the stored observation is not newer."""
+    latest: dict[tuple[int, str], dict[str, Any]] = {}
+    for identity_id, traits, source, observed_at in observations:
+        for key, value in traits.items():
+            seen = latest.get((identity_id, key))
+            if seen is None or seen["observed_at"] <= observed_at:
+                latest[(identity_id, key)] = {
+                    "identity_id": identity_id, "key": key, "value": value, "source": source, "observed_at": observed_at,
+                }
+    if not latest:
         return
-    current = {
-        t.key: t
-        for t in session.scalars(
-            select(CustomerTrait).where(CustomerTrait.identity_id == identity_id, CustomerTrait.key.in_(list(traits)))
-        )
-    }
-    for key, value in traits.items():
-        row = current.get(key)
-        if row is None:
-            session.add(
-                CustomerTrait(identity_id=identity_id, key=key, value=value, source=source, observed_at=observed_at)
-            )
-        elif row.observed_at <= observed_at:
-            row.value, row.source, row.observed_at = value, source, observed_at
-    session.flush()
+    table = CustomerTrait.__table__
+    dialect_insert = postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    statement = dialect_insert(table)
+    statement = statement.on_conflict_do_update(
+        index_elements=[table.c.identity_id, table.c.key],
+        set_={"value": statement.excluded.value, "source": statement.excluded.source,
+              "observed_at": statement.excluded.observed_at},
+        where=table.c.observed_at <= statement.excluded.observed_at,
+    )
+    session.execute(statement, list(latest.values()))
 
 
 def traits_of(session: Session, identity_ids: list[int]) -> dict[str, dict[str, Any]]:

@@ -31,6 +31,7 @@ from seamline.core.pagination import decode_cursor, encode_cursor
 from seamline.core.time import utcnow
 from seamline.events import destinations, service
 from seamline.events.ingest import MessageError, check_message, parse_time
+from seamline.events.models import EventSource
 from seamline.events.schemas import (
     DeliveryRead,
     DestinationCreate,
@@ -121,16 +122,8 @@ async def _collect(request: Request, default_type: str | None) -> dict[str, Any]
             message_id = message.get("messageId") if isinstance(message, dict) else None
             rejected.append({"index": index, "messageId": message_id, "code": exc.code, "reason": exc.reason})
 
-    def store() -> service.StoreOutcome:
-        with database.read() as session:
-            source = service.source_of_key(session, raw_key)
-        return database.run_write(
-            lambda session: service.store_events(
-                session, source=source, events=checked, received_at=received_at, rules=request.app.state.identifier_rules
-            )
-        )
-
-    outcome = await run_in_threadpool(store)
+    source = await run_in_threadpool(_source, database, raw_key)
+    outcome = await request.app.state.event_writer.store(source, checked, received_at)
     if rejected:
         first = rejected[0]
         raise service.BadBatch(
@@ -139,6 +132,11 @@ async def _collect(request: Request, default_type: str | None) -> dict[str, Any]
             details={"rejected": rejected, "stored": outcome.stored, "duplicates": outcome.duplicates},
         )
     return {"success": True}
+
+
+def _source(database, raw_key: str) -> EventSource:  # noqa: ANN001
+    with database.read() as session:
+        return service.source_of_key(session, raw_key)
 
 
 def _batch_time(value: Any) -> datetime | None:

@@ -135,3 +135,8 @@ def check_message(
     if len(payload) > max_bytes:
         raise MessageError("event_too_large", f"the event is {len(payload)} bytes; the limit is {max_bytes}")
     return CheckedEvent(message_id, kind, name, anonymous_id, user_id, timestamp, payload, message)
+
+
+def person_key(*, user_id: str | None = None, anonymous_id: str | None = None) -> str:
+    """The identifier an event is filed under: its userId, else its anonymousId."""
+    return f"u:{user_id.strip()}" if user_id and user_id.strip() else f"a:{(anonymous_id or '').strip()}"

@@ -2,9 +2,12 @@
 
 An event is stored as received (`payload`, the message's JSON text) with the columns the
 timeline, deduplication and retention need pulled out beside it. Events are keyed to people by
-their `anonymous_id` / `user_id` values, not by profile id: the profile an event belongs to is
-whichever profile holds those identifiers now, so an anonymous visitor's browsing joins the
-profile the moment that anonymous id is identified, and merges never rewrite events.
+an identifier value, not by profile id (`person`: `u:<userId>` when the event has a userId,
+else `a:<anonymousId>`): the profile an event belongs to is whichever profile holds that
+identifier now, so an anonymous visitor's browsing joins the profile the moment that anonymous
+id is identified, and merges never rewrite events. One key per event (the userId wins, as in
+Segment) keeps ingestion to one timeline index; an event carrying both ids links them in the
+identity graph, so it is found from either.
 """
 
 from __future__ import annotations
@@ -43,6 +46,8 @@ class EventRecord(Base):
     name: Mapped[str | None] = mapped_column(String(200), nullable=True)
     anonymous_id: Mapped[str | None] = mapped_column(String(320), nullable=True)
     user_id: Mapped[str | None] = mapped_column(String(320), nullable=True)
+    #: Whose event this is: "u:" + userId, else "a:" + anonymousId (see the module doc).
+    person: Mapped[str] = mapped_column(String(330))
     channel: Mapped[str] = mapped_column(String(32))
     #: When it happened, corrected for the sender's clock skew when `sentAt` was given.
     timestamp: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -52,8 +57,7 @@ class EventRecord(Base):
 
     __table_args__ = (
         UniqueConstraint("source_id", "message_id"),
-        Index("ix_event_record_anonymous_timeline", "anonymous_id", "timestamp", "id"),
-        Index("ix_event_record_user_timeline", "user_id", "timestamp", "id"),
+        Index("ix_event_record_person_timeline", "person", "timestamp", "id"),
     )
 
 

@@ -24,7 +24,7 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import and_, delete, or_, select, tuple_
+from sqlalchemy import and_, delete, or_, select
 from sqlalchemy.orm import Session
 
 from seamline.core.auth import service as auth_service
@@ -38,7 +38,7 @@ from seamline.customers.models import CustomerIdentity
 from seamline.customers.sections import CustomerContext, SectionRegistry
 from seamline.customers.timeline import TimelineItem, TimelineQuery, TimelineRegistry
 from seamline.events import destinations
-from seamline.events.ingest import CheckedEvent
+from seamline.events.ingest import CheckedEvent, person_key
 from seamline.events.models import EventRecord, EventSource
 
 CHANNELS = ("web", "app", "store", "call_center", "email", "messenger", "sms", "server", "other")
@@ -128,7 +128,8 @@ def store_events(
     if new:
         received = _time_param(session, received_at)
         rows = [
-            (source.id, e.message_id, e.type, e.name, e.anonymous_id, e.user_id, source.channel,
+            (source.id, e.message_id, e.type, e.name, e.anonymous_id, e.user_id,
+             person_key(user_id=e.user_id, anonymous_id=e.anonymous_id), source.channel,
              _time_param(session, e.timestamp), received, e.payload.decode())
             for e in new
         ]
@@ -137,8 +138,8 @@ def store_events(
         cursor = dbapi.cursor()
         # ON CONFLICT: a concurrent request with the same messageId (PostgreSQL) stores it once.
         cursor.executemany(
-            "INSERT INTO event_record (source_id, message_id, type, name, anonymous_id, user_id, channel, "
-            f"timestamp, received_at, payload) VALUES ({', '.join([mark] * 10)}) "
+            "INSERT INTO event_record (source_id, message_id, type, name, anonymous_id, user_id, person, channel, "
+            f"timestamp, received_at, payload) VALUES ({', '.join([mark] * 11)}) "
             "ON CONFLICT (source_id, message_id) DO NOTHING",
             rows,
         )
@@ -159,9 +160,13 @@ def _try(rules: IdentifierRules, type_name: str, value: Any) -> Identifier | Non
 
 
 def feed_identity_graph(session: Session, *, events: list[CheckedEvent], source: EventSource, rules: IdentifierRules) -> None:
-    """Identify/alias, and userId + anonymousId pairs, into the identity graph (see module doc)."""
+    """Identify/alias, and userId + anonymousId pairs, into the identity graph (see module doc).
+
+    The common case, people whose identifiers are all known and linked already, costs one query
+    for the whole batch (plus the traits of identify calls); only what is new or unlinked goes
+    through the full resolution, in event order."""
     origin = f"events:{source.channel}"
-    plain: list[tuple[Identifier, ...]] = []
+    work: list[tuple[list[Identifier], dict[str, Any] | None, datetime]] = []
     for event in events:
         message = event.message
         user = _try(rules, "user_id", event.user_id)
@@ -169,9 +174,7 @@ def feed_identity_graph(session: Session, *, events: list[CheckedEvent], source:
         if event.type == "identify":
             traits = message.get("traits") or {}
             found = [user, anonymous, _try(rules, "email", traits.get("email")), _try(rules, "phone", traits.get("phone"))]
-            identifiers = [i for i in found if i is not None]
-            if identifiers:
-                _resolve(session, rules, identifiers, origin, traits=traits, observed_at=event.timestamp)
+            work.append(([i for i in found if i is not None], traits, event.timestamp))
         elif event.type == "alias":
             previous = str(message.get("previousId"))
             as_user = _try(rules, "user_id", previous)
@@ -179,49 +182,55 @@ def feed_identity_graph(session: Session, *, events: list[CheckedEvent], source:
                 select(CustomerIdentity.id).where(CustomerIdentity.type == "user_id", CustomerIdentity.value == as_user.value)
             )
             other = as_user if known_user else _try(rules, "anonymous_id", previous)
-            identifiers = [i for i in (user, other) if i is not None]
-            if identifiers:
-                _resolve(session, rules, identifiers, origin)
+            work.append(([i for i in (user, other) if i is not None], None, event.timestamp))
         elif user is not None:
-            plain.append((user, anonymous) if anonymous is not None else (user,))
-    if not plain:
+            work.append(([user, anonymous] if anonymous is not None else [user], None, event.timestamp))
+    work = [w for w in work if w[0]]
+    if not work:
         return
-    # The common case, known people whose ids are linked already, costs one query per batch.
-    wanted = {i for group in plain for i in group}
-    holders = dict(
-        ((t, v), p)
-        for t, v, p in session.execute(
-            select(CustomerIdentity.type, CustomerIdentity.value, CustomerIdentity.profile_id).where(
-                tuple_(CustomerIdentity.type, CustomerIdentity.value).in_([(i.type, i.value) for i in wanted])
+    wanted = list({i for identifiers, _, _ in work for i in identifiers})
+
+    def load_holders() -> dict[tuple[str, str], tuple[int, int]]:
+        by_type: dict[str, list[str]] = {}
+        for identifier in wanted:
+            by_type.setdefault(identifier.type, []).append(identifier.value)
+        # `type = ? AND value IN (...)` per type (SQLite scans the table for a row-value IN),
+        # straight through the driver: compiling a fresh IN list per batch costs more than the query.
+        mark = "?" if session.get_bind().dialect.name == "sqlite" else "%s"
+        where = " OR ".join(f"(type = {mark} AND value IN ({', '.join([mark] * len(v))}))" for v in by_type.values())
+        params = [x for t, v in by_type.items() for x in (t, *v)]
+        cursor = session.connection().connection.dbapi_connection.cursor()
+        cursor.execute(f"SELECT type, value, profile_id, id FROM customer_identity WHERE {where}", params)
+        return {(t, v): (profile_id, identity_id) for t, v, profile_id, identity_id in cursor.fetchall()}
+
+    holders = load_holders()
+    linked: set[tuple[Identifier, ...]] = set()
+    observations: list[tuple[int, dict[str, Any], str, datetime]] = []
+    for identifiers, traits, observed_at in work:
+        usable, _blocked = rules.prepare([(i.type, i.value) for i in identifiers])
+        if not usable:
+            continue
+        held = [holders.get((i.type, i.value)) for i in usable]
+        if all(held) and len({h[0] for h in held}) == 1:  # known, and one person already
+            if traits:
+                observations.append((held[0][1], traits, origin, observed_at))
+            continue
+        key = tuple(usable)
+        if not traits and key in linked:
+            continue
+        result = resolution.resolve_identifiers(session, rules=rules, identifiers=usable, source=origin)
+        if traits:
+            observations.append((result.primary_identity_id, traits, origin, observed_at))
+        linked.add(key)
+        # A resolution creates or moves identities only into its profile: refresh those.
+        for t, v, identity_id in session.execute(
+            select(CustomerIdentity.type, CustomerIdentity.value, CustomerIdentity.id).where(
+                CustomerIdentity.profile_id == result.profile_id
             )
-        )
-    )
-    done: set[tuple[Identifier, ...]] = set()
-    for group in plain:
-        profiles = {holders.get((i.type, i.value)) for i in group}
-        if None in profiles or len(profiles) > 1:
-            if group not in done:
-                _resolve(session, rules, list(group), origin)
-                done.add(group)
-
-
-def _resolve(
-    session: Session,
-    rules: IdentifierRules,
-    identifiers: list[Identifier],
-    origin: str,
-    *,
-    traits: dict[str, Any] | None = None,
-    observed_at: datetime | None = None,
-) -> None:
-    usable, _blocked = rules.prepare([(i.type, i.value) for i in identifiers])
-    if not usable:
-        return
-    result = resolution.resolve_identifiers(session, rules=rules, identifiers=usable, source=origin)
-    if traits:
-        customers_service.set_traits(
-            session, identity_id=result.primary_identity_id, traits=traits, source=origin, observed_at=observed_at
-        )
+        ):
+            holders[(t, v)] = (result.profile_id, identity_id)
+    # Latest wins per trait whatever the order, so the batch's traits can go in one statement.
+    customers_service.set_traits_many(session, observations)
 
 
 # --- reading ---------------------------------------------------------------------------------
@@ -277,52 +286,42 @@ def list_events(
     return list(session.scalars(query.order_by(EventRecord.id.desc()).limit(limit)))
 
 
-def _keys_of(context: CustomerContext) -> tuple[list[str], list[str]]:
-    anonymous = [i.value for i in context.identities if i.type == "anonymous_id"]
-    users = [i.value for i in context.identities if i.type == "user_id"]
-    return anonymous, users
-
-
-def _person_filter(anonymous: list[str], users: list[str]):  # noqa: ANN202
-    parts = []
-    if anonymous:
-        parts.append(EventRecord.anonymous_id.in_(anonymous))
-    if users:
-        parts.append(EventRecord.user_id.in_(users))
-    return or_(*parts)
+def _keys_of(context: CustomerContext) -> list[str]:
+    """The person keys events of this profile are filed under."""
+    return [person_key(user_id=i.value) if i.type == "user_id" else person_key(anonymous_id=i.value)
+            for i in context.identities if i.type in ("user_id", "anonymous_id")]
 
 
 def timeline_items(session: Session, context: CustomerContext, query: TimelineQuery) -> list[TimelineItem]:
     """The person's events, newest first, from `query.before` on.
 
-    One index range per identifier (anonymous_id, timestamp, id) / (user_id, timestamp, id), each
-    read backwards for at most `limit` rows, merged: the cost depends on the page size, not on
-    how many events the person has."""
+    One range of the (person, timestamp, id) index per identifier, each read backwards for at
+    most `limit` rows, merged: the cost depends on the page size, not on how many events the
+    person has."""
     if query.types is not None and not set(query.types) & {f"event.{t}" for t in ("identify", "track", "page", "screen", "group", "alias")} | {"event"}:
         return []
-    anonymous, users = _keys_of(context)
-    if not anonymous and not users:
+    keys = _keys_of(context)
+    if not keys:
         return []
     ranges = []
-    for column, values in ((EventRecord.anonymous_id, anonymous), (EventRecord.user_id, users)):
-        for value in values:
-            part = select(EventRecord.id, EventRecord.timestamp).where(column == value)
-            if query.before is not None:
-                at, last_id = query.before
-                part = part.where(
-                    or_(EventRecord.timestamp < at, and_(EventRecord.timestamp == at, EventRecord.id < last_id))
-                )
-            if query.channels:
-                part = part.where(EventRecord.channel.in_(query.channels))
-            if query.types and "event" not in query.types:
-                part = part.where(EventRecord.type.in_([t.split(".", 1)[1] for t in query.types if t.startswith("event.")]))
-            ranges.append(part.order_by(EventRecord.timestamp.desc(), EventRecord.id.desc()).limit(query.limit))
+    for key in keys:
+        part = select(EventRecord.id, EventRecord.timestamp).where(EventRecord.person == key)
+        if query.before is not None:
+            at, last_id = query.before
+            part = part.where(
+                or_(EventRecord.timestamp < at, and_(EventRecord.timestamp == at, EventRecord.id < last_id))
+            )
+        if query.channels:
+            part = part.where(EventRecord.channel.in_(query.channels))
+        if query.types and "event" not in query.types:
+            part = part.where(EventRecord.type.in_([t.split(".", 1)[1] for t in query.types if t.startswith("event.")]))
+        ranges.append(part.order_by(EventRecord.timestamp.desc(), EventRecord.id.desc()).limit(query.limit))
     if len(ranges) == 1:
         picked = ranges[0].subquery()
     else:
-        from sqlalchemy import union
+        from sqlalchemy import union_all
 
-        picked = union(*[r.subquery().select() for r in ranges]).subquery()
+        picked = union_all(*[r.subquery().select() for r in ranges]).subquery()  # one key per event: no repeats
     top = select(picked.c.id).order_by(picked.c.timestamp.desc(), picked.c.id.desc()).limit(query.limit)
     ids = list(session.scalars(top))
     if not ids:
@@ -349,19 +348,19 @@ def timeline_items(session: Session, context: CustomerContext, query: TimelineQu
 
 def export_events(session: Session, context: CustomerContext) -> list[dict[str, Any]]:
     """Every stored event of the person (the data-subject export)."""
-    anonymous, users = _keys_of(context)
-    if not anonymous and not users:
+    keys = _keys_of(context)
+    if not keys:
         return []
-    records = session.scalars(select(EventRecord).where(_person_filter(anonymous, users)).order_by(EventRecord.id))
+    records = session.scalars(select(EventRecord).where(EventRecord.person.in_(keys)).order_by(EventRecord.id))
     return [event_view(r) for r in records]
 
 
 def erase_events(session: Session, context: CustomerContext) -> int:
     """Delete every event of the person (erasure); returns how many."""
-    anonymous, users = _keys_of(context)
-    if not anonymous and not users:
+    keys = _keys_of(context)
+    if not keys:
         return 0
-    result = session.execute(delete(EventRecord).where(_person_filter(anonymous, users)))
+    result = session.execute(delete(EventRecord).where(EventRecord.person.in_(keys)))
     return result.rowcount or 0
 
 
@@ -372,12 +371,12 @@ def _events_section(session: Session, context: CustomerContext) -> dict[str, Any
     """How much the person did where: counts per channel, first and last seen."""
     from sqlalchemy import func
 
-    anonymous, users = _keys_of(context)
-    if not anonymous and not users:
+    keys = _keys_of(context)
+    if not keys:
         return {"count": 0, "by_channel": {}, "first_seen_at": None, "last_seen_at": None}
     rows = session.execute(
         select(EventRecord.channel, func.count(), func.min(EventRecord.timestamp), func.max(EventRecord.timestamp))
-        .where(_person_filter(anonymous, users))
+        .where(EventRecord.person.in_(keys))
         .group_by(EventRecord.channel)
     ).all()
     from seamline.core.time import UTCDateTime

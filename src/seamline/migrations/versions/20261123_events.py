@@ -34,6 +34,7 @@ def upgrade() -> None:
     sa.Column('name', sa.String(length=200), nullable=True),
     sa.Column('anonymous_id', sa.String(length=320), nullable=True),
     sa.Column('user_id', sa.String(length=320), nullable=True),
+    sa.Column('person', sa.String(length=330), nullable=False),
     sa.Column('channel', sa.String(length=32), nullable=False),
     sa.Column('timestamp', sa.DateTime(timezone=True), nullable=False),
     sa.Column('received_at', sa.DateTime(timezone=True), nullable=False),
@@ -43,15 +44,13 @@ def upgrade() -> None:
     sa.UniqueConstraint('source_id', 'message_id', name=op.f('uq_event_record_source_id_message_id'))
     )
     with op.batch_alter_table('event_record', schema=None) as batch_op:
-        batch_op.create_index('ix_event_record_anonymous_timeline', ['anonymous_id', 'timestamp', 'id'], unique=False)
-        batch_op.create_index('ix_event_record_user_timeline', ['user_id', 'timestamp', 'id'], unique=False)
+        batch_op.create_index('ix_event_record_person_timeline', ['person', 'timestamp', 'id'], unique=False)
 
 
 
 def downgrade() -> None:
     with op.batch_alter_table('event_record', schema=None) as batch_op:
-        batch_op.drop_index('ix_event_record_user_timeline')
-        batch_op.drop_index('ix_event_record_anonymous_timeline')
+        batch_op.drop_index('ix_event_record_person_timeline')
 
     op.drop_table('event_record')
     op.drop_table('event_source')
