@@ -50,6 +50,7 @@ from seamline.core.db import Database
 from seamline.devtools.postgres import PostgresServer
 from seamline.devtools.serve import ServerProcess, free_port
 from seamline.events import service as events_service
+from seamline.events.ingest import person_key
 
 try:
     import uvloop
@@ -204,14 +205,15 @@ def raw_insert_rate(url: str, batches: list[list[dict]]) -> float:
     sqlite = database.is_sqlite
     mark = "?" if sqlite else "%s"
     sql = (
-        "INSERT INTO event_record (source_id, message_id, type, name, anonymous_id, user_id, channel, timestamp, "
-        f"received_at, payload) VALUES ({', '.join([mark] * 10)}) ON CONFLICT (source_id, message_id) DO NOTHING"
+        "INSERT INTO event_record (source_id, message_id, type, name, anonymous_id, user_id, person, channel, timestamp, "
+        f"received_at, payload) VALUES ({', '.join([mark] * 11)}) ON CONFLICT (source_id, message_id) DO NOTHING"
     )
     now = datetime.now(timezone.utc)
     stamp = now.strftime("%Y-%m-%d %H:%M:%S.%f") if sqlite else now
     prepared = [
         [(source_id, e["messageId"], e["type"], e.get("event") or e.get("name"), e.get("anonymousId"), e.get("userId"),
-          "web", stamp, stamp, orjson.dumps(e).decode()) for e in batch]
+          person_key(user_id=e.get("userId"), anonymous_id=e.get("anonymousId")), "web", stamp, stamp,
+          orjson.dumps(e).decode()) for e in batch]
         for batch in batches
     ]
     connection = database.write_engine.raw_connection()

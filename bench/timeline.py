@@ -43,11 +43,9 @@ from seamline.customers.schemas import CustomerUpsert, IdentifierIn
 from seamline.devtools.postgres import PostgresServer
 from seamline.devtools.serve import ServerProcess
 from seamline.events import service as events_service
+from seamline.events.ingest import person_key
 
-TIMELINE_INDEXES = {
-    "ix_event_record_anonymous_timeline": "anonymous_id, timestamp, id",
-    "ix_event_record_user_timeline": "user_id, timestamp, id",
-}
+TIMELINE_INDEXES = {"ix_event_record_person_timeline": "person, timestamp, id"}
 KINDS = [("page", "Product"), ("track", "Product Viewed"), ("track", "Product Added"), ("screen", "Cart")]
 CHANNELS = ["web", "app", "store"]
 
@@ -94,20 +92,22 @@ def load(database: Database, source_id: int, args: argparse.Namespace) -> float:
         generated = rows(args.events, args.people, args.own, start, seed=3)
         if postgres:
             with cursor.copy(
-                "COPY event_record (source_id, message_id, type, name, anonymous_id, user_id, channel, timestamp, "
-                "received_at, payload) FROM STDIN"
+                "COPY event_record (source_id, message_id, type, name, anonymous_id, user_id, person, channel, "
+                "timestamp, received_at, payload) FROM STDIN"
             ) as copy:
                 for m, kind, name, anonymous, user, channel, at in generated:
-                    copy.write_row((source_id, m, kind, name, anonymous, user, channel, at, at,
+                    copy.write_row((source_id, m, kind, name, anonymous, user,
+                                    person_key(user_id=user, anonymous_id=anonymous), channel, at, at,
                                     payload(m, kind, name, anonymous, user, at)))
         else:
             cursor.execute("PRAGMA cache_size = -1048576")
-            sql = ("INSERT INTO event_record (source_id, message_id, type, name, anonymous_id, user_id, channel, "
-                   "timestamp, received_at, payload) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+            sql = ("INSERT INTO event_record (source_id, message_id, type, name, anonymous_id, user_id, person, channel, "
+                   "timestamp, received_at, payload) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
             chunk = []
             for m, kind, name, anonymous, user, channel, at in generated:
                 stamp = at.strftime("%Y-%m-%d %H:%M:%S.%f")
-                chunk.append((source_id, m, kind, name, anonymous, user, channel, stamp, stamp,
+                chunk.append((source_id, m, kind, name, anonymous, user,
+                              person_key(user_id=user, anonymous_id=anonymous), channel, stamp, stamp,
                               payload(m, kind, name, anonymous, user, at)))
                 if len(chunk) == 100_000:
                     cursor.executemany(sql, chunk)
@@ -173,7 +173,7 @@ def main() -> int:
         with database.read() as session:
             total = session.execute(text("SELECT count(*) FROM event_record")).scalar_one()
             own = session.execute(text(
-                "SELECT count(*) FROM event_record WHERE anonymous_id IN ('anna-web', 'anna-app') OR user_id = 'anna'"
+                "SELECT count(*) FROM event_record WHERE person IN ('a:anna-web', 'u:anna')"
             )).scalar_one()
         database.dispose()
         print(f"loaded {total:,} events ({own:,} Anna's) in {load_seconds:.0f} s", file=sys.stderr)

@@ -5,16 +5,20 @@ SQLite is the embedded default (WAL, busy timeout, foreign keys on); PostgreSQL 
 commits at the boundary, so several service calls share one transaction.
 
 On SQLite, write transactions start with `BEGIN IMMEDIATE`: the write lock is taken up front,
-so two writers queue on the busy timeout instead of failing on a lock upgrade. Reads use a
+so two writers queue on the busy timeout instead of failing on a lock upgrade. Within one
+process, writers first queue on a Python lock: SQLite admits one writer at a time anyway, and
+threads waiting on a lock are woken at once, where the busy handler polls with growing sleeps
+(seen here: 16 concurrent upserts fell to ~50/s with p99 over 3 s without it). Reads use a
 second engine with plain `BEGIN` and run beside a writer thanks to WAL.
 """
 
 from __future__ import annotations
 
 import random
+import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import TypeVar
 
@@ -79,6 +83,28 @@ def _sqlite_engine(url: str, settings: Settings, *, immediate: bool) -> Engine:
     return engine
 
 
+class _WriterQueue:
+    """The in-process queue of SQLite writers. A plain lock, not an RLock: FastAPI may enter and
+    leave a request's write session on different threads. Waiting longer than the busy timeout
+    is the same error SQLite would give."""
+
+    def __init__(self, timeout: float):
+        self._lock, self._timeout = threading.Lock(), timeout
+
+    def acquire(self) -> None:
+        if not self._lock.acquire(timeout=self._timeout):
+            raise OperationalError("waiting for the write lock", None, Exception("database is locked"))
+
+    def release(self) -> None:
+        self._lock.release()
+
+    def __enter__(self) -> None:
+        self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
 class Database:
     """The engines and session factories of one database."""
 
@@ -97,6 +123,7 @@ class Database:
             )
             self.read_engine = self.write_engine
         self._write_sessions = sessionmaker(self.write_engine, expire_on_commit=False)
+        self._write_lock = _WriterQueue(settings.sqlite_busy_timeout_ms / 1000) if self.is_sqlite else nullcontext()
         self._read_sessions = sessionmaker(self.read_engine, expire_on_commit=False)
 
     @property
@@ -106,15 +133,16 @@ class Database:
     @contextmanager
     def write(self) -> Iterator[Session]:
         """A write transaction: committed when the block ends, rolled back on any error."""
-        session = self._write_sessions()
-        try:
-            yield session
-            session.commit()
-        except BaseException:
-            session.rollback()
-            raise
-        finally:
-            session.close()
+        with self._write_lock:
+            session = self._write_sessions()
+            try:
+                yield session
+                session.commit()
+            except BaseException:
+                session.rollback()
+                raise
+            finally:
+                session.close()
 
     @contextmanager
     def bulk_write(self, *, check_tables: tuple[str, ...] = ()) -> Iterator[Session]:
@@ -128,6 +156,7 @@ class Database:
             with self.write() as session:
                 yield session
             return
+        self._write_lock.acquire()
         connection = self.write_engine.connect()
         dbapi = connection.connection.dbapi_connection
         dbapi.execute("PRAGMA foreign_keys=OFF")
@@ -146,6 +175,7 @@ class Database:
             session.close()
             dbapi.execute("PRAGMA foreign_keys=ON")
             connection.close()
+            self._write_lock.release()
 
     def run_write(self, work: Callable[[Session], T], *, attempts: int = 8) -> T:
         """Run `work` in a write transaction, again from the start if it hit a concurrent change."""
