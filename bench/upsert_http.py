@@ -37,8 +37,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import itertools
-import json
 import math
 import os
 import shutil

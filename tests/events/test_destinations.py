@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from seamline.events import service as events_service
-from seamline.events.destinations import DeliveryWorker, deliver_due, verify
+from seamline.events.destinations import deliver_due, verify
 
 
 class Receiver:

@@ -56,7 +56,6 @@ def test_the_official_segment_python_library_delivers_unchanged(server, source_k
     events = stored(database)
     assert len(events) == 6
     by_type = {e.type: e for e in events.values()}
-    import json
 
     track = json.loads(by_type["track"].payload)
     assert track["event"] == "Order Completed"

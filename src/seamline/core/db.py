@@ -83,6 +83,19 @@ def _sqlite_engine(url: str, settings: Settings, *, immediate: bool) -> Engine:
     return engine
 
 
+@contextmanager
+def _committed(session: Session) -> Iterator[Session]:
+    """Commit when the block ends, roll back on any error, close either way."""
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
 class _WriterQueue:
     """The in-process queue of SQLite writers. A plain lock, not an RLock: FastAPI may enter and
     leave a request's write session on different threads. Waiting longer than the busy timeout
@@ -133,16 +146,8 @@ class Database:
     @contextmanager
     def write(self) -> Iterator[Session]:
         """A write transaction: committed when the block ends, rolled back on any error."""
-        with self._write_lock:
-            session = self._write_sessions()
-            try:
-                yield session
-                session.commit()
-            except BaseException:
-                session.rollback()
-                raise
-            finally:
-                session.close()
+        with self._write_lock, _committed(self._write_sessions()) as session:
+            yield session
 
     @contextmanager
     def bulk_write(self, *, check_tables: tuple[str, ...] = ()) -> Iterator[Session]:
@@ -160,19 +165,14 @@ class Database:
         connection = self.write_engine.connect()
         dbapi = connection.connection.dbapi_connection
         dbapi.execute("PRAGMA foreign_keys=OFF")
-        session = Session(bind=connection, expire_on_commit=False)
         try:
-            yield session
-            for table in check_tables:
-                broken = session.connection().exec_driver_sql(f"PRAGMA foreign_key_check({table})").fetchall()
-                if broken:
-                    raise RuntimeError(f"bulk write left dangling references in {table}: {broken[:5]}")
-            session.commit()
-        except BaseException:
-            session.rollback()
-            raise
+            with _committed(Session(bind=connection, expire_on_commit=False)) as session:
+                yield session
+                for table in check_tables:
+                    broken = session.connection().exec_driver_sql(f"PRAGMA foreign_key_check({table})").fetchall()
+                    if broken:
+                        raise RuntimeError(f"bulk write left dangling references in {table}: {broken[:5]}")
         finally:
-            session.close()
             dbapi.execute("PRAGMA foreign_keys=ON")
             connection.close()
             self._write_lock.release()

@@ -18,19 +18,19 @@ login part of the profile retroactively.
 
 from __future__ import annotations
 
-import secrets
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import and_, delete, or_, select
+from sqlalchemy import and_, delete, func, or_, select, union_all
 from sqlalchemy.orm import Session
 
 from seamline.core.auth import service as auth_service
 from seamline.core.auth.models import ApiKey
 from seamline.core.auth.schemas import Scope
-from seamline.core.errors import AppError, Forbidden, NotFound, Unprocessable
+from seamline.core.errors import AppError, Forbidden, Unprocessable
+from seamline.core.time import UTCDateTime
 from seamline.customers import resolution
 from seamline.customers import service as customers_service
 from seamline.customers.identifiers import Identifier, IdentifierRules
@@ -38,7 +38,7 @@ from seamline.customers.models import CustomerIdentity
 from seamline.customers.sections import CustomerContext, SectionRegistry
 from seamline.customers.timeline import TimelineItem, TimelineQuery, TimelineRegistry
 from seamline.events import destinations
-from seamline.events.ingest import CheckedEvent, person_key
+from seamline.events.ingest import MESSAGE_TYPES, CheckedEvent, person_key
 from seamline.events.models import EventRecord, EventSource
 
 CHANNELS = ("web", "app", "store", "call_center", "email", "messenger", "sms", "server", "other")
@@ -298,7 +298,7 @@ def timeline_items(session: Session, context: CustomerContext, query: TimelineQu
     One range of the (person, timestamp, id) index per identifier, each read backwards for at
     most `limit` rows, merged: the cost depends on the page size, not on how many events the
     person has."""
-    if query.types is not None and not set(query.types) & {f"event.{t}" for t in ("identify", "track", "page", "screen", "group", "alias")} | {"event"}:
+    if query.types is not None and not set(query.types) & ({f"event.{t}" for t in MESSAGE_TYPES} | {"event"}):
         return []
     keys = _keys_of(context)
     if not keys:
@@ -319,8 +319,6 @@ def timeline_items(session: Session, context: CustomerContext, query: TimelineQu
     if len(ranges) == 1:
         picked = ranges[0].subquery()
     else:
-        from sqlalchemy import union_all
-
         picked = union_all(*[r.subquery().select() for r in ranges]).subquery()  # one key per event: no repeats
     top = select(picked.c.id).order_by(picked.c.timestamp.desc(), picked.c.id.desc()).limit(query.limit)
     ids = list(session.scalars(top))
@@ -369,8 +367,6 @@ def erase_events(session: Session, context: CustomerContext) -> int:
 
 def _events_section(session: Session, context: CustomerContext) -> dict[str, Any]:
     """How much the person did where: counts per channel, first and last seen."""
-    from sqlalchemy import func
-
     keys = _keys_of(context)
     if not keys:
         return {"count": 0, "by_channel": {}, "first_seen_at": None, "last_seen_at": None}
@@ -379,8 +375,6 @@ def _events_section(session: Session, context: CustomerContext) -> dict[str, Any
         .where(EventRecord.person.in_(keys))
         .group_by(EventRecord.channel)
     ).all()
-    from seamline.core.time import UTCDateTime
-
     as_time = UTCDateTime().process_result_value
     firsts = [as_time(r[2], None) for r in rows if r[2] is not None]
     lasts = [as_time(r[3], None) for r in rows if r[3] is not None]
