@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
@@ -29,12 +31,16 @@ from seamline.events.writer import BatchWriter
 
 def create_app(settings: Settings | None = None, *, database: Database | None = None) -> FastAPI:
     settings = settings or get_settings()
+    # The event writer and the request threads release the GIL around every database call; with
+    # the default 5 ms switch interval each release can cost a thread 5 ms to get it back.
+    sys.setswitchinterval(0.0005)
     configure_logging(settings.log_level, json=settings.log_json)
     database = database or Database(settings)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
         worker = DeliveryWorker(database, settings).start() if settings.delivery_worker else None
+        app.state.event_writer.start()  # applies identity work a previous run left
         yield
         if worker:
             worker.stop()
@@ -52,6 +58,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.state.database = database
     app.state.identifier_rules = IdentifierRules(settings)
     app.state.event_writer = BatchWriter(database, app.state.identifier_rules)
+    app.state.event_sources = {}  # write key -> (trusted until, source); see events/api.py
     app.state.metrics = Metrics()
 
     sections, timeline = SectionRegistry(), TimelineRegistry()

@@ -66,7 +66,14 @@ def test_the_official_segment_python_library_delivers_unchanged(server, source_k
     assert json.loads(by_type["identify"].payload)["traits"]["first_name"] == "Анна"
     assert json.loads(by_type["page"].payload)["category"] == "Shop"
     assert by_type["alias"].user_id == "anna-1"
-    # identify and alias fed the identity graph: one profile holds all four identifiers
+    # identify and alias fed the identity graph (right after the answer): one profile holds all four identifiers
+    deadline = time.monotonic() + 20
+    while True:
+        with database.read() as session:
+            if events_service.identity_work_backlog(session) == 0:
+                break
+        assert time.monotonic() < deadline, "the identity work of the batch was not applied"
+        time.sleep(0.05)
     with database.read() as session:
         holders = session.execute(
             select(CustomerIdentity.type, CustomerIdentity.value, CustomerIdentity.profile_id)

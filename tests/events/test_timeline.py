@@ -22,6 +22,8 @@ def send(client, key: str, kind: str, **body) -> None:
     auth = {"Authorization": "Basic " + base64.b64encode(f"{key}:".encode()).decode()}
     response = client.post(f"/v1/{kind}", json=body, headers=auth)
     assert response.status_code == 200, response.text
+    # The answer comes once the event is stored; its identity work is applied right after.
+    assert client.app.state.event_writer.wait_idle()
 
 
 def lookup(client, headers, **identifier) -> dict:

@@ -10,18 +10,27 @@ process, writers first queue on a Python lock: SQLite admits one writer at a tim
 threads waiting on a lock are woken at once, where the busy handler polls with growing sleeps
 (seen here: 16 concurrent upserts fell to ~50/s with p99 over 3 s without it). Reads use a
 second engine with plain `BEGIN` and run beside a writer thanks to WAL.
+
+SQLite checkpoints (copying the WAL back into the database file, with its fsyncs) run on a
+background thread of their own instead of inside whichever commit crosses the WAL's size
+threshold: measured here, automatic checkpoints made commits five times slower in a stream of
+inserts (1.18 s of 1.63 s for 120,000 rows).
 """
 
 from __future__ import annotations
 
 import random
+import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
-from typing import TypeVar
+from datetime import datetime
+from typing import Any, TypeVar
 
+import orjson
+import structlog
 from sqlalchemy import MetaData, create_engine, event, text
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import OperationalError
@@ -31,6 +40,7 @@ from seamline.core.config import Settings
 from seamline.core.errors import TransactionConflict
 
 T = TypeVar("T")
+log = structlog.get_logger("seamline.db")
 
 #: PostgreSQL SQLSTATEs after which running the transaction again is the right answer.
 _RETRYABLE_SQLSTATES = {"40001", "40P01"}  # serialization_failure, deadlock_detected
@@ -55,7 +65,12 @@ def normalize_url(url: str) -> str:
     return url
 
 
-def _sqlite_engine(url: str, settings: Settings, *, immediate: bool) -> Engine:
+def _sqlite_file(url: str) -> str | None:
+    database = make_url(url).database
+    return None if not database or database == ":memory:" or database.startswith("file:") else database
+
+
+def _sqlite_engine(url: str, settings: Settings, *, immediate: bool, own_checkpoints: bool = False) -> Engine:
     parsed = make_url(url)
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
@@ -74,6 +89,9 @@ def _sqlite_engine(url: str, settings: Settings, *, immediate: bool) -> Engine:
         cursor.execute(f"PRAGMA busy_timeout={settings.sqlite_busy_timeout_ms}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA journal_size_limit=67108864")  # a WAL left over 64 MiB is cut back
+        if own_checkpoints:
+            cursor.execute("PRAGMA wal_autocheckpoint=0")  # the checkpointer thread does it
         cursor.close()
 
     @event.listens_for(engine, "begin")
@@ -94,6 +112,82 @@ def _committed(session: Session) -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+class DriverSQL:
+    """Statements straight through the DB-API driver, inside the session's transaction, for
+    the few hot paths where SQLAlchemy's per-statement work costs more than the statement
+    (collection, first logins). Write placeholders as `?`; timestamps go through `time()`."""
+
+    def __init__(self, session: Session):
+        self.sqlite = session.get_bind().dialect.name == "sqlite"
+        self.cursor = session.connection().connection.dbapi_connection.cursor()
+
+    def _sql(self, sql: str) -> str:
+        return sql if self.sqlite else sql.replace("?", "%s")
+
+    def time(self, value: datetime) -> Any:
+        """A UTC timestamp as `UTCDateTime` stores it (SQLite: naive ISO text)."""
+        return value.replace(tzinfo=None).isoformat(" ", "microseconds") if self.sqlite else value
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        self.cursor.execute(self._sql(sql), params)
+        return self.cursor
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        self.cursor.executemany(self._sql(sql), rows)
+
+    def insert_rows(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], suffix: str = "") -> None:
+        """`INSERT INTO table (columns) VALUES ... suffix` for many rows of plain values (text,
+        numbers, null). On SQLite as one statement over `json_each` of the rows: Python's
+        sqlite3 releases the GIL around every row of an `executemany`, and in a busy server
+        each release costs a wait to get it back. PostgreSQL: `executemany` (pipelined)."""
+        if not rows:
+            return
+        if self.sqlite:
+            picks = ", ".join(f"json_extract(value, '$[{n}]')" for n in range(len(columns)))
+            # `WHERE true` lets SQLite parse an ON CONFLICT clause after INSERT ... SELECT.
+            self.cursor.execute(
+                f"INSERT INTO {table} ({', '.join(columns)}) SELECT {picks} FROM json_each(?) WHERE true {suffix}",
+                (orjson.dumps(rows).decode(),),
+            )
+        else:
+            marks = ", ".join(["%s"] * len(columns))
+            self.cursor.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks}) {suffix}", rows)
+
+
+class _Checkpointer:
+    """Runs `PRAGMA wal_checkpoint(PASSIVE)` on its own connection after writes (at most every
+    `interval` seconds). Passive checkpoints never block writers or readers; when one finishes
+    the whole WAL, the next writer starts it again from the beginning."""
+
+    def __init__(self, path: str, interval: float = 0.05):
+        self.path, self.interval = path, interval
+        self._wake, self._stopping = threading.Event(), False
+        self._thread = threading.Thread(target=self._run, name="seamline-sqlite-checkpoint", daemon=True)
+        self._thread.start()
+
+    def poke(self) -> None:
+        self._wake.set()
+
+    def _run(self) -> None:
+        connection = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        try:
+            while not self._stopping:
+                self._wake.wait()
+                self._wake.clear()
+                try:
+                    connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                except sqlite3.Error as exc:  # e.g. the file was removed under us; try next time
+                    log.warning("sqlite checkpoint failed", error=str(exc))
+                time.sleep(self.interval)
+        finally:
+            connection.close()
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+        self._thread.join(timeout=10)
 
 
 class _WriterQueue:
@@ -125,7 +219,9 @@ class Database:
         self.url = normalize_url(settings.database_url)
         self.is_sqlite = self.url.startswith("sqlite")
         if self.is_sqlite:
-            self.write_engine = _sqlite_engine(self.url, settings, immediate=True)
+            path = _sqlite_file(self.url)
+            self._checkpointer = _Checkpointer(path) if path else None
+            self.write_engine = _sqlite_engine(self.url, settings, immediate=True, own_checkpoints=path is not None)
             self.read_engine = _sqlite_engine(self.url, settings, immediate=False)
         else:
             self.write_engine = create_engine(
@@ -135,6 +231,7 @@ class Database:
                 pool_pre_ping=True,
             )
             self.read_engine = self.write_engine
+            self._checkpointer = None
         self._write_sessions = sessionmaker(self.write_engine, expire_on_commit=False)
         self._write_lock = _WriterQueue(settings.sqlite_busy_timeout_ms / 1000) if self.is_sqlite else nullcontext()
         self._read_sessions = sessionmaker(self.read_engine, expire_on_commit=False)
@@ -148,6 +245,8 @@ class Database:
         """A write transaction: committed when the block ends, rolled back on any error."""
         with self._write_lock, _committed(self._write_sessions()) as session:
             yield session
+        if self._checkpointer is not None:
+            self._checkpointer.poke()
 
     @contextmanager
     def bulk_write(self, *, check_tables: tuple[str, ...] = ()) -> Iterator[Session]:
@@ -176,6 +275,8 @@ class Database:
             dbapi.execute("PRAGMA foreign_keys=ON")
             connection.close()
             self._write_lock.release()
+            if self._checkpointer is not None:
+                self._checkpointer.poke()
 
     def run_write(self, work: Callable[[Session], T], *, attempts: int = 8) -> T:
         """Run `work` in a write transaction, again from the start if it hit a concurrent change."""
@@ -204,6 +305,9 @@ class Database:
             connection.execute(text("SELECT 1"))
 
     def dispose(self) -> None:
+        if self._checkpointer is not None:
+            self._checkpointer.stop()
+            self._checkpointer = None
         self.write_engine.dispose()
         if self.read_engine is not self.write_engine:
             self.read_engine.dispose()

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import and_, func, or_, select, text, update
 from sqlalchemy.orm import Session
 
+from seamline.core.db import DriverSQL
 from seamline.core.errors import Conflict, NotFound, TransactionConflict
 from seamline.core.time import utcnow
 from seamline.customers.identifiers import Identifier, IdentifierRules
@@ -42,6 +43,8 @@ class Resolution:
     created_profile: bool
     merges: list[CustomerMerge] = field(default_factory=list)
     conflicts: list[CustomerConflict] = field(default_factory=list)
+    #: Identities created by `create_profile`, with their ids.
+    created_identities: dict[Identifier, int] = field(default_factory=dict)
 
 
 # --- locking and loading -------------------------------------------------------------------
@@ -135,6 +138,41 @@ def _pair(a: int, b: int) -> tuple[int, int]:
 # --- linking identifiers of one request ----------------------------------------------------
 
 
+def fits_one_profile(rules: IdentifierRules, identifiers: list[Identifier]) -> bool:
+    counts: dict[str, int] = defaultdict(int)
+    for identifier in identifiers:
+        counts[identifier.type] += 1
+    return all(count <= rules.limit(type_name) for type_name, count in counts.items())
+
+
+def create_profile(session: Session, *, identifiers: list[Identifier], source: str) -> Resolution:
+    """What `resolve_identifiers` does when none of the identifiers is known and together they
+    break no limit: a new profile holding them all, the primary (first) linked to each other.
+    Straight through the driver: first logins are the common case of collection."""
+    sql = DriverSQL(session)
+    now = sql.time(utcnow())
+    profile_id = sql.execute(
+        "INSERT INTO customer_profile (status, created_at, updated_at) VALUES ('active', ?, ?) RETURNING id", (now, now)
+    ).fetchone()[0]
+    identity_ids = [
+        sql.execute(
+            "INSERT INTO customer_identity (type, value, profile_id, source, created_at) VALUES (?, ?, ?, ?, ?) RETURNING id",
+            (i.type, i.value, profile_id, source, now),
+        ).fetchone()[0]
+        for i in identifiers
+    ]
+    primary = identity_ids[0]
+    sql.executemany(
+        "INSERT INTO customer_link (identity_a_id, identity_b_id, source, forced, revoked, created_at) "
+        "VALUES (?, ?, ?, ?, ?, ?)",
+        [(min(primary, other), max(primary, other), source, False, False, now) for other in identity_ids[1:]],
+    )
+    return Resolution(
+        profile_id=profile_id, primary_identity_id=primary, created_profile=True,
+        created_identities=dict(zip(identifiers, identity_ids)),
+    )
+
+
 def resolve_identifiers(
     session: Session, *, rules: IdentifierRules, identifiers: list[Identifier], source: str
 ) -> Resolution:
@@ -148,6 +186,9 @@ def resolve_identifiers(
         p.status != "active" for p in profiles.values()
     ):
         raise TransactionConflict()
+
+    if not existing and fits_one_profile(rules, identifiers):
+        return create_profile(session, identifiers=identifiers, source=source)
 
     def node(identifier: Identifier) -> Hashable:
         known = existing.get(identifier)

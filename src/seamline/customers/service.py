@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 from dataclasses import asdict, dataclass
 from datetime import datetime
@@ -86,18 +87,21 @@ def set_traits_many(session: Session, observations: list[tuple[int, dict[str, An
                 latest[(identity_id, key)] = {
                     "identity_id": identity_id, "key": key, "value": value, "source": source, "observed_at": observed_at,
                 }
-    if not latest:
-        return
+    if latest:
+        session.execute(_trait_upsert(session.get_bind().dialect.name), list(latest.values()))
+
+
+@functools.cache
+def _trait_upsert(dialect: str) -> Any:
+    """The trait upsert statement, built once per dialect (building it costs more than running it)."""
     table = CustomerTrait.__table__
-    dialect_insert = postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    statement = dialect_insert(table)
-    statement = statement.on_conflict_do_update(
+    statement = (postgresql_insert if dialect == "postgresql" else sqlite_insert)(table)
+    return statement.on_conflict_do_update(
         index_elements=[table.c.identity_id, table.c.key],
         set_={"value": statement.excluded.value, "source": statement.excluded.source,
               "observed_at": statement.excluded.observed_at},
         where=table.c.observed_at <= statement.excluded.observed_at,
     )
-    session.execute(statement, list(latest.values()))
 
 
 def traits_of(session: Session, identity_ids: list[int]) -> dict[str, dict[str, Any]]:

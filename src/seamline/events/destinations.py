@@ -23,12 +23,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import httpx
+import orjson
 import structlog
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from seamline.core.config import Settings
-from seamline.core.db import Database
+from seamline.core.db import Database, DriverSQL
 from seamline.core.errors import NotFound, Unprocessable
 from seamline.core.time import utcnow
 from seamline.events.ingest import MESSAGE_TYPES, CheckedEvent
@@ -79,11 +80,13 @@ def list_destinations(session: Session) -> list[EventDestination]:
 
 def enqueue(session: Session, *, source: EventSource, events: list[CheckedEvent]) -> None:
     """The outbox rows of a stored batch: one per enabled destination that wants some of it."""
-    destinations = session.scalars(select(EventDestination).where(EventDestination.enabled.is_(True))).all()
-    for destination in destinations:
-        wanted = [e.message_id for e in events if destination.types is None or e.type in destination.types]
+    # Through the driver: this runs for every collected batch, most often to find nothing.
+    enabled = DriverSQL(session).execute("SELECT id, types FROM event_destination WHERE enabled = ?", (True,)).fetchall()
+    for destination_id, types in enabled:
+        types = orjson.loads(types) if isinstance(types, str) else types  # JSON text on SQLite
+        wanted = [e.message_id for e in events if types is None or e.type in types]
         if wanted:
-            session.add(EventDelivery(destination_id=destination.id, source_id=source.id, message_ids=wanted))
+            session.add(EventDelivery(destination_id=destination_id, source_id=source.id, message_ids=wanted))
 
 
 def dead_letters(session: Session, *, destination_id: int, limit: int = 100) -> list[EventDelivery]:

@@ -97,3 +97,21 @@ class EventDelivery(Base):
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
     __table_args__ = (Index("ix_event_delivery_due", "status", "next_attempt_at"),)
+
+
+class EventIdentityFeed(Base):
+    """Identity-graph work waiting to be applied, one row per stored batch (written in the
+    batch's transaction, so none is lost): what its identify, alias and logged-in events say
+    about who is who. Collection answers once the events are committed; the event writer
+    applies these rows right after, in order, and deletes them (see events/service.py)."""
+
+    __tablename__ = "event_identity_feed"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    #: "events:<channel>", recorded as the source of the identities and links it creates.
+    origin: Mapped[str] = mapped_column(String(64))
+    #: [{"type", "userId", "anonymousId", "previousId", "traits", "at"}], in event order.
+    items: Mapped[list[dict]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    #: Set when the row could not be applied (kept for staff to look at; later rows go on).
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)

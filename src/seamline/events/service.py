@@ -29,8 +29,9 @@ from sqlalchemy.orm import Session
 from seamline.core.auth import service as auth_service
 from seamline.core.auth.models import ApiKey
 from seamline.core.auth.schemas import Scope
+from seamline.core.db import DriverSQL
 from seamline.core.errors import AppError, Forbidden, Unprocessable
-from seamline.core.time import UTCDateTime
+from seamline.core.time import UTCDateTime, utcnow
 from seamline.customers import resolution
 from seamline.customers import service as customers_service
 from seamline.customers.identifiers import Identifier, IdentifierRules
@@ -39,7 +40,7 @@ from seamline.customers.sections import CustomerContext, SectionRegistry
 from seamline.customers.timeline import TimelineItem, TimelineQuery, TimelineRegistry
 from seamline.events import destinations
 from seamline.events.ingest import MESSAGE_TYPES, CheckedEvent, person_key
-from seamline.events.models import EventRecord, EventSource
+from seamline.events.models import EventIdentityFeed, EventRecord, EventSource
 
 CHANNELS = ("web", "app", "store", "call_center", "email", "messenger", "sms", "server", "other")
 
@@ -93,13 +94,6 @@ class StoreOutcome:
     duplicates: int
 
 
-def _time_param(session: Session, value: datetime) -> Any:
-    """A timestamp as SQLAlchemy's own type would bind it (SQLite keeps text, naive UTC)."""
-    if session.get_bind().dialect.name == "sqlite":
-        return value.strftime("%Y-%m-%d %H:%M:%S.%f")
-    return value
-
-
 def store_events(
     session: Session,
     *,
@@ -126,24 +120,19 @@ def store_events(
         )
     new = [e for m, e in unique.items() if m not in known]
     if new:
-        received = _time_param(session, received_at)
-        rows = [
-            (source.id, e.message_id, e.type, e.name, e.anonymous_id, e.user_id,
-             person_key(user_id=e.user_id, anonymous_id=e.anonymous_id), source.channel,
-             _time_param(session, e.timestamp), received, e.payload.decode())
-            for e in new
-        ]
-        dbapi = session.connection().connection.dbapi_connection
-        mark = "?" if session.get_bind().dialect.name == "sqlite" else "%s"
-        cursor = dbapi.cursor()
+        sql = DriverSQL(session)
+        received = sql.time(received_at)
         # ON CONFLICT: a concurrent request with the same messageId (PostgreSQL) stores it once.
-        cursor.executemany(
-            "INSERT INTO event_record (source_id, message_id, type, name, anonymous_id, user_id, person, channel, "
-            f"timestamp, received_at, payload) VALUES ({', '.join([mark] * 11)}) "
+        sql.insert_rows(
+            "event_record",
+            ("source_id", "message_id", "type", "name", "anonymous_id", "user_id", "person", "channel", "timestamp",
+             "received_at", "payload"),
+            [(source.id, e.message_id, e.type, e.name, e.anonymous_id, e.user_id,
+              person_key(user_id=e.user_id, anonymous_id=e.anonymous_id), source.channel,
+              sql.time(e.timestamp), received, e.payload.decode()) for e in new],
             "ON CONFLICT (source_id, message_id) DO NOTHING",
-            rows,
         )
-        feed_identity_graph(session, events=new, source=source, rules=rules)
+        enqueue_identity_work(session, events=new, source=source)
         destinations.enqueue(session, source=source, events=new)
     return StoreOutcome(len(new), len(events) - len(new))
 
@@ -159,76 +148,171 @@ def _try(rules: IdentifierRules, type_name: str, value: Any) -> Identifier | Non
     return None if rules.is_blocked(identifier) else identifier
 
 
-def feed_identity_graph(session: Session, *, events: list[CheckedEvent], source: EventSource, rules: IdentifierRules) -> None:
-    """Identify/alias, and userId + anonymousId pairs, into the identity graph (see module doc).
+def enqueue_identity_work(session: Session, *, events: list[CheckedEvent], source: EventSource) -> None:
+    """Queue what the events say about who is who (see `EventIdentityFeed`), in one row.
 
-    The common case, people whose identifiers are all known and linked already, costs one query
-    for the whole batch (plus the traits of identify calls); only what is new or unlinked goes
-    through the full resolution, in event order."""
-    origin = f"events:{source.channel}"
-    work: list[tuple[list[Identifier], dict[str, Any] | None, datetime]] = []
+    Only identify and alias calls and events with a userId matter; a link without traits that
+    came earlier in the batch is not repeated (applying it again would change nothing)."""
+    items: list[dict[str, Any]] = []
+    seen: set[tuple[str | None, ...]] = set()
     for event in events:
-        message = event.message
-        user = _try(rules, "user_id", event.user_id)
-        anonymous = _try(rules, "anonymous_id", event.anonymous_id)
         if event.type == "identify":
-            traits = message.get("traits") or {}
-            found = [user, anonymous, _try(rules, "email", traits.get("email")), _try(rules, "phone", traits.get("phone"))]
-            work.append(([i for i in found if i is not None], traits, event.timestamp))
-        elif event.type == "alias":
-            previous = str(message.get("previousId"))
-            as_user = _try(rules, "user_id", previous)
+            items.append({"type": "identify", "userId": event.user_id, "anonymousId": event.anonymous_id,
+                          "traits": event.message.get("traits") or {}, "at": event.timestamp.isoformat()})
+            continue
+        if event.type == "alias":
+            previous = str(event.message.get("previousId"))
+        elif event.user_id is not None:
+            previous = None
+        else:
+            continue  # anonymous only: nothing to link
+        key = (event.user_id, event.anonymous_id, previous)
+        if key not in seen:
+            seen.add(key)
+            items.append({"type": event.type, "userId": event.user_id, "anonymousId": event.anonymous_id,
+                          "previousId": previous, "at": event.timestamp.isoformat()})
+    if items:
+        sql = DriverSQL(session)
+        sql.execute(
+            "INSERT INTO event_identity_feed (origin, items, created_at) VALUES (?, ?, ?)",
+            (f"events:{source.channel}", orjson.dumps(items).decode(), sql.time(utcnow())),
+        )
+
+
+Work = tuple[tuple[Identifier, ...], dict[str, Any] | None, datetime]
+
+
+def _identity_work(session: Session, items: list[dict[str, Any]], rules: IdentifierRules) -> list[Work]:
+    """The queued items as (identifiers, traits to record or None, observed at), in order:
+    identify links its ids with the `email` / `phone` traits; alias joins `previousId` (a user id
+    if one is known by that value, else an anonymous id) to `userId`; any other event links its
+    userId and anonymousId."""
+    memo: dict[tuple[str, Any], Identifier | None] = {}
+
+    def identifier(type_name: str, value: Any) -> Identifier | None:
+        key = (type_name, value)
+        if key not in memo:
+            memo[key] = _try(rules, type_name, value)
+        return memo[key]
+
+    work: list[Work] = []
+    for item in items:
+        user, anonymous = identifier("user_id", item.get("userId")), identifier("anonymous_id", item.get("anonymousId"))
+        traits = None
+        if item["type"] == "identify":
+            traits = item.get("traits") or {}
+            found = (user, anonymous, identifier("email", traits.get("email")), identifier("phone", traits.get("phone")))
+        elif item["type"] == "alias":
+            as_user = identifier("user_id", item["previousId"])
             known_user = as_user is not None and session.scalar(
                 select(CustomerIdentity.id).where(CustomerIdentity.type == "user_id", CustomerIdentity.value == as_user.value)
             )
-            other = as_user if known_user else _try(rules, "anonymous_id", previous)
-            work.append(([i for i in (user, other) if i is not None], None, event.timestamp))
-        elif user is not None:
-            work.append(([user, anonymous] if anonymous is not None else [user], None, event.timestamp))
-    work = [w for w in work if w[0]]
-    if not work:
-        return
-    wanted = list({i for identifiers, _, _ in work for i in identifiers})
+            found = (user, as_user if known_user else identifier("anonymous_id", item["previousId"]))
+        else:
+            found = (user, anonymous)
+        identifiers = tuple(i for i in found if i is not None)
+        if identifiers:
+            work.append((identifiers, traits, datetime.fromisoformat(item["at"])))
+    return work
 
-    def load_holders() -> dict[tuple[str, str], tuple[int, int]]:
-        by_type: dict[str, list[str]] = {}
-        for identifier in wanted:
-            by_type.setdefault(identifier.type, []).append(identifier.value)
-        # `type = ? AND value IN (...)` per type (SQLite scans the table for a row-value IN),
-        # straight through the driver: compiling a fresh IN list per batch costs more than the query.
-        mark = "?" if session.get_bind().dialect.name == "sqlite" else "%s"
-        where = " OR ".join(f"(type = {mark} AND value IN ({', '.join([mark] * len(v))}))" for v in by_type.values())
-        params = [x for t, v in by_type.items() for x in (t, *v)]
-        cursor = session.connection().connection.dbapi_connection.cursor()
-        cursor.execute(f"SELECT type, value, profile_id, id FROM customer_identity WHERE {where}", params)
-        return {(t, v): (profile_id, identity_id) for t, v, profile_id, identity_id in cursor.fetchall()}
 
-    holders = load_holders()
-    linked: set[tuple[Identifier, ...]] = set()
+def _holders(session: Session, identifiers: set[Identifier]) -> dict[Identifier, tuple[int, int]]:
+    """{identifier: (profile id, identity id)} of those that are known, in one query.
+
+    `type = ? AND value IN (...)` per type (SQLite scans the table for a row-value IN), straight
+    through the driver: compiling a fresh IN list per batch costs more than the query."""
+    by_type: dict[str, list[str]] = {}
+    for item in identifiers:
+        by_type.setdefault(item.type, []).append(item.value)
+    where = " OR ".join(f"(type = ? AND value IN ({', '.join('?' * len(v))}))" for v in by_type.values())
+    params = [x for t, v in by_type.items() for x in (t, *v)]
+    sql = DriverSQL(session)
+    if sql.sqlite:
+        # One row, not thousands: Python's sqlite3 releases the GIL around every row it steps
+        # to, and under load each release costs a wait for the request thread to give it back.
+        packed = sql.execute(
+            f"SELECT json_group_array(json_array(type, value, profile_id, id)) FROM customer_identity WHERE {where}",
+            params,
+        ).fetchone()[0]
+        rows = orjson.loads(packed)
+    else:
+        rows = sql.execute(f"SELECT type, value, profile_id, id FROM customer_identity WHERE {where}", params).fetchall()
+    return {Identifier(t, v): (profile_id, identity_id) for t, v, profile_id, identity_id in rows}
+
+
+def pending_identity_work(session: Session, *, limit: int = 50) -> list[int]:
+    """Ids of the oldest queued rows of identity work (not failed ones)."""
+    return list(session.scalars(
+        select(EventIdentityFeed.id).where(EventIdentityFeed.error.is_(None)).order_by(EventIdentityFeed.id).limit(limit)
+    ))
+
+
+def identity_work_backlog(session: Session) -> int:
+    """How many rows of identity work wait to be applied (0 once collection has caught up)."""
+    return session.scalar(select(func.count()).select_from(EventIdentityFeed).where(EventIdentityFeed.error.is_(None)))
+
+
+def feed_identity_graph(session: Session, *, ids: list[int], rules: IdentifierRules) -> int:
+    """Apply these queued rows of identity work in order and delete them; returns how many.
+    Several processes may feed at once: on PostgreSQL a row another one holds is skipped.
+
+    The common case, people whose identifiers are all known and linked already, costs one query
+    for all the rows (plus one statement for the traits of identify calls); only what is new or
+    unlinked goes through resolution (a first login, all identifiers new, is three inserts)."""
+    sql = DriverSQL(session)
+    marks = ", ".join("?" * len(ids))
+    rows = sql.execute(
+        f"SELECT id, origin, items FROM event_identity_feed WHERE id IN ({marks}) AND error IS NULL ORDER BY id"
+        + ("" if sql.sqlite else " FOR UPDATE SKIP LOCKED"),
+        ids,
+    ).fetchall()
+    if not rows:
+        return 0
+    work = [
+        (w, origin)
+        for _, origin, items in rows
+        for w in _identity_work(session, orjson.loads(items) if isinstance(items, str) else items, rules)
+    ]
+    sql.execute(f"DELETE FROM event_identity_feed WHERE id IN ({', '.join('?' * len(rows))})", [row[0] for row in rows])
+    if work:
+        _apply(session, work, rules)
+    return len(rows)
+
+
+def set_aside_identity_work(session: Session, *, row_id: int, error: str) -> None:
+    """Keep a row that cannot be applied out of the way of the ones after it."""
+    row = session.get(EventIdentityFeed, row_id)
+    if row is not None:
+        row.error = error[:2000]
+
+
+def _apply(session: Session, work: list[tuple[Work, str]], rules: IdentifierRules) -> None:
+    holders = _holders(session, {i for (identifiers, _, _), _ in work for i in identifiers})
+    sqlite = session.get_bind().dialect.name == "sqlite"
     observations: list[tuple[int, dict[str, Any], str, datetime]] = []
-    for identifiers, traits, observed_at in work:
-        usable, _blocked = rules.prepare([(i.type, i.value) for i in identifiers])
-        if not usable:
-            continue
-        held = [holders.get((i.type, i.value)) for i in usable]
+    for (identifiers, traits, observed_at), origin in work:
+        held = [holders.get(i) for i in identifiers]
         if all(held) and len({h[0] for h in held}) == 1:  # known, and one person already
             if traits:
                 observations.append((held[0][1], traits, origin, observed_at))
             continue
-        key = tuple(usable)
-        if not traits and key in linked:
-            continue
-        result = resolution.resolve_identifiers(session, rules=rules, identifiers=usable, source=origin)
+        usable, _blocked = rules.prepare([(i.type, i.value) for i in identifiers])
+        if sqlite and not any(held) and resolution.fits_one_profile(rules, usable):
+            # A first login. SQLite: this transaction is the only writer, so what `holders`
+            # says still holds (PostgreSQL goes through the locks of resolve_identifiers).
+            result = resolution.create_profile(session, identifiers=usable, source=origin)
+            holders.update({i: (result.profile_id, identity_id) for i, identity_id in result.created_identities.items()})
+        else:
+            result = resolution.resolve_identifiers(session, rules=rules, identifiers=usable, source=origin)
+            # A resolution creates or moves identities only into its profile: refresh those.
+            for t, v, identity_id in session.execute(
+                select(CustomerIdentity.type, CustomerIdentity.value, CustomerIdentity.id).where(
+                    CustomerIdentity.profile_id == result.profile_id
+                )
+            ):
+                holders[Identifier(t, v)] = (result.profile_id, identity_id)
         if traits:
             observations.append((result.primary_identity_id, traits, origin, observed_at))
-        linked.add(key)
-        # A resolution creates or moves identities only into its profile: refresh those.
-        for t, v, identity_id in session.execute(
-            select(CustomerIdentity.type, CustomerIdentity.value, CustomerIdentity.id).where(
-                CustomerIdentity.profile_id == result.profile_id
-            )
-        ):
-            holders[(t, v)] = (result.profile_id, identity_id)
     # Latest wins per trait whatever the order, so the batch's traits can go in one statement.
     customers_service.set_traits_many(session, observations)
 
