@@ -115,6 +115,7 @@ class Stats:
     latencies: list[float] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     wall: float = 0.0
+    server_cpu: float = 0.0
 
     def pct(self, q: float) -> float:
         ordered = sorted(self.latencies)
@@ -190,7 +191,10 @@ def null_server_rate(bodies: list[bytes], connections: int, workdir: Path) -> St
                 break
             except httpx.HTTPError:
                 time.sleep(0.1)
-        return drive(f"http://127.0.0.1:{port}", "x", bodies, connections)
+        before = process_cpu(process.pid)
+        stats = drive(f"http://127.0.0.1:{port}", "x", bodies, connections)
+        stats.server_cpu = process_cpu(process.pid) - before
+        return stats
     finally:
         process.terminate()
         process.wait()
@@ -235,6 +239,25 @@ def raw_insert_rate(url: str, batches: list[list[dict]]) -> float:
     return sum(len(b) for b in batches) / elapsed
 
 
+def process_cpu(pid: int) -> float:
+    """CPU seconds (user + system) a process has used: steadier than a rate on a shared machine."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def backlog_of(database: Database) -> int:
+    with database.read() as session:
+        return events_service.identity_work_backlog(session)
+
+
+def wait_for_identity_work(database: Database, timeout: float = 600) -> float:
+    """Seconds until the server has applied all queued identity work."""
+    start = time.perf_counter()
+    while backlog_of(database) and time.perf_counter() - start < timeout:
+        time.sleep(0.05)
+    return time.perf_counter() - start
+
+
 # --- one backend ---------------------------------------------------------------------------------
 
 
@@ -266,7 +289,12 @@ def run_backend(backend: str, args: argparse.Namespace, null: Stats | None) -> d
         server = ServerProcess(url, workers=1, log_path=workdir / "server.log").start()
         try:
             warm_stats = drive(server.base_url, key, warm_bodies, args.connections)
+            wait_for_identity_work(database)
+            cpu_before = process_cpu(server.process.pid)
             stats = drive(server.base_url, key, bodies, args.connections)
+            backlog = backlog_of(database)
+            drain = wait_for_identity_work(database)
+            server_cpu = process_cpu(server.process.pid) - cpu_before
         finally:
             server.stop()
         with database.read() as session:
@@ -279,7 +307,7 @@ def run_backend(backend: str, args: argparse.Namespace, null: Stats | None) -> d
         return {
             "backend": backend, "stats": stats, "errors": warm_stats.errors + stats.errors, "events": events,
             "stored_ok": stored == events + len(sum(warm, [])), "stored": stored, "profiles": profiles,
-            "raw": raw, "null": null, "avg_event": avg_event, "log": log_lines,
+            "raw": raw, "null": null, "avg_event": avg_event, "log": log_lines, "backlog": backlog, "drain": drain, "server_cpu": server_cpu,
         }
     finally:
         if pg:
@@ -314,7 +342,8 @@ def main() -> int:
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     null_rate = args.batches * args.batch_size / null.wall
-    print(f"null server: {null_rate:,.0f} events/s", file=sys.stderr)
+    null_cpu = null.server_cpu / (args.batches * args.batch_size) * 1e6
+    print(f"null server: {null_rate:,.0f} events/s, {null_cpu:.0f} µs CPU/event", file=sys.stderr)
 
     results = []
     for backend in (["sqlite", "postgresql"] if args.backend == "both" else [args.backend]):
@@ -326,15 +355,16 @@ def main() -> int:
 
     command = ".venv/bin/python bench/ingest_http.py " + " ".join(sys.argv[1:])
     print(f"\n{date.today().isoformat()}, {os.cpu_count()} CPUs, commit {source_version()}: `{command.strip()}`\n")
-    print("| backend | events | avg event | events/s | batch p50 ms | p99 ms | max ms | errors | stored | raw executemany, events/s | null server, events/s | ingestion / raw | ingestion / null server |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("| backend | events | avg event | events/s | batch p50 ms | p99 ms | max ms | errors | stored | identity backlog at end (batches) | caught up after s | server CPU µs/event | raw executemany, events/s | null server, events/s | null server CPU µs/event | ingestion / raw | ingestion / null server |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in results:
         s = r["stats"]
         rate = r["events"] / s.wall
         print(
             f"| {r['backend']} | {r['events']:,} | {r['avg_event']:.0f} B | {rate:,.0f} | {s.pct(0.5):.1f} | {s.pct(0.99):.1f} "
             f"| {s.pct(1.0):.0f} | {len(r['errors'])} | {'ok' if r['stored_ok'] else 'MISMATCH'} ({r['stored']:,}) "
-            f"| {r['raw']:,.0f} | {null_rate:,.0f} | {rate / r['raw']:.0%} | {rate / null_rate:.0%} |"
+            f"| {r['backlog']} | {r['drain']:.1f} | {r['server_cpu'] / r['events'] * 1e6:.0f} "
+            f"| {r['raw']:,.0f} | {null_rate:,.0f} | {null_cpu:.0f} | {rate / r['raw']:.0%} | {rate / null_rate:.0%} |"
         )
     failed = False
     for r in results:

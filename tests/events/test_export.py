@@ -18,14 +18,12 @@ from seamline.events.models import EventRecord
 
 
 def store(database, settings, *messages: dict) -> None:
-    from seamline.customers.identifiers import IdentifierRules
-
     now = utcnow()
     checked = [check_message(m, default_type=None, batch_sent_at=None, received_at=now, max_bytes=32768) for m in messages]
     with database.write() as session:
         source = events_service.list_sources(session)[0] if events_service.list_sources(session) else \
             events_service.create_source(session, name="Web", channel="web")[0]
-        events_service.store_events(session, source=source, events=checked, received_at=now, rules=IdentifierRules(settings))
+        events_service.store_events(session, source=source, events=checked, received_at=now)
 
 
 def days_ago(n: int) -> str:

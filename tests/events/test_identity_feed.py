@@ -22,7 +22,7 @@ def store(database, rules, *messages: dict) -> None:
     with database.write() as session:
         sources = events_service.list_sources(session)
         source = sources[0] if sources else events_service.create_source(session, name="Web", channel="web")[0]
-        events_service.store_events(session, source=source, events=checked, received_at=now, rules=rules)
+        events_service.store_events(session, source=source, events=checked, received_at=now)
 
 
 def holders(database) -> dict[tuple[str, str], int]:

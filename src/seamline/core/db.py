@@ -29,7 +29,6 @@ from pathlib import Path
 from datetime import datetime
 from typing import Any, TypeVar
 
-import orjson
 import structlog
 from sqlalchemy import MetaData, create_engine, event, text
 from sqlalchemy.engine import Engine, make_url
@@ -138,22 +137,30 @@ class DriverSQL:
         self.cursor.executemany(self._sql(sql), rows)
 
     def insert_rows(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], suffix: str = "") -> None:
-        """`INSERT INTO table (columns) VALUES ... suffix` for many rows of plain values (text,
-        numbers, null). On SQLite as one statement over `json_each` of the rows: Python's
-        sqlite3 releases the GIL around every row of an `executemany`, and in a busy server
-        each release costs a wait to get it back. PostgreSQL: `executemany` (pipelined)."""
+        """`INSERT INTO table (columns) VALUES ... suffix` for many rows.
+
+        On SQLite as multi-row VALUES statements (up to `SQLITE_ROWS_PER_STATEMENT` rows each,
+        so the driver's statement cache keeps them): Python's sqlite3 releases the GIL around
+        every row of an `executemany`, and in a busy server each release costs a wait to get it
+        back (a `json_each` insert avoids that too, but re-parses the JSON for every column).
+        PostgreSQL: `executemany` (pipelined by psycopg)."""
         if not rows:
             return
-        if self.sqlite:
-            picks = ", ".join(f"json_extract(value, '$[{n}]')" for n in range(len(columns)))
-            # `WHERE true` lets SQLite parse an ON CONFLICT clause after INSERT ... SELECT.
+        head = f"INSERT INTO {table} ({', '.join(columns)}) VALUES "
+        if not self.sqlite:
+            self.cursor.executemany(f"{head}({', '.join(['%s'] * len(columns))}) {suffix}", rows)
+            return
+        one = f"({', '.join('?' * len(columns))})"
+        step = max(1, min(SQLITE_ROWS_PER_STATEMENT, 30_000 // len(columns)))
+        for start in range(0, len(rows), step):
+            chunk = rows[start : start + step]
             self.cursor.execute(
-                f"INSERT INTO {table} ({', '.join(columns)}) SELECT {picks} FROM json_each(?) WHERE true {suffix}",
-                (orjson.dumps(rows).decode(),),
+                head + ", ".join([one] * len(chunk)) + f" {suffix}", [value for row in chunk for value in row]
             )
-        else:
-            marks = ", ".join(["%s"] * len(columns))
-            self.cursor.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks}) {suffix}", rows)
+
+
+#: Rows per multi-row INSERT on SQLite (under its 32,766 bound variables per statement).
+SQLITE_ROWS_PER_STATEMENT = 100
 
 
 class _Checkpointer:

@@ -2,7 +2,8 @@
 
 `store_events` is the one write path of every collection endpoint. In one transaction it
 skips messages already stored (same source and messageId, whatever the interval), inserts the
-rest in one `executemany` through the driver, and feeds the identity graph from what is new:
+rest through the driver, and queues what the new events say about identity (`enqueue_identity_work`);
+the event writer applies the queue right after answering (`feed_identity_graph`):
 
 - identify: the user id, the anonymous id and the `email` / `phone` traits are linked, and the
   traits recorded (latest wins, with the event's time);
@@ -18,6 +19,7 @@ login part of the profile retroactively.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -88,6 +90,32 @@ def source_of_key(session: Session, raw_key: str) -> EventSource:
 # --- storing ---------------------------------------------------------------------------------
 
 
+class LinkedPairs:
+    """(userId, anonymousId) pairs, as sent, that the identity graph was seen to hold in one
+    profile: the next events of such a pair need no identity work (applying the same link again
+    changes nothing: a link seen before is never re-applied). Kept by the event writer, bounded,
+    and trusted for `ttl` seconds, so a pair whose identities were erased since gets its
+    identity work again within that time."""
+
+    def __init__(self, *, size: int = 200_000, ttl: float = 60.0):
+        self.size, self.ttl = size, ttl
+        self._until: dict[tuple[str, str | None], float] = {}
+
+    def __contains__(self, key: tuple[str, str | None]) -> bool:
+        until = self._until.get(key)
+        return until is not None and until > time.monotonic()
+
+    def add_all(self, keys: list[tuple[str, str | None]]) -> None:
+        if len(self._until) + len(keys) > self.size:
+            self._until.clear()
+        until = time.monotonic() + self.ttl
+        self._until.update(dict.fromkeys(keys, until))
+
+    def clear(self) -> None:
+        self._until.clear()
+
+
+
 @dataclass
 class StoreOutcome:
     stored: int
@@ -100,7 +128,7 @@ def store_events(
     source: EventSource,
     events: list[CheckedEvent],
     received_at: datetime,
-    rules: IdentifierRules,
+    linked: LinkedPairs | None = None,
 ) -> StoreOutcome:
     if not events:
         return StoreOutcome(0, 0)
@@ -132,7 +160,7 @@ def store_events(
               sql.time(e.timestamp), received, e.payload.decode()) for e in new],
             "ON CONFLICT (source_id, message_id) DO NOTHING",
         )
-        enqueue_identity_work(session, events=new, source=source)
+        enqueue_identity_work(session, events=new, source=source, linked=linked)
         destinations.enqueue(session, source=source, events=new)
     return StoreOutcome(len(new), len(events) - len(new))
 
@@ -148,11 +176,14 @@ def _try(rules: IdentifierRules, type_name: str, value: Any) -> Identifier | Non
     return None if rules.is_blocked(identifier) else identifier
 
 
-def enqueue_identity_work(session: Session, *, events: list[CheckedEvent], source: EventSource) -> None:
+def enqueue_identity_work(
+    session: Session, *, events: list[CheckedEvent], source: EventSource, linked: LinkedPairs | None = None
+) -> None:
     """Queue what the events say about who is who (see `EventIdentityFeed`), in one row.
 
     Only identify and alias calls and events with a userId matter; a link without traits that
-    came earlier in the batch is not repeated (applying it again would change nothing)."""
+    came earlier in the batch, or that `linked` knows, is not repeated (applying it again would
+    change nothing)."""
     items: list[dict[str, Any]] = []
     seen: set[tuple[str | None, ...]] = set()
     for event in events:
@@ -164,6 +195,8 @@ def enqueue_identity_work(session: Session, *, events: list[CheckedEvent], sourc
             previous = str(event.message.get("previousId"))
         elif event.user_id is not None:
             previous = None
+            if linked is not None and (event.user_id, event.anonymous_id) in linked:
+                continue
         else:
             continue  # anonymous only: nothing to link
         key = (event.user_id, event.anonymous_id, previous)
@@ -179,11 +212,13 @@ def enqueue_identity_work(session: Session, *, events: list[CheckedEvent], sourc
         )
 
 
-Work = tuple[tuple[Identifier, ...], dict[str, Any] | None, datetime]
+#: (identifiers, traits to record or None, observed at, the (userId, anonymousId) pair as sent
+#: for a plain event, else None)
+Work = tuple[tuple[Identifier, ...], dict[str, Any] | None, datetime, tuple[str, str | None] | None]
 
 
 def _identity_work(session: Session, items: list[dict[str, Any]], rules: IdentifierRules) -> list[Work]:
-    """The queued items as (identifiers, traits to record or None, observed at), in order:
+    """The queued items as `Work`, in order:
     identify links its ids with the `email` / `phone` traits; alias joins `previousId` (a user id
     if one is known by that value, else an anonymous id) to `userId`; any other event links its
     userId and anonymousId."""
@@ -198,7 +233,7 @@ def _identity_work(session: Session, items: list[dict[str, Any]], rules: Identif
     work: list[Work] = []
     for item in items:
         user, anonymous = identifier("user_id", item.get("userId")), identifier("anonymous_id", item.get("anonymousId"))
-        traits = None
+        traits, pair = None, None
         if item["type"] == "identify":
             traits = item.get("traits") or {}
             found = (user, anonymous, identifier("email", traits.get("email")), identifier("phone", traits.get("phone")))
@@ -209,10 +244,10 @@ def _identity_work(session: Session, items: list[dict[str, Any]], rules: Identif
             )
             found = (user, as_user if known_user else identifier("anonymous_id", item["previousId"]))
         else:
-            found = (user, anonymous)
+            found, pair = (user, anonymous), (item["userId"], item.get("anonymousId"))
         identifiers = tuple(i for i in found if i is not None)
         if identifiers:
-            work.append((identifiers, traits, datetime.fromisoformat(item["at"])))
+            work.append((identifiers, traits, datetime.fromisoformat(item["at"]), pair))
     return work
 
 
@@ -252,8 +287,15 @@ def identity_work_backlog(session: Session) -> int:
     return session.scalar(select(func.count()).select_from(EventIdentityFeed).where(EventIdentityFeed.error.is_(None)))
 
 
-def feed_identity_graph(session: Session, *, ids: list[int], rules: IdentifierRules) -> int:
-    """Apply these queued rows of identity work in order and delete them; returns how many.
+@dataclass
+class FeedOutcome:
+    rows: int
+    #: The plain (userId, anonymousId) pairs now held by one profile (see `LinkedPairs`).
+    linked: list[tuple[str, str | None]]
+
+
+def feed_identity_graph(session: Session, *, ids: list[int], rules: IdentifierRules) -> FeedOutcome:
+    """Apply these queued rows of identity work in order and delete them.
     Several processes may feed at once: on PostgreSQL a row another one holds is skipped.
 
     The common case, people whose identifiers are all known and linked already, costs one query
@@ -267,16 +309,14 @@ def feed_identity_graph(session: Session, *, ids: list[int], rules: IdentifierRu
         ids,
     ).fetchall()
     if not rows:
-        return 0
+        return FeedOutcome(0, [])
     work = [
         (w, origin)
         for _, origin, items in rows
         for w in _identity_work(session, orjson.loads(items) if isinstance(items, str) else items, rules)
     ]
     sql.execute(f"DELETE FROM event_identity_feed WHERE id IN ({', '.join('?' * len(rows))})", [row[0] for row in rows])
-    if work:
-        _apply(session, work, rules)
-    return len(rows)
+    return FeedOutcome(len(rows), _apply(session, work, rules) if work else [])
 
 
 def set_aside_identity_work(session: Session, *, row_id: int, error: str) -> None:
@@ -286,20 +326,31 @@ def set_aside_identity_work(session: Session, *, row_id: int, error: str) -> Non
         row.error = error[:2000]
 
 
-def _apply(session: Session, work: list[tuple[Work, str]], rules: IdentifierRules) -> None:
-    holders = _holders(session, {i for (identifiers, _, _), _ in work for i in identifiers})
+def _still_unknown(session: Session, identifiers: list[Identifier], sqlite: bool) -> bool:
+    """Whether identifiers read as unknown still are, now that nobody else can add them: on
+    SQLite this transaction is the only writer; on PostgreSQL after taking the same advisory
+    locks `resolve_identifiers` takes."""
+    if sqlite:
+        return True
+    resolution.lock_identifiers(session, identifiers)
+    return not _holders(session, set(identifiers))
+
+
+def _apply(session: Session, work: list[tuple[Work, str]], rules: IdentifierRules) -> list[tuple[str, str | None]]:
+    holders = _holders(session, {i for (identifiers, *_), _ in work for i in identifiers})
     sqlite = session.get_bind().dialect.name == "sqlite"
     observations: list[tuple[int, dict[str, Any], str, datetime]] = []
-    for (identifiers, traits, observed_at), origin in work:
+    pairs: list[tuple[tuple[Identifier, ...], tuple[str, str | None]]] = []
+    for (identifiers, traits, observed_at, pair), origin in work:
+        if pair is not None:
+            pairs.append((identifiers, pair))
         held = [holders.get(i) for i in identifiers]
         if all(held) and len({h[0] for h in held}) == 1:  # known, and one person already
             if traits:
                 observations.append((held[0][1], traits, origin, observed_at))
             continue
         usable, _blocked = rules.prepare([(i.type, i.value) for i in identifiers])
-        if sqlite and not any(held) and resolution.fits_one_profile(rules, usable):
-            # A first login. SQLite: this transaction is the only writer, so what `holders`
-            # says still holds (PostgreSQL goes through the locks of resolve_identifiers).
+        if not any(held) and resolution.fits_one_profile(rules, usable) and _still_unknown(session, usable, sqlite):
             result = resolution.create_profile(session, identifiers=usable, source=origin)
             holders.update({i: (result.profile_id, identity_id) for i, identity_id in result.created_identities.items()})
         else:
@@ -315,6 +366,12 @@ def _apply(session: Session, work: list[tuple[Work, str]], rules: IdentifierRule
             observations.append((result.primary_identity_id, traits, origin, observed_at))
     # Latest wins per trait whatever the order, so the batch's traits can go in one statement.
     customers_service.set_traits_many(session, observations)
+    linked = []
+    for identifiers, pair in pairs:
+        held = {holders[i][0] if i in holders else None for i in identifiers}
+        if len(held) == 1 and None not in held:
+            linked.append(pair)
+    return linked
 
 
 # --- reading ---------------------------------------------------------------------------------

@@ -51,6 +51,7 @@ class BatchWriter:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._idle = threading.Event()
+        self.linked = service.LinkedPairs()  # only this writer's thread touches it
 
     def start(self) -> BatchWriter:
         if self._thread is None:
@@ -124,7 +125,8 @@ class BatchWriter:
 
     def _feed_rows(self, ids: list[int]) -> None:
         try:
-            self.database.run_write(lambda s: service.feed_identity_graph(s, ids=ids, rules=self.rules))
+            outcome = self.database.run_write(lambda s: service.feed_identity_graph(s, ids=ids, rules=self.rules))
+            self.linked.add_all(outcome.linked)  # only once committed
         except Exception as exc:  # noqa: BLE001 - isolate the failing row below
             if len(ids) > 1:
                 for row_id in ids:
@@ -138,7 +140,7 @@ class BatchWriter:
         try:
             outcomes = self.database.run_write(
                 lambda session: [
-                    service.store_events(session, source=r.source, events=r.events, received_at=r.received_at, rules=self.rules)
+                    service.store_events(session, source=r.source, events=r.events, received_at=r.received_at, linked=self.linked)
                     for r in group
                 ]
             )
