@@ -10,6 +10,8 @@ from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
 
 from seamline import __version__
+from seamline.commerce import service as commerce_service
+from seamline.commerce.api import router as commerce_router
 from seamline.core.auth.api import router as api_keys_router
 from seamline.core.config import Settings, get_settings
 from seamline.core.db import Database
@@ -68,6 +70,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     sections, timeline = SectionRegistry(), TimelineRegistry()
     customers_service.register_sections(sections, timeline=timeline)
     events_service.register(sections, timeline)
+    commerce_service.register(sections, timeline)
     app.state.customer_sections = sections
     app.state.customer_timeline = timeline
 
@@ -77,6 +80,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.include_router(api_keys_router)
     app.include_router(customers_router)
     app.include_router(events_router)
+    app.include_router(commerce_router)
     # Websites and web views post events from their own origin; only the collection paths are
     # open to other origins (write keys are public by design; the rest of the API is not).
     app.add_middleware(PathCORS, paths=COLLECTION_PATHS)

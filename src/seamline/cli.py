@@ -17,10 +17,12 @@ db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 apikey_app = typer.Typer(help="API keys.", no_args_is_help=True)
 identity_app = typer.Typer(help="The identity graph.", no_args_is_help=True)
 events_app = typer.Typer(help="Collected events.", no_args_is_help=True)
+commerce_app = typer.Typer(help="Catalog, stock and orders.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(apikey_app, name="apikey")
 app.add_typer(identity_app, name="identity")
 app.add_typer(events_app, name="events")
+app.add_typer(commerce_app, name="commerce")
 
 
 def _settings(database_url: str | None) -> Settings:
@@ -149,6 +151,39 @@ def events_prune(
     result = prune(database, retention_days=settings.event_retention_days, now=utcnow(), export_to=export_to, dry_run=dry_run)
     database.dispose()
     typer.echo(json.dumps(result))
+
+
+@commerce_app.command("expire")
+def commerce_expire(database_url: DatabaseUrl = None) -> None:
+    """Cancel open orders whose hold ran out (unpaid, or ready and never collected) and put
+    their stock back on sale. Run it every few minutes (cron, a systemd timer)."""
+    from seamline.commerce import service
+    from seamline.core.db import Database
+
+    database = Database(_settings(database_url))
+    cancelled: list[int] = []
+    while True:
+        batch = database.run_write(lambda session: service.expire_orders(session, limit=200))
+        cancelled.extend(batch)
+        if len(batch) < 200:
+            break
+    database.dispose()
+    typer.echo(json.dumps({"cancelled": len(cancelled), "order_ids": cancelled[:100]}))
+
+
+@commerce_app.command("check-stock")
+def commerce_check_stock(database_url: DatabaseUrl = None) -> None:
+    """Prove the stock totals against the ledger; exits 1 and lists the differences if any."""
+    from seamline.commerce import service
+    from seamline.core.db import Database
+
+    database = Database(_settings(database_url))
+    with database.read() as session:
+        wrong = service.check_stock(session)
+    database.dispose()
+    typer.echo(json.dumps({"differences": wrong}))
+    if wrong:
+        raise typer.Exit(1)
 
 
 @events_app.command("deliver")

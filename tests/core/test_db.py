@@ -38,6 +38,7 @@ def test_sqlite_checkpoints_run_beside_the_writers(tmp_path):
 
 def test_insert_rows_keeps_values_and_conflicts(database):
     with database.write() as session:
+        session.execute(text("DROP TABLE IF EXISTS driver_probe"))
         session.execute(text("CREATE TABLE driver_probe (k VARCHAR(20) PRIMARY KEY, n INTEGER, t TEXT)"))
     rows = [("a", 1, "Анна \"quoted\" \\ back"), ("b", None, None), ("a", 3, "dup")]
     with database.write() as session:

@@ -105,6 +105,18 @@ class Settings(BaseSettings):
         "Types not named (and no \"*\") are kept forever. Applied by `seamline events prune`.",
     )
 
+    commerce_currency: str = Field(default="RUB", pattern=r"^[A-Z]{3}$", description="Currency of the price list (ISO 4217)")
+    commerce_price_override_channels: list[str] = Field(
+        default_factory=list,
+        description="Channels that may have their own price for a SKU; every other channel sells at the one list price",
+    )
+    commerce_reservation_minutes: int = Field(
+        default=30, ge=1, description="How long an order waiting for payment holds its stock before it is cancelled"
+    )
+    commerce_pickup_hold_hours: int = Field(
+        default=72, ge=1, description="How long a click & collect order ready in the store waits before it is cancelled"
+    )
+
     @field_validator("default_region")
     @classmethod
     def _upper_region(cls, value: str) -> str:

@@ -231,6 +231,19 @@ def get_profile(session: Session, customer_id: int) -> CustomerProfile:
     return profile
 
 
+def merged_profile_ids(session: Session, profile_id: int) -> list[int]:
+    """The profile and every profile merged into it (directly or through others): records that
+    other modules keep by profile id (orders, conversations) follow a merge without being
+    rewritten, and go back with an unmerge."""
+    found, frontier = [profile_id], [profile_id]
+    while frontier:
+        frontier = [i for i in session.scalars(
+            select(CustomerProfile.id).where(CustomerProfile.merged_into_id.in_(frontier), CustomerProfile.status == "merged")
+        ) if i not in found]
+        found.extend(frontier)
+    return found
+
+
 def context_of(session: Session, profile: CustomerProfile) -> CustomerContext:
     identities = list(
         session.scalars(
