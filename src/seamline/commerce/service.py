@@ -234,18 +234,23 @@ def open_rest_of_today(location: CommerceLocation, now: datetime) -> bool:
 # --- stock ---------------------------------------------------------------------------------------
 
 
-def _lock_stock(session: Session, keys: Iterable[tuple[int, int]]) -> dict[tuple[int, int], CommerceStock]:
-    """The stock rows of these (variant, location) pairs, created if missing, locked in order."""
+def _lock_stock(
+    session: Session, keys: Iterable[tuple[int, int]], *, create: bool = True
+) -> dict[tuple[int, int], CommerceStock]:
+    """The stock rows of these (variant, location) pairs, locked in (variant, location) order;
+    missing ones are created first (`create`), or left out (a checkout: no row, no stock)."""
     ordered = sorted(set(keys))
     if not ordered:
         return {}
     postgres = session.get_bind().dialect.name == "postgresql"
-    table = CommerceStock.__table__
-    insert = (postgresql_insert if postgres else sqlite_insert)(table).on_conflict_do_nothing(
-        index_elements=[table.c.variant_id, table.c.location_id]
-    )
-    now = utcnow()
-    session.execute(insert, [{"variant_id": v, "location_id": loc, "on_hand": 0, "reserved": 0, "updated_at": now} for v, loc in ordered])
+    if create:
+        table = CommerceStock.__table__
+        insert = (postgresql_insert if postgres else sqlite_insert)(table).on_conflict_do_nothing(
+            index_elements=[table.c.variant_id, table.c.location_id]
+        )
+        now = utcnow()
+        session.execute(insert, [{"variant_id": v, "location_id": loc, "on_hand": 0, "reserved": 0, "updated_at": now}
+                                 for v, loc in ordered])
     query = (
         select(CommerceStock)
         .where(or_(*(and_(CommerceStock.variant_id == v, CommerceStock.location_id == loc) for v, loc in ordered)))
@@ -459,26 +464,27 @@ def place_order(
     except IntegrityError:
         raise TransactionConflict() from None  # the same key at the same moment: the retry finds it
 
-    locations = {loc.id: loc for loc in candidates}
-    stock = _lock_stock(session, [(v.id, loc.id) for v in variants.values() for loc in candidates])
+    stock = _lock_stock(session, [(v.id, loc.id) for v in variants.values() for loc in candidates], create=False)
     plan = _allocate(quantities, variants, candidates, stock)
-    total = 0
-    for sku, quantity in quantities.items():
-        variant, price = variants[sku], prices[variants[sku].id]
-        product = session.get(CommerceProduct, variant.product_id)
-        line = CommerceOrderLine(
-            order_id=order.id, variant_id=variant.id, sku=sku,
-            name=" ".join(filter(None, [product.name_ru, variant.name_ru])), quantity=quantity,
-            unit_price=price.amount, total=price.amount * quantity,
+    names = dict(session.execute(
+        select(CommerceProduct.id, CommerceProduct.name_ru).where(CommerceProduct.id.in_({v.product_id for v in variants.values()}))
+    ).all())
+    lines = {
+        sku: CommerceOrderLine(
+            order_id=order.id, variant_id=variants[sku].id, sku=sku,
+            name=" ".join(filter(None, [names[variants[sku].product_id], variants[sku].name_ru])), quantity=quantity,
+            unit_price=prices[variants[sku].id].amount, total=prices[variants[sku].id].amount * quantity,
         )
-        session.add(line)
-        session.flush()
-        total += line.total
+        for sku, quantity in quantities.items()
+    }
+    session.add_all(lines.values())
+    session.flush()
+    for sku, line in lines.items():
         for location_id, taken in plan[sku]:
-            _move(session, stock[(variant.id, location_id)], kind="reservation", reserved=taken, reference=f"order:{order.id}")
-            session.add(CommerceReservation(order_id=order.id, line_id=line.id, variant_id=variant.id,
-                                            location_id=locations[location_id].id, quantity=taken))
-    order.total = total
+            _move(session, stock[(line.variant_id, location_id)], kind="reservation", reserved=taken, reference=f"order:{order.id}")
+            session.add(CommerceReservation(order_id=order.id, line_id=line.id, variant_id=line.variant_id,
+                                            location_id=location_id, quantity=taken))
+    order.total = sum(line.total for line in lines.values())
     session.add(CommerceOrderStatus(order_id=order.id, status=status, channel=data.channel, created_at=now))
     session.flush()
     return Placed(order, True)
@@ -506,8 +512,8 @@ def _allocate(
     """{sku: [(location id, quantity)]}: the first candidate holding everything, else each line
     split nearest first; every shortage reported at once."""
     def available(sku: str, location: CommerceLocation) -> int:
-        row = stock[(variants[sku].id, location.id)]
-        return max(0, row.on_hand - row.reserved - location.safety_stock)
+        row = stock.get((variants[sku].id, location.id))
+        return 0 if row is None else max(0, row.on_hand - row.reserved - location.safety_stock)
 
     for location in candidates:
         if all(available(sku, location) >= q for sku, q in quantities.items()):
