@@ -24,10 +24,10 @@ class CommerceCategory(Base):
     __tablename__ = "commerce_category"
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
-    code: Mapped[str] = mapped_column(String(100), unique=True)
+    code: Mapped[str] = mapped_column(String(64), unique=True)
     parent_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("commerce_category.id"), nullable=True)
-    name_ru: Mapped[str] = mapped_column(String(200))
-    name_en: Mapped[str] = mapped_column(String(200))
+    name_ru: Mapped[str] = mapped_column(String(300))
+    name_en: Mapped[str] = mapped_column(String(300))
 
 
 class CommerceProduct(Base):
@@ -87,8 +87,8 @@ class CommerceLocation(Base):
     code: Mapped[str] = mapped_column(String(64), unique=True)
     #: warehouse, store, pickup_point
     kind: Mapped[str] = mapped_column(String(16))
-    name_ru: Mapped[str] = mapped_column(String(200))
-    name_en: Mapped[str] = mapped_column(String(200))
+    name_ru: Mapped[str] = mapped_column(String(300))
+    name_en: Mapped[str] = mapped_column(String(300))
     address: Mapped[str] = mapped_column(String(500), default="")
     latitude: Mapped[float | None] = mapped_column(Float, nullable=True)
     longitude: Mapped[float | None] = mapped_column(Float, nullable=True)

@@ -7,10 +7,12 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
+from seamline.core.schemas import JsonObject, free_text, line_text
 from seamline.customers.schemas import IdentifierIn
 
 Code = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._\-/]*$")]
-Name = Annotated[str, StringConstraints(min_length=1, max_length=300)]
+Name = line_text(300)
+OptionalName = line_text(300, min_length=0)
 Channel = Annotated[str, StringConstraints(min_length=1, max_length=32, pattern=r"^[a-z][a-z0-9_]*$")]
 Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
 Amount = Annotated[int, Field(ge=0, le=10**15, description="Minor units (kopecks, cents)")]
@@ -30,9 +32,9 @@ class PriceIn(BaseModel):
 
 class VariantIn(BaseModel):
     sku: Code
-    name_ru: str = Field(default="", max_length=300)
-    name_en: str = Field(default="", max_length=300)
-    attributes: dict[str, Any] = Field(default_factory=dict)
+    name_ru: OptionalName = ""
+    name_en: OptionalName = ""
+    attributes: JsonObject = Field(default_factory=dict)
     price: PriceIn
     channel_prices: dict[Channel, PriceIn] = Field(
         default_factory=dict, description="Overrides for channels configured to have their own price"
@@ -43,11 +45,11 @@ class VariantIn(BaseModel):
 class ProductPut(BaseModel):
     name_ru: Name
     name_en: Name
-    description_ru: str = Field(default="", max_length=20_000)
-    description_en: str = Field(default="", max_length=20_000)
+    description_ru: free_text(20_000) = ""
+    description_en: free_text(20_000) = ""
     category: Code | None = None
-    attributes: dict[str, Any] = Field(default_factory=dict)
-    image_urls: list[Annotated[str, StringConstraints(max_length=2000, pattern=r"^https?://")]] = Field(
+    attributes: JsonObject = Field(default_factory=dict)
+    image_urls: list[Annotated[str, StringConstraints(max_length=2000, pattern=r"^https?://[^\x00-\x20\x7f]+$")]] = Field(
         default_factory=list, max_length=50
     )
     variants: list[VariantIn] = Field(min_length=1, max_length=500)
@@ -100,7 +102,7 @@ class LocationPut(BaseModel):
     kind: LocationKind
     name_ru: Name
     name_en: Name
-    address: str = Field(default="", max_length=500)
+    address: line_text(500, min_length=0) = ""
     latitude: float | None = Field(default=None, ge=-90, le=90)
     longitude: float | None = Field(default=None, ge=-180, le=180)
     timezone: str = Field(default="Europe/Moscow", max_length=64)
@@ -135,7 +137,7 @@ class MovementCreate(BaseModel):
         "count: a stock count or sync, quantity is the new on-hand"
     )
     quantity: int = Field(ge=-1_000_000_000, le=1_000_000_000)
-    reference: str = Field(default="", max_length=200)
+    reference: line_text(200, min_length=0) = ""
 
 
 class MovementRead(BaseModel):
@@ -172,7 +174,7 @@ class NearbyStore(BaseModel):
 class FulfilmentIn(BaseModel):
     kind: Literal["delivery", "pickup_point", "click_and_collect"]
     location: Code | None = Field(default=None, description="The store or pickup point (pickup kinds)")
-    address: dict[str, Any] | None = Field(
+    address: JsonObject | None = Field(
         default=None, description="Delivery address; `latitude` / `longitude` pick the nearest warehouse"
     )
 
@@ -195,11 +197,11 @@ class OrderCreate(BaseModel):
 
 class OrderAction(BaseModel):
     channel: Channel | None = Field(default=None, description="Where this happened (a store's POS, the call center...)")
-    note: str = Field(default="", max_length=500)
+    note: free_text(500) = ""
 
 
 class PickupIn(OrderAction):
-    code: Annotated[str, StringConstraints(min_length=1, max_length=16)]
+    code: Annotated[str, StringConstraints(min_length=1, max_length=16, pattern=r"^[A-Za-z0-9-]+$")]
 
 
 class AllocationRead(BaseModel):

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
-import math
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+
+from seamline.core.schemas import check_json_value
 
 MAX_TRAITS_BYTES = 32 * 1024
 
@@ -15,38 +16,11 @@ Token = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_.:-]{0,63}$"
 Label = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")]
 
 
-#: How deeply trait values may nest. Deeper documents could be stored but not rendered again
-#: (the JSON serializer has a depth limit), so they are refused up front.
-MAX_TRAITS_DEPTH = 32
-
-
-def _check_json_value(root: Any) -> None:
-    """No NUL in any string, no NaN or infinity (not JSON; PostgreSQL refuses them), bounded
-    nesting. Iterative, so a deeply nested document cannot exhaust the stack."""
-    stack: list[tuple[Any, int]] = [(root, 0)]
-    while stack:
-        value, depth = stack.pop()
-        if isinstance(value, str):
-            if "\x00" in value:
-                raise ValueError("strings must not contain NUL characters")
-        elif isinstance(value, float):
-            if not math.isfinite(value):
-                raise ValueError("numbers must be finite (no NaN or Infinity)")
-        elif isinstance(value, (dict, list)):
-            if depth >= MAX_TRAITS_DEPTH:
-                raise ValueError(f"traits nest deeper than {MAX_TRAITS_DEPTH} levels")
-            items = value.items() if isinstance(value, dict) else ((None, v) for v in value)
-            for k, v in items:
-                if k is not None:
-                    stack.append((k, depth + 1))
-                stack.append((v, depth + 1))
-
-
 def _check_traits(traits: dict[str, Any]) -> dict[str, Any]:
     for key in traits:
         if not key or len(key) > 128 or any(ord(c) < 32 for c in key):
             raise ValueError(f"trait name {key[:40]!r} must be 1-128 printable characters")
-    _check_json_value(traits)
+    check_json_value(traits)
     if len(json.dumps(traits, ensure_ascii=False).encode()) > MAX_TRAITS_BYTES:
         raise ValueError(f"traits are larger than {MAX_TRAITS_BYTES} bytes")
     return traits
