@@ -33,7 +33,7 @@ from sqlalchemy import text
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _load import Request, drive, tree_cpu  # noqa: E402
 
-from seamline.commerce import service  # noqa: E402
+from seamline.commerce import stock  # noqa: E402
 from seamline.core import migrations  # noqa: E402
 from seamline.core.auth import service as auth_service  # noqa: E402
 from seamline.core.auth.schemas import Scope  # noqa: E402
@@ -128,8 +128,8 @@ def run_backend(backend: str, args: argparse.Namespace) -> dict:
         finally:
             server.stop()
         with database.read() as session:
-            wrong = service.check_stock(session)
-            hot = {row["location"]: row for row in service.availability(session, HOT_SKU)}[HOT_STORE]
+            wrong = stock.check_stock(session)
+            hot = {row["location"]: row for row in stock.availability(session, HOT_SKU)}[HOT_STORE]
             hot_sold = session.execute(text(
                 "SELECT coalesce(sum(l.quantity), 0) FROM commerce_order_line l JOIN commerce_order o ON o.id = l.order_id "
                 "WHERE l.sku = :sku AND o.status <> 'cancelled'"), {"sku": HOT_SKU}).scalar_one()

@@ -157,13 +157,13 @@ def events_prune(
 def commerce_expire(database_url: DatabaseUrl = None) -> None:
     """Cancel open orders whose hold ran out (unpaid, or ready and never collected) and put
     their stock back on sale. Run it every few minutes (cron, a systemd timer)."""
-    from seamline.commerce import service
+    from seamline.commerce import orders
     from seamline.core.db import Database
 
     database = Database(_settings(database_url))
     cancelled: list[int] = []
     while True:
-        batch = database.run_write(lambda session: service.expire_orders(session, limit=200))
+        batch = database.run_write(lambda session: orders.expire_orders(session, limit=200))
         cancelled.extend(batch)
         if len(batch) < 200:
             break
@@ -174,12 +174,12 @@ def commerce_expire(database_url: DatabaseUrl = None) -> None:
 @commerce_app.command("check-stock")
 def commerce_check_stock(database_url: DatabaseUrl = None) -> None:
     """Prove the stock totals against the ledger; exits 1 and lists the differences if any."""
-    from seamline.commerce import service
+    from seamline.commerce import stock
     from seamline.core.db import Database
 
     database = Database(_settings(database_url))
     with database.read() as session:
-        wrong = service.check_stock(session)
+        wrong = stock.check_stock(session)
     database.dispose()
     typer.echo(json.dumps({"differences": wrong}))
     if wrong:

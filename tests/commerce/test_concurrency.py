@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from seamline.commerce import service
+from seamline.commerce import stock
 from seamline.core.auth import service as auth_service
 from seamline.core.auth.schemas import Scope
 from seamline.devtools.serve import ServerProcess
@@ -51,6 +51,6 @@ def test_hundred_checkouts_for_ten_units_make_exactly_ten_orders(server, databas
     assert outcomes.count((201, "")) == 10
 
     with database.read() as session:
-        for row in service.availability(session, "HOT-1") + service.availability(session, "HOT-2"):
+        for row in stock.availability(session, "HOT-1") + stock.availability(session, "HOT-2"):
             assert (row["on_hand"], row["reserved"], row["available"]) == (10, 10, 0)
-        assert service.check_stock(session) == []
+        assert stock.check_stock(session) == []

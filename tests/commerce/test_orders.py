@@ -7,7 +7,8 @@ from datetime import timedelta
 
 import pytest
 
-from seamline.commerce import service
+from seamline.commerce import orders
+from seamline.commerce import stock as stock_ledger
 from seamline.core.time import utcnow
 from tests.commerce.conftest import put, receive
 
@@ -149,13 +150,13 @@ def test_cancel_and_expiry_release_the_stock(client, shop, database):
     assert stock(client, headers, "CREAM-50")["store-tverskaya"]["reserved"] == 1
 
     with database.write() as session:
-        assert service.expire_orders(session, now=utcnow() + timedelta(minutes=5)) == []
-        assert service.expire_orders(session, now=utcnow() + timedelta(minutes=31)) == [unpaid["id"]]
+        assert orders.expire_orders(session, now=utcnow() + timedelta(minutes=5)) == []
+        assert orders.expire_orders(session, now=utcnow() + timedelta(minutes=31)) == [unpaid["id"]]
     assert client.get(f"/v1/orders/{unpaid['id']}", headers=headers).json()["status"] == "cancelled"
     assert stock(client, headers, "CREAM-50")["store-tverskaya"] == {
         "location": "store-tverskaya", "kind": "store", "on_hand": 3, "reserved": 0, "available": 3}
     with database.read() as session:
-        assert service.check_stock(session) == []
+        assert stock_ledger.check_stock(session) == []
 
 
 def test_movements_are_idempotent_and_never_below_reserved(client, shop):

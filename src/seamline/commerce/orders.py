@@ -1,0 +1,371 @@
+"""Orders: placement with reservation, the lifecycle, expiry.
+
+Stock never sells twice. Every checkout runs in one transaction that locks the stock rows of
+its SKUs in (variant, location) order (PostgreSQL `FOR UPDATE`; SQLite admits one writer at a
+time with `BEGIN IMMEDIATE`), checks every line, collects every shortage into one error, and
+only then writes reservations and their ledger movements (Saleor's `allocate_stocks` habit).
+
+Available = on hand - reserved - the location's safety stock. A reservation is released when
+its order is cancelled or expires, and committed (on hand and reserved both go down: a sale)
+when the order is handed over or shipped.
+
+Allocation (which location's stock an order takes):
+- click & collect and pickup points: the location the customer chose, nowhere else; a store
+  that does not hold the stock is a shortage, never a silent reservation somewhere else;
+- delivery: warehouses only, nearest first to the address's coordinates (by code when there
+  are none): the nearest warehouse that holds every line whole; if none does, each line is
+  split across warehouses, nearest first."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import orjson
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from seamline.commerce.catalog import effective_prices, variants_by_sku
+from seamline.commerce.models import (
+    CommerceLocation,
+    CommerceOrder,
+    CommerceOrderLine,
+    CommerceOrderStatus,
+    CommerceProduct,
+    CommerceReservation,
+    CommerceStock,
+    CommerceVariant,
+)
+from seamline.commerce.schemas import (
+    OrderCreate,
+)
+from seamline.commerce.stock import (
+    InsufficientStock,
+    distance_km,
+    location_by_code,
+    lock_stock,
+    move,
+)
+from seamline.core.config import Settings
+from seamline.core.errors import Conflict, NotFound, TransactionConflict, Unprocessable
+from seamline.core.time import utcnow
+from seamline.customers import resolution
+from seamline.customers.identifiers import IdentifierRules
+
+OPEN_STATUSES = ("pending_payment", "confirmed", "ready_for_pickup")
+
+
+@dataclass
+class Placed:
+    order: CommerceOrder
+    created: bool
+
+
+def _request_hash(data: OrderCreate) -> str:
+    return hashlib.sha256(orjson.dumps(data.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+def _customer_id(session: Session, *, rules: IdentifierRules, data: OrderCreate) -> int | None:
+    if data.customer_id is not None:
+        return resolution.canonical_profile(session, data.customer_id).id
+    if not data.identifiers:
+        return None
+    usable, _blocked = rules.prepare([(i.type, i.value) for i in data.identifiers])
+    if not usable:
+        return None
+    return resolution.resolve_identifiers(session, rules=rules, identifiers=usable, source=f"orders:{data.channel}").profile_id
+
+
+def place_order(
+    session: Session, *, settings: Settings, rules: IdentifierRules, data: OrderCreate, idempotency_key: str | None,
+    now: datetime | None = None,
+) -> Placed:
+    """Price, allocate and reserve an order in one transaction (see the module doc). With an
+    `Idempotency-Key`, a retry returns the order the first request made."""
+    now = now or utcnow()
+    fingerprint = _request_hash(data)
+    if idempotency_key:
+        done = session.scalar(select(CommerceOrder).where(CommerceOrder.idempotency_key == idempotency_key))
+        if done is not None:
+            if done.request_hash != fingerprint:
+                raise Unprocessable(
+                    "This Idempotency-Key was used for a different order", code="idempotency_key_reused"
+                )
+            return Placed(done, False)
+
+    quantities: dict[str, int] = {}
+    for line in data.lines:
+        quantities[line.sku] = quantities.get(line.sku, 0) + line.quantity
+    variants = variants_by_sku(session, quantities)
+    prices = effective_prices(session, settings=settings, variant_ids=[v.id for v in variants.values()], channel=data.channel)
+    unpriced = [sku for sku, v in variants.items() if v.id not in prices]
+    if unpriced:
+        raise Unprocessable(f"No price for {', '.join(unpriced)}", code="no_price", details={"skus": unpriced})
+
+    fulfilment = data.fulfilment
+    pickup: CommerceLocation | None = None
+    if fulfilment.kind == "delivery":
+        if not fulfilment.address:
+            raise Unprocessable("Delivery needs an address", code="address_required")
+        candidates = _warehouses_nearest_first(session, fulfilment.address)
+    else:
+        if not fulfilment.location:
+            raise Unprocessable("Choose the store or pickup point", code="location_required")
+        pickup = location_by_code(session, fulfilment.location)
+        expected_kind = "store" if fulfilment.kind == "click_and_collect" else "pickup_point"
+        if pickup.kind not in (expected_kind, "store") or not pickup.pickup_enabled:
+            raise Unprocessable(
+                f"{pickup.code} does not hand over {fulfilment.kind.replace('_', ' ')} orders",
+                code="pickup_not_available", details={"location": pickup.code},
+            )
+        candidates = [pickup]
+
+    customer_id = _customer_id(session, rules=rules, data=data)
+    reserved_until = now + timedelta(minutes=settings.commerce_reservation_minutes)
+    status = "confirmed" if data.payment_method == "on_pickup" else "pending_payment"
+    order = CommerceOrder(
+        profile_id=customer_id, channel=data.channel, status=status, fulfilment=fulfilment.kind,
+        pickup_location_id=pickup.id if pickup else None, delivery_address=fulfilment.address,
+        payment_method=data.payment_method, currency=settings.commerce_currency, total=0,
+        pickup_code=f"{secrets.randbelow(10**6):06d}" if pickup else None,
+        reserved_until=reserved_until, idempotency_key=idempotency_key, request_hash=fingerprint,
+        created_at=now, updated_at=now,
+    )
+    session.add(order)
+    try:
+        session.flush()  # claims the Idempotency-Key before any stock is touched
+    except IntegrityError:
+        raise TransactionConflict() from None  # the same key at the same moment: the retry finds it
+
+    stock = lock_stock(session, [(v.id, loc.id) for v in variants.values() for loc in candidates], create=False)
+    plan = _allocate(quantities, variants, candidates, stock)
+    names = dict(session.execute(
+        select(CommerceProduct.id, CommerceProduct.name_ru).where(CommerceProduct.id.in_({v.product_id for v in variants.values()}))
+    ).all())
+    lines = {
+        sku: CommerceOrderLine(
+            order_id=order.id, variant_id=variants[sku].id, sku=sku,
+            name=" ".join(filter(None, [names[variants[sku].product_id], variants[sku].name_ru])), quantity=quantity,
+            unit_price=prices[variants[sku].id].amount, total=prices[variants[sku].id].amount * quantity,
+        )
+        for sku, quantity in quantities.items()
+    }
+    session.add_all(lines.values())
+    session.flush()
+    for sku, line in lines.items():
+        for location_id, taken in plan[sku]:
+            move(session, stock[(line.variant_id, location_id)], kind="reservation", reserved=taken, reference=f"order:{order.id}")
+            session.add(CommerceReservation(order_id=order.id, line_id=line.id, variant_id=line.variant_id,
+                                            location_id=location_id, quantity=taken))
+    order.total = sum(line.total for line in lines.values())
+    session.add(CommerceOrderStatus(order_id=order.id, status=status, channel=data.channel, created_at=now))
+    session.flush()
+    return Placed(order, True)
+
+
+def _warehouses_nearest_first(session: Session, address: dict[str, Any]) -> list[CommerceLocation]:
+    warehouses = list(session.scalars(
+        select(CommerceLocation).where(CommerceLocation.kind == "warehouse", CommerceLocation.active.is_(True))
+        .order_by(CommerceLocation.code)
+    ))
+    lat, lon = address.get("latitude"), address.get("longitude")
+    if isinstance(lat, (int, float)) and isinstance(lon, (int, float)):
+        far = float("inf")
+        warehouses.sort(key=lambda w: distance_km(lat, lon, w.latitude, w.longitude)
+                        if w.latitude is not None and w.longitude is not None else far)
+    if not warehouses:
+        raise Unprocessable("No warehouse ships orders", code="no_warehouse")
+    return warehouses
+
+
+def _allocate(
+    quantities: dict[str, int], variants: dict[str, CommerceVariant], candidates: list[CommerceLocation],
+    stock: dict[tuple[int, int], CommerceStock],
+) -> dict[str, list[tuple[int, int]]]:
+    """{sku: [(location id, quantity)]}: the first candidate holding everything, else each line
+    split nearest first; every shortage reported at once."""
+    def available(sku: str, location: CommerceLocation) -> int:
+        row = stock.get((variants[sku].id, location.id))
+        return 0 if row is None else max(0, row.on_hand - row.reserved - location.safety_stock)
+
+    for location in candidates:
+        if all(available(sku, location) >= q for sku, q in quantities.items()):
+            return {sku: [(location.id, q)] for sku, q in quantities.items()}
+    plan: dict[str, list[tuple[int, int]]] = {}
+    shortages = []
+    for sku, quantity in quantities.items():
+        left, parts = quantity, []
+        for location in candidates:
+            take = min(left, available(sku, location))
+            if take > 0:
+                parts.append((location.id, take))
+                left -= take
+            if left == 0:
+                break
+        if left:
+            shortages.append({
+                "sku": sku, "requested": quantity, "available": quantity - left,
+                "locations": [loc.code for loc in candidates] if len(candidates) < 10 else None,
+            })
+        plan[sku] = parts
+    if shortages:
+        first = shortages[0]
+        raise InsufficientStock(
+            f"Not enough {first['sku']}: {first['available']} of {first['requested']} available",
+            details={"shortages": shortages},
+        )
+    return plan
+
+
+def get_order(session: Session, order_id: int, *, lock: bool = False) -> CommerceOrder:
+    query = select(CommerceOrder).where(CommerceOrder.id == order_id)
+    if lock and session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update()
+    order = session.scalar(query)
+    if order is None:
+        raise NotFound(f"Order {order_id} not found", code="order_not_found")
+    return order
+
+
+def _settle(session: Session, order: CommerceOrder, *, outcome: str) -> None:
+    """Release (cancel, expiry) or commit (handover, shipping) every active reservation."""
+    reservations = list(session.scalars(
+        select(CommerceReservation).where(CommerceReservation.order_id == order.id, CommerceReservation.status == "active")
+    ))
+    stock = lock_stock(session, [(r.variant_id, r.location_id) for r in reservations])
+    for r in reservations:
+        row = stock[(r.variant_id, r.location_id)]
+        if outcome == "released":
+            move(session, row, kind="release", reserved=-r.quantity, reference=f"order:{order.id}")
+        else:
+            move(session, row, kind="sale", on_hand=-r.quantity, reserved=-r.quantity, reference=f"order:{order.id}")
+        r.status = outcome
+
+
+def _transition(
+    session: Session, order: CommerceOrder, *, to: str, allowed_from: tuple[str, ...], channel: str | None, note: str,
+    now: datetime | None = None,
+) -> CommerceOrder:
+    if order.status == to:
+        return order  # a retried action is a no-op
+    if order.status not in allowed_from:
+        raise Conflict(
+            f"Order {order.id} is {order.status}; it cannot become {to}", code="invalid_order_status",
+            details={"status": order.status, "wanted": to},
+        )
+    now = now or utcnow()
+    order.status, order.updated_at = to, now
+    session.add(CommerceOrderStatus(order_id=order.id, status=to, channel=channel, note=note, created_at=now))
+    return order
+
+
+def pay_order(session: Session, *, order_id: int, channel: str | None, note: str = "") -> CommerceOrder:
+    """The test payment provider: marks a pending order paid."""
+    order = get_order(session, order_id, lock=True)
+    return _transition(session, order, to="confirmed", allowed_from=("pending_payment",), channel=channel, note=note or "paid")
+
+
+def mark_ready(session: Session, *, settings: Settings, order_id: int, channel: str | None, note: str = "") -> CommerceOrder:
+    """Click & collect or pickup point: the order waits for the customer, for the hold period."""
+    order = get_order(session, order_id, lock=True)
+    if order.fulfilment == "delivery":
+        raise Conflict("A delivery order is shipped, not picked up", code="invalid_order_status")
+    was = order.status
+    _transition(session, order, to="ready_for_pickup", allowed_from=("confirmed",), channel=channel, note=note)
+    if was != order.status:
+        order.reserved_until = utcnow() + timedelta(hours=settings.commerce_pickup_hold_hours)
+    return order
+
+
+def pick_up(session: Session, *, order_id: int, code: str, channel: str | None, note: str = "") -> CommerceOrder:
+    """Handover in the store: the pickup code must match; the stock is sold."""
+    order = get_order(session, order_id, lock=True)
+    if order.status == "completed":
+        return order
+    if order.pickup_code is None or not hmac.compare_digest(order.pickup_code, code):
+        raise Unprocessable("The pickup code does not match", code="wrong_pickup_code")
+    _transition(session, order, to="completed", allowed_from=("ready_for_pickup",), channel=channel, note=note)
+    order.completed_channel, order.reserved_until = channel, None
+    _settle(session, order, outcome="committed")
+    return order
+
+
+def ship(session: Session, *, order_id: int, channel: str | None, note: str = "") -> CommerceOrder:
+    order = get_order(session, order_id, lock=True)
+    if order.fulfilment != "delivery":
+        raise Conflict("Only delivery orders are shipped", code="invalid_order_status")
+    was = order.status
+    _transition(session, order, to="shipped", allowed_from=("confirmed",), channel=channel, note=note)
+    if was != order.status:
+        order.reserved_until = None
+        _settle(session, order, outcome="committed")
+    return order
+
+
+def complete(session: Session, *, order_id: int, channel: str | None, note: str = "") -> CommerceOrder:
+    """A shipped order delivered."""
+    order = get_order(session, order_id, lock=True)
+    _transition(session, order, to="completed", allowed_from=("shipped",), channel=channel, note=note)
+    order.completed_channel = order.completed_channel or channel
+    return order
+
+
+def cancel(session: Session, *, order_id: int, channel: str | None, note: str = "", now: datetime | None = None) -> CommerceOrder:
+    order = get_order(session, order_id, lock=True)
+    was = order.status
+    _transition(session, order, to="cancelled", allowed_from=OPEN_STATUSES, channel=channel, note=note, now=now)
+    if was != order.status:
+        order.reserved_until = None
+        _settle(session, order, outcome="released")
+    return order
+
+
+def expire_orders(session: Session, *, now: datetime | None = None, limit: int = 500) -> list[int]:
+    """Cancel open orders whose hold ran out (unpaid, or ready and never collected); their stock
+    goes back on sale. Returns the ids cancelled."""
+    now = now or utcnow()
+    due = list(session.scalars(
+        select(CommerceOrder.id).where(CommerceOrder.status.in_(OPEN_STATUSES), CommerceOrder.reserved_until < now)
+        .order_by(CommerceOrder.id).limit(limit)
+    ))
+    for order_id in due:
+        order = get_order(session, order_id, lock=True)
+        if order.status in OPEN_STATUSES and order.reserved_until is not None and order.reserved_until < now:
+            cancel(session, order_id=order_id, channel=None, note="hold expired", now=now)
+    return due
+
+
+def order_view(session: Session, order: CommerceOrder) -> dict[str, Any]:
+    lines = list(session.scalars(select(CommerceOrderLine).where(CommerceOrderLine.order_id == order.id).order_by(CommerceOrderLine.id)))
+    reservations = list(session.scalars(select(CommerceReservation).where(CommerceReservation.order_id == order.id).order_by(CommerceReservation.id)))
+    location_ids = {r.location_id for r in reservations} | ({order.pickup_location_id} if order.pickup_location_id else set())
+    codes = {i: c for i, c in session.execute(
+        select(CommerceLocation.id, CommerceLocation.code).where(CommerceLocation.id.in_(location_ids))
+    )} if location_ids else {}
+    history = session.scalars(select(CommerceOrderStatus).where(CommerceOrderStatus.order_id == order.id).order_by(CommerceOrderStatus.id))
+    return {
+        "id": order.id, "customer_id": order.profile_id, "channel": order.channel, "completed_channel": order.completed_channel,
+        "status": order.status, "fulfilment": order.fulfilment,
+        "pickup_location": codes.get(order.pickup_location_id), "delivery_address": order.delivery_address,
+        "payment_method": order.payment_method, "currency": order.currency, "total": order.total,
+        "pickup_code": order.pickup_code, "reserved_until": order.reserved_until, "created_at": order.created_at,
+        "lines": [
+            {"sku": line.sku, "name": line.name, "quantity": line.quantity, "unit_price": line.unit_price, "total": line.total,
+             "allocations": [{"location": codes[r.location_id], "quantity": r.quantity, "status": r.status}
+                             for r in reservations if r.line_id == line.id]}
+            for line in lines
+        ],
+        "history": [{"status": h.status, "channel": h.channel, "note": h.note, "at": h.created_at} for h in history],
+    }
+
+
+def orders_of_customer(session: Session, profile_ids: list[int], *, limit: int = 50) -> list[CommerceOrder]:
+    return list(session.scalars(
+        select(CommerceOrder).where(CommerceOrder.profile_id.in_(profile_ids))
+        .order_by(CommerceOrder.created_at.desc(), CommerceOrder.id.desc()).limit(limit)
+    ))
