@@ -30,17 +30,15 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from seamline.commerce.catalog import effective_prices, variants_by_sku
 from seamline.commerce.models import (
     CommerceLocation,
     CommerceOrder,
     CommerceOrderLine,
     CommerceOrderStatus,
-    CommerceProduct,
     CommerceReservation,
     CommerceStock,
-    CommerceVariant,
 )
+from seamline.commerce.pricing import price_lines
 from seamline.commerce.schemas import (
     OrderCreate,
 )
@@ -101,12 +99,6 @@ def place_order(
     quantities: dict[str, int] = {}
     for line in data.lines:
         quantities[line.sku] = quantities.get(line.sku, 0) + line.quantity
-    variants = variants_by_sku(session, quantities)
-    prices = effective_prices(session, settings=settings, variant_ids=[v.id for v in variants.values()], channel=data.channel)
-    unpriced = [sku for sku, v in variants.items() if v.id not in prices]
-    if unpriced:
-        raise Unprocessable(f"No price for {', '.join(unpriced)}", code="no_price", details={"skus": unpriced})
-
     fulfilment = data.fulfilment
     pickup: CommerceLocation | None = None
     if fulfilment.kind == "delivery":
@@ -126,6 +118,9 @@ def place_order(
         candidates = [pickup]
 
     customer_id = _customer_id(session, rules=rules, data=data)
+    priced = price_lines(session, settings=settings, channel=data.channel, quantities=quantities,
+                         customer_id=customer_id, now=now)
+    variant_ids = {line.sku: line.variant_id for line in priced.lines}
     reserved_until = now + timedelta(minutes=settings.commerce_reservation_minutes)
     status = "confirmed" if data.payment_method == "on_pickup" else "pending_payment"
     order = CommerceOrder(
@@ -142,18 +137,12 @@ def place_order(
     except IntegrityError:
         raise TransactionConflict() from None  # the same key at the same moment: the retry finds it
 
-    stock = lock_stock(session, [(v.id, loc.id) for v in variants.values() for loc in candidates], create=False)
-    plan = _allocate(quantities, variants, candidates, stock)
-    names = dict(session.execute(
-        select(CommerceProduct.id, CommerceProduct.name_ru).where(CommerceProduct.id.in_({v.product_id for v in variants.values()}))
-    ).all())
+    stock = lock_stock(session, [(v, loc.id) for v in variant_ids.values() for loc in candidates], create=False)
+    plan = _allocate(quantities, variant_ids, candidates, stock)
     lines = {
-        sku: CommerceOrderLine(
-            order_id=order.id, variant_id=variants[sku].id, sku=sku,
-            name=" ".join(filter(None, [names[variants[sku].product_id], variants[sku].name_ru])), quantity=quantity,
-            unit_price=prices[variants[sku].id].amount, total=prices[variants[sku].id].amount * quantity,
-        )
-        for sku, quantity in quantities.items()
+        line.sku: CommerceOrderLine(order_id=order.id, variant_id=line.variant_id, sku=line.sku, name=line.name,
+                                    quantity=line.quantity, unit_price=line.unit_price, total=line.total)
+        for line in priced.lines
     }
     session.add_all(lines.values())
     session.flush()
@@ -162,7 +151,7 @@ def place_order(
             move(session, stock[(line.variant_id, location_id)], kind="reservation", reserved=taken, reference=f"order:{order.id}")
             session.add(CommerceReservation(order_id=order.id, line_id=line.id, variant_id=line.variant_id,
                                             location_id=location_id, quantity=taken))
-    order.total = sum(line.total for line in lines.values())
+    order.total = priced.total
     session.add(CommerceOrderStatus(order_id=order.id, status=status, channel=data.channel, created_at=now))
     session.flush()
     return Placed(order, True)
@@ -184,13 +173,13 @@ def _warehouses_nearest_first(session: Session, address: dict[str, Any]) -> list
 
 
 def _allocate(
-    quantities: dict[str, int], variants: dict[str, CommerceVariant], candidates: list[CommerceLocation],
+    quantities: dict[str, int], variant_ids: dict[str, int], candidates: list[CommerceLocation],
     stock: dict[tuple[int, int], CommerceStock],
 ) -> dict[str, list[tuple[int, int]]]:
     """{sku: [(location id, quantity)]}: the first candidate holding everything, else each line
     split nearest first; every shortage reported at once."""
     def available(sku: str, location: CommerceLocation) -> int:
-        row = stock.get((variants[sku].id, location.id))
+        row = stock.get((variant_ids[sku], location.id))
         return 0 if row is None else max(0, row.on_hand - row.reserved - location.safety_stock)
 
     for location in candidates:
