@@ -23,6 +23,8 @@ app.add_typer(apikey_app, name="apikey")
 app.add_typer(identity_app, name="identity")
 app.add_typer(events_app, name="events")
 app.add_typer(commerce_app, name="commerce")
+stock_app = typer.Typer(help="Stock and price sync from the accounting system (CSV, 1C CommerceML).", no_args_is_help=True)
+app.add_typer(stock_app, name="stock")
 
 
 def _settings(database_url: str | None) -> Settings:
@@ -171,6 +173,20 @@ def commerce_expire(database_url: DatabaseUrl = None) -> None:
     typer.echo(json.dumps({"cancelled": len(cancelled), "order_ids": cancelled[:100]}))
 
 
+@commerce_app.command("send-refunds")
+def commerce_send_refunds(database_url: DatabaseUrl = None) -> None:
+    """Send refunds a payment provider could not be reached for (still `requested`) again, under
+    their original idempotency keys. Run it every few minutes beside `expire`."""
+    from seamline.commerce import payments
+    from seamline.core.db import Database
+
+    settings = _settings(database_url)
+    database = Database(settings)
+    sent = payments.send_requested_refunds(database, settings=settings)
+    database.dispose()
+    typer.echo(json.dumps({"sent": sent}))
+
+
 @commerce_app.command("check-stock")
 def commerce_check_stock(database_url: DatabaseUrl = None) -> None:
     """Prove the stock totals against the ledger; exits 1 and lists the differences if any."""
@@ -266,6 +282,59 @@ def demo(
     if serve_it:
         typer.echo(f"serving on http://{host}:{port} (API docs at http://{host}:{port}/docs)")
         uvicorn.run("seamline.app:create_app", factory=True, host=host, port=port, log_config=None)
+
+
+@stock_app.command("import")
+def stock_import(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True, help="A CSV or CommerceML offers file")],
+    format: Annotated[str | None, typer.Option("--format", help="csv or commerceml; default: from the file")] = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Import a stock and price file; prints the run as JSON. A rejected file (any bad row) changes
+    nothing, prints every problem and exits 1."""
+    from seamline.commerce import sync
+    from seamline.core.db import Database
+
+    if format is not None and format not in sync.FORMATS:
+        raise typer.BadParameter("csv or commerceml", param_hint="--format")
+    settings = _settings(database_url)
+    database = Database(settings)
+    try:
+        run = sync.import_data(database, settings=settings, data=file.read_bytes(), file_name=file.name, format=format,
+                               source="cli")
+    finally:
+        database.dispose()
+    typer.echo(json.dumps(run, indent=2, ensure_ascii=False, default=str))
+    if run["status"] == "rejected":
+        raise typer.Exit(1)
+
+
+@stock_app.command("sync-dir")
+def stock_sync_dir(
+    folder: Annotated[Path | None, typer.Argument(help="Defaults to SEAMLINE_COMMERCE_SYNC_DIR")] = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Import the files waiting in the sync folder once (for cron); each goes to done/ or
+    rejected/ with its report. Prints one JSON line per file; exits 1 if any was rejected."""
+    from seamline.commerce import sync
+    from seamline.core.db import Database
+
+    settings = _settings(database_url)
+    folder = folder or (Path(settings.commerce_sync_dir) if settings.commerce_sync_dir else None)
+    if folder is None:
+        raise typer.BadParameter("give a folder or set SEAMLINE_COMMERCE_SYNC_DIR", param_hint="FOLDER")
+    if not folder.is_dir():
+        raise typer.BadParameter(f"{folder} is not a folder", param_hint="FOLDER")
+    database = Database(settings)
+    try:
+        runs = sync.import_folder(database, settings=settings, folder=folder)
+    finally:
+        database.dispose()
+    for run in runs:
+        typer.echo(json.dumps({k: run[k] for k in ("id", "file_name", "status", "movements", "prices_changed", "clamped")}
+                              | {"problems": run["report"]["problems_total"]}, ensure_ascii=False))
+    if any(run["status"] == "rejected" for run in runs):
+        raise typer.Exit(1)
 
 
 if __name__ == "__main__":

@@ -63,8 +63,9 @@ def test_click_and_collect_reserves_in_the_chosen_store_and_hands_over_by_code(c
                                                       identifiers=[{"type": "phone", "value": "8 916 123-45-67"}]))
     assert placed["status"] == "confirmed" and placed["channel"] == "app"
     assert placed["total"] == 3 * 199000 and placed["currency"] == "RUB"
-    assert placed["lines"] == [{"sku": "CREAM-50", "name": "Крем для лица 50 мл", "quantity": 3, "unit_price": 199000,
-                                "total": 597000, "allocations": [{"location": "store-arbat", "quantity": 3, "status": "active"}]}]
+    assert placed["lines"] == [{"sku": "CREAM-50", "name": "Крем для лица 50 мл", "quantity": 3, "unit_price": 199000, "discount": 0,
+                                "total": 597000, "allocations": [{"location": "store-arbat", "quantity": 3, "status": "active"}],
+                                "returned": 0}]
     assert len(placed["pickup_code"]) == 6 and placed["customer_id"]
     levels = stock(client, headers, "CREAM-50")
     assert levels["store-arbat"] == {"location": "store-arbat", "kind": "store", "on_hand": 5, "reserved": 3, "available": 1}

@@ -21,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -30,6 +30,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from seamline.commerce import events, promotions
 from seamline.commerce.models import (
     CommerceLocation,
     CommerceOrder,
@@ -39,6 +40,7 @@ from seamline.commerce.models import (
     CommerceStock,
 )
 from seamline.commerce.pricing import price_lines
+from seamline.commerce.promotions import CouponUnavailable
 from seamline.commerce.schemas import (
     OrderCreate,
 )
@@ -96,6 +98,9 @@ def place_order(
                 )
             return Placed(done, False)
 
+    from seamline.commerce.payments import check_method  # payments builds on orders
+
+    check_method(settings, data.payment_method)
     quantities: dict[str, int] = {}
     for line in data.lines:
         quantities[line.sku] = quantities.get(line.sku, 0) + line.quantity
@@ -119,7 +124,10 @@ def place_order(
 
     customer_id = _customer_id(session, rules=rules, data=data)
     priced = price_lines(session, settings=settings, channel=data.channel, quantities=quantities,
-                         customer_id=customer_id, now=now)
+                         customer_id=customer_id, coupons=data.coupons, now=now)
+    if priced.rejected_coupons:
+        first = priced.rejected_coupons[0]
+        raise CouponUnavailable(f"Coupon {first['code']}: {first['reason']}", details={"coupons": priced.rejected_coupons})
     variant_ids = {line.sku: line.variant_id for line in priced.lines}
     reserved_until = now + timedelta(minutes=settings.commerce_reservation_minutes)
     status = "confirmed" if data.payment_method == "on_pickup" else "pending_payment"
@@ -141,7 +149,8 @@ def place_order(
     plan = _allocate(quantities, variant_ids, candidates, stock)
     lines = {
         line.sku: CommerceOrderLine(order_id=order.id, variant_id=line.variant_id, sku=line.sku, name=line.name,
-                                    quantity=line.quantity, unit_price=line.unit_price, total=line.total)
+                                    quantity=line.quantity, unit_price=line.unit_price, discount=line.discount,
+                                    total=line.total)
         for line in priced.lines
     }
     session.add_all(lines.values())
@@ -151,7 +160,10 @@ def place_order(
             move(session, stock[(line.variant_id, location_id)], kind="reservation", reserved=taken, reference=f"order:{order.id}")
             session.add(CommerceReservation(order_id=order.id, line_id=line.id, variant_id=line.variant_id,
                                             location_id=location_id, quantity=taken))
-    order.total = priced.total
+    order.subtotal, order.discount, order.total = priced.subtotal, priced.discount, priced.total
+    order.promotions = [asdict(p) for p in priced.promotions]
+    promotions.redeem(session, priced, order_id=order.id, customer_id=customer_id,
+                      postgres=session.get_bind().dialect.name == "postgresql")
     session.add(CommerceOrderStatus(order_id=order.id, status=status, channel=data.channel, created_at=now))
     session.flush()
     return Placed(order, True)
@@ -281,6 +293,9 @@ def pick_up(session: Session, *, order_id: int, code: str, channel: str | None, 
     _transition(session, order, to="completed", allowed_from=("ready_for_pickup",), channel=channel, note=note)
     order.completed_channel, order.reserved_until = channel, None
     _settle(session, order, outcome="committed")
+    from seamline.commerce.payments import record_payment_at_handover
+
+    record_payment_at_handover(session, order=order, channel=channel)  # pay on pickup: paid at the till now
     return order
 
 
@@ -299,8 +314,13 @@ def ship(session: Session, *, order_id: int, channel: str | None, note: str = ""
 def complete(session: Session, *, order_id: int, channel: str | None, note: str = "") -> CommerceOrder:
     """A shipped order delivered."""
     order = get_order(session, order_id, lock=True)
+    was = order.status
     _transition(session, order, to="completed", allowed_from=("shipped",), channel=channel, note=note)
     order.completed_channel = order.completed_channel or channel
+    if was != order.status:
+        from seamline.commerce.payments import record_payment_at_handover
+
+        record_payment_at_handover(session, order=order, channel=channel)  # pay on pickup: paid to the courier
     return order
 
 
@@ -311,6 +331,8 @@ def cancel(session: Session, *, order_id: int, channel: str | None, note: str = 
     if was != order.status:
         order.reserved_until = None
         _settle(session, order, outcome="released")
+        events.order_cancelled(session, events.OrderCancelled(order_id=order.id, profile_id=order.profile_id,
+                                                              currency=order.currency, total=order.total, channel=channel))
     return order
 
 
@@ -337,19 +359,26 @@ def order_view(session: Session, order: CommerceOrder) -> dict[str, Any]:
         select(CommerceLocation.id, CommerceLocation.code).where(CommerceLocation.id.in_(location_ids))
     )} if location_ids else {}
     history = session.scalars(select(CommerceOrderStatus).where(CommerceOrderStatus.order_id == order.id).order_by(CommerceOrderStatus.id))
+    from seamline.commerce import payments, returns  # they build on orders
+
+    returned = returns.returned_quantities(session, order.id) if order.status in ("completed", "shipped", "returned") else {}
     return {
         "id": order.id, "customer_id": order.profile_id, "channel": order.channel, "completed_channel": order.completed_channel,
         "status": order.status, "fulfilment": order.fulfilment,
         "pickup_location": codes.get(order.pickup_location_id), "delivery_address": order.delivery_address,
-        "payment_method": order.payment_method, "currency": order.currency, "total": order.total,
+        "payment_method": order.payment_method, "currency": order.currency,
+        "subtotal": order.subtotal, "discount": order.discount, "total": order.total, "promotions": order.promotions or [],
         "pickup_code": order.pickup_code, "reserved_until": order.reserved_until, "created_at": order.created_at,
         "lines": [
-            {"sku": line.sku, "name": line.name, "quantity": line.quantity, "unit_price": line.unit_price, "total": line.total,
+            {"sku": line.sku, "name": line.name, "quantity": line.quantity, "unit_price": line.unit_price,
+             "discount": line.discount, "total": line.total,
              "allocations": [{"location": codes[r.location_id], "quantity": r.quantity, "status": r.status}
-                             for r in reservations if r.line_id == line.id]}
+                             for r in reservations if r.line_id == line.id],
+             "returned": returned.get(line.id, 0)}
             for line in lines
         ],
         "history": [{"status": h.status, "channel": h.channel, "note": h.note, "at": h.created_at} for h in history],
+        "payment": payments.payment_summary(session, order),
     }
 
 

@@ -5,70 +5,18 @@ promotions then apply through one engine (`promotions`), so every channel prices
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from seamline.commerce import promotions
 from seamline.commerce.catalog import effective_prices, variants_by_sku
-from seamline.commerce.models import CommerceProduct
+from seamline.commerce.models import CommerceCategory, CommerceProduct
+from seamline.commerce.priced import PricedCart, PricedLine
 from seamline.core.config import Settings
 from seamline.core.errors import Unprocessable
 from seamline.core.time import utcnow
-
-
-@dataclass
-class PricedLine:
-    sku: str
-    variant_id: int
-    product_id: int
-    category_id: int | None
-    name: str
-    quantity: int
-    unit_price: int
-    #: Minor units taken off this line by promotions; `total` = unit_price * quantity - discount.
-    discount: int = 0
-
-    @property
-    def subtotal(self) -> int:
-        return self.unit_price * self.quantity
-
-    @property
-    def total(self) -> int:
-        return self.subtotal - self.discount
-
-
-@dataclass
-class AppliedPromotion:
-    code: str
-    name: str
-    amount: int
-    coupon: str | None = None
-
-
-@dataclass
-class PricedCart:
-    currency: str
-    lines: list[PricedLine]
-    promotions: list[AppliedPromotion] = field(default_factory=list)
-    #: Coupons given but not applicable, with the reason (shown to the customer, not an error on read).
-    rejected_coupons: list[dict[str, str]] = field(default_factory=list)
-
-    @property
-    def subtotal(self) -> int:
-        return sum(line.subtotal for line in self.lines)
-
-    @property
-    def discount(self) -> int:
-        return sum(line.discount for line in self.lines)
-
-    @property
-    def total(self) -> int:
-        return self.subtotal - self.discount
-
-    def line(self, sku: str) -> PricedLine:
-        return next(line for line in self.lines if line.sku == sku)
 
 
 def price_lines(
@@ -83,21 +31,21 @@ def price_lines(
     if unpriced:
         raise Unprocessable(f"No price for {', '.join(unpriced)}", code="no_price", details={"skus": unpriced})
     products = {
-        pid: (name, category_id)
-        for pid, name, category_id in session.execute(
-            select(CommerceProduct.id, CommerceProduct.name_ru, CommerceProduct.category_id)
+        pid: (name, category_code)
+        for pid, name, category_code in session.execute(
+            select(CommerceProduct.id, CommerceProduct.name_ru, CommerceCategory.code)
+            .outerjoin(CommerceCategory, CommerceCategory.id == CommerceProduct.category_id)
             .where(CommerceProduct.id.in_({v.product_id for v in variants.values()}))
         )
     }
     lines = []
     for sku, quantity in quantities.items():
         variant = variants[sku]
-        product_name, category_id = products[variant.product_id]
+        product_name, category_code = products[variant.product_id]
         lines.append(PricedLine(
-            sku=sku, variant_id=variant.id, product_id=variant.product_id, category_id=category_id,
+            sku=sku, variant_id=variant.id, product_id=variant.product_id, category_code=category_code,
             name=" ".join(filter(None, [product_name, variant.name_ru])), quantity=quantity,
             unit_price=prices[variant.id].amount,
         ))
     cart = PricedCart(currency=settings.commerce_currency, lines=lines)
-    _ = (customer_id, coupons, now or utcnow())  # promotions apply here (see `promotions`)
-    return cart
+    return promotions.apply(session, cart, channel=channel, customer_id=customer_id, coupons=coupons, now=now or utcnow())

@@ -4,14 +4,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, delete, or_, select, update
 from sqlalchemy.orm import Session
 
+from seamline.commerce import carts, returns
 from seamline.commerce.models import (
+    CommerceCart,
+    CommerceCartChange,
+    CommerceCartLine,
     CommerceOrder,
     CommerceOrderStatus,
+    CommerceReturn,
 )
 from seamline.commerce.orders import order_view, orders_of_customer
+from seamline.core.config import Settings
 from seamline.customers import service as customers_service
 from seamline.customers.sections import CustomerContext, SectionRegistry
 from seamline.customers.timeline import TimelineItem, TimelineQuery, TimelineRegistry
@@ -22,16 +28,30 @@ def _profile_ids(session: Session, profile_id: int) -> list[int]:
 
 
 
+def _returns_by_order(session: Session, order_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
+    found: dict[int, list[dict[str, Any]]] = {}
+    if order_ids:
+        records = list(session.scalars(select(CommerceReturn).where(CommerceReturn.order_id.in_(order_ids)).order_by(CommerceReturn.id)))
+        for view in returns.return_views(session, records):
+            found.setdefault(view["order_id"], []).append(view)
+    return found
+
+
 def _orders_section(session: Session, context: CustomerContext) -> list[dict[str, Any]]:
+    recent = orders_of_customer(session, _profile_ids(session, context.profile.id), limit=10)
+    returned = _returns_by_order(session, [o.id for o in recent])
     return [
         {"id": o.id, "status": o.status, "channel": o.channel, "fulfilment": o.fulfilment, "total": o.total,
-         "currency": o.currency, "created_at": o.created_at}
-        for o in orders_of_customer(session, _profile_ids(session, context.profile.id), limit=10)
+         "currency": o.currency, "created_at": o.created_at,
+         "returns": [{k: r[k] for k in ("id", "amount", "full", "location", "channel", "created_at")} for r in returned.get(o.id, [])]}
+        for o in recent
     ]
 
 
 def _orders_export(session: Session, context: CustomerContext) -> list[dict[str, Any]]:
-    return [order_view(session, o) for o in orders_of_customer(session, _profile_ids(session, context.profile.id), limit=10**9)]
+    every = orders_of_customer(session, _profile_ids(session, context.profile.id), limit=10**9)
+    returned = _returns_by_order(session, [o.id for o in every])
+    return [{**order_view(session, o), "returns": returned.get(o.id, [])} for o in every]
 
 
 def _orders_erase(session: Session, context: CustomerContext) -> int:
@@ -39,6 +59,8 @@ def _orders_erase(session: Session, context: CustomerContext) -> int:
     orders = orders_of_customer(session, _profile_ids(session, context.profile.id), limit=10**9)
     for order in orders:
         order.profile_id, order.delivery_address = None, None
+    session.execute(update(CommerceReturn).where(CommerceReturn.profile_id.in_(_profile_ids(session, context.profile.id)))
+                    .values(profile_id=None))
     return len(orders)
 
 
@@ -72,6 +94,86 @@ def _order_timeline(session: Session, context: CustomerContext, query: TimelineQ
     return items[: query.limit]
 
 
-def register(sections: SectionRegistry, timeline: TimelineRegistry) -> None:
+def _return_timeline(session: Session, context: CustomerContext, query: TimelineQuery) -> list[TimelineItem]:
+    """Each return: what came back, where, in which channel, and the amount refunded for it."""
+    if query.types is not None and "return" not in query.types and not any(t.startswith("return.") for t in query.types):
+        return []
+    if query.types and "return" not in query.types and "return.accepted" not in query.types:
+        return []
+    found = select(CommerceReturn).where(CommerceReturn.profile_id.in_(_profile_ids(session, context.profile.id)))
+    if query.before is not None:
+        at, last_id = query.before
+        found = found.where(or_(CommerceReturn.created_at < at, and_(CommerceReturn.created_at == at, CommerceReturn.id < last_id)))
+    if query.channels:
+        found = found.where(CommerceReturn.channel.in_(query.channels))
+    records = list(session.scalars(found.order_by(CommerceReturn.created_at.desc(), CommerceReturn.id.desc()).limit(query.limit)))
+    return [
+        TimelineItem(
+            kind="return", id=view["id"], occurred_at=view["created_at"], channel=view["channel"], type="return.accepted",
+            title=f"Return of order {view['order_id']} at {view['location']}" + (" (whole order)" if view["full"] else ""),
+            data={"order_id": view["order_id"], "return_id": view["id"], "location": view["location"], "amount": view["amount"],
+                  "currency": view["currency"], "full": view["full"], "reason": view["reason"], "lines": view["lines"]},
+        )
+        for view in returns.return_views(session, records)
+    ]
+
+
+def _cart_timeline(session: Session, context: CustomerContext, query: TimelineQuery) -> list[TimelineItem]:
+    """Every change of the person's carts (added, removed, quantity, coupon, merged, ordered), in
+    the channel where it happened: the trail an abandoned-cart journey starts from."""
+    if query.types is not None and "cart" not in query.types and not any(t.startswith("cart.") for t in query.types):
+        return []
+    changes = (
+        select(CommerceCartChange)
+        .join(CommerceCart, CommerceCart.id == CommerceCartChange.cart_id)
+        .where(CommerceCart.profile_id.in_(_profile_ids(session, context.profile.id)))
+    )
+    if query.before is not None:
+        at, last_id = query.before
+        changes = changes.where(or_(CommerceCartChange.created_at < at,
+                                    and_(CommerceCartChange.created_at == at, CommerceCartChange.id < last_id)))
+    if query.types and "cart" not in query.types:
+        changes = changes.where(CommerceCartChange.kind.in_([t.split(".", 1)[1] for t in query.types if t.startswith("cart.")]))
+    if query.channels:
+        changes = changes.where(CommerceCartChange.channel.in_(query.channels))
+    rows = session.scalars(changes.order_by(CommerceCartChange.created_at.desc(), CommerceCartChange.id.desc()).limit(query.limit))
+    return [
+        TimelineItem(
+            kind="cart", id=change.id, occurred_at=change.created_at, channel=change.channel, type=f"cart.{change.kind}",
+            title=" ".join(filter(None, [change.kind.replace("_", " ").capitalize(), change.sku, change.detail])),
+            data={"cart_id": change.cart_id, "sku": change.sku, "quantity": change.quantity, "detail": change.detail},
+        )
+        for change in rows
+    ]
+
+
+def register(sections: SectionRegistry, timeline: TimelineRegistry, *, settings: Settings) -> None:
+    def cart_section(session: Session, context: CustomerContext) -> dict[str, Any]:
+        owner = carts.Owner(context.profile.id, None, tuple(_profile_ids(session, context.profile.id)))
+        return carts.cart_view(session, settings=settings, owner=owner, channel=None)
+
+    def cart_export(session: Session, context: CustomerContext) -> list[dict[str, Any]]:
+        return [
+            {"id": cart.id, "status": cart.status, "created_at": cart.created_at, "coupons": cart.coupons,
+             "changes": [{"kind": c.kind, "sku": c.sku, "quantity": c.quantity, "channel": c.channel, "at": c.created_at}
+                         for c in session.scalars(select(CommerceCartChange).where(CommerceCartChange.cart_id == cart.id)
+                                                  .order_by(CommerceCartChange.id))]}
+            for cart in carts.carts_of(session, _profile_ids(session, context.profile.id))
+        ]
+
+    def cart_erase(session: Session, context: CustomerContext) -> int:
+        """Carts are about the person only: they go, lines and history with them."""
+        gone = carts.carts_of(session, _profile_ids(session, context.profile.id))
+        ids = [cart.id for cart in gone]
+        if ids:
+            session.execute(delete(CommerceCartChange).where(CommerceCartChange.cart_id.in_(ids)))
+            session.execute(delete(CommerceCartLine).where(CommerceCartLine.cart_id.in_(ids)))
+            session.execute(update(CommerceCart).where(CommerceCart.merged_into_id.in_(ids)).values(merged_into_id=None))
+            session.execute(delete(CommerceCart).where(CommerceCart.id.in_(ids)))
+        return len(ids)
+
     sections.register("orders", _orders_section, export=_orders_export, erase=_orders_erase)
+    sections.register("cart", cart_section, export=cart_export, erase=cart_erase)
     timeline.register("order", _order_timeline)
+    timeline.register("return", _return_timeline)
+    timeline.register("cart", _cart_timeline)

@@ -42,6 +42,11 @@ class InsufficientStock(Conflict):
 
 def put_location(session: Session, *, code: str, data: LocationPut) -> CommerceLocation:
     location = session.scalar(select(CommerceLocation).where(CommerceLocation.code == code))
+    if data.external_id is not None:
+        holder = session.scalar(select(CommerceLocation.code).where(CommerceLocation.external_id == data.external_id))
+        if holder is not None and holder != code:
+            raise Conflict(f"External id {data.external_id!r} belongs to location {holder!r}", code="external_id_taken",
+                           details={"external_id": data.external_id, "location": holder})
     if location is None:
         location = CommerceLocation(code=code)
         session.add(location)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 #: Identifier types every installation knows. More can be added with
@@ -115,6 +115,38 @@ class Settings(BaseSettings):
     )
     commerce_pickup_hold_hours: int = Field(
         default=72, ge=1, description="How long a click & collect order ready in the store waits before it is cancelled"
+    )
+    commerce_payment_methods: list[str] = Field(
+        default_factory=lambda: ["on_pickup", "test"],
+        description="Payment providers an order may choose (on_pickup, test, webhook, or a registered adapter); "
+        "leave `test` out in production",
+    )
+    commerce_psp_url: str = Field(default="", description="Base URL of the webhook provider's API (payments and refunds)")
+    commerce_psp_account: str = Field(default="", description="Account (shop id) for the webhook provider's API, HTTP basic user")
+    commerce_psp_api_key: SecretStr = Field(default=SecretStr(""), description="Secret key for the webhook provider's API")
+    commerce_psp_webhook_secret: SecretStr = Field(
+        default=SecretStr(""), description="HMAC-SHA256 secret of the provider's webhook signatures; empty refuses every webhook"
+    )
+    commerce_psp_webhook_tolerance_seconds: int = Field(
+        default=300, ge=1, description="Oldest (or furthest in the future) signed timestamp a webhook may carry"
+    )
+    commerce_psp_timeout_seconds: float = Field(default=10.0, gt=0, description="Timeout of one request to the provider")
+    commerce_psp_return_url: str = Field(default="", description="Where the provider sends the customer after paying")
+    commerce_sync_dir: str | None = Field(
+        default=None,
+        description="Folder the accounting system drops stock and price files into (CSV, CommerceML offers.xml); "
+        "`seamline serve` imports them every commerce_sync_interval_seconds. Unset: off",
+    )
+    commerce_sync_interval_seconds: float = Field(default=300.0, gt=0, description="How often the sync folder is read")
+    commerce_sync_price_type: str = Field(
+        default="",
+        description="The 1C price type (ИдТипаЦены or its name) that is the list price; empty: an offer's only price",
+    )
+    commerce_sync_default_location: str = Field(
+        default="", description="Location code for quantities given without a warehouse (an offer's total, a CSV row without location)"
+    )
+    commerce_sync_max_bytes: int = Field(
+        default=512 * 1024 * 1024, ge=1024, description="Largest stock file accepted (HTTP upload, folder, CLI)"
     )
 
     @field_validator("default_region")

@@ -17,7 +17,7 @@ MAX_JSON_DEPTH = 32
 
 
 def check_json_value(root: Any) -> Any:
-    """No NUL in any string, no NaN or infinity, bounded nesting. Iterative, so a deeply nested
+    """No NUL in any string, no NaN or infinity, integers within 64 bits, bounded nesting. Iterative, so a deeply nested
     document cannot exhaust the stack. Returns the value, to serve as a validator."""
     stack: list[tuple[Any, int]] = [(root, 0)]
     while stack:
@@ -28,6 +28,8 @@ def check_json_value(root: Any) -> Any:
         elif isinstance(value, float):
             if not math.isfinite(value):
                 raise ValueError("numbers must be finite (no NaN or Infinity)")
+        elif isinstance(value, int) and not -(2**63) <= value < 2**63:
+            raise ValueError("integers must fit in 64 bits")
         elif isinstance(value, (dict, list)):
             if depth >= MAX_JSON_DEPTH:
                 raise ValueError(f"the value nests deeper than {MAX_JSON_DEPTH} levels")

@@ -154,7 +154,7 @@ def record_consents(
 ) -> list[CustomerConsent]:
     """Append to the consent log; a consent equal to the current state is not repeated.
     A consent that names its own source (`ConsentCreate`) keeps it; others get `source`."""
-    current = {(c["channel"], c["purpose"]): c["granted"] for c in current_consents(session, _identity_ids(session, profile_id))}
+    current = {(c["channel"], c["purpose"]): c["granted"] for c in current_consents(session, identity_ids_of(session, profile_id))}
     added = []
     now = utcnow()
     for consent in consents:
@@ -207,7 +207,7 @@ def add_consents(
     check_consents(rules, consents)
     profile = get_profile(session, customer_id)
     resolution.lock_profiles(session, [profile.id])
-    identity_ids = _identity_ids(session, profile.id)
+    identity_ids = identity_ids_of(session, profile.id)
     record_consents(session, profile_id=profile.id, identity_id=identity_ids[0], consents=consents, source=source)
     return profile
 
@@ -215,7 +215,7 @@ def add_consents(
 # --- reading --------------------------------------------------------------------------------
 
 
-def _identity_ids(session: Session, profile_id: int) -> list[int]:
+def identity_ids_of(session: Session, profile_id: int) -> list[int]:
     return list(
         session.scalars(
             select(CustomerIdentity.id).where(CustomerIdentity.profile_id == profile_id).order_by(CustomerIdentity.id)
@@ -425,7 +425,7 @@ def erase_customer(
         return session.scalar(select(CustomerErasure).where(CustomerErasure.profile_id == profile.id))
     if resolution.lock_profiles(session, [profile.id])[profile.id].status != "active":
         raise TransactionConflict()  # merged or erased while we waited for the lock: look again
-    ids = _identity_ids(session, profile.id)
+    ids = identity_ids_of(session, profile.id)
     # Other modules' personal data first (events keyed by these identifiers, ...), while the
     # identifiers still say whose it is.
     removed_elsewhere = sections.erase(session, context_of(session, profile)) if sections else {}

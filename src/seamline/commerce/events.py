@@ -1,0 +1,85 @@
+"""Domain events of commerce, for the modules below it (loyalty reverses points on a return).
+
+Listeners are called inside the transaction that made the change, with its session: what a
+listener writes (a points reversal in the loyalty ledger) commits or rolls back with the return
+itself, so it happens exactly once, also when the client retries the request (a retry with the
+same Idempotency-Key finds the return and publishes nothing). A listener that raises aborts the
+whole request. Register at import or application start:
+
+    from seamline.commerce import events
+    events.on_order_returned(reverse_points)   # reverse_points(session, OrderReturned)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy.orm import Session
+
+
+@dataclass(frozen=True)
+class ReturnedLine:
+    sku: str
+    variant_id: int
+    quantity: int
+    #: Minor units paid for these units (their share of the line total, after promotions).
+    amount: int
+
+
+@dataclass(frozen=True)
+class OrderReturned:
+    return_id: int
+    order_id: int
+    profile_id: int | None
+    currency: str
+    #: Sum of the lines' amounts.
+    amount: int
+    lines: tuple[ReturnedLine, ...]
+    #: True when nothing of the order is left with the customer.
+    full: bool
+    channel: str
+    location: str
+
+
+@dataclass(frozen=True)
+class OrderCancelled:
+    order_id: int
+    profile_id: int | None
+    currency: str
+    total: int
+    channel: str | None
+
+
+_returned: list[Callable[[Session, OrderReturned], None]] = []
+_cancelled: list[Callable[[Session, OrderCancelled], None]] = []
+
+
+def _subscribe(listeners: list, callback: Callable) -> Callable[[], None]:
+    listeners.append(callback)
+
+    def unsubscribe() -> None:
+        if callback in listeners:
+            listeners.remove(callback)
+
+    return unsubscribe
+
+
+def on_order_returned(callback: Callable[[Session, OrderReturned], None]) -> Callable[[], None]:
+    """Call `callback(session, event)` for every return; returns a function that unsubscribes."""
+    return _subscribe(_returned, callback)
+
+
+def on_order_cancelled(callback: Callable[[Session, OrderCancelled], None]) -> Callable[[], None]:
+    """Call `callback(session, event)` when an open order is cancelled (by staff or expiry)."""
+    return _subscribe(_cancelled, callback)
+
+
+def order_returned(session: Session, event: OrderReturned) -> None:
+    for listener in list(_returned):
+        listener(session, event)
+
+
+def order_cancelled(session: Session, event: OrderCancelled) -> None:
+    for listener in list(_cancelled):
+        listener(session, event)
