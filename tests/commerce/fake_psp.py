@@ -17,7 +17,7 @@ import orjson
 import pytest
 from pydantic import SecretStr
 
-from seamline.commerce.payments import sign_webhook
+from seamline.commerce.payment_providers import sign_webhook
 
 SECRET = "whsec_test_0123456789"
 ACCOUNT, API_KEY = "100500", "test_api_key"

@@ -15,7 +15,11 @@ from seamline.commerce.models import (
     CommercePaymentEvent,
     CommercePaymentTransaction,
 )
-from seamline.commerce.payments import format_amount, parse_amount, sign_webhook
+from seamline.commerce.payment_providers import (
+    format_amount,
+    parse_amount,
+    sign_webhook,
+)
 from tests.commerce import fake_psp
 from tests.commerce.fake_psp import SECRET, notification, send
 from tests.commerce.test_orders import click_and_collect, order

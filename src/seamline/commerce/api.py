@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from seamline.commerce import (
     carts,
     catalog,
+    order_views,
     orders,
     payments,
     pos,
@@ -161,18 +162,18 @@ def place_order(
         placed = orders.place_order(session, settings=settings, rules=rules, data=body, idempotency_key=idempotency_key)
         if not placed.created:
             response.status_code = 200
-        return orders.order_view(session, placed.order)
+        return order_views.order_view(session, placed.order)
 
     return get_database(request).run_write(work)
 
 
 @router.get("/orders/{order_id}", response_model=OrderRead)
 def get_order(order_id: OrderId, session: ReadSession, _: ReadKey) -> Any:
-    return orders.order_view(session, orders.get_order(session, order_id))
+    return order_views.order_view(session, orders.get_order(session, order_id))
 
 
 def _action(request: Request, do) -> Any:  # noqa: ANN001
-    return get_database(request).run_write(lambda session: orders.order_view(session, do(session)))
+    return get_database(request).run_write(lambda session: order_views.order_view(session, do(session)))
 
 
 @router.post("/orders/{order_id}/pay", response_model=OrderRead)
@@ -182,7 +183,7 @@ def pay(order_id: OrderId, body: OrderAction, request: Request, settings: AppSet
     database = get_database(request)
     payments.pay_with_test_provider(database, settings=settings, order_id=order_id, channel=body.channel)
     with database.read() as session:
-        return orders.order_view(session, orders.get_order(session, order_id))
+        return order_views.order_view(session, orders.get_order(session, order_id))
 
 
 @router.post("/orders/{order_id}/ready", response_model=OrderRead)
@@ -250,7 +251,7 @@ def pos_hand_over(store: StoreCode, body: PosHandover, request: Request, _: Writ
 
     def work(session: Session) -> dict[str, Any]:
         order = pos.hand_over(session, store=pos.store_by_code(session, store), data=body)
-        return orders.order_view(session, order)
+        return order_views.order_view(session, order)
 
     return get_database(request).run_write(work)
 
@@ -270,7 +271,7 @@ def pos_sale(
                                  data=body, idempotency_key=idempotency_key)
         if not placed.created:
             response.status_code = 200
-        return orders.order_view(session, placed.order)
+        return order_views.order_view(session, placed.order)
 
     return get_database(request).run_write(work)
 
@@ -424,7 +425,7 @@ def checkout_cart(
                                 idempotency_key=idempotency_key)
         if not placed.created:
             response.status_code = 200
-        return orders.order_view(session, placed.order)
+        return order_views.order_view(session, placed.order)
 
     return get_database(request).run_write(work)
 

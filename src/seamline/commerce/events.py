@@ -1,4 +1,5 @@
-"""Domain events of commerce, for the modules below it (loyalty reverses points on a return).
+"""Domain events of commerce, for modules that build on orders (payments records a capture at
+handover; loyalty reverses points on a return).
 
 Listeners are called inside the transaction that made the change, with its session: what a
 listener writes (a points reversal in the loyalty ledger) commits or rolls back with the return
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -51,8 +53,17 @@ class OrderCancelled:
     channel: str | None
 
 
+@dataclass(frozen=True)
+class OrderHandedOver:
+    """The customer has the goods: picked up in a store or pickup point, or delivered."""
+
+    order: Any  # the CommerceOrder, in the session of the handover
+    channel: str | None
+
+
 _returned: list[Callable[[Session, OrderReturned], None]] = []
 _cancelled: list[Callable[[Session, OrderCancelled], None]] = []
+_handed_over: list[Callable[[Session, OrderHandedOver], None]] = []
 
 
 def _subscribe(listeners: list, callback: Callable) -> Callable[[], None]:
@@ -73,6 +84,17 @@ def on_order_returned(callback: Callable[[Session, OrderReturned], None]) -> Cal
 def on_order_cancelled(callback: Callable[[Session, OrderCancelled], None]) -> Callable[[], None]:
     """Call `callback(session, event)` when an open order is cancelled (by staff or expiry)."""
     return _subscribe(_cancelled, callback)
+
+
+def on_order_handed_over(callback: Callable[[Session, OrderHandedOver], None]) -> Callable[[], None]:
+    """Call `callback(session, event)` when an order reaches the customer (payments records a
+    pay-on-pickup capture then)."""
+    return _subscribe(_handed_over, callback)
+
+
+def order_handed_over(session: Session, event: OrderHandedOver) -> None:
+    for listener in list(_handed_over):
+        listener(session, event)
 
 
 def order_returned(session: Session, event: OrderReturned) -> None:

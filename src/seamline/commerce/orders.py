@@ -39,6 +39,7 @@ from seamline.commerce.models import (
     CommerceReservation,
     CommerceStock,
 )
+from seamline.commerce.payment_providers import check_method
 from seamline.commerce.pricing import price_lines
 from seamline.commerce.promotions import CouponUnavailable
 from seamline.commerce.schemas import (
@@ -97,8 +98,6 @@ def place_order(
                     "This Idempotency-Key was used for a different order", code="idempotency_key_reused"
                 )
             return Placed(done, False)
-
-    from seamline.commerce.payments import check_method  # payments builds on orders
 
     check_method(settings, data.payment_method)
     quantities: dict[str, int] = {}
@@ -293,9 +292,7 @@ def pick_up(session: Session, *, order_id: int, code: str, channel: str | None, 
     _transition(session, order, to="completed", allowed_from=("ready_for_pickup",), channel=channel, note=note)
     order.completed_channel, order.reserved_until = channel, None
     _settle(session, order, outcome="committed")
-    from seamline.commerce.payments import record_payment_at_handover
-
-    record_payment_at_handover(session, order=order, channel=channel)  # pay on pickup: paid at the till now
+    events.order_handed_over(session, events.OrderHandedOver(order, channel))  # pay on pickup: paid at the till now
     return order
 
 
@@ -318,9 +315,7 @@ def complete(session: Session, *, order_id: int, channel: str | None, note: str 
     _transition(session, order, to="completed", allowed_from=("shipped",), channel=channel, note=note)
     order.completed_channel = order.completed_channel or channel
     if was != order.status:
-        from seamline.commerce.payments import record_payment_at_handover
-
-        record_payment_at_handover(session, order=order, channel=channel)  # pay on pickup: paid to the courier
+        events.order_handed_over(session, events.OrderHandedOver(order, channel))  # pay on pickup: paid to the courier
     return order
 
 
@@ -349,37 +344,6 @@ def expire_orders(session: Session, *, now: datetime | None = None, limit: int =
         if order.status in OPEN_STATUSES and order.reserved_until is not None and order.reserved_until < now:
             cancel(session, order_id=order_id, channel=None, note="hold expired", now=now)
     return due
-
-
-def order_view(session: Session, order: CommerceOrder) -> dict[str, Any]:
-    lines = list(session.scalars(select(CommerceOrderLine).where(CommerceOrderLine.order_id == order.id).order_by(CommerceOrderLine.id)))
-    reservations = list(session.scalars(select(CommerceReservation).where(CommerceReservation.order_id == order.id).order_by(CommerceReservation.id)))
-    location_ids = {r.location_id for r in reservations} | ({order.pickup_location_id} if order.pickup_location_id else set())
-    codes = {i: c for i, c in session.execute(
-        select(CommerceLocation.id, CommerceLocation.code).where(CommerceLocation.id.in_(location_ids))
-    )} if location_ids else {}
-    history = session.scalars(select(CommerceOrderStatus).where(CommerceOrderStatus.order_id == order.id).order_by(CommerceOrderStatus.id))
-    from seamline.commerce import payments, returns  # they build on orders
-
-    returned = returns.returned_quantities(session, order.id) if order.status in ("completed", "shipped", "returned") else {}
-    return {
-        "id": order.id, "customer_id": order.profile_id, "channel": order.channel, "completed_channel": order.completed_channel,
-        "status": order.status, "fulfilment": order.fulfilment,
-        "pickup_location": codes.get(order.pickup_location_id), "delivery_address": order.delivery_address,
-        "payment_method": order.payment_method, "currency": order.currency,
-        "subtotal": order.subtotal, "discount": order.discount, "total": order.total, "promotions": order.promotions or [],
-        "pickup_code": order.pickup_code, "reserved_until": order.reserved_until, "created_at": order.created_at,
-        "lines": [
-            {"sku": line.sku, "name": line.name, "quantity": line.quantity, "unit_price": line.unit_price,
-             "discount": line.discount, "total": line.total,
-             "allocations": [{"location": codes[r.location_id], "quantity": r.quantity, "status": r.status}
-                             for r in reservations if r.line_id == line.id],
-             "returned": returned.get(line.id, 0)}
-            for line in lines
-        ],
-        "history": [{"status": h.status, "channel": h.channel, "note": h.note, "at": h.created_at} for h in history],
-        "payment": payments.payment_summary(session, order),
-    }
 
 
 def orders_of_customer(session: Session, profile_ids: list[int], *, limit: int = 50) -> list[CommerceOrder]:

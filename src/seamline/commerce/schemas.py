@@ -15,7 +15,7 @@ from pydantic import (
     model_validator,
 )
 
-from seamline.core.schemas import JsonObject, free_text, line_text
+from seamline.core.schemas import JsonObject, check_json_value, free_text, line_text
 from seamline.customers.schemas import IdentifierIn
 
 Code = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._\-/]*$")]
@@ -405,8 +405,6 @@ class PromotionConditions(BaseModel):
     @field_validator("traits")
     @classmethod
     def _json(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
-        from seamline.core.schemas import check_json_value
-
         return check_json_value(value)
 
 

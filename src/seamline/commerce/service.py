@@ -16,7 +16,8 @@ from seamline.commerce.models import (
     CommerceOrderStatus,
     CommerceReturn,
 )
-from seamline.commerce.orders import order_view, orders_of_customer
+from seamline.commerce.order_views import order_view
+from seamline.commerce.orders import orders_of_customer
 from seamline.core.config import Settings
 from seamline.customers import service as customers_service
 from seamline.customers.sections import CustomerContext, SectionRegistry

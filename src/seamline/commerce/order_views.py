@@ -1,0 +1,47 @@
+"""The order as the API shows it: lines with their allocations and returns, the status history,
+the payments. Above `orders`, `payments` and `returns`, which it reads."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from seamline.commerce import payments, returns
+from seamline.commerce.models import (
+    CommerceLocation,
+    CommerceOrder,
+    CommerceOrderLine,
+    CommerceOrderStatus,
+    CommerceReservation,
+)
+
+
+def order_view(session: Session, order: CommerceOrder) -> dict[str, Any]:
+    lines = list(session.scalars(select(CommerceOrderLine).where(CommerceOrderLine.order_id == order.id).order_by(CommerceOrderLine.id)))
+    reservations = list(session.scalars(select(CommerceReservation).where(CommerceReservation.order_id == order.id).order_by(CommerceReservation.id)))
+    location_ids = {r.location_id for r in reservations} | ({order.pickup_location_id} if order.pickup_location_id else set())
+    codes = {i: c for i, c in session.execute(
+        select(CommerceLocation.id, CommerceLocation.code).where(CommerceLocation.id.in_(location_ids))
+    )} if location_ids else {}
+    history = session.scalars(select(CommerceOrderStatus).where(CommerceOrderStatus.order_id == order.id).order_by(CommerceOrderStatus.id))
+    returned = returns.returned_quantities(session, order.id) if order.status in ("completed", "shipped", "returned") else {}
+    return {
+        "id": order.id, "customer_id": order.profile_id, "channel": order.channel, "completed_channel": order.completed_channel,
+        "status": order.status, "fulfilment": order.fulfilment,
+        "pickup_location": codes.get(order.pickup_location_id), "delivery_address": order.delivery_address,
+        "payment_method": order.payment_method, "currency": order.currency,
+        "subtotal": order.subtotal, "discount": order.discount, "total": order.total, "promotions": order.promotions or [],
+        "pickup_code": order.pickup_code, "reserved_until": order.reserved_until, "created_at": order.created_at,
+        "lines": [
+            {"sku": line.sku, "name": line.name, "quantity": line.quantity, "unit_price": line.unit_price,
+             "discount": line.discount, "total": line.total,
+             "allocations": [{"location": codes[r.location_id], "quantity": r.quantity, "status": r.status}
+                             for r in reservations if r.line_id == line.id],
+             "returned": returned.get(line.id, 0)}
+            for line in lines
+        ],
+        "history": [{"status": h.status, "channel": h.channel, "note": h.note, "at": h.created_at} for h in history],
+        "payment": payments.payment_summary(session, order),
+    }
