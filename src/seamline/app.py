@@ -11,7 +11,7 @@ from starlette.middleware.cors import CORSMiddleware
 from seamline import __version__
 from seamline.commerce import service as commerce_service
 from seamline.commerce.api import router as commerce_router
-from seamline.commerce.sync import SyncFolderWorker
+from seamline.commerce.tasks import background_jobs
 from seamline.core.auth.api import router as api_keys_router
 from seamline.core.config import Settings, get_settings
 from seamline.core.db import Database
@@ -39,7 +39,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
         worker = DeliveryWorker(database, settings).start() if settings.delivery_worker else None
-        stock_sync = SyncFolderWorker(database, settings).start() if settings.commerce_sync_dir else None
+        jobs = [job.start() for job in background_jobs(database, settings)]
         app.state.event_writer.start()  # applies identity work a previous run left
         # Everything loaded so far (modules, mappers, routes) lives as long as the process: keep
         # it out of the cyclic collector's scans, and collect young objects less often. Parsing
@@ -49,8 +49,8 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         gc.freeze()
         gc.set_threshold(50_000, 20, 100)
         yield
-        if stock_sync:
-            stock_sync.stop()
+        for job in jobs:
+            job.stop()
         if worker:
             worker.stop()
         app.state.event_writer.close()

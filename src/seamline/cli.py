@@ -158,17 +158,13 @@ def events_prune(
 @commerce_app.command("expire")
 def commerce_expire(database_url: DatabaseUrl = None) -> None:
     """Cancel open orders whose hold ran out (unpaid, or ready and never collected) and put
-    their stock back on sale. Run it every few minutes (cron, a systemd timer)."""
-    from seamline.commerce import orders
+    their stock back on sale. `seamline serve` does it every commerce_expire_interval_seconds;
+    this is the same pass for cron when that is off."""
+    from seamline.commerce.tasks import expire_due_orders
     from seamline.core.db import Database
 
     database = Database(_settings(database_url))
-    cancelled: list[int] = []
-    while True:
-        batch = database.run_write(lambda session: orders.expire_orders(session, limit=200))
-        cancelled.extend(batch)
-        if len(batch) < 200:
-            break
+    cancelled = expire_due_orders(database)
     database.dispose()
     typer.echo(json.dumps({"cancelled": len(cancelled), "order_ids": cancelled[:100]}))
 

@@ -28,7 +28,6 @@ import csv
 import hashlib
 import io
 import re
-import threading
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
@@ -884,32 +883,3 @@ def import_folder(database: Database, *, settings: Settings, folder: Path) -> li
                  movements=run["movements"], prices_changed=run["prices_changed"])
         runs.append(run)
     return runs
-
-
-class SyncFolderWorker:
-    """Runs `import_folder` every `commerce_sync_interval_seconds` on a daemon thread (started
-    by `seamline serve` when `commerce_sync_dir` is set)."""
-
-    def __init__(self, database: Database, settings: Settings):
-        if not settings.commerce_sync_dir:
-            raise ValueError("commerce_sync_dir is not set")
-        self.database, self.settings = database, settings
-        self.folder = Path(settings.commerce_sync_dir)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="seamline-stock-sync", daemon=True)
-
-    def start(self) -> SyncFolderWorker:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=60)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                import_folder(self.database, settings=self.settings, folder=self.folder)
-            except Exception:  # noqa: BLE001 - a failed pass must not end the loop; the file waits
-                log.exception("stock sync pass failed", folder=str(self.folder))
-            self._stop.wait(self.settings.commerce_sync_interval_seconds)

@@ -138,6 +138,12 @@ class Settings(BaseSettings):
         "`seamline serve` imports them every commerce_sync_interval_seconds. Unset: off",
     )
     commerce_sync_interval_seconds: float = Field(default=300.0, gt=0, description="How often the sync folder is read")
+    commerce_expire_interval_seconds: float = Field(
+        default=60.0, ge=0, description="How often `seamline serve` cancels orders whose hold ran out; 0: off (use cron)"
+    )
+    commerce_refund_retry_seconds: float = Field(
+        default=300.0, ge=0, description="How often `seamline serve` resends refunds a provider could not take; 0: off"
+    )
     commerce_sync_price_type: str = Field(
         default="",
         description="The 1C price type (ИдТипаЦены or its name) that is the list price; empty: an offer's only price",
