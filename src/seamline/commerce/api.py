@@ -340,7 +340,9 @@ ChannelQuery = Annotated[str | None, Query(max_length=32, pattern=r"^[a-z][a-z0-
 
 
 def _cart_write(request: Request, settings: Settings, rules: IdentifierRules, customer_id: int | None,
-                anonymous_id: str | None, channel: str, change) -> Any:  # noqa: ANN001
+                anonymous_id: str | None, channel: str | None, change) -> Any:  # noqa: ANN001
+    """Apply `change(session, owner)` to the person's cart and answer the cart priced for `channel`."""
+
     def work(session: Session) -> dict[str, Any]:
         owner = carts.owner_of(session, rules=rules, customer_id=customer_id, anonymous_id=anonymous_id)
         change(session, owner)
@@ -361,7 +363,8 @@ def get_cart(
         owner = carts.owner_of(session, rules=rules, customer_id=customer_id, anonymous_id=anonymous_id)
         if not carts.needs_merge(session, owner):
             return carts.cart_view(session, settings=settings, owner=owner, channel=channel)
-    return _cart_write(request, settings, rules, customer_id, anonymous_id, channel or "web",
+    # A merge is due (the visitor was identified since): do it now, recorded in the reading channel.
+    return _cart_write(request, settings, rules, customer_id, anonymous_id, channel,
                        lambda s, o: carts.merge_strays(s, o, channel=channel or "web"))
 
 
