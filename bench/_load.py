@@ -6,7 +6,11 @@ from __future__ import annotations
 import asyncio
 import math
 import os
+import shutil
+import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -90,3 +94,26 @@ def tree_cpu(pid: int) -> float:
             except (FileNotFoundError, ProcessLookupError):
                 continue
     return total
+
+
+@contextmanager
+def throwaway_database(backend: str, prefix: str) -> Iterator[tuple[str, Path]]:
+    """(database URL, work folder) of a new, migrated database: a SQLite file, or a database on a
+    throwaway PostgreSQL (fsync on); everything is removed afterwards."""
+    from seamline.core import migrations
+    from seamline.devtools.postgres import PostgresServer
+
+    workdir = Path(tempfile.mkdtemp(prefix=f"{prefix}-{backend}-"))
+    pg = None
+    try:
+        if backend == "sqlite":
+            url = f"sqlite:///{workdir / 'bench.db'}"
+        else:
+            pg = PostgresServer(fsync=True).start()
+            url = pg.create_database("bench")
+        migrations.upgrade(url)
+        yield url, workdir
+    finally:
+        if pg is not None:
+            pg.stop()
+        shutil.rmtree(workdir, ignore_errors=True)

@@ -20,10 +20,8 @@ from __future__ import annotations
 
 import argparse
 import random
-import shutil
 import subprocess
 import sys
-import tempfile
 from datetime import date
 from pathlib import Path
 
@@ -31,16 +29,14 @@ import orjson
 from sqlalchemy import text
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _load import Request, drive, tree_cpu  # noqa: E402
+from _load import Request, drive, throwaway_database, tree_cpu  # noqa: E402
 
 from seamline.commerce import stock  # noqa: E402
-from seamline.core import migrations  # noqa: E402
 from seamline.core.auth import service as auth_service  # noqa: E402
 from seamline.core.auth.schemas import Scope  # noqa: E402
 from seamline.core.config import Settings  # noqa: E402
 from seamline.core.db import Database, DriverSQL  # noqa: E402
 from seamline.core.time import utcnow  # noqa: E402
-from seamline.devtools.postgres import PostgresServer  # noqa: E402
 from seamline.devtools.serve import ServerProcess  # noqa: E402
 
 PRODUCTS, STORES, WAREHOUSES = 2000, 20, 3
@@ -103,15 +99,7 @@ def make_orders(count: int, skus: list[str], rng: random.Random) -> list[Request
 
 
 def run_backend(backend: str, args: argparse.Namespace) -> dict:
-    workdir = Path(tempfile.mkdtemp(prefix=f"seamline-orders-{backend}-"))
-    pg = None
-    try:
-        if backend == "sqlite":
-            url = f"sqlite:///{workdir / 'bench.db'}"
-        else:
-            pg = PostgresServer(fsync=True).start()
-            url = pg.create_database("bench")
-        migrations.upgrade(url)
+    with throwaway_database(backend, "seamline-orders") as (url, workdir):
         database = Database(Settings(_env_file=None, database_url=url, log_level="WARNING"))
         rng = random.Random(7)
         skus = build_shop(database, rng)
@@ -137,10 +125,6 @@ def run_backend(backend: str, args: argparse.Namespace) -> dict:
         database.dispose()
         return {"backend": backend, "stats": stats, "warm": warm, "wrong": wrong, "hot": hot, "hot_sold": hot_sold,
                 "orders_stored": orders, "log": [line for line in (workdir / "server.log").read_text().splitlines() if line.strip()]}
-    finally:
-        if pg:
-            pg.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def main() -> int:

@@ -24,20 +24,19 @@ from __future__ import annotations
 
 import argparse
 import random
-import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 from sqlalchemy import text
 
 from seamline.commerce import stock, sync
-from seamline.core import migrations
 from seamline.core.config import Settings
 from seamline.core.db import Database, DriverSQL
 from seamline.core.time import utcnow
-from seamline.devtools.postgres import PostgresServer
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _load import throwaway_database  # noqa: E402
 
 HEAD = """<?xml version="1.0" encoding="UTF-8"?>
 <КоммерческаяИнформация xmlns="urn:1C.ru:commerceml_2" xmlns:xs="http://www.w3.org/2001/XMLSchema" \
@@ -117,15 +116,7 @@ def timed_import(database: Database, settings: Settings, data: bytes, name: str)
 
 
 def run_backend(backend: str, args: argparse.Namespace) -> list[dict]:
-    workdir = Path(tempfile.mkdtemp(prefix=f"seamline-stock-{backend}-"))
-    pg = None
-    try:
-        if backend == "sqlite":
-            url = f"sqlite:///{workdir / 'bench.db'}"
-        else:
-            pg = PostgresServer(fsync=True).start()
-            url = pg.create_database("bench")
-        migrations.upgrade(url)
+    with throwaway_database(backend, "seamline-stock") as (url, _workdir):
         settings = Settings(_env_file=None, database_url=url, log_level="WARNING")
         database = Database(settings)
         rng = random.Random(11)
@@ -151,10 +142,6 @@ def run_backend(backend: str, args: argparse.Namespace) -> list[dict]:
         for r in results:
             r["backend"], r["books"] = backend, "ok" if not wrong else f"{len(wrong)} differences"
         return results
-    finally:
-        if pg is not None:
-            pg.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def main() -> None:

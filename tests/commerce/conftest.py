@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from seamline.devtools.serve import ServerProcess
+
 MOSCOW_HOURS = {d: ["10:00", "22:00"] for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}
 LOCATIONS = {
     "store-tverskaya": {"kind": "store", "name_ru": "Тверская", "name_en": "Tverskaya", "address": "Тверская ул., 10",
@@ -53,3 +55,11 @@ def shop(client, admin_headers) -> dict:
     receive(client, admin_headers, "SERUM-30", "wh-south", 1)
     receive(client, admin_headers, "SERUM-30", "wh-north", 4)
     return {"headers": admin_headers}
+
+
+@pytest.fixture
+def server(database, tmp_path):
+    """A real `seamline serve` with two worker processes on the test database (concurrency tests)."""
+    process = ServerProcess(database.url, workers=2, log_path=tmp_path / "server.log").start()
+    yield process
+    process.stop()

@@ -6,20 +6,11 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
-import pytest
 
 from seamline.commerce import stock
 from seamline.core.auth import service as auth_service
 from seamline.core.auth.schemas import Scope
-from seamline.devtools.serve import ServerProcess
 from tests.commerce.conftest import LOCATIONS
-
-
-@pytest.fixture
-def server(database, tmp_path):
-    process = ServerProcess(database.url, workers=2, log_path=tmp_path / "server.log").start()
-    yield process
-    process.stop()
 
 
 def test_hundred_checkouts_for_ten_units_make_exactly_ten_orders(server, database):

@@ -12,7 +12,6 @@ import pytest
 from seamline.core.auth import service as auth_service
 from seamline.core.auth.schemas import Scope
 from seamline.core.time import utcnow
-from seamline.devtools.serve import ServerProcess
 from tests.commerce.conftest import LOCATIONS, put, receive
 
 PICKUP = {"kind": "click_and_collect", "location": "store-arbat"}
@@ -165,13 +164,6 @@ def test_unknown_coupon_and_unknown_promotion(client, shop):
     assert response.status_code == 422 and response.json()["error"]["code"] == "unknown_promotion"
     placed = order(client, headers, {"CREAM-50": 1}, coupons=["NOPE"])
     assert placed.status_code == 409 and placed.json()["error"]["code"] == "coupon_unavailable"
-
-
-@pytest.fixture
-def server(database, tmp_path):
-    process = ServerProcess(database.url, workers=2, log_path=tmp_path / "server.log").start()
-    yield process
-    process.stop()
 
 
 def test_a_coupon_with_three_uses_goes_to_exactly_three_of_thirty_simultaneous_checkouts(server, database):

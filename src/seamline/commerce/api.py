@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Path, Query, Request, Response
@@ -21,7 +20,7 @@ from seamline.commerce import (
     stock,
     sync,
 )
-from seamline.commerce.pricing import price_lines
+from seamline.commerce.pricing import price_lines, quantities_of
 from seamline.commerce.schemas import (
     CartCheckoutIn,
     CartLinePut,
@@ -66,6 +65,7 @@ from seamline.core.deps import (
     WriteSession,
     get_database,
 )
+from seamline.core.errors import PayloadTooLarge, UnsupportedMediaType
 from seamline.customers import service as customers_service
 from seamline.customers.api import Rules
 from seamline.customers.identifiers import IdentifierRules
@@ -316,18 +316,10 @@ def get_coupon(code: CouponPath, session: ReadSession, _: ReadKey) -> Any:
 def quote(body: QuoteIn, session: ReadSession, settings: AppSettings, _: ReadKey) -> Any:
     """What these lines cost in this channel for this customer, with promotions and coupons:
     the same engine as carts, checkouts and the till. Nothing is reserved or redeemed."""
-    quantities: dict[str, int] = {}
-    for line in body.lines:
-        quantities[line.sku] = quantities.get(line.sku, 0) + line.quantity
     customer_id = customers_service.get_profile(session, body.customer_id).id if body.customer_id else None
-    priced = price_lines(session, settings=settings, channel=body.channel, quantities=quantities,
+    priced = price_lines(session, settings=settings, channel=body.channel, quantities=quantities_of(body.lines),
                          customer_id=customer_id, coupons=body.coupons)
-    return {
-        "currency": priced.currency, "subtotal": priced.subtotal, "discount": priced.discount, "total": priced.total,
-        "lines": [{"sku": p.sku, "name": p.name, "quantity": p.quantity, "unit_price": p.unit_price,
-                   "discount": p.discount, "total": p.total} for p in priced.lines],
-        "promotions": [asdict(p) for p in priced.promotions], "rejected_coupons": priced.rejected_coupons,
-    }
+    return priced.view()
 
 
 # --- carts ----------------------------------------------------------------------------------------
@@ -531,13 +523,13 @@ async def import_stock_file(
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     formats = {"text/csv": "csv", "application/csv": "csv", "application/xml": "commerceml", "text/xml": "commerceml"}
     if content_type not in formats:
-        raise sync.UnsupportedMediaType(f"Send the file as text/csv or application/xml, not {content_type or 'nothing'}",
+        raise UnsupportedMediaType(f"Send the file as text/csv or application/xml, not {content_type or 'nothing'}",
                                    code="unsupported_media_type")
     body = bytearray()
     async for chunk in request.stream():
         body += chunk
         if len(body) > settings.commerce_sync_max_bytes:
-            raise sync.PayloadTooLarge(f"The file is larger than {settings.commerce_sync_max_bytes} bytes",
+            raise PayloadTooLarge(f"The file is larger than {settings.commerce_sync_max_bytes} bytes",
                                   code="payload_too_large")
     run = await run_in_threadpool(
         sync.import_data, get_database(request), settings=settings, data=bytes(body), file_name=file_name,

@@ -40,7 +40,7 @@ from seamline.commerce.models import (
     CommerceStock,
 )
 from seamline.commerce.payment_providers import check_method
-from seamline.commerce.pricing import price_lines
+from seamline.commerce.pricing import price_lines, quantities_of
 from seamline.commerce.promotions import CouponUnavailable
 from seamline.commerce.schemas import (
     OrderCreate,
@@ -100,9 +100,7 @@ def place_order(
             return Placed(done, False)
 
     check_method(settings, data.payment_method)
-    quantities: dict[str, int] = {}
-    for line in data.lines:
-        quantities[line.sku] = quantities.get(line.sku, 0) + line.quantity
+    quantities = quantities_of(data.lines)
     fulfilment = data.fulfilment
     pickup: CommerceLocation | None = None
     if fulfilment.kind == "delivery":

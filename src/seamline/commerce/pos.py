@@ -41,7 +41,7 @@ from seamline.commerce.models import (
     CommerceReservation,
     CommerceStock,
 )
-from seamline.commerce.pricing import price_lines
+from seamline.commerce.pricing import price_lines, quantities_of
 from seamline.commerce.promotions import CouponUnavailable
 from seamline.commerce.schemas import PosHandover, SaleCreate
 from seamline.commerce.stock import (
@@ -257,9 +257,7 @@ def record_sale(
         return orders.Placed(done, False)
 
     now = now or utcnow()
-    quantities: dict[str, int] = {}
-    for line in data.lines:
-        quantities[line.sku] = quantities.get(line.sku, 0) + line.quantity
+    quantities = quantities_of(data.lines)
     customer_id = _sale_customer(session, rules=rules, store=store, data=data)
     priced = price_lines(session, settings=settings, channel="store", quantities=quantities,
                          customer_id=customer_id, coupons=data.coupons, now=now)

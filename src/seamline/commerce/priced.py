@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from typing import Any
 
 
 @dataclass
@@ -53,6 +54,15 @@ class PricedCart:
     @property
     def total(self) -> int:
         return self.subtotal - self.discount
+
+    def view(self) -> dict[str, Any]:
+        """As the API shows a quote."""
+        return {
+            "currency": self.currency, "subtotal": self.subtotal, "discount": self.discount, "total": self.total,
+            "lines": [{"sku": p.sku, "name": p.name, "quantity": p.quantity, "unit_price": p.unit_price,
+                       "discount": p.discount, "total": p.total} for p in self.lines],
+            "promotions": [asdict(p) for p in self.promotions], "rejected_coupons": self.rejected_coupons,
+        }
 
     def line(self, sku: str) -> PricedLine:
         return next(line for line in self.lines if line.sku == sku)

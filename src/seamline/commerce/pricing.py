@@ -4,8 +4,9 @@ promotions then apply through one engine (`promotions`), so every channel prices
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -17,6 +18,14 @@ from seamline.commerce.priced import PricedCart, PricedLine
 from seamline.core.config import Settings
 from seamline.core.errors import Unprocessable
 from seamline.core.time import utcnow
+
+
+def quantities_of(lines: Iterable[Any]) -> dict[str, int]:
+    """{sku: total quantity} of request lines (a SKU may appear on several lines)."""
+    quantities: dict[str, int] = {}
+    for line in lines:
+        quantities[line.sku] = quantities.get(line.sku, 0) + line.quantity
+    return quantities
 
 
 def price_lines(

@@ -44,7 +44,7 @@ from sqlalchemy.orm import Session
 from seamline.commerce.models import CommerceLocation, CommerceStockImport
 from seamline.core.config import Settings
 from seamline.core.db import Database, DriverSQL
-from seamline.core.errors import AppError, NotFound, Unprocessable
+from seamline.core.errors import NotFound, Unprocessable
 from seamline.core.time import utcnow
 
 log = structlog.get_logger("seamline.commerce.sync")
@@ -62,16 +62,6 @@ CML = "urn:1C.ru:commerceml_2"
 _CURRENCY_ALIASES = {"руб": "RUB", "руб.": "RUB", "рубль": "RUB", "rur": "RUB", "643": "RUB", "₽": "RUB",
                      "usd": "USD", "840": "USD", "eur": "EUR", "978": "EUR", "тенге": "KZT", "398": "KZT",
                      "бел. руб": "BYN", "933": "BYN"}
-
-
-class UnsupportedMediaType(AppError):
-    status_code = 415
-    code = "unsupported_media_type"
-
-
-class PayloadTooLarge(AppError):
-    status_code = 413
-    code = "payload_too_large"
 
 
 class ImportRejected(Unprocessable):

@@ -41,6 +41,16 @@ class Unprocessable(AppError):
     code = "validation_error"
 
 
+class UnsupportedMediaType(AppError):
+    status_code = 415
+    code = "unsupported_media_type"
+
+
+class PayloadTooLarge(AppError):
+    status_code = 413
+    code = "payload_too_large"
+
+
 class Unauthorized(AppError):
     status_code = 401
     code = "unauthorized"
