@@ -141,8 +141,8 @@ def main() -> int:
     command = ".venv/bin/python bench/orders_http.py " + " ".join(sys.argv[1:])
     print(f"\n{date.today().isoformat()}, commit {commit}: `{command.strip()}`\n")
     print("| backend | orders sent | placed (201) | sold out (409) | orders/s | p50 ms | p99 ms | max ms | server CPU ms/order "
-          "| errors | hot SKU: stock / sold / reserved | ledger check |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "| client CPU ms/order | errors | hot SKU: stock / sold / reserved | ledger check |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     failed = False
     for r in results:
         s = r["stats"]
@@ -151,7 +151,7 @@ def main() -> int:
         oversold = r["hot_sold"] > HOT_UNITS or hot["reserved"] != r["hot_sold"]
         print(f"| {r['backend']} | {len(s.latencies):,} | {placed:,} | {refused:,} | {len(s.latencies) / s.wall:,.0f} "
               f"| {s.pct(0.5):.1f} | {s.pct(0.99):.1f} | {s.pct(1.0):.0f} | {s.server_cpu / len(s.latencies) * 1000:.1f} "
-              f"| {len(s.errors)} | {HOT_UNITS} / {r['hot_sold']} / {hot['reserved']} | "
+              f"| {s.client_cpu / len(s.latencies) * 1000:.2f} | {len(s.errors)} | {HOT_UNITS} / {r['hot_sold']} / {hot['reserved']} | "
               f"{'ok' if not r['wrong'] else 'WRONG'} |")
         if s.errors or r["wrong"] or oversold or r["log"]:
             failed = True

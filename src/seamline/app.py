@@ -15,17 +15,19 @@ from seamline.commerce.tasks import background_jobs
 from seamline.core.auth.api import router as api_keys_router
 from seamline.core.config import Settings, get_settings
 from seamline.core.db import Database
+from seamline.core.deps import API_KEY_CACHE_SECONDS
 from seamline.core.errors import install_error_handlers
 from seamline.core.health import router as health_router
 from seamline.core.logging import configure_logging
 from seamline.core.observability import Metrics, install_observability
+from seamline.core.trust_cache import TrustCache
 from seamline.customers import service as customers_service
 from seamline.customers.api import router as customers_router
 from seamline.customers.identifiers import IdentifierRules
 from seamline.customers.sections import SectionRegistry
 from seamline.customers.timeline import TimelineRegistry
 from seamline.events import service as events_service
-from seamline.events.api import COLLECTION_PATHS
+from seamline.events.api import COLLECTION_PATHS, SOURCE_CACHE_SECONDS
 from seamline.events.api import router as events_router
 from seamline.events.destinations import DeliveryWorker
 from seamline.events.writer import BatchWriter
@@ -67,7 +69,8 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.state.database = database
     app.state.identifier_rules = IdentifierRules(settings)
     app.state.event_writer = BatchWriter(database, app.state.identifier_rules)
-    app.state.event_sources = {}  # write key -> (trusted until, source); see events/api.py
+    app.state.event_sources = TrustCache(SOURCE_CACHE_SECONDS)  # write key -> source; see events/api.py
+    app.state.api_keys = TrustCache(API_KEY_CACHE_SECONDS)  # API key -> ApiKey; see core/deps.py
     app.state.metrics = Metrics()
 
     sections, timeline = SectionRegistry(), TimelineRegistry()

@@ -227,15 +227,14 @@ def serve(
     workers: int = 1,
     migrate: Annotated[bool, typer.Option(help="Upgrade the schema before serving")] = True,
 ) -> None:
-    """Run the HTTP API (OpenAPI at /docs)."""
-    import uvicorn
-
-    from seamline.core import migrations
+    """Run the HTTP API (OpenAPI at /docs). With `--workers N`, N processes share the port
+    evenly (`core/serving.py`)."""
+    from seamline.core import migrations, serving
 
     settings = get_settings()
     if migrate:
         migrations.upgrade(settings.database_url)
-    uvicorn.run(
+    serving.run(
         "seamline.app:create_app",
         factory=True,
         host=host or settings.host,

@@ -162,7 +162,7 @@ def place_order(
         placed = orders.place_order(session, settings=settings, rules=rules, data=body, idempotency_key=idempotency_key)
         if not placed.created:
             response.status_code = 200
-        return order_views.order_view(session, placed.order)
+        return order_views.placed_view(session, placed)
 
     return get_database(request).run_write(work)
 
@@ -271,7 +271,7 @@ def pos_sale(
                                  data=body, idempotency_key=idempotency_key)
         if not placed.created:
             response.status_code = 200
-        return order_views.order_view(session, placed.order)
+        return order_views.placed_view(session, placed)
 
     return get_database(request).run_write(work)
 
@@ -420,7 +420,7 @@ def checkout_cart(
                                 idempotency_key=idempotency_key)
         if not placed.created:
             response.status_code = 200
-        return order_views.order_view(session, placed.order)
+        return order_views.placed_view(session, placed)
 
     return get_database(request).run_write(work)
 

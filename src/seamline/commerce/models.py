@@ -505,3 +505,15 @@ class CommerceStockImport(Base):
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
     __table_args__ = (Index("ix_commerce_stock_import_sha256", "sha256", "status"),)
+
+
+class CommerceCatalogVersion(Base):
+    """One row whose `version` goes up whenever the catalog changes (database triggers on the
+    product, variant, category, price, location and promotion tables). Processes cache what
+    they read of the catalog under this number (`commerce.catalog_cache`): a checkout reads one
+    integer instead of the catalog."""
+
+    __tablename__ = "commerce_catalog_version"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version: Mapped[int] = mapped_column(BigInteger, default=0)

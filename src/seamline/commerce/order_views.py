@@ -16,6 +16,7 @@ from seamline.commerce.models import (
     CommerceOrderStatus,
     CommerceReservation,
 )
+from seamline.commerce.orders import Placed
 
 
 def order_view(session: Session, order: CommerceOrder) -> dict[str, Any]:
@@ -25,12 +26,28 @@ def order_view(session: Session, order: CommerceOrder) -> dict[str, Any]:
     codes = {i: c for i, c in session.execute(
         select(CommerceLocation.id, CommerceLocation.code).where(CommerceLocation.id.in_(location_ids))
     )} if location_ids else {}
-    history = session.scalars(select(CommerceOrderStatus).where(CommerceOrderStatus.order_id == order.id).order_by(CommerceOrderStatus.id))
+    history = list(session.scalars(select(CommerceOrderStatus).where(CommerceOrderStatus.order_id == order.id).order_by(CommerceOrderStatus.id)))
     returned = returns.returned_quantities(session, order.id) if order.status in ("completed", "shipped", "returned") else {}
+    return _view(order, lines, reservations, codes, history, returned, payments.payment_summary(session, order))
+
+
+def placed_view(session: Session, placed: Placed) -> dict[str, Any]:
+    """The view of an order a checkout just placed, from what it wrote (nothing read back; a
+    new order has no payments or returns yet); a retried checkout's order is read."""
+    if placed.lines is None or placed.reservations is None or placed.history is None or placed.location_codes is None:
+        return order_view(session, placed.order)
+    return _view(placed.order, placed.lines, placed.reservations, placed.location_codes, placed.history, {},
+                 {**payments.NO_PAYMENTS, "payments": []})
+
+
+def _view(
+    order: CommerceOrder, lines: list[CommerceOrderLine], reservations: list[CommerceReservation], codes: dict[int, str],
+    history: list[CommerceOrderStatus], returned: dict[int, int], payment: dict[str, Any],
+) -> dict[str, Any]:
     return {
         "id": order.id, "customer_id": order.profile_id, "channel": order.channel, "completed_channel": order.completed_channel,
         "status": order.status, "fulfilment": order.fulfilment,
-        "pickup_location": codes.get(order.pickup_location_id), "delivery_address": order.delivery_address,
+        "pickup_location": codes.get(order.pickup_location_id), "delivery_address": order.delivery_address,  # type: ignore[arg-type]
         "payment_method": order.payment_method, "currency": order.currency,
         "subtotal": order.subtotal, "discount": order.discount, "total": order.total, "promotions": order.promotions or [],
         "pickup_code": order.pickup_code, "reserved_until": order.reserved_until, "created_at": order.created_at,
@@ -43,5 +60,5 @@ def order_view(session: Session, order: CommerceOrder) -> dict[str, Any]:
             for line in lines
         ],
         "history": [{"status": h.status, "channel": h.channel, "note": h.note, "at": h.created_at} for h in history],
-        "payment": payments.payment_summary(session, order),
+        "payment": payment,
     }

@@ -27,19 +27,18 @@ from typing import Any
 
 import orjson
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, make_transient_to_detached
 
-from seamline.commerce import events, promotions
+from seamline.commerce import catalog_cache, events, promotions
+from seamline.commerce.catalog_cache import CatalogLocation, CatalogSnapshot
 from seamline.commerce.models import (
-    CommerceLocation,
     CommerceOrder,
     CommerceOrderLine,
     CommerceOrderStatus,
     CommerceReservation,
-    CommerceStock,
 )
 from seamline.commerce.payment_providers import check_method
+from seamline.commerce.priced import PricedCart
 from seamline.commerce.pricing import price_lines, quantities_of
 from seamline.commerce.promotions import CouponUnavailable
 from seamline.commerce.schemas import (
@@ -48,11 +47,11 @@ from seamline.commerce.schemas import (
 from seamline.commerce.stock import (
     InsufficientStock,
     distance_km,
-    location_by_code,
     lock_stock,
     move,
 )
 from seamline.core.config import Settings
+from seamline.core.db import DriverSQL
 from seamline.core.errors import Conflict, NotFound, TransactionConflict, Unprocessable
 from seamline.core.time import utcnow
 from seamline.customers import resolution
@@ -65,6 +64,11 @@ OPEN_STATUSES = ("pending_payment", "confirmed", "ready_for_pickup")
 class Placed:
     order: CommerceOrder
     created: bool
+    #: What a new order's checkout wrote, so its view needs no reading back (`order_views`).
+    lines: list[CommerceOrderLine] | None = None
+    reservations: list[CommerceReservation] | None = None
+    history: list[CommerceOrderStatus] | None = None
+    location_codes: dict[int, str] | None = None
 
 
 def _request_hash(data: OrderCreate) -> str:
@@ -90,8 +94,10 @@ def place_order(
     `Idempotency-Key`, a retry returns the order the first request made."""
     now = now or utcnow()
     fingerprint = _request_hash(data)
+    sql = DriverSQL(session)
     if idempotency_key:
-        done = session.scalar(select(CommerceOrder).where(CommerceOrder.idempotency_key == idempotency_key))
+        found = sql.execute("SELECT id FROM commerce_order WHERE idempotency_key = ?", (idempotency_key,)).fetchone()
+        done = session.get(CommerceOrder, found[0]) if found else None
         if done is not None:
             if done.request_hash != fingerprint:
                 raise Unprocessable(
@@ -101,16 +107,17 @@ def place_order(
 
     check_method(settings, data.payment_method)
     quantities = quantities_of(data.lines)
+    catalog = catalog_cache.snapshot(session)
     fulfilment = data.fulfilment
-    pickup: CommerceLocation | None = None
+    pickup: CatalogLocation | None = None
     if fulfilment.kind == "delivery":
         if not fulfilment.address:
             raise Unprocessable("Delivery needs an address", code="address_required")
-        candidates = _warehouses_nearest_first(session, fulfilment.address)
+        candidates = _warehouses_nearest_first(catalog, fulfilment.address)
     else:
         if not fulfilment.location:
             raise Unprocessable("Choose the store or pickup point", code="location_required")
-        pickup = location_by_code(session, fulfilment.location)
+        pickup = catalog.location(fulfilment.location)
         expected_kind = "store" if fulfilment.kind == "click_and_collect" else "pickup_point"
         if pickup.kind not in (expected_kind, "store") or not pickup.pickup_enabled:
             raise Unprocessable(
@@ -121,56 +128,34 @@ def place_order(
 
     customer_id = _customer_id(session, rules=rules, data=data)
     priced = price_lines(session, settings=settings, channel=data.channel, quantities=quantities,
-                         customer_id=customer_id, coupons=data.coupons, now=now)
+                         customer_id=customer_id, coupons=data.coupons, now=now, catalog=catalog)
     if priced.rejected_coupons:
         first = priced.rejected_coupons[0]
         raise CouponUnavailable(f"Coupon {first['code']}: {first['reason']}", details={"coupons": priced.rejected_coupons})
     variant_ids = {line.sku: line.variant_id for line in priced.lines}
     reserved_until = now + timedelta(minutes=settings.commerce_reservation_minutes)
     status = "confirmed" if data.payment_method == "on_pickup" else "pending_payment"
-    order = CommerceOrder(
+    order = _insert_order(sql, session, dict(
         profile_id=customer_id, channel=data.channel, status=status, fulfilment=fulfilment.kind,
         pickup_location_id=pickup.id if pickup else None, delivery_address=fulfilment.address,
-        payment_method=data.payment_method, currency=settings.commerce_currency, total=0,
+        payment_method=data.payment_method, currency=settings.commerce_currency,
+        subtotal=priced.subtotal, discount=priced.discount, total=priced.total,
+        promotions=[asdict(p) for p in priced.promotions],
         pickup_code=f"{secrets.randbelow(10**6):06d}" if pickup else None,
         reserved_until=reserved_until, idempotency_key=idempotency_key, request_hash=fingerprint,
         created_at=now, updated_at=now,
-    )
-    session.add(order)
-    try:
-        session.flush()  # claims the Idempotency-Key before any stock is touched
-    except IntegrityError:
-        raise TransactionConflict() from None  # the same key at the same moment: the retry finds it
-
-    stock = lock_stock(session, [(v, loc.id) for v in variant_ids.values() for loc in candidates], create=False)
+    ))
+    stock = _lock_stock_rows(sql, sorted({(v, loc.id) for v in variant_ids.values() for loc in candidates}))
     plan = _allocate(quantities, variant_ids, candidates, stock)
-    lines = {
-        line.sku: CommerceOrderLine(order_id=order.id, variant_id=line.variant_id, sku=line.sku, name=line.name,
-                                    quantity=line.quantity, unit_price=line.unit_price, discount=line.discount,
-                                    total=line.total)
-        for line in priced.lines
-    }
-    session.add_all(lines.values())
-    session.flush()
-    for sku, line in lines.items():
-        for location_id, taken in plan[sku]:
-            move(session, stock[(line.variant_id, location_id)], kind="reservation", reserved=taken, reference=f"order:{order.id}")
-            session.add(CommerceReservation(order_id=order.id, line_id=line.id, variant_id=line.variant_id,
-                                            location_id=location_id, quantity=taken))
-    order.subtotal, order.discount, order.total = priced.subtotal, priced.discount, priced.total
-    order.promotions = [asdict(p) for p in priced.promotions]
+    lines, reservations, history = _write_checkout(sql, order, priced, plan, channel=data.channel, now=now)
     promotions.redeem(session, priced, order_id=order.id, customer_id=customer_id,
                       postgres=session.get_bind().dialect.name == "postgresql")
-    session.add(CommerceOrderStatus(order_id=order.id, status=status, channel=data.channel, created_at=now))
-    session.flush()
-    return Placed(order, True)
+    return Placed(order, True, lines=lines, reservations=reservations, history=history,
+                  location_codes={loc.id: loc.code for loc in candidates})
 
 
-def _warehouses_nearest_first(session: Session, address: dict[str, Any]) -> list[CommerceLocation]:
-    warehouses = list(session.scalars(
-        select(CommerceLocation).where(CommerceLocation.kind == "warehouse", CommerceLocation.active.is_(True))
-        .order_by(CommerceLocation.code)
-    ))
+def _warehouses_nearest_first(catalog: CatalogSnapshot, address: dict[str, Any]) -> list[CatalogLocation]:
+    warehouses = catalog.warehouses()
     lat, lon = address.get("latitude"), address.get("longitude")
     if isinstance(lat, (int, float)) and isinstance(lon, (int, float)):
         far = float("inf")
@@ -182,12 +167,12 @@ def _warehouses_nearest_first(session: Session, address: dict[str, Any]) -> list
 
 
 def _allocate(
-    quantities: dict[str, int], variant_ids: dict[str, int], candidates: list[CommerceLocation],
-    stock: dict[tuple[int, int], CommerceStock],
+    quantities: dict[str, int], variant_ids: dict[str, int], candidates: list[CatalogLocation],
+    stock: dict[tuple[int, int], _StockRow],
 ) -> dict[str, list[tuple[int, int]]]:
     """{sku: [(location id, quantity)]}: the first candidate holding everything, else each line
     split nearest first; every shortage reported at once."""
-    def available(sku: str, location: CommerceLocation) -> int:
+    def available(sku: str, location: CatalogLocation) -> int:
         row = stock.get((variant_ids[sku], location.id))
         return 0 if row is None else max(0, row.on_hand - row.reserved - location.safety_stock)
 
@@ -218,6 +203,82 @@ def _allocate(
             details={"shortages": shortages},
         )
     return plan
+
+
+def _insert_order(sql: DriverSQL, session: Session, values: dict[str, Any]) -> CommerceOrder:
+    """Insert the order row through the driver, claiming its Idempotency-Key before any stock is
+    touched, and return it as a persistent object of the session (no reading back)."""
+    stored = {**values, "created_at": sql.time(values["created_at"]), "updated_at": sql.time(values["updated_at"]),
+              "reserved_until": sql.time(values["reserved_until"]),
+              "delivery_address": orjson.dumps(values["delivery_address"]).decode() if values["delivery_address"] is not None else None,
+              "promotions": orjson.dumps(values["promotions"]).decode()}
+    row = sql.execute(
+        f"INSERT INTO commerce_order ({', '.join(stored)}) VALUES ({', '.join('?' * len(stored))}) "
+        "ON CONFLICT (idempotency_key) DO NOTHING RETURNING id", list(stored.values()),
+    ).fetchone()
+    if row is None:  # the same key at the same moment: the retry returns the order that won
+        raise TransactionConflict()
+    order = CommerceOrder(id=row[0], completed_channel=None, **values)
+    make_transient_to_detached(order)
+    session.add(order)
+    return order
+
+
+@dataclass(frozen=True, slots=True)
+class _StockRow:
+    on_hand: int
+    reserved: int
+
+
+def _lock_stock_rows(sql: DriverSQL, keys: list[tuple[int, int]]) -> dict[tuple[int, int], _StockRow]:
+    """The running totals of these (variant, location) pairs, locked in that order (the
+    checkout's hot path, through the driver: `stock.lock_stock` is the ORM form); a pair without
+    a row has no stock and is left out."""
+    if not keys:
+        return {}
+    pairs = " OR ".join(["(variant_id = ? AND location_id = ?)"] * len(keys))
+    lock = "" if sql.sqlite else " FOR UPDATE"
+    rows = sql.execute(
+        f"SELECT variant_id, location_id, on_hand, reserved FROM commerce_stock WHERE {pairs} "
+        f"ORDER BY variant_id, location_id{lock}", [value for key in keys for value in key],
+    ).fetchall()
+    return {(v, loc): _StockRow(on_hand, reserved) for v, loc, on_hand, reserved in rows}
+
+
+def _write_checkout(
+    sql: DriverSQL, order: CommerceOrder, priced: PricedCart, plan: dict[str, list[tuple[int, int]]], *, channel: str,
+    now: datetime,
+) -> tuple[list[CommerceOrderLine], list[CommerceReservation], list[CommerceOrderStatus]]:
+    """Write a checkout's lines, reservations, stock movements, running totals and first status
+    with a few driver-level statements (the rows of the stock were locked by `_lock_stock_rows`).
+    Returns them as unsaved objects, for the order's view only: the rows are in the tables."""
+    at, reference = sql.time(now), f"order:{order.id}"
+    line_columns = ("order_id", "variant_id", "sku", "name", "quantity", "unit_price", "discount", "total")
+    line_rows = [(order.id, p.variant_id, p.sku, p.name, p.quantity, p.unit_price, p.discount, p.total) for p in priced.lines]
+    ids = dict((sku, line_id) for line_id, sku in sql.execute(
+        f"INSERT INTO commerce_order_line ({', '.join(line_columns)}) VALUES "
+        + ", ".join([f"({', '.join('?' * len(line_columns))})"] * len(line_rows)) + " RETURNING id, sku",
+        [value for row in line_rows for value in row],
+    ).fetchall())
+    lines = [CommerceOrderLine(id=ids[row[2]], **dict(zip(line_columns, row, strict=True))) for row in line_rows]
+    reservations = [
+        CommerceReservation(order_id=order.id, line_id=line.id, variant_id=line.variant_id, location_id=location_id,
+                            quantity=taken, status="active")
+        for line in lines for location_id, taken in plan[line.sku]
+    ]
+    sql.executemany(
+        "UPDATE commerce_stock SET reserved = reserved + ?, updated_at = ? WHERE variant_id = ? AND location_id = ?",
+        [(r.quantity, at, r.variant_id, r.location_id) for r in reservations],
+    )
+    sql.insert_rows("commerce_stock_movement", ("variant_id", "location_id", "kind", "on_hand_delta", "reserved_delta",
+                                                "reference", "created_at"),
+                    [(r.variant_id, r.location_id, "reservation", 0, r.quantity, reference, at) for r in reservations])
+    sql.insert_rows("commerce_reservation", ("order_id", "line_id", "variant_id", "location_id", "quantity", "status"),
+                    [(r.order_id, r.line_id, r.variant_id, r.location_id, r.quantity, r.status) for r in reservations])
+    history = [CommerceOrderStatus(order_id=order.id, status=order.status, channel=channel, note="", created_at=now)]
+    sql.execute("INSERT INTO commerce_order_status (order_id, status, channel, note, created_at) VALUES (?, ?, ?, ?, ?)",
+                (order.id, order.status, channel, "", at))
+    return lines, reservations, history
 
 
 def get_order(session: Session, order_id: int, *, lock: bool = False) -> CommerceOrder:

@@ -427,6 +427,10 @@ def apply_webhook(session: Session, *, provider_name: str, event: PaymentEvent) 
 # --- views ---------------------------------------------------------------------------------------
 
 
+#: The payment summary of an order with no payments yet.
+NO_PAYMENTS: dict[str, Any] = {"status": "unpaid", "captured": 0, "refunded": 0, "paid": 0, "payments": []}
+
+
 def payment_summary(session: Session, order: CommerceOrder) -> dict[str, Any]:
     """What the order has paid, from the ledger, and its payments (for the order view)."""
     payments = list(session.scalars(select(CommercePayment).where(CommercePayment.order_id == order.id).order_by(CommercePayment.id)))

@@ -1,6 +1,7 @@
 """Pricing: what a set of lines costs in a channel for a person, the same for a cart, a checkout
 and a till. The list price comes from the catalog (a channel override only where configured);
-promotions then apply through one engine (`promotions`), so every channel prices alike."""
+promotions then apply through one engine (`promotions`), so every channel prices alike. Both
+are read from the process's catalog snapshot (`catalog_cache`), current to the last commit."""
 
 from __future__ import annotations
 
@@ -8,12 +9,9 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from seamline.commerce import promotions
-from seamline.commerce.catalog import effective_prices, variants_by_sku
-from seamline.commerce.models import CommerceCategory, CommerceProduct
+from seamline.commerce import catalog_cache, promotions
 from seamline.commerce.priced import PricedCart, PricedLine
 from seamline.core.config import Settings
 from seamline.core.errors import Unprocessable
@@ -31,30 +29,21 @@ def quantities_of(lines: Iterable[Any]) -> dict[str, int]:
 def price_lines(
     session: Session, *, settings: Settings, channel: str | None, quantities: dict[str, int],
     customer_id: int | None = None, coupons: Sequence[str] = (), now: datetime | None = None,
+    catalog: catalog_cache.CatalogSnapshot | None = None,
 ) -> PricedCart:
     """Price {sku: quantity} in a channel for a customer (None: anonymous). Unknown or inactive
     SKUs and SKUs without a price are a 422 naming them."""
-    variants = variants_by_sku(session, quantities)
-    prices = effective_prices(session, settings=settings, variant_ids=[v.id for v in variants.values()], channel=channel)
-    unpriced = [sku for sku, v in variants.items() if v.id not in prices]
+    catalog = catalog or catalog_cache.snapshot(session)
+    variants = catalog.variants(session, quantities)
+    prices = {sku: variant.price(settings, channel) for sku, variant in variants.items()}
+    unpriced = [sku for sku, price in prices.items() if price is None]
     if unpriced:
         raise Unprocessable(f"No price for {', '.join(unpriced)}", code="no_price", details={"skus": unpriced})
-    products = {
-        pid: (name, category_code)
-        for pid, name, category_code in session.execute(
-            select(CommerceProduct.id, CommerceProduct.name_ru, CommerceCategory.code)
-            .outerjoin(CommerceCategory, CommerceCategory.id == CommerceProduct.category_id)
-            .where(CommerceProduct.id.in_({v.product_id for v in variants.values()}))
-        )
-    }
-    lines = []
-    for sku, quantity in quantities.items():
-        variant = variants[sku]
-        product_name, category_code = products[variant.product_id]
-        lines.append(PricedLine(
-            sku=sku, variant_id=variant.id, product_id=variant.product_id, category_code=category_code,
-            name=" ".join(filter(None, [product_name, variant.name_ru])), quantity=quantity,
-            unit_price=prices[variant.id].amount,
-        ))
+    lines = [
+        PricedLine(sku=sku, variant_id=variants[sku].id, product_id=variants[sku].product_id,
+                   category_code=variants[sku].category_code, name=variants[sku].name, quantity=quantity,
+                   unit_price=prices[sku])  # type: ignore[arg-type]
+        for sku, quantity in quantities.items()
+    ]
     cart = PricedCart(currency=settings.commerce_currency, lines=lines)
-    return promotions.apply(session, cart, channel=channel, customer_id=customer_id, coupons=coupons, now=now or utcnow())
+    return promotions.apply(session, cart, catalog.promotions, channel=channel, customer_id=customer_id, coupons=coupons, now=now or utcnow())

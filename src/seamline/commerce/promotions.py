@@ -34,9 +34,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from seamline.commerce.catalog_cache import CatalogPromotion
 from seamline.commerce.models import (
     CommerceCoupon,
     CommerceCouponRedemption,
@@ -51,6 +52,8 @@ from seamline.customers import service as customers_service
 #: A condition checker: (session, profile id, the condition's value) -> whether the customer qualifies.
 ConditionChecker = Callable[[Session, int, Any], bool]
 _checkers: dict[str, ConditionChecker] = {}
+#: A promotion as stored, or as the catalog snapshot keeps it (the engine reads either).
+Promotion = CommercePromotion | CatalogPromotion
 
 
 def register_condition(name: str, checker: ConditionChecker) -> None:
@@ -137,7 +140,7 @@ def promotion_view(promotion: CommercePromotion) -> dict[str, Any]:
 
 @dataclass
 class _Candidate:
-    promotion: CommercePromotion
+    promotion: Promotion
     coupon: CommerceCoupon | None
 
 
@@ -166,7 +169,7 @@ def _coupon_problem(session: Session, coupon: CommerceCoupon | None, customer_id
     return None
 
 
-def _qualifies(session: Session, promotion: CommercePromotion, customer_id: int | None, channel: str | None) -> str | None:
+def _qualifies(session: Session, promotion: Promotion, customer_id: int | None, channel: str | None) -> str | None:
     if promotion.channels and channel not in promotion.channels:
         return "not in this channel"
     for name, value in (promotion.conditions or {}).items():
@@ -176,28 +179,21 @@ def _qualifies(session: Session, promotion: CommercePromotion, customer_id: int 
     return None
 
 
-def _in_window(promotion: CommercePromotion, now: datetime) -> bool:
+def _in_window(promotion: Promotion, now: datetime) -> bool:
     return promotion.active and (promotion.starts_at is None or promotion.starts_at <= now) and (
         promotion.ends_at is None or now < promotion.ends_at
     )
 
 
 def apply(
-    session: Session, cart: PricedCart, *, channel: str | None, customer_id: int | None, coupons: Sequence[str],
-    now: datetime,
+    session: Session, cart: PricedCart, active: Sequence[Promotion], *, channel: str | None, customer_id: int | None,
+    coupons: Sequence[str], now: datetime,
 ) -> PricedCart:
-    """Take every applicable promotion off the cart's lines (see the module doc); in place."""
+    """Take every applicable promotion of `active` (the active promotions, from the catalog
+    snapshot) off the cart's lines (see the module doc); in place."""
     codes = list(dict.fromkeys(c.strip().upper() for c in coupons if c.strip()))
     found = {c.code: c for c in session.scalars(select(CommerceCoupon).where(CommerceCoupon.code.in_(codes)))} if codes else {}
-    promotion_ids = {c.promotion_id for c in found.values()}
-    promotions = {
-        p.id: p for p in session.scalars(
-            select(CommercePromotion).where(
-                CommercePromotion.active.is_(True),
-                or_(CommercePromotion.requires_coupon.is_(False), CommercePromotion.id.in_(promotion_ids)),
-            )
-        )
-    }
+    promotions = {p.id: p for p in active}
     candidates = [_Candidate(p, None) for p in promotions.values() if not p.requires_coupon and _in_window(p, now)]
     for code in codes:
         coupon = found.get(code)
@@ -237,14 +233,14 @@ def apply(
     return cart
 
 
-def _in_scope(promotion: CommercePromotion, line: PricedLine) -> bool:
+def _in_scope(promotion: Promotion, line: PricedLine) -> bool:
     scope = promotion.scope or {}
     if not scope.get("skus") and not scope.get("categories"):
         return True
     return line.sku in scope.get("skus", ()) or line.category_code in scope.get("categories", ())
 
 
-def _discounts(promotion: CommercePromotion, lines: list[PricedLine]) -> list[int]:
+def _discounts(promotion: Promotion, lines: list[PricedLine]) -> list[int]:
     """Minor units off each line (before capping at what is left of it)."""
     if promotion.kind == "percent":
         return [line.total * promotion.value // 100 for line in lines]

@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from seamline.core.auth import service as auth_service
 from seamline.core.auth.models import ApiKey
@@ -15,6 +16,7 @@ from seamline.core.auth.schemas import Scope
 from seamline.core.config import Settings
 from seamline.core.db import Database
 from seamline.core.errors import Unauthorized
+from seamline.core.trust_cache import TrustCache
 
 _bearer = HTTPBearer(auto_error=False, description="`Authorization: Bearer sl_...`")
 _header = APIKeyHeader(name="X-API-Key", auto_error=False, description="`X-API-Key: sl_...`")
@@ -45,10 +47,15 @@ ReadSession = Annotated[Session, Depends(_read_session, scope="function")]
 AppSettings = Annotated[Settings, Depends(get_settings)]
 
 
+#: How long a checked API key is trusted by a process without asking the database again
+#: (`core.trust_cache`): revoking a key takes effect everywhere within this time.
+API_KEY_CACHE_SECONDS = 5.0
+
+
 def require(scope: Scope):
     """Dependency factory: the request must carry an API key granting `scope`."""
 
-    def _check(
+    async def _check(
         request: Request,
         bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
         header: Annotated[str | None, Security(_header)],
@@ -56,12 +63,20 @@ def require(scope: Scope):
         raw = header or (bearer.credentials if bearer else None)
         if not raw:
             raise Unauthorized("An API key is required (Authorization: Bearer or X-API-Key)", code="missing_api_key")
-        with get_database(request).read() as session:
-            key = auth_service.authenticate(session, raw)
+        cache: TrustCache[ApiKey] = request.app.state.api_keys
+        key = cache.get(raw)
+        if key is None:
+            key = await run_in_threadpool(_authenticate, get_database(request), raw)  # a bad key raises: never kept
+            cache.put(raw, key)
         auth_service.check_scope(key, scope)
         return key
 
     return _check
+
+
+def _authenticate(database: Database, raw: str) -> ApiKey:
+    with database.read() as session:
+        return auth_service.authenticate(session, raw)
 
 
 AdminKey = Annotated[ApiKey, Depends(require(Scope.admin))]

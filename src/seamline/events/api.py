@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import time
 import zlib
 from datetime import datetime
 from pathlib import Path as FilePath
@@ -26,10 +25,18 @@ from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import FileResponse
 from starlette.concurrency import run_in_threadpool
 
-from seamline.core.deps import AdminKey, ReadKey, ReadSession, WriteSession, get_database, get_settings
+from seamline.core.deps import (
+    AdminKey,
+    ReadKey,
+    ReadSession,
+    WriteSession,
+    get_database,
+    get_settings,
+)
 from seamline.core.errors import AppError, Unauthorized
 from seamline.core.pagination import decode_cursor, encode_cursor
 from seamline.core.time import utcnow
+from seamline.core.trust_cache import TrustCache
 from seamline.events import destinations, service
 from seamline.events.ingest import MessageError, check_message, parse_time
 from seamline.events.models import EventSource
@@ -142,20 +149,17 @@ SOURCE_CACHE_SECONDS = 5.0
 
 
 async def _source(request: Request, database, raw_key: str) -> EventSource:  # noqa: ANN001
-    cache: dict[str, tuple[float, EventSource]] = request.app.state.event_sources
-    now = time.monotonic()
-    hit = cache.get(raw_key)
-    if hit is not None and hit[0] > now:
-        return hit[1]
+    cache: TrustCache[EventSource] = request.app.state.event_sources
+    source = cache.get(raw_key)
+    if source is not None:
+        return source
 
     def check() -> EventSource:
         with database.read() as session:
             return service.source_of_key(session, raw_key)
 
     source = await run_in_threadpool(check)  # raises for a bad key: never cached
-    if len(cache) > 10_000:
-        cache.clear()
-    cache[raw_key] = (now + SOURCE_CACHE_SECONDS, source)
+    cache.put(raw_key, source)
     return source
 
 

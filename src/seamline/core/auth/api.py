@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Path, Request
 
 from seamline.core.auth import service
 from seamline.core.auth.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyRead
@@ -23,5 +23,9 @@ def list_api_keys(session: ReadSession, _: AdminKey) -> list[ApiKeyRead]:
 
 
 @router.delete("/{key_id}", response_model=ApiKeyRead)
-def revoke_api_key(session: WriteSession, _: AdminKey, key_id: int = KeyId) -> ApiKeyRead:
-    return ApiKeyRead.model_validate(service.revoke_api_key(session, key_id=key_id))
+def revoke_api_key(request: Request, session: WriteSession, _: AdminKey, key_id: int = KeyId) -> ApiKeyRead:
+    """Revoke a key: this process refuses it at once, the others within
+    `API_KEY_CACHE_SECONDS` (5 s)."""
+    revoked = ApiKeyRead.model_validate(service.revoke_api_key(session, key_id=key_id))
+    request.app.state.api_keys.clear()
+    return revoked
