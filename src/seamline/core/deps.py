@@ -44,7 +44,13 @@ def _read_session(request: Request) -> Iterator[Session]:
 #: error rolls the whole request back, so nothing is half-written.
 WriteSession = Annotated[Session, Depends(_write_session, scope="function")]
 ReadSession = Annotated[Session, Depends(_read_session, scope="function")]
-AppSettings = Annotated[Settings, Depends(get_settings)]
+async def _app_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+# Lookups of app state are `async def`: FastAPI runs a plain `def` dependency in the thread
+# pool, a hop that costs more than the lookup.
+AppSettings = Annotated[Settings, Depends(_app_settings)]
 
 
 #: How long a checked API key is trusted by a process without asking the database again

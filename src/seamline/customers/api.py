@@ -39,15 +39,15 @@ Limit = Annotated[int, Query(ge=1, le=200)]
 Cursor = Annotated[str | None, Query(max_length=200)]
 
 
-def get_rules(request: Request) -> IdentifierRules:
+async def get_rules(request: Request) -> IdentifierRules:
     return request.app.state.identifier_rules
 
 
-def get_sections(request: Request) -> SectionRegistry:
+async def get_sections(request: Request) -> SectionRegistry:
     return request.app.state.customer_sections
 
 
-def get_timeline(request: Request) -> TimelineRegistry:
+async def get_timeline(request: Request) -> TimelineRegistry:
     return request.app.state.customer_timeline
 
 
