@@ -5,11 +5,14 @@ checks, events out of order), and the payment ledger in the order view."""
 from __future__ import annotations
 
 import time
+from datetime import timedelta
 
 import orjson
 import pytest
 from sqlalchemy import func, select
 
+from seamline.commerce import orders as order_service
+from seamline.commerce import payments
 from seamline.commerce.models import (
     CommercePayment,
     CommercePaymentEvent,
@@ -20,6 +23,7 @@ from seamline.commerce.payment_providers import (
     parse_amount,
     sign_webhook,
 )
+from seamline.core.time import utcnow
 from tests.commerce import fake_psp
 from tests.commerce.fake_psp import SECRET, notification, send
 from tests.commerce.test_orders import click_and_collect, order
@@ -234,3 +238,31 @@ def test_events_that_match_nothing_or_come_too_early(client, shop, psp, database
     assert send(client, b"{}", provider="nope").json()["error"]["code"] == "unknown_payment_provider"
     with database.read() as session:
         assert session.scalar(select(func.count()).select_from(CommercePaymentEvent)) == 1  # the payout, as ignored
+
+
+def test_a_cancelled_paid_order_gets_its_money_back_once(client, shop):
+    headers = shop["headers"]
+    placed = order(client, headers, {**click_and_collect("store-tverskaya", ("CREAM-50", 2)), "payment_method": "test"})
+    assert client.post(f"/v1/orders/{placed['id']}/pay", json={}, headers=headers).status_code == 200
+    cancelled = client.post(f"/v1/orders/{placed['id']}/cancel", json={"channel": "call_center"}, headers=headers)
+    assert cancelled.status_code == 200, cancelled.text
+    assert cancelled.json()["status"] == "cancelled"
+    assert cancelled.json()["payment"] | {"payments": None} == {
+        "status": "refunded", "captured": 2 * 199000, "refunded": 2 * 199000, "paid": 0, "payments": None}
+    again = client.post(f"/v1/orders/{placed['id']}/cancel", json={}, headers=headers)
+    assert again.status_code == 200 and again.json()["payment"]["refunded"] == 2 * 199000
+    books = ledger(client, headers, placed["id"])
+    assert [t["kind"] for p in books["payments"] for t in p["transactions"]] == ["capture", "refund"]
+
+
+def test_a_paid_order_never_collected_is_refunded_when_its_hold_runs_out(client, shop, database, settings):
+    headers = shop["headers"]
+    placed = order(client, headers, {**click_and_collect("store-tverskaya", ("CREAM-50", 1)), "payment_method": "test"})
+    assert client.post(f"/v1/orders/{placed['id']}/pay", json={}, headers=headers).status_code == 200
+    expired = database.run_write(lambda s: order_service.expire_orders(s, now=utcnow() + timedelta(days=30)))
+    assert expired == [placed["id"]]
+    waiting = client.get(f"/v1/orders/{placed['id']}", headers=headers).json()["payment"]
+    assert waiting["status"] == "paid"  # the refund is requested, not yet sent
+    assert payments.send_requested_refunds(database, settings=settings) == 1  # the refunds job
+    done = client.get(f"/v1/orders/{placed['id']}", headers=headers).json()
+    assert done["status"] == "cancelled" and done["payment"]["status"] == "refunded" and done["payment"]["paid"] == 0

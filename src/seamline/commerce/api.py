@@ -209,9 +209,14 @@ def complete(order_id: OrderId, body: OrderAction, request: Request, _: WriteKey
 
 
 @router.post("/orders/{order_id}/cancel", response_model=OrderRead)
-def cancel(order_id: OrderId, body: OrderAction, request: Request, _: WriteKey) -> Any:
-    """Cancel an open order; its stock goes back on sale. Cancelling twice is a no-op."""
-    return _action(request, lambda s: orders.cancel(s, order_id=order_id, channel=body.channel, note=body.note))
+def cancel(order_id: OrderId, body: OrderAction, request: Request, settings: AppSettings, _: WriteKey) -> Any:
+    """Cancel an open order; its stock goes back on sale and what was paid is refunded through
+    the provider it was paid with. Cancelling twice is a no-op."""
+    database = get_database(request)
+    database.run_write(lambda s: orders.cancel(s, order_id=order_id, channel=body.channel, note=body.note))
+    payments.send_requested_refunds(database, settings=settings, order_id=order_id)
+    with database.read() as session:
+        return order_views.order_view(session, orders.get_order(session, order_id))
 
 
 # --- the store's POS ---------------------------------------------------------------------------

@@ -257,11 +257,12 @@ def record_payment_at_handover(session: Session, *, order: CommerceOrder, channe
 # --- refunds -------------------------------------------------------------------------------------
 
 
-def request_refunds(session: Session, *, settings: Settings, order: CommerceOrder, amount: int,
+def request_refunds(session: Session, *, settings: Settings | None, order: CommerceOrder, amount: int,
                     return_id: int | None) -> list[CommerceRefund]:
     """Refund `amount` of an order's captured payments (oldest first, never more than each has
-    left). Local providers refund at once; remote refunds stay `requested` until
-    `send_requested_refunds` runs after the commit. The order row must be locked by the caller."""
+    left). Local providers refund at once; remote refunds (and every refund when no `settings`
+    are given) stay `requested` until `send_requested_refunds` runs after the commit. The order
+    row must be locked by the caller."""
     left, refunds = amount, []
     payments = session.scalars(select(CommercePayment).where(CommercePayment.order_id == order.id,
                                                              CommercePayment.status == "succeeded").order_by(CommercePayment.id))
@@ -277,8 +278,8 @@ def request_refunds(session: Session, *, settings: Settings, order: CommerceOrde
         session.flush()
         refunds.append(refund)
         left -= take
-        chosen = provider(settings, payment.provider)
-        if not chosen.remote:
+        chosen = provider(settings, payment.provider) if settings is not None else None
+        if chosen is not None and not chosen.remote:
             result = chosen.refund(payment_reference=payment.provider_reference or "", refund_id=refund.id, amount=take,
                                    currency=payment.currency, idempotency_key=refund.idempotency_key)
             refund.provider_reference = result.reference
@@ -476,4 +477,18 @@ def _capture_at_handover(session: Session, event: events.OrderHandedOver) -> Non
     record_payment_at_handover(session, order=event.order, channel=event.channel)
 
 
+def _refund_on_cancel(session: Session, event: events.OrderCancelled) -> None:
+    """A cancelled order gives back everything captured for it (staff cancel, or a paid
+    click & collect order never collected): refunds `requested` in the cancelling transaction,
+    sent after its commit (`send_requested_refunds`: the cancel endpoint at once, the refunds
+    job otherwise)."""
+    order = session.get(CommerceOrder, event.order_id)
+    paid = list(session.scalars(select(CommercePayment).where(CommercePayment.order_id == event.order_id,
+                                                             CommercePayment.status == "succeeded")))
+    amount = sum(_refundable(session, payment) for payment in paid)
+    if order is not None and amount > 0:
+        request_refunds(session, settings=None, order=order, amount=amount, return_id=None)
+
+
 events.on_order_handed_over(_capture_at_handover)
+events.on_order_cancelled(_refund_on_cancel)
