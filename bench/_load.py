@@ -135,3 +135,16 @@ def throwaway_database(backend: str, prefix: str) -> Iterator[tuple[str, Path]]:
         if pg is not None:
             pg.stop()
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def insert_catalog(sql, at, *, products: int, variants: list[tuple[int, str, int]], prices: list[int]) -> None:  # noqa: ANN001
+    """Products 1..`products`, the variants (id, SKU, product id) and their list prices, straight
+    into the tables through `DriverSQL` (a benchmark's setup, not what it measures)."""
+    sql.insert_rows("commerce_product", ("id", "code", "name_ru", "name_en", "description_ru", "description_en",
+                                         "attributes", "image_urls", "active", "created_at", "updated_at"),
+                    [(p, f"p-{p:06d}", f"Товар {p}", f"Product {p}", "", "", "{}", "[]", True, at, at)
+                     for p in range(1, products + 1)])
+    sql.insert_rows("commerce_variant", ("id", "sku", "product_id", "name_ru", "name_en", "attributes", "active"),
+                    [(i, sku, p, "", "", "{}", True) for i, sku, p in variants])
+    sql.insert_rows("commerce_price", ("variant_id", "channel", "amount", "currency", "updated_at"),
+                    [(i, "", amount, "RUB", at) for (i, _, _), amount in zip(variants, prices, strict=True)])

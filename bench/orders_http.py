@@ -29,7 +29,7 @@ import orjson
 from sqlalchemy import text
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _load import Request, drive, throwaway_database, tree_cpu  # noqa: E402
+from _load import Request, drive, insert_catalog, throwaway_database, tree_cpu  # noqa: E402
 
 from seamline.commerce import stock  # noqa: E402
 from seamline.core.auth import service as auth_service  # noqa: E402
@@ -50,15 +50,9 @@ def build_shop(database: Database, rng: random.Random) -> list[str]:
     with database.bulk_write() as session:
         sql = DriverSQL(session)
         t = sql.time(now)
-        sql.insert_rows("commerce_product", ("id", "code", "name_ru", "name_en", "description_ru", "description_en",
-                                             "attributes", "image_urls", "active", "created_at", "updated_at"),
-                        [(p + 1, f"p-{p:05d}", f"Товар {p}", f"Product {p}", "", "", "{}", "[]", True, t, t)
-                         for p in range(PRODUCTS + 1)])
         variants = [(i + 1, sku, int(sku.split("-")[1]) + 1) for i, sku in enumerate(skus)] + [(len(skus) + 1, HOT_SKU, PRODUCTS + 1)]
-        sql.insert_rows("commerce_variant", ("id", "sku", "product_id", "name_ru", "name_en", "attributes", "active"),
-                        [(i, sku, p, "", "", "{}", True) for i, sku, p in variants])
-        sql.insert_rows("commerce_price", ("variant_id", "channel", "amount", "currency", "updated_at"),
-                        [(i, "", rng.randrange(10_000, 1_000_000), "RUB", t) for i, _, _ in variants])
+        insert_catalog(sql, t, products=PRODUCTS + 1, variants=variants,
+                       prices=[rng.randrange(10_000, 1_000_000) for _ in variants])
         hours = orjson.dumps({d: ["00:00", "24:00"] for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}).decode()
         locations = [(n + 1, f"store-{n:02d}", "store", 55.6 + rng.random() * 0.3, 37.4 + rng.random() * 0.4, True) for n in range(STORES)]
         locations += [(STORES + n + 1, f"wh-{n}", "warehouse", 55.5 + rng.random() * 0.5, 37.3 + rng.random() * 0.6, False)

@@ -36,7 +36,7 @@ from seamline.core.db import Database, DriverSQL
 from seamline.core.time import utcnow
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _load import throwaway_database  # noqa: E402
+from _load import insert_catalog, throwaway_database  # noqa: E402
 
 HEAD = """<?xml version="1.0" encoding="UTF-8"?>
 <КоммерческаяИнформация xmlns="urn:1C.ru:commerceml_2" xmlns:xs="http://www.w3.org/2001/XMLSchema" \
@@ -88,14 +88,8 @@ def build_catalog(database: Database, skus: list[str], warehouses: int) -> None:
     with database.bulk_write() as session:
         sql = DriverSQL(session)
         t = sql.time(now)
-        sql.insert_rows("commerce_product", ("id", "code", "name_ru", "name_en", "description_ru", "description_en",
-                                             "attributes", "image_urls", "active", "created_at", "updated_at"),
-                        [(i + 1, f"p-{i:06d}", f"Товар {i}", f"Product {i}", "", "", "{}", "[]", True, t, t)
-                         for i in range(len(skus))])
-        sql.insert_rows("commerce_variant", ("id", "sku", "product_id", "name_ru", "name_en", "attributes", "active"),
-                        [(i + 1, sku, i + 1, "", "", "{}", True) for i, sku in enumerate(skus)])
-        sql.insert_rows("commerce_price", ("variant_id", "channel", "amount", "currency", "updated_at"),
-                        [(i + 1, "", 100, "RUB", t) for i in range(len(skus))])
+        insert_catalog(sql, t, products=len(skus), variants=[(i + 1, sku, i + 1) for i, sku in enumerate(skus)],
+                       prices=[100] * len(skus))
         sql.insert_rows("commerce_location", ("id", "code", "kind", "name_ru", "name_en", "address", "timezone",
                                               "opening_hours", "pickup_enabled", "safety_stock", "active", "external_id"),
                         [(w + 1, f"wh-{w:02d}", "warehouse", f"Склад {w}", f"Warehouse {w}", "", "Europe/Moscow", "{}",

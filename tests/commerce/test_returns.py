@@ -194,13 +194,19 @@ def test_a_failing_listener_rolls_the_return_back(client, shop, database):
     assert client.get(f"/v1/orders/{sold['id']}", headers=headers).json()["status"] == "completed"
 
 
-def test_refund_through_the_webhook_provider(client, shop, psp, database):
-    headers = shop["headers"]
-    placed = order(client, headers, {**click_and_collect("store-arbat", ("CREAM-50", 2)), "payment_method": "webhook"})
+def paid_through_the_webhook_and_collected(client, headers, quantity: int) -> tuple[dict, dict]:
+    """An order of CREAM-50 paid through the webhook provider and picked up: (order, payment)."""
+    placed = order(client, headers, {**click_and_collect("store-arbat", ("CREAM-50", quantity)), "payment_method": "webhook"})
     payment = client.post(f"/v1/orders/{placed['id']}/payments", json={}, headers=headers).json()["payments"][0]
-    send(client, notification("payment.succeeded", id=payment["provider_reference"], amount=(398000, "RUB")))
+    send(client, notification("payment.succeeded", id=payment["provider_reference"], amount=(199000 * quantity, "RUB")))
     client.post(f"/v1/orders/{placed['id']}/ready", json={}, headers=headers)
     client.post(f"/v1/orders/{placed['id']}/pickup", json={"code": placed["pickup_code"], "channel": "store"}, headers=headers)
+    return placed, payment
+
+
+def test_refund_through_the_webhook_provider(client, shop, psp, database):
+    headers = shop["headers"]
+    placed, payment = paid_through_the_webhook_and_collected(client, headers, 2)
 
     psp.fail_next = 1  # the provider is down when the customer comes back
     body = {"lines": [{"sku": "CREAM-50", "quantity": 1}], "location": "store-tverskaya", "channel": "store"}
@@ -231,11 +237,7 @@ def test_refund_through_the_webhook_provider(client, shop, psp, database):
 
 def test_refunds_left_requested_are_sent_by_the_cli(client, shop, psp, settings, database, monkeypatch):
     headers = shop["headers"]
-    placed = order(client, headers, {**click_and_collect("store-arbat", ("CREAM-50", 1)), "payment_method": "webhook"})
-    payment = client.post(f"/v1/orders/{placed['id']}/payments", json={}, headers=headers).json()["payments"][0]
-    send(client, notification("payment.succeeded", id=payment["provider_reference"], amount=(199000, "RUB")))
-    client.post(f"/v1/orders/{placed['id']}/ready", json={}, headers=headers)
-    client.post(f"/v1/orders/{placed['id']}/pickup", json={"code": placed["pickup_code"], "channel": "store"}, headers=headers)
+    placed, payment = paid_through_the_webhook_and_collected(client, headers, 1)
     psp.fail_next = 1
     back = give_back(client, headers, placed["id"], {"location": "store-tverskaya", "channel": "store"})
     assert [r["status"] for r in back["refunds"]] == ["requested"]

@@ -22,6 +22,7 @@ from seamline.commerce import (
 )
 from seamline.commerce.pricing import price_lines, quantities_of
 from seamline.commerce.schemas import (
+    NAME_PATTERN,
     CartCheckoutIn,
     CartLinePut,
     CartMergeIn,
@@ -332,8 +333,10 @@ def quote(body: QuoteIn, session: ReadSession, settings: AppSettings, _: ReadKey
 CustomerQuery = Annotated[int | None, Query(ge=1, le=2**62, description="The customer's cart")]
 AnonymousQuery = Annotated[str | None, Query(min_length=1, max_length=320, pattern=r"^[^\x00-\x1f\x7f]+$",
                                              description="Or the cart of a visitor not known yet")]
-ChannelQuery = Annotated[str | None, Query(max_length=32, pattern=r"^[a-z][a-z0-9_]*$",
+ChannelQuery = Annotated[str | None, Query(max_length=32, pattern=NAME_PATTERN,
                                            description="Price as this channel does (the same unless overrides are configured)")]
+#: The channel a cart change is made in (its timeline entry records it).
+ActingChannelQuery = Annotated[str, Query(min_length=1, max_length=32, pattern=NAME_PATTERN)]
 
 
 def _cart_write(request: Request, settings: Settings, rules: IdentifierRules, customer_id: int | None,
@@ -378,7 +381,7 @@ def set_cart_line(
 @router.put("/carts/current/coupons/{code}", response_model=CartRead, tags=["carts"])
 def add_cart_coupon(
     code: CouponPath, request: Request, settings: AppSettings, rules: Rules, _: WriteKey,
-    channel: Annotated[str, Query(max_length=32, pattern=r"^[a-z][a-z0-9_]*$")],
+    channel: ActingChannelQuery,
     customer_id: CustomerQuery = None, anonymous_id: AnonymousQuery = None,
 ) -> Any:
     """Add a coupon; whether it applies is shown on every read (`rejected_coupons` says why not)."""
@@ -389,7 +392,7 @@ def add_cart_coupon(
 @router.delete("/carts/current/coupons/{code}", response_model=CartRead, tags=["carts"])
 def remove_cart_coupon(
     code: CouponPath, request: Request, settings: AppSettings, rules: Rules, _: WriteKey,
-    channel: Annotated[str, Query(max_length=32, pattern=r"^[a-z][a-z0-9_]*$")],
+    channel: ActingChannelQuery,
     customer_id: CustomerQuery = None, anonymous_id: AnonymousQuery = None,
 ) -> Any:
     return _cart_write(request, settings, rules, customer_id, anonymous_id, channel,
@@ -432,7 +435,7 @@ def checkout_cart(
 
 # --- payments and returns ------------------------------------------------------------------------
 
-ProviderPath = Annotated[str, Path(min_length=1, max_length=32, pattern=r"^[a-z][a-z0-9_]*$")]
+ProviderPath = Annotated[str, Path(min_length=1, max_length=32, pattern=NAME_PATTERN)]
 
 
 @router.post("/orders/{order_id}/payments", response_model=PaymentsRead, tags=["payments"])

@@ -338,15 +338,20 @@ def parse_webhook(settings: Settings, *, provider_name: str, body: bytes, header
     return provider(settings, provider_name).parse_webhook(body, headers, now=time.time() if now is None else now)
 
 
+def _our_id(event: PaymentEvent, key: str) -> int | None:
+    """Our id of the payment or refund, as we put it in the provider's `metadata` (a 64-bit int)."""
+    value = event.metadata.get(key, "")
+    return int(value) if value.isdigit() and len(value) < 19 else None
+
+
 def _find_payment(session: Session, provider_name: str, event: PaymentEvent) -> CommercePayment | None:
     if event.payment_reference:
         found = session.scalar(select(CommercePayment).where(CommercePayment.provider == provider_name,
                                                              CommercePayment.provider_reference == event.payment_reference))
         if found is not None:
             return found
-    ours = event.metadata.get("payment_id", "")
-    if ours.isdigit() and len(ours) < 19:
-        found = session.get(CommercePayment, int(ours))
+    if (ours := _our_id(event, "payment_id")) is not None:
+        found = session.get(CommercePayment, ours)
         if found is not None and found.provider == provider_name and found.provider_reference in (None, event.payment_reference):
             return found
     return None
@@ -357,9 +362,8 @@ def _find_refund(session: Session, payment: CommercePayment, event: PaymentEvent
                                                         CommerceRefund.provider_reference == event.refund_reference))
     if found is not None:
         return found
-    ours = event.metadata.get("refund_id", "")
-    if ours.isdigit() and len(ours) < 19:
-        found = session.get(CommerceRefund, int(ours))
+    if (ours := _our_id(event, "refund_id")) is not None:
+        found = session.get(CommerceRefund, ours)
         if found is not None and found.payment_id == payment.id and found.provider_reference in (None, event.refund_reference):
             return found
     return None

@@ -21,7 +21,9 @@ from seamline.customers.schemas import IdentifierIn
 Code = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._\-/]*$")]
 Name = line_text(300)
 OptionalName = line_text(300, min_length=0)
-Channel = Annotated[str, StringConstraints(min_length=1, max_length=32, pattern=r"^[a-z][a-z0-9_]*$")]
+#: Channels, providers and other machine names: lower case, digits, underscores.
+NAME_PATTERN = r"^[a-z][a-z0-9_]*$"
+Channel = Annotated[str, StringConstraints(min_length=1, max_length=32, pattern=NAME_PATTERN)]
 Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
 Amount = Annotated[int, Field(ge=0, le=10**15, description="Minor units (kopecks, cents)")]
 Quantity = Annotated[int, Field(ge=1, le=100_000)]
@@ -196,7 +198,7 @@ class LineIn(BaseModel):
     quantity: Quantity
 
 
-PaymentMethod = Annotated[str, StringConstraints(min_length=1, max_length=32, pattern=r"^[a-z][a-z0-9_]*$"), Field(
+PaymentMethod = Annotated[str, StringConstraints(min_length=1, max_length=32, pattern=NAME_PATTERN), Field(
     description="The payment provider: on_pickup (at the till at handover), test, webhook, or a registered adapter; "
     "only those configured in SEAMLINE_COMMERCE_PAYMENT_METHODS are accepted")]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import and_, delete, or_, select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from seamline.commerce import carts, returns
@@ -67,19 +67,16 @@ def _orders_erase(session: Session, context: CustomerContext) -> int:
 
 def _order_timeline(session: Session, context: CustomerContext, query: TimelineQuery) -> list[TimelineItem]:
     """Each status of each order (placed, ready, completed, cancelled...), with its channel."""
-    if query.types is not None and "order" not in query.types and not any(t.startswith("order.") for t in query.types):
+    if not query.wants("order"):
         return []
     statuses = (
         select(CommerceOrderStatus, CommerceOrder)
         .join(CommerceOrder, CommerceOrder.id == CommerceOrderStatus.order_id)
-        .where(CommerceOrder.profile_id.in_(_profile_ids(session, context.profile.id)))
+        .where(CommerceOrder.profile_id.in_(_profile_ids(session, context.profile.id)),
+               query.older_than_cursor(CommerceOrderStatus.created_at, CommerceOrderStatus.id))
     )
-    if query.before is not None:
-        at, last_id = query.before
-        statuses = statuses.where(or_(CommerceOrderStatus.created_at < at,
-                                      and_(CommerceOrderStatus.created_at == at, CommerceOrderStatus.id < last_id)))
-    if query.types and "order" not in query.types:
-        statuses = statuses.where(CommerceOrderStatus.status.in_([t.split(".", 1)[1] for t in query.types if t.startswith("order.")]))
+    if (wanted := query.subtypes("order")) is not None:
+        statuses = statuses.where(CommerceOrderStatus.status.in_(wanted))
     rows = session.execute(statuses.order_by(CommerceOrderStatus.created_at.desc(), CommerceOrderStatus.id.desc()).limit(query.limit * 2))
     items = []
     for status, order in rows:
@@ -97,14 +94,11 @@ def _order_timeline(session: Session, context: CustomerContext, query: TimelineQ
 
 def _return_timeline(session: Session, context: CustomerContext, query: TimelineQuery) -> list[TimelineItem]:
     """Each return: what came back, where, in which channel, and the amount refunded for it."""
-    if query.types is not None and "return" not in query.types and not any(t.startswith("return.") for t in query.types):
+    wanted = query.subtypes("return")  # returns have one type: return.accepted
+    if not query.wants("return") or (wanted is not None and "accepted" not in wanted):
         return []
-    if query.types and "return" not in query.types and "return.accepted" not in query.types:
-        return []
-    found = select(CommerceReturn).where(CommerceReturn.profile_id.in_(_profile_ids(session, context.profile.id)))
-    if query.before is not None:
-        at, last_id = query.before
-        found = found.where(or_(CommerceReturn.created_at < at, and_(CommerceReturn.created_at == at, CommerceReturn.id < last_id)))
+    found = select(CommerceReturn).where(CommerceReturn.profile_id.in_(_profile_ids(session, context.profile.id)),
+                                         query.older_than_cursor(CommerceReturn.created_at, CommerceReturn.id))
     if query.channels:
         found = found.where(CommerceReturn.channel.in_(query.channels))
     records = list(session.scalars(found.order_by(CommerceReturn.created_at.desc(), CommerceReturn.id.desc()).limit(query.limit)))
@@ -122,19 +116,16 @@ def _return_timeline(session: Session, context: CustomerContext, query: Timeline
 def _cart_timeline(session: Session, context: CustomerContext, query: TimelineQuery) -> list[TimelineItem]:
     """Every change of the person's carts (added, removed, quantity, coupon, merged, ordered), in
     the channel where it happened: the trail an abandoned-cart journey starts from."""
-    if query.types is not None and "cart" not in query.types and not any(t.startswith("cart.") for t in query.types):
+    if not query.wants("cart"):
         return []
     changes = (
         select(CommerceCartChange)
         .join(CommerceCart, CommerceCart.id == CommerceCartChange.cart_id)
-        .where(CommerceCart.profile_id.in_(_profile_ids(session, context.profile.id)))
+        .where(CommerceCart.profile_id.in_(_profile_ids(session, context.profile.id)),
+               query.older_than_cursor(CommerceCartChange.created_at, CommerceCartChange.id))
     )
-    if query.before is not None:
-        at, last_id = query.before
-        changes = changes.where(or_(CommerceCartChange.created_at < at,
-                                    and_(CommerceCartChange.created_at == at, CommerceCartChange.id < last_id)))
-    if query.types and "cart" not in query.types:
-        changes = changes.where(CommerceCartChange.kind.in_([t.split(".", 1)[1] for t in query.types if t.startswith("cart.")]))
+    if (wanted := query.subtypes("cart")) is not None:
+        changes = changes.where(CommerceCartChange.kind.in_(wanted))
     if query.channels:
         changes = changes.where(CommerceCartChange.channel.in_(query.channels))
     rows = session.scalars(changes.order_by(CommerceCartChange.created_at.desc(), CommerceCartChange.id.desc()).limit(query.limit))

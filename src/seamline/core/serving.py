@@ -33,12 +33,29 @@ def run(app: str, *, host: str, port: int, workers: int, **options: Any) -> None
     if workers <= 1 or port == 0 or not hasattr(socket, "SO_REUSEPORT"):
         uvicorn.run(app, host=host, port=port, workers=workers, **options)
         return
+    _check_port_free(host, port)
     _Supervisor(app, host, port, workers, options).run()
 
 
+def _socket(host: str) -> socket.socket:
+    return socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+
+
+def _check_port_free(host: str, port: int) -> None:
+    """Bind once without `SO_REUSEPORT`: it fails if anything listens there, even another
+    `seamline serve` whose reuse-port sockets would otherwise silently share the port with us."""
+    probe = _socket(host)
+    try:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        probe.bind((host, port))
+    except OSError as exc:
+        raise SystemExit(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    finally:
+        probe.close()
+
+
 def _listening_socket(host: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock = _socket(host)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind((host, port))

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import ColumnElement, and_, or_, true
 from sqlalchemy.orm import Session
 
 from seamline.core.errors import Unprocessable
@@ -29,6 +30,24 @@ class TimelineQuery:
     channels: list[str] | None = None
     #: Item types, e.g. "event.track", or a whole kind: "event".
     types: list[str] | None = None
+
+    def wants(self, kind: str) -> bool:
+        """Whether items of this kind may be on the page (a provider that is not wanted returns [])."""
+        return self.types is None or kind in self.types or any(t.startswith(f"{kind}.") for t in self.types)
+
+    def subtypes(self, kind: str) -> list[str] | None:
+        """The subtypes of `kind` asked for ("order.paid" -> "paid"); None: every one."""
+        if not self.types or kind in self.types:
+            return None
+        return [t.split(".", 1)[1] for t in self.types if t.startswith(f"{kind}.")]
+
+    def older_than_cursor(self, occurred_at: ColumnElement[Any], item_id: ColumnElement[Any]) -> ColumnElement[bool]:
+        """The rows after the cursor, newest first ((occurred_at, id) below it); every row on the
+        first page."""
+        if self.before is None:
+            return true()
+        at, last_id = self.before
+        return or_(occurred_at < at, and_(occurred_at == at, item_id < last_id))
 
 
 @dataclass

@@ -25,7 +25,7 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import and_, delete, func, or_, select, union_all
+from sqlalchemy import delete, func, select, union_all
 from sqlalchemy.orm import Session
 
 from seamline.core.auth import service as auth_service
@@ -446,16 +446,13 @@ def timeline_items(session: Session, context: CustomerContext, query: TimelineQu
         return []
     ranges = []
     for key in keys:
-        part = select(EventRecord.id, EventRecord.timestamp).where(EventRecord.person == key)
-        if query.before is not None:
-            at, last_id = query.before
-            part = part.where(
-                or_(EventRecord.timestamp < at, and_(EventRecord.timestamp == at, EventRecord.id < last_id))
-            )
+        part = select(EventRecord.id, EventRecord.timestamp).where(
+            EventRecord.person == key, query.older_than_cursor(EventRecord.timestamp, EventRecord.id)
+        )
         if query.channels:
             part = part.where(EventRecord.channel.in_(query.channels))
-        if query.types and "event" not in query.types:
-            part = part.where(EventRecord.type.in_([t.split(".", 1)[1] for t in query.types if t.startswith("event.")]))
+        if (wanted := query.subtypes("event")) is not None:
+            part = part.where(EventRecord.type.in_(wanted))
         ranges.append(part.order_by(EventRecord.timestamp.desc(), EventRecord.id.desc()).limit(query.limit))
     if len(ranges) == 1:
         picked = ranges[0].subquery()
