@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 
 from seamline.app import create_app
 from seamline.commerce import catalog_cache
-from seamline.core.db import Database
+from seamline.core.db import Database, DriverSQL
 from tests.commerce.conftest import LOCATIONS, put
 
 PICKUP = {"kind": "click_and_collect", "location": "store-arbat"}
@@ -82,3 +82,19 @@ def test_the_version_rises_with_every_catalog_write_and_only_then(database, shop
     assert version() == before
     put(client, shop["headers"], "/v1/promotions/spring", {"name_ru": "Весна", "name_en": "Spring", "kind": "percent", "value": 5})
     assert version() > before
+
+
+def test_a_transaction_raises_the_version_once_on_postgresql(database, shop):
+    """However many catalog rows and statements a transaction writes (a bulk load), PostgreSQL's
+    trigger raises the version once; SQLite's row triggers raise it per row."""
+    with database.read() as session:
+        before = catalog_cache.snapshot(session).version
+    with database.write() as session:
+        sql = DriverSQL(session)
+        for n in range(50):  # one statement each
+            sql.execute("UPDATE commerce_price SET amount = amount + ? WHERE channel = ''", (n,))
+    with database.read() as session:
+        after = catalog_cache.snapshot(session).version
+    assert after > before
+    if not database.is_sqlite:
+        assert after == before + 1
