@@ -31,6 +31,9 @@ from seamline.events.api import COLLECTION_PATHS, SOURCE_CACHE_SECONDS
 from seamline.events.api import router as events_router
 from seamline.events.destinations import DeliveryWorker
 from seamline.events.writer import BatchWriter
+from seamline.loyalty import service as loyalty_service
+from seamline.loyalty import tasks as loyalty_tasks
+from seamline.loyalty.api import router as loyalty_router
 
 
 def create_app(settings: Settings | None = None, *, database: Database | None = None) -> FastAPI:
@@ -41,7 +44,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
         worker = DeliveryWorker(database, settings).start() if settings.delivery_worker else None
-        jobs = [job.start() for job in background_jobs(database, settings)]
+        jobs = [job.start() for job in background_jobs(database, settings) + loyalty_tasks.background_jobs(database, settings)]
         app.state.event_writer.start()  # applies identity work a previous run left
         # Everything loaded so far (modules, mappers, routes) lives as long as the process: keep
         # it out of the cyclic collector's scans, and collect young objects less often. Parsing
@@ -77,6 +80,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     customers_service.register_sections(sections, timeline=timeline)
     events_service.register(sections, timeline)
     commerce_service.register(sections, timeline, settings=settings)
+    loyalty_service.register(sections, timeline)
     app.state.customer_sections = sections
     app.state.customer_timeline = timeline
 
@@ -87,6 +91,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.include_router(customers_router)
     app.include_router(events_router)
     app.include_router(commerce_router)
+    app.include_router(loyalty_router)
     # Websites and web views post events from their own origin; only the collection paths are
     # open to other origins (write keys are public by design; the rest of the API is not).
     app.add_middleware(PathCORS, paths=COLLECTION_PATHS)

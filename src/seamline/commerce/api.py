@@ -324,7 +324,7 @@ def quote(body: QuoteIn, session: ReadSession, settings: AppSettings, _: ReadKey
     the same engine as carts, checkouts and the till. Nothing is reserved or redeemed."""
     customer_id = customers_service.get_profile(session, body.customer_id).id if body.customer_id else None
     priced = price_lines(session, settings=settings, channel=body.channel, quantities=quantities_of(body.lines),
-                         customer_id=customer_id, coupons=body.coupons)
+                         customer_id=customer_id, coupons=body.coupons, points=body.points)
     return priced.view()
 
 

@@ -61,9 +61,23 @@ class OrderHandedOver:
     channel: str | None
 
 
+@dataclass(frozen=True)
+class RefundRequested:
+    """Money of an order is going back to the customer through its payment's provider (the
+    loyalty wallet credits its own refunds on this)."""
+
+    refund_id: int
+    order_id: int
+    provider: str
+    amount: int
+    currency: str
+    return_id: int | None
+
+
 _returned: list[Callable[[Session, OrderReturned], None]] = []
 _cancelled: list[Callable[[Session, OrderCancelled], None]] = []
 _handed_over: list[Callable[[Session, OrderHandedOver], None]] = []
+_refund_requested: list[Callable[[Session, RefundRequested], None]] = []
 
 
 def _subscribe(listeners: list, callback: Callable) -> Callable[[], None]:
@@ -90,6 +104,16 @@ def on_order_handed_over(callback: Callable[[Session, OrderHandedOver], None]) -
     """Call `callback(session, event)` when an order reaches the customer (payments records a
     pay-on-pickup capture then)."""
     return _subscribe(_handed_over, callback)
+
+
+def on_refund_requested(callback: Callable[[Session, RefundRequested], None]) -> Callable[[], None]:
+    """Call `callback(session, event)` for every refund written (a return, a cancellation)."""
+    return _subscribe(_refund_requested, callback)
+
+
+def refund_requested(session: Session, event: RefundRequested) -> None:
+    for listener in list(_refund_requested):
+        listener(session, event)
 
 
 def order_handed_over(session: Session, event: OrderHandedOver) -> None:

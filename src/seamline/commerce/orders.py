@@ -29,7 +29,7 @@ import orjson
 from sqlalchemy import select
 from sqlalchemy.orm import Session, make_transient_to_detached
 
-from seamline.commerce import catalog_cache, events, promotions
+from seamline.commerce import catalog_cache, events, promotions, redemption
 from seamline.commerce.catalog_cache import CatalogLocation, CatalogSnapshot
 from seamline.commerce.models import (
     CommerceOrder,
@@ -128,7 +128,8 @@ def place_order(
 
     customer_id = _customer_id(session, rules=rules, data=data)
     priced = price_lines(session, settings=settings, channel=data.channel, quantities=quantities,
-                         customer_id=customer_id, coupons=data.coupons, now=now, catalog=catalog)
+                         customer_id=customer_id, coupons=data.coupons, now=now, catalog=catalog,
+                         points=data.points, cards=cards_of(data.identifiers))
     if priced.rejected_coupons:
         first = priced.rejected_coupons[0]
         raise CouponUnavailable(f"Coupon {first['code']}: {first['reason']}", details={"coupons": priced.rejected_coupons})
@@ -150,8 +151,14 @@ def place_order(
     lines, reservations, history = _write_checkout(sql, order, priced, plan, channel=data.channel, now=now)
     promotions.redeem(session, priced, order_id=order.id, customer_id=customer_id,
                       postgres=session.get_bind().dialect.name == "postgresql")
+    redemption.debit(session, priced, order_id=order.id, customer_id=customer_id, channel=data.channel)
     return Placed(order, True, lines=lines, reservations=reservations, history=history,
                   location_codes={loc.id: loc.code for loc in candidates})
+
+
+def cards_of(identifiers: Any) -> list[str]:
+    """The loyalty card numbers a request identifies its customer by (a blocked one cannot spend points)."""
+    return [i.value for i in identifiers if i.type == "loyalty_card"]
 
 
 def _warehouses_nearest_first(catalog: CatalogSnapshot, address: dict[str, Any]) -> list[CatalogLocation]:

@@ -64,6 +64,7 @@ from seamline.commerce.payment_providers import (
     OPEN_REFUND,
     OnPickupProvider,
     PaymentEvent,
+    PaymentProvider,
     ProviderPayment,
     ProviderRefund,
     ProviderUnavailable,
@@ -236,22 +237,30 @@ def pay_with_test_provider(database: Database, *, settings: Settings, order_id: 
 def record_payment_at_handover(session: Session, *, order: CommerceOrder, channel: str | None) -> None:
     """Pay on pickup: the money taken at the till when the goods are handed over (called by the
     handover itself, in its transaction)."""
-    if order.payment_method != "on_pickup" or order.total <= 0:
-        return
-    if session.scalar(select(CommercePayment.id).where(CommercePayment.order_id == order.id,
-                                                       CommercePayment.status == "succeeded")):
-        return
-    payment = CommercePayment(order_id=order.id, provider="on_pickup", amount=order.total, currency=order.currency,
-                              status="created", idempotency_key=f"order-{order.id}-at-handover")
+    if order.payment_method == "on_pickup":
+        record_local_payment(session, order=order, chosen=OnPickupProvider(), channel=channel,
+                             idempotency_key=f"order-{order.id}-at-handover")
+
+
+def record_local_payment(session: Session, *, order: CommerceOrder, chosen: PaymentProvider, channel: str | None,
+                         idempotency_key: str) -> CommercePayment | None:
+    """Capture what is due on an order through a local provider (the till, the customer's wallet),
+    inside the caller's transaction; nothing when it is paid already or costs nothing."""
+    if order.total <= 0 or session.scalar(select(CommercePayment.id).where(CommercePayment.order_id == order.id,
+                                                                          CommercePayment.status == "succeeded")):
+        return None
+    payment = CommercePayment(order_id=order.id, provider=chosen.name, amount=order.total, currency=order.currency,
+                              status="created", idempotency_key=idempotency_key)
     session.add(payment)
     session.flush()
-    result = OnPickupProvider().start_payment(
+    result = chosen.start_payment(
         order_id=order.id, payment_id=payment.id, amount=payment.amount, currency=payment.currency,
         idempotency_key=payment.idempotency_key, description=f"Order {order.id}",
     )
     payment.provider_reference = result.reference
-    _apply_payment_status(session, order, payment, result.status, key=f"payment-{payment.id}-till",
+    _apply_payment_status(session, order, payment, result.status, key=f"payment-{payment.id}-local",
                           reference=result.reference, channel=channel)
+    return payment
 
 
 # --- refunds -------------------------------------------------------------------------------------
@@ -277,6 +286,9 @@ def request_refunds(session: Session, *, settings: Settings | None, order: Comme
         session.add(refund)
         session.flush()
         refunds.append(refund)
+        events.refund_requested(session, events.RefundRequested(
+            refund_id=refund.id, order_id=order.id, provider=payment.provider, amount=take, currency=payment.currency,
+            return_id=return_id))
         left -= take
         chosen = provider(settings, payment.provider) if settings is not None else None
         if chosen is not None and not chosen.remote:

@@ -31,7 +31,7 @@ from sqlalchemy import case, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from seamline.commerce import orders, payments, promotions
+from seamline.commerce import events, orders, promotions, redemption
 from seamline.commerce.catalog import variants_by_sku
 from seamline.commerce.models import (
     CommerceLocation,
@@ -260,7 +260,8 @@ def record_sale(
     quantities = quantities_of(data.lines)
     customer_id = _sale_customer(session, rules=rules, store=store, data=data)
     priced = price_lines(session, settings=settings, channel="store", quantities=quantities,
-                         customer_id=customer_id, coupons=data.coupons, now=now)
+                         customer_id=customer_id, coupons=data.coupons, now=now, points=data.points,
+                         cards=orders.cards_of(data.identifiers))
     if priced.rejected_coupons:
         first = priced.rejected_coupons[0]
         raise CouponUnavailable(f"Coupon {first['code']}: {first['reason']}", details={"coupons": priced.rejected_coupons})
@@ -313,8 +314,11 @@ def record_sale(
     session.add(CommerceOrderStatus(order_id=order.id, status="completed", channel="store", note=note, created_at=now))
     promotions.redeem(session, priced, order_id=order.id, customer_id=customer_id,
                       postgres=session.get_bind().dialect.name == "postgresql")
+    redemption.debit(session, priced, order_id=order.id, customer_id=customer_id, channel="store")
     session.flush()
-    payments.record_payment_at_handover(session, order=order, channel="store")  # the capture a return refunds
+    # The goods leave with the customer now: payments records the till's capture (what a return
+    # refunds), loyalty earns the points.
+    events.order_handed_over(session, events.OrderHandedOver(order, "store"))
     return orders.Placed(order, True)
 
 

@@ -33,6 +33,8 @@ class AppliedPromotion:
     name: str
     amount: int
     coupon: str | None = None
+    #: Loyalty points spent (the points line of `redemption`); None for promotions.
+    points: int | None = None
 
 
 @dataclass
@@ -42,6 +44,8 @@ class PricedCart:
     promotions: list[AppliedPromotion] = field(default_factory=list)
     #: Coupons given but not applicable, with the reason (shown to the customer, not an error on read).
     rejected_coupons: list[dict[str, str]] = field(default_factory=list)
+    #: Loyalty points spent on the cart (`redemption`).
+    points: int = 0
 
     @property
     def subtotal(self) -> int:
@@ -62,6 +66,7 @@ class PricedCart:
             "lines": [{"sku": p.sku, "name": p.name, "quantity": p.quantity, "unit_price": p.unit_price,
                        "discount": p.discount, "total": p.total} for p in self.lines],
             "promotions": [asdict(p) for p in self.promotions], "rejected_coupons": self.rejected_coupons,
+            "points": self.points,
         }
 
     def line(self, sku: str) -> PricedLine:

@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from seamline.commerce import catalog_cache, promotions
+from seamline.commerce import catalog_cache, promotions, redemption
 from seamline.commerce.priced import PricedCart, PricedLine
 from seamline.core.config import Settings
 from seamline.core.errors import Unprocessable
@@ -29,10 +29,11 @@ def quantities_of(lines: Iterable[Any]) -> dict[str, int]:
 def price_lines(
     session: Session, *, settings: Settings, channel: str | None, quantities: dict[str, int],
     customer_id: int | None = None, coupons: Sequence[str] = (), now: datetime | None = None,
-    catalog: catalog_cache.CatalogSnapshot | None = None,
+    catalog: catalog_cache.CatalogSnapshot | None = None, points: int = 0, cards: Sequence[str] = (),
 ) -> PricedCart:
     """Price {sku: quantity} in a channel for a customer (None: anonymous). Unknown or inactive
-    SKUs and SKUs without a price are a 422 naming them."""
+    SKUs and SKUs without a price are a 422 naming them. `points`: loyalty points to spend,
+    taken off last (`redemption`)."""
     catalog = catalog or catalog_cache.snapshot(session)
     variants = catalog.variants(session, quantities)
     prices = {sku: variant.price(settings, channel) for sku, variant in variants.items()}
@@ -46,4 +47,5 @@ def price_lines(
         for sku, quantity in quantities.items()
     ]
     cart = PricedCart(currency=settings.commerce_currency, lines=lines)
-    return promotions.apply(session, cart, catalog.promotions, channel=channel, customer_id=customer_id, coupons=coupons, now=now or utcnow())
+    promotions.apply(session, cart, catalog.promotions, channel=channel, customer_id=customer_id, coupons=coupons, now=now or utcnow())
+    return redemption.apply(session, cart, points=points, customer_id=customer_id, channel=channel, cards=cards)

@@ -245,13 +245,7 @@ def _discounts(promotion: Promotion, lines: list[PricedLine]) -> list[int]:
     if promotion.kind == "percent":
         return [line.total * promotion.value // 100 for line in lines]
     if promotion.kind == "fixed":
-        base = sum(line.total for line in lines)
-        amount = min(promotion.value, base)
-        shares = [amount * line.total // base for line in lines]
-        remainders = sorted(range(len(lines)), key=lambda i: -(amount * lines[i].total % base))
-        for i in remainders[: amount - sum(shares)]:
-            shares[i] += 1
-        return shares
+        return spread(promotion.value, lines)
     # buy_x_get_y: units highest price first; in each full group the last get_quantity are free.
     group = promotion.buy_quantity + promotion.get_quantity
     units = sorted(((line.unit_price, i) for i, line in enumerate(lines) for _ in range(line.quantity)), reverse=True)
@@ -260,6 +254,20 @@ def _discounts(promotion: Promotion, lines: list[PricedLine]) -> list[int]:
         if position % group >= promotion.buy_quantity:
             off[i] += price
     return off
+
+
+def spread(amount: int, lines: Sequence[PricedLine]) -> list[int]:
+    """`amount` (at most what the lines cost) shared across lines in proportion to what is left
+    of each, largest remainder first: the sum is exact."""
+    base = sum(line.total for line in lines)
+    amount = min(amount, base)
+    if amount <= 0:
+        return [0] * len(lines)
+    shares = [amount * line.total // base for line in lines]
+    remainders = sorted(range(len(lines)), key=lambda i: -(amount * lines[i].total % base))
+    for i in remainders[: amount - sum(shares)]:
+        shares[i] += 1
+    return shares
 
 
 def redeem(session: Session, cart: PricedCart, *, order_id: int, customer_id: int | None, postgres: bool) -> None:

@@ -232,6 +232,7 @@ class OrderCreate(BaseModel):
     coupons: list[CouponCode] = Field(default_factory=list, max_length=5)
     fulfilment: FulfilmentIn
     payment_method: PaymentMethod = "on_pickup"
+    points: int = Field(default=0, ge=0, le=10**12, description="Loyalty points to spend (at most the program's share of the order)")
 
 
 class OrderAction(BaseModel):
@@ -357,6 +358,8 @@ class SaleCreate(BaseModel):
         description="Find or create the customer by these (phone, email, loyalty_card), as order placement does",
     )
     coupons: list[CouponCode] = Field(default_factory=list, max_length=5, description="Coupons, as in any channel")
+    points: int = Field(default=0, ge=0, le=10**12,
+                        description="Loyalty points to spend; the customer is found by their card among `identifiers`")
     payment: PosPayment
     clerk: line_text(100) | None = None
     receipt: Code | None = Field(
@@ -466,6 +469,7 @@ class QuoteIn(BaseModel):
     customer_id: int | None = Field(default=None, ge=1, le=2**62)
     lines: list[LineIn] = Field(min_length=1, max_length=200)
     coupons: list[CouponCode] = Field(default_factory=list, max_length=5)
+    points: int = Field(default=0, ge=0, le=10**12, description="Loyalty points to spend (at most the program's share of the order)")
 
 
 class PricedLineRead(BaseModel):
@@ -482,6 +486,7 @@ class AppliedPromotionRead(BaseModel):
     name: str
     amount: int
     coupon: str | None
+    points: int | None = Field(default=None, description="Loyalty points spent (code LOYALTY_POINTS)")
 
 
 class RejectedCoupon(BaseModel):
@@ -497,6 +502,7 @@ class QuoteRead(BaseModel):
     total: int
     promotions: list[AppliedPromotionRead]
     rejected_coupons: list[RejectedCoupon]
+    points: int = 0
 
 
 # --- carts ---------------------------------------------------------------------------------------
@@ -545,6 +551,7 @@ class CartCheckoutIn(BaseModel):
     channel: Channel
     fulfilment: FulfilmentIn
     payment_method: PaymentMethod = "on_pickup"
+    points: int = Field(default=0, ge=0, le=10**12, description="Loyalty points to spend (at most the program's share of the order)")
 
 
 # --- payments and returns (commerce/payments.py, commerce/returns.py) ------------------------------

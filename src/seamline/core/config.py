@@ -144,6 +144,11 @@ class Settings(BaseSettings):
     commerce_refund_retry_seconds: float = Field(
         default=300.0, ge=0, description="How often `seamline serve` resends refunds a provider could not take; 0: off"
     )
+    loyalty_job_interval_seconds: float = Field(
+        default=300.0, ge=0,
+        description="How often `seamline serve` releases held points, expires old ones, gives birthday bonuses and "
+        "re-evaluates tiers; 0: off (use cron: `seamline loyalty run-jobs`)",
+    )
     commerce_sync_price_type: str = Field(
         default="",
         description="The 1C price type (ИдТипаЦены or its name) that is the list price; empty: an offer's only price",

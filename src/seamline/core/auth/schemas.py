@@ -12,6 +12,8 @@ class Scope(StrEnum):
     read = "read"
     #: A tracking source's write key: may only send events to the collection API.
     track = "track"
+    #: Staff who may change loyalty points by hand (each change is audited in the ledger).
+    loyalty_adjust = "loyalty_adjust"
 
 
 class ApiKeyCreate(BaseModel):
