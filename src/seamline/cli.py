@@ -25,6 +25,8 @@ app.add_typer(events_app, name="events")
 app.add_typer(commerce_app, name="commerce")
 stock_app = typer.Typer(help="Stock and price sync from the accounting system (CSV, 1C CommerceML).", no_args_is_help=True)
 app.add_typer(stock_app, name="stock")
+loyalty_app = typer.Typer(help="Loyalty points, cards and wallets.", no_args_is_help=True)
+app.add_typer(loyalty_app, name="loyalty")
 
 
 def _settings(database_url: str | None) -> Settings:
@@ -196,6 +198,48 @@ def commerce_check_stock(database_url: DatabaseUrl = None) -> None:
     typer.echo(json.dumps({"differences": wrong}))
     if wrong:
         raise typer.Exit(1)
+
+
+@loyalty_app.command("rebuild")
+def loyalty_rebuild(database_url: DatabaseUrl = None) -> None:
+    """Recompute every account's balances, lots and tier from the points ledger, and report how
+    many accounts differed (0 on a healthy database)."""
+    from seamline.core.db import Database
+    from seamline.loyalty.rebuild import rebuild_accounts
+
+    database = Database(_settings(database_url))
+    report = rebuild_accounts(database)
+    database.dispose()
+    typer.echo(json.dumps(report.as_dict(), indent=2))
+
+
+@loyalty_app.command("check")
+def loyalty_check(database_url: DatabaseUrl = None) -> None:
+    """Prove every account's balances and lots against its ledgers; exits 1 and lists the
+    differences if any."""
+    from seamline.core.db import Database
+    from seamline.loyalty import ledger
+
+    database = Database(_settings(database_url))
+    with database.read() as session:
+        problems = ledger.check(session)
+    database.dispose()
+    typer.echo(json.dumps({"differences": problems[:100], "count": len(problems)}, default=str))
+    if problems:
+        raise typer.Exit(1)
+
+
+@loyalty_app.command("run-jobs")
+def loyalty_run_jobs(database_url: DatabaseUrl = None) -> None:
+    """Release held points, expire old ones, give birthday bonuses, re-evaluate tiers: what
+    `seamline serve` does every loyalty_job_interval_seconds, for cron when that is off."""
+    from seamline.core.db import Database
+    from seamline.loyalty import tasks
+
+    database = Database(_settings(database_url))
+    done = tasks.run_due(database)
+    database.dispose()
+    typer.echo(json.dumps(done))
 
 
 @events_app.command("deliver")

@@ -54,7 +54,7 @@ def test_the_same_cart_costs_the_same_in_every_channel(client, shop):
     assert quotes[0]["subtotal"] == 2 * 199000 + 349000
     assert quotes[0]["discount"] == 39800 + 34900
     assert quotes[0]["total"] == quotes[0]["subtotal"] - quotes[0]["discount"]
-    assert quotes[0]["promotions"] == [{"code": "autumn", "name": "autumn", "amount": 74700, "coupon": None}]
+    assert quotes[0]["promotions"] == [{"code": "autumn", "name": "autumn", "amount": 74700, "coupon": None, "points": None}]
 
     receive(client, headers, "CREAM-100", "store-arbat", 5)
     placed = order(client, headers, {"CREAM-50": 2, "CREAM-100": 1})
@@ -119,7 +119,7 @@ def test_coupon_usage_limit_counts_orders_and_a_cancellation_gives_the_use_back(
 
     first = order(client, headers, {"CREAM-50": 1}, coupons=["Hello"], key="c-1")
     assert first.status_code == 201, first.text
-    assert first.json()["promotions"] == [{"code": "welcome", "name": "welcome", "amount": 30000, "coupon": "HELLO"}]
+    assert first.json()["promotions"] == [{"code": "welcome", "name": "welcome", "amount": 30000, "coupon": "HELLO", "points": None}]
     assert order(client, headers, {"CREAM-50": 1}, coupons=["Hello"], key="c-1").status_code == 200  # a retry
     assert client.get("/v1/coupons/hello", headers=headers).json()["used"] == 1
 

@@ -251,7 +251,7 @@ def rebuild_profiles(database: Database, *, rules: IdentifierRules, dry_run: boo
         t1 = time.perf_counter()
         if not dry_run and (report.changed or refused):
             now = utcnow()
-            writer = _BulkWriter(cursor, postgres)
+            writer = BulkWriter(cursor, postgres)
             stamp = writer.timestamp(now)
             if new_profiles:
                 writer.insert(
@@ -303,7 +303,7 @@ def _sqlite_time(value: datetime) -> str:
     return value.strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
-class _BulkWriter:
+class BulkWriter:
     """Bulk writes through temporary tables: COPY on PostgreSQL, executemany on SQLite."""
 
     def __init__(self, cursor, postgres: bool):  # noqa: ANN001
@@ -334,7 +334,7 @@ class _BulkWriter:
         fast as executemany for hundreds of thousands of rows."""
         if not keys:
             return
-        if not self.postgres and all(isinstance(v, int) for v in values[:1]):
+        if not self.postgres and all(isinstance(v, int) for v in values[:1]) and min(values) >= 0:
             width = max(max(values), 1).bit_length()
             if max(keys).bit_length() + width <= 63:
                 packed = (np.asarray(keys, dtype=np.int64) << width) | np.asarray(values, dtype=np.int64)

@@ -12,7 +12,15 @@ from seamline.commerce.api import CodePath, IdempotencyKey
 from seamline.commerce.pos import store_by_code
 from seamline.core.auth.models import ApiKey
 from seamline.core.auth.schemas import Scope
-from seamline.core.deps import AdminKey, ReadKey, ReadSession, WriteKey, WriteSession, get_database, require
+from seamline.core.deps import (
+    AdminKey,
+    ReadKey,
+    ReadSession,
+    WriteKey,
+    WriteSession,
+    get_database,
+    require,
+)
 from seamline.core.errors import NotFound, Unprocessable
 from seamline.customers.api import Rules
 from seamline.loyalty import cards, ledger, rules, service, wallet
@@ -163,10 +171,10 @@ def reissue_card(number: CardPath, body: CardReissue, request: Request, rules_: 
     return get_database(request).run_write(work)
 
 
-@router.get("/stores/{code}/loyalty/cards/{number}", response_model=BalanceRead, tags=["store"])
+@router.get("/pos/stores/{code}/loyalty/cards/{number}", response_model=BalanceRead, tags=["store"])
 def till_card(code: CodePath, number: CardPath, session: ReadSession, _: ReadKey) -> Any:
     """At the till: the balance behind a scanned card (a blocked card is a 409 `card_blocked`).
-    Spend points with the sale: `POST /v1/stores/{code}/sales` with `points` and the card among
+    Spend points with the sale: `POST /v1/pos/stores/{code}/sales` with `points` and the card among
     its `identifiers`."""
     store_by_code(session, code)
     card = cards.usable_card(session, number)
@@ -190,7 +198,7 @@ def top_up(
         program = rules.get_program(session)
         account = service.enroll(session, customer_id=customer_id, channel=body.channel)
         return wallet.entry_view(wallet.top_up(session, account, program=program, amount=body.amount, channel=body.channel,
-                                               reference=body.reference, key=f"topup:{idempotency_key}", api_key_id=key.id))
+                                               reference=body.reference, key=ledger.client_key("topup", idempotency_key), api_key_id=key.id))
 
     return get_database(request).run_write(work)
 

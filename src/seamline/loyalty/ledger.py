@@ -16,6 +16,7 @@ Lots (what each credit has left) follow fixed rules, which `rebuild` replays fro
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
@@ -27,7 +28,13 @@ from seamline.core.errors import Conflict
 from seamline.core.time import utcnow
 from seamline.customers import resolution
 from seamline.customers import service as customers_service
-from seamline.loyalty.models import LoyaltyAccount, LoyaltyCard, LoyaltyEntry, LoyaltyLot, LoyaltyWalletEntry
+from seamline.loyalty.models import (
+    LoyaltyAccount,
+    LoyaltyCard,
+    LoyaltyEntry,
+    LoyaltyLot,
+    LoyaltyWalletEntry,
+)
 from seamline.loyalty.schemas import ProgramPut
 
 #: Kinds of entries that credit spendable points (each makes a lot).
@@ -125,6 +132,13 @@ def lock_account(session: Session, account_id: int) -> LoyaltyAccount:
 
 
 # --- entries --------------------------------------------------------------------------------------
+
+
+def client_key(scope: str, key: str) -> str:
+    """A client's Idempotency-Key under a scope ("adjust", "topup"), hashed when it would not fit
+    the 200-character column."""
+    scoped = f"{scope}:{key}"
+    return scoped if len(scoped) <= 200 else f"{scope}:sha256:{hashlib.sha256(key.encode()).hexdigest()}"
 
 
 def applied(session: Session, key: str) -> bool:
@@ -238,9 +252,11 @@ def release_due(session: Session, *, program: ProgramPut, now: datetime | None =
 def release(session: Session, account: LoyaltyAccount, lot: LoyaltyLot, *, program: ProgramPut, now: datetime) -> None:
     points = lot.remaining
     debt = max(0, -account.points_available)
+    expires_at = expiry_of(program, lot.available_at)
     append(session, account, kind="release", available=points, pending=-points, source_entry_id=lot.entry_id,
-           order_id=lot.order_id, reference=f"entry:{lot.entry_id}", now=now, key=f"release:{lot.entry_id}")
-    lot.state, lot.remaining, lot.expires_at = "available", max(0, points - debt), expiry_of(program, lot.available_at)
+           order_id=lot.order_id, reference=f"entry:{lot.entry_id}", expires_at=expires_at, now=now,
+           key=f"release:{lot.entry_id}")
+    lot.state, lot.remaining, lot.expires_at = "available", max(0, points - debt), expires_at
 
 
 def expire_due(session: Session, *, now: datetime | None = None, limit: int = 500) -> int:

@@ -22,9 +22,19 @@ from fractions import Fraction
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from seamline.commerce.models import CommerceCategory, CommerceOrderLine, CommerceProduct, CommerceVariant
+from seamline.commerce.models import (
+    CommerceCategory,
+    CommerceOrderLine,
+    CommerceProduct,
+    CommerceVariant,
+)
 from seamline.core.time import utcnow
-from seamline.loyalty.models import LoyaltyAccount, LoyaltyEntry, LoyaltyProgram, LoyaltyTierChange
+from seamline.loyalty.models import (
+    LoyaltyAccount,
+    LoyaltyEntry,
+    LoyaltyProgram,
+    LoyaltyTierChange,
+)
 from seamline.loyalty.schemas import ProgramPut, Tier
 
 

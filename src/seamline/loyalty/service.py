@@ -235,7 +235,7 @@ def adjust(
     log). A retry with the same Idempotency-Key returns the first entry; (entry, whether new)."""
     now, program = _now(now), rules.get_program(session)
     customers_service.get_profile(session, customer_id)
-    key = f"adjust:{idempotency_key}" if idempotency_key else None
+    key = ledger.client_key("adjust", idempotency_key) if idempotency_key else None
     if key and (done := session.scalar(select(LoyaltyEntry).where(LoyaltyEntry.idempotency_key == key))) is not None:
         if done.available_delta != data.points or done.comment != data.comment:
             raise Unprocessable("This Idempotency-Key was used for a different adjustment", code="idempotency_key_reused")

@@ -17,7 +17,11 @@ from sqlalchemy.orm import Session
 
 from seamline.commerce import events as commerce_events
 from seamline.commerce import orders, payments
-from seamline.commerce.payment_providers import PROVIDERS, ProviderPayment, ProviderRefund
+from seamline.commerce.payment_providers import (
+    PROVIDERS,
+    ProviderPayment,
+    ProviderRefund,
+)
 from seamline.core.config import Settings
 from seamline.core.errors import Conflict, NotFound, Unprocessable
 from seamline.core.time import utcnow
