@@ -134,3 +134,16 @@ def test_a_return_inside_the_hold_takes_from_the_pending_points(client, shop, da
     after_hold(database)
     assert balance(client, headers, cid) == (100, 0)
     consistent(database)
+
+
+def test_a_cart_checkout_spends_points_like_any_order(client, shop, database, staff_headers):
+    headers = shop["headers"]
+    cid = _with_points(client, headers, staff_headers, 200)
+    assert client.put("/v1/carts/current/lines/CREAM-50", params={"customer_id": cid}, headers=headers,
+                      json={"quantity": 1, "channel": "app"}).status_code == 200
+    placed = client.post("/v1/carts/current/checkout", params={"customer_id": cid}, headers={**headers, "Idempotency-Key": "c-1"},
+                         json={"channel": "app", "points": 200,
+                               "fulfilment": {"kind": "click_and_collect", "location": "store-arbat"}})
+    assert placed.status_code == 201, placed.text
+    assert placed.json()["total"] == 199000 - 20000 and balance(client, headers, cid) == (0, 0)
+    consistent(database)

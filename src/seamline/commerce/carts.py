@@ -320,7 +320,7 @@ def checkout(
         channel=data.channel, customer_id=owner.profile_id,
         identifiers=[] if owner.profile_id else [{"type": "anonymous_id", "value": owner.anonymous_id}],
         lines=[{"sku": line.sku, "quantity": line.quantity} for line in lines], coupons=cart.coupons,
-        fulfilment=data.fulfilment, payment_method=data.payment_method,
+        fulfilment=data.fulfilment, payment_method=data.payment_method, points=data.points,
     )
     placed = orders.place_order(session, settings=settings, rules=rules, data=order_data,
                                 idempotency_key=idempotency_key, now=now)

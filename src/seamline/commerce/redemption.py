@@ -31,10 +31,10 @@ POINTS_CODE = "LOYALTY_POINTS"
 class PointsRedeemer(Protocol):
     def quote(
         self, session: Session, *, customer_id: int, points: int, cart: PricedCart, channel: str | None,
-        cards: Sequence[str],
+        card_numbers: Sequence[str],
     ) -> int:
         """What `points` take off this cart (minor units); raises when the program's cap, the
-        balance or a blocked card (`cards`: the card numbers the request was identified by)
+        balance or a blocked card (`card_numbers`: the cards the request was identified by)
         forbids them."""
         ...
 
@@ -61,7 +61,8 @@ def apply(
         raise Unprocessable("Points cannot be spent: no loyalty program runs here", code="loyalty_not_available")
     if customer_id is None:
         raise Unprocessable("Spending points needs a known customer", code="customer_required")
-    amount = _redeemer[0].quote(session, customer_id=customer_id, points=points, cart=cart, channel=channel, cards=cards)
+    amount = _redeemer[0].quote(session, customer_id=customer_id, points=points, cart=cart, channel=channel,
+                                card_numbers=cards)
     lines = [line for line in cart.lines if line.total > 0]
     for line, off in zip(lines, promotions.spread(amount, lines), strict=True):
         line.discount += off

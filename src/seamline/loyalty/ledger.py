@@ -214,20 +214,16 @@ def take_from_lots(lots: Iterable[LoyaltyLot], points: int) -> int:
 
 def debit(
     session: Session, account: LoyaltyAccount, points: int, *, kind: str, now: datetime, allow_debt: bool = False,
-    own_lot: LoyaltyLot | None = None, spend: int = 0, **fields: Any,
+    spend: int = 0, **fields: Any,
 ) -> LoyaltyEntry:
-    """Take spendable points (from `own_lot` first, then first in, first out)."""
+    """Take spendable points, first in, first out; beyond the balance only when `allow_debt`."""
     if not allow_debt and account.points_available < points:
         raise InsufficientPoints(
             f"{points} points asked, {max(account.points_available, 0)} available",
             details={"requested": points, "available": max(account.points_available, 0)},
         )
-    lots = spendable_lots(session, account.id)
-    if own_lot is not None:
-        lots = [own_lot] + [lot for lot in lots if lot.id != own_lot.id]
-    take_from_lots(lots, points)
-    return append(session, account, kind=kind, available=-points, spend=spend, now=now,
-                  source_entry_id=own_lot.entry_id if own_lot is not None else None, **fields)
+    take_from_lots(spendable_lots(session, account.id), points)
+    return append(session, account, kind=kind, available=-points, spend=spend, now=now, **fields)
 
 
 # --- the hold and expiry ----------------------------------------------------------------------------

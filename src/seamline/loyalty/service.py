@@ -19,6 +19,7 @@ that published it, and each effect has an idempotency key in the ledger ("earn:o
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from fractions import Fraction
 from typing import Any
@@ -176,8 +177,8 @@ class Redeemer:
     """Points as the last step of pricing in every channel (`commerce.redemption`)."""
 
     def quote(self, session: Session, *, customer_id: int, points: int, cart: PricedCart, channel: str | None,
-              cards: Any) -> int:
-        cards_refuse_blocked(session, cards)
+              card_numbers: Sequence[str]) -> int:
+        cards.refuse_blocked(session, card_numbers)
         program = rules.get_program(session)
         cap = cart.total * program.max_redeem_percent // 100
         if points * program.point_value > cap:
@@ -200,10 +201,6 @@ class Redeemer:
         release_account(session, account, program=program)
         ledger.debit(session, account, points, kind="redeem", now=utcnow(), order_id=order_id, reference=f"order:{order_id}",
                      channel=channel, key=f"redeem:order:{order_id}")
-
-
-def cards_refuse_blocked(session: Session, numbers: Any) -> None:
-    cards.refuse_blocked(session, list(numbers or ()))
 
 
 def release_account(session: Session, account: LoyaltyAccount, *, program: ProgramPut, now: datetime | None = None) -> None:
