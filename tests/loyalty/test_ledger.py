@@ -146,3 +146,23 @@ def test_the_360_shows_loyalty_and_the_timeline_shows_each_entry(client, shop, d
     assert [e["kind"] for e in exported["sections"]["loyalty"][0]["entries"]] == ["adjust", "earn"]
     nobody = customer_id(client, headers, [{"type": "email", "value": "nobody@example.com"}])
     assert client.get(f"/v1/customers/{nobody}", headers=headers).json()["sections"]["loyalty"] is None
+
+
+def test_two_profiles_found_to_be_one_person_get_one_account(client, shop, database, staff_headers):
+    headers = shop["headers"]
+    phone = customer_id(client, headers)
+    email = customer_id(client, headers, [{"type": "email", "value": "anna@example.com"}])
+    adjust(client, staff_headers, phone, 100)
+    adjust(client, staff_headers, email, 50)
+    client.post(f"/v1/customers/{email}/loyalty/cards", json={"kind": "virtual"}, headers=headers)
+    handed_over(client, headers, ("CREAM-50", 1), identifiers=[{"type": "email", "value": "anna@example.com"}])  # 99 pending
+    merged = client.post("/v1/customers", json={"identifiers": ANNA + [{"type": "email", "value": "anna@example.com"}]},
+                         headers=headers).json()
+    survivor = merged["customer"]["id"]
+    assert merged["merged_customer_ids"]
+    view = account(client, headers, survivor)
+    assert (view["points"], view["pending"], len(view["cards"])) == (150, 99, 1)
+    assert after_hold(database)["released"] == 1
+    assert balance(client, headers, survivor) == (249, 0)
+    consistent(database)
+    assert rebuild.rebuild_accounts(database).accounts_corrected == 0

@@ -320,6 +320,19 @@ def _retire_absorbed(
     for target in set(final_target.values()):
         survivor_profile = profiles.get(target) or session.get(CustomerProfile, target)
         survivor_profile.updated_at = now
+    for listener in list(_merged_listeners):
+        listener(session, dict(final_target))
+
+
+#: Called as `listener(session, {absorbed profile id: the profile it now lives in})` inside the
+#: transaction of every merge by request or staff (not the batch rebuild, which moves only
+#: identifiers); modules that hold per-person state (a loyalty account) bring it together.
+_merged_listeners: list = []
+
+
+def on_profiles_merged(listener) -> None:  # noqa: ANN001 - Callable[[Session, dict[int, int]], None]
+    if listener not in _merged_listeners:
+        _merged_listeners.append(listener)
 
 
 # --- staff actions: manual merge, conflicts, unmerge ---------------------------------------

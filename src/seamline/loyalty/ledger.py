@@ -233,7 +233,8 @@ def release_due(session: Session, *, program: ProgramPut, now: datetime | None =
     """Make earnings whose hold ran out spendable; returns how many lots were released."""
     now = now or utcnow()
     due = list(session.execute(
-        select(LoyaltyLot.id, LoyaltyLot.account_id).where(LoyaltyLot.state == "pending", LoyaltyLot.available_at <= now)
+        select(LoyaltyLot.id, LoyaltyLot.account_id).where(LoyaltyLot.state == "pending", LoyaltyLot.remaining > 0,
+                                                           LoyaltyLot.available_at <= now)
         .order_by(LoyaltyLot.account_id, LoyaltyLot.id).limit(limit)
     ))
     for lot_id, account_id in due:

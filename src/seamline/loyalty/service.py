@@ -35,6 +35,7 @@ from seamline.commerce.priced import PricedCart
 from seamline.core.auth.models import ApiKey
 from seamline.core.errors import Unprocessable
 from seamline.core.time import utcnow
+from seamline.customers import resolution
 from seamline.customers import service as customers_service
 from seamline.customers.models import CustomerIdentity, CustomerTrait
 from seamline.customers.sections import CustomerContext, SectionRegistry
@@ -163,6 +164,16 @@ commerce_events.on_order_returned(on_return)
 commerce_events.on_order_cancelled(on_cancel)
 
 
+def _on_profiles_merged(session: Session, targets: dict[int, int]) -> None:
+    """Two people found to be one: their accounts become one (`ledger.account_for` folds them)."""
+    program = rules.get_program(session)
+    for target in sorted(set(targets.values())):
+        ledger.account_for(session, target, program=program, create=False)
+
+
+resolution.on_profiles_merged(_on_profiles_merged)
+
+
 # --- spending at checkout ---------------------------------------------------------------------------
 
 
@@ -206,7 +217,8 @@ class Redeemer:
 def release_account(session: Session, account: LoyaltyAccount, *, program: ProgramPut, now: datetime | None = None) -> None:
     """Release the account's earnings whose hold ran out (the account is locked)."""
     for lot in session.scalars(select(LoyaltyLot).where(LoyaltyLot.account_id == account.id, LoyaltyLot.state == "pending",
-                                                        LoyaltyLot.available_at <= _now(now)).order_by(LoyaltyLot.id)):
+                                                        LoyaltyLot.remaining > 0, LoyaltyLot.available_at <= _now(now))
+                               .order_by(LoyaltyLot.id)):
         ledger.release(session, account, lot, program=program, now=_now(now))
 
 
