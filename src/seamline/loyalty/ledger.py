@@ -17,11 +17,11 @@ Lots (what each credit has left) follow fixed rules, which `rebuild` replays fro
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import and_, func, select, update
 from sqlalchemy.orm import Session
 
 from seamline.core.errors import Conflict
@@ -229,21 +229,26 @@ def debit(
 # --- the hold and expiry ----------------------------------------------------------------------------
 
 
+def _each_due_lot(session: Session, condition: Any, *, limit: int,
+                  handle: Callable[[LoyaltyAccount, LoyaltyLot], None]) -> int:
+    """Call `handle(account, lot)` for up to `limit` lots meeting `condition`, each under its
+    account's lock and only if it still meets it once locked (another process may have been
+    first). Returns how many were found."""
+    due = list(session.execute(select(LoyaltyLot.id, LoyaltyLot.account_id).where(condition)
+                               .order_by(LoyaltyLot.account_id, LoyaltyLot.id).limit(limit)))
+    for lot_id, account_id in due:
+        account = lock_account(session, account_id)
+        if session.scalar(select(LoyaltyLot.id).where(LoyaltyLot.id == lot_id, condition)) is not None:
+            handle(account, session.get(LoyaltyLot, lot_id, populate_existing=True))
+    return len(due)
+
+
 def release_due(session: Session, *, program: ProgramPut, now: datetime | None = None, limit: int = 500) -> int:
     """Make earnings whose hold ran out spendable; returns how many lots were released."""
     now = now or utcnow()
-    due = list(session.execute(
-        select(LoyaltyLot.id, LoyaltyLot.account_id).where(LoyaltyLot.state == "pending", LoyaltyLot.remaining > 0,
-                                                           LoyaltyLot.available_at <= now)
-        .order_by(LoyaltyLot.account_id, LoyaltyLot.id).limit(limit)
-    ))
-    for lot_id, account_id in due:
-        account = lock_account(session, account_id)
-        lot = session.get(LoyaltyLot, lot_id, populate_existing=True)
-        if lot is None or lot.state != "pending":
-            continue
-        release(session, account, lot, program=program, now=now)
-    return len(due)
+    return _each_due_lot(
+        session, and_(LoyaltyLot.state == "pending", LoyaltyLot.remaining > 0, LoyaltyLot.available_at <= now), limit=limit,
+        handle=lambda account, lot: release(session, account, lot, program=program, now=now))
 
 
 def release(session: Session, account: LoyaltyAccount, lot: LoyaltyLot, *, program: ProgramPut, now: datetime) -> None:
@@ -259,20 +264,15 @@ def release(session: Session, account: LoyaltyAccount, lot: LoyaltyLot, *, progr
 def expire_due(session: Session, *, now: datetime | None = None, limit: int = 500) -> int:
     """Take away what is left of lots past their expiry; returns how many lots expired."""
     now = now or utcnow()
-    due = list(session.execute(
-        select(LoyaltyLot.id, LoyaltyLot.account_id).where(LoyaltyLot.state == "available", LoyaltyLot.remaining > 0,
-                                                           LoyaltyLot.expires_at <= now)
-        .order_by(LoyaltyLot.account_id, LoyaltyLot.id).limit(limit)
-    ))
-    for lot_id, account_id in due:
-        account = lock_account(session, account_id)
-        lot = session.get(LoyaltyLot, lot_id, populate_existing=True)
-        if lot is None or lot.remaining <= 0:
-            continue
+
+    def expire(account: LoyaltyAccount, lot: LoyaltyLot) -> None:
         points, lot.remaining = lot.remaining, 0
         append(session, account, kind="expire", available=-points, source_entry_id=lot.entry_id,
                reference=f"entry:{lot.entry_id}", now=now, key=f"expire:{lot.entry_id}")
-    return len(due)
+
+    return _each_due_lot(
+        session, and_(LoyaltyLot.state == "available", LoyaltyLot.remaining > 0, LoyaltyLot.expires_at <= now), limit=limit,
+        handle=expire)
 
 
 # --- the consistency check ----------------------------------------------------------------------------
