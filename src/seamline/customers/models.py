@@ -27,7 +27,7 @@ class CustomerProfile(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     #: active | merged (its identities now live in `merged_into_id`) | erased (tombstone, no PII)
     status: Mapped[str] = mapped_column(String(16), default="active")
-    merged_into_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("customer_profile.id"), nullable=True)
+    merged_into_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("customer_profile.id"), nullable=True, index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 

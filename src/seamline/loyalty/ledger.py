@@ -62,8 +62,12 @@ def _accounts_of(session: Session, profile_id: int, *, lock: bool) -> tuple[int,
 
 
 def find_account(session: Session, profile_id: int) -> LoyaltyAccount | None:
-    """The account of a customer (of the profile they were merged into), read only."""
-    return next(iter(_accounts_of(session, profile_id, lock=False)[1]), None)
+    """The account of a customer (of the profile they were merged into), read only. Merges bring
+    accounts onto the surviving profile, so that is the one place to look, except after a batch
+    identity rebuild, which moves no accounts (they come together at the next change)."""
+    canonical = resolution.canonical_profile(session, profile_id).id
+    found = session.scalar(select(LoyaltyAccount).where(LoyaltyAccount.profile_id == canonical))
+    return found if found is not None else next(iter(_accounts_of(session, canonical, lock=False)[1]), None)
 
 
 def account_for(

@@ -18,6 +18,9 @@ depends_on = None
 
 
 def upgrade() -> None:
+    # Every read of a person's orders, carts or points follows merges (`merged_profile_ids`):
+    # without this index each one scanned the whole profile table.
+    op.create_index(op.f('ix_customer_profile_merged_into_id'), 'customer_profile', ['merged_into_id'], unique=False)
     op.create_table('loyalty_program',
     sa.Column('id', sa.Integer(), autoincrement=False, nullable=False),
     sa.Column('rules', sa.JSON(), nullable=False),
@@ -144,6 +147,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_index(op.f('ix_customer_profile_merged_into_id'), table_name='customer_profile')
     with op.batch_alter_table('loyalty_lot', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_loyalty_lot_order_id'))
         batch_op.drop_index('ix_loyalty_lot_expiry')
