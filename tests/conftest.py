@@ -81,7 +81,8 @@ def settings_for():
     def build(url: str, **overrides) -> Settings:
         # No background threads (delivery, order expiry, refund resends) in tests unless a test asks.
         quiet = {"delivery_worker": False, "commerce_expire_interval_seconds": 0, "commerce_refund_retry_seconds": 0,
-                 "loyalty_job_interval_seconds": 0}
+                 "loyalty_job_interval_seconds": 0, "inbox_job_interval_seconds": 0, "inbox_send_interval_seconds": 0,
+                 "inbox_imap_poll_seconds": 0}
         return Settings(_env_file=None, database_url=url, log_level="WARNING", **{**quiet, **overrides})
 
     return build

@@ -9,6 +9,8 @@ from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
 
 from seamline import __version__
+from seamline.channels.webchat.api import router as webchat_router
+from seamline.commerce import orders as commerce_orders
 from seamline.commerce import service as commerce_service
 from seamline.commerce.api import router as commerce_router
 from seamline.commerce.tasks import background_jobs
@@ -31,6 +33,13 @@ from seamline.events.api import COLLECTION_PATHS, SOURCE_CACHE_SECONDS
 from seamline.events.api import router as events_router
 from seamline.events.destinations import DeliveryWorker
 from seamline.events.writer import BatchWriter
+from seamline.inbox import canned as inbox_canned
+from seamline.inbox import realtime as inbox_realtime
+from seamline.inbox import routing as inbox_routing
+from seamline.inbox import service as inbox_service
+from seamline.inbox import tasks as inbox_tasks
+from seamline.inbox.api import router as inbox_router
+from seamline.loyalty import ledger as loyalty_ledger
 from seamline.loyalty import service as loyalty_service
 from seamline.loyalty import tasks as loyalty_tasks
 from seamline.loyalty.api import router as loyalty_router
@@ -44,7 +53,11 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
         worker = DeliveryWorker(database, settings).start() if settings.delivery_worker else None
-        jobs = [job.start() for job in background_jobs(database, settings) + loyalty_tasks.background_jobs(database, settings)]
+        listener = None
+        if inbox_realtime.HUB.use_postgres and not database.is_sqlite:
+            listener = inbox_realtime.PostgresListener(database.url).start()
+        jobs = [job.start() for job in background_jobs(database, settings) + loyalty_tasks.background_jobs(database, settings)
+                + inbox_tasks.background_jobs(database, settings, app.state.identifier_rules)]
         app.state.event_writer.start()  # applies identity work a previous run left
         # Everything loaded so far (modules, mappers, routes) lives as long as the process: keep
         # it out of the cyclic collector's scans, and collect young objects less often. Parsing
@@ -58,6 +71,8 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
             job.stop()
         if worker:
             worker.stop()
+        if listener:
+            listener.stop()
         app.state.event_writer.close()
         database.dispose()
 
@@ -81,6 +96,8 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     events_service.register(sections, timeline)
     commerce_service.register(sections, timeline, settings=settings)
     loyalty_service.register(sections, timeline)
+    inbox_service.register(sections, timeline)
+    inbox_realtime.HUB.use_postgres = settings.inbox_realtime_backend != "local" and not database.is_sqlite
     app.state.customer_sections = sections
     app.state.customer_timeline = timeline
 
@@ -92,24 +109,54 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.include_router(events_router)
     app.include_router(commerce_router)
     app.include_router(loyalty_router)
-    # Websites and web views post events from their own origin; only the collection paths are
-    # open to other origins (write keys are public by design; the rest of the API is not).
-    app.add_middleware(PathCORS, paths=COLLECTION_PATHS)
+    app.include_router(inbox_router)
+    app.include_router(webchat_router)
+    # Websites and web views post events and chat from their own origin; only the collection and
+    # web chat paths are open to other origins (write keys and chat tokens are the visitor's own).
+    app.add_middleware(PathCORS, paths=COLLECTION_PATHS, prefixes=("/v1/webchat/",))
     return app
+
+
+# --- what the inbox learns from sibling domains, wired here so none imports the other ----------
+
+
+def _tier_priority(session, customer_id: int, settings: Settings) -> int:  # noqa: ANN001
+    """Queue priority of the customer's loyalty tier (`inbox_tier_priority`)."""
+    if not settings.inbox_tier_priority:
+        return 0
+    account = loyalty_ledger.find_account(session, customer_id)
+    return settings.inbox_tier_priority.get(account.tier, 0) if account is not None and account.tier else 0
+
+
+def _vip_priority(session, customer_id: int, settings: Settings) -> int:  # noqa: ANN001
+    traits = customers_service.traits_of(session, customers_service.identity_ids_of(session, customer_id))
+    vip = traits.get("vip")
+    return settings.inbox_vip_priority if (vip.get("value") if isinstance(vip, dict) else vip) is True else 0
+
+
+def _order_variables(session, profile_ids: list[int]) -> dict[str, object]:  # noqa: ANN001
+    """{{order.number}} and {{order.status}} of canned responses: the customer's latest order."""
+    order = next(iter(commerce_orders.orders_of_customer(session, profile_ids, limit=1)), None)
+    return {"order.number": order.id, "order.status": order.status} if order is not None else {}
+
+
+inbox_routing.register_priority_signal(_tier_priority)
+inbox_routing.register_priority_signal(_vip_priority)
+inbox_canned.register_variables(_order_variables)
 
 
 class PathCORS:
     """Starlette's CORS middleware on some paths only."""
 
-    def __init__(self, app, paths: set[str]):  # noqa: ANN001
-        self.app, self.paths = app, paths
+    def __init__(self, app, paths: set[str], prefixes: tuple[str, ...] = ()):  # noqa: ANN001
+        self.app, self.paths, self.prefixes = app, paths, prefixes
         self.cors = CORSMiddleware(
-            app, allow_origins=["*"], allow_methods=["POST"], allow_headers=["Authorization", "Content-Type", "Content-Encoding"],
-            max_age=86400,
+            app, allow_origins=["*"], allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type", "Content-Encoding"], max_age=86400,
         )
 
     async def __call__(self, scope, receive, send):  # noqa: ANN001
-        if scope["type"] == "http" and scope["path"] in self.paths:
+        if scope["type"] == "http" and (scope["path"] in self.paths or scope["path"].startswith(self.prefixes)):
             await self.cors(scope, receive, send)
         else:
             await self.app(scope, receive, send)

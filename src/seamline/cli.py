@@ -62,7 +62,7 @@ def db_downgrade(revision: str, database_url: DatabaseUrl = None) -> None:
 
 @apikey_app.command("create")
 def apikey_create(
-    scope: Annotated[list[Scope], typer.Option("--scope", help="admin, write, read, track or loyalty_adjust; repeatable")],
+    scope: Annotated[list[Scope], typer.Option("--scope", help="admin, write, read, track, loyalty_adjust or agent; repeatable")],
     name: Annotated[str, typer.Option(help="What the key is for")] = "cli",
     database_url: DatabaseUrl = None,
 ) -> None:

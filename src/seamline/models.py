@@ -5,6 +5,7 @@ from seamline.core.auth import models as _auth  # noqa: F401
 from seamline.core.db import Base
 from seamline.customers import models as _customers  # noqa: F401
 from seamline.events import models as _events  # noqa: F401
+from seamline.inbox import models as _inbox  # noqa: F401
 from seamline.loyalty import models as _loyalty  # noqa: F401
 
 metadata = Base.metadata

@@ -6,6 +6,7 @@ Every setting is documented in docs/configuration.md; keep the two in step.
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -149,6 +150,50 @@ class Settings(BaseSettings):
         description="How often `seamline serve` releases held points, expires old ones, gives birthday bonuses and "
         "re-evaluates tiers; 0: off (use cron: `seamline loyalty run-jobs`)",
     )
+    inbox_realtime_backend: Literal["auto", "local", "postgres"] = Field(
+        default="auto",
+        description="How real-time inbox updates reach WebSockets: postgres (LISTEN/NOTIFY, shared by every server process), "
+        "local (this process only), auto (postgres on PostgreSQL, else local)",
+    )
+    inbox_priority_seconds: int = Field(
+        default=60, ge=0, description="Waiting time one priority point is worth in the inbox queue (priority 10: served as if 10 minutes earlier)"
+    )
+    inbox_tier_priority: dict[str, int] = Field(
+        default_factory=dict, description='Queue priority by loyalty tier code, JSON, e.g. {"gold": 10, "platinum": 20}'
+    )
+    inbox_vip_priority: int = Field(default=20, description="Queue priority of customers whose `vip` trait is true")
+    inbox_channel_weights: dict[str, int] = Field(
+        default_factory=dict,
+        description='Load a conversation of a channel puts on an agent, JSON, e.g. {"phone": 100} (capped at the agent\'s capacity: '
+        "a call takes it all); channels not named use their adapter's weight (1)",
+    )
+    inbox_reopen_hours: float = Field(
+        default=24.0, ge=0, description="A customer message within this time after resolution reopens the conversation; later ones start a new one"
+    )
+    inbox_attachment_max_bytes: int = Field(default=10 * 1024 * 1024, ge=1, description="Largest file a customer or agent may attach")
+    inbox_survey: Literal["csat", "nps", "none"] = Field(default="csat", description="Question sent on the same channel after resolution")
+    inbox_language: Literal["ru", "en"] = Field(default="ru", description="Language of the inbox's own messages to customers (surveys, email footers)")
+    inbox_sla_at_risk_minutes: int = Field(default=15, ge=0, description="An SLA clock due within this time is shown as at risk")
+    inbox_job_interval_seconds: float = Field(
+        default=10.0, ge=0, description="How often `seamline serve` flags SLA breaches, wakes snoozed conversations and retries failed inbound; 0: off"
+    )
+    inbox_send_interval_seconds: float = Field(
+        default=1.0, ge=0, description="How often `seamline serve` sends queued replies (email) and inbox webhooks; 0: off"
+    )
+    inbox_email_address: str = Field(default="", description="The support mailbox's address: From of replies, and where customers write")
+    inbox_email_name: str = Field(default="Support", description="Display name of replies' From")
+    inbox_smtp_host: str = Field(default="", description="SMTP server for replies; empty: email replies stay queued")
+    inbox_smtp_port: int = Field(default=587, ge=1, le=65535)
+    inbox_smtp_username: str = Field(default="")
+    inbox_smtp_password: SecretStr = Field(default=SecretStr(""))
+    inbox_smtp_security: Literal["none", "starttls", "ssl"] = Field(default="starttls")
+    inbox_imap_host: str = Field(default="", description="IMAP server polled for customers' email; empty: off")
+    inbox_imap_port: int = Field(default=993, ge=1, le=65535)
+    inbox_imap_username: str = Field(default="")
+    inbox_imap_password: SecretStr = Field(default=SecretStr(""))
+    inbox_imap_security: Literal["none", "starttls", "ssl"] = Field(default="ssl")
+    inbox_imap_folder: str = Field(default="INBOX")
+    inbox_imap_poll_seconds: float = Field(default=30.0, ge=0, description="How often `seamline serve` polls the IMAP mailbox; 0: off")
     commerce_sync_price_type: str = Field(
         default="",
         description="The 1C price type (ИдТипаЦены or its name) that is the list price; empty: an offer's only price",

@@ -14,6 +14,8 @@ class Scope(StrEnum):
     track = "track"
     #: Staff who may change loyalty points by hand (each change is audited in the ledger).
     loyalty_adjust = "loyalty_adjust"
+    #: A support agent's console: the inbox (conversations, replies, the customer's single window).
+    agent = "agent"
 
 
 class ApiKeyCreate(BaseModel):

@@ -28,6 +28,7 @@ _GRANTS: dict[Scope, set[Scope]] = {
     Scope.read: {Scope.admin, Scope.write, Scope.read},
     Scope.track: {Scope.admin, Scope.write, Scope.track},
     Scope.loyalty_adjust: {Scope.admin, Scope.loyalty_adjust},
+    Scope.agent: {Scope.admin, Scope.write, Scope.agent},
 }
 
 

@@ -1,0 +1,2 @@
+"""Channel adapters: one folder per provider behind the inbox's adapter interface
+(`seamline.inbox.adapters`). Importing a channel registers its adapter."""

@@ -1,0 +1,1 @@
+"""The web chat: an embeddable widget (static/widget.js), its session API and WebSocket."""

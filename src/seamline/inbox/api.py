@@ -1,0 +1,505 @@
+"""HTTP and WebSocket routes of the inbox: agents and teams, conversations and messages, the
+queue, the single window, settings (SLA, routing rules, canned responses, webhooks), surveys,
+inbound payloads, the load dashboard, and the agents' real-time socket."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Annotated, Any
+from urllib.parse import quote
+
+import orjson
+from fastapi import (
+    APIRouter,
+    Depends,
+    File,
+    Query,
+    Request,
+    Response,
+    UploadFile,
+    WebSocket,
+    WebSocketDisconnect,
+)
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
+
+from seamline.core.auth import service as auth_service
+from seamline.core.auth.models import ApiKey
+from seamline.core.auth.schemas import Scope
+from seamline.core.deps import (
+    AdminKey,
+    AppSettings,
+    ReadSession,
+    WriteSession,
+    get_database,
+    require,
+)
+from seamline.core.errors import AppError, Conflict, NotFound, Unprocessable
+from seamline.customers import service as customers_service
+from seamline.customers.api import Sections, Timeline
+from seamline.customers.timeline import TimelineQuery
+from seamline.inbox import (
+    agents,
+    canned,
+    delivery,
+    realtime,
+    routing,
+    service,
+    sla,
+    webhooks,
+)
+from seamline.inbox.models import (
+    InboxAgent,
+    InboxAttachment,
+    InboxConversation,
+    InboxInbound,
+    InboxRoutingRule,
+    InboxSlaPolicy,
+    InboxSurvey,
+    InboxTeam,
+    InboxWebhook,
+)
+from seamline.inbox.schemas import (
+    AgentCreate,
+    AgentStatus,
+    AgentUpdate,
+    CannedCreate,
+    LabelsChange,
+    MergeRequest,
+    NoteCreate,
+    ReplyCreate,
+    RoutingRuleCreate,
+    SlaPolicyCreate,
+    SplitRequest,
+    StatusChange,
+    SurveyAnswer,
+    TeamCreate,
+    Transfer,
+    Typing,
+    WebhookCreate,
+)
+
+router = APIRouter(prefix="/v1/inbox", tags=["inbox"])
+
+AgentKey = Annotated[ApiKey, Depends(require(Scope.agent))]
+IdPath = Annotated[int, Query(ge=1, le=2**62)]
+Limit = Annotated[int, Query(ge=1, le=500)]
+
+
+def _actor(session: Session, key: ApiKey, agent_id: int | None) -> int:
+    """The acting agent: the key's own agent, else `agent_id` (a staff or system key acting for one)."""
+    own = agents.agent_of_key(session, key.id)
+    if own is not None:
+        if agent_id not in (None, own.id):
+            raise Unprocessable("This key acts as its own agent only", code="not_your_agent", details={"agent_id": own.id})
+        return own.id
+    if agent_id is None:
+        raise Unprocessable("Say which agent acts: agent_id (or use the agent's own key)", code="agent_required")
+    agents.get_agent(session, agent_id)
+    return agent_id
+
+
+# --- agents and teams ---------------------------------------------------------------------------
+
+
+@router.post("/agents", status_code=201)
+def create_agent(body: AgentCreate, session: WriteSession, admin: AdminKey) -> dict[str, Any]:
+    key = raw = None
+    if body.create_key:
+        key, raw = auth_service.create_api_key(session, name=f"agent {body.email}", scopes=[Scope.agent], created_by=admin)
+    agent = agents.create_agent(session, name=body.name, email=str(body.email), skills=body.skills, capacity=body.capacity,
+                                team_ids=body.team_ids, api_key_id=key.id if key else None)
+    return {**agents.agent_view(session, agent), **({"api_key": raw} if raw else {})}
+
+
+@router.get("/agents")
+def list_agents(session: ReadSession, _: AgentKey) -> dict[str, Any]:
+    return {"items": [agents.agent_view(session, a) for a in session.scalars(select(InboxAgent).order_by(InboxAgent.id))]}
+
+
+@router.get("/agents/me")
+def me(session: ReadSession, key: AgentKey) -> dict[str, Any]:
+    own = agents.agent_of_key(session, key.id)
+    if own is None:
+        raise NotFound("This key is not an agent's key", code="not_an_agent")
+    return agents.agent_view(session, own)
+
+
+@router.patch("/agents/{agent_id}")
+def update_agent(agent_id: int, body: AgentUpdate, session: WriteSession, settings: AppSettings, _: AdminKey) -> dict[str, Any]:
+    agent = agents.update_agent(session, settings=settings, agent_id=agent_id, changes=body.model_dump(exclude_unset=True))
+    return agents.agent_view(session, agent)
+
+
+@router.post("/agents/{agent_id}/status")
+def set_agent_status(agent_id: int, body: AgentStatus, session: WriteSession, settings: AppSettings, key: AgentKey) -> dict[str, Any]:
+    _actor(session, key, agent_id)
+    return agents.agent_view(session, agents.set_status(session, settings=settings, agent_id=agent_id, status=body.status))
+
+
+@router.post("/teams", status_code=201)
+def create_team(body: TeamCreate, session: WriteSession, _: AdminKey) -> dict[str, Any]:
+    team = agents.create_team(session, name=body.name)
+    return {"id": team.id, "name": team.name}
+
+
+@router.get("/teams")
+def list_teams(session: ReadSession, _: AgentKey) -> dict[str, Any]:
+    return {"items": [{"id": t.id, "name": t.name} for t in session.scalars(select(InboxTeam).order_by(InboxTeam.id))]}
+
+
+@router.get("/dashboard")
+def dashboard(session: ReadSession, settings: AppSettings, _: AgentKey) -> dict[str, Any]:
+    return agents.dashboard(session, settings=settings)
+
+
+# --- conversations ------------------------------------------------------------------------------
+
+
+@router.get("/conversations")
+def list_conversations(
+    session: ReadSession, _: AgentKey,
+    status: Annotated[str | None, Query(pattern="^(open|pending|snoozed|resolved)$")] = None,
+    assignee_id: IdPath | None = None, unassigned: bool = False, customer_id: IdPath | None = None,
+    channel: Annotated[str | None, Query(max_length=32)] = None, label: Annotated[str | None, Query(max_length=64)] = None,
+    limit: Limit = 50, before_id: IdPath | None = None,
+) -> dict[str, Any]:
+    rows = service.list_conversations(session, status=status, assignee_id=assignee_id, unassigned=unassigned,
+                                      customer_id=customer_id, channel=channel, label=label, limit=limit, before_id=before_id)
+    return {"items": [service.summary_view(c) for c in rows], "next_before_id": rows[-1].id if len(rows) == limit else None}
+
+
+@router.get("/queue")
+def queue(session: ReadSession, _: AgentKey, limit: Limit = 100) -> dict[str, Any]:
+    rows = session.scalars(routing.waiting(session).order_by(InboxConversation.queue_rank_at, InboxConversation.id).limit(limit)).all()
+    return {"items": [{**service.summary_view(c), "required_skill": c.required_skill, "position": i + 1} for i, c in enumerate(rows)]}
+
+
+@router.get("/conversations/{conversation_id}")
+def get_conversation(conversation_id: int, session: ReadSession, settings: AppSettings, _: AgentKey) -> dict[str, Any]:
+    return service.conversation_view(session, service.get_conversation(session, conversation_id), settings)
+
+
+@router.get("/conversations/{conversation_id}/window")
+def single_window(conversation_id: int, session: ReadSession, settings: AppSettings, sections: Sections, timeline: Timeline,
+                  _: AgentKey) -> dict[str, Any]:
+    """Everything the agent needs in one call: the conversation, the customer 360 (profile,
+    identities, consents, cart, orders, loyalty, other conversations) and the recent timeline."""
+    conversation = service.get_conversation(session, conversation_id)
+    view = service.conversation_view(session, conversation, settings)
+    customer_id = view["customer_id"]
+    customer = customers_service.render_customer(session, sections=sections, profile_id=customer_id)
+    items, cursor = customers_service.timeline_page(session, timeline=timeline, customer_id=customer_id,
+                                                     query=TimelineQuery(limit=20))
+    return {
+        "conversation": view,
+        "customer": customer,
+        "other_conversations": [c for c in customer.get("conversations") or [] if c["id"] != conversation.id],
+        "timeline": {"items": [item.__dict__ for item in items], "next_cursor": cursor},
+        "reachable_channels": service.reachable_channels(session, conversation),
+    }
+
+
+@router.get("/conversations/{conversation_id}/messages")
+def list_messages(conversation_id: int, session: ReadSession, _: AgentKey, after_id: IdPath | None = None,
+                  before_id: IdPath | None = None, limit: Limit = 100) -> dict[str, Any]:
+    conversation = service.get_conversation(session, conversation_id)
+    rows = service.messages_of(session, conversation.id, limit=limit, after_id=after_id, before_id=before_id)
+    return {"items": service.messages_view(session, rows)}
+
+
+@router.post("/conversations/{conversation_id}/messages", status_code=201)
+def reply(conversation_id: int, body: ReplyCreate, session: WriteSession, settings: AppSettings, key: AgentKey) -> dict[str, Any]:
+    agent_id = _actor(session, key, body.agent_id)
+    text = body.text
+    if body.canned_response_id:
+        text = canned.render(session, canned_id=body.canned_response_id, conversation_id=conversation_id, agent_id=agent_id)
+    if not text.strip() and not body.attachment_ids:
+        raise Unprocessable("A reply needs text or an attachment", code="empty_message")
+    message = service.reply(session, settings=settings, conversation_id=conversation_id, agent_id=agent_id, text=text,
+                            html=body.html, attachment_ids=body.attachment_ids, channel=body.channel)
+    return service.messages_view(session, [message])[0]
+
+
+@router.post("/conversations/{conversation_id}/notes", status_code=201)
+def add_note(conversation_id: int, body: NoteCreate, session: WriteSession, key: AgentKey) -> dict[str, Any]:
+    note = service.add_note(session, conversation_id=conversation_id, agent_id=_actor(session, key, body.agent_id), text=body.text)
+    return service.messages_view(session, [note])[0]
+
+
+@router.post("/conversations/{conversation_id}/status")
+def change_status(conversation_id: int, body: StatusChange, session: WriteSession, settings: AppSettings, key: AgentKey) -> dict[str, Any]:
+    agent_id = _actor(session, key, body.agent_id) if body.agent_id or agents.agent_of_key(session, key.id) else None
+    conversation = service.set_status(session, settings=settings, conversation_id=conversation_id, status=body.status,
+                                      snoozed_until=body.snoozed_until, agent_id=agent_id)
+    return service.conversation_view(session, conversation, settings, messages=False)
+
+
+@router.post("/conversations/{conversation_id}/transfer")
+def transfer(conversation_id: int, body: Transfer, session: WriteSession, settings: AppSettings, key: AgentKey) -> dict[str, Any]:
+    by = _actor(session, key, body.agent_id) if body.agent_id or agents.agent_of_key(session, key.id) else None
+    conversation = service.transfer(session, settings=settings, conversation_id=conversation_id, agent_id=body.to_agent_id,
+                                    team_id=body.to_team_id, note=body.note, by_agent_id=by)
+    return service.conversation_view(session, conversation, settings, messages=False)
+
+
+@router.post("/conversations/{conversation_id}/typing", status_code=204)
+def agent_typing(conversation_id: int, body: Typing, session: WriteSession, key: AgentKey) -> Response:
+    service.typing(session, conversation_id=conversation_id, agent_id=_actor(session, key, body.agent_id), is_typing=body.typing)
+    return Response(status_code=204)
+
+
+@router.post("/conversations/{conversation_id}/labels")
+def labels(conversation_id: int, body: LabelsChange, session: WriteSession, _: AgentKey) -> dict[str, Any]:
+    conversation = service.set_labels(session, conversation_id=conversation_id, add=body.add, remove=body.remove)
+    return service.summary_view(conversation)
+
+
+@router.post("/conversations/{conversation_id}/merge")
+def merge(conversation_id: int, body: MergeRequest, session: WriteSession, settings: AppSettings, key: AgentKey) -> dict[str, Any]:
+    by = _actor(session, key, body.agent_id) if body.agent_id or agents.agent_of_key(session, key.id) else None
+    target = service.merge(session, settings=settings, source_id=body.source_id, target_id=conversation_id, agent_id=by)
+    return service.conversation_view(session, target, settings)
+
+
+@router.post("/split", status_code=201)
+def split(body: SplitRequest, session: WriteSession, settings: AppSettings, key: AgentKey) -> dict[str, Any]:
+    by = _actor(session, key, body.agent_id) if body.agent_id or agents.agent_of_key(session, key.id) else None
+    return service.conversation_view(session, service.split(session, settings=settings, message_id=body.message_id, agent_id=by), settings)
+
+
+@router.get("/search")
+def search(session: ReadSession, _: AgentKey, q: Annotated[str, Query(min_length=2, max_length=200)],
+           customer_id: IdPath | None = None, limit: Limit = 50) -> dict[str, Any]:
+    return {"items": service.messages_view(session, service.search_messages(session, q=q, limit=limit, customer_id=customer_id))}
+
+
+# --- attachments ----------------------------------------------------------------------------------
+
+
+@router.post("/attachments", status_code=201)
+async def upload(request: Request, file: Annotated[UploadFile, File()], _: AgentKey) -> dict[str, Any]:
+    settings = request.app.state.settings
+    data = await file.read(settings.inbox_attachment_max_bytes + 1)
+
+    def store() -> InboxAttachment:
+        with get_database(request).write() as session:
+            return service.store_attachment(session, settings=settings, filename=file.filename or "file",
+                                            content_type=file.content_type or "", data=data, customer_id=None)
+
+    stored = await run_in_threadpool(store)
+    return {"id": stored.id, "filename": stored.filename, "content_type": stored.content_type, "size": stored.size}
+
+
+@router.get("/attachments/{attachment_id}")
+def download(attachment_id: int, session: ReadSession, _: AgentKey) -> Response:
+    stored = session.get(InboxAttachment, attachment_id) if 0 < attachment_id < 2**62 else None
+    if stored is None:
+        raise NotFound(f"Attachment {attachment_id} not found", code="attachment_not_found")
+    return attachment_response(stored)
+
+
+def attachment_response(stored: InboxAttachment) -> Response:
+    """The file as a download (never rendered inline: it came from a customer), its name in
+    ASCII and in UTF-8 (RFC 6266)."""
+    ascii_name = "".join(c for c in stored.filename if c.isascii() and (c.isalnum() or c in "._- ")) or "file"
+    disposition = f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(stored.filename, safe='')}"
+    return Response(stored.data, media_type=stored.content_type, headers={
+        "Content-Disposition": disposition, "X-Content-Type-Options": "nosniff"})
+
+
+# --- settings: SLA, routing rules, canned responses, webhooks --------------------------------------
+
+
+@router.post("/sla-policies", status_code=201)
+def create_sla_policy(body: SlaPolicyCreate, session: WriteSession, _: AdminKey) -> dict[str, Any]:
+    sla.check_calendar(body.calendar)
+    if session.scalar(select(InboxSlaPolicy.id).where(InboxSlaPolicy.name == body.name)):
+        raise Conflict(f"SLA policy {body.name!r} exists", code="sla_policy_exists")
+    if body.is_default:
+        for policy in session.scalars(select(InboxSlaPolicy).where(InboxSlaPolicy.is_default.is_(True))):
+            policy.is_default = False
+    policy = InboxSlaPolicy(**body.model_dump())
+    session.add(policy)
+    session.flush()
+    return _policy_view(policy)
+
+
+def _policy_view(policy: InboxSlaPolicy) -> dict[str, Any]:
+    return {c: getattr(policy, c) for c in ("id", "name", "first_response_minutes", "next_response_minutes", "resolution_minutes",
+                                           "calendar", "channels", "min_priority", "is_default")}
+
+
+@router.get("/sla-policies")
+def list_sla_policies(session: ReadSession, _: AgentKey) -> dict[str, Any]:
+    return {"items": [_policy_view(p) for p in session.scalars(select(InboxSlaPolicy).order_by(InboxSlaPolicy.id))]}
+
+
+@router.post("/routing-rules", status_code=201)
+def create_routing_rule(body: RoutingRuleCreate, session: WriteSession, _: AdminKey) -> dict[str, Any]:
+    routing.check_pattern(body.pattern)
+    rule = InboxRoutingRule(**body.model_dump())
+    session.add(rule)
+    session.flush()
+    return _rule_view(rule)
+
+
+def _rule_view(rule: InboxRoutingRule) -> dict[str, Any]:
+    return {c: getattr(rule, c) for c in ("id", "name", "pattern", "skill", "position", "enabled")}
+
+
+@router.get("/routing-rules")
+def list_routing_rules(session: ReadSession, _: AgentKey) -> dict[str, Any]:
+    rules = session.scalars(select(InboxRoutingRule).order_by(InboxRoutingRule.position, InboxRoutingRule.id))
+    return {"items": [_rule_view(r) for r in rules]}
+
+
+@router.delete("/routing-rules/{rule_id}", status_code=204)
+def delete_routing_rule(rule_id: int, session: WriteSession, _: AdminKey) -> Response:
+    if not session.execute(delete(InboxRoutingRule).where(InboxRoutingRule.id == rule_id)).rowcount:
+        raise NotFound(f"Routing rule {rule_id} not found", code="routing_rule_not_found")
+    return Response(status_code=204)
+
+
+@router.post("/canned-responses", status_code=201)
+def create_canned(body: CannedCreate, session: WriteSession, _: AdminKey) -> dict[str, Any]:
+    row = canned.create(session, shortcut=body.shortcut, title=body.title, body=body.body)
+    return {"id": row.id, "shortcut": row.shortcut, "title": row.title, "body": row.body}
+
+
+@router.get("/canned-responses")
+def list_canned(session: ReadSession, _: AgentKey, q: Annotated[str | None, Query(max_length=100)] = None) -> dict[str, Any]:
+    return {"items": [{"id": r.id, "shortcut": r.shortcut, "title": r.title, "body": r.body} for r in canned.search(session, q=q)]}
+
+
+@router.get("/canned-responses/{canned_id}/render")
+def render_canned(canned_id: int, session: ReadSession, key: AgentKey, conversation_id: Annotated[int, Query(ge=1, le=2**62)],
+                  agent_id: IdPath | None = None) -> dict[str, Any]:
+    own = agents.agent_of_key(session, key.id)
+    text = canned.render(session, canned_id=canned_id, conversation_id=conversation_id, agent_id=own.id if own else agent_id)
+    return {"text": text}
+
+
+@router.post("/webhooks", status_code=201)
+def create_webhook(body: WebhookCreate, session: WriteSession, _: AdminKey) -> dict[str, Any]:
+    hook = webhooks.create_webhook(session, url=body.url, types=body.types, secret=body.secret)
+    return {"id": hook.id, "url": hook.url, "types": hook.types, "secret": hook.secret}
+
+
+@router.get("/webhooks")
+def list_webhooks(session: ReadSession, _: AdminKey) -> dict[str, Any]:
+    return {"items": [{"id": h.id, "url": h.url, "types": h.types, "active": h.active}
+                      for h in session.scalars(select(InboxWebhook).order_by(InboxWebhook.id))]}
+
+
+@router.get("/webhooks/{webhook_id}/dead-letters")
+def webhook_dead_letters(webhook_id: int, session: ReadSession, _: AdminKey) -> dict[str, Any]:
+    return {"items": [{"id": d.id, "event_type": d.event_type, "attempts": d.attempts, "last_error": d.last_error,
+                       "created_at": d.created_at} for d in webhooks.dead_letters(session, webhook_id=webhook_id)]}
+
+
+@router.post("/webhooks/{webhook_id}/dead-letters/{delivery_id}/retry")
+def retry_webhook(webhook_id: int, delivery_id: int, session: WriteSession, _: AdminKey) -> dict[str, Any]:
+    row = webhooks.retry(session, webhook_id=webhook_id, delivery_id=delivery_id)
+    return {"id": row.id, "status": row.status}
+
+
+# --- surveys and inbound --------------------------------------------------------------------------
+
+
+@router.get("/surveys")
+def list_surveys(session: ReadSession, _: AgentKey, conversation_id: IdPath | None = None, limit: Limit = 100) -> dict[str, Any]:
+    query = select(InboxSurvey).order_by(InboxSurvey.id.desc()).limit(limit)
+    if conversation_id is not None:
+        query = query.where(InboxSurvey.conversation_id == conversation_id)
+    return {"items": [service.survey_view(s) for s in session.scalars(query)]}
+
+
+@router.post("/surveys/{survey_id}/answer")
+def answer_survey(survey_id: int, body: SurveyAnswer, session: WriteSession, _: AgentKey) -> dict[str, Any]:
+    return service.survey_view(service.answer_survey(session, survey_id=survey_id, score=body.score, comment=body.comment))
+
+
+@router.get("/inbound")
+def list_inbound(session: ReadSession, _: AdminKey, status: Annotated[str | None, Query(pattern="^(received|processed|failed)$")] = None,
+                 limit: Limit = 100) -> dict[str, Any]:
+    query = select(InboxInbound).order_by(InboxInbound.id.desc()).limit(limit)
+    if status:
+        query = query.where(InboxInbound.status == status)
+    return {"items": [{"id": r.id, "channel": r.channel, "provider_message_id": r.provider_message_id, "status": r.status,
+                       "attempts": r.attempts, "error": r.error, "message_id": r.message_id, "received_at": r.received_at,
+                       "size": len(r.payload)} for r in session.scalars(query)]}
+
+
+@router.post("/inbound/{inbound_id}/retry")
+def retry_inbound(inbound_id: int, request: Request, _: AdminKey) -> dict[str, Any]:
+    message_id, error = delivery.process(get_database(request), rules=request.app.state.identifier_rules,
+                                         settings=request.app.state.settings, inbound_id=inbound_id)
+    return {"id": inbound_id, "message_id": message_id, "error": error}
+
+
+# --- real time --------------------------------------------------------------------------------------
+
+
+def _ws_agent(request_app, raw_key: str | None, agent_id: int | None) -> tuple[list[str], int | None]:  # noqa: ANN001
+    database = request_app.state.database
+    with database.read() as session:
+        key = auth_service.authenticate(session, raw_key or "")
+        auth_service.check_scope(key, Scope.agent)
+        own = agents.agent_of_key(session, key.id)
+        if own is not None:
+            agent_id = own.id
+        elif agent_id is not None:
+            agents.get_agent(session, agent_id)
+    return (["inbox"] + ([f"agent:{agent_id}"] if agent_id else [])), agent_id
+
+
+@router.websocket("/ws")
+async def agent_socket(websocket: WebSocket, key: Annotated[str | None, Query(max_length=200)] = None,
+                       agent_id: Annotated[int | None, Query(ge=1, le=2**62)] = None) -> None:
+    """Agent consoles: assignment, new messages, typing, status, SLA and dashboard changes.
+    Send `{"type": "watch", "conversation_id": N}` to follow a conversation (its messages and
+    the customer's typing), `{"type": "typing", "conversation_id": N, "typing": true}` to show yours."""
+    try:
+        topics, agent_id = await run_in_threadpool(_ws_agent, websocket.app, key, agent_id)
+    except AppError as exc:
+        await websocket.close(code=4401, reason=exc.message[:100])
+        return
+    await websocket.accept()
+    subscription = realtime.HUB.subscribe(topics)
+    await websocket.send_json({"type": "ready", "agent_id": agent_id, "topics": topics})
+
+    async def pump() -> None:
+        while True:
+            await websocket.send_text(dumps(await subscription.get()))
+
+    sender = asyncio.create_task(pump())
+    try:
+        while True:
+            frame = await websocket.receive_json()
+            if not isinstance(frame, dict):
+                continue
+            conversation_id = frame.get("conversation_id")
+            if frame.get("type") == "watch" and isinstance(conversation_id, int):
+                subscription.add(f"conversation:{conversation_id}")
+            elif frame.get("type") == "typing" and isinstance(conversation_id, int) and agent_id:
+                await run_in_threadpool(_typing, websocket.app, conversation_id, agent_id, bool(frame.get("typing")))
+    except (WebSocketDisconnect, RuntimeError, ValueError):
+        pass
+    finally:
+        sender.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await sender
+        subscription.close()
+
+
+def _typing(app, conversation_id: int, agent_id: int, is_typing: bool) -> None:  # noqa: ANN001
+    with contextlib.suppress(AppError), app.state.database.write() as session:
+        service.typing(session, conversation_id=conversation_id, agent_id=agent_id, is_typing=is_typing)
+
+
+def dumps(payload: dict[str, Any]) -> str:
+    return orjson.dumps(payload, default=str).decode()
+

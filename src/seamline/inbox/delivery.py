@@ -1,0 +1,222 @@
+"""Moving messages in and out through the channel adapters.
+
+Inbound (`accept`): verify the provider, store each raw part under its unique (channel,
+provider id) in a transaction of its own (a repeat stops there), then process it in another:
+find or create the person from the sender's identifiers and put the message in their
+conversation. A part that fails to process stays stored as `failed` with the error, is logged,
+shown by `GET /v1/inbox/inbound?status=failed`, and retried by the inbox job: nothing is lost.
+
+Outbound (`send_due`): replies on channels without a live connection are queued in their
+transaction and sent by this worker after it commits, claimed with a lease so parallel workers
+never send one twice at once; a temporary failure is retried with exponential backoff, a
+permanent one (or the last attempt) marks the message failed and tells the agent.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import structlog
+from sqlalchemy import select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from seamline.core.config import Settings
+from seamline.core.db import Database
+from seamline.core.errors import AppError
+from seamline.core.time import utcnow
+from seamline.customers import service as customers_service
+from seamline.customers.identifiers import IdentifierRules
+from seamline.customers.schemas import CustomerUpsert, IdentifierIn
+from seamline.inbox import realtime, service
+from seamline.inbox.adapters import (
+    ChannelAdapter,
+    NewAttachment,
+    OutboundMessage,
+    SendError,
+    adapter_for,
+)
+from seamline.inbox.models import (
+    InboxAttachment,
+    InboxConversation,
+    InboxInbound,
+    InboxMessage,
+)
+
+log = structlog.get_logger("seamline.inbox.delivery")
+LEASE = timedelta(minutes=2)
+
+
+@dataclass
+class Accepted:
+    inbound_id: int | None
+    provider_message_id: str
+    duplicate: bool
+    message_id: int | None = None
+    error: str | None = None
+
+
+def store_raw(session: Session, *, channel: str, provider_message_id: str, raw: bytes) -> int | None:
+    """The stored row's id, or None when this (channel, provider id) was stored before."""
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    return session.scalar(
+        insert(InboxInbound).values(channel=channel, provider_message_id=provider_message_id[:255], payload=raw,
+                                    status="received", attempts=0, received_at=utcnow())
+        .on_conflict_do_nothing(index_elements=["channel", "provider_message_id"]).returning(InboxInbound.id)
+    )
+
+
+def accept(database: Database, *, rules: IdentifierRules, settings: Settings, adapter: ChannelAdapter,
+           headers: dict[str, str], body: bytes) -> list[Accepted]:
+    adapter.verify(headers, body)
+    out = []
+    for provider_id, raw in adapter.split(body):
+        with database.write() as session:
+            inbound_id = store_raw(session, channel=adapter.name, provider_message_id=provider_id, raw=raw)
+        out.append(Accepted(inbound_id, provider_id, duplicate=inbound_id is None))
+    for item in out:
+        if item.inbound_id is not None:
+            item.message_id, item.error = process(database, rules=rules, settings=settings, inbound_id=item.inbound_id)
+    return out
+
+
+def resolve_sender(session: Session, *, rules: IdentifierRules, identifiers: list[tuple[str, str]], name: str | None,
+                   source: str) -> int:
+    outcome = customers_service.upsert_customer(session, rules=rules, data=CustomerUpsert(
+        identifiers=[IdentifierIn(type=t, value=v) for t, v in identifiers], source=source))
+    profile_id = outcome.resolution.profile_id
+    if name and service.customer_name(session, profile_id)["name"] is None:
+        customers_service.set_traits(session, identity_id=outcome.resolution.primary_identity_id, traits={"name": name},
+                                     source=source, observed_at=utcnow())
+    return profile_id
+
+
+def process(database: Database, *, rules: IdentifierRules, settings: Settings, inbound_id: int) -> tuple[int | None, str | None]:
+    """Turn one stored part into a message; (message id, None) or (None, the error kept on the row)."""
+
+    def work(session: Session) -> int | None:
+        row = session.get(InboxInbound, inbound_id, with_for_update=True)
+        if row is None or row.status == "processed":
+            return row.message_id if row else None
+        inbound = adapter_for(row.channel).parse(row.payload)
+        customer_id = inbound.customer_id
+        if customer_id is None:
+            customer_id = resolve_sender(session, rules=rules, identifiers=inbound.identifiers, name=inbound.sender_name,
+                                         source=row.channel)
+        message = service.receive(session, settings=settings, inbound=inbound, customer_id=customer_id)
+        row.status, row.message_id, row.processed_at, row.error = "processed", message.id, utcnow(), None
+        row.attempts += 1
+        return message.id
+
+    try:
+        return database.run_write(work), None
+    except Exception as exc:  # noqa: BLE001 - kept on the row, visible and retried
+        error = f"{exc.code}: {exc.message}" if isinstance(exc, AppError) else f"{type(exc).__name__}: {exc}"
+        log.warning("inbound message failed to process", inbound_id=inbound_id, error=error[:500],
+                    exc_info=not isinstance(exc, AppError))
+        with database.write() as session:
+            session.execute(update(InboxInbound).where(InboxInbound.id == inbound_id).values(
+                status="failed", error=error[:2000], attempts=InboxInbound.attempts + 1))
+        return None, error
+
+
+def retry_inbound(database: Database, *, rules: IdentifierRules, settings: Settings, limit: int = 100) -> int:
+    """Process again what failed or was left unprocessed (a crash between storing and processing)."""
+    stale = utcnow() - timedelta(seconds=30)
+    with database.read() as session:
+        ids = list(session.scalars(select(InboxInbound.id).where(
+            InboxInbound.status.in_(("received", "failed")), InboxInbound.received_at <= stale,
+            InboxInbound.attempts < settings.delivery_max_attempts).order_by(InboxInbound.id).limit(limit)))
+    for inbound_id in ids:
+        process(database, rules=rules, settings=settings, inbound_id=inbound_id)
+    return len(ids)
+
+
+def _outbound(session: Session, message: InboxMessage) -> OutboundMessage:
+    conversation = session.get(InboxConversation, message.conversation_id)
+    files = session.scalars(select(InboxAttachment).where(InboxAttachment.message_id == message.id).order_by(InboxAttachment.id))
+    return OutboundMessage(
+        message_id=message.id, conversation_id=conversation.id, address=(message.meta or {}).get("address") or {},
+        text=message.text, html=message.html, subject=conversation.subject,
+        attachments=[NewAttachment(f.filename, f.content_type, f.data) for f in files],
+        thread=dict((conversation.channel_state or {}).get(message.channel) or {}),
+    )
+
+
+def send_due(database: Database, *, settings: Settings, limit: int = 20) -> int:
+    now = utcnow()
+    with database.write() as session:
+        due = session.scalars(
+            select(InboxMessage).where(InboxMessage.delivery_status == "queued", InboxMessage.next_attempt_at <= now)
+            .order_by(InboxMessage.next_attempt_at).limit(limit).with_for_update(skip_locked=True)
+        ).all()
+        claimed = []
+        for message in due:
+            message.next_attempt_at = now + LEASE
+            claimed.append((message.id, message.channel, message.attempts, _outbound(session, message)))
+    for message_id, channel, attempts, outbound in claimed:
+        try:
+            result = adapter_for(channel).send(outbound)
+        except SendError as exc:
+            _failed(database, settings, message_id, attempts, str(exc), temporary=exc.temporary)
+            continue
+        except Exception as exc:  # noqa: BLE001 - an adapter bug must not stop the others
+            log.exception("adapter send crashed", message_id=message_id)
+            _failed(database, settings, message_id, attempts, f"{type(exc).__name__}: {exc}", temporary=True)
+            continue
+        with database.write() as session:
+            message = session.get(InboxMessage, message_id, with_for_update=True)
+            message.delivery_status, message.provider_message_id = result.status, result.provider_message_id
+            message.attempts, message.error, message.next_attempt_at = attempts + 1, None, None
+            message.meta = {**(message.meta or {}), **result.meta}
+            conversation = session.get(InboxConversation, message.conversation_id, with_for_update=True)
+            thread = dict((conversation.channel_state or {}).get(channel) or {})
+            if result.provider_message_id:
+                thread["provider_ids"] = [*thread.get("provider_ids", []), result.provider_message_id][-service.THREAD_IDS_KEPT:]
+            conversation.channel_state = {**(conversation.channel_state or {}), channel: thread}
+            _status_notice(session, conversation, message)
+    return len(claimed)
+
+
+def _status_notice(session: Session, conversation: InboxConversation, message: InboxMessage) -> None:
+    realtime.notify(session, [f"conversation:{conversation.id}"] + ([f"agent:{conversation.assignee_id}"] if conversation.assignee_id else []),
+                    {"type": "delivery", "conversation_id": conversation.id, "message_id": message.id,
+                     "delivery_status": message.delivery_status, "error": message.error})
+
+
+def _failed(database: Database, settings: Settings, message_id: int, attempts: int, error: str, *, temporary: bool) -> None:
+    with database.write() as session:
+        message = session.get(InboxMessage, message_id, with_for_update=True)
+        message.attempts, message.error = attempts + 1, error[:2000]
+        if temporary and attempts + 1 < settings.delivery_max_attempts:
+            delay = min(settings.delivery_backoff_seconds * 2**attempts, 3600.0) * random.uniform(0.5, 1.0)
+            message.next_attempt_at = utcnow() + timedelta(seconds=delay)
+            return
+        message.delivery_status, message.next_attempt_at = "failed", None
+        conversation = session.get(InboxConversation, message.conversation_id)
+        log.warning("outbound message failed", message_id=message_id, error=error[:300])
+        service.system_event(session, conversation, f"Message {message_id} could not be delivered: {error[:300]}",
+                             data={"message_id": message_id, "error": error[:500]})
+        _status_notice(session, conversation, message)
+
+
+def apply_statuses(database: Database, *, channel: str, statuses: list[Any]) -> int:
+    """Delivery reports: a status only moves forward (sent < delivered < read), as reports
+    arrive out of order and repeated; failed is kept whatever came before."""
+    order = {"queued": 0, "sent": 1, "delivered": 2, "read": 3}
+    changed = 0
+    with database.write() as session:
+        for status in statuses:
+            message = session.scalar(select(InboxMessage).where(
+                InboxMessage.channel == channel, InboxMessage.provider_message_id == status.provider_message_id).with_for_update())
+            if message is None:
+                continue
+            if status.status == "failed" or order.get(status.status, -1) > order.get(message.delivery_status, 9):
+                message.delivery_status, message.error = status.status, status.error or message.error
+                _status_notice(session, session.get(InboxConversation, message.conversation_id), message)
+                changed += 1
+    return changed

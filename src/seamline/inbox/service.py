@@ -1,0 +1,814 @@
+"""The inbox's business logic: conversations and messages of every channel, one history per
+customer, statuses, replies on the right channel, notes, transfer, merge and split, labels,
+search, surveys, and what it registers in the customer 360 and timeline.
+
+Functions take a session and never commit. Real-time notices (`realtime.notify`) and webhooks
+(`webhooks.emit`) are written in the same transaction and go out only if it commits.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy.orm import Session
+
+from seamline.core.config import Settings
+from seamline.core.errors import Conflict, NotFound, PayloadTooLarge, Unprocessable
+from seamline.core.time import utcnow
+from seamline.customers import resolution
+from seamline.customers import service as customers_service
+from seamline.customers.models import CustomerIdentity
+from seamline.customers.sections import CustomerContext, SectionRegistry
+from seamline.customers.timeline import TimelineItem, TimelineQuery, TimelineRegistry
+from seamline.inbox import realtime, routing, sla, webhooks
+from seamline.inbox.adapters import ADAPTERS, InboundMessage, adapter_for
+from seamline.inbox.models import (
+    InboxAgent,
+    InboxAttachment,
+    InboxChatSession,
+    InboxConversation,
+    InboxMessage,
+    InboxSurvey,
+    InboxTeam,
+)
+
+STATUSES = ("open", "pending", "snoozed", "resolved")
+THREAD_IDS_KEPT = 50
+
+
+# --- reading --------------------------------------------------------------------------------
+
+
+def get_conversation(session: Session, conversation_id: int, *, lock: bool = False) -> InboxConversation:
+    """The conversation, or the one it was merged into."""
+    for _ in range(20):
+        query = select(InboxConversation).where(InboxConversation.id == conversation_id)
+        conversation = session.scalar(query.with_for_update() if lock else query)
+        if conversation is None:
+            raise NotFound(f"Conversation {conversation_id} not found", code="conversation_not_found")
+        if conversation.merged_into_id is None:
+            return conversation
+        conversation_id = conversation.merged_into_id
+    raise Conflict("Conversation merge chain too long", code="merge_chain")
+
+
+def messages_of(session: Session, conversation_id: int, *, limit: int = 100, after_id: int | None = None,
+                before_id: int | None = None, include_internal: bool = True) -> list[InboxMessage]:
+    query = select(InboxMessage).where(InboxMessage.conversation_id == conversation_id)
+    if after_id is not None:
+        query = query.where(InboxMessage.id > after_id)
+    if before_id is not None:
+        query = query.where(InboxMessage.id < before_id)
+    if not include_internal:
+        query = query.where(InboxMessage.direction != "internal")
+    if after_id is not None:
+        return list(session.scalars(query.order_by(InboxMessage.id).limit(limit)))
+    return list(reversed(session.scalars(query.order_by(InboxMessage.id.desc()).limit(limit)).all()))
+
+
+def attachments_of(session: Session, message_ids: list[int]) -> dict[int, list[InboxAttachment]]:
+    found: dict[int, list[InboxAttachment]] = {}
+    if message_ids:
+        rows = session.execute(
+            select(InboxAttachment.id, InboxAttachment.message_id, InboxAttachment.filename, InboxAttachment.content_type,
+                   InboxAttachment.size).where(InboxAttachment.message_id.in_(message_ids)).order_by(InboxAttachment.id)
+        )
+        for row in rows:
+            found.setdefault(row.message_id, []).append(row)
+    return found
+
+
+def agent_names(session: Session, agent_ids: set[int]) -> dict[int, str]:
+    ids = {i for i in agent_ids if i}
+    if not ids:
+        return {}
+    return dict(session.execute(select(InboxAgent.id, InboxAgent.name).where(InboxAgent.id.in_(ids))).all())
+
+
+def message_view(message: InboxMessage, attachments: list[Any], names: dict[int, str]) -> dict[str, Any]:
+    return {
+        "id": message.id,
+        "conversation_id": message.conversation_id,
+        "direction": message.direction,
+        "kind": message.kind,
+        "channel": message.channel,
+        "author": {"agent_id": message.author_agent_id, "name": names.get(message.author_agent_id)}
+        if message.author_agent_id else None,
+        "text": message.text,
+        "html": message.html,
+        "attachments": [
+            {"id": a.id, "filename": a.filename, "content_type": a.content_type, "size": a.size} for a in attachments
+        ],
+        "delivery_status": message.delivery_status,
+        "error": message.error,
+        "meta": message.meta or {},
+        "created_at": message.created_at,
+    }
+
+
+def messages_view(session: Session, messages: list[InboxMessage]) -> list[dict[str, Any]]:
+    files = attachments_of(session, [m.id for m in messages])
+    names = agent_names(session, {m.author_agent_id for m in messages if m.author_agent_id})
+    return [message_view(m, files.get(m.id, []), names) for m in messages]
+
+
+def conversation_view(session: Session, conversation: InboxConversation, settings: Settings, *,
+                      messages: bool = True, now: datetime | None = None) -> dict[str, Any]:
+    view = {
+        "id": conversation.id,
+        "customer_id": canonical_customer_id(session, conversation.customer_id),
+        "channel": conversation.channel,
+        "reply_channel": conversation.reply_channel,
+        "status": conversation.status,
+        "snoozed_until": conversation.snoozed_until,
+        "subject": conversation.subject,
+        "assignee_id": conversation.assignee_id,
+        "team_id": conversation.team_id,
+        "required_skill": conversation.required_skill,
+        "priority": conversation.priority,
+        "labels": list(conversation.labels or []),
+        "queue_position": routing.queue_position(session, conversation),
+        "queued_at": conversation.queued_at,
+        "awaiting_reply_since": conversation.awaiting_reply_since,
+        "first_response_at": conversation.first_response_at,
+        "last_message_at": conversation.last_message_at,
+        "created_at": conversation.created_at,
+        "resolved_at": conversation.resolved_at,
+        "sla": sla.clocks(conversation, now or utcnow(), at_risk_minutes=settings.inbox_sla_at_risk_minutes),
+    }
+    if messages:
+        view["messages"] = messages_view(session, messages_of(session, conversation.id))
+    return view
+
+
+def summary_view(conversation: InboxConversation) -> dict[str, Any]:
+    return {
+        "id": conversation.id, "customer_id": conversation.customer_id, "channel": conversation.channel,
+        "status": conversation.status, "subject": conversation.subject, "assignee_id": conversation.assignee_id,
+        "priority": conversation.priority, "labels": list(conversation.labels or []),
+        "last_message_at": conversation.last_message_at, "created_at": conversation.created_at,
+        "queued_at": conversation.queued_at, "awaiting_reply_since": conversation.awaiting_reply_since,
+        "sla_breaches": list(conversation.sla_breaches or []),
+    }
+
+
+def list_conversations(
+    session: Session, *, status: str | None = None, assignee_id: int | None = None, unassigned: bool = False,
+    customer_id: int | None = None, channel: str | None = None, label: str | None = None,
+    limit: int = 50, before_id: int | None = None,
+) -> list[InboxConversation]:
+    query = select(InboxConversation).where(InboxConversation.merged_into_id.is_(None))
+    if status:
+        query = query.where(InboxConversation.status == status)
+    if assignee_id is not None:
+        query = query.where(InboxConversation.assignee_id == assignee_id)
+    if unassigned:
+        query = query.where(InboxConversation.assignee_id.is_(None))
+    if customer_id is not None:
+        ids = customers_service.merged_profile_ids(session, customers_service.get_profile(session, customer_id).id)
+        query = query.where(InboxConversation.customer_id.in_(ids))
+    if channel:
+        query = query.where(InboxConversation.channel == channel)
+    if before_id is not None:
+        query = query.where(InboxConversation.id < before_id)
+    rows = session.scalars(query.order_by(InboxConversation.id.desc()).limit(limit if not label else limit * 20)).all()
+    if label:  # labels are a short JSON list: filtered here, on both databases alike
+        rows = [c for c in rows if label in (c.labels or [])][:limit]
+    return list(rows)
+
+
+def search_messages(session: Session, *, q: str, limit: int = 50, customer_id: int | None = None) -> list[InboxMessage]:
+    """Messages whose text contains `q` (case-insensitive), newest first."""
+    folded = q.casefold()
+    pattern = "%" + folded.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    query = select(InboxMessage).where(InboxMessage.search_text.like(pattern, escape="\\"), InboxMessage.kind != "event")
+    if customer_id is not None:
+        ids = customers_service.merged_profile_ids(session, customers_service.get_profile(session, customer_id).id)
+        query = query.join(InboxConversation, InboxConversation.id == InboxMessage.conversation_id).where(
+            InboxConversation.customer_id.in_(ids))
+    return list(session.scalars(query.order_by(InboxMessage.id.desc()).limit(limit)))
+
+
+def customer_name(session: Session, customer_id: int) -> dict[str, str | None]:
+    traits = customers_service.traits_of(session, customers_service.identity_ids_of(session, customer_id))
+    value = {k: (v.get("value") if isinstance(v, dict) else v) for k, v in traits.items()}
+    first = value.get("first_name") or value.get("firstName")
+    name = value.get("name") or " ".join(str(p) for p in (first, value.get("last_name") or value.get("lastName")) if p) or None
+    return {"name": str(name) if name else None, "first_name": str(first) if first else (str(name).split()[0] if name else None)}
+
+
+# --- notices --------------------------------------------------------------------------------
+
+
+def _topics(conversation: InboxConversation, *, customer_visible: bool) -> list[str]:
+    topics = [f"conversation:{conversation.id}", "inbox"]
+    if conversation.assignee_id:
+        topics.append(f"agent:{conversation.assignee_id}")
+    if customer_visible:
+        topics.append(f"webchat:{conversation.customer_id}")
+    return topics
+
+
+def publish_message(session: Session, conversation: InboxConversation, message: InboxMessage) -> dict[str, Any]:
+    view = messages_view(session, [message])[0]
+    realtime.notify(session, _topics(conversation, customer_visible=message.direction != "internal" or message.kind == "event"),
+                    {"type": "message", "conversation_id": conversation.id, "message": view})
+    webhooks.emit(session, "message.created", {"conversation_id": conversation.id, "customer_id": conversation.customer_id,
+                                                "message": {k: v for k, v in view.items() if k != "html"}})
+    return view
+
+
+def publish_conversation(session: Session, conversation: InboxConversation, event: str, **extra: Any) -> None:
+    data = {**summary_view(conversation), **extra}
+    realtime.notify(session, _topics(conversation, customer_visible=event == "status"), {"type": event, "conversation": data})
+
+
+def system_event(session: Session, conversation: InboxConversation, text: str, *, agent_id: int | None = None,
+                 data: dict[str, Any] | None = None) -> InboxMessage:
+    message = InboxMessage(conversation_id=conversation.id, direction="internal", kind="event", channel=conversation.channel,
+                           author_agent_id=agent_id, text=text, delivery_status="received", meta=data or {}, created_at=utcnow())
+    session.add(message)
+    session.flush()
+    view = messages_view(session, [message])[0]
+    realtime.notify(session, _topics(conversation, customer_visible=False), {"type": "message", "conversation_id": conversation.id,
+                                                                              "message": view})
+    return message
+
+
+# --- status and load ------------------------------------------------------------------------
+
+
+def _change_status(session: Session, conversation: InboxConversation, status: str, settings: Settings, *,
+                   snoozed_until: datetime | None = None) -> None:
+    """Move to `status`, keeping the assignee's load (open conversations count) and the queue."""
+    before = conversation.status
+    if status == before and status != "snoozed":
+        return
+    if before == "open" and status != "open" and conversation.assignee_id:
+        routing.release_load(session, conversation.assignee_id, conversation.weight)
+    conversation.status = status
+    conversation.snoozed_until = snoozed_until if status == "snoozed" else None
+    if status == "resolved":
+        conversation.resolved_at = utcnow()
+        conversation.queue_rank_at = None
+    if status == "open" and before != "open":
+        conversation.resolved_at = None
+        agent = session.get(InboxAgent, conversation.assignee_id) if conversation.assignee_id else None
+        if agent is not None and agent.status != "offline":
+            routing.take_load(session, agent, conversation.weight, force=True)
+        else:
+            routing.enqueue(conversation, settings)
+    if status != "open" and conversation.assignee_id is None:
+        conversation.queue_rank_at = None
+    sla.refresh_next_due(conversation)
+    webhooks.emit(session, "conversation.status_changed", {**summary_view(conversation), "previous_status": before})
+    publish_conversation(session, conversation, "status")
+
+
+def set_status(session: Session, *, settings: Settings, conversation_id: int, status: str,
+               snoozed_until: datetime | None = None, agent_id: int | None = None) -> InboxConversation:
+    if status not in STATUSES:
+        raise Unprocessable(f"Unknown status {status!r}", code="invalid_status", details={"known": list(STATUSES)})
+    if status == "snoozed" and (snoozed_until is None or snoozed_until <= utcnow()):
+        raise Unprocessable("Snoozing needs snoozed_until in the future", code="invalid_snooze")
+    conversation = get_conversation(session, conversation_id, lock=True)
+    if agent_id is not None:
+        _agent(session, agent_id)
+    before = conversation.status
+    _change_status(session, conversation, status, settings, snoozed_until=snoozed_until)
+    if before != status:
+        label = f"Status: {status}" + (f" until {snoozed_until.isoformat()}" if snoozed_until else "")
+        system_event(session, conversation, label, agent_id=agent_id, data={"status": status, "previous": before})
+    if status == "resolved" and before != "resolved":
+        send_survey(session, settings=settings, conversation=conversation)
+    if status == "open" and conversation.assignee_id is None:
+        routing.route(session, conversation, settings)
+    return conversation
+
+
+def wake_snoozed(session: Session, *, settings: Settings, now: datetime | None = None, limit: int = 500) -> int:
+    due = session.scalars(
+        select(InboxConversation).where(InboxConversation.status == "snoozed", InboxConversation.snoozed_until <= (now or utcnow()))
+        .limit(limit).with_for_update(skip_locked=True)
+    ).all()
+    for conversation in due:
+        _change_status(session, conversation, "open", settings)
+        system_event(session, conversation, "Snooze ended", data={"status": "open", "previous": "snoozed"})
+        routing.route(session, conversation, settings)
+    return len(due)
+
+
+# --- inbound --------------------------------------------------------------------------------
+
+
+def store_attachment(session: Session, *, settings: Settings, filename: str, content_type: str, data: bytes,
+                     customer_id: int | None, message_id: int | None = None) -> InboxAttachment:
+    if len(data) > settings.inbox_attachment_max_bytes:
+        raise PayloadTooLarge(
+            f"The file is larger than {settings.inbox_attachment_max_bytes} bytes", code="attachment_too_large",
+            details={"size": len(data), "max_bytes": settings.inbox_attachment_max_bytes},
+        )
+    attachment = InboxAttachment(
+        filename=(filename or "file")[:255], content_type=(content_type or "application/octet-stream")[:127], size=len(data),
+        sha256=hashlib.sha256(data).hexdigest(), data=data, customer_id=customer_id, message_id=message_id,
+    )
+    session.add(attachment)
+    session.flush()
+    return attachment
+
+
+def _bind_attachments(session: Session, *, message: InboxMessage, ids: list[int], customer_id: int | None) -> None:
+    if not ids:
+        return
+    rows = session.scalars(select(InboxAttachment).where(InboxAttachment.id.in_(ids))).all()
+    usable = {a.id for a in rows if a.message_id is None and (customer_id is None or a.customer_id in (None, customer_id))}
+    missing = sorted(set(ids) - usable)
+    if missing:
+        raise Unprocessable("Unknown or already sent attachments", code="attachment_not_found", details={"ids": missing})
+    session.execute(update(InboxAttachment).where(InboxAttachment.id.in_(ids)).values(message_id=message.id)
+                    .execution_options(synchronize_session=False))
+
+
+def _threaded_conversation(session: Session, inbound: InboundMessage) -> InboxConversation | None:
+    if not inbound.thread_refs:
+        return None
+    found = session.scalar(
+        select(InboxMessage.conversation_id).where(
+            InboxMessage.channel == inbound.channel, InboxMessage.provider_message_id.in_(inbound.thread_refs[-THREAD_IDS_KEPT:])
+        ).order_by(InboxMessage.id.desc()).limit(1)
+    )
+    return get_conversation(session, found, lock=True) if found else None
+
+
+def _latest_conversation(session: Session, customer_id: int, settings: Settings) -> InboxConversation | None:
+    """The conversation a new message continues: the customer's latest one still going (on any
+    channel), or one resolved less than `inbox_reopen_hours` ago."""
+    latest = session.scalar(
+        select(InboxConversation).where(InboxConversation.customer_id.in_(person_ids(session, customer_id)),
+                                        InboxConversation.merged_into_id.is_(None))
+        .order_by(InboxConversation.last_message_at.desc(), InboxConversation.id.desc()).limit(1).with_for_update()
+    )
+    if latest is None:
+        return None
+    if latest.status == "resolved" and (latest.resolved_at or latest.last_message_at) < utcnow() - timedelta(
+        hours=settings.inbox_reopen_hours
+    ):
+        return None
+    return latest
+
+
+SCORE = re.compile(r"^\s*(\d{1,2})\s*[.!]?\s*$")
+
+
+def _survey_answer(session: Session, conversation: InboxConversation, inbound: InboundMessage) -> InboxSurvey | None:
+    """A bare number replying to a survey question is its answer, not a new request."""
+    match = SCORE.match(inbound.text or "")
+    if not match or conversation.status != "resolved":
+        return None
+    survey = session.scalar(select(InboxSurvey).where(
+        InboxSurvey.conversation_id == conversation.id, InboxSurvey.answered_at.is_(None)).order_by(InboxSurvey.id.desc()).limit(1))
+    if survey is None:
+        return None
+    score = int(match.group(1))
+    if not (0 <= score <= 10 if survey.kind == "nps" else 1 <= score <= 5):
+        return None
+    return answer_survey(session, survey_id=survey.id, score=score, comment=None, channel=inbound.channel)
+
+
+def receive(session: Session, *, settings: Settings, inbound: InboundMessage, customer_id: int) -> InboxMessage:
+    """Put a customer's message into their conversation (continuing, reopening or starting one),
+    route it, and tell the agent."""
+    now = utcnow()
+    conversation = _threaded_conversation(session, inbound) or _latest_conversation(session, customer_id, settings)
+    if conversation is not None and _survey_answer(session, conversation, inbound) is not None:
+        return _add_message(session, conversation, inbound, direction="in", meta={**inbound.meta, "survey_answer": True})
+    created = conversation is None
+    if conversation is None:
+        priority = routing.priority_of(session, customer_id, settings)
+        conversation = InboxConversation(
+            customer_id=customer_id, channel=inbound.channel, reply_channel=inbound.channel, status="open",
+            subject=(inbound.subject or "")[:500] or None, priority=priority, labels=[], channel_state={},
+            required_skill=routing.detect_skill(session, inbound.text or inbound.subject or ""),
+            weight=routing.weight_of(inbound.channel, settings), created_at=now, last_message_at=now, sla_breaches=[],
+        )
+        session.add(conversation)
+        session.flush()
+        sla.start_clocks(session, conversation, now)
+        routing.enqueue(conversation, settings, at=now)
+    message = _add_message(session, conversation, inbound, direction="in", meta=inbound.meta)
+    conversation.channel = conversation.reply_channel = inbound.channel
+    conversation.last_message_at = now
+    if conversation.awaiting_reply_since is None:
+        conversation.awaiting_reply_since = now
+    thread = dict((conversation.channel_state or {}).get(inbound.channel) or {})
+    thread.update({k: v for k, v in (inbound.meta.get("thread") or {}).items()})
+    thread["provider_ids"] = ([*thread.get("provider_ids", []), inbound.provider_message_id])[-THREAD_IDS_KEPT:]
+    conversation.channel_state = {**(conversation.channel_state or {}), inbound.channel: thread}
+    if not created and conversation.status != "open":
+        previous = conversation.status
+        _change_status(session, conversation, "open", settings)
+        if previous == "resolved":
+            conversation.resolution_due_at = None
+            policy = sla.policy_for(session, channel=conversation.channel, priority=conversation.priority)
+            if policy is not None and policy.resolution_minutes is not None:
+                conversation.resolution_due_at = sla.add_business_minutes(now, policy.resolution_minutes, policy.calendar)
+        system_event(session, conversation, "Reopened by the customer", data={"status": "open", "previous": previous})
+    sla.customer_wrote(session, conversation, now)
+    if created:
+        webhooks.emit(session, "conversation.created", summary_view(conversation))
+    publish_message(session, conversation, message)
+    if conversation.assignee_id is None:
+        agent = routing.route(session, conversation, settings)
+        if agent is not None:
+            _announce_assignment(session, conversation, agent_id=agent.id, by=None, note=None)
+        else:
+            publish_conversation(session, conversation, "queued")
+    return message
+
+
+def _add_message(session: Session, conversation: InboxConversation, inbound: InboundMessage, *, direction: str,
+                 meta: dict[str, Any]) -> InboxMessage:
+    message = InboxMessage(
+        conversation_id=conversation.id, direction=direction, kind="message", channel=inbound.channel, text=inbound.text or "",
+        html=inbound.html, provider_message_id=inbound.provider_message_id, delivery_status="received",
+        meta={k: v for k, v in meta.items() if k != "thread"}, created_at=utcnow(),
+    )
+    session.add(message)
+    session.flush()
+    for file in inbound.attachments:
+        store_attachment(session, settings=_SETTINGS_FOR_INBOUND_FILES, filename=file.filename, content_type=file.content_type,
+                         data=file.data, customer_id=conversation.customer_id, message_id=message.id)
+    _bind_attachments(session, message=message, ids=inbound.attachment_ids, customer_id=conversation.customer_id)
+    return message
+
+
+class _NoLimit:
+    """Files that came with an inbound message were already accepted by the channel's own limit."""
+
+    inbox_attachment_max_bytes = 2**62
+
+
+_SETTINGS_FOR_INBOUND_FILES: Any = _NoLimit()
+
+
+# --- outbound -------------------------------------------------------------------------------
+
+
+def _agent(session: Session, agent_id: int) -> InboxAgent:
+    agent = session.get(InboxAgent, agent_id)
+    if agent is None:
+        raise NotFound(f"Agent {agent_id} not found", code="agent_not_found")
+    return agent
+
+
+def reachable_channels(session: Session, conversation: InboxConversation) -> list[str]:
+    """Channels a reply can take: those the customer used or can be reached on, minus the ones
+    whose consent they withdrew."""
+    withdrawn = withdrawn_channels(session, conversation.customer_id)
+    out = []
+    for name, adapter in ADAPTERS.items():
+        if adapter.consent_channel and adapter.consent_channel in withdrawn:
+            continue
+        try:
+            adapter.address(session, customer_id=conversation.customer_id, thread=(conversation.channel_state or {}).get(name) or {})
+        except Unprocessable:
+            continue
+        out.append(name)
+    return out
+
+
+def withdrawn_channels(session: Session, customer_id: int) -> set[str]:
+    ids = [i for p in person_ids(session, customer_id)
+           for i in customers_service.identity_ids_of(session, p)]
+    return {c["channel"] for c in customers_service.current_consents(session, ids) if c["purpose"] == "service" and not c["granted"]}
+
+
+def reply(
+    session: Session, *, settings: Settings, conversation_id: int, agent_id: int, text: str, html: str | None = None,
+    attachment_ids: list[int] | None = None, channel: str | None = None,
+) -> InboxMessage:
+    """An agent's answer, on `channel` or the conversation's reply channel. Checked first: the
+    channel exists, the customer can be reached there and has not withdrawn consent for it."""
+    conversation = get_conversation(session, conversation_id, lock=True)
+    agent = _agent(session, agent_id)
+    channel = channel or conversation.reply_channel
+    adapter = adapter_for(channel)
+    if adapter.consent_channel and adapter.consent_channel in withdrawn_channels(session, conversation.customer_id):
+        raise Conflict(
+            f"The customer withdrew consent to be contacted by {adapter.consent_channel}", code="consent_withdrawn",
+            details={"channel": channel, "reachable": reachable_channels(session, conversation)},
+        )
+    thread = dict((conversation.channel_state or {}).get(channel) or {})
+    address = adapter.address(session, customer_id=conversation.customer_id, thread=thread)
+    now = utcnow()
+    message = InboxMessage(
+        conversation_id=conversation.id, direction="out", kind="message", channel=channel, author_agent_id=agent.id,
+        text=text, html=html, delivery_status="sent" if adapter.realtime else "queued",
+        next_attempt_at=None if adapter.realtime else now, meta={"address": address}, created_at=now,
+    )
+    session.add(message)
+    session.flush()
+    _bind_attachments(session, message=message, ids=attachment_ids or [], customer_id=None)
+    if conversation.assignee_id is None:
+        if routing.claim(session, conversation, agent, settings, force=True):
+            _announce_assignment(session, conversation, agent_id=agent.id, by=agent.id, note=None)
+    conversation.reply_channel = channel
+    conversation.last_message_at = now
+    conversation.awaiting_reply_since = None
+    sla.agent_replied(conversation, now)
+    publish_message(session, conversation, message)
+    return message
+
+
+def add_note(session: Session, *, conversation_id: int, agent_id: int, text: str) -> InboxMessage:
+    conversation = get_conversation(session, conversation_id)
+    _agent(session, agent_id)
+    note = InboxMessage(conversation_id=conversation.id, direction="internal", kind="note", channel=conversation.channel,
+                        author_agent_id=agent_id, text=text, delivery_status="received", meta={}, created_at=utcnow())
+    session.add(note)
+    session.flush()
+    publish_message(session, conversation, note)
+    return note
+
+
+def typing(session: Session, *, conversation_id: int, agent_id: int, is_typing: bool) -> None:
+    conversation = get_conversation(session, conversation_id)
+    agent = _agent(session, agent_id)
+    realtime.notify(session, [f"conversation:{conversation.id}", f"webchat:{conversation.customer_id}"],
+                    {"type": "typing", "conversation_id": conversation.id, "typing": is_typing, "author": {"name": agent.name}})
+
+
+# --- assignment and transfer ------------------------------------------------------------------
+
+
+def _announce_assignment(session: Session, conversation: InboxConversation, *, agent_id: int | None, by: int | None,
+                         note: str | None, team_id: int | None = None) -> None:
+    data = {**summary_view(conversation), "assigned_by": by, "note": note, "team_id": team_id or conversation.team_id}
+    webhooks.emit(session, "conversation.assigned", data)
+    realtime.notify(session, [f"agent:{agent_id}" if agent_id else "inbox", f"conversation:{conversation.id}", "inbox"],
+                    {"type": "assignment", "conversation": data})
+
+
+def transfer(session: Session, *, settings: Settings, conversation_id: int, agent_id: int | None = None,
+             team_id: int | None = None, note: str | None = None, by_agent_id: int | None = None) -> InboxConversation:
+    """To an agent (assigned at once, even over capacity: a person chose them) or to a team
+    (back in the queue for that team's agents), with an optional note for whoever takes it."""
+    if (agent_id is None) == (team_id is None):
+        raise Unprocessable("Give exactly one of agent_id or team_id", code="invalid_transfer")
+    conversation = get_conversation(session, conversation_id, lock=True)
+    previous = conversation.assignee_id
+    if previous is not None and conversation.status == "open":
+        routing.release_load(session, previous, conversation.weight)
+    session.execute(update(InboxConversation).where(InboxConversation.id == conversation.id).values(assignee_id=None)
+                    .execution_options(synchronize_session=False))
+    session.refresh(conversation, ["assignee_id"])
+    if agent_id is not None:
+        agent = _agent(session, agent_id)
+        routing.claim(session, conversation, agent, settings, force=True)
+        target = f"agent {agent.name}"
+    else:
+        team = session.get(InboxTeam, team_id)
+        if team is None:
+            raise NotFound(f"Team {team_id} not found", code="team_not_found")
+        conversation.team_id = team.id
+        routing.enqueue(conversation, settings)
+        target = f"team {team.name}"
+    system_event(session, conversation, f"Transferred to {target}" + (f": {note}" if note else ""), agent_id=by_agent_id,
+                 data={"from_agent_id": previous, "to_agent_id": agent_id, "to_team_id": team_id, "note": note})
+    if agent_id is None:
+        agent_found = routing.route(session, conversation, settings)
+        agent_id = agent_found.id if agent_found else None
+    _announce_assignment(session, conversation, agent_id=agent_id, by=by_agent_id, note=note, team_id=team_id)
+    return conversation
+
+
+# --- merge and split --------------------------------------------------------------------------
+
+
+def merge(session: Session, *, settings: Settings, source_id: int, target_id: int, agent_id: int | None = None) -> InboxConversation:
+    """The person wrote twice: `source`'s messages move into `target`, `source` points to it."""
+    source = get_conversation(session, source_id, lock=True)
+    target = get_conversation(session, target_id, lock=True)
+    if source.id == target.id:
+        raise Unprocessable("A conversation cannot be merged into itself", code="same_conversation")
+    if canonical_customer_id(session, source.customer_id) != canonical_customer_id(session, target.customer_id):
+        raise Conflict("Both conversations must belong to one customer (merge the customers first)", code="different_customers",
+                       details={"source_customer_id": source.customer_id, "target_customer_id": target.customer_id})
+    session.execute(update(InboxMessage).where(InboxMessage.conversation_id == source.id).values(conversation_id=target.id)
+                    .execution_options(synchronize_session=False))
+    session.execute(update(InboxSurvey).where(InboxSurvey.conversation_id == source.id).values(conversation_id=target.id)
+                    .execution_options(synchronize_session=False))
+    if source.status == "open" and source.assignee_id:
+        routing.release_load(session, source.assignee_id, source.weight)
+    states = {**(source.channel_state or {}), **(target.channel_state or {})}
+    for name, state in (source.channel_state or {}).items():
+        ids = [*state.get("provider_ids", []), *states[name].get("provider_ids", [])]
+        states[name] = {**state, **states[name], "provider_ids": ids[-THREAD_IDS_KEPT:]}
+    target.channel_state = states
+    target.labels = sorted({*(target.labels or []), *(source.labels or [])})
+    target.last_message_at = max(target.last_message_at, source.last_message_at)
+    if source.awaiting_reply_since and (target.awaiting_reply_since is None or source.awaiting_reply_since < target.awaiting_reply_since):
+        target.awaiting_reply_since = source.awaiting_reply_since
+    source.merged_into_id, source.status, source.queue_rank_at, source.assignee_id = target.id, "resolved", None, None
+    source.sla_next_due_at = None
+    if target.status != "open" and source.status == "open":
+        _change_status(session, target, "open", settings)
+    system_event(session, target, f"Conversation {source.id} merged into this one", agent_id=agent_id, data={"merged_id": source.id})
+    webhooks.emit(session, "conversation.merged", {"source_id": source.id, "target_id": target.id, "customer_id": target.customer_id})
+    publish_conversation(session, target, "merged", merged_id=source.id)
+    return target
+
+
+def split(session: Session, *, settings: Settings, message_id: int, agent_id: int | None = None) -> InboxConversation:
+    """Move a message, and the ones after it, into a new conversation of the same customer."""
+    message = session.get(InboxMessage, message_id)
+    if message is None:
+        raise NotFound(f"Message {message_id} not found", code="message_not_found")
+    source = get_conversation(session, message.conversation_id, lock=True)
+    if message.direction != "in":
+        raise Unprocessable("Only a customer's message can start a new conversation", code="split_needs_customer_message")
+    first = session.scalar(select(func.min(InboxMessage.id)).where(InboxMessage.conversation_id == source.id))
+    if first == message.id:
+        raise Unprocessable("That message already starts its conversation", code="nothing_to_split")
+    now = utcnow()
+    new = InboxConversation(
+        customer_id=source.customer_id, channel=message.channel, reply_channel=message.channel, status="open", subject=source.subject,
+        priority=source.priority, labels=[], channel_state=dict(source.channel_state or {}), weight=source.weight,
+        required_skill=routing.detect_skill(session, message.text), created_at=message.created_at, last_message_at=now,
+        awaiting_reply_since=message.created_at, sla_breaches=[],
+    )
+    session.add(new)
+    session.flush()
+    session.execute(update(InboxMessage).where(InboxMessage.conversation_id == source.id, InboxMessage.id >= message.id)
+                    .values(conversation_id=new.id).execution_options(synchronize_session=False))
+    sla.start_clocks(session, new, message.created_at)
+    routing.enqueue(new, settings, at=message.created_at)
+    system_event(session, source, f"Messages from {message.id} on split into conversation {new.id}", agent_id=agent_id,
+                 data={"split_into": new.id})
+    system_event(session, new, f"Split from conversation {source.id}", agent_id=agent_id, data={"split_from": source.id})
+    webhooks.emit(session, "conversation.created", {**summary_view(new), "split_from": source.id})
+    agent = routing.route(session, new, settings)
+    if agent is not None:
+        _announce_assignment(session, new, agent_id=agent.id, by=agent_id, note=None)
+    return new
+
+
+def set_labels(session: Session, *, conversation_id: int, add: list[str], remove: list[str]) -> InboxConversation:
+    conversation = get_conversation(session, conversation_id, lock=True)
+    conversation.labels = sorted((set(conversation.labels or []) | set(add)) - set(remove))
+    publish_conversation(session, conversation, "labels")
+    return conversation
+
+
+# --- surveys ----------------------------------------------------------------------------------
+
+
+SURVEY_QUESTIONS = {
+    "csat": {"en": "How would you rate our help? Reply with a number from 1 (bad) to 5 (excellent).",
+             "ru": "Как вы оцениваете нашу помощь? Ответьте числом от 1 (плохо) до 5 (отлично)."},
+    "nps": {"en": "How likely are you to recommend us to a friend? Reply with a number from 0 to 10.",
+            "ru": "Насколько вероятно, что вы порекомендуете нас друзьям? Ответьте числом от 0 до 10."},
+}
+
+
+def send_survey(session: Session, *, settings: Settings, conversation: InboxConversation) -> InboxSurvey | None:
+    """Ask CSAT or NPS on the conversation's reply channel, once per resolution."""
+    kind = settings.inbox_survey
+    if kind == "none":
+        return None
+    channel = conversation.reply_channel
+    adapter = ADAPTERS.get(channel)
+    if adapter is None or (adapter.consent_channel and adapter.consent_channel in withdrawn_channels(session, conversation.customer_id)):
+        return None
+    try:
+        address = adapter.address(session, customer_id=conversation.customer_id, thread=(conversation.channel_state or {}).get(channel) or {})
+    except Unprocessable:
+        return None
+    survey = InboxSurvey(conversation_id=conversation.id, customer_id=conversation.customer_id, kind=kind, channel=channel,
+                         agent_id=conversation.assignee_id, sent_at=utcnow())
+    session.add(survey)
+    session.flush()
+    question = SURVEY_QUESTIONS[kind][settings.inbox_language]
+    now = utcnow()
+    message = InboxMessage(
+        conversation_id=conversation.id, direction="out", kind="message", channel=channel, text=question,
+        delivery_status="sent" if adapter.realtime else "queued", next_attempt_at=None if adapter.realtime else now,
+        meta={"address": address, "survey": {"id": survey.id, "kind": kind}}, created_at=now,
+    )
+    session.add(message)
+    session.flush()
+    publish_message(session, conversation, message)
+    return survey
+
+
+def answer_survey(session: Session, *, survey_id: int, score: int, comment: str | None, channel: str | None = None,
+                  customer_id: int | None = None) -> InboxSurvey:
+    survey = session.get(InboxSurvey, survey_id, with_for_update=True)
+    if survey is None or (customer_id is not None and survey.customer_id not in person_ids(session, customer_id)):
+        raise NotFound(f"Survey {survey_id} not found", code="survey_not_found")
+    low, high = (0, 10) if survey.kind == "nps" else (1, 5)
+    if not low <= score <= high:
+        raise Unprocessable(f"A {survey.kind} score is from {low} to {high}", code="invalid_score", details={"min": low, "max": high})
+    if survey.answered_at is not None:
+        if survey.score == score and survey.comment == comment:
+            return survey  # a repeat of the same answer
+        raise Conflict("This survey was answered already", code="survey_answered")
+    survey.score, survey.comment, survey.answered_at = score, comment, utcnow()
+    if channel:
+        survey.channel = channel
+    webhooks.emit(session, "survey.answered", survey_view(survey))
+    return survey
+
+
+def survey_view(survey: InboxSurvey) -> dict[str, Any]:
+    return {"id": survey.id, "conversation_id": survey.conversation_id, "customer_id": survey.customer_id, "kind": survey.kind,
+            "channel": survey.channel, "agent_id": survey.agent_id, "score": survey.score, "comment": survey.comment,
+            "sent_at": survey.sent_at, "answered_at": survey.answered_at}
+
+
+# --- customers: merge, 360, timeline, export, erase --------------------------------------------
+
+
+def canonical_customer_id(session: Session, customer_id: int) -> int:
+    """Conversations keep the profile id they started with; after a merge they are read through
+    `merged_profile_ids` (and go back with an unmerge), like orders."""
+    return resolution.canonical_profile(session, customer_id).id
+
+
+def person_ids(session: Session, customer_id: int) -> list[int]:
+    return customers_service.merged_profile_ids(session, canonical_customer_id(session, customer_id))
+
+
+def _conversations(session: Session, context: CustomerContext) -> list[InboxConversation]:
+    ids = customers_service.merged_profile_ids(session, context.profile.id)
+    return list(session.scalars(select(InboxConversation).where(
+        InboxConversation.customer_id.in_(ids), InboxConversation.merged_into_id.is_(None)
+    ).order_by(InboxConversation.last_message_at.desc()).limit(50)))
+
+
+def _section(session: Session, context: CustomerContext) -> list[dict[str, Any]]:
+    return [summary_view(c) for c in _conversations(session, context)]
+
+
+def _export(session: Session, context: CustomerContext) -> list[dict[str, Any]]:
+    ids = customers_service.merged_profile_ids(session, context.profile.id)
+    out = []
+    for conversation in session.scalars(select(InboxConversation).where(InboxConversation.customer_id.in_(ids))
+                                         .order_by(InboxConversation.id)):
+        messages = [m for m in messages_of(session, conversation.id, limit=100_000) if m.kind != "note"]
+        out.append({**summary_view(conversation), "messages": [
+            {k: v for k, v in view.items() if k not in ("meta",)} for view in messages_view(session, messages)]})
+    return out
+
+
+def _erase(session: Session, context: CustomerContext) -> int:
+    """Message texts and files go; the conversations stay as counted facts (for reports)."""
+    ids = customers_service.merged_profile_ids(session, context.profile.id)
+    conversation_ids = select(InboxConversation.id).where(InboxConversation.customer_id.in_(ids))
+    message_ids = select(InboxMessage.id).where(InboxMessage.conversation_id.in_(conversation_ids))
+    session.execute(delete(InboxAttachment).where(or_(InboxAttachment.message_id.in_(message_ids), InboxAttachment.customer_id.in_(ids))))
+    count = session.execute(update(InboxMessage).where(InboxMessage.conversation_id.in_(conversation_ids))
+                            .values(text="", search_text="", html=None, meta={}).execution_options(synchronize_session=False)).rowcount
+    session.execute(update(InboxConversation).where(InboxConversation.customer_id.in_(ids))
+                    .values(subject=None, channel_state={}).execution_options(synchronize_session=False))
+    session.execute(update(InboxSurvey).where(InboxSurvey.customer_id.in_(ids)).values(comment=None)
+                    .execution_options(synchronize_session=False))
+    session.execute(delete(InboxChatSession).where(InboxChatSession.customer_id.in_(ids)))
+    return count
+
+
+def _timeline(session: Session, context: CustomerContext, query: TimelineQuery) -> list[TimelineItem]:
+    """The customer's messages and the agents' replies, on every channel."""
+    if not query.wants("inbox"):
+        return []
+    ids = customers_service.merged_profile_ids(session, context.profile.id)
+    found = (select(InboxMessage, InboxConversation.customer_id)
+             .join(InboxConversation, InboxConversation.id == InboxMessage.conversation_id)
+             .where(InboxConversation.customer_id.in_(ids), InboxMessage.direction.in_(("in", "out")),
+                    query.older_than_cursor(InboxMessage.created_at, InboxMessage.id)))
+    if query.channels:
+        found = found.where(InboxMessage.channel.in_(query.channels))
+    rows = session.execute(found.order_by(InboxMessage.created_at.desc(), InboxMessage.id.desc()).limit(query.limit)).all()
+    return [
+        TimelineItem(kind="inbox", id=m.id, occurred_at=m.created_at, channel=m.channel,
+                     type=f"inbox.message_{'received' if m.direction == 'in' else 'sent'}",
+                     title=(m.text or "(attachment)")[:120], data={"conversation_id": m.conversation_id, "direction": m.direction})
+        for m, _ in rows
+    ]
+
+
+def register(sections: SectionRegistry, timeline: TimelineRegistry) -> None:
+    sections.register("conversations", _section, export=_export, erase=_erase)
+    timeline.register("inbox", _timeline)
+
+
+def identities_of_type(session: Session, customer_id: int, type_name: str) -> list[str]:
+    """The customer's identifiers of one type (e.g. their email addresses), oldest first."""
+    ids = person_ids(session, customer_id)
+    return list(session.scalars(select(CustomerIdentity.value).where(
+        CustomerIdentity.profile_id.in_(ids), CustomerIdentity.type == type_name).order_by(CustomerIdentity.id)))
+
