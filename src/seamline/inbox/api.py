@@ -196,7 +196,7 @@ def single_window(conversation_id: int, session: ReadSession, settings: AppSetti
     return {
         "conversation": view,
         "customer": customer,
-        "other_conversations": [c for c in customer.get("conversations") or [] if c["id"] != conversation.id],
+        "other_conversations": [c for c in customer["sections"].get("conversations") or [] if c["id"] != conversation.id],
         "timeline": {"items": [item.__dict__ for item in items], "next_cursor": cursor},
         "reachable_channels": service.reachable_channels(session, conversation),
     }
