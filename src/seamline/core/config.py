@@ -182,6 +182,7 @@ class Settings(BaseSettings):
     )
     inbox_email_address: str = Field(default="", description="The support mailbox's address: From of replies, and where customers write")
     inbox_email_name: str = Field(default="Support", description="Display name of replies' From")
+    inbox_email_max_bytes: int = Field(default=25 * 1024 * 1024, ge=1024, description="Largest email accepted (HTTP or IMAP)")
     inbox_smtp_host: str = Field(default="", description="SMTP server for replies; empty: email replies stay queued")
     inbox_smtp_port: int = Field(default=587, ge=1, le=65535)
     inbox_smtp_username: str = Field(default="")

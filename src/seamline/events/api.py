@@ -33,7 +33,7 @@ from seamline.core.deps import (
     get_database,
     get_settings,
 )
-from seamline.core.errors import AppError, Unauthorized
+from seamline.core.errors import BadRequest, Unauthorized
 from seamline.core.pagination import decode_cursor, encode_cursor
 from seamline.core.time import utcnow
 from seamline.core.trust_cache import TrustCache
@@ -56,10 +56,6 @@ router = APIRouter(tags=["events"])
 STATIC = FilePath(__file__).parent / "static"
 #: The collection paths; CORS is open on these only (write keys are public by design).
 COLLECTION_PATHS = {f"/v1/{name}" for name in ("identify", "track", "page", "screen", "group", "alias", "batch")}
-
-
-class BadRequest(AppError):
-    status_code = 400
 
 
 def _body(request: Request, raw: bytes, limit: int) -> Any:

@@ -9,7 +9,7 @@ An adapter turns a provider's inbound request into normalized messages and sends
   is ignored and a part that fails later is kept and retried;
 - `parse(raw)` turns one stored part into an `InboundMessage` (again on every retry);
 - `address(...)` says where a reply to this customer goes on this channel (or raises why not);
-- `send(message)` delivers a reply (raising `SendError`, temporary or not);
+- `send(message, settings=...)` delivers a reply (raising `SendError`, temporary or not);
 - `parse_statuses(body)` reads delivery reports.
 
 Channels with a live connection (web chat) set `realtime = True`: a reply is delivered by the
@@ -111,7 +111,7 @@ class ChannelAdapter:
     def address(self, session: Session, *, customer_id: int, thread: dict[str, Any]) -> dict[str, Any]:
         raise Unprocessable(f"Channel {self.name} cannot reach customers", code="channel_cannot_send")
 
-    def send(self, message: OutboundMessage) -> SendResult:
+    def send(self, message: OutboundMessage, *, settings: Any) -> SendResult:
         raise SendError(f"Channel {self.name} cannot send", temporary=False)
 
     def parse_statuses(self, body: bytes) -> list[DeliveryStatus]:

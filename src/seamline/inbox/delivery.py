@@ -160,7 +160,7 @@ def send_due(database: Database, *, settings: Settings, limit: int = 20) -> int:
             claimed.append((message.id, message.channel, message.attempts, _outbound(session, message)))
     for message_id, channel, attempts, outbound in claimed:
         try:
-            result = adapter_for(channel).send(outbound)
+            result = adapter_for(channel).send(outbound, settings=settings)
         except SendError as exc:
             _failed(database, settings, message_id, attempts, str(exc), temporary=exc.temporary)
             continue

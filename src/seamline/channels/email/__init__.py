@@ -1,0 +1,1 @@
+"""Email channel: MIME parsing, outbound messages over SMTP and polling a mailbox over IMAP."""

@@ -1,0 +1,39 @@
+"""Raw email in over HTTP: for an MTA that pipes the support address's mail to Seamline
+(e.g. Postfix `pipe` + curl) instead of Seamline polling a mailbox by IMAP."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from starlette.concurrency import run_in_threadpool
+
+from seamline.channels.email.adapter import ADAPTER
+from seamline.core.deps import WriteKey, get_database
+from seamline.core.errors import BadRequest, PayloadTooLarge
+from seamline.inbox import delivery
+
+router = APIRouter(tags=["inbox"])
+
+
+@router.post("/v1/inbox/channels/email/messages", status_code=202, openapi_extra={
+    "requestBody": {"required": True, "content": {"message/rfc822": {"schema": {"type": "string", "format": "binary"}}}}})
+async def receive_email(request: Request, _: WriteKey) -> dict[str, Any]:
+    """One RFC 822 message as the body. Stored raw first (a repeat of its Message-ID is ignored),
+    then processed; a message that cannot be processed stays stored as failed, with the error
+    (`GET /v1/inbox/inbound?status=failed`), and is retried by the inbox job."""
+    settings = request.app.state.settings
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > settings.inbox_email_max_bytes:
+            raise PayloadTooLarge(f"An email may be at most {settings.inbox_email_max_bytes} bytes", code="email_too_large")
+    if not body.strip():
+        raise BadRequest("The body must be one RFC 822 message", code="empty_email")
+    accepted = await run_in_threadpool(
+        delivery.accept, get_database(request), rules=request.app.state.identifier_rules, settings=settings, adapter=ADAPTER,
+        headers=dict(request.headers), body=body,
+    )
+    item = accepted[0]
+    return {"inbound_id": item.inbound_id, "provider_message_id": item.provider_message_id, "duplicate": item.duplicate,
+            "message_id": item.message_id, "error": item.error}
