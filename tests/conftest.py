@@ -22,6 +22,7 @@ from seamline.core.auth.schemas import Scope
 from seamline.core.config import Settings
 from seamline.core.db import Database
 from seamline.devtools.postgres import PostgresServer, find_bin_dir
+from seamline.events import service as events_service
 from seamline.models import metadata
 
 BACKENDS = ["sqlite", "postgresql"]
@@ -156,3 +157,11 @@ def read_headers(database) -> dict[str, str]:
 def reset_database(session_database):
     """For property tests: a callable that empties the database between generated examples."""
     return lambda: _truncate(session_database)
+
+
+@pytest.fixture
+def write_key(database) -> str:
+    """A website's event source write key (the tracker's and the web chat widget's)."""
+    with database.write() as session:
+        _source, key = events_service.create_source(session, name="Website", channel="web")
+    return key

@@ -6,15 +6,6 @@ import uuid
 
 import pytest
 
-from seamline.events import service as events_service
-
-
-@pytest.fixture
-def write_key(database) -> str:
-    with database.write() as session:
-        _source, key = events_service.create_source(session, name="Website", channel="web")
-    return key
-
 
 class Visitor:
     """A web chat visitor, as the widget talks to the API."""

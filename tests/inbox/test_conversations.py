@@ -5,7 +5,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from tests.inbox.conftest import conversation, conversation_of, create_agent, reply, set_status
+from tests.inbox.conftest import (
+    conversation,
+    conversation_of,
+    create_agent,
+    reply,
+    set_status,
+)
 
 
 def test_chat_message_opens_a_conversation_routed_to_an_agent(client, admin_headers, visitor):
@@ -100,7 +106,7 @@ def test_statuses_snooze_and_reopen_by_customer(client, admin_headers, visitor):
     cid = anna.state["conversation"]["id"] if anna.state["conversation"] else anna.open()["conversation"]["id"]
     url = f"/v1/inbox/conversations/{cid}/status"
     assert client.post(url, json={"status": "pending", "agent_id": agent["id"]}, headers=admin_headers).json()["status"] == "pending"
-    load = lambda: client.get(f"/v1/inbox/agents", headers=admin_headers).json()["items"][0]["load"]  # noqa: E731
+    load = lambda: client.get("/v1/inbox/agents", headers=admin_headers).json()["items"][0]["load"]  # noqa: E731
     assert load() == 0
     past = client.post(url, json={"status": "snoozed", "snoozed_until": "2020-01-01T00:00:00Z"}, headers=admin_headers)
     assert past.status_code == 422 and past.json()["error"]["code"] == "invalid_snooze"

@@ -20,7 +20,7 @@ from seamline.channels.email.mime import parse_email
 from seamline.customers.identifiers import IdentifierRules
 from seamline.inbox import delivery
 from tests.channels.email.conftest import append
-from tests.inbox.conftest import Visitor, conversation, create_agent, reply, write_key  # noqa: F401 - a fixture
+from tests.inbox.conftest import Visitor, conversation, create_agent, reply
 
 SUPPORT = "support@shop.example"
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "email"

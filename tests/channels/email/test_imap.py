@@ -80,9 +80,6 @@ def test_other_folder_with_a_space(dovecot, imap_account):
 
 
 def test_errors_are_imap_errors(dovecot, imap_account):
-    with pytest.raises(ImapError, match="AUTHENTICATIONFAILED|Authentication failed"):
-        with mailbox(dovecot, (imap_account[0], "wrong")):
-            pass
     with pytest.raises(ImapError, match="cannot select"):
         with mailbox(dovecot, imap_account, folder="Nope"):
             pass
@@ -91,6 +88,20 @@ def test_errors_are_imap_errors(dovecot, imap_account):
         closed.connect()
     with pytest.raises(ImapError, match="not connected"):
         closed.fetch_unseen()
+
+
+def test_wrong_password():
+    # A server of its own: after a failed login Dovecot delays the next one from the same address by
+    # seconds, which would slow every later test on the shared server.
+    server = DovecotServer()
+    server.add_user("someone", "right")
+    server.start()
+    try:
+        with pytest.raises(ImapError, match="AUTHENTICATIONFAILED"):
+            with mailbox(server, ("someone", "wrong")):
+                pass
+    finally:
+        server.stop()
 
 
 def test_dovecot_server_fails_clearly(monkeypatch, dovecot):

@@ -9,7 +9,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from seamline.channels.email.mime import MalformedEmail, html_to_text, parse_email, strip_quoted
+from seamline.channels.email.mime import (
+    MalformedEmail,
+    html_to_text,
+    parse_email,
+    strip_quoted,
+)
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "email"
 

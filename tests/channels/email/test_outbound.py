@@ -9,7 +9,12 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from seamline.channels.email.mime import ParsedAttachment, parse_email
-from seamline.channels.email.outbound import EmailSendError, SmtpSender, build_message, make_message_id
+from seamline.channels.email.outbound import (
+    EmailSendError,
+    SmtpSender,
+    build_message,
+    make_message_id,
+)
 
 PDF = b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
 GMAIL_ID = "CAFk2Z+vGmail1234567890abcdef1234567890abcdef1234567890abcdef@mail.gmail.com"  # longer than a line
