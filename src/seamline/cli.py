@@ -27,6 +27,8 @@ stock_app = typer.Typer(help="Stock and price sync from the accounting system (C
 app.add_typer(stock_app, name="stock")
 loyalty_app = typer.Typer(help="Loyalty points, cards and wallets.", no_args_is_help=True)
 app.add_typer(loyalty_app, name="loyalty")
+inbox_app = typer.Typer(help="The unified inbox: scheduled work and the email mailbox.", no_args_is_help=True)
+app.add_typer(inbox_app, name="inbox")
 
 
 def _settings(database_url: str | None) -> Settings:
@@ -238,6 +240,29 @@ def loyalty_run_jobs(database_url: DatabaseUrl = None) -> None:
 
     database = Database(_settings(database_url))
     done = tasks.run_due(database)
+    database.dispose()
+    typer.echo(json.dumps(done))
+
+
+@inbox_app.command("run-jobs")
+def inbox_run_jobs(database_url: DatabaseUrl = None) -> None:
+    """Flag SLA breaches, wake snoozed conversations, retry failed inbound messages, send queued
+    replies and webhooks, poll the IMAP mailbox once: what `seamline serve` does on its
+    intervals, for cron when those are 0."""
+    import httpx
+
+    from seamline.channels.email import adapter as email_adapter
+    from seamline.core.db import Database
+    from seamline.customers.identifiers import IdentifierRules
+    from seamline.inbox import tasks
+
+    settings = _settings(database_url)
+    database, rules = Database(settings), IdentifierRules(settings)
+    done = tasks.run_due(database, settings=settings, rules=rules)
+    with httpx.Client() as client:
+        done.update(tasks.send_due(database, settings=settings, client=client))
+    if settings.inbox_imap_host:
+        done["emails_fetched"] = email_adapter.poll_mailbox(database, settings=settings, rules=rules)
     database.dispose()
     typer.echo(json.dumps(done))
 

@@ -204,8 +204,14 @@ def customer_name(session: Session, customer_id: int) -> dict[str, str | None]:
 # --- notices --------------------------------------------------------------------------------
 
 
-def _topics(conversation: InboxConversation, *, customer_visible: bool) -> list[str]:
-    topics = [f"conversation:{conversation.id}", "inbox"]
+def _topics(conversation: InboxConversation, *, customer_visible: bool, message: bool = False) -> list[str]:
+    """Where a notice goes: the conversation's watchers, its agent, the web chat of the person
+    (what the customer may see), and `inbox` (queue views, dashboards) for changes to the
+    conversation and for messages still waiting for an agent, so consoles do not each receive
+    every message of the installation."""
+    topics = [f"conversation:{conversation.id}"]
+    if not message or conversation.assignee_id is None:
+        topics.append("inbox")
     if conversation.assignee_id:
         topics.append(f"agent:{conversation.assignee_id}")
     if customer_visible:
@@ -215,7 +221,7 @@ def _topics(conversation: InboxConversation, *, customer_visible: bool) -> list[
 
 def publish_message(session: Session, conversation: InboxConversation, message: InboxMessage) -> dict[str, Any]:
     view = messages_view(session, [message])[0]
-    realtime.notify(session, _topics(conversation, customer_visible=message.direction != "internal" or message.kind == "event"),
+    realtime.notify(session, _topics(conversation, customer_visible=message.direction != "internal", message=True),
                     {"type": "message", "conversation_id": conversation.id, "message": view})
     webhooks.emit(session, "message.created", {"conversation_id": conversation.id, "customer_id": conversation.customer_id,
                                                 "message": {k: v for k, v in view.items() if k != "html"}})
@@ -234,7 +240,7 @@ def system_event(session: Session, conversation: InboxConversation, text: str, *
     session.add(message)
     session.flush()
     view = messages_view(session, [message])[0]
-    realtime.notify(session, _topics(conversation, customer_visible=False), {"type": "message", "conversation_id": conversation.id,
+    realtime.notify(session, _topics(conversation, customer_visible=False, message=True), {"type": "message", "conversation_id": conversation.id,
                                                                               "message": view})
     return message
 
