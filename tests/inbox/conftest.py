@@ -10,16 +10,19 @@ import pytest
 class Visitor:
     """A web chat visitor, as the widget talks to the API."""
 
-    def __init__(self, client, write_key: str, anonymous_id: str | None = None, user_id: str | None = None):
+    def __init__(self, client, write_key: str, anonymous_id: str | None = None, user_id: str | None = None,
+                 user_hash: str | None = None):
         self.client, self.write_key = client, write_key
         self.anonymous_id = anonymous_id or str(uuid.uuid4())
-        self.user_id = user_id
+        self.user_id, self.user_hash = user_id, user_hash
         self.open()
 
     def open(self) -> dict:
         body = {"writeKey": self.write_key, "anonymousId": self.anonymous_id}
         if self.user_id:
             body["userId"] = self.user_id
+        if self.user_hash:
+            body["userHash"] = self.user_hash
         response = self.client.post("/v1/webchat/sessions", json=body)
         assert response.status_code == 201, response.text
         self.state = response.json()

@@ -3,6 +3,14 @@ conversations come together, the agent's single window, export and erasure."""
 
 from __future__ import annotations
 
+import pytest
+from fastapi.testclient import TestClient
+from pydantic import SecretStr
+from sqlalchemy import func, select
+
+from seamline.app import create_app
+from seamline.channels.webchat.service import user_hash
+from seamline.inbox.models import InboxChatSession
 from tests.inbox.conftest import conversation, create_agent, reply
 
 
@@ -13,6 +21,16 @@ def _customer(client, headers, *identifiers, **traits) -> int:
     return response.json()["customer"]["id"]
 
 
+SECRET = "site-backend-secret"
+
+
+@pytest.fixture
+def client(settings, database):
+    verified = settings.model_copy(update={"inbox_webchat_identity_secret": SecretStr(SECRET)})
+    with TestClient(create_app(verified, database=database)) as test_client:
+        yield test_client
+
+
 def test_chat_before_login_joins_the_profile_at_login(client, admin_headers, write_headers, visitor):
     known = _customer(client, write_headers, ("user_id", "user-42"), ("email", "anna@example.com"), first_name="Анна")
     anna = visitor()
@@ -20,7 +38,9 @@ def test_chat_before_login_joins_the_profile_at_login(client, admin_headers, wri
     cid = anna.open()["conversation"]["id"]
     assert conversation(client, admin_headers, cid)["customer_id"] != known
 
-    anna.user_id = "user-42"  # the tracker's identify(): the widget opens its session again with the user id
+    # The tracker's identify(): the widget opens its session again with the user id, vouched for
+    # by the site's backend.
+    anna.user_id, anna.user_hash = "user-42", user_hash(SECRET, "user-42")
     state = anna.open()
     assert state["conversation"]["id"] == cid and [m["text"] for m in state["messages"]] == ["Вопрос до входа"]
     assert state["email"] == "anna@example.com"
@@ -29,6 +49,35 @@ def test_chat_before_login_joins_the_profile_at_login(client, admin_headers, wri
     assert [c["id"] for c in mine] == [cid]
     anna.say("Вопрос после входа")
     assert [m["text"] for m in anna.open()["messages"]] == ["Вопрос до входа", "Вопрос после входа"]
+
+
+def test_a_user_id_without_the_sites_signature_opens_no_history(client, admin_headers, visitor):
+    victim = visitor(user_id="user-42", user_hash=user_hash(SECRET, "user-42"))
+    victim.say("Моя карта заканчивается на 4242")
+    attacker = visitor(user_id="user-42")  # a public write key and a guessed user id, no hash
+    assert attacker.state["messages"] == [] and attacker.state["conversation"] is None and attacker.state["email"] is None
+    forged = client.post("/v1/webchat/sessions", json={"writeKey": attacker.write_key, "anonymousId": "x", "userId": "user-42",
+                                                        "userHash": "00" * 32})
+    assert forged.status_code == 401 and forged.json()["error"]["code"] == "invalid_user_hash"
+    assert client.get("/v1/webchat/messages", headers=attacker.headers).json()["items"] == []
+    # Writing starts a conversation of its own (it does not continue, and so open, the victim's);
+    # the agent still sees one person, as the identity graph linked the user id.
+    attacker.say("Привет")
+    assert [m["text"] for m in attacker.open()["messages"]] == ["Привет"]
+    assert [m["text"] for m in victim.open()["messages"]] == ["Моя карта заканчивается на 4242", "Привет"]
+    customer = conversation(client, admin_headers, attacker.state["conversation"]["id"])["customer_id"]
+    assert len(client.get("/v1/inbox/conversations", params={"customer_id": customer}, headers=admin_headers).json()["items"]) == 2
+
+
+def test_a_page_load_resumes_the_session(client, visitor, database):
+    anna = visitor()
+    first = anna.state["token"]
+    again = client.post("/v1/webchat/sessions", json={"writeKey": anna.write_key, "anonymousId": anna.anonymous_id, "token": first})
+    assert again.status_code == 201 and again.json()["token"] == first
+    other = client.post("/v1/webchat/sessions", json={"writeKey": anna.write_key, "anonymousId": "someone-else", "token": first})
+    assert other.json()["token"] != first  # a token is no key to another visitor
+    with database.read() as session:
+        assert session.scalar(select(func.count()).select_from(InboxChatSession)) == 2
 
 
 def test_single_window_shows_the_whole_person(client, admin_headers, write_headers, visitor):
@@ -55,7 +104,7 @@ def test_single_window_shows_the_whole_person(client, admin_headers, write_heade
     assert customer["profile"]["traits"]["first_name"]["value"] == "Анна"
     assert {"type": "phone", "value": "+79161234567"} in [{"type": i["type"], "value": i["value"]} for i in customer["identities"]]
     assert [c["id"] for c in body["other_conversations"]] == [first]
-    assert any(item["type"] == "inbox.message_received" for item in body["timeline"]["items"])
+    assert any(item["type"] == "inbox.message_received" for item in customer["timeline"])
     assert "webchat" in body["reachable_channels"]
     timeline = client.get(f"/v1/customers/{body['conversation']['customer_id']}/timeline", params={"type": "inbox"},
                           headers=admin_headers).json()["items"]

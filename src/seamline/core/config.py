@@ -180,6 +180,12 @@ class Settings(BaseSettings):
     inbox_send_interval_seconds: float = Field(
         default=1.0, ge=0, description="How often `seamline serve` sends queued replies (email) and inbox webhooks; 0: off"
     )
+    inbox_webchat_identity_secret: SecretStr = Field(
+        default=SecretStr(""),
+        description="Secret the site's backend signs user ids with for the web chat (userHash = hex HMAC-SHA256 of the user id); "
+        "a session with a valid hash sees the customer's whole history, one without only its own browser's chats",
+    )
+    inbox_webchat_session_days: int = Field(default=30, ge=1, description="Web chat sessions are removed by the inbox job this long after they opened (the widget then opens a new one)")
     inbox_email_address: str = Field(default="", description="The support mailbox's address: From of replies, and where customers write")
     inbox_email_name: str = Field(default="Support", description="Display name of replies' From")
     inbox_email_max_bytes: int = Field(default=25 * 1024 * 1024, ge=1024, description="Largest email accepted (HTTP or IMAP)")

@@ -301,7 +301,10 @@ class Database:
 
     @contextmanager
     def read(self) -> Iterator[Session]:
+        """A read-only session; `session.info["read_only"]` lets helpers memoize what cannot
+        change within it (e.g. which profiles were merged into which)."""
         session = self._read_sessions()
+        session.info["read_only"] = True
         try:
             yield session
         finally:

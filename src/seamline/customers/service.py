@@ -234,13 +234,19 @@ def get_profile(session: Session, customer_id: int) -> CustomerProfile:
 def merged_profile_ids(session: Session, profile_id: int) -> list[int]:
     """The profile and every profile merged into it (directly or through others): records that
     other modules keep by profile id (orders, conversations) follow a merge without being
-    rewritten, and go back with an unmerge."""
+    rewritten, and go back with an unmerge. Memoized in read-only sessions: one page (the
+    agent's window, the 360) asks it of every section."""
+    memo = session.info.setdefault("merged_profile_ids", {}) if session.info.get("read_only") else None
+    if memo is not None and profile_id in memo:
+        return list(memo[profile_id])
     found, frontier = [profile_id], [profile_id]
     while frontier:
         frontier = [i for i in session.scalars(
             select(CustomerProfile.id).where(CustomerProfile.merged_into_id.in_(frontier), CustomerProfile.status == "merged")
         ) if i not in found]
         found.extend(frontier)
+    if memo is not None:
+        memo[profile_id] = tuple(found)
     return found
 
 

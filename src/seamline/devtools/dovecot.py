@@ -3,7 +3,8 @@
 `.ci/run` installs Debian's `dovecot-imapd` package; this writes a private configuration in a
 temporary directory (plaintext logins, no TLS, a passwd-file of users, Maildir mail) listening on a
 free loopback port, starts Dovecot with it and removes everything on stop. As root, mail is owned
-by the `mail` user (Dovecot refuses to deliver as uid 0); otherwise everything runs as the caller.
+by the `mail` user (Dovecot refuses to deliver as uid 0); otherwise everything runs as the caller
+(so no chroots either: a test server needs none).
 """
 
 from __future__ import annotations
@@ -82,11 +83,10 @@ class DovecotServer:
             # Unprivileged Dovecot processes must reach the mail and the sockets under root.
             self.root.chmod(0o755)
             shutil.chown(mail_dir, "mail", "mail")
-            mail_user, internal_user, login_user = "mail", "dovecot", "dovenull"
-            mail_group = "mail"
+            mail_user, mail_group, internal_user, internal_group, login_user = "mail", "mail", "dovecot", "dovecot", "dovenull"
         else:
             mail_user = internal_user = login_user = pwd.getpwuid(os.geteuid()).pw_name
-            mail_group = grp.getgrgid(os.getegid()).gr_name
+            mail_group = internal_group = grp.getgrgid(os.getegid()).gr_name
         self.config.write_text(f"""\
 protocols = imap
 listen = {self.host}
@@ -98,6 +98,7 @@ disable_plaintext_auth = no
 auth_mechanisms = plain login
 auth_failure_delay = 0
 default_internal_user = {internal_user}
+default_internal_group = {internal_group}
 default_login_user = {login_user}
 first_valid_uid = 1
 first_valid_gid = 1
@@ -110,7 +111,11 @@ userdb {{
   driver = static
   args = uid={mail_user} gid={mail_group} home={mail_dir}/%u
 }}
+service anvil {{
+  chroot =
+}}
 service imap-login {{
+  chroot =
   inet_listener imap {{
     address = {self.host}
     port = {self.port}
@@ -125,7 +130,7 @@ service imap-login {{
         self._write_config()
         # The daemon keeps inherited descriptors open: send its output to a file, not a pipe.
         with (self.root / "start.out").open("w+") as out:
-            code = subprocess.run([str(self.binary), "-c", str(self.config)], stdout=out, stderr=out).returncode
+            code = subprocess.run([str(self.binary), "-c", str(self.config)], stdout=out, stderr=out, check=False).returncode
             out.seek(0)
             if code != 0:
                 self._fail(f"dovecot exited with {code}: {out.read().strip()}")

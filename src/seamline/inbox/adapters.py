@@ -51,6 +51,9 @@ class InboundMessage:
     thread_refs: list[str] = field(default_factory=list)
     #: The customer profile, when the channel already knows it (a web chat session)
     customer_id: int | None = None
+    #: When set, only these conversations may be continued (an unverified web chat browser must
+    #: not write into, and so read, the person's other conversations); otherwise a new one starts
+    continue_within: list[int] | None = None
     sent_at: datetime | None = None
     meta: dict[str, Any] = field(default_factory=dict)
 

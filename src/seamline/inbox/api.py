@@ -38,8 +38,7 @@ from seamline.core.deps import (
 )
 from seamline.core.errors import AppError, Conflict, NotFound, Unprocessable
 from seamline.customers import service as customers_service
-from seamline.customers.api import Sections, Timeline
-from seamline.customers.timeline import TimelineQuery
+from seamline.customers.api import Sections
 from seamline.inbox import (
     agents,
     canned,
@@ -183,21 +182,18 @@ def get_conversation(conversation_id: int, session: ReadSession, settings: AppSe
 
 
 @router.get("/conversations/{conversation_id}/window")
-def single_window(conversation_id: int, session: ReadSession, settings: AppSettings, sections: Sections, timeline: Timeline,
+def single_window(conversation_id: int, session: ReadSession, settings: AppSettings, sections: Sections,
                   _: AgentKey) -> dict[str, Any]:
     """Everything the agent needs in one call: the conversation, the customer 360 (profile,
-    identities, consents, cart, orders, loyalty, other conversations) and the recent timeline."""
+    identities, consents, cart, orders, loyalty, conversations, the latest 20 timeline items)."""
     conversation = service.get_conversation(session, conversation_id)
     view = service.conversation_view(session, conversation, settings)
     customer_id = view["customer_id"]
     customer = customers_service.render_customer(session, sections=sections, profile_id=customer_id)
-    items, cursor = customers_service.timeline_page(session, timeline=timeline, customer_id=customer_id,
-                                                     query=TimelineQuery(limit=20))
     return {
         "conversation": view,
         "customer": customer,
         "other_conversations": [c for c in customer["sections"].get("conversations") or [] if c["id"] != conversation.id],
-        "timeline": {"items": [item.__dict__ for item in items], "next_cursor": cursor},
         "reachable_channels": service.reachable_channels(session, conversation),
     }
 

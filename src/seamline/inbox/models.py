@@ -266,6 +266,9 @@ class InboxChatSession(Base):
     source_id: Mapped[int] = mapped_column(BigId, ForeignKey("event_source.id"))
     anonymous_id: Mapped[str] = mapped_column(String(200), index=True)
     user_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    #: The site's backend vouched for `user_id` (a valid `userHash`): the session may read the
+    #: person's whole history; otherwise only the conversations this browser took part in.
+    verified: Mapped[bool] = mapped_column(Boolean, default=False)
     customer_id: Mapped[int] = mapped_column(BigId, ForeignKey("customer_profile.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 

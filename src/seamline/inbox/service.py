@@ -350,14 +350,16 @@ def _threaded_conversation(session: Session, inbound: InboundMessage) -> InboxCo
     return get_conversation(session, found, lock=True) if found else None
 
 
-def _latest_conversation(session: Session, customer_id: int, settings: Settings) -> InboxConversation | None:
+def _latest_conversation(session: Session, customer_id: int, settings: Settings,
+                         within: list[int] | None = None) -> InboxConversation | None:
     """The conversation a new message continues: the customer's latest one still going (on any
     channel), or one resolved less than `inbox_reopen_hours` ago."""
-    latest = session.scalar(
-        select(InboxConversation).where(InboxConversation.customer_id.in_(person_ids(session, customer_id)),
-                                        InboxConversation.merged_into_id.is_(None))
-        .order_by(InboxConversation.last_message_at.desc(), InboxConversation.id.desc()).limit(1).with_for_update()
-    )
+    query = select(InboxConversation).where(InboxConversation.customer_id.in_(person_ids(session, customer_id)),
+                                            InboxConversation.merged_into_id.is_(None))
+    if within is not None:
+        query = query.where(InboxConversation.id.in_(within))
+    latest = session.scalar(query.order_by(InboxConversation.last_message_at.desc(), InboxConversation.id.desc()).limit(1)
+                            .with_for_update())
     if latest is None:
         return None
     if latest.status == "resolved" and (latest.resolved_at or latest.last_message_at) < utcnow() - timedelta(
@@ -389,7 +391,8 @@ def receive(session: Session, *, settings: Settings, inbound: InboundMessage, cu
     """Put a customer's message into their conversation (continuing, reopening or starting one),
     route it, and tell the agent."""
     now = utcnow()
-    conversation = _threaded_conversation(session, inbound) or _latest_conversation(session, customer_id, settings)
+    conversation = _threaded_conversation(session, inbound) or _latest_conversation(
+        session, customer_id, settings, inbound.continue_within)
     if conversation is not None and _survey_answer(session, conversation, inbound) is not None:
         return _add_message(session, conversation, inbound, direction="in", meta={**inbound.meta, "survey_answer": True})
     created = conversation is None
@@ -792,7 +795,8 @@ def _timeline(session: Session, context: CustomerContext, query: TimelineQuery) 
     if not query.wants("inbox"):
         return []
     ids = customers_service.merged_profile_ids(session, context.profile.id)
-    found = (select(InboxMessage, InboxConversation.customer_id)
+    found = (select(InboxMessage.id, InboxMessage.created_at, InboxMessage.channel, InboxMessage.direction,
+                    func.substr(InboxMessage.text, 1, 120).label("title"), InboxMessage.conversation_id)
              .join(InboxConversation, InboxConversation.id == InboxMessage.conversation_id)
              .where(InboxConversation.customer_id.in_(ids), InboxMessage.direction.in_(("in", "out")),
                     query.older_than_cursor(InboxMessage.created_at, InboxMessage.id)))
@@ -802,8 +806,8 @@ def _timeline(session: Session, context: CustomerContext, query: TimelineQuery) 
     return [
         TimelineItem(kind="inbox", id=m.id, occurred_at=m.created_at, channel=m.channel,
                      type=f"inbox.message_{'received' if m.direction == 'in' else 'sent'}",
-                     title=(m.text or "(attachment)")[:120], data={"conversation_id": m.conversation_id, "direction": m.direction})
-        for m, _ in rows
+                     title=m.title or "(attachment)", data={"conversation_id": m.conversation_id, "direction": m.direction})
+        for m in rows
     ]
 
 

@@ -7,7 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from seamline.channels.email.imap import ImapError, ImapMailbox
+from seamline.channels.email.imap import (
+    ImapError,
+    ImapMailbox,
+    encode_mailbox,
+    quote_mailbox,
+)
 from seamline.channels.email.mime import parse_email
 from seamline.devtools.dovecot import DovecotServer
 from tests.channels.email.conftest import append
@@ -47,7 +52,7 @@ def test_unmarked_mail_is_fetched_again(dovecot, imap_account):
     first, second = (FIXTURES / "koi8r_plain.eml").read_bytes(), (FIXTURES / "cp1251_qp.eml").read_bytes()
     append(dovecot, imap_account, first, second)
     with mailbox(dovecot, imap_account) as box:
-        (uid1, raw1), (uid2, raw2) = box.fetch_unseen()
+        (uid1, _), (uid2, _) = box.fetch_unseen()
         box.mark_seen([uid1])  # stored the first, then "crashed"
     with mailbox(dovecot, imap_account) as box:
         assert box.fetch_unseen() == [(uid2, second)]
@@ -65,24 +70,30 @@ def test_limit_and_already_seen(dovecot, imap_account):
         assert [raw for _, raw in box.fetch_unseen()] == raws[1:]
 
 
-def test_other_folder_with_a_space(dovecot, imap_account):
+def test_other_folder_with_a_cyrillic_name(dovecot, imap_account):
+    folder = quote_mailbox("Обращения клиентов")
+    assert folder == '"&BB4EMQRABDAESQQ1BD0EOARP- &BDoEOwQ4BDUEPQRCBD4EMg-"'
     imap = imaplib.IMAP4(dovecot.host, dovecot.port)
     imap.authenticate("PLAIN", lambda _: f"\0{imap_account[0]}\0{imap_account[1]}".encode())
-    assert imap.create('"Support Requests"')[0] == "OK"
+    assert imap.create(folder)[0] == "OK"
     imap.logout()
     raw = (FIXTURES / "utf8_base64.eml").read_bytes()
-    append(dovecot, imap_account, raw, folder='"Support Requests"')
+    append(dovecot, imap_account, raw, folder=folder)
     with mailbox(dovecot, imap_account) as inbox:
         assert inbox.fetch_unseen() == []
-    with mailbox(dovecot, imap_account, folder="Support Requests") as box:
-        ((uid, fetched),) = box.fetch_unseen()
+    with mailbox(dovecot, imap_account, folder="Обращения клиентов") as box:
+        ((_, fetched),) = box.fetch_unseen()
         assert parse_email(fetched).subject == "Смена адреса доставки"
 
 
+def test_modified_utf7_mailbox_names():
+    assert encode_mailbox("~peter/mail/台北/日本語") == "~peter/mail/&U,BTFw-/&ZeVnLIqe-"  # RFC 3501's example
+    assert quote_mailbox("INBOX") == "INBOX" and quote_mailbox('R&D "x"') == '"R&-D \\"x\\""'
+
+
 def test_errors_are_imap_errors(dovecot, imap_account):
-    with pytest.raises(ImapError, match="cannot select"):
-        with mailbox(dovecot, imap_account, folder="Nope"):
-            pass
+    with pytest.raises(ImapError, match="cannot select"), mailbox(dovecot, imap_account, folder="Nope"):
+        pass
     closed = ImapMailbox(host="127.0.0.1", port=1, username="x", password="y", security="none", timeout=2)
     with pytest.raises(ImapError, match="cannot connect"):
         closed.connect()
@@ -97,9 +108,8 @@ def test_wrong_password():
     server.add_user("someone", "right")
     server.start()
     try:
-        with pytest.raises(ImapError, match="AUTHENTICATIONFAILED"):
-            with mailbox(server, ("someone", "wrong")):
-                pass
+        with pytest.raises(ImapError, match="AUTHENTICATIONFAILED"), mailbox(server, ("someone", "wrong")):
+            pass
     finally:
         server.stop()
 

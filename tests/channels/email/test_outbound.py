@@ -34,13 +34,13 @@ class Collector:
         self.rcpt_reply: str | None = None
         self.data_reply: str | None = None
 
-    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: N802 - aiosmtpd hook
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # aiosmtpd's hook name
         if self.rcpt_reply:
             return self.rcpt_reply
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
-    async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd hook
+    async def handle_DATA(self, server, session, envelope):  # aiosmtpd's hook name
         if self.data_reply:
             return self.data_reply
         self.envelopes.append(envelope)

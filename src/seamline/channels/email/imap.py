@@ -8,6 +8,7 @@ the folder's UIDVALIDITY (`ImapMailbox.uidvalidity`) is unchanged.
 
 from __future__ import annotations
 
+import base64
 import imaplib
 import re
 import ssl
@@ -60,8 +61,7 @@ class ImapMailbox:
                 imap.login(self.username, self.password)
             else:  # LOGIN is ASCII-only in imaplib; AUTHENTICATE PLAIN carries UTF-8
                 imap.authenticate("PLAIN", lambda _: f"\0{self.username}\0{self.password}".encode())
-            folder = self.folder if re.fullmatch(r"[\w./-]+", self.folder) else '"' + re.sub(r'(["\\])', r"\\\1", self.folder) + '"'
-            typ, data = imap.select(folder)
+            typ, data = imap.select(quote_mailbox(self.folder))
             if typ != "OK":
                 raise ImapError(f"{where}: cannot select {self.folder!r}: {_text(data)}")
             validity = imap.response("UIDVALIDITY")[1]
@@ -119,6 +119,32 @@ class ImapMailbox:
         uids = sorted(set(uids))
         for start in range(0, len(uids), 500):
             self._command("STORE", ",".join(map(str, uids[start : start + 500])), "+FLAGS.SILENT", r"(\Seen)")
+
+
+def encode_mailbox(name: str) -> str:
+    """A mailbox name in IMAP's modified UTF-7 (RFC 3501 5.1.3): non-ASCII runs as "&...-"."""
+    out, run = [], []
+
+    def flush() -> None:
+        if run:
+            encoded = base64.b64encode("".join(run).encode("utf-16-be")).rstrip(b"=").replace(b"/", b",")
+            out.append("&" + encoded.decode("ascii") + "-")
+            run.clear()
+
+    for char in name:
+        if " " <= char <= "~":
+            flush()
+            out.append("&-" if char == "&" else char)
+        else:
+            run.append(char)
+    flush()
+    return "".join(out)
+
+
+def quote_mailbox(name: str) -> str:
+    """The mailbox name as a command argument: encoded, and quoted when it has to be."""
+    encoded = encode_mailbox(name)
+    return encoded if re.fullmatch(r"[\w./&,+-]+", encoded) else '"' + re.sub(r'(["\\])', r"\\\1", encoded) + '"'
 
 
 def _text(data) -> str:

@@ -21,6 +21,9 @@ from email.message import Message
 from email.parser import BytesParser
 from email.utils import getaddresses, parsedate_to_datetime
 
+from lxml import etree
+from lxml import html as lxml_html
+
 
 class MalformedEmail(ValueError):
     """The input is not an email we can attribute to anyone (empty, or no From address)."""
@@ -194,9 +197,6 @@ def _cut_from(el) -> None:
 def html_to_text(markup: str, *, drop_quotes: bool = False) -> str:
     """Readable plain text from HTML: tags stripped, block structure kept as line breaks."""
     try:
-        from lxml import etree
-        from lxml import html as lxml_html
-
         parser = lxml_html.HTMLParser(encoding="utf-8", remove_comments=True, remove_pis=True, huge_tree=True)
         doc = lxml_html.document_fromstring(markup.encode("utf-8", "replace"), parser=parser)
         for el in doc.xpath("//script | //style | //head | //template"):
@@ -252,9 +252,9 @@ def _reply_start(lines: list[str]) -> int | None:
         if any(p.match(line) for p in _REPLY_HEADER):
             return i
         nxt = stripped[i + 1] if i + 1 < len(stripped) else ""
-        if nxt and not any(p.match(nxt) for p in _REPLY_HEADER):  # a header wrapped over two lines
-            if any(p.match(f"{line} {nxt}") for p in _REPLY_HEADER[:3]):
-                return i
+        wrapped = f"{line} {nxt}"  # a header wrapped over two lines (but not one starting on the next)
+        if nxt and not any(p.match(nxt) for p in _REPLY_HEADER) and any(p.match(wrapped) for p in _REPLY_HEADER[:3]):
+            return i
         if _HEADER_FROM.match(line) and any(_HEADER_SENT.match(s) for s in stripped[i + 1 : i + 5]):
             j = i - 1
             while j >= 0 and not stripped[j]:
@@ -451,5 +451,5 @@ def parse_email(raw: bytes) -> ParsedEmail:
         full_text=full_text,
         html=html,
         attachments=body.attachments,
-        problems=problems,
+        problems=list(dict.fromkeys(problems)),
     )

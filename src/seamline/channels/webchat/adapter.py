@@ -9,7 +9,9 @@ import orjson
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from seamline.channels.webchat.service import prune_sessions
 from seamline.core.errors import Unprocessable
+from seamline.core.jobs import PeriodicJob
 from seamline.inbox import service
 from seamline.inbox.adapters import ChannelAdapter, InboundMessage, register
 from seamline.inbox.models import InboxChatSession
@@ -26,6 +28,7 @@ class WebChatAdapter(ChannelAdapter):
         return InboundMessage(
             channel=CHANNEL, provider_message_id=data["provider_message_id"], identifiers=[("anonymous_id", data["anonymous_id"])],
             text=data.get("text") or "", attachment_ids=list(data.get("attachment_ids") or []), customer_id=data["customer_id"],
+            continue_within=data.get("continue_within"),
             meta={"client_message_id": data.get("client_message_id"), "page": data.get("page")},
         )
 
@@ -36,6 +39,16 @@ class WebChatAdapter(ChannelAdapter):
             raise Unprocessable("The customer has never opened the web chat", code="channel_unreachable",
                                 details={"channel": CHANNEL})
         return {"webchat": True}
+
+    def jobs(self, database: Any, settings: Any, rules: Any) -> list[PeriodicJob]:
+        """Remove old chat sessions (hourly, with the inbox's other jobs)."""
+        if not settings.inbox_job_interval_seconds:
+            return []
+        def prune() -> None:
+            with database.write() as session:
+                prune_sessions(session, settings=settings)
+
+        return [PeriodicJob("webchat-sessions", 3600.0, prune)]
 
 
 ADAPTER = register(WebChatAdapter())

@@ -32,7 +32,12 @@ from seamline.core.schemas import free_text
 from seamline.inbox import realtime
 from seamline.inbox import service as inbox_service
 from seamline.inbox.api import attachment_response, dumps
-from seamline.inbox.models import InboxAttachment, InboxChatSession
+from seamline.inbox.models import (
+    InboxAttachment,
+    InboxChatSession,
+    InboxConversation,
+    InboxMessage,
+)
 
 router = APIRouter(tags=["webchat"])
 STATIC = FilePath(__file__).parent / "static"
@@ -44,6 +49,10 @@ class SessionCreate(BaseModel):
     writeKey: Annotated[str, StringConstraints(min_length=1, max_length=200)]  # noqa: N815 - the widget's JSON
     anonymousId: Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f]+$")]  # noqa: N815
     userId: Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f]+$")] | None = None  # noqa: N815
+    userHash: Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[0-9a-fA-F]+$")] | None = Field(  # noqa: N815
+        default=None, description="Hex HMAC-SHA256 of userId with inbox_webchat_identity_secret, computed by the site's backend")
+    token: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = Field(
+        default=None, description="The session token the widget holds: the same session is resumed for the same visitor")
 
 
 class MessageCreate(BaseModel):
@@ -75,16 +84,18 @@ def _chat(request: Request, authorization: str | None) -> InboxChatSession:
 
 @router.get("/webchat/widget.js", include_in_schema=False)
 def widget() -> FileResponse:
-    return FileResponse(STATIC / "widget.js", media_type="application/javascript", headers={"Cache-Control": "public, max-age=300"})
+    return FileResponse(STATIC / "widget.js", media_type="application/javascript; charset=utf-8",
+                        headers={"Cache-Control": "public, max-age=300"})
 
 
 @router.post("/v1/webchat/sessions", status_code=201)
 def open_session(body: SessionCreate, request: Request) -> dict[str, Any]:
-    database, rules = get_database(request), request.app.state.identifier_rules
+    database, rules, settings = get_database(request), request.app.state.identifier_rules, request.app.state.settings
 
     def work(session):  # noqa: ANN001, ANN202
-        chat, token = service.open_session(session, rules=rules, write_key=body.writeKey, anonymous_id=body.anonymousId,
-                                           user_id=body.userId)
+        chat, token = service.open_session(session, rules=rules, settings=settings, write_key=body.writeKey,
+                                           anonymous_id=body.anonymousId, user_id=body.userId, user_hash_given=body.userHash,
+                                           resume_token=body.token)
         return {"token": token, **service.state(session, chat, base=_base(request))}
 
     return database.run_write(work)
@@ -102,8 +113,6 @@ def send_message(body: MessageCreate, request: Request, authorization: Token = N
     except service._ProcessingFailed as exc:
         raise Unprocessable(f"The message was stored but could not be delivered: {exc}", code="message_failed") from exc
     with get_database(request).read() as session:
-        from seamline.inbox.models import InboxMessage
-
         view = inbox_service.messages_view(session, [session.get(InboxMessage, message_id)])[0]
     return service.widget_message(view, base=_base(request))
 
@@ -139,14 +148,17 @@ def download(attachment_id: int, request: Request, authorization: Token = None,
     chat = _chat(request, authorization or token)
     with get_database(request).read() as session:
         stored = session.get(InboxAttachment, attachment_id) if 0 < attachment_id < 2**62 else None
-        person = set(inbox_service.person_ids(session, chat.customer_id))
-        owner = stored.customer_id if stored else None
-        if stored is not None and stored.message_id is not None:
-            from seamline.inbox.models import InboxConversation, InboxMessage
-
+        visible = False
+        if stored is not None and stored.message_id is None:  # uploaded, not sent yet: the uploader's
+            visible = stored.customer_id in inbox_service.person_ids(session, chat.customer_id)
+        elif stored is not None:
             message = session.get(InboxMessage, stored.message_id)
-            owner = session.get(InboxConversation, message.conversation_id).customer_id if message.direction != "internal" else None
-        if stored is None or owner not in person:
+            conversation = session.get(InboxConversation, message.conversation_id)
+            allowed = service.visible_conversations(session, chat)
+            visible = message.direction != "internal" and (
+                conversation.id in allowed if allowed is not None
+                else conversation.customer_id in inbox_service.person_ids(session, chat.customer_id))
+        if not visible:
             raise NotFound(f"Attachment {attachment_id} not found", code="attachment_not_found")
         return attachment_response(stored)
 
@@ -171,8 +183,11 @@ def answer_survey(survey_id: int, body: SurveyAnswer, request: Request, authoriz
 # --- the visitor's socket -------------------------------------------------------------------------
 
 
-def _frames(notice: dict[str, Any], base: str) -> list[dict[str, Any]]:
+def _frames(notice: dict[str, Any], base: str, allowed: set[int] | None) -> list[dict[str, Any]]:
     kind = notice.get("type")
+    conversation_id = notice.get("conversation_id") or (notice.get("conversation") or {}).get("id")
+    if allowed is not None and conversation_id not in allowed:
+        return []
     if kind == "message":
         view = notice["message"]
         frames = [{"type": "message", "message": service.widget_message(view, base=base)}]
@@ -187,22 +202,23 @@ def _frames(notice: dict[str, Any], base: str) -> list[dict[str, Any]]:
     return []
 
 
-def _connect(app, token: str | None) -> tuple[InboxChatSession, list[int], dict[str, Any]]:  # noqa: ANN001
+def _connect(app, token: str | None) -> tuple[InboxChatSession, list[int], dict[str, Any], set[int] | None]:  # noqa: ANN001
     with app.state.database.read() as session:
         chat = service.session_of_token(session, token)
-        return chat, inbox_service.person_ids(session, chat.customer_id), service.presence(session, chat)
+        return (chat, inbox_service.person_ids(session, chat.customer_id), service.presence(session, chat),
+                service.visible_conversations(session, chat))
 
 
-def _presence(app, chat: InboxChatSession) -> dict[str, Any]:  # noqa: ANN001
+def _presence(app, chat: InboxChatSession) -> tuple[dict[str, Any], set[int] | None]:  # noqa: ANN001
     with app.state.database.read() as session:
-        return service.presence(session, chat)
+        return service.presence(session, chat), service.visible_conversations(session, chat)
 
 
 @router.websocket("/v1/webchat/ws")
 async def visitor_socket(websocket: WebSocket, token: Annotated[str | None, Query(max_length=200)] = None) -> None:
     """Frames to the widget: message, typing, queue, status, survey. From it: typing."""
     try:
-        chat, person, presence = await run_in_threadpool(_connect, websocket.app, token)
+        chat, person, presence, allowed = await run_in_threadpool(_connect, websocket.app, token)
     except AppError as exc:
         await websocket.close(code=4401, reason=exc.message[:100])
         return
@@ -212,15 +228,18 @@ async def visitor_socket(websocket: WebSocket, token: Annotated[str | None, Quer
     await websocket.send_text(dumps({"type": "queue", **presence}))
 
     async def pump() -> None:
+        nonlocal allowed
         last = presence
         while True:
             try:
                 notice = await asyncio.wait_for(subscription.get(), timeout=PRESENCE_SECONDS)
-                for frame in _frames(notice, base):
+                if allowed is not None and notice.get("conversation_id") not in allowed and notice.get("type") == "message":
+                    _now, allowed = await run_in_threadpool(_presence, websocket.app, chat)  # this browser's new conversation?
+                for frame in _frames(notice, base, allowed):
                     await websocket.send_text(dumps(frame))
             except TimeoutError:
                 pass
-            now = await run_in_threadpool(_presence, websocket.app, chat)
+            now, allowed = await run_in_threadpool(_presence, websocket.app, chat)
             if now != last:
                 await websocket.send_text(dumps({"type": "queue", **now}))
                 last = now
@@ -242,7 +261,7 @@ async def visitor_socket(websocket: WebSocket, token: Annotated[str | None, Quer
 
 def _customer_typing(app, chat: InboxChatSession, is_typing: bool) -> None:  # noqa: ANN001
     with app.state.database.write() as session:
-        conversation = service.latest_conversation(session, inbox_service.person_ids(session, chat.customer_id))
+        conversation = service.latest_conversation(session, chat)
         if conversation is not None:
             realtime.notify(session, [f"conversation:{conversation.id}"] + (
                 [f"agent:{conversation.assignee_id}"] if conversation.assignee_id else []),

@@ -89,6 +89,7 @@ def upgrade() -> None:
     sa.Column('source_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('anonymous_id', sa.String(length=200), nullable=False),
     sa.Column('user_id', sa.String(length=200), nullable=True),
+    sa.Column('verified', sa.Boolean(), nullable=False),
     sa.Column('customer_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['customer_id'], ['customer_profile.id'], name=op.f('fk_inbox_chat_session_customer_id_customer_profile')),
