@@ -55,6 +55,17 @@ class _NoDatabase:
         pass
 
 
+# Raw email for the MTA endpoint: well-formed messages, damaged ones, and arbitrary bytes.
+_MAIL = st.builds(
+    lambda sender, subject, body, tail: (
+        f"From: {sender}@example.com\r\nSubject: {subject}\r\nContent-Type: text/plain; charset=koi8-r\r\n\r\n".encode()
+        + body.encode("koi8-r", "replace") + tail
+    ),
+    st.from_regex(r"[a-z]{1,10}", fullmatch=True), st.text(max_size=40).filter(lambda t: "\r" not in t and "\n" not in t),
+    st.text(max_size=200), st.binary(max_size=50),
+)
+schemathesis.openapi.media_type("message/rfc822", st.one_of(_MAIL, st.binary(max_size=300)))
+
 schema = schemathesis.openapi.from_dict(
     create_app(Settings(_env_file=None, log_level="WARNING"), database=_NoDatabase()).openapi()
 )

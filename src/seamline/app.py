@@ -98,7 +98,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     commerce_service.register(sections, timeline, settings=settings)
     loyalty_service.register(sections, timeline)
     inbox_service.register(sections, timeline)
-    inbox_realtime.HUB.use_postgres = settings.inbox_realtime_backend != "local" and not database.is_sqlite
+    inbox_realtime.HUB.use_postgres = settings.inbox_realtime_backend != "local" and not settings.is_sqlite
     app.state.customer_sections = sections
     app.state.customer_timeline = timeline
 

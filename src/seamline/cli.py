@@ -247,11 +247,14 @@ def loyalty_run_jobs(database_url: DatabaseUrl = None) -> None:
 @inbox_app.command("run-jobs")
 def inbox_run_jobs(database_url: DatabaseUrl = None) -> None:
     """Flag SLA breaches, wake snoozed conversations, retry failed inbound messages, send queued
-    replies and webhooks, poll the IMAP mailbox once: what `seamline serve` does on its
-    intervals, for cron when those are 0."""
+    replies and webhooks, poll the IMAP mailbox once, remove old chat sessions: what `seamline
+    serve` does on its intervals, for cron when those are 0."""
     import httpx
 
     from seamline.channels.email import adapter as email_adapter
+    from seamline.channels.webchat import (
+        adapter as webchat_adapter,  # registers the channel: retries need it
+    )
     from seamline.core.db import Database
     from seamline.customers.identifiers import IdentifierRules
     from seamline.inbox import tasks
@@ -263,6 +266,8 @@ def inbox_run_jobs(database_url: DatabaseUrl = None) -> None:
         done.update(tasks.send_due(database, settings=settings, client=client))
     if settings.inbox_imap_host:
         done["emails_fetched"] = email_adapter.poll_mailbox(database, settings=settings, rules=rules)
+    with database.write() as session:
+        done["chat_sessions_removed"] = webchat_adapter.prune_sessions(session, settings=settings)
     database.dispose()
     typer.echo(json.dumps(done))
 

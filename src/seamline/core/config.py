@@ -172,7 +172,7 @@ class Settings(BaseSettings):
     )
     inbox_attachment_max_bytes: int = Field(default=10 * 1024 * 1024, ge=1, description="Largest file a customer or agent may attach")
     inbox_survey: Literal["csat", "nps", "none"] = Field(default="csat", description="Question sent on the same channel after resolution")
-    inbox_language: Literal["ru", "en"] = Field(default="ru", description="Language of the inbox's own messages to customers (surveys, email footers)")
+    inbox_language: Literal["ru", "en"] = Field(default="ru", description="Language of the inbox's own messages to customers (survey questions, the default subject of email replies)")
     inbox_sla_at_risk_minutes: int = Field(default=15, ge=0, description="An SLA clock due within this time is shown as at risk")
     inbox_job_interval_seconds: float = Field(
         default=10.0, ge=0, description="How often `seamline serve` flags SLA breaches, wakes snoozed conversations and retries failed inbound; 0: off"
@@ -188,8 +188,8 @@ class Settings(BaseSettings):
     inbox_webchat_session_days: int = Field(default=30, ge=1, description="Web chat sessions are removed by the inbox job this long after they opened (the widget then opens a new one)")
     inbox_email_address: str = Field(default="", description="The support mailbox's address: From of replies, and where customers write")
     inbox_email_name: str = Field(default="Support", description="Display name of replies' From")
-    inbox_email_max_bytes: int = Field(default=25 * 1024 * 1024, ge=1024, description="Largest email accepted (HTTP or IMAP)")
-    inbox_smtp_host: str = Field(default="", description="SMTP server for replies; empty: email replies stay queued")
+    inbox_email_max_bytes: int = Field(default=25 * 1024 * 1024, ge=1024, description="Largest email accepted over HTTP (POST /v1/inbox/channels/email/messages)")
+    inbox_smtp_host: str = Field(default="", description="SMTP server for replies; empty: email replies are retried and fail after delivery_max_attempts")
     inbox_smtp_port: int = Field(default=587, ge=1, le=65535)
     inbox_smtp_username: str = Field(default="")
     inbox_smtp_password: SecretStr = Field(default=SecretStr(""))

@@ -14,6 +14,7 @@ from fastapi import (
     APIRouter,
     Depends,
     File,
+    Path,
     Query,
     Request,
     Response,
@@ -84,6 +85,7 @@ router = APIRouter(prefix="/v1/inbox", tags=["inbox"])
 
 AgentKey = Annotated[ApiKey, Depends(require(Scope.agent))]
 IdPath = Annotated[int, Query(ge=1, le=2**62)]
+PathId = Annotated[int, Path(ge=1, le=2**62)]
 Limit = Annotated[int, Query(ge=1, le=500)]
 
 
@@ -127,13 +129,13 @@ def me(session: ReadSession, key: AgentKey) -> dict[str, Any]:
 
 
 @router.patch("/agents/{agent_id}")
-def update_agent(agent_id: int, body: AgentUpdate, session: WriteSession, settings: AppSettings, _: AdminKey) -> dict[str, Any]:
+def update_agent(agent_id: PathId, body: AgentUpdate, session: WriteSession, settings: AppSettings, _: AdminKey) -> dict[str, Any]:
     agent = agents.update_agent(session, settings=settings, agent_id=agent_id, changes=body.model_dump(exclude_unset=True))
     return agents.agent_view(session, agent)
 
 
 @router.post("/agents/{agent_id}/status")
-def set_agent_status(agent_id: int, body: AgentStatus, session: WriteSession, settings: AppSettings, key: AgentKey) -> dict[str, Any]:
+def set_agent_status(agent_id: PathId, body: AgentStatus, session: WriteSession, settings: AppSettings, key: AgentKey) -> dict[str, Any]:
     _actor(session, key, agent_id)
     return agents.agent_view(session, agents.set_status(session, settings=settings, agent_id=agent_id, status=body.status))
 
@@ -177,12 +179,12 @@ def queue(session: ReadSession, _: AgentKey, limit: Limit = 100) -> dict[str, An
 
 
 @router.get("/conversations/{conversation_id}")
-def get_conversation(conversation_id: int, session: ReadSession, settings: AppSettings, _: AgentKey) -> dict[str, Any]:
+def get_conversation(conversation_id: PathId, session: ReadSession, settings: AppSettings, _: AgentKey) -> dict[str, Any]:
     return service.conversation_view(session, service.get_conversation(session, conversation_id), settings)
 
 
 @router.get("/conversations/{conversation_id}/window")
-def single_window(conversation_id: int, session: ReadSession, settings: AppSettings, sections: Sections,
+def single_window(conversation_id: PathId, session: ReadSession, settings: AppSettings, sections: Sections,
                   _: AgentKey) -> dict[str, Any]:
     """Everything the agent needs in one call: the conversation, the customer 360 (profile,
     identities, consents, cart, orders, loyalty, conversations, the latest 20 timeline items)."""
@@ -199,7 +201,7 @@ def single_window(conversation_id: int, session: ReadSession, settings: AppSetti
 
 
 @router.get("/conversations/{conversation_id}/messages")
-def list_messages(conversation_id: int, session: ReadSession, _: AgentKey, after_id: IdPath | None = None,
+def list_messages(conversation_id: PathId, session: ReadSession, _: AgentKey, after_id: IdPath | None = None,
                   before_id: IdPath | None = None, limit: Limit = 100) -> dict[str, Any]:
     conversation = service.get_conversation(session, conversation_id)
     rows = service.messages_of(session, conversation.id, limit=limit, after_id=after_id, before_id=before_id)
@@ -207,7 +209,7 @@ def list_messages(conversation_id: int, session: ReadSession, _: AgentKey, after
 
 
 @router.post("/conversations/{conversation_id}/messages", status_code=201)
-def reply(conversation_id: int, body: ReplyCreate, session: WriteSession, settings: AppSettings, key: AgentKey) -> dict[str, Any]:
+def reply(conversation_id: PathId, body: ReplyCreate, session: WriteSession, settings: AppSettings, key: AgentKey) -> dict[str, Any]:
     agent_id = _actor(session, key, body.agent_id)
     text = body.text
     if body.canned_response_id:
@@ -220,13 +222,13 @@ def reply(conversation_id: int, body: ReplyCreate, session: WriteSession, settin
 
 
 @router.post("/conversations/{conversation_id}/notes", status_code=201)
-def add_note(conversation_id: int, body: NoteCreate, session: WriteSession, key: AgentKey) -> dict[str, Any]:
+def add_note(conversation_id: PathId, body: NoteCreate, session: WriteSession, key: AgentKey) -> dict[str, Any]:
     note = service.add_note(session, conversation_id=conversation_id, agent_id=_actor(session, key, body.agent_id), text=body.text)
     return service.messages_view(session, [note])[0]
 
 
 @router.post("/conversations/{conversation_id}/status")
-def change_status(conversation_id: int, body: StatusChange, session: WriteSession, settings: AppSettings, key: AgentKey) -> dict[str, Any]:
+def change_status(conversation_id: PathId, body: StatusChange, session: WriteSession, settings: AppSettings, key: AgentKey) -> dict[str, Any]:
     agent_id = _actor(session, key, body.agent_id) if body.agent_id or agents.agent_of_key(session, key.id) else None
     conversation = service.set_status(session, settings=settings, conversation_id=conversation_id, status=body.status,
                                       snoozed_until=body.snoozed_until, agent_id=agent_id)
@@ -234,7 +236,7 @@ def change_status(conversation_id: int, body: StatusChange, session: WriteSessio
 
 
 @router.post("/conversations/{conversation_id}/transfer")
-def transfer(conversation_id: int, body: Transfer, session: WriteSession, settings: AppSettings, key: AgentKey) -> dict[str, Any]:
+def transfer(conversation_id: PathId, body: Transfer, session: WriteSession, settings: AppSettings, key: AgentKey) -> dict[str, Any]:
     by = _actor(session, key, body.agent_id) if body.agent_id or agents.agent_of_key(session, key.id) else None
     conversation = service.transfer(session, settings=settings, conversation_id=conversation_id, agent_id=body.to_agent_id,
                                     team_id=body.to_team_id, note=body.note, by_agent_id=by)
@@ -242,19 +244,19 @@ def transfer(conversation_id: int, body: Transfer, session: WriteSession, settin
 
 
 @router.post("/conversations/{conversation_id}/typing", status_code=204)
-def agent_typing(conversation_id: int, body: Typing, session: WriteSession, key: AgentKey) -> Response:
+def agent_typing(conversation_id: PathId, body: Typing, session: WriteSession, key: AgentKey) -> Response:
     service.typing(session, conversation_id=conversation_id, agent_id=_actor(session, key, body.agent_id), is_typing=body.typing)
     return Response(status_code=204)
 
 
 @router.post("/conversations/{conversation_id}/labels")
-def labels(conversation_id: int, body: LabelsChange, session: WriteSession, _: AgentKey) -> dict[str, Any]:
+def labels(conversation_id: PathId, body: LabelsChange, session: WriteSession, _: AgentKey) -> dict[str, Any]:
     conversation = service.set_labels(session, conversation_id=conversation_id, add=body.add, remove=body.remove)
     return service.summary_view(conversation)
 
 
 @router.post("/conversations/{conversation_id}/merge")
-def merge(conversation_id: int, body: MergeRequest, session: WriteSession, settings: AppSettings, key: AgentKey) -> dict[str, Any]:
+def merge(conversation_id: PathId, body: MergeRequest, session: WriteSession, settings: AppSettings, key: AgentKey) -> dict[str, Any]:
     by = _actor(session, key, body.agent_id) if body.agent_id or agents.agent_of_key(session, key.id) else None
     target = service.merge(session, settings=settings, source_id=body.source_id, target_id=conversation_id, agent_id=by)
     return service.conversation_view(session, target, settings)
@@ -290,8 +292,8 @@ async def upload(request: Request, file: Annotated[UploadFile, File()], _: Agent
 
 
 @router.get("/attachments/{attachment_id}")
-def download(attachment_id: int, session: ReadSession, _: AgentKey) -> Response:
-    stored = session.get(InboxAttachment, attachment_id) if 0 < attachment_id < 2**62 else None
+def download(attachment_id: PathId, session: ReadSession, _: AgentKey) -> Response:
+    stored = session.get(InboxAttachment, attachment_id)
     if stored is None:
         raise NotFound(f"Attachment {attachment_id} not found", code="attachment_not_found")
     return attachment_response(stored)
@@ -353,7 +355,7 @@ def list_routing_rules(session: ReadSession, _: AgentKey) -> dict[str, Any]:
 
 
 @router.delete("/routing-rules/{rule_id}", status_code=204)
-def delete_routing_rule(rule_id: int, session: WriteSession, _: AdminKey) -> Response:
+def delete_routing_rule(rule_id: PathId, session: WriteSession, _: AdminKey) -> Response:
     if not session.execute(delete(InboxRoutingRule).where(InboxRoutingRule.id == rule_id)).rowcount:
         raise NotFound(f"Routing rule {rule_id} not found", code="routing_rule_not_found")
     return Response(status_code=204)
@@ -371,7 +373,7 @@ def list_canned(session: ReadSession, _: AgentKey, q: Annotated[str | None, Quer
 
 
 @router.get("/canned-responses/{canned_id}/render")
-def render_canned(canned_id: int, session: ReadSession, key: AgentKey, conversation_id: Annotated[int, Query(ge=1, le=2**62)],
+def render_canned(canned_id: PathId, session: ReadSession, key: AgentKey, conversation_id: Annotated[int, Query(ge=1, le=2**62)],
                   agent_id: IdPath | None = None) -> dict[str, Any]:
     own = agents.agent_of_key(session, key.id)
     text = canned.render(session, canned_id=canned_id, conversation_id=conversation_id, agent_id=own.id if own else agent_id)
@@ -391,13 +393,13 @@ def list_webhooks(session: ReadSession, _: AdminKey) -> dict[str, Any]:
 
 
 @router.get("/webhooks/{webhook_id}/dead-letters")
-def webhook_dead_letters(webhook_id: int, session: ReadSession, _: AdminKey) -> dict[str, Any]:
+def webhook_dead_letters(webhook_id: PathId, session: ReadSession, _: AdminKey) -> dict[str, Any]:
     return {"items": [{"id": d.id, "event_type": d.event_type, "attempts": d.attempts, "last_error": d.last_error,
                        "created_at": d.created_at} for d in webhooks.dead_letters(session, webhook_id=webhook_id)]}
 
 
 @router.post("/webhooks/{webhook_id}/dead-letters/{delivery_id}/retry")
-def retry_webhook(webhook_id: int, delivery_id: int, session: WriteSession, _: AdminKey) -> dict[str, Any]:
+def retry_webhook(webhook_id: PathId, delivery_id: PathId, session: WriteSession, _: AdminKey) -> dict[str, Any]:
     row = webhooks.retry(session, webhook_id=webhook_id, delivery_id=delivery_id)
     return {"id": row.id, "status": row.status}
 
@@ -414,7 +416,7 @@ def list_surveys(session: ReadSession, _: AgentKey, conversation_id: IdPath | No
 
 
 @router.post("/surveys/{survey_id}/answer")
-def answer_survey(survey_id: int, body: SurveyAnswer, session: WriteSession, _: AgentKey) -> dict[str, Any]:
+def answer_survey(survey_id: PathId, body: SurveyAnswer, session: WriteSession, _: AgentKey) -> dict[str, Any]:
     return service.survey_view(service.answer_survey(session, survey_id=survey_id, score=body.score, comment=body.comment))
 
 
@@ -430,7 +432,7 @@ def list_inbound(session: ReadSession, _: AdminKey, status: Annotated[str | None
 
 
 @router.post("/inbound/{inbound_id}/retry")
-def retry_inbound(inbound_id: int, request: Request, _: AdminKey) -> dict[str, Any]:
+def retry_inbound(inbound_id: PathId, request: Request, _: AdminKey) -> dict[str, Any]:
     message_id, error = delivery.process(get_database(request), rules=request.app.state.identifier_rules,
                                          settings=request.app.state.settings, inbound_id=inbound_id)
     return {"id": inbound_id, "message_id": message_id, "error": error}

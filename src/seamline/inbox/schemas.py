@@ -14,6 +14,7 @@ Label = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"
 Channel = Annotated[str, StringConstraints(min_length=1, max_length=32, pattern=r"^[a-z0-9_]+$")]
 Text = free_text(64_000)
 Name = line_text(200)
+ShortName = line_text(100)
 
 
 class AgentCreate(BaseModel):
@@ -37,7 +38,7 @@ class AgentStatus(BaseModel):
 
 
 class TeamCreate(BaseModel):
-    name: Name
+    name: ShortName
 
 
 class AgentAction(BaseModel):
@@ -85,7 +86,7 @@ class SplitRequest(AgentAction):
 
 
 class SlaPolicyCreate(BaseModel):
-    name: Name
+    name: ShortName
     first_response_minutes: int | None = Field(default=None, ge=1, le=525_600)
     next_response_minutes: int | None = Field(default=None, ge=1, le=525_600)
     resolution_minutes: int | None = Field(default=None, ge=1, le=5_256_000)
@@ -100,7 +101,7 @@ class SlaPolicyCreate(BaseModel):
 
 
 class RoutingRuleCreate(BaseModel):
-    name: Name
+    name: ShortName
     pattern: Annotated[str, StringConstraints(min_length=1, max_length=1000)] = Field(examples=[r"возврат|вернуть|return"])
     skill: Skill
     position: int = Field(default=0, ge=0, le=10_000)

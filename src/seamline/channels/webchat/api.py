@@ -13,6 +13,7 @@ from fastapi import (
     APIRouter,
     File,
     Header,
+    Path,
     Query,
     Request,
     Response,
@@ -142,12 +143,12 @@ async def upload(request: Request, file: Annotated[UploadFile, File()], authoriz
 
 
 @router.get("/v1/webchat/attachments/{attachment_id}")
-def download(attachment_id: int, request: Request, authorization: Token = None,
+def download(attachment_id: Annotated[int, Path(ge=1, le=2**62)], request: Request, authorization: Token = None,
              token: Annotated[str | None, Query(max_length=200)] = None) -> Response:
     """The visitor's own files and the agent's files in their conversations (token by header or ?token=)."""
     chat = _chat(request, authorization or token)
     with get_database(request).read() as session:
-        stored = session.get(InboxAttachment, attachment_id) if 0 < attachment_id < 2**62 else None
+        stored = session.get(InboxAttachment, attachment_id)
         visible = False
         if stored is not None and stored.message_id is None:  # uploaded, not sent yet: the uploader's
             visible = stored.customer_id in inbox_service.person_ids(session, chat.customer_id)
@@ -172,7 +173,7 @@ def set_email(body: EmailSet, request: Request, authorization: Token = None) -> 
 
 
 @router.post("/v1/webchat/surveys/{survey_id}")
-def answer_survey(survey_id: int, body: SurveyAnswer, request: Request, authorization: Token = None) -> dict[str, Any]:
+def answer_survey(survey_id: Annotated[int, Path(ge=1, le=2**62)], body: SurveyAnswer, request: Request, authorization: Token = None) -> dict[str, Any]:
     chat = _chat(request, authorization)
     with get_database(request).write() as session:
         survey = inbox_service.answer_survey(session, survey_id=survey_id, score=body.score, comment=body.comment,
