@@ -5,7 +5,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from fastapi.testclient import TestClient
+
+from seamline.app import create_app
+from seamline.loyalty.models import LoyaltyAccount
 from tests.inbox.conftest import (
+    Visitor,
     conversation,
     conversation_of,
     create_agent,
@@ -250,3 +255,17 @@ def test_chat_file_upload_and_download(client, admin_headers, visitor):
     assert client.get(f"/v1/webchat/attachments/{file['id']}", headers=other.headers).status_code == 404
     agent_view = client.get(f"/v1/inbox/attachments/{file['id']}", headers=admin_headers)
     assert agent_view.status_code == 200 and agent_view.headers["content-type"] == "image/png"
+
+
+def test_loyalty_tier_raises_queue_priority(database, settings_for, write_key, write_headers):
+    """The tier signal is wired in app.py from loyalty (the inbox imports neither side)."""
+    settings = settings_for(database.url, inbox_tier_priority={"gold": 30})
+    with TestClient(create_app(settings, database=database)) as client:
+        plain, gold = Visitor(client, write_key), Visitor(client, write_key)
+        gold_id = client.post("/v1/customers", json={"identifiers": [{"type": "anonymous_id", "value": gold.anonymous_id}]},
+                              headers=write_headers).json()["customer"]["id"]
+        with database.write() as session:
+            session.add(LoyaltyAccount(profile_id=gold_id, tier="gold"))
+        plain.say("Обычный вопрос")
+        gold.say("Вопрос от золотого клиента")
+        assert gold.open()["queuePosition"] == 1 and plain.open()["queuePosition"] == 2

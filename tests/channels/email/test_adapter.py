@@ -216,3 +216,20 @@ def test_imap_poll_from_a_real_dovecot(dovecot, imap_account, database, email_se
     texts = sorted(m["text"] for c in client.get("/v1/inbox/conversations", headers=admin_headers).json()["items"]
                    for m in conversation(client, admin_headers, c["id"])["messages"] if m["kind"] == "message")
     assert texts == ["Письмо в cp1251", "Письмо в КОИ-8"]
+
+
+def test_csat_question_by_email_and_a_numeric_reply_is_the_answer(client, admin_headers, write_headers, database, email_settings, smtp):
+    agent = create_agent(client, admin_headers)
+    raw, _ = mail("Вопрос по доставке")
+    post(client, write_headers, raw)
+    cid = client.get("/v1/inbox/conversations", headers=admin_headers).json()["items"][0]["id"]
+    reply(client, admin_headers, cid, "Доставим завтра", agent_id=agent["id"])
+    client.post(f"/v1/inbox/conversations/{cid}/status", json={"status": "resolved", "agent_id": agent["id"]}, headers=admin_headers)
+    assert send_queued(database, email_settings) == 2
+    question = parse_email(smtp[0].received[-1])
+    assert "от 1" in question.text and question.in_reply_to
+    answer, _ = mail("5\n\n> Как вы оцениваете нашу помощь?", subject="Re: Возврат крема", in_reply_to=question.message_id)
+    post(client, write_headers, answer)
+    survey = client.get("/v1/inbox/surveys", params={"conversation_id": cid}, headers=admin_headers).json()["items"][0]
+    assert survey["score"] == 5 and survey["channel"] == "email" and survey["agent_id"] == agent["id"]
+    assert conversation(client, admin_headers, cid)["status"] == "resolved"  # an answer does not reopen it
