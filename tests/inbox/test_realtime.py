@@ -69,3 +69,19 @@ def test_sockets_refuse_bad_credentials(client, database):
     with pytest.raises(WebSocketDisconnect) as closed, client.websocket_connect(f"/v1/inbox/ws?key={reader}") as ws:
         ws.receive_json()
     assert closed.value.code == 4401
+
+
+def test_a_huge_message_still_notifies_and_is_stored(client, admin_headers, visitor):
+    agent = create_agent(client, admin_headers, key=True)
+    with client.websocket_connect(f"/v1/inbox/ws?key={agent['api_key']}") as ws:
+        ws.receive_json()
+        anna = visitor()
+        files = [client.post("/v1/webchat/attachments", files={"file": (f"{'ф' * 200}-{n}.txt", b"x", "text/plain")},
+                             headers=anna.headers).json()["id"] for n in range(10)]
+        text = "Очень длинное сообщение. " * 300  # 7,500 characters: the widget allows 8,000
+        sent = anna.say(text, attachmentIds=files)
+        frame = _next(ws, "message")
+        assert frame["message"]["id"] == sent["id"]
+        assert frame["message"].get("truncated") is True
+    stored = client.get(f"/v1/inbox/conversations/{frame['conversation_id']}", headers=admin_headers).json()["messages"]
+    assert stored[0]["text"] == text and len(stored[0]["attachments"]) == 10

@@ -32,6 +32,7 @@ log = structlog.get_logger("seamline.inbox.realtime")
 CHANNEL = "seamline_inbox"
 #: PostgreSQL refuses NOTIFY payloads of 8000 bytes or more; longer texts are cut (clients fetch them)
 MAX_TEXT = 2000
+MAX_NOTIFY_BYTES = 7000
 
 
 class Subscription:
@@ -117,6 +118,12 @@ def notify(session: Session, topics: Iterable[str], payload: dict[str, Any]) -> 
     payload = _short(payload)
     if HUB.use_postgres and session.get_bind().dialect.name == "postgresql":
         body = orjson.dumps({"t": topics, "p": payload}, default=str).decode()
+        if len(body.encode()) > MAX_NOTIFY_BYTES:  # still too big (many files, long headers): ids only
+            slim = {k: v for k, v in payload.items() if not isinstance(v, (dict, list))}
+            for key in ("message", "conversation"):
+                if isinstance(payload.get(key), dict):
+                    slim[key] = {"id": payload[key].get("id"), "truncated": True}
+            body = orjson.dumps({"t": topics, "p": slim}, default=str).decode()
         session.execute(text("SELECT pg_notify(:channel, :body)"), {"channel": CHANNEL, "body": body})
     else:
         session.info.setdefault("inbox_notices", []).append((topics, payload))
