@@ -269,3 +269,20 @@ def test_loyalty_tier_raises_queue_priority(database, settings_for, write_key, w
         plain.say("Обычный вопрос")
         gold.say("Вопрос от золотого клиента")
         assert gold.open()["queuePosition"] == 1 and plain.open()["queuePosition"] == 2
+
+
+def test_freed_capacity_takes_the_oldest_waiting_not_a_newcomer(client, admin_headers, visitor):
+    agent = create_agent(client, admin_headers, capacity=1)
+    a, b = visitor(), visitor()
+    a.say("Первый")
+    b.say("Второй")
+    first, second = a.open()["conversation"]["id"], b.open()["conversation"]["id"]
+    assert conversation(client, admin_headers, first)["assignee_id"] == agent["id"]
+    assert conversation(client, admin_headers, second)["assignee_id"] is None
+    client.post(f"/v1/inbox/conversations/{first}/status", json={"status": "resolved", "agent_id": agent["id"]}, headers=admin_headers)
+    assert conversation(client, admin_headers, second)["assignee_id"] == agent["id"]  # at once, in queue order
+    c = visitor()
+    c.say("Третий")
+    assert c.open()["queuePosition"] == 1
+    client.post(f"/v1/inbox/conversations/{second}/status", json={"status": "pending", "agent_id": agent["id"]}, headers=admin_headers)
+    assert c.open()["queuePosition"] is None

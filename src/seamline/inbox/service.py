@@ -248,14 +248,30 @@ def system_event(session: Session, conversation: InboxConversation, text: str, *
 # --- status and load ------------------------------------------------------------------------
 
 
+def _freed(session: Session, agent_id: int | None, settings: Settings, *, skip: int | None = None) -> None:
+    """An agent's load went down: if they are online they take the next waiting conversations
+    in queue order (so a new arrival never jumps ahead of those already waiting)."""
+    if agent_id is None:
+        return
+    agent = session.get(InboxAgent, agent_id)
+    if agent is None or agent.status != "online":
+        return
+    session.refresh(agent, ["load", "last_assigned_at"])
+    for taken in routing.fill_agent(session, agent, settings):
+        if taken.id != skip:
+            _announce_assignment(session, taken, agent_id=agent.id, by=None, note=None)
+
+
 def _change_status(session: Session, conversation: InboxConversation, status: str, settings: Settings, *,
                    snoozed_until: datetime | None = None) -> None:
     """Move to `status`, keeping the assignee's load (open conversations count) and the queue."""
     before = conversation.status
     if status == before and status != "snoozed":
         return
+    freed = None
     if before == "open" and status != "open" and conversation.assignee_id:
         routing.release_load(session, conversation.assignee_id, conversation.weight)
+        freed = conversation.assignee_id
     conversation.status = status
     conversation.snoozed_until = snoozed_until if status == "snoozed" else None
     if status == "resolved":
@@ -273,6 +289,7 @@ def _change_status(session: Session, conversation: InboxConversation, status: st
     sla.refresh_next_due(conversation)
     webhooks.emit(session, "conversation.status_changed", {**summary_view(conversation), "previous_status": before})
     publish_conversation(session, conversation, "status")
+    _freed(session, freed, settings)
 
 
 def set_status(session: Session, *, settings: Settings, conversation_id: int, status: str,
@@ -592,6 +609,8 @@ def transfer(session: Session, *, settings: Settings, conversation_id: int, agen
         agent_found = routing.route(session, conversation, settings)
         agent_id = agent_found.id if agent_found else None
     _announce_assignment(session, conversation, agent_id=agent_id, by=by_agent_id, note=note, team_id=team_id)
+    if previous is not None and previous != agent_id and conversation.status == "open":
+        _freed(session, previous, settings)
     return conversation
 
 
@@ -611,8 +630,9 @@ def merge(session: Session, *, settings: Settings, source_id: int, target_id: in
                     .execution_options(synchronize_session=False))
     session.execute(update(InboxSurvey).where(InboxSurvey.conversation_id == source.id).values(conversation_id=target.id)
                     .execution_options(synchronize_session=False))
-    if source.status == "open" and source.assignee_id:
-        routing.release_load(session, source.assignee_id, source.weight)
+    freed = source.assignee_id if source.status == "open" else None
+    if freed:
+        routing.release_load(session, freed, source.weight)
     states = {**(source.channel_state or {}), **(target.channel_state or {})}
     for name, state in (source.channel_state or {}).items():
         ids = [*state.get("provider_ids", []), *states[name].get("provider_ids", [])]
@@ -629,6 +649,7 @@ def merge(session: Session, *, settings: Settings, source_id: int, target_id: in
     system_event(session, target, f"Conversation {source.id} merged into this one", agent_id=agent_id, data={"merged_id": source.id})
     webhooks.emit(session, "conversation.merged", {"source_id": source.id, "target_id": target.id, "customer_id": target.customer_id})
     publish_conversation(session, target, "merged", merged_id=source.id)
+    _freed(session, freed, settings)
     return target
 
 
