@@ -15,6 +15,7 @@ permanent one (or the last attempt) marks the message failed and tells the agent
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -29,8 +30,10 @@ from seamline.core.config import Settings
 from seamline.core.db import Database
 from seamline.core.errors import AppError
 from seamline.core.time import utcnow
+from seamline.customers import resolution
 from seamline.customers import service as customers_service
 from seamline.customers.identifiers import IdentifierRules
+from seamline.customers.models import CustomerIdentity
 from seamline.customers.schemas import CustomerUpsert, IdentifierIn
 from seamline.inbox import realtime, service
 from seamline.inbox.adapters import (
@@ -58,6 +61,7 @@ class Accepted:
     duplicate: bool
     message_id: int | None = None
     error: str | None = None
+    view: Any = None
 
 
 def store_raw(session: Session, *, channel: str, provider_message_id: str, raw: bytes) -> int | None:
@@ -73,19 +77,75 @@ def store_raw(session: Session, *, channel: str, provider_message_id: str, raw: 
 def accept(database: Database, *, rules: IdentifierRules, settings: Settings, adapter: ChannelAdapter,
            headers: dict[str, str], body: bytes) -> list[Accepted]:
     adapter.verify(headers, body)
-    out = []
-    for provider_id, raw in adapter.split(body):
+    return [store_and_process(database, rules=rules, settings=settings, channel=adapter.name, provider_message_id=provider_id,
+                              raw=raw) for provider_id, raw in adapter.split(body)]
+
+
+def store_and_process(database: Database, *, rules: IdentifierRules, settings: Settings, channel: str,
+                      provider_message_id: str, raw: bytes | Callable[[Session], bytes],
+                      view: Callable[[Session, int], Any] | None = None) -> Accepted:
+    """Store a raw part and turn it into a message in one transaction (the usual case: one
+    commit). If processing fails, that transaction is rolled back and the raw part is stored
+    on its own, marked failed with the error, for the inbox job to retry: nothing is lost.
+
+    `raw` may be built inside the transaction (from what it reads); `view(session, message id)`
+    renders the stored message there too, so the caller needs no second read."""
+
+    def work(session: Session) -> Accepted:
+        payload = raw(session) if callable(raw) else raw
+        inbound_id = store_raw(session, channel=channel, provider_message_id=provider_message_id, raw=payload)
+        if inbound_id is None:
+            found = _duplicate(session, channel, provider_message_id)
+        else:
+            row = session.get(InboxInbound, inbound_id)
+            found = Accepted(inbound_id, provider_message_id, duplicate=False, message_id=_process_row(session, row, rules, settings))
+        if view is not None and found.message_id is not None:
+            found.view = view(session, found.message_id)
+        return found
+
+    try:
+        return database.run_write(work)
+    except Exception as exc:  # noqa: BLE001 - kept, visible and retried
+        error = _describe(exc, provider_message_id=provider_message_id)
         with database.write() as session:
-            inbound_id = store_raw(session, channel=adapter.name, provider_message_id=provider_id, raw=raw)
-        out.append(Accepted(inbound_id, provider_id, duplicate=inbound_id is None))
-    for item in out:
-        if item.inbound_id is not None:
-            item.message_id, item.error = process(database, rules=rules, settings=settings, inbound_id=item.inbound_id)
-    return out
+            payload = raw(session) if callable(raw) else raw
+            inbound_id = store_raw(session, channel=channel, provider_message_id=provider_message_id, raw=payload)
+            if inbound_id is None:
+                return _duplicate(session, channel, provider_message_id)
+            session.execute(update(InboxInbound).where(InboxInbound.id == inbound_id).values(
+                status="failed", error=error[:2000], attempts=1))
+        return Accepted(inbound_id, provider_message_id, duplicate=False, error=error)
+
+
+def _duplicate(session: Session, channel: str, provider_message_id: str) -> Accepted:
+    row = session.scalar(select(InboxInbound).where(InboxInbound.channel == channel,
+                                                    InboxInbound.provider_message_id == provider_message_id[:255]))
+    return Accepted(row.id if row else None, provider_message_id, duplicate=True, message_id=row.message_id if row else None,
+                    error=row.error if row else None)
+
+
+def _describe(exc: Exception, **context: Any) -> str:
+    error = f"{exc.code}: {exc.message}" if isinstance(exc, AppError) else f"{type(exc).__name__}: {exc}"
+    log.warning("inbound message failed to process", error=error[:500], exc_info=not isinstance(exc, AppError), **context)
+    return error
 
 
 def resolve_sender(session: Session, *, rules: IdentifierRules, identifiers: list[tuple[str, str]], name: str | None,
                    source: str) -> int:
+    """The profile of a message's sender. A single identifier already known (an email from a
+    returning customer) is a lookup; anything else goes through identity resolution."""
+    if len(identifiers) == 1:
+        try:
+            known = rules.normalize(*identifiers[0])
+        except AppError:
+            known = None
+        if known is not None and not rules.is_blocked(known):
+            profile_id = session.scalar(select(CustomerIdentity.profile_id).where(
+                CustomerIdentity.type == known.type, CustomerIdentity.value == known.value))
+            if profile_id is not None:
+                profile = resolution.canonical_profile(session, profile_id)
+                if profile.status == "active":
+                    return profile.id
     outcome = customers_service.upsert_customer(session, rules=rules, data=CustomerUpsert(
         identifiers=[IdentifierIn(type=t, value=v) for t, v in identifiers], source=source))
     profile_id = outcome.resolution.profile_id
@@ -95,29 +155,31 @@ def resolve_sender(session: Session, *, rules: IdentifierRules, identifiers: lis
     return profile_id
 
 
+def _process_row(session: Session, row: InboxInbound, rules: IdentifierRules, settings: Settings) -> int:
+    inbound = adapter_for(row.channel).parse(row.payload)
+    customer_id = inbound.customer_id
+    if customer_id is None:
+        customer_id = resolve_sender(session, rules=rules, identifiers=inbound.identifiers, name=inbound.sender_name,
+                                     source=row.channel)
+    message = service.receive(session, settings=settings, inbound=inbound, customer_id=customer_id)
+    row.status, row.message_id, row.processed_at, row.error = "processed", message.id, utcnow(), None
+    row.attempts += 1
+    return message.id
+
+
 def process(database: Database, *, rules: IdentifierRules, settings: Settings, inbound_id: int) -> tuple[int | None, str | None]:
-    """Turn one stored part into a message; (message id, None) or (None, the error kept on the row)."""
+    """Process a stored part again (a retry); (message id, None) or (None, the error kept on the row)."""
 
     def work(session: Session) -> int | None:
         row = session.get(InboxInbound, inbound_id, with_for_update=True)
         if row is None or row.status == "processed":
             return row.message_id if row else None
-        inbound = adapter_for(row.channel).parse(row.payload)
-        customer_id = inbound.customer_id
-        if customer_id is None:
-            customer_id = resolve_sender(session, rules=rules, identifiers=inbound.identifiers, name=inbound.sender_name,
-                                         source=row.channel)
-        message = service.receive(session, settings=settings, inbound=inbound, customer_id=customer_id)
-        row.status, row.message_id, row.processed_at, row.error = "processed", message.id, utcnow(), None
-        row.attempts += 1
-        return message.id
+        return _process_row(session, row, rules, settings)
 
     try:
         return database.run_write(work), None
     except Exception as exc:  # noqa: BLE001 - kept on the row, visible and retried
-        error = f"{exc.code}: {exc.message}" if isinstance(exc, AppError) else f"{type(exc).__name__}: {exc}"
-        log.warning("inbound message failed to process", inbound_id=inbound_id, error=error[:500],
-                    exc_info=not isinstance(exc, AppError))
+        error = _describe(exc, inbound_id=inbound_id)
         with database.write() as session:
             session.execute(update(InboxInbound).where(InboxInbound.id == inbound_id).values(
                 status="failed", error=error[:2000], attempts=InboxInbound.attempts + 1))

@@ -12,6 +12,9 @@ out by SMTP, threaded both ways.
 from __future__ import annotations
 
 import hashlib
+import re
+from email.parser import BytesHeaderParser
+from email.policy import compat32
 from typing import Any
 
 import structlog
@@ -46,8 +49,16 @@ CHANNEL = "email"
 
 
 def provider_id_of(raw: bytes) -> str:
-    """The Message-ID, or a digest of the bytes when the mail cannot be parsed at all (it is
-    still stored, and its failure shown)."""
+    """The Message-ID, read from the headers alone (the body is parsed once, later); else what
+    the full parse derives, or a digest of the bytes when the mail cannot be parsed at all (it
+    is still stored, and its failure shown)."""
+    try:
+        header = BytesHeaderParser(policy=compat32).parsebytes(raw).get("Message-ID")
+    except Exception:  # noqa: BLE001 - any damage: the full parse below decides
+        header = None
+    found = re.findall(r"<([^<>\s]+)>", str(header)) if header else []
+    if found:
+        return found[0]
     try:
         return parse_email(raw).message_id
     except MalformedEmail:

@@ -108,14 +108,11 @@ def send_message(body: MessageCreate, request: Request, authorization: Token = N
     if not body.text.strip() and not body.attachmentIds:
         raise Unprocessable("A message needs text or a file", code="empty_message")
     try:
-        message_id = service.send(get_database(request), rules=request.app.state.identifier_rules, settings=request.app.state.settings,
-                                  chat=chat, text=body.text, client_message_id=body.clientMessageId,
-                                  attachment_ids=body.attachmentIds, page=body.page)
+        return service.send(get_database(request), rules=request.app.state.identifier_rules, settings=request.app.state.settings,
+                            chat=chat, text=body.text, client_message_id=body.clientMessageId, attachment_ids=body.attachmentIds,
+                            page=body.page, base=_base(request))
     except service._ProcessingFailed as exc:
         raise Unprocessable(f"The message was stored but could not be delivered: {exc}", code="message_failed") from exc
-    with get_database(request).read() as session:
-        view = inbox_service.messages_view(session, [session.get(InboxMessage, message_id)])[0]
-    return service.widget_message(view, base=_base(request))
 
 
 @router.get("/v1/webchat/messages")

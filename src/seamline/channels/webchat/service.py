@@ -31,7 +31,6 @@ from seamline.inbox.models import (
     InboxAgent,
     InboxChatSession,
     InboxConversation,
-    InboxInbound,
     InboxMessage,
 )
 
@@ -175,28 +174,27 @@ def state(session: Session, chat: InboxChatSession, *, base: str) -> dict[str, A
 
 
 def send(database: Database, *, rules: IdentifierRules, settings: Settings, chat: InboxChatSession, text: str,
-         client_message_id: str, attachment_ids: list[int], page: str | None) -> int:
+         client_message_id: str, attachment_ids: list[int], page: str | None, base: str) -> dict[str, Any]:
     """Store the visitor's message like any inbound one (raw first, unique per client message
-    id, so a retry returns the same message) and process it; the stored message's id."""
+    id, so a retry returns the same message) and process it, in one transaction; the stored
+    message as the widget shows it."""
     provider_id = f"{chat.anonymous_id}:{client_message_id}"
-    with database.read() as session:
+
+    def raw(session: Session) -> bytes:
         allowed = visible_conversations(session, chat)
-    raw = orjson.dumps({"provider_message_id": provider_id, "anonymous_id": chat.anonymous_id, "customer_id": chat.customer_id,
-                        "text": text, "attachment_ids": attachment_ids, "client_message_id": client_message_id, "page": page,
-                        "continue_within": sorted(allowed) if allowed is not None else None})
-    with database.write() as session:
-        inbound_id = delivery.store_raw(session, channel=CHANNEL, provider_message_id=provider_id, raw=raw)
-    if inbound_id is None:  # a retry: the first one's message
-        with database.read() as session:
-            row = session.scalar(select(InboxInbound).where(InboxInbound.channel == CHANNEL,
-                                                            InboxInbound.provider_message_id == provider_id))
-            inbound_id = row.id
-            if row.message_id is not None:
-                return row.message_id
-    message_id, error = delivery.process(database, rules=rules, settings=settings, inbound_id=inbound_id)
-    if message_id is None:
-        raise _ProcessingFailed(error or "unknown error")
-    return message_id
+        return orjson.dumps({
+            "provider_message_id": provider_id, "anonymous_id": chat.anonymous_id, "customer_id": chat.customer_id,
+            "text": text, "attachment_ids": attachment_ids, "client_message_id": client_message_id, "page": page,
+            "continue_within": sorted(allowed) if allowed is not None else None})
+
+    def view(session: Session, message_id: int) -> dict[str, Any]:
+        return widget_message(service.messages_view(session, [session.get(InboxMessage, message_id)])[0], base=base)
+
+    accepted = delivery.store_and_process(database, rules=rules, settings=settings, channel=CHANNEL,
+                                          provider_message_id=provider_id, raw=raw, view=view)
+    if accepted.view is None:
+        raise _ProcessingFailed(accepted.error or "unknown error")
+    return accepted.view
 
 
 class _ProcessingFailed(Exception):
