@@ -186,6 +186,12 @@ class Settings(BaseSettings):
         "a session with a valid hash sees the customer's whole history, one without only its own browser's chats",
     )
     inbox_webchat_session_days: int = Field(default=30, ge=1, description="Web chat sessions are removed by the inbox job this long after they opened (the widget then opens a new one)")
+    inbox_telegram_bot_token: SecretStr = Field(default=SecretStr(""), description="The bot's token from @BotFather; empty: Telegram replies fail")
+    inbox_telegram_webhook_secret: SecretStr = Field(
+        default=SecretStr(""),
+        description="The secret_token given to setWebhook; Telegram sends it in X-Telegram-Bot-Api-Secret-Token. Empty refuses every update",
+    )
+    inbox_telegram_api_base: str = Field(default="https://api.telegram.org", description="Bot API base URL (a local Bot API server)")
     inbox_email_address: str = Field(default="", description="The support mailbox's address: From of replies, and where customers write")
     inbox_email_name: str = Field(default="Support", description="Display name of replies' From")
     inbox_email_max_bytes: int = Field(default=25 * 1024 * 1024, ge=1024, description="Largest email accepted over HTTP (POST /v1/inbox/channels/email/messages)")

@@ -2,7 +2,7 @@
 
 An adapter turns a provider's inbound request into normalized messages and sends replies:
 
-- `verify(headers, body)` authenticates the provider (secret token, HMAC, shared secret) and
+- `verify(headers, body, settings=...)` authenticates the provider (secret token, HMAC, shared secret) and
   raises `Unauthorized` with no side effect;
 - `split(body)` cuts one request into its messages' raw parts, each with the provider's id; the
   inbox stores each part unique per (channel, provider id) before anything else, so a repeat
@@ -102,7 +102,7 @@ class ChannelAdapter:
     #: Load a conversation puts on an agent (a call: the agent's whole capacity)
     weight: ClassVar[int] = 1
 
-    def verify(self, headers: Mapping[str, str], body: bytes) -> None:  # noqa: B027 - optional
+    def verify(self, headers: Mapping[str, str], body: bytes, *, settings: Any) -> None:  # noqa: B027 - optional
         """Raise `Unauthorized` unless the request comes from the provider."""
 
     def split(self, body: bytes) -> list[tuple[str, bytes]]:

@@ -76,7 +76,7 @@ def store_raw(session: Session, *, channel: str, provider_message_id: str, raw: 
 
 def accept(database: Database, *, rules: IdentifierRules, settings: Settings, adapter: ChannelAdapter,
            headers: dict[str, str], body: bytes) -> list[Accepted]:
-    adapter.verify(headers, body)
+    adapter.verify(headers, body, settings=settings)
     return [store_and_process(database, rules=rules, settings=settings, channel=adapter.name, provider_message_id=provider_id,
                               raw=raw) for provider_id, raw in adapter.split(body)]
 

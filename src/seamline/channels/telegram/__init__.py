@@ -1,0 +1,1 @@
+"""Telegram: a bot's webhook in, the Bot API out (`inbox_telegram_*` settings)."""
