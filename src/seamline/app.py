@@ -12,6 +12,7 @@ from seamline import __version__
 from seamline.channels.email.api import router as email_router
 from seamline.channels.telegram.api import router as telegram_router
 from seamline.channels.webchat.api import router as webchat_router
+from seamline.channels.whatsapp.api import router as whatsapp_router
 from seamline.commerce import orders as commerce_orders
 from seamline.commerce import service as commerce_service
 from seamline.commerce.api import router as commerce_router
@@ -115,6 +116,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.include_router(webchat_router)
     app.include_router(email_router)
     app.include_router(telegram_router)
+    app.include_router(whatsapp_router)
     # Websites and web views post events and chat from their own origin; only the collection and
     # web chat paths are open to other origins (write keys and chat tokens are the visitor's own).
     app.add_middleware(PathCORS, paths=COLLECTION_PATHS, prefixes=("/v1/webchat/",))

@@ -192,6 +192,13 @@ class Settings(BaseSettings):
         description="The secret_token given to setWebhook; Telegram sends it in X-Telegram-Bot-Api-Secret-Token. Empty refuses every update",
     )
     inbox_telegram_api_base: str = Field(default="https://api.telegram.org", description="Bot API base URL (a local Bot API server)")
+    inbox_whatsapp_app_secret: SecretStr = Field(
+        default=SecretStr(""), description="The Meta app secret: webhooks are signed with it (X-Hub-Signature-256). Empty refuses every webhook"
+    )
+    inbox_whatsapp_verify_token: SecretStr = Field(default=SecretStr(""), description="The token Meta's subscription check must present")
+    inbox_whatsapp_access_token: SecretStr = Field(default=SecretStr(""), description="A system user's access token for sending")
+    inbox_whatsapp_phone_number_id: str = Field(default="", description="The business phone number's id in the Cloud API")
+    inbox_whatsapp_api_base: str = Field(default="https://graph.facebook.com/v21.0", description="Graph API base URL with its version")
     inbox_email_address: str = Field(default="", description="The support mailbox's address: From of replies, and where customers write")
     inbox_email_name: str = Field(default="Support", description="Display name of replies' From")
     inbox_email_max_bytes: int = Field(default=25 * 1024 * 1024, ge=1024, description="Largest email accepted over HTTP (POST /v1/inbox/channels/email/messages)")
