@@ -12,9 +12,7 @@ Skipped where Chromium is missing, except under CI, where that fails.
 from __future__ import annotations
 
 import json
-import os
 import re
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -23,65 +21,29 @@ from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 
 from seamline.app import create_app
 from seamline.core.auth.schemas import Scope
 from seamline.events import service as events_service
+from tests.browser import launch_chromium, live_server, skip_without_chromium
 from tests.conftest import make_key
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_FLAGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-    "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
-]
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "tracker.md"
 UUID4 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 
-if not os.environ.get("CI"):  # under CI a missing browser fails (in the fixture below) instead
-    if not os.path.exists(CHROMIUM):
-        pytest.skip(f"no {CHROMIUM} here (.ci/run installs Debian's chromium)", allow_module_level=True)
-    pytest.importorskip("playwright.sync_api", reason="Playwright is not installed: pip install -e '.[test]'")
+skip_without_chromium()
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator:
-    if not os.path.exists(CHROMIUM):
-        pytest.fail(f"CI is set but {CHROMIUM} is missing: .ci/run must install Debian's chromium package")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        # launch() gives every run a fresh temporary profile (user-data dir) of its own.
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS)
-        yield chromium
-        chromium.close()
-
-
-def _listening_socket() -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    return sock
+    yield from launch_chromium()
 
 
 @pytest.fixture
 def seamline_url(settings, database) -> Iterator[str]:
     """The Seamline app served by uvicorn in a thread; its base URL."""
-    app = create_app(settings, database=database)
-    sock = _listening_socket()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the live server did not start"
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
-        sock.close()
+    with live_server(create_app(settings, database=database)) as url:
+        yield url
 
 
 class Shop:

@@ -37,7 +37,7 @@ from seamline.core.deps import (
     get_database,
     require,
 )
-from seamline.core.errors import AppError, Conflict, NotFound, Unprocessable
+from seamline.core.errors import AppError, NotFound, Unprocessable
 from seamline.customers import service as customers_service
 from seamline.customers.api import Sections
 from seamline.inbox import (
@@ -284,7 +284,7 @@ async def upload(request: Request, file: Annotated[UploadFile, File()], _: Agent
 
     def store() -> InboxAttachment:
         with get_database(request).write() as session:
-            return service.store_attachment(session, settings=settings, filename=file.filename or "file",
+            return service.store_attachment(session, max_bytes=settings.inbox_attachment_max_bytes, filename=file.filename or "file",
                                             content_type=file.content_type or "", data=data, customer_id=None)
 
     stored = await run_in_threadpool(store)
@@ -313,16 +313,7 @@ def attachment_response(stored: InboxAttachment) -> Response:
 
 @router.post("/sla-policies", status_code=201)
 def create_sla_policy(body: SlaPolicyCreate, session: WriteSession, _: AdminKey) -> dict[str, Any]:
-    sla.check_calendar(body.calendar)
-    if session.scalar(select(InboxSlaPolicy.id).where(InboxSlaPolicy.name == body.name)):
-        raise Conflict(f"SLA policy {body.name!r} exists", code="sla_policy_exists")
-    if body.is_default:
-        for policy in session.scalars(select(InboxSlaPolicy).where(InboxSlaPolicy.is_default.is_(True))):
-            policy.is_default = False
-    policy = InboxSlaPolicy(**body.model_dump())
-    session.add(policy)
-    session.flush()
-    return _policy_view(policy)
+    return _policy_view(sla.create_policy(session, **body.model_dump()))
 
 
 def _policy_view(policy: InboxSlaPolicy) -> dict[str, Any]:

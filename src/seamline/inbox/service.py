@@ -328,12 +328,13 @@ def wake_snoozed(session: Session, *, settings: Settings, now: datetime | None =
 # --- inbound --------------------------------------------------------------------------------
 
 
-def store_attachment(session: Session, *, settings: Settings, filename: str, content_type: str, data: bytes,
+def store_attachment(session: Session, *, max_bytes: int | None, filename: str, content_type: str, data: bytes,
                      customer_id: int | None, message_id: int | None = None) -> InboxAttachment:
-    if len(data) > settings.inbox_attachment_max_bytes:
+    """A file; larger than `max_bytes` is 413 (None: no limit, for files that came with an inbound
+    message, which the channel's own limit already accepted)."""
+    if max_bytes is not None and len(data) > max_bytes:
         raise PayloadTooLarge(
-            f"The file is larger than {settings.inbox_attachment_max_bytes} bytes", code="attachment_too_large",
-            details={"size": len(data), "max_bytes": settings.inbox_attachment_max_bytes},
+            f"The file is larger than {max_bytes} bytes", code="attachment_too_large", details={"size": len(data), "max_bytes": max_bytes},
         )
     attachment = InboxAttachment(
         filename=(filename or "file")[:255], content_type=(content_type or "application/octet-stream")[:127], size=len(data),
@@ -466,19 +467,12 @@ def _add_message(session: Session, conversation: InboxConversation, inbound: Inb
     session.add(message)
     session.flush()
     for file in inbound.attachments:
-        store_attachment(session, settings=_SETTINGS_FOR_INBOUND_FILES, filename=file.filename, content_type=file.content_type,
+        store_attachment(session, max_bytes=None, filename=file.filename, content_type=file.content_type,
                          data=file.data, customer_id=conversation.customer_id, message_id=message.id)
     _bind_attachments(session, message=message, ids=inbound.attachment_ids, customer_id=conversation.customer_id)
     return message
 
 
-class _NoLimit:
-    """Files that came with an inbound message were already accepted by the channel's own limit."""
-
-    inbox_attachment_max_bytes = 2**62
-
-
-_SETTINGS_FOR_INBOUND_FILES: Any = _NoLimit()
 
 
 # --- outbound -------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from seamline.core.errors import Unprocessable
+from seamline.core.errors import Conflict, Unprocessable
 from seamline.inbox.models import InboxConversation, InboxSlaPolicy
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -64,6 +64,20 @@ def add_business_minutes(start: datetime, minutes: int, calendar: dict[str, Any]
                 remaining -= closes - begin
         cursor = datetime.combine(day + timedelta(days=1), time(0), zone)
     raise Unprocessable("The business calendar has no open hours", code="invalid_calendar")
+
+
+def create_policy(session: Session, *, name: str, calendar: dict[str, Any] | None, is_default: bool, **targets: Any) -> InboxSlaPolicy:
+    """A policy; a new default replaces the old one (there is at most one)."""
+    check_calendar(calendar)
+    if session.scalar(select(InboxSlaPolicy.id).where(InboxSlaPolicy.name == name)):
+        raise Conflict(f"SLA policy {name!r} exists", code="sla_policy_exists")
+    if is_default:
+        for policy in session.scalars(select(InboxSlaPolicy).where(InboxSlaPolicy.is_default.is_(True))):
+            policy.is_default = False
+    policy = InboxSlaPolicy(name=name, calendar=calendar, is_default=is_default, **targets)
+    session.add(policy)
+    session.flush()
+    return policy
 
 
 def policy_for(session: Session, *, channel: str, priority: int) -> InboxSlaPolicy | None:

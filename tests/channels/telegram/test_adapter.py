@@ -6,8 +6,6 @@ profile of the person who ordered on the website, replies, and the Bot API's err
 from __future__ import annotations
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -16,6 +14,7 @@ from pydantic import SecretStr
 
 from seamline.app import create_app
 from seamline.inbox import delivery
+from tests.channels.fakes import FakeJsonApi
 from tests.inbox.conftest import conversation, create_agent, reply
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "telegram"
@@ -26,45 +25,16 @@ def fixture(name: str) -> dict:
     return json.loads((FIXTURES / f"{name}.json").read_text())
 
 
-class BotApi:
-    """Answers sendMessage like the Bot API (or with a queued error) and records the calls."""
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, dict]] = []
-        self.errors: list[tuple[int, str]] = []
-        bot = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                bot.calls.append((self.path, body))
-                if bot.errors:
-                    status, description = bot.errors.pop(0)
-                    answer = {"ok": False, "error_code": status, "description": description}
-                else:
-                    status = 200
-                    answer = {"ok": True, "result": {"message_id": 5000 + len(bot.calls), "chat": {"id": body["chat_id"]},
-                                                     "date": 1763900500, "text": body["text"]}}
-                data = json.dumps(answer).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+def bot_api_answer(body: dict, n: int) -> dict:
+    """sendMessage's answer, as the Bot API gives it."""
+    return {"ok": True, "result": {"message_id": 5000 + n, "chat": {"id": body["chat_id"]}, "date": 1763900500, "text": body["text"]}}
 
 
 @pytest.fixture
 def bot():
-    api = BotApi()
+    api = FakeJsonApi(bot_api_answer)
     yield api
-    api.server.shutdown()
+    api.close()
 
 
 @pytest.fixture
@@ -143,18 +113,18 @@ def test_replies_go_out_through_the_bot_api_and_its_errors_are_kept(client, admi
     sent = reply(client, admin_headers, cid, "Да, в любом магазине.", agent_id=agent["id"])
     assert sent["delivery_status"] == "queued"
     assert delivery.send_due(database, settings=tg_settings) == 1
-    path, body = bot.calls[-1]
+    path, body, _auth = bot.calls[-1]
     assert path == f"/bot{TOKEN}/sendMessage" and body == {"chat_id": 111111111, "text": "Да, в любом магазине."}
     stored = next(m for m in conversation(client, admin_headers, cid)["messages"] if m["id"] == sent["id"])
     assert stored["delivery_status"] == "sent"
 
-    bot.errors = [(429, "Too Many Requests: retry after 1")]
+    bot.errors = [(429, {"ok": False, "error_code": 429, "description": "Too Many Requests: retry after 1"})]
     again = reply(client, admin_headers, cid, "Ещё", agent_id=agent["id"])
     delivery.send_due(database, settings=tg_settings)
     waiting = next(m for m in conversation(client, admin_headers, cid)["messages"] if m["id"] == again["id"])
     assert waiting["delivery_status"] == "queued" and "429" in waiting["error"]  # retried later
 
-    bot.errors = [(403, "Forbidden: bot was blocked by the user")]
+    bot.errors = [(403, {"ok": False, "error_code": 403, "description": "Forbidden: bot was blocked by the user"})]
     blocked = reply(client, admin_headers, cid, "Вы здесь?", agent_id=agent["id"])
     delivery.send_due(database, settings=tg_settings)
     failed = next(m for m in conversation(client, admin_headers, cid)["messages"] if m["id"] == blocked["id"])

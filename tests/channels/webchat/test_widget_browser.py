@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import re
-import socket
 import struct
 import threading
 import time
@@ -28,38 +26,23 @@ from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 from websockets.sync.client import connect
 
 from seamline.app import create_app
 from seamline.core.auth.schemas import Scope
 from seamline.events import service as events_service
+from tests.browser import launch_chromium, live_server, skip_without_chromium
 from tests.conftest import make_key
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_FLAGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-    "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
-]
 DOCS = Path(__file__).resolve().parents[3] / "docs" / "tracker.md"
 TIMEOUT = 10_000  # ms, for what the widget shows
 
-if not os.environ.get("CI"):  # under CI a missing browser fails (in the fixture below) instead
-    if not os.path.exists(CHROMIUM):
-        pytest.skip(f"no {CHROMIUM} here (.ci/run installs Debian's chromium)", allow_module_level=True)
-    pytest.importorskip("playwright.sync_api", reason="Playwright is not installed: pip install -e '.[test]'")
+skip_without_chromium()
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator:
-    if not os.path.exists(CHROMIUM):
-        pytest.fail(f"CI is set but {CHROMIUM} is missing: .ci/run must install Debian's chromium package")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS)
-        yield chromium
-        chromium.close()
+    yield from launch_chromium()
 
 
 @pytest.fixture
@@ -71,23 +54,8 @@ def settings(request, database, settings_for):
 @pytest.fixture
 def seamline_url(settings, database) -> Iterator[str]:
     """The Seamline app served by uvicorn in a thread (lifespan, WebSockets); its base URL."""
-    app = create_app(settings, database=database)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the live server did not start"
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
-        sock.close()
+    with live_server(create_app(settings, database=database)) as url:
+        yield url
 
 
 class Shop:

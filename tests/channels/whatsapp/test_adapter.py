@@ -6,9 +6,7 @@ profile, statuses out of order, and the 24-hour window."""
 from __future__ import annotations
 
 import json
-import threading
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -19,6 +17,7 @@ from seamline.app import create_app
 from seamline.channels.whatsapp.adapter import signature
 from seamline.inbox import delivery
 from seamline.inbox.models import InboxConversation
+from tests.channels.fakes import FakeJsonApi
 from tests.inbox.conftest import conversation, create_agent, reply
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "whatsapp"
@@ -34,39 +33,17 @@ def payload(name: str, *, timestamp: int | None = None) -> bytes:
     return json.dumps(data, ensure_ascii=False).encode()
 
 
-class GraphApi:
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, dict, str]] = []
-        self.errors: list[tuple[int, dict]] = []
-        graph = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                graph.calls.append((self.path, body, self.headers.get("Authorization", "")))
-                status, answer = graph.errors.pop(0) if graph.errors else (
-                    200, {"messaging_product": "whatsapp", "contacts": [{"input": body["to"], "wa_id": body["to"]}],
-                          "messages": [{"id": f"wamid.OUT{len(graph.calls)}"}]})
-                data = json.dumps(answer).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}/v21.0"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+def graph_answer(body: dict, n: int) -> dict:
+    """The messages endpoint's answer, as the Graph API gives it."""
+    return {"messaging_product": "whatsapp", "contacts": [{"input": body["to"], "wa_id": body["to"]}],
+            "messages": [{"id": f"wamid.OUT{n}"}]}
 
 
 @pytest.fixture
 def graph():
-    api = GraphApi()
+    api = FakeJsonApi(graph_answer, path_prefix="/v21.0")
     yield api
-    api.server.shutdown()
+    api.close()
 
 
 @pytest.fixture

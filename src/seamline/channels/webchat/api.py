@@ -111,7 +111,7 @@ def send_message(body: MessageCreate, request: Request, authorization: Token = N
         return service.send(get_database(request), rules=request.app.state.identifier_rules, settings=request.app.state.settings,
                             chat=chat, text=body.text, client_message_id=body.clientMessageId, attachment_ids=body.attachmentIds,
                             page=body.page, base=_base(request))
-    except service._ProcessingFailed as exc:
+    except service.MessageFailed as exc:
         raise Unprocessable(f"The message was stored but could not be delivered: {exc}", code="message_failed") from exc
 
 
@@ -131,7 +131,7 @@ async def upload(request: Request, file: Annotated[UploadFile, File()], authoriz
 
     def store() -> InboxAttachment:
         with get_database(request).write() as session:
-            return inbox_service.store_attachment(session, settings=settings, filename=file.filename or "file",
+            return inbox_service.store_attachment(session, max_bytes=settings.inbox_attachment_max_bytes, filename=file.filename or "file",
                                                   content_type=file.content_type or "", data=data, customer_id=chat.customer_id)
 
     stored = await run_in_threadpool(store)

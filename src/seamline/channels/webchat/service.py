@@ -193,12 +193,12 @@ def send(database: Database, *, rules: IdentifierRules, settings: Settings, chat
     accepted = delivery.store_and_process(database, rules=rules, settings=settings, channel=CHANNEL,
                                           provider_message_id=provider_id, raw=raw, view=view)
     if accepted.view is None:
-        raise _ProcessingFailed(accepted.error or "unknown error")
+        raise MessageFailed(accepted.error or "unknown error")
     return accepted.view
 
 
-class _ProcessingFailed(Exception):
-    pass
+class MessageFailed(Exception):
+    """The message was stored but could not be put in a conversation (kept as failed, retried)."""
 
 
 def set_email(session: Session, *, rules: IdentifierRules, chat: InboxChatSession, email: str) -> str:
