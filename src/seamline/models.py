@@ -1,5 +1,6 @@
 """Every table of every domain, imported in one place for Alembic and the test schema."""
 
+from seamline.channels.telephony import models as _telephony  # noqa: F401
 from seamline.commerce import models as _commerce  # noqa: F401
 from seamline.core.auth import models as _auth  # noqa: F401
 from seamline.core.db import Base

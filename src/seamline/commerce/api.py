@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Path, Query, Request, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session
 
@@ -60,6 +60,7 @@ from seamline.commerce.schemas import (
 from seamline.core.config import Settings
 from seamline.core.deps import (
     AppSettings,
+    IdempotencyKey,
     ReadKey,
     ReadSession,
     WriteKey,
@@ -76,10 +77,6 @@ router = APIRouter(prefix="/v1", tags=["commerce"])
 CodePath = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._\-]*$")]
 OrderId = Annotated[int, Path(ge=1, le=2**62)]
 CouponPath = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_\-]*$")]
-IdempotencyKey = Annotated[
-    str | None,
-    Header(alias="Idempotency-Key", min_length=1, max_length=200, description="Retries with the same key do the work once"),
-]
 
 
 @router.put("/catalog/categories/{code}", status_code=204)

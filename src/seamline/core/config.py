@@ -186,6 +186,26 @@ class Settings(BaseSettings):
         "a session with a valid hash sees the customer's whole history, one without only its own browser's chats",
     )
     inbox_webchat_session_days: int = Field(default=30, ge=1, description="Web chat sessions are removed by the inbox job this long after they opened (the widget then opens a new one)")
+    inbox_rate_limits: dict[str, float] = Field(
+        default_factory=lambda: {"telegram": 30, "whatsapp": 80, "vk": 20, "viber": 20, "sms": 10, "email": 5},
+        description="Messages per second each channel may send, all server processes together (the providers' limits: "
+        "Telegram about 30/s per bot, WhatsApp Cloud API 80/s per number, VK 20 requests/s per community token); "
+        "JSON; channels not named: 10/s",
+    )
+    inbox_outage_pause_max_seconds: float = Field(
+        default=300.0, gt=0, description="Longest pause of a channel after temporary failures in a row (the pause doubles from delivery_backoff_seconds); queued messages wait without spending attempts"
+    )
+    inbox_outbound_channels: list[str] = Field(
+        default_factory=lambda: ["telegram", "whatsapp", "viber", "vk", "sms", "email"],
+        description="Order in which `POST /v1/inbox/outbound` tries channels when none is given and the customer has not written on any it can use",
+    )
+    inbox_telephony_secret: SecretStr = Field(
+        default=SecretStr(""),
+        description="Shared secret of the PBX's call webhooks (X-Seamline-Signature: sha256=<HMAC-SHA256 of the raw body>); empty: the webhook refuses everything",
+    )
+    inbox_callback_max_per_phone_per_day: int = Field(
+        default=3, ge=1, description="Website \"call me back\" requests accepted per phone number per day (a public form: a cap on abuse)"
+    )
     inbox_telegram_bot_token: SecretStr = Field(default=SecretStr(""), description="The bot's token from @BotFather; empty: Telegram replies fail")
     inbox_telegram_webhook_secret: SecretStr = Field(
         default=SecretStr(""),
@@ -199,6 +219,20 @@ class Settings(BaseSettings):
     inbox_whatsapp_access_token: SecretStr = Field(default=SecretStr(""), description="A system user's access token for sending")
     inbox_whatsapp_phone_number_id: str = Field(default="", description="The business phone number's id in the Cloud API")
     inbox_whatsapp_api_base: str = Field(default="https://graph.facebook.com/v21.0", description="Graph API base URL with its version")
+    inbox_vk_secret: SecretStr = Field(
+        default=SecretStr(""),
+        description="The secret key of the community's Callback API server; VK sends it in every event's `secret`. Empty refuses every event",
+    )
+    inbox_vk_confirmation_code: str = Field(default="", description="The string the Callback API server's confirmation must return (community settings)")
+    inbox_vk_group_id: str = Field(default="", description="The community's id; when set, events (and the confirmation) for another community are refused")
+    inbox_vk_access_token: SecretStr = Field(default=SecretStr(""), description="A community access token with the messages permission, for sending")
+    inbox_vk_api_base: str = Field(default="https://api.vk.com", description="VK API base URL (messages.send is {base}/method/messages.send)")
+    inbox_viber_auth_token: SecretStr = Field(
+        default=SecretStr(""),
+        description="The bot's auth token: sends replies (X-Viber-Auth-Token) and checks callbacks' X-Viber-Content-Signature. Empty refuses every callback",
+    )
+    inbox_viber_sender_name: str = Field(default="Support", max_length=28, description="Sender name shown on replies (at most 28 characters)")
+    inbox_viber_api_base: str = Field(default="https://chatapi.viber.com", description="Viber REST API base URL (send_message is {base}/pa/send_message)")
     inbox_email_address: str = Field(default="", description="The support mailbox's address: From of replies, and where customers write")
     inbox_email_name: str = Field(default="Support", description="Display name of replies' From")
     inbox_email_max_bytes: int = Field(default=25 * 1024 * 1024, ge=1024, description="Largest email accepted over HTTP (POST /v1/inbox/channels/email/messages)")

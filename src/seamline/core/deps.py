@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import Depends, Request, Security
+from fastapi import Depends, Header, Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
@@ -88,3 +88,7 @@ def _authenticate(database: Database, raw: str) -> ApiKey:
 AdminKey = Annotated[ApiKey, Depends(require(Scope.admin))]
 WriteKey = Annotated[ApiKey, Depends(require(Scope.write))]
 ReadKey = Annotated[ApiKey, Depends(require(Scope.read))]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(alias="Idempotency-Key", min_length=1, max_length=200, description="Retries with the same key do the work once"),
+]

@@ -87,9 +87,14 @@ class DeliveryStatus:
 
 
 class SendError(Exception):
-    def __init__(self, message: str, *, temporary: bool):
+    """A send that failed. Temporary (network, 5xx, rate limited, not configured): the message is
+    retried and the channel paused, for `retry_after` seconds when the provider said so;
+    permanent: the message fails and goes to the dead-letter list."""
+
+    def __init__(self, message: str, *, temporary: bool, retry_after: float | None = None):
         super().__init__(message)
         self.temporary = temporary
+        self.retry_after = retry_after
 
 
 class ChannelAdapter:

@@ -36,7 +36,7 @@ def agent_of_key(session: Session, api_key_id: int) -> InboxAgent | None:
 def agent_view(session: Session, agent: InboxAgent) -> dict[str, Any]:
     return {
         "id": agent.id, "name": agent.name, "email": agent.email, "skills": list(agent.skills or []), "status": agent.status,
-        "capacity": agent.capacity, "load": agent.load, "api_key_id": agent.api_key_id,
+        "capacity": agent.capacity, "load": agent.load, "api_key_id": agent.api_key_id, "extension": agent.extension,
         "team_ids": sorted(session.scalars(select(InboxTeamMember.team_id).where(InboxTeamMember.agent_id == agent.id))),
         "status_changed_at": agent.status_changed_at, "last_assigned_at": agent.last_assigned_at,
     }
@@ -51,12 +51,25 @@ def _set_teams(session: Session, agent: InboxAgent, team_ids: list[int]) -> None
     session.add_all(InboxTeamMember(team_id=t, agent_id=agent.id) for t in sorted(found))
 
 
+def _check_extension(session: Session, extension: str | None, agent_id: int | None = None) -> None:
+    if extension is None:
+        return
+    holder = session.scalar(select(InboxAgent.id).where(InboxAgent.extension == extension))
+    if holder is not None and holder != agent_id:
+        raise Conflict(f"Extension {extension} belongs to another agent", code="extension_taken", details={"agent_id": holder})
+
+
+def agent_at_extension(session: Session, extension: str | None) -> InboxAgent | None:
+    return session.scalar(select(InboxAgent).where(InboxAgent.extension == extension)) if extension else None
+
+
 def create_agent(session: Session, *, name: str, email: str, skills: list[str], capacity: int, team_ids: list[int],
-                 api_key_id: int | None = None) -> InboxAgent:
+                 api_key_id: int | None = None, extension: str | None = None) -> InboxAgent:
     if session.scalar(select(InboxAgent.id).where(InboxAgent.email == email.lower())):
         raise Conflict(f"An agent with email {email} exists", code="agent_exists")
+    _check_extension(session, extension)
     agent = InboxAgent(name=name, email=email.lower(), skills=sorted(set(skills)), capacity=capacity, load=0, status="offline",
-                       api_key_id=api_key_id, status_changed_at=utcnow())
+                       api_key_id=api_key_id, extension=extension, status_changed_at=utcnow())
     session.add(agent)
     session.flush()
     _set_teams(session, agent, team_ids)
@@ -67,7 +80,9 @@ def update_agent(session: Session, *, settings: Settings, agent_id: int, changes
     agent = get_agent(session, agent_id, lock=True)
     if "team_ids" in changes:
         _set_teams(session, agent, changes.pop("team_ids"))
-    for field in ("name", "skills", "capacity"):
+    if "extension" in changes:
+        _check_extension(session, changes["extension"], agent.id)
+    for field in ("name", "skills", "capacity", "extension"):
         if field in changes:
             setattr(agent, field, sorted(set(changes[field])) if field == "skills" else changes[field])
     session.flush()

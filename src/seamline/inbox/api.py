@@ -32,7 +32,10 @@ from seamline.core.auth.schemas import Scope
 from seamline.core.deps import (
     AdminKey,
     AppSettings,
+    IdempotencyKey,
+    ReadKey,
     ReadSession,
+    WriteKey,
     WriteSession,
     get_database,
     require,
@@ -44,6 +47,7 @@ from seamline.inbox import (
     agents,
     canned,
     delivery,
+    outbound,
     realtime,
     routing,
     service,
@@ -69,6 +73,7 @@ from seamline.inbox.schemas import (
     LabelsChange,
     MergeRequest,
     NoteCreate,
+    OutboundCreate,
     ReplyCreate,
     RoutingRuleCreate,
     SlaPolicyCreate,
@@ -111,7 +116,7 @@ def create_agent(body: AgentCreate, session: WriteSession, admin: AdminKey) -> d
     if body.create_key:
         key, raw = auth_service.create_api_key(session, name=f"agent {body.email}", scopes=[Scope.agent], created_by=admin)
     agent = agents.create_agent(session, name=body.name, email=str(body.email), skills=body.skills, capacity=body.capacity,
-                                team_ids=body.team_ids, api_key_id=key.id if key else None)
+                                team_ids=body.team_ids, api_key_id=key.id if key else None, extension=body.extension)
     return {**agents.agent_view(session, agent), **({"api_key": raw} if raw else {})}
 
 
@@ -209,7 +214,9 @@ def list_messages(conversation_id: PathId, session: ReadSession, _: AgentKey, af
 
 
 @router.post("/conversations/{conversation_id}/messages", status_code=201)
-def reply(conversation_id: PathId, body: ReplyCreate, session: WriteSession, settings: AppSettings, key: AgentKey) -> dict[str, Any]:
+def reply(conversation_id: PathId, body: ReplyCreate, session: WriteSession, settings: AppSettings, key: AgentKey,
+          idempotency_key: IdempotencyKey = None) -> dict[str, Any]:
+    """An agent's answer. A retry with the same `Idempotency-Key` returns the first answer, sent once."""
     agent_id = _actor(session, key, body.agent_id)
     text = body.text
     if body.canned_response_id:
@@ -217,7 +224,8 @@ def reply(conversation_id: PathId, body: ReplyCreate, session: WriteSession, set
     if not text.strip() and not body.attachment_ids:
         raise Unprocessable("A reply needs text or an attachment", code="empty_message")
     message = service.reply(session, settings=settings, conversation_id=conversation_id, agent_id=agent_id, text=text,
-                            html=body.html, attachment_ids=body.attachment_ids, channel=body.channel)
+                            html=body.html, attachment_ids=body.attachment_ids, channel=body.channel,
+                            idempotency_key=idempotency_key)
     return service.messages_view(session, [message])[0]
 
 
@@ -427,6 +435,46 @@ def retry_inbound(inbound_id: PathId, request: Request, _: AdminKey) -> dict[str
     message_id, error = delivery.process(get_database(request), rules=request.app.state.identifier_rules,
                                          settings=request.app.state.settings, inbound_id=inbound_id)
     return {"id": inbound_id, "message_id": message_id, "error": error}
+
+
+# --- outbound for the rest of the system, dead letters, channel health -------------------------------
+
+
+@router.post("/outbound", status_code=201)
+def send_outbound(body: OutboundCreate, session: WriteSession, settings: AppSettings, response: Response, _: WriteKey,
+                  idempotency_key: IdempotencyKey = None) -> dict[str, Any]:
+    """Send a message to a customer on the channel that reaches them (see docs/inbox.md,
+    "Outbound"). 422 `customer_unreachable` lists every channel's reason; a retry with the same
+    `Idempotency-Key` returns the first message (200)."""
+    message, new = outbound.send(session, settings=settings, customer_id=body.customer_id, text=body.text,
+                                 channel=body.channel, purpose=body.purpose, source=body.source, idempotency_key=idempotency_key)
+    if not new:
+        response.status_code = 200
+    return outbound.outbound_view(message, body.customer_id)
+
+
+@router.get("/outbound/{message_id}")
+def get_outbound(message_id: PathId, session: ReadSession, _: ReadKey) -> dict[str, Any]:
+    return outbound.outbound_view(outbound.get_message(session, message_id))
+
+
+@router.get("/dead-letters")
+def list_dead_letters(session: ReadSession, _: AdminKey, channel: Annotated[str | None, Query(max_length=32)] = None,
+                      before_id: IdPath | None = None, limit: Limit = 100) -> dict[str, Any]:
+    """Outbound messages (agents' replies and system messages) that could not be delivered."""
+    return {"items": [outbound.outbound_view(m) for m in outbound.dead_letters(session, channel=channel, limit=limit,
+                                                                               before_id=before_id)]}
+
+
+@router.post("/dead-letters/{message_id}/retry")
+def retry_dead_letter(message_id: PathId, session: WriteSession, _: AdminKey) -> dict[str, Any]:
+    return outbound.outbound_view(outbound.requeue(session, message_id=message_id))
+
+
+@router.get("/channels")
+def channel_health(session: ReadSession, settings: AppSettings, _: AgentKey) -> dict[str, Any]:
+    """Each channel: its rate limit, whether it is paused after failures, queued and failed messages."""
+    return {"items": outbound.channel_states(session, settings=settings)}
 
 
 # --- real time --------------------------------------------------------------------------------------

@@ -8,13 +8,15 @@ shown by `GET /v1/inbox/inbound?status=failed`, and retried by the inbox job: no
 
 Outbound (`send_due`): replies on channels without a live connection are queued in their
 transaction and sent by this worker after it commits, claimed with a lease so parallel workers
-never send one twice at once; a temporary failure is retried with exponential backoff, a
-permanent one (or the last attempt) marks the message failed and tells the agent.
+never send one twice at once, within each channel's rate limit (`throttle`); a temporary
+failure is retried with exponential backoff and pauses the channel, a permanent one (or the
+last attempt) marks the message failed (the dead-letter list) and tells the agent.
 """
 
 from __future__ import annotations
 
 import random
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -35,12 +37,13 @@ from seamline.customers import service as customers_service
 from seamline.customers.identifiers import IdentifierRules
 from seamline.customers.models import CustomerIdentity
 from seamline.customers.schemas import CustomerUpsert, IdentifierIn
-from seamline.inbox import realtime, service
+from seamline.inbox import realtime, service, throttle
 from seamline.inbox.adapters import (
     ChannelAdapter,
     NewAttachment,
     OutboundMessage,
     SendError,
+    SendResult,
     adapter_for,
 )
 from seamline.inbox.models import (
@@ -209,39 +212,88 @@ def _outbound(session: Session, message: InboxMessage) -> OutboundMessage:
     )
 
 
-def send_due(database: Database, *, settings: Settings, limit: int = 20) -> int:
-    now = utcnow()
-    with database.write() as session:
+@dataclass
+class _Claim:
+    message_id: int
+    channel: str
+    attempts: int
+    outbound: OutboundMessage
+    #: The channel's outage failures in a row when claimed (a success then clears the pause)
+    channel_failures: int
+
+
+def _claim(session: Session, settings: Settings, *, limit: int, now: Any) -> list[_Claim]:
+    """Due messages of each channel, as many as its rate limit allows now, leased to this worker."""
+    channels = sorted(session.scalars(select(InboxMessage.channel).where(
+        InboxMessage.delivery_status == "queued", InboxMessage.next_attempt_at <= now).distinct()))
+    claimed = []
+    for channel in channels:
+        granted, failures = throttle.take(session, channel, limit, settings=settings, now=now)
+        if not granted:
+            continue
         due = session.scalars(
-            select(InboxMessage).where(InboxMessage.delivery_status == "queued", InboxMessage.next_attempt_at <= now)
-            .order_by(InboxMessage.next_attempt_at).limit(limit).with_for_update(skip_locked=True)
+            select(InboxMessage).where(InboxMessage.channel == channel, InboxMessage.delivery_status == "queued",
+                                       InboxMessage.next_attempt_at <= now)
+            .order_by(InboxMessage.next_attempt_at, InboxMessage.id).limit(granted).with_for_update(skip_locked=True)
         ).all()
-        claimed = []
+        throttle.give_back(session, channel, granted - len(due))
         for message in due:
             message.next_attempt_at = now + LEASE
-            claimed.append((message.id, message.channel, message.attempts, _outbound(session, message)))
-    for message_id, channel, attempts, outbound in claimed:
+            claimed.append(_Claim(message.id, channel, message.attempts, _outbound(session, message), failures))
+    return claimed
+
+
+def send_due(database: Database, *, settings: Settings, limit: int = 100) -> int:
+    """Send queued messages: per channel within its rate limit (paced evenly inside this batch),
+    skipping paused channels. A temporary failure pauses its channel and hands the batch's other
+    messages of that channel back untouched; their attempts are not spent on the outage."""
+    with database.write() as session:
+        claimed = _claim(session, settings, limit=limit, now=utcnow())
+    paused: set[str] = set()
+    released: list[int] = []
+    next_send_at: dict[str, float] = {}
+    for claim in claimed:
+        if claim.channel in paused:
+            released.append(claim.message_id)
+            continue
+        wait = next_send_at.get(claim.channel, 0.0) - time.monotonic()
+        if wait > 0:
+            time.sleep(wait)
+        next_send_at[claim.channel] = time.monotonic() + 1.0 / throttle.rate_of(claim.channel, settings)
         try:
-            result = adapter_for(channel).send(outbound, settings=settings)
+            result = adapter_for(claim.channel).send(claim.outbound, settings=settings)
         except SendError as exc:
-            _failed(database, settings, message_id, attempts, str(exc), temporary=exc.temporary)
+            _failed(database, settings, claim, str(exc), temporary=exc.temporary, retry_after=exc.retry_after)
+            if exc.temporary:
+                paused.add(claim.channel)
             continue
         except Exception as exc:  # noqa: BLE001 - an adapter bug must not stop the others
-            log.exception("adapter send crashed", message_id=message_id)
-            _failed(database, settings, message_id, attempts, f"{type(exc).__name__}: {exc}", temporary=True)
+            log.exception("adapter send crashed", message_id=claim.message_id)
+            _failed(database, settings, claim, f"{type(exc).__name__}: {exc}", temporary=True)
+            paused.add(claim.channel)
             continue
+        _sent(database, claim, result)
+    if released:
         with database.write() as session:
-            message = session.get(InboxMessage, message_id, with_for_update=True)
-            message.delivery_status, message.provider_message_id = result.status, result.provider_message_id
-            message.attempts, message.error, message.next_attempt_at = attempts + 1, None, None
-            message.meta = {**(message.meta or {}), **result.meta}
-            conversation = session.get(InboxConversation, message.conversation_id, with_for_update=True)
-            thread = dict((conversation.channel_state or {}).get(channel) or {})
-            if result.provider_message_id:
-                thread["provider_ids"] = [*thread.get("provider_ids", []), result.provider_message_id][-service.THREAD_IDS_KEPT:]
-            conversation.channel_state = {**(conversation.channel_state or {}), channel: thread}
-            _status_notice(session, conversation, message)
-    return len(claimed)
+            session.execute(update(InboxMessage).where(InboxMessage.id.in_(released), InboxMessage.delivery_status == "queued")
+                            .values(next_attempt_at=utcnow()))
+    return len(claimed) - len(released)
+
+
+def _sent(database: Database, claim: _Claim, result: SendResult) -> None:
+    with database.write() as session:
+        message = session.get(InboxMessage, claim.message_id, with_for_update=True)
+        message.delivery_status, message.provider_message_id = result.status, result.provider_message_id
+        message.attempts, message.error, message.next_attempt_at = claim.attempts + 1, None, None
+        message.meta = {**(message.meta or {}), **result.meta}
+        conversation = session.get(InboxConversation, message.conversation_id, with_for_update=True)
+        thread = dict((conversation.channel_state or {}).get(claim.channel) or {})
+        if result.provider_message_id:
+            thread["provider_ids"] = [*thread.get("provider_ids", []), result.provider_message_id][-service.THREAD_IDS_KEPT:]
+        conversation.channel_state = {**(conversation.channel_state or {}), claim.channel: thread}
+        if claim.channel_failures:
+            throttle.recovered(session, claim.channel)
+        _status_notice(session, conversation, message)
 
 
 def _status_notice(session: Session, conversation: InboxConversation, message: InboxMessage) -> None:
@@ -250,19 +302,23 @@ def _status_notice(session: Session, conversation: InboxConversation, message: I
                      "delivery_status": message.delivery_status, "error": message.error})
 
 
-def _failed(database: Database, settings: Settings, message_id: int, attempts: int, error: str, *, temporary: bool) -> None:
+def _failed(database: Database, settings: Settings, claim: _Claim, error: str, *, temporary: bool,
+            retry_after: float | None = None) -> None:
     with database.write() as session:
-        message = session.get(InboxMessage, message_id, with_for_update=True)
-        message.attempts, message.error = attempts + 1, error[:2000]
-        if temporary and attempts + 1 < settings.delivery_max_attempts:
-            delay = min(settings.delivery_backoff_seconds * 2**attempts, 3600.0) * random.uniform(0.5, 1.0)
-            message.next_attempt_at = utcnow() + timedelta(seconds=delay)
+        message = session.get(InboxMessage, claim.message_id, with_for_update=True)
+        message.attempts, message.error = claim.attempts + 1, error[:2000]
+        if temporary:
+            until = throttle.outage(session, claim.channel, error=error, settings=settings, retry_after=retry_after)
+            log.warning("channel paused after a temporary failure", channel=claim.channel, until=until.isoformat(), error=error[:300])
+        if temporary and claim.attempts + 1 < settings.delivery_max_attempts:
+            delay = min(settings.delivery_backoff_seconds * 2**claim.attempts, 3600.0) * random.uniform(0.5, 1.0)
+            message.next_attempt_at = utcnow() + timedelta(seconds=max(delay, retry_after or 0))
             return
         message.delivery_status, message.next_attempt_at = "failed", None
         conversation = session.get(InboxConversation, message.conversation_id)
-        log.warning("outbound message failed", message_id=message_id, error=error[:300])
-        service.system_event(session, conversation, f"Message {message_id} could not be delivered: {error[:300]}",
-                             data={"message_id": message_id, "error": error[:500]})
+        log.warning("outbound message failed", message_id=claim.message_id, error=error[:300])
+        service.system_event(session, conversation, f"Message {claim.message_id} could not be delivered: {error[:300]}",
+                             data={"message_id": claim.message_id, "error": error[:500]})
         _status_notice(session, conversation, message)
 
 

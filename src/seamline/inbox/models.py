@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     Boolean,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -57,6 +58,8 @@ class InboxAgent(Base):
     load: Mapped[int] = mapped_column(Integer, default=0)
     last_assigned_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     api_key_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("core_api_key.id"), nullable=True, unique=True)
+    #: The agent's phone extension on the PBX: calls ringing or answered there pop up in their console
+    extension: Mapped[str | None] = mapped_column(String(32), nullable=True, unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     status_changed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
@@ -159,6 +162,9 @@ class InboxMessage(Base):
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     #: Channel details (email headers, the client's message id, event data)
     meta: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    #: An outbound message's client Idempotency-Key (scoped, see `outbound.scoped_key`): a retry
+    #: returns the message already queued instead of sending twice
+    idempotency_key: Mapped[str | None] = mapped_column(String(200), nullable=True, unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     @validates("text")
@@ -303,3 +309,20 @@ class InboxWebhookDelivery(Base):
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
     __table_args__ = (Index("ix_inbox_webhook_delivery_due", "status", "next_attempt_at"),)
+
+
+class InboxChannelThrottle(Base):
+    """Each sending channel's shared state, locked by the outbound worker that claims messages:
+    a token bucket for the provider's rate limit (so every server process together stays under
+    it), and the pause after a provider outage (queued messages wait, spending no attempts)."""
+
+    __tablename__ = "inbox_channel_throttle"
+
+    channel: Mapped[str] = mapped_column(String(32), primary_key=True)
+    tokens: Mapped[float] = mapped_column(Float, default=0.0)
+    refilled_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    paused_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    #: Outage failures in a row (the pause doubles with each); a success resets it
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    last_success_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

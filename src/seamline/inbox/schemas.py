@@ -17,6 +17,9 @@ Name = line_text(200)
 ShortName = line_text(100)
 
 
+Extension = Annotated[str, StringConstraints(min_length=1, max_length=32, pattern=r"^[0-9*#+]+$")]
+
+
 class AgentCreate(BaseModel):
     name: Name = Field(examples=["Мария"])
     email: EmailStr
@@ -24,6 +27,7 @@ class AgentCreate(BaseModel):
     capacity: int = Field(default=10, ge=1, le=1000, description="Maximum load (a chat or email weighs 1 by default)")
     team_ids: list[Id] = Field(default_factory=list, max_length=50)
     create_key: bool = Field(default=False, description="Also create an API key with the `agent` scope that acts as this agent")
+    extension: Extension | None = Field(default=None, description="The agent's PBX extension: calls there pop up in their console")
 
 
 class AgentUpdate(BaseModel):
@@ -31,6 +35,7 @@ class AgentUpdate(BaseModel):
     skills: list[Skill] | None = Field(default=None, max_length=50)
     capacity: int | None = Field(default=None, ge=1, le=1000)
     team_ids: list[Id] | None = Field(default=None, max_length=50)
+    extension: Extension | None = None
 
 
 class AgentStatus(BaseModel):
@@ -123,3 +128,13 @@ class WebhookCreate(BaseModel):
     url: Annotated[str, StringConstraints(min_length=8, max_length=2000)]
     types: list[Annotated[str, StringConstraints(max_length=64)]] = Field(default_factory=list, max_length=20)
     secret: Annotated[str, StringConstraints(min_length=16, max_length=200)] | None = None
+
+
+class OutboundCreate(BaseModel):
+    customer_id: Id
+    text: free_text(4096) = Field(min_length=1, examples=["Ваш заказ 1042 готов к выдаче в магазине на Тверской."])
+    channel: Channel | None = Field(default=None, description="Send on this channel; default: the one the customer last wrote on, "
+                                    "else the first of `inbox_outbound_channels` that reaches them")
+    purpose: Literal["service", "marketing"] = Field(
+        default="service", description="service: needs the channel's service consent not withdrawn; marketing: needs marketing consent granted")
+    source: line_text(100) | None = Field(default=None, description="Who sends it, for the history (e.g. orders, loyalty)")

@@ -507,13 +507,36 @@ def withdrawn_channels(session: Session, customer_id: int) -> set[str]:
     return {c["channel"] for c in customers_service.current_consents(session, ids) if c["purpose"] == "service" and not c["granted"]}
 
 
+def scoped_key(scope: str, key: str) -> str:
+    """A client's Idempotency-Key under a scope ("outbound", "reply:<conversation id>"), hashed
+    when it would not fit the 200-character column."""
+    scoped = f"{scope}:{key}"
+    return scoped if len(scoped) <= 200 else f"{scope}:sha256:{hashlib.sha256(key.encode()).hexdigest()}"
+
+
+def replayed(session: Session, key: str | None, *, text: str) -> InboxMessage | None:
+    """The message an earlier request with this key created (the same text), or None."""
+    if key is None:
+        return None
+    found = session.scalar(select(InboxMessage).where(InboxMessage.idempotency_key == key))
+    if found is not None and found.text != text:
+        raise Unprocessable("This Idempotency-Key was used for a different message", code="idempotency_key_reused",
+                            details={"message_id": found.id})
+    return found
+
+
 def reply(
     session: Session, *, settings: Settings, conversation_id: int, agent_id: int, text: str, html: str | None = None,
-    attachment_ids: list[int] | None = None, channel: str | None = None,
+    attachment_ids: list[int] | None = None, channel: str | None = None, idempotency_key: str | None = None,
 ) -> InboxMessage:
     """An agent's answer, on `channel` or the conversation's reply channel. Checked first: the
-    channel exists, the customer can be reached there and has not withdrawn consent for it."""
+    channel exists, the customer can be reached there and has not withdrawn consent for it. A
+    retry with the same Idempotency-Key returns the first answer instead of sending it twice."""
+    key = scoped_key(f"reply:{conversation_id}", idempotency_key) if idempotency_key else None
     conversation = get_conversation(session, conversation_id, lock=True)
+    earlier = replayed(session, key, text=text)
+    if earlier is not None:
+        return earlier
     agent = _agent(session, agent_id)
     channel = channel or conversation.reply_channel
     adapter = adapter_for(channel)
@@ -528,7 +551,7 @@ def reply(
     message = InboxMessage(
         conversation_id=conversation.id, direction="out", kind="message", channel=channel, author_agent_id=agent.id,
         text=text, html=html, delivery_status="sent" if adapter.realtime else "queued",
-        next_attempt_at=None if adapter.realtime else now, meta={"address": address}, created_at=now,
+        next_attempt_at=None if adapter.realtime else now, meta={"address": address}, idempotency_key=key, created_at=now,
     )
     session.add(message)
     session.flush()

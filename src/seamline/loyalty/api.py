@@ -8,12 +8,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from sqlalchemy.orm import Session
 
-from seamline.commerce.api import CodePath, IdempotencyKey
+from seamline.commerce.api import CodePath
 from seamline.commerce.pos import store_by_code
 from seamline.core.auth.models import ApiKey
 from seamline.core.auth.schemas import Scope
 from seamline.core.deps import (
     AdminKey,
+    IdempotencyKey,
     ReadKey,
     ReadSession,
     WriteKey,

@@ -11,9 +11,11 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
+from sqlalchemy import update
 
 from seamline.app import create_app
 from seamline.inbox import delivery
+from seamline.inbox.models import InboxChannelThrottle
 from tests.channels.fakes import FakeJsonApi
 from tests.inbox.conftest import conversation, create_agent, reply
 
@@ -118,14 +120,21 @@ def test_replies_go_out_through_the_bot_api_and_its_errors_are_kept(client, admi
     stored = next(m for m in conversation(client, admin_headers, cid)["messages"] if m["id"] == sent["id"])
     assert stored["delivery_status"] == "sent"
 
-    bot.errors = [(429, {"ok": False, "error_code": 429, "description": "Too Many Requests: retry after 1"})]
+    bot.errors = [(429, {"ok": False, "error_code": 429, "description": "Too Many Requests: retry after 7",
+                         "parameters": {"retry_after": 7}})]
     again = reply(client, admin_headers, cid, "Ещё", agent_id=agent["id"])
     delivery.send_due(database, settings=tg_settings)
     waiting = next(m for m in conversation(client, admin_headers, cid)["messages"] if m["id"] == again["id"])
     assert waiting["delivery_status"] == "queued" and "429" in waiting["error"]  # retried later
+    channel = next(c for c in client.get("/v1/inbox/channels", headers=admin_headers).json()["items"] if c["channel"] == "telegram")
+    assert channel["paused_until"] is not None and channel["failures"] == 1  # Telegram's retry_after is obeyed
 
     bot.errors = [(403, {"ok": False, "error_code": 403, "description": "Forbidden: bot was blocked by the user"})]
     blocked = reply(client, admin_headers, cid, "Вы здесь?", agent_id=agent["id"])
+    calls = len(bot.calls)
+    assert delivery.send_due(database, settings=tg_settings) == 0 and len(bot.calls) == calls  # paused: nothing sent
+    with database.write() as session:  # the pause is over
+        session.execute(update(InboxChannelThrottle).values(paused_until=None))
     delivery.send_due(database, settings=tg_settings)
     failed = next(m for m in conversation(client, admin_headers, cid)["messages"] if m["id"] == blocked["id"])
     assert failed["delivery_status"] == "failed" and "blocked" in failed["error"]

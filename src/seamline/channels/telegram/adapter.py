@@ -122,7 +122,9 @@ class TelegramAdapter(ChannelAdapter):
             return SendResult(provider_message_id=f"{result['chat']['id']}:{result['message_id']}", status="sent")
         description = body.get("description") or response.text[:200]
         temporary = response.status_code == 429 or response.status_code >= 500
-        raise SendError(f"Telegram {response.status_code}: {description}", temporary=temporary)
+        retry_after = (body.get("parameters") or {}).get("retry_after")
+        raise SendError(f"Telegram {response.status_code}: {description}", temporary=temporary,
+                        retry_after=float(retry_after) if isinstance(retry_after, int | float) else None)
 
 
 ADAPTER = register(TelegramAdapter())
