@@ -56,6 +56,8 @@ class InboundMessage:
     continue_within: list[int] | None = None
     sent_at: datetime | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    #: message; call (a phone call's log line: agents see it, the customer's web chat does not)
+    kind: str = "message"
 
 
 @dataclass

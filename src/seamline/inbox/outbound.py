@@ -20,7 +20,6 @@ provider. It:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import func, select
@@ -30,7 +29,7 @@ from seamline.core.config import Settings
 from seamline.core.errors import AppError, Conflict, NotFound, Unprocessable
 from seamline.core.time import utcnow
 from seamline.customers import service as customers_service
-from seamline.inbox import routing, service, throttle
+from seamline.inbox import service, throttle
 from seamline.inbox.adapters import ADAPTERS, ChannelAdapter, adapter_for
 from seamline.inbox.models import InboxConversation, InboxMessage
 
@@ -113,27 +112,6 @@ def choose(session: Session, *, settings: Settings, customer_id: int, channel: s
                         details={"customer_id": customer_id, "purpose": purpose, "reasons": reasons})
 
 
-def _conversation_for(session: Session, settings: Settings, customer_id: int, route: Route) -> InboxConversation:
-    """The person's latest conversation when it is still going or recently resolved; else a new
-    one, resolved from the start (a notice is nobody's task until the customer answers)."""
-    now = utcnow()
-    latest = session.scalar(
-        select(InboxConversation).where(InboxConversation.customer_id.in_(service.person_ids(session, customer_id)),
-                                        InboxConversation.merged_into_id.is_(None))
-        .order_by(InboxConversation.last_message_at.desc(), InboxConversation.id.desc()).limit(1).with_for_update())
-    recent = now - timedelta(hours=settings.inbox_reopen_hours)
-    if latest is not None and (latest.status != "resolved" or (latest.resolved_at or latest.last_message_at) >= recent):
-        return latest
-    conversation = InboxConversation(
-        customer_id=service.canonical_customer_id(session, customer_id), channel=route.channel, reply_channel=route.channel,
-        status="resolved", resolved_at=now, priority=0, labels=[], channel_state={route.channel: route.thread},
-        weight=routing.weight_of(route.channel, settings), created_at=now, last_message_at=now, sla_breaches=[],
-    )
-    session.add(conversation)
-    session.flush()
-    return conversation
-
-
 def send(session: Session, *, settings: Settings, customer_id: int, text: str, channel: str | None = None,
          purpose: str = "service", source: str | None = None, idempotency_key: str | None = None) -> tuple[InboxMessage, bool]:
     """Queue a message to a customer on the best channel; (the message, whether new)."""
@@ -143,9 +121,7 @@ def send(session: Session, *, settings: Settings, customer_id: int, text: str, c
         return earlier, False
     customers_service.get_profile(session, customer_id)
     route = choose(session, settings=settings, customer_id=customer_id, channel=channel, purpose=purpose)
-    conversation = _conversation_for(session, settings, customer_id, route)
-    if route.channel not in (conversation.channel_state or {}):
-        conversation.channel_state = {**(conversation.channel_state or {}), route.channel: route.thread}
+    conversation = service.history_conversation(session, settings, customer_id, channel=route.channel, thread=route.thread)
     adapter = ADAPTERS[route.channel]
     now = utcnow()
     message = InboxMessage(

@@ -221,7 +221,8 @@ def _topics(conversation: InboxConversation, *, customer_visible: bool, message:
 
 def publish_message(session: Session, conversation: InboxConversation, message: InboxMessage) -> dict[str, Any]:
     view = messages_view(session, [message])[0]
-    realtime.notify(session, _topics(conversation, customer_visible=message.direction != "internal", message=True),
+    customer_visible = message.direction != "internal" and message.kind != "call"
+    realtime.notify(session, _topics(conversation, customer_visible=customer_visible, message=True),
                     {"type": "message", "conversation_id": conversation.id, "message": view})
     webhooks.emit(session, "message.created", {"conversation_id": conversation.id, "customer_id": conversation.customer_id,
                                                 "message": {k: v for k, v in view.items() if k != "html"}})
@@ -460,7 +461,7 @@ def receive(session: Session, *, settings: Settings, inbound: InboundMessage, cu
 def _add_message(session: Session, conversation: InboxConversation, inbound: InboundMessage, *, direction: str,
                  meta: dict[str, Any]) -> InboxMessage:
     message = InboxMessage(
-        conversation_id=conversation.id, direction=direction, kind="message", channel=inbound.channel, text=inbound.text or "",
+        conversation_id=conversation.id, direction=direction, kind=inbound.kind, channel=inbound.channel, text=inbound.text or "",
         html=inbound.html, provider_message_id=inbound.provider_message_id, delivery_status="received",
         meta={k: v for k, v in meta.items() if k != "thread"}, created_at=utcnow(),
     )
@@ -473,6 +474,46 @@ def _add_message(session: Session, conversation: InboxConversation, inbound: Inb
     return message
 
 
+
+
+def history_conversation(session: Session, settings: Settings, customer_id: int, *, channel: str,
+                         thread: dict[str, Any]) -> InboxConversation:
+    """Where something that needs no agent goes in the person's history (a notice sent to them,
+    a call already answered): their latest conversation when it is still going or was resolved
+    less than `inbox_reopen_hours` ago; else a new one, resolved from the start (nobody's task
+    until the customer answers). The channel's thread state is kept on it for replies."""
+    now = utcnow()
+    latest = session.scalar(
+        select(InboxConversation).where(InboxConversation.customer_id.in_(person_ids(session, customer_id)),
+                                        InboxConversation.merged_into_id.is_(None))
+        .order_by(InboxConversation.last_message_at.desc(), InboxConversation.id.desc()).limit(1).with_for_update())
+    recent = now - timedelta(hours=settings.inbox_reopen_hours)
+    if latest is not None and (latest.status != "resolved" or (latest.resolved_at or latest.last_message_at) >= recent):
+        if channel not in (latest.channel_state or {}):
+            latest.channel_state = {**(latest.channel_state or {}), channel: thread}
+        return latest
+    conversation = InboxConversation(
+        customer_id=canonical_customer_id(session, customer_id), channel=channel, reply_channel=channel,
+        status="resolved", resolved_at=now, priority=0, labels=[], channel_state={channel: thread},
+        weight=routing.weight_of(channel, settings), created_at=now, last_message_at=now, sla_breaches=[],
+    )
+    session.add(conversation)
+    session.flush()
+    return conversation
+
+
+def add_logged(session: Session, conversation: InboxConversation, inbound: InboundMessage, *, direction: str,
+               agent_id: int | None = None) -> InboxMessage:
+    """Log something that happened elsewhere (an answered call) in the conversation, without
+    reopening or queueing it: it needs no answer."""
+    message = _add_message(session, conversation, inbound, direction=direction, meta=inbound.meta)
+    message.author_agent_id = agent_id
+    conversation.last_message_at = message.created_at
+    thread = dict((conversation.channel_state or {}).get(inbound.channel) or {})
+    thread.update(inbound.meta.get("thread") or {})
+    conversation.channel_state = {**(conversation.channel_state or {}), inbound.channel: thread}
+    publish_message(session, conversation, message)
+    return message
 
 
 # --- outbound -------------------------------------------------------------------------------
@@ -833,7 +874,7 @@ def _timeline(session: Session, context: CustomerContext, query: TimelineQuery) 
     if not query.wants("inbox"):
         return []
     ids = customers_service.merged_profile_ids(session, context.profile.id)
-    found = (select(InboxMessage.id, InboxMessage.created_at, InboxMessage.channel, InboxMessage.direction,
+    found = (select(InboxMessage.id, InboxMessage.created_at, InboxMessage.channel, InboxMessage.direction, InboxMessage.kind,
                     func.substr(InboxMessage.text, 1, 120).label("title"), InboxMessage.conversation_id)
              .join(InboxConversation, InboxConversation.id == InboxMessage.conversation_id)
              .where(InboxConversation.customer_id.in_(ids), InboxMessage.direction.in_(("in", "out")),
@@ -843,7 +884,8 @@ def _timeline(session: Session, context: CustomerContext, query: TimelineQuery) 
     rows = session.execute(found.order_by(InboxMessage.created_at.desc(), InboxMessage.id.desc()).limit(query.limit)).all()
     return [
         TimelineItem(kind="inbox", id=m.id, occurred_at=m.created_at, channel=m.channel,
-                     type=f"inbox.message_{'received' if m.direction == 'in' else 'sent'}",
+                     type=f"inbox.call_{'in' if m.direction == 'in' else 'out'}" if m.kind == "call"
+                     else f"inbox.message_{'received' if m.direction == 'in' else 'sent'}",
                      title=m.title or "(attachment)", data={"conversation_id": m.conversation_id, "direction": m.direction})
         for m in rows
     ]

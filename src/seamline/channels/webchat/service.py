@@ -124,7 +124,7 @@ def widget_message(view: dict[str, Any], *, base: str = "") -> dict[str, Any]:
 def _visible(session: Session, person: list[int], allowed: set[int] | None, *, after_id: int | None = None,
              limit: int = HISTORY) -> list[InboxMessage]:
     query = (select(InboxMessage).join(InboxConversation, InboxConversation.id == InboxMessage.conversation_id)
-             .where(InboxConversation.customer_id.in_(person), InboxMessage.direction != "internal"))
+             .where(InboxConversation.customer_id.in_(person), InboxMessage.direction != "internal", InboxMessage.kind != "call"))
     if allowed is not None:
         query = query.where(InboxMessage.conversation_id.in_(allowed))
     if after_id is not None:
