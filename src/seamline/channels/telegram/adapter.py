@@ -8,7 +8,7 @@
   own phone number joins their profile through the identity graph, so a Telegram chat meets the
   orders placed on the website with that phone. Other update kinds are acknowledged and skipped.
 - Out: `sendMessage` to the chat on the API base URL (`inbox_telegram_api_base`, for a local
-  Bot API server or a test). 429 and 5xx are temporary (retried), other errors permanent (a
+  Bot API server or a test); an agent's files with `sendPhoto` / `sendDocument` (multipart). 429 and 5xx are temporary (retried), other errors permanent (a
   user who blocked the bot gets 403).
 """
 
@@ -38,6 +38,9 @@ from seamline.inbox.adapters import (
 CHANNEL = "telegram"
 SECRET_HEADER = "x-telegram-bot-api-secret-token"
 MESSAGE_KINDS = ("message", "edited_message")
+CAPTION_MAX = 1024
+PHOTO_TYPES = ("image/jpeg", "image/png", "image/webp", "image/gif")
+PHOTO_MAX_BYTES = 10 * 1024 * 1024
 
 
 class TelegramAdapter(ChannelAdapter):
@@ -108,23 +111,43 @@ class TelegramAdapter(ChannelAdapter):
         return {"chat_id": chat_id}
 
     def send(self, message: OutboundMessage, *, settings: Settings) -> SendResult:
+        """Text with `sendMessage`; files with `sendPhoto` (images up to 10 MB) or `sendDocument`,
+        uploaded as multipart, the text as the first file's caption when it fits (1,024
+        characters), else sent first on its own."""
         token = settings.inbox_telegram_bot_token.get_secret_value()
         if not token:
             raise SendError("Telegram is not configured (inbox_telegram_bot_token)", temporary=True)
-        url = f"{settings.inbox_telegram_api_base.rstrip('/')}/bot{token}/sendMessage"
-        try:
-            response = httpx.post(url, json={"chat_id": message.address["chat_id"], "text": message.text}, timeout=10)
-        except httpx.HTTPError as exc:
-            raise SendError(f"Telegram unreachable: {type(exc).__name__}", temporary=True) from exc
-        body = response.json() if response.headers.get("content-type", "").startswith("application/json") else {}
-        if response.status_code == 200 and body.get("ok"):
-            result = body["result"]
-            return SendResult(provider_message_id=f"{result['chat']['id']}:{result['message_id']}", status="sent")
-        description = body.get("description") or response.text[:200]
-        temporary = response.status_code == 429 or response.status_code >= 500
-        retry_after = (body.get("parameters") or {}).get("retry_after")
-        raise SendError(f"Telegram {response.status_code}: {description}", temporary=temporary,
-                        retry_after=float(retry_after) if isinstance(retry_after, int | float) else None)
+        base = f"{settings.inbox_telegram_api_base.rstrip('/')}/bot{token}"
+        chat_id = message.address["chat_id"]
+        files = message.attachments
+        caption_fits = bool(files) and len(message.text) <= CAPTION_MAX
+        ids = []
+        if message.text and not caption_fits:
+            ids.append(_call(f"{base}/sendMessage", json={"chat_id": chat_id, "text": message.text}))
+        for n, file in enumerate(files):
+            photo = file.content_type in PHOTO_TYPES and len(file.data) <= PHOTO_MAX_BYTES
+            method, field = ("sendPhoto", "photo") if photo else ("sendDocument", "document")
+            fields = {"chat_id": str(chat_id), **({"caption": message.text} if n == 0 and caption_fits and message.text else {})}
+            ids.append(_call(f"{base}/{method}", data=fields, files={field: (file.filename, file.data, file.content_type)}))
+        if not ids:
+            raise SendError("Nothing to send: no text and no files", temporary=False)
+        return SendResult(provider_message_id=ids[0], status="sent", meta={"telegram": {"message_ids": ids}} if len(ids) > 1 else {})
+
+
+def _call(url: str, **request: Any) -> str:
+    try:
+        response = httpx.post(url, timeout=30, **request)
+    except httpx.HTTPError as exc:
+        raise SendError(f"Telegram unreachable: {type(exc).__name__}", temporary=True) from exc
+    body = response.json() if response.headers.get("content-type", "").startswith("application/json") else {}
+    if response.status_code == 200 and body.get("ok"):
+        result = body["result"]
+        return f"{result['chat']['id']}:{result['message_id']}"
+    description = body.get("description") or response.text[:200]
+    temporary = response.status_code == 429 or response.status_code >= 500
+    retry_after = (body.get("parameters") or {}).get("retry_after")
+    raise SendError(f"Telegram {response.status_code}: {description}", temporary=temporary,
+                    retry_after=float(retry_after) if isinstance(retry_after, int | float) else None)
 
 
 ADAPTER = register(TelegramAdapter())
