@@ -219,8 +219,14 @@ def _topics(conversation: InboxConversation, *, customer_visible: bool, message:
     return topics
 
 
-def publish_message(session: Session, conversation: InboxConversation, message: InboxMessage) -> dict[str, Any]:
-    view = messages_view(session, [message])[0]
+def publish_message(session: Session, conversation: InboxConversation, message: InboxMessage, *,
+                    without_files: bool = False) -> dict[str, Any]:
+    """Tell the watchers and webhooks; `without_files` when the caller knows the message has none
+    (saves a query on the inbound path)."""
+    if without_files:
+        view = message_view(message, [], agent_names(session, {message.author_agent_id} if message.author_agent_id else set()))
+    else:
+        view = messages_view(session, [message])[0]
     customer_visible = message.direction != "internal" and message.kind != "call"
     realtime.notify(session, _topics(conversation, customer_visible=customer_visible, message=True),
                     {"type": "message", "conversation_id": conversation.id, "message": view})
@@ -448,7 +454,7 @@ def receive(session: Session, *, settings: Settings, inbound: InboundMessage, cu
     sla.customer_wrote(session, conversation, now)
     if created:
         webhooks.emit(session, "conversation.created", summary_view(conversation))
-    publish_message(session, conversation, message)
+    publish_message(session, conversation, message, without_files=not (inbound.attachments or inbound.attachment_ids))
     if conversation.assignee_id is None:
         agent = routing.route(session, conversation, settings)
         if agent is not None:
