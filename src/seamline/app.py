@@ -10,7 +10,11 @@ from starlette.middleware.cors import CORSMiddleware
 
 from seamline import __version__
 from seamline.channels.email.api import router as email_router
+from seamline.channels.sms.api import router as sms_router
 from seamline.channels.telegram.api import router as telegram_router
+from seamline.channels.telephony.api import router as telephony_router
+from seamline.channels.viber.api import router as viber_router
+from seamline.channels.vk.api import router as vk_router
 from seamline.channels.webchat.api import router as webchat_router
 from seamline.channels.whatsapp.api import router as whatsapp_router
 from seamline.commerce import orders as commerce_orders
@@ -117,9 +121,13 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.include_router(email_router)
     app.include_router(telegram_router)
     app.include_router(whatsapp_router)
+    app.include_router(sms_router)
+    app.include_router(vk_router)
+    app.include_router(viber_router)
+    app.include_router(telephony_router)
     # Websites and web views post events and chat from their own origin; only the collection and
     # web chat paths are open to other origins (write keys and chat tokens are the visitor's own).
-    app.add_middleware(PathCORS, paths=COLLECTION_PATHS, prefixes=("/v1/webchat/",))
+    app.add_middleware(PathCORS, paths=COLLECTION_PATHS, prefixes=("/v1/webchat/", "/v1/channels/telephony/callback-requests"))
     return app
 
 

@@ -1,6 +1,7 @@
 """A loopback HTTP server standing in for a provider's JSON API (the Telegram Bot API, the
-WhatsApp Graph API): each POST is recorded and answered by the test's `answer(body, n)`, or by
-a queued error first."""
+WhatsApp Graph API, the VK API, Viber's REST API): each POST is recorded and answered by the
+test's `answer(body, n)`, or by a queued error first. A form-encoded body (VK) is recorded as a
+dict of its fields, like a JSON one."""
 
 from __future__ import annotations
 
@@ -8,17 +9,24 @@ import json
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qsl
 
 
 class FakeJsonApi:
     def __init__(self, answer: Callable[[dict, int], dict], *, path_prefix: str = "") -> None:
         self.calls: list[tuple[str, dict, str]] = []  # (path, JSON body, Authorization header)
+        self.headers: list[dict[str, str]] = []  # every call's headers, in the order of calls
         self.errors: list[tuple[int, dict]] = []
         api = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802 - BaseHTTPRequestHandler's name
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                raw = self.rfile.read(int(self.headers["Content-Length"]))
+                if self.headers.get("Content-Type", "").startswith("application/x-www-form-urlencoded"):
+                    body = dict(parse_qsl(raw.decode(), keep_blank_values=True))
+                else:
+                    body = json.loads(raw)
+                api.headers.append(dict(self.headers))
                 api.calls.append((self.path, body, self.headers.get("Authorization", "")))
                 status, reply = api.errors.pop(0) if api.errors else (200, answer(body, len(api.calls)))
                 data = json.dumps(reply).encode()

@@ -219,6 +219,40 @@ class Settings(BaseSettings):
     inbox_whatsapp_access_token: SecretStr = Field(default=SecretStr(""), description="A system user's access token for sending")
     inbox_whatsapp_phone_number_id: str = Field(default="", description="The business phone number's id in the Cloud API")
     inbox_whatsapp_api_base: str = Field(default="https://graph.facebook.com/v21.0", description="Graph API base URL with its version")
+    inbox_sms_provider: Literal["", "smsru", "smsc", "twilio", "generic"] = Field(
+        default="",
+        description="SMS gateway preset: smsru (SMS.ru), smsc (SMSC.ru), twilio (Twilio Programmable Messaging) or generic "
+        "(JSON over HTTP, docs/inbox.md); empty: SMS off (replies are retried and fail, callbacks are refused)",
+    )
+    inbox_sms_api_url: str = Field(
+        default="",
+        description="The gateway's API base URL; empty: the preset's (https://sms.ru, https://smsc.ru, https://api.twilio.com). "
+        "generic: the URL replies are POSTed to",
+    )
+    inbox_sms_login: str = Field(default="", description="SMSC: the login (empty: inbox_sms_api_key is an SMSC API key); Twilio: the Account SID")
+    inbox_sms_api_key: SecretStr = Field(
+        default=SecretStr(""),
+        description="SMS.ru: the api_id; SMSC: the password or API key; Twilio: the Auth Token (it also checks Twilio's signatures); "
+        "generic: the bearer token of sends",
+    )
+    inbox_sms_sender: str = Field(
+        default="",
+        description="Who replies come from: an approved sender name or a number (Twilio: a number or a Messaging Service SID, MG...); "
+        "empty: twilio and generic reply from the number the customer wrote to, smsru and smsc use the account's default sender",
+    )
+    inbox_sms_webhook_secret: SecretStr = Field(
+        default=SecretStr(""),
+        description="smsru, smsc: the `secret` query parameter of the callback URL; generic: the key of X-Seamline-Signature "
+        "(t=<unix time>,v1=<HMAC-SHA256 of \"<t>.<body>\">). Empty refuses their callbacks (Twilio's are checked with the Auth Token)",
+    )
+    inbox_sms_public_url: str = Field(
+        default="",
+        description="This server's public base URL as the gateway calls it (https://crm.example.com): Twilio signs the full URL, "
+        "and replies ask Twilio for statuses there; empty: the request's own URL, and no StatusCallback",
+    )
+    inbox_sms_max_parts: int = Field(
+        default=8, ge=1, le=255, description="A reply longer than this many SMS fails instead of being sent (SMS.ru's own limit is 8)"
+    )
     inbox_vk_secret: SecretStr = Field(
         default=SecretStr(""),
         description="The secret key of the community's Callback API server; VK sends it in every event's `secret`. Empty refuses every event",

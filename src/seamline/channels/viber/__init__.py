@@ -1,0 +1,1 @@
+"""Viber: a bot's webhook in, the REST bot API out (`inbox_viber_*` settings)."""

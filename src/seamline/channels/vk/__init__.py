@@ -1,0 +1,1 @@
+"""VK: a community's Callback API in, `messages.send` out (`inbox_vk_*` settings)."""
