@@ -40,7 +40,8 @@ def bot():
 def out_settings(settings, bot):
     return settings.model_copy(update={
         "inbox_telegram_bot_token": SecretStr(TOKEN), "inbox_telegram_webhook_secret": SecretStr(SECRET),
-        "inbox_telegram_api_base": bot.url, "inbox_rate_limits": {"telegram": 4.0}, "delivery_backoff_seconds": 30.0})
+        "inbox_telegram_api_base": bot.url, "inbox_rate_limits": {"telegram": 4.0}, "delivery_backoff_seconds": 30.0,
+        "inbox_smtp_host": "127.0.0.1", "inbox_email_address": "support@shop.example"})
 
 
 @pytest.fixture
@@ -100,6 +101,7 @@ def test_the_channel_is_the_last_used_one_and_consent_and_reachability_decide(cl
                          headers=write_headers).json()["customer"]["id"]
     unreachable = send(client, write_headers, nobody, "Привет", expect=422)["error"]
     assert unreachable["code"] == "customer_unreachable" and unreachable["details"]["reasons"]["telegram"] == "channel_unreachable"
+    assert unreachable["details"]["reasons"]["whatsapp"] == "channel_not_configured"  # no access token: never picked
     assert send(client, write_headers, anna, "x", channel="carrier_pigeon", expect=422)["error"]["code"] == "unknown_channel"
 
 

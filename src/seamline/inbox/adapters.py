@@ -109,6 +109,10 @@ class ChannelAdapter:
     #: Load a conversation puts on an agent (a call: the agent's whole capacity)
     weight: ClassVar[int] = 1
 
+    def configured(self, settings: Any) -> bool:
+        """Whether the settings let this channel send (a token, a gateway): outbound picks only these."""
+        return True
+
     def verify(self, headers: Mapping[str, str], body: bytes, *, settings: Any) -> None:  # noqa: B027 - optional
         """Raise `Unauthorized` unless the request comes from the provider."""
 

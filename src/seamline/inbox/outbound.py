@@ -94,6 +94,9 @@ def choose(session: Session, *, settings: Settings, customer_id: int, channel: s
         if adapter.realtime and channel is None:
             reasons[name] = "live_channel_only_when_named"
             continue
+        if not adapter.configured(settings):
+            reasons[name] = "channel_not_configured"
+            continue
         refusal = _refusal(adapter, consents, purpose)
         if refusal is not None:
             reasons[name] = refusal

@@ -69,6 +69,9 @@ class EmailAdapter(ChannelAdapter):
     name = CHANNEL
     consent_channel = "email"
 
+    def configured(self, settings: Settings) -> bool:
+        return bool(settings.inbox_smtp_host and settings.inbox_email_address)
+
     def split(self, body: bytes) -> list[tuple[str, bytes]]:
         return [(provider_id_of(body), body)]
 

@@ -58,6 +58,9 @@ class SmsAdapter(ChannelAdapter):
     name = CHANNEL
     consent_channel = "sms"
 
+    def configured(self, settings: Settings) -> bool:
+        return configured_provider(settings) is not None
+
     def verify(self, headers: Mapping[str, str], body: bytes, *, settings: Settings) -> None:
         provider = configured_provider(settings)
         callback = Callback.decode(body)

@@ -47,6 +47,9 @@ class TelegramAdapter(ChannelAdapter):
     name = CHANNEL
     consent_channel = "telegram"
 
+    def configured(self, settings: Settings) -> bool:
+        return bool(settings.inbox_telegram_bot_token.get_secret_value())
+
     def verify(self, headers: Mapping[str, str], body: bytes, *, settings: Settings) -> None:
         secret = settings.inbox_telegram_webhook_secret.get_secret_value()
         given = {k.lower(): v for k, v in headers.items()}.get(SECRET_HEADER, "")

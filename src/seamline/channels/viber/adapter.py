@@ -74,6 +74,9 @@ class ViberAdapter(ChannelAdapter):
     name = CHANNEL
     consent_channel = "viber"
 
+    def configured(self, settings: Settings) -> bool:
+        return bool(settings.inbox_viber_auth_token.get_secret_value())
+
     def verify(self, headers: Mapping[str, str], body: bytes, *, settings: Settings) -> None:
         token = settings.inbox_viber_auth_token.get_secret_value()
         given = {k.lower(): v for k, v in headers.items()}.get(SIGNATURE_HEADER, "").strip().lower()

@@ -76,6 +76,9 @@ class VkAdapter(ChannelAdapter):
     name = CHANNEL
     consent_channel = "vk"
 
+    def configured(self, settings: Settings) -> bool:
+        return bool(settings.inbox_vk_access_token.get_secret_value())
+
     def verify(self, headers: Mapping[str, str], body: bytes, *, settings: Settings) -> None:
         secret = settings.inbox_vk_secret.get_secret_value()
         try:

@@ -59,6 +59,9 @@ class WhatsAppAdapter(ChannelAdapter):
     name = CHANNEL
     consent_channel = "whatsapp"
 
+    def configured(self, settings: Settings) -> bool:
+        return bool(settings.inbox_whatsapp_access_token.get_secret_value() and settings.inbox_whatsapp_phone_number_id)
+
     def verify(self, headers: Mapping[str, str], body: bytes, *, settings: Settings) -> None:
         secret = settings.inbox_whatsapp_app_secret.get_secret_value()
         given = {k.lower(): v for k, v in headers.items()}.get("x-hub-signature-256", "")
