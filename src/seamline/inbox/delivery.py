@@ -23,7 +23,7 @@ from datetime import timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import select, update
+from sqlalchemy import and_, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -133,22 +133,38 @@ def _describe(exc: Exception, **context: Any) -> str:
     return error
 
 
+def _known_profile(session: Session, rules: IdentifierRules, identifiers: list[tuple[str, str]]) -> int | None:
+    """The active profile already holding every one of these identifiers, or None (something is
+    new or belongs elsewhere: identity resolution must decide)."""
+    wanted = set()
+    for pair in identifiers:
+        try:
+            known = rules.normalize(*pair)
+        except AppError:
+            return None
+        if rules.is_blocked(known):
+            return None
+        wanted.add((known.type, known.value))
+    rows = session.execute(select(CustomerIdentity.type, CustomerIdentity.value, CustomerIdentity.profile_id).where(
+        or_(*(and_(CustomerIdentity.type == t, CustomerIdentity.value == v) for t, v in wanted)))).all()
+    if {(r.type, r.value) for r in rows} != wanted:
+        return None
+    profiles = {resolution.canonical_profile(session, pid).id for pid in {r.profile_id for r in rows}}
+    if len(profiles) != 1:
+        return None
+    profile = resolution.canonical_profile(session, profiles.pop())
+    return profile.id if profile.status == "active" else None
+
+
 def resolve_sender(session: Session, *, rules: IdentifierRules, identifiers: list[tuple[str, str]], name: str | None,
                    source: str) -> int:
-    """The profile of a message's sender. A single identifier already known (an email from a
-    returning customer) is a lookup; anything else goes through identity resolution."""
-    if len(identifiers) == 1:
-        try:
-            known = rules.normalize(*identifiers[0])
-        except AppError:
-            known = None
-        if known is not None and not rules.is_blocked(known):
-            profile_id = session.scalar(select(CustomerIdentity.profile_id).where(
-                CustomerIdentity.type == known.type, CustomerIdentity.value == known.value))
-            if profile_id is not None:
-                profile = resolution.canonical_profile(session, profile_id)
-                if profile.status == "active":
-                    return profile.id
+    """The profile of a message's sender. Identifiers all already on one person (a returning
+    customer's email, a WhatsApp number that is also their phone) are a lookup; anything else
+    goes through identity resolution."""
+    if identifiers:
+        known = _known_profile(session, rules, identifiers)
+        if known is not None:
+            return known
     outcome = customers_service.upsert_customer(session, rules=rules, data=CustomerUpsert(
         identifiers=[IdentifierIn(type=t, value=v) for t, v in identifiers], source=source))
     profile_id = outcome.resolution.profile_id
