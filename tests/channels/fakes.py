@@ -1,13 +1,15 @@
 """A loopback HTTP server standing in for a provider's JSON API (the Telegram Bot API, the
 WhatsApp Graph API, the VK API, Viber's REST API): each POST is recorded and answered by the
 test's `answer(body, n)`, or by a queued error first. A form-encoded body (VK) is recorded as a
-dict of its fields, like a JSON one."""
+dict of its fields, like a JSON one, and a multipart upload (Telegram's files) too."""
 
 from __future__ import annotations
 
 import json
 import threading
 from collections.abc import Callable
+from email.parser import BytesParser
+from email.policy import default
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl
 
@@ -22,8 +24,11 @@ class FakeJsonApi:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802 - BaseHTTPRequestHandler's name
                 raw = self.rfile.read(int(self.headers["Content-Length"]))
-                if self.headers.get("Content-Type", "").startswith("application/x-www-form-urlencoded"):
+                content_type = self.headers.get("Content-Type", "")
+                if content_type.startswith("application/x-www-form-urlencoded"):
                     body = dict(parse_qsl(raw.decode(), keep_blank_values=True))
+                elif content_type.startswith("multipart/form-data"):
+                    body = _multipart(content_type, raw)
                 else:
                     body = json.loads(raw)
                 api.headers.append(dict(self.headers))
@@ -46,3 +51,15 @@ class FakeJsonApi:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+def _multipart(content_type: str, raw: bytes) -> dict:
+    """A multipart upload (Telegram's sendPhoto): text fields as strings, files as (filename, bytes, type)."""
+    message = BytesParser(policy=default).parsebytes(f"Content-Type: {content_type}\r\n\r\n".encode() + raw)
+    fields = {}
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        data = part.get_payload(decode=True)
+        filename = part.get_filename()
+        fields[name] = (filename, data, part.get_content_type()) if filename else data.decode()
+    return fields

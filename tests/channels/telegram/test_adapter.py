@@ -28,8 +28,9 @@ def fixture(name: str) -> dict:
 
 
 def bot_api_answer(body: dict, n: int) -> dict:
-    """sendMessage's answer, as the Bot API gives it."""
-    return {"ok": True, "result": {"message_id": 5000 + n, "chat": {"id": body["chat_id"]}, "date": 1763900500, "text": body["text"]}}
+    """The answer of sendMessage, sendPhoto and sendDocument, as the Bot API gives it."""
+    return {"ok": True, "result": {"message_id": 5000 + n, "chat": {"id": int(body["chat_id"])}, "date": 1763900500,
+                                   **({"text": body["text"]} if "text" in body else {"caption": body.get("caption", "")})}}
 
 
 @pytest.fixture
@@ -138,3 +139,23 @@ def test_replies_go_out_through_the_bot_api_and_its_errors_are_kept(client, admi
     delivery.send_due(database, settings=tg_settings)
     failed = next(m for m in conversation(client, admin_headers, cid)["messages"] if m["id"] == blocked["id"])
     assert failed["delivery_status"] == "failed" and "blocked" in failed["error"]
+
+
+def test_an_agents_files_go_as_photo_and_document_with_the_text_as_caption(client, admin_headers, database, tg_settings, bot):
+    agent = create_agent(client, admin_headers)
+    deliver(client, fixture("text_message"))
+    cid = only_conversation(client, admin_headers)["id"]
+    photo = client.post("/v1/inbox/attachments", files={"file": ("чек.png", b"\x89PNG\r\n\x1a\n" + b"0" * 64, "image/png")},
+                        headers=admin_headers).json()
+    document = client.post("/v1/inbox/attachments", files={"file": ("возврат.pdf", b"%PDF-1.4 test", "application/pdf")},
+                           headers=admin_headers).json()
+    sent = reply(client, admin_headers, cid, "Бланк возврата и чек", agent_id=agent["id"], attachment_ids=[photo["id"], document["id"]])
+    assert delivery.send_due(database, settings=tg_settings) == 1
+    (photo_path, photo_body, _), (document_path, document_body, _) = bot.calls[-2:]
+    assert photo_path == f"/bot{TOKEN}/sendPhoto" and photo_body["chat_id"] == "111111111"
+    assert photo_body["caption"] == "Бланк возврата и чек" and photo_body["photo"][0] == "чек.png"
+    assert photo_body["photo"][1].startswith(b"\x89PNG")
+    assert document_path == f"/bot{TOKEN}/sendDocument" and "caption" not in document_body
+    assert document_body["document"][:2] == ("возврат.pdf", b"%PDF-1.4 test")
+    stored = next(m for m in conversation(client, admin_headers, cid)["messages"] if m["id"] == sent["id"])
+    assert stored["delivery_status"] == "sent" and len(stored["meta"]["telegram"]["message_ids"]) == 2
