@@ -201,7 +201,7 @@ def single_window(conversation_id: PathId, session: ReadSession, settings: AppSe
         "conversation": view,
         "customer": customer,
         "other_conversations": [c for c in customer["sections"].get("conversations") or [] if c["id"] != conversation.id],
-        "reachable_channels": service.reachable_channels(session, conversation),
+        "reachable_channels": service.reachable_channels(session, conversation, settings),
     }
 
 

@@ -17,7 +17,13 @@ from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from seamline.core.config import Settings
-from seamline.core.errors import Conflict, NotFound, PayloadTooLarge, Unprocessable
+from seamline.core.errors import (
+    AppError,
+    Conflict,
+    NotFound,
+    PayloadTooLarge,
+    Unprocessable,
+)
 from seamline.core.time import utcnow
 from seamline.customers import resolution
 from seamline.customers import service as customers_service
@@ -532,17 +538,17 @@ def _agent(session: Session, agent_id: int) -> InboxAgent:
     return agent
 
 
-def reachable_channels(session: Session, conversation: InboxConversation) -> list[str]:
-    """Channels a reply can take: those the customer used or can be reached on, minus the ones
-    whose consent they withdrew."""
+def reachable_channels(session: Session, conversation: InboxConversation, settings: Settings) -> list[str]:
+    """Channels a reply can take: configured ones the customer used or can be reached on (a
+    closed WhatsApp window too is "not now"), minus the ones whose consent they withdrew."""
     withdrawn = withdrawn_channels(session, conversation.customer_id)
     out = []
     for name, adapter in ADAPTERS.items():
-        if adapter.consent_channel and adapter.consent_channel in withdrawn:
+        if (adapter.consent_channel and adapter.consent_channel in withdrawn) or not adapter.configured(settings):
             continue
         try:
             adapter.address(session, customer_id=conversation.customer_id, thread=(conversation.channel_state or {}).get(name) or {})
-        except Unprocessable:
+        except AppError:
             continue
         out.append(name)
     return out
@@ -590,7 +596,7 @@ def reply(
     if adapter.consent_channel and adapter.consent_channel in withdrawn_channels(session, conversation.customer_id):
         raise Conflict(
             f"The customer withdrew consent to be contacted by {adapter.consent_channel}", code="consent_withdrawn",
-            details={"channel": channel, "reachable": reachable_channels(session, conversation)},
+            details={"channel": channel, "reachable": reachable_channels(session, conversation, settings)},
         )
     thread = dict((conversation.channel_state or {}).get(channel) or {})
     address = adapter.address(session, customer_id=conversation.customer_id, thread=thread)

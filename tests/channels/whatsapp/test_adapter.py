@@ -133,6 +133,8 @@ def test_replies_in_the_window_statuses_forward_only_and_the_window_closing(clie
         row.channel_state = state
     closed = reply(client, admin_headers, cid, "Как дела?", agent_id=agent["id"], expect=409)
     assert closed["error"]["code"] == "whatsapp_window_closed" and "template" in closed["error"]["message"]
+    window = client.get(f"/v1/inbox/conversations/{cid}/window", headers=admin_headers)
+    assert window.status_code == 200 and "whatsapp" not in window.json()["reachable_channels"]
 
 
 def test_a_permanent_api_error_fails_the_reply(client, admin_headers, database, wa_settings, graph):

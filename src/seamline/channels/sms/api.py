@@ -3,26 +3,25 @@ take a single handler URL), and the agent console's SMS counter."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
-from starlette.concurrency import run_in_threadpool
 
 from seamline.channels.sms import segments
 from seamline.channels.sms.adapter import ADAPTER, WEBHOOK_PATH
 from seamline.channels.sms.providers import PROVIDERS, Callback
-from seamline.core.auth.models import ApiKey
-from seamline.core.auth.schemas import Scope
+from seamline.channels.webhooks import (
+    accept_messages_and_statuses,
+    provider_body,
+)
 from seamline.core.config import Settings
-from seamline.core.deps import AppSettings, get_database, require
-from seamline.core.errors import PayloadTooLarge
-from seamline.inbox import delivery
+from seamline.core.deps import AppSettings
+from seamline.inbox.api import AgentKey
 
 router = APIRouter(tags=["inbox"])
 MAX_BYTES = 512 * 1024
-AgentKey = Annotated[ApiKey, Depends(require(Scope.agent))]
 
 
 class SegmentsRequest(BaseModel):
@@ -44,22 +43,11 @@ async def sms_webhook(request: Request) -> Response:
     authenticated (Twilio's signature, X-Seamline-Signature, or `?secret=` for SMS.ru and SMSC),
     with nothing stored; 422 when it is not the provider's callback. Answers what the provider
     expects: `100` (SMS.ru), `OK` (SMSC), empty TwiML (Twilio), a JSON summary (generic)."""
-    body = await request.body()
-    if len(body) > MAX_BYTES:
-        raise PayloadTooLarge("A callback may be at most 512 KB", code="payload_too_large")
-    settings, database = request.app.state.settings, get_database(request)
+    body = await provider_body(request, MAX_BYTES)
+    settings = request.app.state.settings
     callback = Callback(provider=settings.inbox_sms_provider, url=public_url(request, settings), query=dict(request.query_params),
                         content_type=request.headers.get("content-type", ""), body=body).encode()
-
-    def handle() -> dict[str, Any]:
-        accepted = delivery.accept(database, rules=request.app.state.identifier_rules, settings=settings, adapter=ADAPTER,
-                                   headers=dict(request.headers), body=callback)
-        statuses = ADAPTER.parse_statuses(callback)
-        changed = delivery.apply_statuses(database, channel=ADAPTER.name, statuses=statuses) if statuses else 0
-        return {"messages": [{"duplicate": a.duplicate, "message_id": a.message_id, "error": a.error} for a in accepted],
-                "statuses": len(statuses), "statuses_applied": changed}
-
-    summary = await run_in_threadpool(handle)
+    summary = await accept_messages_and_statuses(request, ADAPTER, callback)
     acknowledgement = PROVIDERS[settings.inbox_sms_provider].acknowledgement
     if acknowledgement is None:
         return JSONResponse(summary)

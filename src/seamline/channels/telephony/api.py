@@ -11,8 +11,11 @@ from starlette.concurrency import run_in_threadpool
 
 from seamline.channels.telephony import service
 from seamline.channels.telephony.schemas import CallbackRequest, CallEvent
+from seamline.channels.webhooks import (
+    provider_body,
+)
 from seamline.core.deps import ReadSession, get_database
-from seamline.core.errors import PayloadTooLarge, Unauthorized, Unprocessable
+from seamline.core.errors import Unauthorized, Unprocessable
 from seamline.events.destinations import verify
 from seamline.inbox.api import AgentKey, IdPath, Limit
 
@@ -28,9 +31,7 @@ async def call_events(request: Request) -> dict[str, Any]:
     """One call event or a list of them, signed with `inbox_telephony_secret`
     (`X-Seamline-Signature: t=<unix time>,v1=<hex HMAC-SHA256 of "<t>.<body>">`, at most 5
     minutes old). 401 with nothing stored otherwise; a repeated event changes nothing."""
-    body = await request.body()
-    if len(body) > MAX_BYTES:
-        raise PayloadTooLarge("Call events may be at most 256 KB", code="payload_too_large")
+    body = await provider_body(request, MAX_BYTES)
     settings = request.app.state.settings
     secret = settings.inbox_telephony_secret.get_secret_value()
     if not secret or not verify(secret, request.headers.get(SIGNATURE_HEADER, ""), body):

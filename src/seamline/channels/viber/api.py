@@ -6,12 +6,12 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request
-from starlette.concurrency import run_in_threadpool
 
 from seamline.channels.viber.adapter import ADAPTER
-from seamline.core.deps import get_database
-from seamline.core.errors import PayloadTooLarge
-from seamline.inbox import delivery
+from seamline.channels.webhooks import (
+    accept_messages_and_statuses,
+    provider_body,
+)
 
 router = APIRouter(tags=["inbox"])
 MAX_BYTES = 1024 * 1024
@@ -22,17 +22,4 @@ MAX_BYTES = 1024 * 1024
 async def viber_webhook(request: Request) -> dict[str, Any]:
     """Messages, delivery statuses and the `set_webhook` check. 401 without a valid
     `X-Viber-Content-Signature`, with nothing stored."""
-    body = await request.body()
-    if len(body) > MAX_BYTES:
-        raise PayloadTooLarge("A callback may be at most 1 MB", code="payload_too_large")
-    settings, database = request.app.state.settings, get_database(request)
-
-    def handle() -> dict[str, Any]:
-        accepted = delivery.accept(database, rules=request.app.state.identifier_rules, settings=settings, adapter=ADAPTER,
-                                   headers=dict(request.headers), body=body)
-        statuses = ADAPTER.parse_statuses(body)
-        changed = delivery.apply_statuses(database, channel=ADAPTER.name, statuses=statuses) if statuses else 0
-        return {"messages": [{"duplicate": a.duplicate, "message_id": a.message_id, "error": a.error} for a in accepted],
-                "statuses": len(statuses), "statuses_applied": changed}
-
-    return await run_in_threadpool(handle)
+    return await accept_messages_and_statuses(request, ADAPTER, await provider_body(request, MAX_BYTES))

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse
-from starlette.concurrency import run_in_threadpool
 
 from seamline.channels.vk.adapter import ADAPTER, event_of
-from seamline.core.deps import get_database
-from seamline.core.errors import Conflict, PayloadTooLarge
-from seamline.inbox import delivery
+from seamline.channels.webhooks import (
+    accept_messages,
+    provider_body,
+)
+from seamline.core.errors import Conflict
 
 router = APIRouter(tags=["inbox"])
 MAX_BYTES = 1024 * 1024
@@ -22,17 +23,12 @@ async def vk_webhook(request: Request) -> str:
     """A Callback API event. Answers the plain text `ok` once stored (VK resends otherwise), or
     the confirmation code to a `confirmation` event; 401 without the right secret, with nothing
     stored."""
-    body = await request.body()
-    if len(body) > MAX_BYTES:
-        raise PayloadTooLarge("An event may be at most 1 MB", code="payload_too_large")
+    body = await provider_body(request, MAX_BYTES)
     settings, headers = request.app.state.settings, dict(request.headers)
     ADAPTER.verify(headers, body, settings=settings)
     if event_of(body)["type"] == "confirmation":
         if not settings.inbox_vk_confirmation_code:
             raise Conflict("VK is not configured (inbox_vk_confirmation_code)", code="vk_not_configured")
         return settings.inbox_vk_confirmation_code
-    await run_in_threadpool(
-        delivery.accept, get_database(request), rules=request.app.state.identifier_rules, settings=settings,
-        adapter=ADAPTER, headers=headers, body=body,
-    )
+    await accept_messages(request, ADAPTER, body)
     return "ok"

@@ -7,12 +7,13 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import PlainTextResponse
-from starlette.concurrency import run_in_threadpool
 
+from seamline.channels.webhooks import (
+    accept_messages_and_statuses,
+    provider_body,
+)
 from seamline.channels.whatsapp.adapter import ADAPTER
-from seamline.core.deps import get_database
-from seamline.core.errors import Forbidden, PayloadTooLarge
-from seamline.inbox import delivery
+from seamline.core.errors import Forbidden
 
 router = APIRouter(tags=["inbox"])
 MAX_BYTES = 3 * 1024 * 1024
@@ -32,17 +33,4 @@ def verify_subscription(request: Request, mode: Annotated[str, Query(alias="hub.
     "requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "object"}}}}})
 async def whatsapp_webhook(request: Request) -> dict[str, Any]:
     """Messages and statuses. 401 without a valid `X-Hub-Signature-256`, with nothing stored."""
-    body = await request.body()
-    if len(body) > MAX_BYTES:
-        raise PayloadTooLarge("A notification may be at most 3 MB", code="payload_too_large")
-    settings, database = request.app.state.settings, get_database(request)
-
-    def handle() -> dict[str, Any]:
-        accepted = delivery.accept(database, rules=request.app.state.identifier_rules, settings=settings, adapter=ADAPTER,
-                                   headers=dict(request.headers), body=body)
-        statuses = ADAPTER.parse_statuses(body)
-        changed = delivery.apply_statuses(database, channel=ADAPTER.name, statuses=statuses) if statuses else 0
-        return {"messages": [{"duplicate": a.duplicate, "message_id": a.message_id, "error": a.error} for a in accepted],
-                "statuses": len(statuses), "statuses_applied": changed}
-
-    return await run_in_threadpool(handle)
+    return await accept_messages_and_statuses(request, ADAPTER, await provider_body(request, MAX_BYTES))
