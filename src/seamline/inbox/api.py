@@ -504,6 +504,12 @@ async def agent_socket(websocket: WebSocket, key: Annotated[str | None, Query(ma
     except AppError as exc:
         await websocket.close(code=4401, reason=exc.message[:100])
         return
+    await serve_agent_socket(websocket, topics, agent_id)
+
+
+async def serve_agent_socket(websocket: WebSocket, topics: list[str], agent_id: int | None) -> None:
+    """Accept an authenticated agent socket and pump its topics' notices until it closes (the API's
+    socket and the staff console's share this)."""
     await websocket.accept()
     subscription = realtime.HUB.subscribe(topics)
     await websocket.send_json({"type": "ready", "agent_id": agent_id, "topics": topics})
