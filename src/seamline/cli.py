@@ -29,6 +29,8 @@ loyalty_app = typer.Typer(help="Loyalty points, cards and wallets.", no_args_is_
 app.add_typer(loyalty_app, name="loyalty")
 inbox_app = typer.Typer(help="The unified inbox: scheduled work and the email mailbox.", no_args_is_help=True)
 app.add_typer(inbox_app, name="inbox")
+staff_app = typer.Typer(help="Staff accounts of the console.", no_args_is_help=True)
+app.add_typer(staff_app, name="staff")
 
 
 def _settings(database_url: str | None) -> Settings:
@@ -326,15 +328,19 @@ def demo(
     port: int = 8000,
     serve_it: Annotated[bool, typer.Option("--serve/--no-serve", help="Serve the demo after filling it")] = True,
 ) -> None:
-    """Create a database filled with demo data (RU and EN customers, stores, several identifiers
-    each) and serve it."""
+    """Create a database filled with demo data (RU and EN customers with several identifiers each;
+    a retailer's catalog, stores, stock, loyalty program and orders in every state; a busy inbox;
+    staff logins for the console; the demo storefront's keys) and serve it."""
     import os
+    import time
 
     import uvicorn
 
     from seamline.core import migrations
     from seamline.demo import STORES, fill_demo
+    from seamline.demo_world import PRODUCTS
 
+    started = time.monotonic()
     url = f"sqlite:///{database.resolve()}"
     os.environ["SEAMLINE_DATABASE_URL"] = url
     # A store's shared phone, typed at the till when a customer gives none, must link nobody.
@@ -345,11 +351,39 @@ def demo(
             Path(f"{database}{suffix}").unlink(missing_ok=True)
     migrations.upgrade(url)
     summary = fill_demo(get_settings(), customers=customers)
-    typer.echo(f"demo database {database}: {summary['customers']} customers, {summary['identifiers']} identifiers")
-    typer.echo(f"admin API key: {summary['admin_key']}")
-    typer.echo(f"try: curl -H 'Authorization: Bearer {summary['admin_key']}' 'http://{host}:{port}/v1/customers/lookup?phone=8%20916%20123-45-67'")
+    # The demo storefront (/shop/, /app/) talks to the API with these; login codes show on screen.
+    os.environ["SEAMLINE_STOREFRONT_API_KEY"] = summary["storefront_api_key"]
+    os.environ["SEAMLINE_STOREFRONT_WRITE_KEY"] = summary["storefront_write_key"]
+    os.environ["SEAMLINE_LOGIN_CODES_REVEAL"] = "true"
+    os.environ.setdefault("SEAMLINE_STOREFRONT_PRODUCTS", json.dumps([p.code for p in PRODUCTS]))
+    get_settings.cache_clear()
+    took = time.monotonic() - started
+
+    by_status = ", ".join(f"{n} {status}" for status, n in summary["orders_by_status"].items())
+    inbox = ", ".join(f"{n} {state}" for state, n in summary["conversations_by_state"].items())
+    echo = typer.echo
+    echo(f"demo database {database} filled in {took:.1f} s:")
+    echo(f"  {summary['customers']} customers, {summary['identifiers']} identifiers, "
+         f"{summary['loyalty_accounts']} loyalty accounts")
+    echo(f"  {summary['products']} products in {summary['locations']} stores and warehouses")
+    echo(f"  {summary['orders']} orders: {by_status}")
+    echo(f"  {summary['conversations']} conversations: {inbox}")
+    echo("")
+    echo(f"  staff console   http://{host}:{port}/console/")
+    echo(f"  web shop        http://{host}:{port}/shop/")
+    echo(f"  the app         http://localhost:{port}/app/   (another host on purpose: another device, its own anonymous id)")
+    echo(f"  API docs        http://{host}:{port}/docs")
+    echo("")
+    echo("  console logins:")
+    width = max(len(login["email"]) for login in summary["logins"]) if summary["logins"] else 0
+    for login in summary["logins"]:
+        where = f" ({login['store']})" if login["store"] else ""
+        echo(f"    {login['email']:<{width}}  {login['password']:<14}  {login['role']}{where}, {login['locale']}")
+    echo("")
+    echo(f"admin API key: {summary['admin_key']}")
+    echo(f"try: curl -H 'Authorization: Bearer {summary['admin_key']}' 'http://{host}:{port}/v1/customers/lookup?phone=8%20916%20123-45-67'")
     if serve_it:
-        typer.echo(f"serving on http://{host}:{port} (API docs at http://{host}:{port}/docs)")
+        echo(f"serving on http://{host}:{port} (Ctrl+C to stop)")
         uvicorn.run("seamline.app:create_app", factory=True, host=host, port=port, log_config=None)
 
 
@@ -404,6 +438,34 @@ def stock_sync_dir(
                               | {"problems": run["report"]["problems_total"]}, ensure_ascii=False))
     if any(run["status"] == "rejected" for run in runs):
         raise typer.Exit(1)
+
+
+@staff_app.command("create")
+def staff_create(
+    email: Annotated[str, typer.Option(help="The person's email: their login")],
+    name: Annotated[str, typer.Option(help="Shown in the console and to customers (agents)")],
+    role: Annotated[str, typer.Option(help="admin, agent, clerk or marketer")],
+    password: Annotated[str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True,
+                                          help="At least 8 characters (asked for when not given)")],
+    locale: Annotated[str, typer.Option(help="ru or en")] = "ru",
+    store: Annotated[str | None, typer.Option(help="A clerk's store (location code)")] = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Create a console account (an agent also becomes an inbox agent)."""
+    from seamline.core.db import Database
+    from seamline.core.errors import AppError
+    from seamline.web.staff import create_staff_user
+
+    database = Database(_settings(database_url))
+    try:
+        with database.write() as session:
+            user = create_staff_user(session, email=email, name=name, password=password, role=role, locale=locale, store=store)
+            typer.echo(json.dumps({"id": user.id, "email": user.email, "role": user.role, "agent_id": user.agent_id}))
+    except AppError as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        raise typer.Exit(1) from None
+    finally:
+        database.dispose()
 
 
 if __name__ == "__main__":

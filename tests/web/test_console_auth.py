@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 from sqlalchemy import select
@@ -36,7 +37,7 @@ def test_wrong_password_and_unknown_email_get_the_same_answer(client, database):
     wrong = client.post("/console/login", data={"email": "agent@example.com", "password": "nope-nope", "csrf": token})
     unknown = client.post("/console/login", data={"email": "ghost@example.com", "password": "nope-nope", "csrf": token})
     assert wrong.status_code == unknown.status_code == 401
-    assert "Wrong email or password." in wrong.text and "Wrong email or password." in unknown.text
+    assert "Неверный email или пароль." in wrong.text and "Неверный email или пароль." in unknown.text  # Russian by default
     assert "sl_console" not in client.cookies
 
 
@@ -47,7 +48,7 @@ def test_lockout_after_repeated_failures_refuses_even_the_right_password(client,
     for _ in range(5):
         assert client.post("/console/login", data={"email": "clerk@example.com", "password": "bad-password", "csrf": token}).status_code == 401
     locked = client.post("/console/login", data={"email": "clerk@example.com", "password": PASSWORD, "csrf": token})
-    assert locked.status_code == 401 and "locked until" in locked.text
+    assert locked.status_code == 401 and "заблокирована до" in locked.text
     with database.read() as session:
         assert session.scalar(select(StaffUser)).locked_until is not None
 
@@ -73,11 +74,12 @@ def test_writes_need_the_session_csrf_token(client, database):
 def test_language_switch_translates_the_console(client, database):
     add_staff(database, email="admin@example.com", role="admin", locale="en")
     csrf = sign_in(client, "admin@example.com")
-    english = client.get("/console/login")  # signed in or not, the layout renders
+    assert ">Inbox" in client.get("/console/inbox").text
     client.post("/console/locale", data={"locale": "ru", "csrf": csrf})
-    page = client.get(client.post("/console/logout", data={"csrf": csrf}, follow_redirects=False).headers["location"],
-                      headers={"Accept-Language": "ru-RU,ru;q=0.9"})
-    assert "Войти" in page.text and "Sign in" in english.text
+    assert ">Входящие" in client.get("/console/inbox").text
+    client.post("/console/logout", data={"csrf": csrf})
+    assert "Sign in" in client.get("/console/login", headers={"Accept-Language": "en-GB,en;q=0.9"}).text
+    assert "Войти" in client.get("/console/login", headers={"Accept-Language": "ru-RU"}).text
 
 
 def test_roles_are_enforced_on_the_server(client, database):
@@ -94,3 +96,21 @@ def test_sign_out_ends_the_session(client, database):
     client.post("/console/logout", data={"csrf": csrf})
     client.cookies.set("sl_console", cookie)
     assert client.get("/console/dashboard", follow_redirects=False).status_code == 303
+
+
+def test_the_cli_creates_an_account_that_can_sign_in(client, database):
+    from typer.testing import CliRunner
+
+    from seamline.cli import app as cli
+
+    args = ["staff", "create", "--email", "Boss@Example.com", "--name", "Boss", "--role", "agent", "--locale", "en",
+            "--database-url", database.url]
+    result = CliRunner().invoke(cli, [*args, "--password", PASSWORD])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["agent_id"] is not None  # an agent is an inbox agent too
+    again = CliRunner().invoke(cli, [*args, "--password", PASSWORD])
+    assert again.exit_code == 1 and "exists" in again.output
+    weak = CliRunner().invoke(cli, ["staff", "create", "--email", "x@example.com", "--name", "X", "--role", "admin",
+                                    "--password", "short", "--database-url", database.url])
+    assert weak.exit_code == 1 and "8 characters" in weak.output
+    sign_in(client, "boss@example.com")

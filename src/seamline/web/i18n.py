@@ -16,7 +16,7 @@ from babel import Locale
 from babel.dates import format_date, format_datetime
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
-from babel.numbers import format_currency, format_decimal, get_currency_precision
+from babel.numbers import format_currency, format_decimal, get_currency_precision, get_currency_symbol
 from babel.support import NullTranslations, Translations
 
 LOCALES = ("ru", "en")
@@ -74,7 +74,9 @@ class Formats:
         if minor is None:
             return "—"
         precision = get_currency_precision(currency)
-        return format_currency(minor / 10**precision, currency, locale=self.babel)
+        # English has no sign for some currencies (RUB): "1,299.90 RUB" reads better than "RUB1,299.90".
+        pattern = "#,##0.00\xa0¤" if self.locale == "en" and get_currency_symbol(currency, self.babel) == currency else None
+        return format_currency(minor / 10**precision, currency, format=pattern, locale=self.babel)
 
     def number(self, value: float | int | None) -> str:
         return "—" if value is None else format_decimal(value, locale=self.babel)
