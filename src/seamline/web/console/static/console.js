@@ -45,10 +45,15 @@
     const t = T[document.body.dataset.locale] || T.en, pop = document.getElementById("screen-pop");
     if (!pop) return;
     const box = el("aside", { class: "pop card", "data-test": "screen-pop", role: "alertdialog", "aria-label": t.calling });
-    box.append(el("strong", {}, `${t.calling}: ${notice.call.customer_phone}`));
+    box.append(el("strong", {}, `${t.calling}: ${notice.call.phone}`));
     if (notice.customer) {
       const c = notice.customer;
-      box.append(el("p", {}, [c.first_name, c.last_name].filter(Boolean).join(" ") || c.phone));
+      box.append(el("p", {}, c.name || c.first_name || c.phone));
+      (c.conversations || []).slice(0, 3).forEach((conv) => {
+        const row = el("p", { class: "small" });
+        row.append(el("a", { href: `/console/inbox/${conv.id}` }, `#${conv.id} ${conv.subject || ""}`), ` · ${conv.status}`);
+        box.append(row);
+      });
       box.append(el("a", { href: `/console/customers/${c.id}`, class: "button primary" }, t.open));
     } else {
       box.append(el("p", {}, t.fresh));
