@@ -25,11 +25,12 @@ from seamline.core.auth.api import router as api_keys_router
 from seamline.core.config import Settings, get_settings
 from seamline.core.db import Database
 from seamline.core.deps import API_KEY_CACHE_SECONDS
-from seamline.core.errors import install_error_handlers
+from seamline.core.errors import AppError, install_error_handlers
 from seamline.core.health import router as health_router
 from seamline.core.logging import configure_logging
 from seamline.core.observability import Metrics, install_observability
 from seamline.core.trust_cache import TrustCache
+from seamline.customers import login_codes
 from seamline.customers import service as customers_service
 from seamline.customers.api import router as customers_router
 from seamline.customers.identifiers import IdentifierRules
@@ -41,6 +42,7 @@ from seamline.events.api import router as events_router
 from seamline.events.destinations import DeliveryWorker
 from seamline.events.writer import BatchWriter
 from seamline.inbox import canned as inbox_canned
+from seamline.inbox import outbound as inbox_outbound
 from seamline.inbox import realtime as inbox_realtime
 from seamline.inbox import routing as inbox_routing
 from seamline.inbox import service as inbox_service
@@ -50,6 +52,8 @@ from seamline.loyalty import ledger as loyalty_ledger
 from seamline.loyalty import service as loyalty_service
 from seamline.loyalty import tasks as loyalty_tasks
 from seamline.loyalty.api import router as loyalty_router
+from seamline.web.storefront.api import router as storefront_router
+from seamline.web import console
 
 
 def create_app(settings: Settings | None = None, *, database: Database | None = None) -> FastAPI:
@@ -125,6 +129,8 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.include_router(vk_router)
     app.include_router(viber_router)
     app.include_router(telephony_router)
+    app.include_router(storefront_router)
+    console.install(app)
     # Websites and web views post events and chat from their own origin; only the collection and
     # web chat paths are open to other origins (write keys and chat tokens are the visitor's own).
     app.add_middleware(PathCORS, paths=COLLECTION_PATHS, prefixes=("/v1/webchat/", "/v1/channels/telephony/callback-requests"))
@@ -157,6 +163,21 @@ def _order_variables(session, profile_ids: list[int]) -> dict[str, object]:  # n
 inbox_routing.register_priority_signal(_tier_priority)
 inbox_routing.register_priority_signal(_vip_priority)
 inbox_canned.register_variables(_order_variables)
+
+
+def _send_login_code(session, *, identifier_type: str, value: str, text: str, settings: Settings) -> bool:  # noqa: ANN001
+    """Login codes go out through the inbox's outbound `send`, to a customer already known by
+    that phone or email (SMS for a phone, email for an email); anyone else cannot be reached yet."""
+    try:
+        profile = customers_service.lookup(session, rules=IdentifierRules(settings), type_name=identifier_type, value=value)
+        inbox_outbound.send(session, settings=settings, customer_id=profile.id, text=text,
+                            channel="sms" if identifier_type == "phone" else "email", purpose="service", source="login_code")
+    except AppError:
+        return False
+    return True
+
+
+login_codes.register_sender(_send_login_code)
 
 
 class PathCORS:

@@ -203,6 +203,10 @@ class Settings(BaseSettings):
         default=SecretStr(""),
         description="Shared secret of the PBX's call webhooks (X-Seamline-Signature: sha256=<HMAC-SHA256 of the raw body>); empty: the webhook refuses everything",
     )
+    console_session_hours: int = Field(default=12, ge=1, le=24 * 30, description="How long a staff console sign-in lasts")
+    console_lockout_attempts: int = Field(default=5, ge=1, le=100, description="Wrong passwords in a row that lock a staff account")
+    console_lockout_minutes: int = Field(default=15, ge=1, description="How long a locked staff account stays locked")
+    console_timezone: str = Field(default="Europe/Moscow", description="Time zone the console shows dates and times in")
     inbox_callback_max_per_phone_per_day: int = Field(
         default=3, ge=1, description="Website \"call me back\" requests accepted per phone number per day (a public form: a cap on abuse)"
     )
@@ -291,6 +295,31 @@ class Settings(BaseSettings):
     )
     commerce_sync_max_bytes: int = Field(
         default=512 * 1024 * 1024, ge=1024, description="Largest stock file accepted (HTTP upload, folder, CLI)"
+    )
+
+    login_codes_reveal: bool = Field(
+        default=False,
+        description="Demo only: the one-time login code is returned in the response of POST /v1/auth/login-codes "
+        "so the demo storefront can show it on screen. Never in production",
+    )
+    storefront_api_key: str | None = Field(
+        default=None,
+        description="The demo storefront's server API key (write scope), held by the shop's backend; unset: /shop/ and "
+        "/app/ answer 503 (storefront not configured)",
+    )
+    storefront_write_key: str | None = Field(
+        default=None, description="The demo storefront's event source write key, given to seamline.js and the chat widget in the browser"
+    )
+    storefront_api_url: str | None = Field(
+        default=None,
+        description="Base URL of the Seamline API the storefront calls (e.g. https://crm.example.com); unset: this process, in-process",
+    )
+    storefront_products: list[str] = Field(
+        default_factory=list,
+        description="Product codes the storefront's catalog page shows, in order (JSON list)",
+    )
+    storefront_session_secret: str | None = Field(
+        default=None, description="Key of the storefront's signed login cookie; unset: a random key per process (logins end on restart)"
     )
 
     @field_validator("default_region")

@@ -71,6 +71,11 @@ class TooManyRequests(AppError):
     code = "too_many_requests"
 
 
+class ServiceUnavailable(AppError):
+    status_code = 503
+    code = "service_unavailable"
+
+
 def error_body(code: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, "details": details or {}}}
 
@@ -97,6 +102,7 @@ _HTTP_CODES = {
     415: "unsupported_media_type",
     422: "validation_error",
     429: "too_many_requests",
+    503: "service_unavailable",
 }
 
 

@@ -7,10 +7,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Query, Request
 from sqlalchemy.orm import Session
 
-from seamline.core.deps import AdminKey, ReadKey, ReadSession, WriteKey, WriteSession, get_database
+from seamline.core.deps import AdminKey, AppSettings, ReadKey, ReadSession, WriteKey, WriteSession, get_database
 from seamline.core.errors import Unprocessable
 from seamline.core.pagination import decode_cursor, encode_cursor
-from seamline.customers import resolution, service
+from seamline.customers import login_codes, resolution, service
 from seamline.customers.identifiers import IdentifierRules
 from seamline.customers.schemas import (
     ConflictPage,
@@ -24,6 +24,10 @@ from seamline.customers.schemas import (
     CustomerUpsertResult,
     ErasureCreate,
     ErasureRead,
+    LoginCodeRequest,
+    LoginCodeSent,
+    LoginCodeVerified,
+    LoginCodeVerify,
     MergeCreate,
     MergeRead,
     TimelinePage,
@@ -247,3 +251,42 @@ def customer_timeline(
     query = TimelineQuery(limit=limit, before=decode_timeline_cursor(cursor), channels=channel, types=type)
     items, next_cursor = service.timeline_page(session, timeline=timeline, customer_id=customer_id, query=query)
     return {"items": items, "next_cursor": next_cursor}
+
+
+# --- one-time login codes (customers/login_codes.py) ---------------------------------------------
+
+
+@router.post("/auth/login-codes", response_model=LoginCodeSent, status_code=202, tags=["auth"],
+             response_model_exclude_none=True)
+def request_login_code(
+    body: LoginCodeRequest, request: Request, settings: AppSettings, rules: Rules, _: WriteKey
+) -> dict[str, Any]:
+    """Send a 6-digit one-time login code to a phone (SMS) or email, valid 10 minutes; a new
+    request replaces the previous code. At most 5 requests per identifier an hour (429
+    `too_many_codes`). No channel can deliver it: 503 `login_code_undeliverable`, nothing stored.
+    Called by the shop's backend (a `write` key), never from the browser."""
+
+    def work(session: Session) -> dict[str, Any]:
+        issued = login_codes.request_code(
+            session, settings=settings, rules=rules, identifier_type=body.identifier.type, value=body.identifier.value
+        )
+        return login_codes.view(issued, settings=settings)
+
+    return get_database(request).run_write(work)
+
+
+@router.post("/auth/login-codes/verify", response_model=LoginCodeVerified, tags=["auth"])
+def verify_login_code(body: LoginCodeVerify, request: Request, rules: Rules, _: WriteKey) -> dict[str, Any]:
+    """Check the code: the person is the profile of the identifier (created if new), joined with
+    `anonymous_id`. Wrong code: 422 `invalid_code` with `attempts_left`; expired, used, replaced
+    or five wrong attempts: 422 `code_expired`. Repeating a successful verify with the same code
+    within its validity answers the same customer again."""
+    outcome = get_database(request).run_write(
+        lambda session: login_codes.verify_code(
+            session, rules=rules, identifier_type=body.identifier.type, value=body.identifier.value, code=body.code,
+            anonymous_id=body.anonymous_id, channel=body.channel,
+        )
+    )
+    if outcome.error is not None:
+        raise outcome.error
+    return {"customer_id": outcome.customer_id, "created": outcome.created}

@@ -13,7 +13,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, CheckConstraint, ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import JSON, Boolean, CheckConstraint, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from seamline.core.auth.models import BigId
@@ -159,3 +159,33 @@ class CustomerErasure(Base):
     removed_counts: Mapped[dict[str, int]] = mapped_column(JSON)
     erased_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
+
+
+class CustomerLoginCode(Base):
+    """A one-time login code sent to a phone or email (`customers/login_codes.py`).
+
+    The code itself is never stored: only `code_hash`, the hex SHA-256 of `salt` + code. A row is
+    superseded by the identifier's next request, used once, and dead after `expires_at` or
+    five wrong tries. Rows older than a day are deleted by later requests.
+    """
+
+    __tablename__ = "customer_login_code"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    identifier_type: Mapped[str] = mapped_column(String(32))
+    identifier_value: Mapped[str] = mapped_column(String(320))
+    #: sms | email: where the code was (or would have been) sent
+    channel: Mapped[str] = mapped_column(String(16))
+    salt: Mapped[str] = mapped_column(String(32))
+    code_hash: Mapped[str] = mapped_column(String(64))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    #: Set when a newer code was requested for the same identifier.
+    superseded_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    #: The profile the successful verification logged in (answered again to a retry).
+    customer_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("customer_profile.id"), nullable=True)
+    created_customer: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    __table_args__ = (Index("ix_customer_login_code_identifier", "identifier_type", "identifier_value", "created_at"),)

@@ -197,3 +197,42 @@ class TimelineItemRead(BaseModel):
 class TimelinePage(BaseModel):
     items: list[TimelineItemRead]
     next_cursor: str | None
+
+
+# --- one-time login codes (customers/login_codes.py) ---------------------------------------------
+
+
+class LoginIdentifierIn(BaseModel):
+    type: Literal["phone", "email"] = Field(examples=["phone"])
+    value: Annotated[str, StringConstraints(min_length=1, max_length=320)] = Field(examples=["8 (916) 123-45-67"])
+
+
+class LoginCodeRequest(BaseModel):
+    """Send a one-time login code to a phone (SMS) or an email address."""
+
+    identifier: LoginIdentifierIn
+
+
+class LoginCodeSent(BaseModel):
+    id: int
+    channel: Literal["sms", "email"] = Field(description="Where the code was sent")
+    expires_at: datetime
+    code: str | None = Field(
+        default=None, description="Only with SEAMLINE_LOGIN_CODES_REVEAL (demo): the code itself, to show on screen"
+    )
+
+
+class LoginCodeVerify(BaseModel):
+    identifier: LoginIdentifierIn
+    code: Annotated[str, StringConstraints(min_length=1, max_length=16, strip_whitespace=True)] = Field(examples=["123456"])
+    anonymous_id: Annotated[str, StringConstraints(min_length=1, max_length=320, pattern=r"^[^\x00-\x1f\x7f]+$")] | None = Field(
+        default=None, description="The visitor's anonymous id (cookie sl_aid): their anonymous browsing joins the profile"
+    )
+    channel: Annotated[str, StringConstraints(min_length=1, max_length=32, pattern=r"^[a-z][a-z0-9_]*$")] = Field(
+        default="web", examples=["web", "app"], description="Where the person logs in (kept as the source of the identifiers)"
+    )
+
+
+class LoginCodeVerified(BaseModel):
+    customer_id: int
+    created: bool = Field(description="A new profile was created by this login")
