@@ -8,10 +8,21 @@ from collections import Counter
 from datetime import datetime, timezone
 
 import pytest
+from sqlalchemy import select
 from typer.testing import CliRunner
 
+from seamline.commerce.models import CommerceLocation, CommerceOrder, CommerceReturn
 from seamline.core.config import get_settings
-from seamline.demo import BROKEN_ANONYMOUS_ID, PLACEHOLDER_EMAIL, STORES, build_plan, fill_demo
+from seamline.demo import (
+    BROKEN_ANONYMOUS_ID,
+    PLACEHOLDER_EMAIL,
+    STORES,
+    build_plan,
+    fill_demo,
+)
+from seamline.demo_world import PRODUCTS, SOLD_OUT, location_code
+from seamline.inbox.models import InboxConversation, InboxMessage
+from seamline.web.staff import service as staff_service
 
 CUSTOMERS = 30
 _SOURCE = re.compile(r"^[a-z0-9][a-z0-9_.:-]{0,63}$")
@@ -19,7 +30,22 @@ _SOURCE = re.compile(r"^[a-z0-9][a-z0-9_.:-]{0,63}$")
 
 @pytest.fixture
 def demo(settings, database) -> dict:
+    """The customers alone (fast); `world` adds the retailer around them."""
+    return fill_demo(settings, customers=CUSTOMERS, world=False)
+
+
+@pytest.fixture
+def world(settings, database) -> dict:
     return fill_demo(settings, customers=CUSTOMERS)
+
+
+@pytest.fixture
+def sqlite_world(request, database) -> dict:
+    """The world on SQLite only (`seamline demo`'s database): a fill takes 3 s there, 8 s on the
+    test PostgreSQL server, which the order and inbox tests already cover."""
+    if not database.is_sqlite:
+        pytest.skip("covered on PostgreSQL by the order and inbox tests")
+    return request.getfixturevalue("world")
 
 
 @pytest.fixture
@@ -162,9 +188,11 @@ def test_plan_is_deterministic():
 
 
 def test_tiny_demos(settings, database):
-    for count in (0, 1, 2):
+    for count in (0, 1, 2):  # the world is made once, by the first fill; the others add customers
         summary = fill_demo(settings, customers=count, database=database)
         assert summary["customers"] >= min(count, 1)
+        assert summary["products"] == len(PRODUCTS)
+        assert (summary["storefront_api_key"] is None) == (count > 0)
 
 
 @pytest.fixture
@@ -172,7 +200,9 @@ def clean_settings_cache(monkeypatch):
     # the CLI writes SEAMLINE_DATABASE_URL (and the stores' blocked phones) into os.environ:
     # monkeypatch puts the old values back
     monkeypatch.setenv("SEAMLINE_DATABASE_URL", "sqlite:///unused-by-this-test.db")
-    monkeypatch.delenv("SEAMLINE_BLOCKED_EXTRA_VALUES", raising=False)
+    for name in ("SEAMLINE_BLOCKED_EXTRA_VALUES", "SEAMLINE_STOREFRONT_API_KEY", "SEAMLINE_STOREFRONT_WRITE_KEY",
+                 "SEAMLINE_LOGIN_CODES_REVEAL", "SEAMLINE_STOREFRONT_PRODUCTS"):
+        monkeypatch.delenv(name, raising=False)
     get_settings.cache_clear()
     yield
     monkeypatch.undo()
@@ -190,3 +220,124 @@ def test_cli_demo(tmp_path, clean_settings_cache):
     assert "+7" in os.environ["SEAMLINE_BLOCKED_EXTRA_VALUES"]  # the stores' shared phones link nobody
     key = re.search(r"admin API key: (sl_\S+)", result.output)
     assert key, result.output
+    for shown in ("/console/", "/shop/", "http://localhost:8000/app/", "/docs", "agent@demo.seamline", "agent-demo",
+                  "filled in"):
+        assert shown in result.output, shown
+    # the storefront served next uses the demo's keys, and shows login codes on screen
+    assert os.environ["SEAMLINE_STOREFRONT_API_KEY"].startswith("sl_")
+    assert os.environ["SEAMLINE_STOREFRONT_WRITE_KEY"].startswith("sl_")
+    assert os.environ["SEAMLINE_LOGIN_CODES_REVEAL"] == "true"
+
+
+# --- the world around the customers ---------------------------------------------------------------
+
+
+def test_world_orders_in_every_state(client, world, database):
+    headers = {"Authorization": f"Bearer {world['admin_key']}"}
+    by_status = world["orders_by_status"]
+    for status in ("pending_payment", "confirmed", "ready_for_pickup", "shipped", "completed", "cancelled"):
+        assert by_status.get(status, 0) > 0, status
+    assert world["orders"] == sum(by_status.values()) >= CUSTOMERS // 2
+    assert world["products"] == len(PRODUCTS) and world["order_errors"] == []
+    with database.read() as session:
+        placed = session.scalars(select(CommerceOrder)).all()
+        locations = {loc.id: loc.code for loc in session.scalars(select(CommerceLocation))}
+        returned = session.scalars(select(CommerceReturn)).all()
+    assert {o.channel for o in placed} == {"web", "app", "store", "call_center"}
+    assert all(o.profile_id is not None for o in placed)  # every order is someone's
+    assert {o.fulfilment for o in placed} == {"click_and_collect", "delivery", "in_store"}
+    assert all(o.pickup_code for o in placed if o.status == "ready_for_pickup")
+    days = {o.created_at.date() for o in placed}
+    assert len(days) > 10  # spread over the last two months
+    # Anna's cream: bought in the app, collected near her office, one tube back in her home store
+    anna = client.get("/v1/customers/lookup", params={"phone": "+79161234567"}, headers=headers).json()
+    journey = next(o for o in placed if o.profile_id == anna["id"] and o.channel == "app")
+    assert journey.status == "completed" and locations[journey.pickup_location_id] == "msk-city"
+    back = client.get(f"/v1/orders/{journey.id}/returns", headers=headers).json()
+    assert [(r["location"], r["lines"][0]["sku"], r["lines"][0]["quantity"]) for r in back] == [
+        ("msk-tverskaya", "CREAM-50", 1)]
+    assert any(not r.full and r.location_id != o.pickup_location_id
+               for r in returned for o in placed if o.id == r.order_id)
+    balance = client.get(f"/v1/customers/{anna['id']}/loyalty/balance", headers=headers).json()
+    assert balance["points"] > 0 and balance["pending"] > 0  # the welcome points; the cream's, on hold
+    entries = client.get(f"/v1/customers/{anna['id']}/loyalty/entries", headers=headers).json()
+    assert {"welcome", "earn", "reverse"} <= {e["kind"] for e in entries}
+    assert world["loyalty_accounts"] >= CUSTOMERS // 3
+    assert client.get("/v1/loyalty/check", headers=headers).json()["ok"] is True
+
+
+def test_world_stock_in_several_stores(client, sqlite_world):
+    world = sqlite_world
+    headers = {"Authorization": f"Bearer {world['admin_key']}"}
+    stores = {location_code(s.code) for s in STORES if s.kind == "store"}
+    locations = {loc["code"]: loc for loc in client.get("/v1/locations", headers=headers).json()}
+    assert stores <= set(locations) and all(locations[s]["pickup_enabled"] for s in stores)
+    assert any(loc["kind"] == "warehouse" for loc in locations.values())
+    cream = {row["location"]: row for row in client.get("/v1/stock/CREAM-50", headers=headers).json()}
+    assert sum(cream[s]["available"] > 0 for s in stores) >= 3
+    sold_out = client.get(f"/v1/stock/{SOLD_OUT}", headers=headers).json()
+    assert sold_out and all(row["available"] == 0 and row["on_hand"] == 0 for row in sold_out)
+    low = [row for p in PRODUCTS for v in p.variants for row in client.get(f"/v1/stock/{v[0]}", headers=headers).json()
+           if row["location"] in stores and 0 < row["on_hand"] <= 2]
+    assert low  # some shelves are nearly empty
+    nearby = client.get("/v1/stock/CREAM-50/nearby", params={"latitude": 55.75, "longitude": 37.6},
+                        headers=headers).json()
+    assert nearby[0]["location"] in {"msk-tverskaya", "msk-city"}
+
+
+def test_world_inbox(client, world, database):
+    headers = {"Authorization": f"Bearer {world['admin_key']}"}
+    states = world["conversations_by_state"]
+    assert states["queued"] > 0 and states["assigned"] > 0 and states["resolved"] > 0
+    assert world["conversations"] >= 20
+    queue = client.get("/v1/inbox/queue", headers=headers).json()["items"]
+    assert len(queue) == states["queued"]
+    with database.read() as session:
+        conversations = session.scalars(select(InboxConversation)).all()
+        messages = session.scalars(select(InboxMessage)).all()
+        orders_by = {o.profile_id for o in session.scalars(select(CommerceOrder))}
+    customer_in = {(m.conversation_id, m.channel) for m in messages if m.direction == "in"}
+    assert {c for _, c in customer_in} == {"webchat", "telegram", "whatsapp", "email", "vk"}
+    assert any(m.kind == "note" for m in messages)
+    # agents answered in the web chat, which needs no provider; nothing waits for an unconfigured one
+    assert any(m.direction == "out" and m.author_agent_id for m in messages)
+    assert all(m.delivery_status == "sent" for m in messages if m.direction == "out")
+    # someone wrote from two channels into one history, and has orders too
+    channels_of: dict[int, set[str]] = {}
+    owner = {c.id: c.customer_id for c in conversations}
+    for conversation_id, channel in customer_in:
+        channels_of.setdefault(owner[conversation_id], set()).add(channel)
+    assert any(len(channels) >= 2 and customer in orders_by for customer, channels in channels_of.items())
+    # the journey's question from Telegram, with the order and the points in one window
+    anna = client.get("/v1/customers/lookup", params={"phone": "+79161234567"}, headers=headers).json()
+    hers = client.get("/v1/inbox/conversations", params={"customer_id": anna["id"]}, headers=headers).json()["items"]
+    assert [c["channel"] for c in hers] == ["telegram"]
+    window = client.get(f"/v1/inbox/conversations/{hers[0]['id']}/window", headers=headers)
+    assert window.status_code == 200, window.text
+    assert window.json()["customer"]["sections"]["orders"]
+    assert client.get("/v1/inbox/canned-responses", params={"q": "возврат"}, headers=headers).json()["items"]
+    assert client.get("/v1/inbox/canned-responses", params={"q": "return"}, headers=headers).json()["items"]
+
+
+def test_world_staff_and_storefront_keys(client, sqlite_world, database, settings):
+    world = sqlite_world
+    logins = {login["email"]: login for login in world["logins"]}
+    assert world["staff_users"] == len(logins) == 5
+    assert {login["role"] for login in logins.values()} == {"admin", "agent", "clerk", "marketer"}
+    with database.write() as session:
+        for email, login in logins.items():
+            user = staff_service.find_staff_user(session, email)
+            assert user is not None and user.role == login["role"] and user.locale == login["locale"], email
+            assert (user.agent_id is not None) == (login["role"] == "agent")
+            staff_service.login(session, settings=settings, email=email, password=login["password"])
+        clerk = staff_service.find_staff_user(session, "clerk@demo.seamline")
+        assert clerk.store == location_code(STORES[0].code)
+    agents = client.get("/v1/inbox/agents", headers={"Authorization": f"Bearer {world['admin_key']}"}).json()["items"]
+    assert {a["email"] for a in agents} == {"agent@demo.seamline", "agent2@demo.seamline"}
+    assert all(a["status"] == "online" and a["skills"] for a in agents)
+    keys = client.get("/v1/api-keys", headers={"Authorization": f"Bearer {world['admin_key']}"}).json()
+    assert ("storefront", ["write"]) in [(k["name"], k["scopes"]) for k in keys]
+    storefront = {"Authorization": f"Bearer {world['storefront_api_key']}"}
+    assert client.get("/v1/catalog/products/hand-cream", headers=storefront).status_code == 200
+    chat = client.post("/v1/webchat/sessions", json={"writeKey": world["storefront_write_key"], "anonymousId": "visitor-1"})
+    assert chat.status_code in (200, 201), chat.text

@@ -41,7 +41,11 @@ from seamline.core.config import Settings
 from seamline.core.db import Database
 from seamline.core.time import utcnow
 from seamline.customers.identifiers import IdentifierRules
-from seamline.customers.models import CustomerConflict, CustomerIdentity, CustomerProfile
+from seamline.customers.models import (
+    CustomerConflict,
+    CustomerIdentity,
+    CustomerProfile,
+)
 from seamline.customers.schemas import ConsentIn, CustomerUpsert, IdentifierIn
 from seamline.customers.service import upsert_customer
 
@@ -518,6 +522,11 @@ def _journey(person: _Person, rng: random.Random, gen: _Generator) -> _Journey:
 
 def build_plan(customers: int, *, seed: int = DEFAULT_SEED, now: datetime | None = None) -> list[DemoStep]:
     """The demo's upserts, in the order they are sent. Pure: the same arguments give the same plan."""
+    return _build(customers, seed=seed, now=now)[0]
+
+
+def _build(customers: int, *, seed: int, now: datetime | None) -> tuple[list[DemoStep], list[_Journey]]:
+    """The plan, and each person's journey (who they are, which channels they used)."""
     if customers < 0:
         raise ValueError("customers must be >= 0")
     now = now or utcnow()
@@ -577,7 +586,7 @@ def build_plan(customers: int, *, seed: int = DEFAULT_SEED, now: datetime | None
                     ),
                 )
             )
-    return plan
+    return plan, journeys
 
 
 # --- filling a database -----------------------------------------------------------------------
@@ -591,14 +600,20 @@ def fill_demo(
     now: datetime | None = None,
     database: Database | None = None,
     batch_size: int = 500,
+    world: bool = True,
 ) -> dict[str, Any]:
     """Fill a migrated database with demo customers through the customer service, and create an
-    admin API key named "demo".
+    admin API key named "demo"; with `world`, also the retailer around them (`demo_world`:
+    catalog, stores and stock, loyalty, orders, the inbox, staff logins, storefront keys), once
+    per database (a second fill adds customers only).
 
     Returns `customers` (active profiles), `identifiers` (held by them), `admin_key` (shown only
-    here), and what resolution did: `upserts`, `merges`, `conflicts`, `ignored_identifiers`.
+    here), and what resolution did: `upserts`, `merges`, `conflicts`, `ignored_identifiers`;
+    with `world`, what `demo_world.world_counts` counts (`products`, `orders_by_status`,
+    `conversations_by_state`...), `staff_users`, `logins` and the storefront's
+    `storefront_api_key` and `storefront_write_key` (None when the world was there already).
     """
-    plan = build_plan(customers, seed=seed, now=now)
+    plan, journeys = _build(customers, seed=seed, now=now)
     rules = IdentifierRules(settings)
     own_database = database is None
     db = database if database is not None else Database(settings)
@@ -613,6 +628,15 @@ def fill_demo(
                     ignored += len(outcome.ignored)
         with db.write() as session:
             _, admin_key = create_api_key(session, name="demo", scopes=[Scope.admin])
+        made: dict[str, Any] = {}
+        if world:
+            from seamline import demo_world
+
+            if demo_world.already_filled(db):
+                made = {"storefront_api_key": None, "storefront_write_key": None, "staff_users": 0, "logins": []}
+            else:
+                made = demo_world.fill_world(db, settings, journeys=journeys, stores=STORES, seed=seed, now=now)
+            made |= demo_world.world_counts(db)
         with db.read() as session:
             active = select(CustomerProfile.id).where(CustomerProfile.status == "active")
             profile_count = session.scalar(select(func.count()).select_from(active.subquery())) or 0
@@ -634,4 +658,5 @@ def fill_demo(
         "conflicts": conflicts,
         "open_conflicts": open_conflicts,
         "ignored_identifiers": ignored,
+        **made,
     }
