@@ -153,6 +153,11 @@ def test_cancel_and_expiry_release_the_stock(client, shop, database):
     with database.write() as session:
         assert orders.expire_orders(session, now=utcnow() + timedelta(minutes=5)) == []
         assert orders.expire_orders(session, now=utcnow() + timedelta(minutes=31)) == [unpaid["id"]]
+    paid = order(client, headers, {**click_and_collect("store-tverskaya", ("CREAM-50", 1)), "payment_method": "test"})
+    assert client.post(f"/v1/orders/{paid['id']}/pay", json={}, headers=headers).json()["status"] == "confirmed"
+    with database.write() as session:  # a paid order waiting for the store is never cancelled by the payment window
+        assert orders.expire_orders(session, now=utcnow() + timedelta(days=3)) == []
+    assert client.post(f"/v1/orders/{paid['id']}/cancel", json={}, headers=headers).json()["status"] == "cancelled"
     assert client.get(f"/v1/orders/{unpaid['id']}", headers=headers).json()["status"] == "cancelled"
     assert stock(client, headers, "CREAM-50")["store-tverskaya"] == {
         "location": "store-tverskaya", "kind": "store", "on_hand": 3, "reserved": 0, "available": 3}

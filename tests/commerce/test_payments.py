@@ -259,6 +259,9 @@ def test_a_paid_order_never_collected_is_refunded_when_its_hold_runs_out(client,
     headers = shop["headers"]
     placed = order(client, headers, {**click_and_collect("store-tverskaya", ("CREAM-50", 1)), "payment_method": "test"})
     assert client.post(f"/v1/orders/{placed['id']}/pay", json={}, headers=headers).status_code == 200
+    # Paid, it waits for the store without a deadline; once ready, the pickup hold runs.
+    assert database.run_write(lambda s: order_service.expire_orders(s, now=utcnow() + timedelta(days=30))) == []
+    assert client.post(f"/v1/orders/{placed['id']}/ready", json={}, headers=headers).json()["status"] == "ready_for_pickup"
     expired = database.run_write(lambda s: order_service.expire_orders(s, now=utcnow() + timedelta(days=30)))
     assert expired == [placed["id"]]
     waiting = client.get(f"/v1/orders/{placed['id']}", headers=headers).json()["payment"]

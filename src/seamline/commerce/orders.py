@@ -32,6 +32,7 @@ from sqlalchemy.orm import Session, make_transient_to_detached
 from seamline.commerce import catalog_cache, events, promotions, redemption
 from seamline.commerce.catalog_cache import CatalogLocation, CatalogSnapshot
 from seamline.commerce.models import (
+    CommerceLocation,
     CommerceOrder,
     CommerceOrderLine,
     CommerceOrderStatus,
@@ -134,8 +135,10 @@ def place_order(
         first = priced.rejected_coupons[0]
         raise CouponUnavailable(f"Coupon {first['code']}: {first['reason']}", details={"coupons": priced.rejected_coupons})
     variant_ids = {line.sku: line.variant_id for line in priced.lines}
-    reserved_until = now + timedelta(minutes=settings.commerce_reservation_minutes)
     status = "confirmed" if data.payment_method == "on_pickup" else "pending_payment"
+    # Only an order waiting for payment runs out (commerce_reservation_minutes); a confirmed one
+    # keeps its stock until the store marks it ready (then the pickup hold runs) or it ships.
+    reserved_until = now + timedelta(minutes=settings.commerce_reservation_minutes) if status == "pending_payment" else None
     order = _insert_order(sql, session, dict(
         profile_id=customer_id, channel=data.channel, status=status, fulfilment=fulfilment.kind,
         pickup_location_id=pickup.id if pickup else None, delivery_address=fulfilment.address,
@@ -216,7 +219,7 @@ def _insert_order(sql: DriverSQL, session: Session, values: dict[str, Any]) -> C
     """Insert the order row through the driver, claiming its Idempotency-Key before any stock is
     touched, and return it as a persistent object of the session (no reading back)."""
     stored = {**values, "created_at": sql.time(values["created_at"]), "updated_at": sql.time(values["updated_at"]),
-              "reserved_until": sql.time(values["reserved_until"]),
+              "reserved_until": sql.time(values["reserved_until"]) if values["reserved_until"] is not None else None,
               "delivery_address": orjson.dumps(values["delivery_address"]).decode() if values["delivery_address"] is not None else None,
               "promotions": orjson.dumps(values["promotions"]).decode()}
     row = sql.execute(
@@ -333,7 +336,11 @@ def _transition(
 def pay_order(session: Session, *, order_id: int, channel: str | None, note: str = "") -> CommerceOrder:
     """The test payment provider: marks a pending order paid."""
     order = get_order(session, order_id, lock=True)
-    return _transition(session, order, to="confirmed", allowed_from=("pending_payment",), channel=channel, note=note or "paid")
+    was = order.status
+    _transition(session, order, to="confirmed", allowed_from=("pending_payment",), channel=channel, note=note or "paid")
+    if was != order.status:
+        order.reserved_until = None  # paid: the payment window no longer applies
+    return order
 
 
 def mark_ready(session: Session, *, settings: Settings, order_id: int, channel: str | None, note: str = "") -> CommerceOrder:
@@ -416,4 +423,27 @@ def orders_of_customer(session: Session, profile_ids: list[int], *, limit: int =
     return list(session.scalars(
         select(CommerceOrder).where(CommerceOrder.profile_id.in_(profile_ids))
         .order_by(CommerceOrder.created_at.desc(), CommerceOrder.id.desc()).limit(limit)
+    ))
+
+
+def list_orders(
+    session: Session, *, status: str | None = None, channel: str | None = None, fulfilment: str | None = None,
+    location: str | None = None, profile_ids: list[int] | None = None, limit: int = 50, offset: int = 0,
+) -> list[CommerceOrder]:
+    """Orders newest first, filtered by status, channel, fulfilment, the store or pickup point
+    (its code) and the customer (a profile and those merged into it): the staff console's list."""
+    query = select(CommerceOrder)
+    if status:
+        query = query.where(CommerceOrder.status == status)
+    if channel:
+        query = query.where(CommerceOrder.channel == channel)
+    if fulfilment:
+        query = query.where(CommerceOrder.fulfilment == fulfilment)
+    if location:
+        query = query.where(CommerceOrder.pickup_location_id.in_(
+            select(CommerceLocation.id).where(CommerceLocation.code == location)))
+    if profile_ids is not None:
+        query = query.where(CommerceOrder.profile_id.in_(profile_ids))
+    return list(session.scalars(
+        query.order_by(CommerceOrder.created_at.desc(), CommerceOrder.id.desc()).limit(limit).offset(offset)
     ))
