@@ -48,8 +48,11 @@ def _list(session: Session, staff: Staff, view: str) -> list[dict[str, Any]]:
             if staff.user.agent_id else []
     else:
         rows = inbox.list_conversations(session, status=view, limit=100)
-    names = {c.customer_id: inbox.customer_name(session, c.customer_id)["name"] for c in rows}
-    return [{**inbox.summary_view(c), "customer_name": names.get(c.customer_id)} for c in rows]
+    # A conversation keeps the profile it started on; after a merge its person is the canonical one.
+    people = {c.customer_id: inbox.canonical_customer_id(session, c.customer_id) for c in rows}
+    names = {person: inbox.customer_name(session, person)["name"] for person in set(people.values())}
+    return [{**inbox.summary_view(c), "customer_id": people[c.customer_id], "customer_name": names[people[c.customer_id]]}
+            for c in rows]
 
 
 def _counts(session: Session, staff: Staff) -> dict[str, int]:
