@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -207,14 +208,21 @@ def test_the_journey(browser, world, tmp_path):  # noqa: PLR0915 - one story, to
     web.fill("[data-sl=input]", "Можно вернуть один тюбик крема?")
     web.click("[data-sl=send]")
 
+    web.locator("[data-sl=messages]", has_text="Можно вернуть один тюбик крема?").wait_for(timeout=WAIT)
+    deadline = time.monotonic() + WAIT / 1000  # the widget has sent it: wait until the server has it too
+    while not api.get("/v1/inbox/conversations", params={"customer_id": anna, "channel": "webchat"}).json()["items"]:
+        assert time.monotonic() < deadline, "the web chat message never reached the inbox"
+        time.sleep(0.1)
+
     # 7. The agent sees the order and the points beside the chat, and answers.
     desk.goto(f"{url}/console/inbox?view=mine")
-    desk.locator("[data-test=conversation-list] a", has_text="Анна").first.click(timeout=WAIT)
+    # Her two conversations (Telegram, web chat) are both under her name; the chat is the web one.
+    desk.locator("[data-test=conversation-list] a", has_text="Анна").filter(has_text="webchat").first.click(timeout=WAIT)
     desk.locator("[data-test=thread]", has_text="Можно вернуть один тюбик крема?").wait_for(timeout=WAIT)
     side = desk.locator("[data-test=side-panel]")
     assert f"#{order_id}" in side.locator("[data-test=side-orders]").inner_text()
     assert side.locator("[data-test=side-points]").inner_text().strip() == "100"
-    assert "telegram" in side.inner_text()
+    assert "telegram" in side.inner_text()  # her other conversation, and her Telegram id among the identities
     desk.fill("[data-test=reply-text]", "Да, вернуть можно в любом нашем магазине.")
     desk.click("[data-test=send]")
     desk.locator("[data-test=thread]", has_text="Да, вернуть можно").wait_for(timeout=WAIT)

@@ -21,7 +21,13 @@
     socket.onmessage = (e) => {
       let notice;
       try { notice = JSON.parse(e.data); } catch (err) { return; }
-      if (notice.type === "ready") { document.body.dataset.live = "1"; return; }
+      if (notice.type === "ready") {
+        // Connected (or reconnected): what changed while the socket was down is fetched once.
+        const first = document.body.dataset.live === undefined;
+        document.body.dataset.live = "1";
+        if (!first) document.body.dispatchEvent(new CustomEvent("sl:ready"));
+        return;
+      }
       document.body.dispatchEvent(new CustomEvent(`sl:${notice.type}`, { detail: notice }));
       if (notice.type === "call.ringing") screenPop(notice);
       if (notice.type === "call.answered" || notice.type === "call.ended") {
