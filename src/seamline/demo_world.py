@@ -668,7 +668,7 @@ class _World:
         return self._write(work)
 
     def _hand_over(self, order_id: int, code: str | None, store: str) -> None:
-        self._write(lambda s: pos.hand_over(s, store=pos.store_by_code(s, store),
+        self._write(lambda s: pos.hand_over(s, settings=self.settings, store=pos.store_by_code(s, store),
                                             data=PosHandover(order_id=order_id, code=code or "", clerk="Ольга")))
 
     def _return(self, order_id: int, lines: list[ReturnLineIn], store: str, reason: str) -> None:

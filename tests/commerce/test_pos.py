@@ -351,3 +351,21 @@ def test_a_return_at_the_till_goes_through_the_returns_api(client, shop, databas
     assert returned["status"] == "returned" and returned["payment"]["refunded"] == 199000
     with database.read() as session:
         assert stock_ledger.check_stock(session) == []
+
+
+def test_handover_by_the_code_alone_and_before_the_order_was_marked_ready(client, shop):
+    headers = shop["headers"]
+    placed = client.post("/v1/orders", headers=headers, json={
+        "channel": "app", "lines": [{"sku": "CREAM-50", "quantity": 1}],
+        "fulfilment": {"kind": "click_and_collect", "location": "store-arbat"}}).json()
+    assert placed["status"] == "confirmed"  # pay on pickup; the store has not marked it ready
+    unknown = client.post("/v1/pos/stores/store-arbat/pickups", json={"code": "000000" if placed["pickup_code"] != "000000" else "111111"},
+                          headers=headers)
+    assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "pickup_code_unknown"
+    elsewhere = client.post("/v1/pos/stores/store-tverskaya/pickups", json={"code": placed["pickup_code"]}, headers=headers)
+    assert elsewhere.status_code == 404  # the code alone finds only orders waiting in this store
+    done = client.post("/v1/pos/stores/store-arbat/pickups", json={"code": placed["pickup_code"], "clerk": "Ольга"}, headers=headers)
+    assert done.status_code == 200, done.text
+    assert done.json()["status"] == "completed"
+    history = [h["status"] for h in client.get(f"/v1/orders/{placed['id']}", headers=headers).json()["history"]]
+    assert history[-2:] == ["ready_for_pickup", "completed"]

@@ -247,13 +247,13 @@ def pos_pickups(
 
 
 @router.post("/pos/stores/{store}/pickups", response_model=OrderRead, tags=["pos"])
-def pos_hand_over(store: StoreCode, body: PosHandover, request: Request, _: WriteKey) -> Any:
+def pos_hand_over(store: StoreCode, body: PosHandover, request: Request, settings: AppSettings, _: WriteKey) -> Any:
     """Hand an order over by its pickup code. An order for another store is a 409 `wrong_store`,
     a wrong code a 422 `wrong_pickup_code`; either way nothing changes. Repeating a done
     handover returns the order."""
 
     def work(session: Session) -> dict[str, Any]:
-        order = pos.hand_over(session, store=pos.store_by_code(session, store), data=body)
+        order = pos.hand_over(session, settings=settings, store=pos.store_by_code(session, store), data=body)
         return order_views.order_view(session, order)
 
     return get_database(request).run_write(work)

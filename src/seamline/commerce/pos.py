@@ -200,10 +200,15 @@ def pickups(session: Session, *, rules: IdentifierRules, store: CommerceLocation
     return _render_orders(session, rules, list(session.scalars(_waiting_at(store).limit(limit))), with_customer=True)
 
 
-def hand_over(session: Session, *, store: CommerceLocation, data: PosHandover) -> CommerceOrder:
-    """Handover at this store by pickup code. An order to be collected elsewhere (or delivered)
-    is a 409 `wrong_store`; a wrong code a 422 `wrong_pickup_code` (`orders.pick_up`)."""
-    order = orders.get_order(session, data.order_id, lock=True)
+def hand_over(session: Session, *, settings: Settings, store: CommerceLocation, data: PosHandover) -> CommerceOrder:
+    """Handover at this store by pickup code, with the order's number or by the code alone (the
+    order waiting here with it; two such orders: 409 `pickup_code_ambiguous`, none: 404
+    `pickup_code_unknown`). An order to be collected elsewhere (or delivered) is a 409
+    `wrong_store`; a wrong code a 422 `wrong_pickup_code` (`orders.pick_up`). An order still
+    being prepared here (`confirmed`) is marked ready and handed over in the same transaction:
+    its stock is reserved in this store, and the customer is at the counter."""
+    order_id = data.order_id if data.order_id is not None else _waiting_with_code(session, store, data.code)
+    order = orders.get_order(session, order_id, lock=True)
     if order.pickup_location_id != store.id:
         elsewhere = session.get(CommerceLocation, order.pickup_location_id) if order.pickup_location_id else None
         raise Conflict(
@@ -213,7 +218,20 @@ def hand_over(session: Session, *, store: CommerceLocation, data: PosHandover) -
             details={"store": store.code, "pickup_location": elsewhere.code if elsewhere else None},
         )
     note = _note(store.code, f"clerk {data.clerk}" if data.clerk else None, data.note)
+    if order.status == "confirmed":
+        orders.mark_ready(session, settings=settings, order_id=order.id, channel="store", note=note)
     return orders.pick_up(session, order_id=order.id, code=data.code, channel="store", note=note)
+
+
+def _waiting_with_code(session: Session, store: CommerceLocation, code: str) -> int:
+    found = list(session.scalars(select(CommerceOrder.id).where(
+        CommerceOrder.pickup_location_id == store.id, CommerceOrder.status.in_(WAITING), CommerceOrder.pickup_code == code,
+    ).limit(2)))
+    if len(found) > 1:
+        raise Conflict("Several orders waiting here have this code: give the order's number", code="pickup_code_ambiguous")
+    if not found:
+        raise NotFound("No order waiting in this store has this pickup code", code="pickup_code_unknown")
+    return found[0]
 
 
 # --- sales ---------------------------------------------------------------------------------------

@@ -337,7 +337,7 @@ class PosCustomerCard(PosCustomerBrief):
 
 
 class PosHandover(BaseModel):
-    order_id: int = Field(ge=1, le=2**62)
+    order_id: int | None = Field(default=None, ge=1, le=2**62, description="Or none: the order waiting in this store with the code")
     code: Annotated[str, StringConstraints(min_length=1, max_length=16, pattern=r"^[A-Za-z0-9-]+$")]
     clerk: line_text(100) | None = None
     note: free_text(500) = ""

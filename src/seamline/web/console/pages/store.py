@@ -18,7 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from seamline.commerce import order_views, orders, pos, returns
-from seamline.commerce.models import CommerceLocation, CommerceOrder
+from seamline.commerce.models import CommerceLocation
 from seamline.commerce.schemas import PosHandover, ReturnCreate, SaleCreate
 from seamline.core.errors import AppError, Conflict, NotFound, Unprocessable
 from seamline.customers import service as customers_service
@@ -206,23 +206,8 @@ async def store_hand_over(request: Request, staff: Staff = permitted("store")) -
 
     def work(session: Session) -> dict[str, Any]:
         store = pos.store_by_code(session, code)
-        order_id = int(number) if number else None
-        if order_id is None:  # the code alone: the order waiting here with it
-            found = list(session.scalars(select(CommerceOrder.id).where(
-                CommerceOrder.pickup_location_id == store.id, CommerceOrder.status.in_(pos.WAITING),
-                CommerceOrder.pickup_code == pickup_code)))
-            if len(found) > 1:
-                raise Conflict("Several orders have this code", code="pickup_code_ambiguous")
-            if not found:
-                raise NotFound("No order waiting here has this code", code="pickup_code_unknown")
-            order_id = found[0]
-        waiting = orders.get_order(session, order_id, lock=True)
-        if waiting.pickup_location_id == store.id and waiting.status == "confirmed":
-            # The customer came before the order was marked ready: it is made ready and handed
-            # over at once (a wrong code below rolls both back).
-            orders.mark_ready(session, settings=settings, order_id=order_id, channel=CHANNEL, note=f"clerk {staff.user.email}")
-        data = PosHandover(order_id=order_id, code=pickup_code, clerk=staff.user.email[:100])
-        order = pos.hand_over(session, store=store, data=data)
+        data = PosHandover(order_id=int(number) if number else None, code=pickup_code, clerk=staff.user.email[:100])
+        order = pos.hand_over(session, settings=settings, store=store, data=data)
         earned = _earned(session, order.id)
         return {"order": order_views.order_view(session, order),
                 "points": (earned.pending_delta + earned.available_delta) if earned else 0,
