@@ -71,7 +71,6 @@ from seamline.inbox.models import (
     InboxAgent,
     InboxConversation,
     InboxMessage,
-    InboxRoutingRule,
 )
 from seamline.inbox.schemas import RoutingRuleCreate
 from seamline.loyalty import cards as loyalty_cards
@@ -476,8 +475,7 @@ def _staff_and_inbox(session: Session, settings: Settings, logins: tuple[Login, 
     sla.create_policy(session, name="Чат", calendar=calendar, is_default=False, first_response_minutes=5,
                       next_response_minutes=10, resolution_minutes=8 * 60, channels=["webchat"], min_priority=0)
     for position, (name, pattern, skill) in enumerate(ROUTING_RULES):
-        routing.check_pattern(pattern)
-        session.add(InboxRoutingRule(**RoutingRuleCreate(name=name, pattern=pattern, skill=skill, position=position).model_dump()))
+        routing.create_rule(session, **RoutingRuleCreate(name=name, pattern=pattern, skill=skill, position=position).model_dump())
     for shortcut, title, body in CANNED:
         canned.create(session, shortcut=shortcut, title=title, body=body)
     session.flush()

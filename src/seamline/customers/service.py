@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import functools
+import json
+import re
 from collections import Counter
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, or_, select
+import phonenumbers
+from sqlalchemy import String, cast, delete, func, or_, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -344,6 +347,11 @@ def list_customers(
     ids = list(session.scalars(query.order_by(CustomerProfile.id).limit(limit + 1)))
     has_more = len(ids) > limit
     ids = ids[:limit]
+    return _list_items(session, ids), encode_cursor(ids[-1]) if has_more else None
+
+
+def _list_items(session: Session, ids: list[int]) -> list[dict[str, Any]]:
+    """Rows of a customer list: status, identifiers, current trait values."""
     identities: dict[int, list[CustomerIdentity]] = {i: [] for i in ids}
     if ids:
         for row in session.scalars(
@@ -352,7 +360,7 @@ def list_customers(
             identities[row.profile_id].append(row)
     profiles = {p.id: p for p in session.scalars(select(CustomerProfile).where(CustomerProfile.id.in_(ids)))}
     traits = traits_by_profile(session, {pid: [i.id for i in rows] for pid, rows in identities.items()})
-    items = [
+    return [
         {
             "id": pid,
             "status": profiles[pid].status,
@@ -362,7 +370,65 @@ def list_customers(
         }
         for pid in ids
     ]
-    return items, encode_cursor(ids[-1]) if has_more else None
+
+
+#: Traits a staff search by name looks in.
+NAME_TRAITS = ("first_name", "last_name", "name", "firstName", "lastName", "middle_name")
+
+
+def search_customers(session: Session, *, rules: IdentifierRules, q: str, limit: int) -> list[dict[str, Any]]:
+    """What a person at the console means by a search box: an identifier (exactly after
+    normalization, or its beginning), a phone number typed in part in any format ("8 916 12"),
+    or words of the name. Rows as `list_customers`, identifier matches first."""
+    items, _ = list_customers(session, rules=rules, q=q, identifier_type=None, limit=limit, cursor=None)
+    seen = {i["id"] for i in items}
+    prefix = phone_prefix(q, rules.settings.default_region)
+    if prefix and prefix != q:
+        more, _ = list_customers(session, rules=rules, q=prefix, identifier_type="phone", limit=limit, cursor=None)
+        items += [i for i in more if i["id"] not in seen]
+        seen |= {i["id"] for i in more}
+    by_name = [pid for pid in profiles_by_name(session, q, limit) if pid not in seen]
+    items += _list_items(session, by_name)
+    return items[:limit]
+
+
+def phone_prefix(q: str, region: str) -> str | None:
+    """The stored (E.164) start of a phone number typed in part, in any format: "8 916 12" -> "+791612"."""
+    if not re.fullmatch(r"[\d\s()+\-.]+", q):
+        return None
+    digits = re.sub(r"\D", "", q)
+    if len(digits) < 4:
+        return None
+    code = str(phonenumbers.country_code_for_region(region))
+    if q.lstrip().startswith("+") or digits.startswith(code):
+        return "+" + digits
+    if region == "RU" and digits.startswith("8"):  # the Russian trunk prefix
+        return "+7" + digits[1:]
+    return "+" + code + digits.lstrip("0")
+
+
+def _like(text: str) -> str:
+    return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+def profiles_by_name(session: Session, q: str, limit: int) -> list[int]:
+    """Active profiles whose name traits contain every word of `q`. Trait values are JSON
+    (non-ASCII letters stored \\u-escaped), so each word is looked for as typed, in usual cases,
+    and escaped (SQLite's LIKE folds ASCII only)."""
+    found: set[int] | None = None
+    for word in q.split()[:4]:
+        forms = {word, word.lower(), word.capitalize(), word.upper()}
+        patterns = forms | {json.dumps(f)[1:-1] for f in forms}
+        text = cast(CustomerTrait.value, String)
+        ids = set(session.scalars(
+            select(CustomerIdentity.profile_id)
+            .join(CustomerTrait, CustomerTrait.identity_id == CustomerIdentity.id)
+            .join(CustomerProfile, CustomerProfile.id == CustomerIdentity.profile_id)
+            .where(CustomerProfile.status == "active", CustomerTrait.key.in_(NAME_TRAITS),
+                   or_(*[text.like(_like(p), escape="\\") for p in patterns]))
+            .limit(1000)))
+        found = ids if found is None else found & ids
+    return sorted(found or ())[:limit]
 
 
 # --- privacy: export and erase --------------------------------------------------------------

@@ -22,7 +22,7 @@ from fastapi import (
     WebSocket,
     WebSocketDisconnect,
 )
-from sqlalchemy import delete, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
@@ -336,11 +336,7 @@ def list_sla_policies(session: ReadSession, _: AgentKey) -> dict[str, Any]:
 
 @router.post("/routing-rules", status_code=201)
 def create_routing_rule(body: RoutingRuleCreate, session: WriteSession, _: AdminKey) -> dict[str, Any]:
-    routing.check_pattern(body.pattern)
-    rule = InboxRoutingRule(**body.model_dump())
-    session.add(rule)
-    session.flush()
-    return _rule_view(rule)
+    return _rule_view(routing.create_rule(session, **body.model_dump()))
 
 
 def _rule_view(rule: InboxRoutingRule) -> dict[str, Any]:
@@ -349,14 +345,12 @@ def _rule_view(rule: InboxRoutingRule) -> dict[str, Any]:
 
 @router.get("/routing-rules")
 def list_routing_rules(session: ReadSession, _: AgentKey) -> dict[str, Any]:
-    rules = session.scalars(select(InboxRoutingRule).order_by(InboxRoutingRule.position, InboxRoutingRule.id))
-    return {"items": [_rule_view(r) for r in rules]}
+    return {"items": [_rule_view(r) for r in routing.list_rules(session)]}
 
 
 @router.delete("/routing-rules/{rule_id}", status_code=204)
 def delete_routing_rule(rule_id: PathId, session: WriteSession, _: AdminKey) -> Response:
-    if not session.execute(delete(InboxRoutingRule).where(InboxRoutingRule.id == rule_id)).rowcount:
-        raise NotFound(f"Routing rule {rule_id} not found", code="routing_rule_not_found")
+    routing.delete_rule(session, rule_id)
     return Response(status_code=204)
 
 

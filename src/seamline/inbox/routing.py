@@ -24,11 +24,11 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from functools import lru_cache
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from seamline.core.config import Settings
-from seamline.core.errors import Unprocessable
+from seamline.core.errors import NotFound, Unprocessable
 from seamline.core.time import utcnow
 from seamline.inbox.adapters import ADAPTERS
 from seamline.inbox.models import (
@@ -71,6 +71,25 @@ def check_pattern(pattern: str) -> None:
         re.compile(pattern)
     except re.error as exc:
         raise Unprocessable(f"Invalid regular expression: {exc}", code="invalid_pattern") from exc
+
+
+def create_rule(session: Session, *, name: str, pattern: str, skill: str, position: int = 0, enabled: bool = True) -> InboxRoutingRule:
+    """A rule: a first message matching `pattern` (a regular expression) needs `skill`; rules are
+    tried by position."""
+    check_pattern(pattern)
+    rule = InboxRoutingRule(name=name, pattern=pattern, skill=skill, position=position, enabled=enabled)
+    session.add(rule)
+    session.flush()
+    return rule
+
+
+def list_rules(session: Session) -> list[InboxRoutingRule]:
+    return list(session.scalars(select(InboxRoutingRule).order_by(InboxRoutingRule.position, InboxRoutingRule.id)))
+
+
+def delete_rule(session: Session, rule_id: int) -> None:
+    if not session.execute(delete(InboxRoutingRule).where(InboxRoutingRule.id == rule_id)).rowcount:
+        raise NotFound(f"Routing rule {rule_id} not found", code="routing_rule_not_found")
 
 
 def enqueue(conversation: InboxConversation, settings: Settings, *, at: datetime | None = None) -> None:

@@ -10,12 +10,10 @@ import re
 from dataclasses import asdict
 from typing import Annotated, Any
 
-import phonenumbers
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
-from sqlalchemy import String, cast, or_, select
 from sqlalchemy.orm import Session
 
 from seamline.core.errors import AppError, Gone, NotFound, Unprocessable
@@ -23,9 +21,6 @@ from seamline.customers import resolution
 from seamline.customers import service as customers
 from seamline.customers.models import (
     CustomerConflict,
-    CustomerIdentity,
-    CustomerProfile,
-    CustomerTrait,
 )
 from seamline.customers.schemas import ConsentCreate, CustomerUpsert, IdentifierIn
 from seamline.customers.timeline import TimelineQuery, decode_timeline_cursor
@@ -37,7 +32,6 @@ router = APIRouter(prefix="/console")
 
 PAGE = 50
 TIMELINE_PAGE = 20
-NAME_TRAITS = ("first_name", "last_name", "name", "firstName", "lastName", "middle_name")
 #: Sections with their own block on the 360 page; any other registered section is printed generically.
 KNOWN_SECTIONS = ("profile", "identities", "consents", "events", "orders", "cart", "loyalty", "conversations", "timeline")
 #: Channel code -> (icon, English label, translated in the template through CHANNEL_LABELS below).
@@ -77,71 +71,12 @@ def _common(request: Request) -> dict[str, Any]:
 # --- search --------------------------------------------------------------------------------------
 
 
-def _like(text: str) -> str:
-    return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-
-
-def _name_matches(session: Session, q: str, limit: int) -> list[int]:
-    """Active profiles whose name traits contain every word of `q`. Trait values are JSON
-    (non-ASCII letters stored \\u-escaped), so each word is looked for as typed, in usual cases,
-    and escaped."""
-    found: set[int] | None = None
-    for word in q.split()[:4]:
-        forms = {word, word.lower(), word.capitalize(), word.upper()}
-        patterns = forms | {json.dumps(f)[1:-1] for f in forms}
-        text = cast(CustomerTrait.value, String)
-        ids = set(session.scalars(
-            select(CustomerIdentity.profile_id)
-            .join(CustomerTrait, CustomerTrait.identity_id == CustomerIdentity.id)
-            .join(CustomerProfile, CustomerProfile.id == CustomerIdentity.profile_id)
-            .where(CustomerProfile.status == "active", CustomerTrait.key.in_(NAME_TRAITS),
-                   or_(*[text.like(_like(p), escape="\\") for p in patterns]))
-            .limit(1000)))
-        found = ids if found is None else found & ids
-    return sorted(found or ())[:limit]
-
-
-def _rows(session: Session, profile_ids: list[int]) -> list[dict[str, Any]]:
-    """Result rows (as list_customers' items) for profiles found by name."""
-    identities: dict[int, list[CustomerIdentity]] = {i: [] for i in profile_ids}
-    for row in session.scalars(select(CustomerIdentity).where(CustomerIdentity.profile_id.in_(profile_ids))
-                               .order_by(CustomerIdentity.id)):
-        identities[row.profile_id].append(row)
-    profiles = {p.id: p for p in session.scalars(select(CustomerProfile).where(CustomerProfile.id.in_(profile_ids)))}
-    traits = customers.traits_by_profile(session, {pid: [i.id for i in rows] for pid, rows in identities.items()})
-    return [{"id": pid, "status": profiles[pid].status, "identifiers": identities[pid],
-             "traits": {k: v["value"] for k, v in traits[pid].items()}, "updated_at": profiles[pid].updated_at}
-            for pid in profile_ids]
-
-
-def _phone_prefix(q: str, region: str) -> str | None:
-    """The stored (E.164) start of a phone number typed in part, in any format: "8 916 12" -> "+791612"."""
-    if not re.fullmatch(r"[\d\s()+\-.]+", q):
-        return None
-    digits = re.sub(r"\D", "", q)
-    if len(digits) < 4:
-        return None
-    code = str(phonenumbers.country_code_for_region(region))
-    if q.lstrip().startswith("+") or digits.startswith(code):
-        return "+" + digits
-    if region == "RU" and digits.startswith("8"):  # the Russian trunk prefix
-        return "+7" + digits[1:]
-    return "+" + code + digits.lstrip("0")
-
-
 def _search(session: Session, request: Request, q: str | None, cursor: str | None) -> dict[str, Any]:
     rules = request.app.state.identifier_rules
     items, next_cursor = customers.list_customers(session, rules=rules, q=q or None, identifier_type=None, limit=PAGE,
                                                   cursor=cursor)
-    if q and not cursor:
-        seen = {i["id"] for i in items}
-        prefix = _phone_prefix(q, rules.settings.default_region)
-        if prefix and prefix != q:
-            more, _ = customers.list_customers(session, rules=rules, q=prefix, identifier_type="phone", limit=PAGE, cursor=None)
-            items += [i for i in more if i["id"] not in seen][: max(PAGE - len(items), 0)]
-            seen |= {i["id"] for i in more}
-        extra = [pid for pid in _name_matches(session, q, PAGE) if pid not in seen]
-        items += _rows(session, extra[: max(PAGE - len(items), 0)])
+    if q and not cursor:  # the first page also finds partial phones and names
+        items = customers.search_customers(session, rules=rules, q=q, limit=PAGE)
     rows = []
     for item in items:
         identifiers = item["identifiers"]

@@ -13,16 +13,15 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
 from pydantic import ValidationError
-from sqlalchemy import delete, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from seamline.core.auth import service as auth_service
 from seamline.core.auth.schemas import ApiKeyCreate, Scope
-from seamline.core.errors import NotFound
 from seamline.events import service as events_service
 from seamline.inbox import outbound, routing, sla
 from seamline.inbox.adapters import ADAPTERS
-from seamline.inbox.models import InboxRoutingRule, InboxSlaPolicy
+from seamline.inbox.models import InboxSlaPolicy
 from seamline.inbox.schemas import RoutingRuleCreate, SlaPolicyCreate
 from seamline.loyalty import rules as loyalty_rules
 from seamline.loyalty.schemas import ProgramPut
@@ -100,7 +99,7 @@ def _staff(session: Session, request: Request) -> dict[str, Any]:
 
 
 def _routing(session: Session, request: Request) -> dict[str, Any]:
-    rules = session.scalars(select(InboxRoutingRule).order_by(InboxRoutingRule.position, InboxRoutingRule.id)).all()
+    rules = routing.list_rules(session)
     policies = session.scalars(select(InboxSlaPolicy).order_by(InboxSlaPolicy.id)).all()
     return {
         "rules": [{c: getattr(r, c) for c in ("id", "name", "pattern", "skill", "position", "enabled")} for r in rules],
@@ -242,14 +241,7 @@ def create_routing_rule(request: Request, form: Form, staff: Staff = signed_in()
     except ValidationError as exc:
         return _tab(request, staff, "routing", error=_problem(exc), form=form)
 
-    def work(session: Session) -> int:  # as POST /v1/inbox/routing-rules
-        routing.check_pattern(body.pattern)
-        rule = InboxRoutingRule(**body.model_dump())
-        session.add(rule)
-        session.flush()
-        return rule.id
-
-    _, error = attempt(request, work)
+    _, error = attempt(request, lambda session: routing.create_rule(session, **body.model_dump()).id)
     return _tab(request, staff, "routing", error=error, form=form if error else {},
                 ok=translate(request, "Routing rule added."))
 
@@ -258,11 +250,7 @@ def create_routing_rule(request: Request, form: Form, staff: Staff = signed_in()
 def delete_routing_rule(request: Request, rule_id: int, staff: Staff = signed_in()) -> HTMLResponse:
     _check(staff, "routing")
 
-    def work(session: Session) -> None:  # as DELETE /v1/inbox/routing-rules/{id}
-        if not session.execute(delete(InboxRoutingRule).where(InboxRoutingRule.id == rule_id)).rowcount:
-            raise NotFound(f"Routing rule {rule_id} not found", code="routing_rule_not_found")
-
-    _, error = attempt(request, work)
+    _, error = attempt(request, lambda session: routing.delete_rule(session, rule_id))
     return _tab(request, staff, "routing", error=error, ok=translate(request, "Routing rule deleted."))
 
 
