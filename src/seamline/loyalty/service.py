@@ -237,11 +237,13 @@ promotions.register_condition("tiers", _in_tiers)
 
 
 def adjust(
-    session: Session, *, customer_id: int, data: AdjustmentCreate, api_key: ApiKey, idempotency_key: str | None,
+    session: Session, *, customer_id: int, data: AdjustmentCreate, api_key: ApiKey | None, idempotency_key: str | None,
     now: datetime | None = None,
 ) -> tuple[LoyaltyEntry, bool]:
     """A manual change of points by a staff member, with the reason kept in the ledger (and the
-    log). A retry with the same Idempotency-Key returns the first entry; (entry, whether new)."""
+    log). `api_key` is the integration's key; None when a person made it in the console (then
+    `data.staff`, their login, is the whole audit). A retry with the same Idempotency-Key
+    returns the first entry; (entry, whether new)."""
     now, program = _now(now), rules.get_program(session)
     customers_service.get_profile(session, customer_id)
     key = ledger.client_key("adjust", idempotency_key) if idempotency_key else None
@@ -251,14 +253,15 @@ def adjust(
         return done, False
     account = ledger.account_for(session, customer_id, program=program, create=True, now=now)
     release_account(session, account, program=program, now=now)
-    audit = dict(staff=data.staff, api_key_id=api_key.id, comment=data.comment, key=key,
+    api_key_id = api_key.id if api_key is not None else None
+    audit = dict(staff=data.staff, api_key_id=api_key_id, comment=data.comment, key=key,
                  reference=f"campaign:{data.campaign}" if data.campaign else f"staff:{data.staff}")
     if data.points > 0:
         entry = ledger.credit(session, account, data.points, kind=data.reason, program=program, now=now, **audit)
     else:
         entry = ledger.debit(session, account, -data.points, kind=data.reason, now=now, **audit)
     log.info("loyalty adjustment", account_id=account.id, customer_id=customer_id, points=data.points, reason=data.reason,
-             staff=data.staff, api_key_id=api_key.id, entry_id=entry.id)
+             staff=data.staff, api_key_id=api_key_id, entry_id=entry.id)
     return entry, True
 
 

@@ -6,7 +6,6 @@ actor. Everyone with loyalty.view sees; only loyalty.adjust (admins) adjusts."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -35,17 +34,6 @@ router = APIRouter()
 ENTRY_PAGE = 50
 WALLET_ENTRIES = 20
 SEARCH_LIMIT = 20
-
-
-@dataclass(frozen=True)
-class ConsoleActor:
-    """Stands for the API key the adjustment service records: a console adjustment has none
-    (its actor is the staff member, in `staff`)."""
-
-    id: int | None = None
-
-
-CONSOLE_ACTOR = ConsoleActor()
 
 
 # --- search --------------------------------------------------------------------------------------
@@ -141,7 +129,7 @@ async def loyalty_adjust(customer_id: int, request: Request, staff: Staff = perm
     except ValidationError as exc:
         return refuse(form_problem(request, exc))
     entry, error = run(request, lambda s: loyalty_service.adjust(
-        s, customer_id=customer_id, data=data, api_key=CONSOLE_ACTOR, idempotency_key=f"console:{key}")[0].id)
+        s, customer_id=customer_id, data=data, api_key=None, idempotency_key=f"console:{key}")[0].id)
     if error:
         return refuse(error)
     return _account_page(request, customer_id, flash=("ok", translate(request, "Points adjusted: %(n)s.", n=f"{points:+d}")),
