@@ -158,7 +158,7 @@ def test_reveal_off_without_a_sender_is_a_clear_error_and_stores_nothing(databas
     app = create_app(settings_for(database.url), database=database)
     with TestClient(app) as client:
         response = client.post("/v1/auth/login-codes", json={"identifier": ident()}, headers=headers)
-        assert response.status_code == 503, response.text
+        assert response.status_code == 422, response.text
         assert response.json()["error"]["code"] == "login_code_undeliverable"
         assert count_rows(database) == 0
 

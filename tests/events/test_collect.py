@@ -214,3 +214,10 @@ def test_tracker_script_is_served(client):
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("application/javascript")
     assert "seamline" in response.text
+
+
+def test_listing_events_by_an_id_with_a_nul_character_is_a_clear_error(client, admin_headers):
+    # PostgreSQL text cannot hold NUL; the filter is refused the same way on both databases.
+    response = client.get("/v1/events", params={"anonymous_id": "a\x00b"}, headers=admin_headers)
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["code"] == "validation_error"

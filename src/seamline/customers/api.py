@@ -263,7 +263,7 @@ def request_login_code(
 ) -> dict[str, Any]:
     """Send a 6-digit one-time login code to a phone (SMS) or email, valid 10 minutes; a new
     request replaces the previous code. At most 5 requests per identifier an hour (429
-    `too_many_codes`). No channel can deliver it: 503 `login_code_undeliverable`, nothing stored.
+    `too_many_codes`). No channel can deliver it (the person is not reachable by SMS or email): 422 `login_code_undeliverable`, as the inbox's `customer_unreachable`; nothing stored.
     Called by the shop's backend (a `write` key), never from the browser."""
 
     def work(session: Session) -> dict[str, Any]:

@@ -28,7 +28,7 @@ Delivery: the customers domain knows no SMS or email provider. `register_sender(
 sender, called as `fn(session, *, identifier_type, value, text, settings)` and returning True
 when it has sent (or queued) the text; the app wires one that uses the inbox's outbound `send`
 (`seamline/app.py`). Senders are tried in order until one delivers. When none does and
-`login_codes_reveal` is off, the request is a 503 `login_code_undeliverable` and nothing is
+`login_codes_reveal` is off, the request is a 422 `login_code_undeliverable` and nothing is
 stored. With `login_codes_reveal` (demo only) the code is also returned in the response.
 
 Functions take a session and never commit: the caller's transaction does.
@@ -51,7 +51,6 @@ from sqlalchemy.orm import Session
 from seamline.core.config import Settings
 from seamline.core.errors import (
     AppError,
-    ServiceUnavailable,
     TooManyRequests,
     Unprocessable,
 )
@@ -166,7 +165,7 @@ def request_code(session: Session, *, settings: Settings, rules: IdentifierRules
     session.flush()
     delivered = _deliver(session, settings=settings, identifier=identifier, text=_message(settings, code))
     if not delivered and not settings.login_codes_reveal:
-        raise ServiceUnavailable(
+        raise Unprocessable(
             f"No way to send a code to this {identifier.type} is available now; try another way to log in",
             code="login_code_undeliverable", details={"type": identifier.type, "channel": row.channel},
         )

@@ -20,12 +20,20 @@ STATIC = Path(__file__).parent / "static"
 
 
 def install(app: FastAPI) -> None:
-    from seamline.web.console.pages import auth
+    from seamline.web.console.pages import (
+        auth,
+        commerce,
+        customers,
+        dashboard,
+        inbox,
+        loyalty,
+        realtime,
+        settings,
+        store,
+    )
 
-    app.include_router(auth.router, include_in_schema=False)
-    for name in PAGE_MODULES:
-        module = __import__(f"seamline.web.console.pages.{name}", fromlist=["router"])
-        app.include_router(module.router, include_in_schema=False)
+    for area in (auth, inbox, customers, commerce, store, loyalty, settings, dashboard, realtime):
+        app.include_router(area.router, include_in_schema=False)
     app.mount("/console/static", StaticFiles(directory=STATIC), name="console-static")
 
     @app.exception_handler(LoginRequired)
@@ -48,10 +56,3 @@ def install(app: FastAPI) -> None:
     async def _denied(request: Request, _exc: PermissionDenied) -> Response:
         return render(request, "error.html", status_code=403, title="403",
                       message=translate(request, "You may not open this page."))
-
-
-#: Console areas (web/console/pages/<name>.py, each with a `router`), added as they are built.
-PAGE_MODULES: list[str] = [
-    name for name in ("inbox", "customers", "commerce", "store", "loyalty", "settings", "dashboard", "realtime")
-    if (Path(__file__).parent / "pages" / f"{name}.py").exists()
-]
