@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, Response
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from seamline.core.errors import NotFound, Unprocessable
@@ -56,9 +56,10 @@ def _list(session: Session, staff: Staff, view: str) -> list[dict[str, Any]]:
 
 
 def _counts(session: Session, staff: Staff) -> dict[str, int]:
-    queue = len(session.scalars(routing.waiting(session).limit(1000)).all())
-    mine = len(inbox.list_conversations(session, assignee_id=staff.user.agent_id, status="open", limit=1000)) \
-        if staff.user.agent_id else 0
+    queue = session.scalar(select(func.count()).select_from(routing.waiting(session).subquery())) or 0
+    mine = session.scalar(select(func.count()).select_from(InboxConversation).where(
+        InboxConversation.assignee_id == staff.user.agent_id, InboxConversation.status == "open",
+        InboxConversation.merged_into_id.is_(None))) or 0 if staff.user.agent_id else 0
     return {"queue": queue, "mine": mine}
 
 
