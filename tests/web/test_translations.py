@@ -20,8 +20,9 @@ def _console_msgids() -> set[tuple[str, str]]:
             for _line, _func, message, _comments in babel_extract(fh, ("_", "gettext", "ngettext"), [], OPTIONS):
                 for msgid in ([message] if isinstance(message, str) else [m for m in (message or ())[:1] if m]):
                     found.add((template.name, msgid))
-    for module in (CONSOLE / "pages").glob("*.py"):
-        for match in re.finditer(r'translate\(\s*request,\s*"([^"]+)"', module.read_text()):
+    for module in [*(CONSOLE / "pages").glob("*.py"), CONSOLE / "actions.py"]:
+        text = module.read_text()
+        for match in re.finditer(r'(?:translate\(\s*request,\s*|\bt\()"([^"]+)"', text):
             found.add((module.name, match.group(1)))
     return found
 

@@ -26,7 +26,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, make_transient_to_detached
 
 from seamline.commerce import catalog_cache, events, promotions, redemption
@@ -447,3 +447,14 @@ def list_orders(
     return list(session.scalars(
         query.order_by(CommerceOrder.created_at.desc(), CommerceOrder.id.desc()).limit(limit).offset(offset)
     ))
+
+
+def sales_by_channel(session: Session, *, since: datetime) -> list[dict[str, Any]]:
+    """Orders placed since `since` (not cancelled), counted and summed per channel and currency."""
+    rows = session.execute(
+        select(CommerceOrder.channel, CommerceOrder.currency, func.count(), func.coalesce(func.sum(CommerceOrder.total), 0))
+        .where(CommerceOrder.created_at >= since, CommerceOrder.status != "cancelled")
+        .group_by(CommerceOrder.channel, CommerceOrder.currency)
+        .order_by(CommerceOrder.channel, CommerceOrder.currency)).all()
+    return [{"channel": channel, "currency": currency, "orders": count, "revenue": int(total)}
+            for channel, currency, count, total in rows]

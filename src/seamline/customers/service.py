@@ -113,6 +113,22 @@ def traits_of(session: Session, identity_ids: list[int]) -> dict[str, dict[str, 
     return traits_by_profile(session, {0: identity_ids})[0]
 
 
+def count_new_customers(session: Session, *, since: datetime) -> int:
+    """People whose profile appeared since `since` (profiles merged away are not new people)."""
+    return session.scalar(select(func.count()).select_from(CustomerProfile)
+                          .where(CustomerProfile.created_at >= since, CustomerProfile.status != "merged")) or 0
+
+
+def display_name(traits: dict[str, Any]) -> str | None:
+    """A person's name from their traits (plain values, or the 360's {"value": ...} entries):
+    `name`, else first and last name; None when they gave none."""
+    value = {k: (v.get("value") if isinstance(v, dict) else v) for k, v in traits.items()}
+    name = value.get("name") or " ".join(
+        str(value[k]).strip() for k in ("first_name", "firstName", "last_name", "lastName")
+        if isinstance(value.get(k), str) and value[k].strip()) or None
+    return str(name).strip() or None if name else None
+
+
 def traits_by_profile(session: Session, identity_ids: dict[int, list[int]]) -> dict[int, dict[str, dict[str, Any]]]:
     """`traits_of` for several profiles ({profile id: its identity ids}) in one query."""
     owner = {i: pid for pid, ids in identity_ids.items() for i in ids}

@@ -203,8 +203,8 @@ def customer_name(session: Session, customer_id: int) -> dict[str, str | None]:
     traits = customers_service.traits_of(session, customers_service.identity_ids_of(session, customer_id))
     value = {k: (v.get("value") if isinstance(v, dict) else v) for k, v in traits.items()}
     first = value.get("first_name") or value.get("firstName")
-    name = value.get("name") or " ".join(str(p) for p in (first, value.get("last_name") or value.get("lastName")) if p) or None
-    return {"name": str(name) if name else None, "first_name": str(first) if first else (str(name).split()[0] if name else None)}
+    name = customers_service.display_name(traits)
+    return {"name": name, "first_name": str(first) if first else (name.split()[0] if name else None)}
 
 
 # --- notices --------------------------------------------------------------------------------

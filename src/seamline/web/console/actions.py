@@ -1,6 +1,6 @@
 """Running a console action: the service's work in one write transaction; a domain error (an
-AppError: out of stock, not found, already picked up...) becomes a message for the page instead
-of a JSON error, and nothing of the action is written."""
+AppError: out of stock, not found, already picked up...) or a form that does not validate becomes
+a sentence for the page, in the person's language, and nothing of the action is written."""
 
 from __future__ import annotations
 
@@ -8,20 +8,30 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from fastapi import Request
+from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
 from seamline.core.errors import AppError
 from seamline.web.console.deps import database
+from seamline.web.console.templating import form_key, translate
+
+__all__ = ["attempt", "explain", "form_key", "form_problem", "read"]
 
 T = TypeVar("T")
 
+#: The statuses' names (msgids of commerce/_labels.html) for messages made here.
+STATUS_NAMES = {"pending_payment": "Awaiting payment", "confirmed": "Confirmed", "ready_for_pickup": "Ready for pickup",
+                "shipped": "Shipped", "completed": "Completed", "cancelled": "Cancelled", "returned": "Returned"}
+
 
 def attempt(request: Request, work: Callable[[Session], T]) -> tuple[T | None, str | None]:
-    """(result, None) after a commit, or (None, the error's message) after a rollback."""
+    """(result, None) after a commit, or (None, a translated message) after a rollback."""
     try:
         return database(request).run_write(work), None
     except AppError as exc:
-        return None, exc.message
+        return None, explain(request, exc)
+    except ValidationError as exc:
+        return None, form_problem(request, exc)
 
 
 def read(request: Request, work: Callable[[Session], T]) -> T:
@@ -29,5 +39,61 @@ def read(request: Request, work: Callable[[Session], T]) -> T:
         return work(session)
 
 
-def app_state(request: Request) -> Any:  # noqa: ANN401 - the FastAPI app's state (settings, rules, sections...)
-    return request.app.state
+def explain(request: Request, exc: AppError) -> str:
+    """A domain error as a sentence for the person at the screen, in their language."""
+    details: dict[str, Any] = exc.details or {}
+    t = lambda message, **values: translate(request, message, **values)  # noqa: E731
+    if exc.code == "wrong_pickup_code":
+        return t("The pickup code does not match this order.")
+    if exc.code == "wrong_store":
+        if details.get("pickup_location"):
+            return t("This order is collected at %(location)s, not at %(store)s.", location=details["pickup_location"],
+                     store=details.get("store", ""))
+        return t("This order is not collected in a store.")
+    if exc.code == "pickup_code_ambiguous":
+        return t("Several orders waiting here have this code: enter the order number too.")
+    if exc.code == "pickup_code_unknown":
+        return t("No order waiting in this store has this pickup code.")
+    if exc.code in ("order_not_found", "return_not_found"):
+        return t("No order with this number.")
+    if exc.code == "invalid_order_status":
+        status = details.get("status", "?")
+        return t("The order is %(status)s now: this cannot be done.", status=t(STATUS_NAMES.get(status, status)))
+    if exc.code == "insufficient_stock" and details.get("shortages"):
+        first = details["shortages"][0]
+        return t("Not enough %(sku)s: %(available)s of %(requested)s available.", sku=first["sku"],
+                 available=first["available"], requested=first["requested"])
+    if exc.code == "over_return" and details.get("lines"):
+        first = details["lines"][0]
+        return t("Only %(returnable)s of %(sku)s can be returned.", returnable=first["returnable"], sku=first["sku"])
+    if exc.code == "nothing_to_return":
+        return t("Everything of this order has been returned already.")
+    if exc.code == "order_not_returnable":
+        status = details.get("status", "?")
+        return t("Only orders handed over to the customer can be returned; this one is %(status)s.",
+                 status=t(STATUS_NAMES.get(status, status)))
+    if exc.code == "not_in_order":
+        return t("Not in this order: %(skus)s.", skus=", ".join(details.get("skus", [])))
+    if exc.code == "unknown_sku":
+        return t("Unknown SKU: %(skus)s.", skus=", ".join(details.get("skus", [])))
+    if exc.code == "insufficient_points":
+        return t("Not enough points: %(available)s available.", available=details.get("available", 0))
+    if exc.code == "points_over_cap":
+        return t("Points may pay only part of the order: at most %(max)s points.", max=details.get("max_points", 0))
+    if exc.code == "customer_required":
+        return t("Spending points needs a known customer.")
+    if exc.code == "card_blocked":
+        return t("This loyalty card is blocked.")
+    if exc.code == "customer_not_found":
+        return t("No customer found.")
+    if exc.code in ("store_not_found", "not_a_store"):
+        return t("%(store)s is not a store.", store=details.get("store", ""))
+    if exc.code == "unknown_location":
+        return t("Unknown location %(location)s.", location=details.get("location", ""))
+    return exc.message
+
+
+def form_problem(request: Request, exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    field = ".".join(str(part) for part in first.get("loc", ()))
+    return translate(request, "Check the form: %(problem)s", problem=f"{field}: {first.get('msg', '')}".strip(": "))

@@ -17,6 +17,11 @@ from seamline.web import i18n
 TEMPLATES = Path(__file__).parent / "templates"
 
 
+def form_key() -> str:
+    """A fresh idempotency key for a form: submitting the same form twice does the work once."""
+    return secrets.token_urlsafe(16)
+
+
 @lru_cache(maxsize=None)
 def environment(locale: str) -> Environment:
     env = Environment(
@@ -24,7 +29,7 @@ def environment(locale: str) -> Environment:
         extensions=["jinja2.ext.i18n"], undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True,
     )
     env.install_gettext_translations(i18n.translations(locale), newstyle=True)
-    env.globals["nonce"] = lambda: secrets.token_urlsafe(12)  # a form's Idempotency-Key: a double submit acts once
+    env.globals["nonce"] = form_key
     return env
 
 

@@ -2,13 +2,10 @@
 payments, fulfilment, history, returns, points) with the actions its state allows, and stock by
 location. Handlers are thin: they call the same services as the JSON API (commerce/api.py).
 
-Also the helpers the store and loyalty pages share: `run` (a write with a domain error turned
-into a readable, translated message) and `customer_brief`."""
+Also what the store and loyalty pages share: `customer_brief`, return lines and `accept_return`."""
 
 from __future__ import annotations
 
-import secrets
-from collections.abc import Callable
 from typing import Any, TypeVar
 
 from fastapi import APIRouter, Request
@@ -23,6 +20,7 @@ from seamline.commerce.schemas import ReturnCreate, ReturnLineIn
 from seamline.core.errors import AppError, NotFound
 from seamline.customers import service as customers_service
 from seamline.loyalty.models import LoyaltyEntry
+from seamline.web.console.actions import attempt, form_key, form_problem, read
 from seamline.web.console.deps import Staff, database, permitted
 from seamline.web.console.templating import render, translate
 
@@ -38,101 +36,6 @@ LOW_STOCK = 2
 STOCK_ROWS = 50
 #: Order-page actions are recorded in this channel (the store screen records "store").
 CONSOLE_CHANNEL = "console"
-#: The statuses' names (msgids of commerce/_labels.html) for messages made here.
-STATUS_NAMES = {"pending_payment": "Awaiting payment", "confirmed": "Confirmed", "ready_for_pickup": "Ready for pickup",
-                "shipped": "Shipped", "completed": "Completed", "cancelled": "Cancelled", "returned": "Returned"}
-
-
-# --- shared helpers ------------------------------------------------------------------------------
-
-
-def explain(request: Request, exc: AppError) -> str:
-    """A domain error as a sentence for the person at the screen, in their language."""
-    details: dict[str, Any] = exc.details or {}
-    t = lambda message, **values: translate(request, message, **values)  # noqa: E731
-    if exc.code == "wrong_pickup_code":
-        return t("The pickup code does not match this order.")
-    if exc.code == "wrong_store":
-        if details.get("pickup_location"):
-            return t("This order is collected at %(location)s, not at %(store)s.", location=details["pickup_location"],
-                     store=details.get("store", ""))
-        return t("This order is not collected in a store.")
-    if exc.code == "pickup_code_ambiguous":
-        return t("Several orders waiting here have this code: enter the order number too.")
-    if exc.code == "pickup_code_unknown":
-        return t("No order waiting in this store has this pickup code.")
-    if exc.code in ("order_not_found", "return_not_found"):
-        return t("No order with this number.")
-    if exc.code == "invalid_order_status":
-        status = details.get("status", "?")
-        return t("The order is %(status)s now: this cannot be done.", status=t(STATUS_NAMES.get(status, status)))
-    if exc.code == "insufficient_stock" and details.get("shortages"):
-        first = details["shortages"][0]
-        return t("Not enough %(sku)s: %(available)s of %(requested)s available.", sku=first["sku"],
-                 available=first["available"], requested=first["requested"])
-    if exc.code == "over_return" and details.get("lines"):
-        first = details["lines"][0]
-        return t("Only %(returnable)s of %(sku)s can be returned.", returnable=first["returnable"], sku=first["sku"])
-    if exc.code == "nothing_to_return":
-        return t("Everything of this order has been returned already.")
-    if exc.code == "order_not_returnable":
-        status = details.get("status", "?")
-        return t("Only orders handed over to the customer can be returned; this one is %(status)s.",
-                 status=t(STATUS_NAMES.get(status, status)))
-    if exc.code == "not_in_order":
-        return t("Not in this order: %(skus)s.", skus=", ".join(details.get("skus", [])))
-    if exc.code == "unknown_sku":
-        return t("Unknown SKU: %(skus)s.", skus=", ".join(details.get("skus", [])))
-    if exc.code == "insufficient_points":
-        return t("Not enough points: %(available)s available.", available=details.get("available", 0))
-    if exc.code == "points_over_cap":
-        return t("Points may pay only part of the order: at most %(max)s points.", max=details.get("max_points", 0))
-    if exc.code == "customer_required":
-        return t("Spending points needs a known customer.")
-    if exc.code == "card_blocked":
-        return t("This loyalty card is blocked.")
-    if exc.code == "customer_not_found":
-        return t("No customer found.")
-    if exc.code in ("store_not_found", "not_a_store"):
-        return t("%(store)s is not a store.", store=details.get("store", ""))
-    if exc.code == "unknown_location":
-        return t("Unknown location %(location)s.", location=details.get("location", ""))
-    return exc.message
-
-
-def form_problem(request: Request, exc: ValidationError) -> str:
-    first = exc.errors()[0]
-    field = ".".join(str(part) for part in first.get("loc", ()))
-    return translate(request, "Check the form: %(problem)s", problem=f"{field}: {first.get('msg', '')}".strip(": "))
-
-
-def run(request: Request, work: Callable[[Session], T]) -> tuple[T | None, str | None]:
-    """`actions.attempt` with the error explained: (result, None) after a commit, or (None, a
-    translated message) after a rollback."""
-    try:
-        return database(request).run_write(work), None
-    except AppError as exc:
-        return None, explain(request, exc)
-    except ValidationError as exc:
-        return None, form_problem(request, exc)
-
-
-def read(request: Request, work: Callable[[Session], T]) -> T:
-    with database(request).read() as session:
-        return work(session)
-
-
-def form_key() -> str:
-    """A fresh idempotency key for a form: submitting the same form twice does the work once."""
-    return secrets.token_urlsafe(16)
-
-
-def person_name(traits: dict[str, Any]) -> str | None:
-    def text(key: str) -> str | None:
-        value = traits.get(key)
-        return value.strip() or None if isinstance(value, str) else None
-
-    return text("name") or " ".join(filter(None, (text("first_name"), text("last_name")))) or None
 
 
 def customer_brief(session: Session, customer_id: int | None) -> dict[str, Any] | None:
@@ -144,7 +47,7 @@ def customer_brief(session: Session, customer_id: int | None) -> dict[str, Any] 
     except AppError:
         return {"id": customer_id, "name": None}
     traits = customers_service.traits_of(session, customers_service.identity_ids_of(session, profile.id))
-    return {"id": profile.id, "name": person_name({k: v["value"] for k, v in traits.items()})}
+    return {"id": profile.id, "name": customers_service.display_name({k: v["value"] for k, v in traits.items()})}
 
 
 def order_points(session: Session, order_id: int) -> list[LoyaltyEntry]:
@@ -164,7 +67,7 @@ def accept_return(request: Request, *, order_id: int, data: ReturnCreate, key: s
     """The return service as `POST /v1/orders/{id}/returns` runs it: accepted in one
     transaction, then its refund sent; the outcome read back."""
     settings = request.app.state.settings
-    accepted, error = run(request, lambda s: returns.accept_return(
+    accepted, error = attempt(request, lambda s: returns.accept_return(
         s, settings=settings, order_id=order_id, data=data, idempotency_key=f"console:{key}").record.id)
     if error:
         return None, error
@@ -293,7 +196,7 @@ def _note(staff: Staff, form: Any) -> str:
 @router.post("/console/orders/{order_id}/ready", response_class=HTMLResponse)
 async def order_ready(order_id: int, request: Request, staff: Staff = permitted("orders.manage")) -> HTMLResponse:
     note, settings = _note(staff, await request.form()), request.app.state.settings
-    _, error = run(request, lambda s: orders.mark_ready(s, settings=settings, order_id=order_id, channel=CONSOLE_CHANNEL,
+    _, error = attempt(request, lambda s: orders.mark_ready(s, settings=settings, order_id=order_id, channel=CONSOLE_CHANNEL,
                                                         note=note))
     return _after(request, order_id, error, "The order is ready for pickup.")
 
@@ -304,28 +207,28 @@ async def order_pickup(order_id: int, request: Request, staff: Staff = permitted
     code, note = str(form.get("code") or "").strip(), _note(staff, form)
     if not code:
         return _after(request, order_id, translate(request, "Enter the pickup code the customer gives."), "")
-    _, error = run(request, lambda s: orders.pick_up(s, order_id=order_id, code=code, channel="store", note=note))
+    _, error = attempt(request, lambda s: orders.pick_up(s, order_id=order_id, code=code, channel="store", note=note))
     return _after(request, order_id, error, "The order was handed over.")
 
 
 @router.post("/console/orders/{order_id}/ship", response_class=HTMLResponse)
 async def order_ship(order_id: int, request: Request, staff: Staff = permitted("orders.manage")) -> HTMLResponse:
     note = _note(staff, await request.form())
-    _, error = run(request, lambda s: orders.ship(s, order_id=order_id, channel=CONSOLE_CHANNEL, note=note))
+    _, error = attempt(request, lambda s: orders.ship(s, order_id=order_id, channel=CONSOLE_CHANNEL, note=note))
     return _after(request, order_id, error, "The order was shipped.")
 
 
 @router.post("/console/orders/{order_id}/complete", response_class=HTMLResponse)
 async def order_complete(order_id: int, request: Request, staff: Staff = permitted("orders.manage")) -> HTMLResponse:
     note = _note(staff, await request.form())
-    _, error = run(request, lambda s: orders.complete(s, order_id=order_id, channel=CONSOLE_CHANNEL, note=note))
+    _, error = attempt(request, lambda s: orders.complete(s, order_id=order_id, channel=CONSOLE_CHANNEL, note=note))
     return _after(request, order_id, error, "The order was delivered.")
 
 
 @router.post("/console/orders/{order_id}/cancel", response_class=HTMLResponse)
 async def order_cancel(order_id: int, request: Request, staff: Staff = permitted("orders.manage")) -> HTMLResponse:
     note, settings = _note(staff, await request.form()), request.app.state.settings
-    _, error = run(request, lambda s: orders.cancel(s, order_id=order_id, channel=CONSOLE_CHANNEL, note=note))
+    _, error = attempt(request, lambda s: orders.cancel(s, order_id=order_id, channel=CONSOLE_CHANNEL, note=note))
     if not error:  # as POST /v1/orders/{id}/cancel: what was paid is refunded right after the commit
         try:
             payments.send_requested_refunds(database(request), settings=settings, order_id=order_id)

@@ -52,14 +52,6 @@ def channel_labels(request: Request) -> dict[str, str]:
     return {code: translate(request, label) for code, label in english.items()}
 
 
-def display_name(traits: dict[str, Any]) -> str | None:
-    """A person's name from their traits (values, or the 360's {"value": ...} entries)."""
-    value = {k: (v.get("value") if isinstance(v, dict) else v) for k, v in traits.items()}
-    name = value.get("name") or " ".join(
-        str(value[k]) for k in ("first_name", "firstName", "last_name", "lastName") if value.get(k)) or None
-    return str(name) if name else None
-
-
 def _actor(staff: Staff) -> str:
     return f"staff:{staff.user.email}"[:64]
 
@@ -81,7 +73,7 @@ def _search(session: Session, request: Request, q: str | None, cursor: str | Non
     for item in items:
         identifiers = item["identifiers"]
         rows.append({
-            "id": item["id"], "name": display_name(item["traits"]),
+            "id": item["id"], "name": customers.display_name(item["traits"]),
             "identifiers": [(i.type, i.value) for i in identifiers],
             "channels": sorted({i.source for i in identifiers}),
             "last_seen": max([item["updated_at"], *(i.created_at for i in identifiers)]),
@@ -142,7 +134,7 @@ def _brief(session: Session, profile_id: int) -> dict[str, Any]:
     if profile.status == "erased":
         return {"id": profile.id, "erased": True, "name": None, "identifiers": []}
     context = customers.context_of(session, profile)
-    return {"id": profile.id, "erased": False, "name": display_name(customers.traits_of(session, context.identity_ids)),
+    return {"id": profile.id, "erased": False, "name": customers.display_name(customers.traits_of(session, context.identity_ids)),
             "identifiers": [(i.type, i.value) for i in context.identities]}
 
 
@@ -198,7 +190,7 @@ def _customer(session: Session, request: Request, customer_id: int) -> dict[str,
     merges = resolution.merges_of(session, c360["id"])
     traits = (sections.get("profile") or {}).get("traits", {})
     return {
-        "customer": c360, "sections": sections, "name": display_name(traits), "traits": traits,
+        "customer": c360, "sections": sections, "name": customers.display_name(traits), "traits": traits,
         "other_sections": {k: v for k, v in sections.items() if k not in KNOWN_SECTIONS},
         "timeline": [asdict(i) for i in items], "next_cursor": next_cursor, "merges": merges,
         "consent_channels": state.settings.consent_channels, "consent_purposes": state.settings.consent_purposes,
@@ -273,7 +265,7 @@ def _find_other(session: Session, request: Request, other: str) -> int:
             continue
     if len(found) != 1:
         raise NotFound("No single customer has this identifier" if found else "No customer has this identifier",
-                       code="customer_not_found")
+                       code="merge_target_not_found")
     return found.pop()
 
 

@@ -11,12 +11,11 @@ from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from seamline.commerce.models import CommerceOrder
+from seamline.commerce import orders
 from seamline.core.time import utcnow
-from seamline.customers.models import CustomerProfile
+from seamline.customers import service as customers_service
 from seamline.inbox import agents
 from seamline.web.console.actions import read
 from seamline.web.console.deps import Staff, permitted
@@ -37,25 +36,17 @@ def _load(session: Session, request: Request) -> dict[str, Any]:
 
 def _business(session: Session, request: Request) -> dict[str, Any]:
     """Today's orders (not cancelled) per channel and currency, and profiles created since Monday,
-    in the console's time zone. Plain counts over the orders and profiles tables: no service
-    reports them yet."""
+    in the console's time zone."""
     now, zone = utcnow(), ZoneInfo(request.app.state.settings.console_timezone)
     today = _local_midnight(now, zone)
     week = _local_midnight(now, zone, days_back=now.astimezone(zone).weekday())
-    rows = session.execute(
-        select(CommerceOrder.channel, CommerceOrder.currency, func.count(), func.coalesce(func.sum(CommerceOrder.total), 0))
-        .where(CommerceOrder.created_at >= today, CommerceOrder.status != "cancelled")
-        .group_by(CommerceOrder.channel, CommerceOrder.currency)
-        .order_by(CommerceOrder.channel, CommerceOrder.currency)).all()
-    by_channel = [{"channel": channel, "currency": currency, "orders": count, "revenue": int(total)}
-                  for channel, currency, count, total in rows]
+    by_channel = orders.sales_by_channel(session, since=today)
     totals: dict[str, dict[str, int]] = {}
     for row in by_channel:
         total = totals.setdefault(row["currency"], {"orders": 0, "revenue": 0})
         total["orders"] += row["orders"]
         total["revenue"] += row["revenue"]
-    new_customers = session.scalar(select(func.count()).select_from(CustomerProfile)
-                                   .where(CustomerProfile.created_at >= week, CustomerProfile.status != "merged")) or 0
+    new_customers = customers_service.count_new_customers(session, since=week)
     return {"orders_by_channel": by_channel, "order_totals": totals, "orders_today": sum(r["orders"] for r in by_channel),
             "new_customers": new_customers, "week_start": week}
 

@@ -18,15 +18,9 @@ from seamline.customers import service as customers_service
 from seamline.loyalty import ledger, wallet
 from seamline.loyalty import service as loyalty_service
 from seamline.loyalty.schemas import AdjustmentCreate
+from seamline.web.console.actions import attempt, form_key, form_problem, read
 from seamline.web.console.deps import Staff, permitted
-from seamline.web.console.pages.commerce import (
-    customer_brief,
-    form_key,
-    form_problem,
-    person_name,
-    read,
-    run,
-)
+from seamline.web.console.pages.commerce import customer_brief
 from seamline.web.console.templating import render, translate
 
 router = APIRouter()
@@ -57,7 +51,7 @@ def _search(session: Session, request: Request, q: str) -> list[dict[str, Any]]:
                              "traits": item["traits"]}
     rows = []
     for pid, item in list(found.items())[:SEARCH_LIMIT]:
-        name = person_name(item["traits"]) if item["traits"] is not None else (customer_brief(session, pid) or {}).get("name")
+        name = customers_service.display_name(item["traits"]) if item["traits"] is not None else (customer_brief(session, pid) or {}).get("name")
         account = ledger.find_account(session, pid)
         rows.append({"id": pid, "name": name, "identifiers": item["identifiers"],
                      "points": loyalty_service.spendable(session, account) if account else None,
@@ -128,7 +122,7 @@ async def loyalty_adjust(customer_id: int, request: Request, staff: Staff = perm
         data = AdjustmentCreate(points=points, reason="adjust", staff=staff.user.email[:100], comment=typed["comment"])
     except ValidationError as exc:
         return refuse(form_problem(request, exc))
-    entry, error = run(request, lambda s: loyalty_service.adjust(
+    entry, error = attempt(request, lambda s: loyalty_service.adjust(
         s, customer_id=customer_id, data=data, api_key=None, idempotency_key=f"console:{key}")[0].id)
     if error:
         return refuse(error)

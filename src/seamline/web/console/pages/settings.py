@@ -25,7 +25,7 @@ from seamline.inbox.models import InboxSlaPolicy
 from seamline.inbox.schemas import RoutingRuleCreate, SlaPolicyCreate
 from seamline.loyalty import rules as loyalty_rules
 from seamline.loyalty.schemas import ProgramPut
-from seamline.web.console.actions import attempt, read
+from seamline.web.console.actions import attempt, form_problem, read
 from seamline.web.console.deps import PermissionDenied, Staff, signed_in
 from seamline.web.console.templating import render, translate
 from seamline.web.staff import service as staff_service
@@ -57,15 +57,6 @@ async def form_data(request: Request) -> dict[str, Any]:
 
 
 Form = Annotated[dict[str, Any], Depends(form_data)]
-
-
-def _problem(exc: ValidationError) -> str:
-    """A pydantic error as one readable line: `field: message` of the first problems."""
-    parts = []
-    for err in exc.errors()[:3]:
-        where = ".".join(str(p) for p in err.get("loc", ()) if p != "__root__")
-        parts.append(f"{where}: {err.get('msg', '')}" if where else err.get("msg", ""))
-    return "; ".join(parts)
 
 
 def _int_or_none(value: Any) -> int | None | str:
@@ -170,7 +161,7 @@ def create_key(request: Request, form: Form, staff: Staff = signed_in()) -> HTML
     try:
         body = ApiKeyCreate(name=str(form.get("name", "")).strip(), scopes=form.get("scopes") or [])
     except ValidationError as exc:
-        return _tab(request, staff, "keys", error=_problem(exc), form=form)
+        return _tab(request, staff, "keys", error=form_problem(request, exc), form=form)
 
     def work(session: Session) -> dict[str, Any]:
         key, secret = auth_service.create_api_key(session, name=body.name, scopes=body.scopes)
@@ -239,7 +230,7 @@ def create_routing_rule(request: Request, form: Form, staff: Staff = signed_in()
                                  skill=str(form.get("skill", "")).strip(), position=_int_or_none(form.get("position")) or 0,
                                  enabled=form.get("enabled") == "true")
     except ValidationError as exc:
-        return _tab(request, staff, "routing", error=_problem(exc), form=form)
+        return _tab(request, staff, "routing", error=form_problem(request, exc), form=form)
 
     _, error = attempt(request, lambda session: routing.create_rule(session, **body.model_dump()).id)
     return _tab(request, staff, "routing", error=error, form=form if error else {},
@@ -270,7 +261,7 @@ def create_sla_policy(request: Request, form: Form, staff: Staff = signed_in()) 
             resolution_minutes=_int_or_none(form.get("resolution_minutes")),
             min_priority=_int_or_none(form.get("min_priority")) or 0, is_default=form.get("is_default") == "true")
     except ValidationError as exc:
-        return _tab(request, staff, "routing", error=_problem(exc), form=form)
+        return _tab(request, staff, "routing", error=form_problem(request, exc), form=form)
     _, error = attempt(request, lambda s: sla.create_policy(s, **body.model_dump()).id)
     return _tab(request, staff, "routing", error=error, form=form if error else {},
                 ok=translate(request, "SLA policy added."))
@@ -297,7 +288,7 @@ def save_loyalty_program(request: Request, form: Form, staff: Staff = signed_in(
     try:
         program = ProgramPut.model_validate(data)
     except ValidationError as exc:
-        return _tab(request, staff, "loyalty", json_fields=typed, form=form, error=_problem(exc))
+        return _tab(request, staff, "loyalty", json_fields=typed, form=form, error=form_problem(request, exc))
 
     def work(session: Session) -> None:
         loyalty_rules.put_program(session, program)

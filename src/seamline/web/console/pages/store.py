@@ -26,16 +26,9 @@ from seamline.customers.schemas import IdentifierIn
 from seamline.loyalty import rules as loyalty_rules
 from seamline.loyalty import service as loyalty_service
 from seamline.loyalty.models import LoyaltyEntry
+from seamline.web.console.actions import attempt, explain, form_key, form_problem, read
 from seamline.web.console.deps import PermissionDenied, Staff, permitted
-from seamline.web.console.pages.commerce import (
-    accept_return,
-    explain,
-    form_key,
-    form_problem,
-    read,
-    return_lines,
-    run,
-)
+from seamline.web.console.pages.commerce import accept_return, return_lines
 from seamline.web.console.templating import render, translate
 
 router = APIRouter()
@@ -213,7 +206,7 @@ async def store_hand_over(request: Request, staff: Staff = permitted("store")) -
                 "points": (earned.pending_delta + earned.available_delta) if earned else 0,
                 "available_at": earned.available_at if earned else None}
 
-    result, error = run(request, work)
+    result, error = attempt(request, work)
     if error:
         return refuse(error)
     return _answer(request, staff, code, "store/_pickup.html", pickup_result=result,
@@ -326,7 +319,7 @@ async def store_sale(request: Request, staff: Staff = permitted("store")) -> HTM
                 "points_earned": (earned.pending_delta + earned.available_delta) if earned else 0,
                 "points_spent": points}
 
-    result, error = run(request, work)
+    result, error = attempt(request, work)
     if error:
         return refuse(error)
     return _answer(request, staff, code, "store/_sale.html", sale_result=result,
