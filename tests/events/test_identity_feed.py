@@ -15,13 +15,16 @@ from seamline.events.models import EventIdentityFeed
 from seamline.events.writer import BatchWriter
 
 
-def store(database, rules, *messages: dict) -> None:
-    """What collection commits before it answers (no identity work applied yet)."""
+def store(database, rules, *messages: dict, server_side: bool = False) -> None:
+    """What collection commits before it answers (no identity work applied yet), from a website's
+    source (or a server-side one)."""
     now = utcnow()
     checked = [check_message(m, default_type=None, batch_sent_at=None, received_at=now, max_bytes=32768) for m in messages]
     with database.write() as session:
-        sources = events_service.list_sources(session)
-        source = sources[0] if sources else events_service.create_source(session, name="Web", channel="web")[0]
+        sources = [s for s in events_service.list_sources(session) if s.server_side == server_side]
+        source = sources[0] if sources else events_service.create_source(
+            session, name="Backend" if server_side else "Web", channel="server" if server_side else "web",
+            server_side=server_side)[0]
         events_service.store_events(session, source=source, events=checked, received_at=now)
 
 
@@ -84,10 +87,11 @@ def test_first_logins_make_the_graph_the_rebuild_makes(database, settings):
     by the rules, must find nothing to change."""
     rules = IdentifierRules(settings)
     store(database, rules, *[m for n in range(30) for m in first_login(n)])
-    # A known person's second email, and an alias from an old device: the full resolution path.
+    # A known person's second email, and an alias from an old device: the full resolution path
+    # (from the shop's backend: a browser may not join anything to a known user id).
     store(database, rules,
           {"type": "identify", "messageId": "x1", "userId": "user-3", "traits": {"email": "other@example.com"}},
-          {"type": "alias", "messageId": "x2", "userId": "user-4", "previousId": "old-device"})
+          {"type": "alias", "messageId": "x2", "userId": "user-4", "previousId": "old-device"}, server_side=True)
     writer = BatchWriter(database, rules).start()
     try:
         assert writer.wait_idle()

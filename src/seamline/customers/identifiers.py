@@ -35,6 +35,12 @@ class Identifier:
     value: str
 
 
+#: Identifiers a device holds (a cookie, an app install): whoever sends one is that device. They
+#: are never "verified" (nobody vouches for a cookie), but a browser may gather new identifiers
+#: around the one it holds (docs/customers.md, "Trust").
+DEVICE_TYPES = frozenset({"anonymous_id", "device_id"})
+
+
 class IdentifierRules:
     """What the settings say about identifiers: types, normalization, priority, limits, blocklist."""
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, CheckConstraint, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import JSON, Boolean, CheckConstraint, ForeignKey, Index, Integer, String, UniqueConstraint, true
 from sqlalchemy.orm import Mapped, mapped_column
 
 from seamline.core.auth.models import BigId
@@ -43,6 +43,12 @@ class CustomerIdentity(Base):
     profile_id: Mapped[int] = mapped_column(BigId, ForeignKey("customer_profile.id"), index=True)
     source: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    #: When a trusted party first vouched for this identifier (a login code, a server-side
+    #: source, a clerk, a signed provider webhook); null while only claimed (docs/customers.md,
+    #: "Trust"). Device identifiers (anonymous ids) are held, never verified.
+    verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    #: The source that verified it.
+    verified_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
     __table_args__ = (UniqueConstraint("type", "value"),)
 
@@ -65,8 +71,12 @@ class CustomerLink(Base):
     source: Mapped[str] = mapped_column(String(64))
     #: A forced link (staff decision) joins even when a merge rule would forbid it.
     forced: Mapped[bool] = mapped_column(Boolean, default=False)
-    #: A revoked link (unmerge, dismissed conflict) no longer joins anything.
+    #: A revoked link (unmerge, dismissed conflict, a claim superseded by a verification) no
+    #: longer joins anything.
     revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: False when one end was only claimed (a browser said so): such a link was stored only
+    #: because the claimed end was new, and a later verification of that end revokes it.
+    trusted: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     __table_args__ = (
@@ -87,6 +97,9 @@ class CustomerTrait(Base):
     value: Mapped[Any] = mapped_column(JSON, nullable=True)
     source: Mapped[str] = mapped_column(String(64))
     observed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    #: Said by a trusted source: an unverified observation never replaces it, and the profile
+    #: shows the latest verified value before any unverified one.
+    verified: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
 
 
 class CustomerConsent(Base):

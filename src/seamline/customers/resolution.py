@@ -7,6 +7,13 @@ Rules (docs/identity.md tells the story):
   kept for review). A link seen before is not applied again, so replays change nothing and the
   batch rebuild, which applies every link in id order, reaches the same profiles.
 - The older profile (smaller id) survives a merge; the other is marked merged into it.
+- Trust (docs/customers.md): identifiers a request only *claims* (what a browser with a public
+  write key says) never join anything that already exists. A claim may add a brand-new
+  identifier around an identifier the sender holds (its device's anonymous id) or vouches for;
+  a claim of a known identifier is refused and reported. Every identifier the request vouches
+  for is marked verified, and one that was only claimed before is first taken back from the
+  profile that claimed it (its claim links revoked), so a claim made ahead of the real owner's
+  login never hands that owner's account to the claimer.
 - Locking (PostgreSQL): advisory locks on the request's identifiers, then the rows of their
   profiles in id order; if what was read changed while waiting, the transaction is re-run
   (`TransactionConflict`). SQLite serializes writers with BEGIN IMMEDIATE.
@@ -16,7 +23,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
-from collections.abc import Hashable, Iterable
+from collections.abc import Collection, Hashable, Iterable
 from dataclasses import dataclass, field
 
 from sqlalchemy import and_, func, or_, select, text, update
@@ -25,7 +32,7 @@ from sqlalchemy.orm import Session
 from seamline.core.db import DriverSQL
 from seamline.core.errors import Conflict, NotFound, TransactionConflict
 from seamline.core.time import utcnow
-from seamline.customers.identifiers import Identifier, IdentifierRules
+from seamline.customers.identifiers import DEVICE_TYPES, Identifier, IdentifierRules
 from seamline.customers.models import (
     CustomerConflict,
     CustomerIdentity,
@@ -45,6 +52,11 @@ class Resolution:
     conflicts: list[CustomerConflict] = field(default_factory=list)
     #: Identities created by `create_profile`, with their ids.
     created_identities: dict[Identifier, int] = field(default_factory=dict)
+    #: Claimed identifiers that were not linked: someone else already holds them.
+    refused_claims: list[Identifier] = field(default_factory=list)
+    #: Whether the request may speak for the primary identity (record traits and consents on it):
+    #: false when its primary is a claim of an identifier that already existed.
+    speaks_for_primary: bool = True
 
 
 # --- locking and loading -------------------------------------------------------------------
@@ -145,7 +157,20 @@ def fits_one_profile(rules: IdentifierRules, identifiers: list[Identifier]) -> b
     return all(count <= rules.limit(type_name) for type_name, count in counts.items())
 
 
-def create_profile(session: Session, *, identifiers: list[Identifier], source: str) -> Resolution:
+def vouched(identifier: Identifier, claimed: Collection[Identifier]) -> bool:
+    """Whether a request that claims `claimed` vouches for this identifier (marks it verified)."""
+    return identifier not in claimed and identifier.type not in DEVICE_TYPES
+
+
+def anchor_first(identifiers: list[Identifier], claimed: Collection[Identifier]) -> list[Identifier]:
+    """The request's identifiers in priority order, those it holds or vouches for first: the
+    primary, which every other identifier is linked to, is never a claim when it can be helped."""
+    return sorted(identifiers, key=lambda i: i in claimed)  # stable: priority order within each
+
+
+def create_profile(
+    session: Session, *, identifiers: list[Identifier], source: str, claimed: Collection[Identifier] = ()
+) -> Resolution:
     """What `resolve_identifiers` does when none of the identifiers is known and together they
     break no limit: a new profile holding them all, the primary (first) linked to each other.
     Straight through the driver: first logins are the common case of collection."""
@@ -156,16 +181,19 @@ def create_profile(session: Session, *, identifiers: list[Identifier], source: s
     ).fetchone()[0]
     identity_ids = [
         sql.execute(
-            "INSERT INTO customer_identity (type, value, profile_id, source, created_at) VALUES (?, ?, ?, ?, ?) RETURNING id",
-            (i.type, i.value, profile_id, source, now),
+            "INSERT INTO customer_identity (type, value, profile_id, source, created_at, verified_at, verified_by) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
+            (i.type, i.value, profile_id, source, now, *((now, source) if vouched(i, claimed) else (None, None))),
         ).fetchone()[0]
         for i in identifiers
     ]
     primary = identity_ids[0]
+    trusted = [identifiers[0] not in claimed and other not in claimed for other in identifiers[1:]]
     sql.executemany(
-        "INSERT INTO customer_link (identity_a_id, identity_b_id, source, forced, revoked, created_at) "
-        "VALUES (?, ?, ?, ?, ?, ?)",
-        [(min(primary, other), max(primary, other), source, False, False, now) for other in identity_ids[1:]],
+        "INSERT INTO customer_link (identity_a_id, identity_b_id, source, forced, revoked, trusted, created_at) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [(min(primary, other), max(primary, other), source, False, False, ok, now)
+         for other, ok in zip(identity_ids[1:], trusted)],
     )
     return Resolution(
         profile_id=profile_id, primary_identity_id=primary, created_profile=True,
@@ -173,10 +201,68 @@ def create_profile(session: Session, *, identifiers: list[Identifier], source: s
     )
 
 
+def _may_link(primary: Identifier, other: Identifier, claimed: Collection[Identifier],
+              existing: dict[Identifier, CustomerIdentity]) -> bool:
+    """Whether a request may link these two: a link with a claimed end joins only identifiers
+    nobody had before this request."""
+    return not any(end in existing for end in (primary, other) if end in claimed)
+
+
+def _take_back_claims(
+    session: Session, *, identifiers: list[Identifier], claimed: Collection[Identifier],
+    existing: dict[Identifier, CustomerIdentity],
+) -> bool:
+    """Before a request vouches for an identifier that so far was only claimed, give it a profile
+    of its own again unless it already shares one with the request's other identifiers: its claim
+    links are revoked, so neither a replay nor the batch rebuild puts it back. True if any moved."""
+    profile_of = {i: existing[i].profile_id for i in identifiers if i in existing}
+    candidates = [
+        existing[i] for i in identifiers
+        if i in existing and vouched(i, claimed) and existing[i].verified_at is None
+        and not any(p == existing[i].profile_id for o, p in profile_of.items() if o != i)
+    ]
+    if not candidates:
+        return False
+    counts = type_counts(session, {c.profile_id for c in candidates})
+    moved = False
+    for identity in candidates:
+        if sum(counts[identity.profile_id].values()) <= 1:
+            continue  # alone already
+        touching = or_(CustomerLink.identity_a_id == identity.id, CustomerLink.identity_b_id == identity.id)
+        if session.scalar(select(func.count()).select_from(CustomerLink).where(
+                touching, CustomerLink.trusted.is_(True), CustomerLink.revoked.is_(False))):
+            continue  # somebody trusted linked it: not a mere claim
+        session.execute(update(CustomerLink).where(touching, CustomerLink.trusted.is_(False)).values(revoked=True))
+        profile = CustomerProfile(status="active")
+        session.add(profile)
+        session.flush()
+        identity.profile_id = profile.id
+        counts[profile.id] = {identity.type: 1}
+        moved = True
+    session.flush()
+    return moved
+
+
+def _mark_verified(session: Session, identity_ids: list[int], source: str) -> None:
+    if identity_ids:
+        session.execute(
+            update(CustomerIdentity)
+            .where(CustomerIdentity.id.in_(identity_ids), CustomerIdentity.verified_at.is_(None))
+            .values(verified_at=utcnow(), verified_by=source[:64])
+        )
+
+
 def resolve_identifiers(
-    session: Session, *, rules: IdentifierRules, identifiers: list[Identifier], source: str
+    session: Session, *, rules: IdentifierRules, identifiers: list[Identifier], source: str,
+    claimed: Collection[Identifier] = (),
 ) -> Resolution:
-    """Find or create the profile of `identifiers` (priority-ordered), merging where allowed."""
+    """Find or create the profile of `identifiers` (priority-ordered), merging where allowed.
+
+    `claimed`: those of them the sender only asserts (a browser's public write key, a contact
+    someone shared): they may be added when new, never join what exists (see the module doc).
+    Everything else the request vouches for."""
+    claimed = frozenset(claimed) & set(identifiers)
+    identifiers = anchor_first(identifiers, claimed)
     lock_identifiers(session, identifiers)
     existing = load_identities(session, identifiers)
     profiles = lock_profiles(session, {i.profile_id for i in existing.values()})
@@ -186,9 +272,19 @@ def resolve_identifiers(
         p.status != "active" for p in profiles.values()
     ):
         raise TransactionConflict()
+    if _take_back_claims(session, identifiers=identifiers, claimed=claimed, existing=existing):
+        return resolve_identifiers(session, rules=rules, identifiers=identifiers, source=source, claimed=claimed)
 
     if not existing and fits_one_profile(rules, identifiers):
-        return create_profile(session, identifiers=identifiers, source=source)
+        return create_profile(session, identifiers=identifiers, source=source, claimed=claimed)
+
+    primary = identifiers[0]
+    refused = [o for o in identifiers[1:] if not _may_link(primary, o, claimed, existing)]
+    refused_new = {o for o in refused if o not in existing}
+    if primary in claimed and primary in existing:  # nothing of the request is vouched for
+        refused_new |= {o for o in identifiers[1:] if o not in existing}
+        refused = [o for o in identifiers[1:]]
+    identifiers = [i for i in identifiers if i not in refused_new]
 
     def node(identifier: Identifier) -> Hashable:
         known = existing.get(identifier)
@@ -201,7 +297,7 @@ def resolve_identifiers(
         if identifier not in existing:
             uf.add(("n", identifier), {identifier.type: 1})
 
-    primary, others = identifiers[0], identifiers[1:]
+    others = [o for o in identifiers[1:] if o not in refused]
     known_pairs = _existing_pairs(
         session,
         [
@@ -259,11 +355,14 @@ def resolve_identifiers(
         profile_id=targets[uf.find(node(primary))],
         primary_identity_id=identity_of[primary].id,
         created_profile=created,
+        refused_claims=sorted(refused),
+        speaks_for_primary=not (primary in claimed and primary in existing),
     )
     absorbed_into: dict[int, int] = {}
     for other, outcome, side_a, side_b in applied:
         a, b = _pair(identity_of[primary].id, identity_of[other].id)
-        link = CustomerLink(identity_a_id=a, identity_b_id=b, source=source)
+        link = CustomerLink(identity_a_id=a, identity_b_id=b, source=source,
+                            trusted=primary not in claimed and other not in claimed)
         session.add(link)
         session.flush()
         profiles_a = [n[1] for n in side_a if n[0] == "p"]
@@ -296,6 +395,7 @@ def resolve_identifiers(
             absorbed_into[absorbed] = survivor
     if absorbed_into:
         _retire_absorbed(session, absorbed_into, {p: targets[uf.find(("p", p))] for p in absorbed_into}, profiles)
+    _mark_verified(session, [identity_of[i].id for i in identifiers if vouched(i, claimed)], source)
     session.flush()
     return result
 

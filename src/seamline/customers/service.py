@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 import phonenumbers
-from sqlalchemy import String, cast, delete, func, or_, select
+from sqlalchemy import String, and_, cast, delete, func, or_, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -20,7 +20,7 @@ from seamline.core.errors import Gone, NotFound, TransactionConflict, Unprocessa
 from seamline.core.pagination import decode_cursor, encode_cursor
 from seamline.core.time import utcnow
 from seamline.customers import resolution
-from seamline.customers.identifiers import Identifier, IdentifierRules
+from seamline.customers.identifiers import DEVICE_TYPES, Identifier, IdentifierRules
 from seamline.customers.models import (
     CustomerConflict,
     CustomerConsent,
@@ -42,9 +42,33 @@ class UpsertOutcome:
     ignored: list[Identifier]
 
 
-def upsert_customer(session: Session, *, rules: IdentifierRules, data: CustomerUpsert) -> UpsertOutcome:
+def claims(rules: IdentifierRules, pairs: list[tuple[str, str]]) -> frozenset[Identifier]:
+    """The normalized identifiers of `pairs` (type, raw value), to pass as what a request only
+    claims; values that do not normalize are left out (they fail or are ignored elsewhere)."""
+    found = set()
+    for type_name, value in pairs:
+        try:
+            found.add(rules.normalize(type_name, value))
+        except Exception:  # noqa: BLE001 - an invalid value is reported by `prepare`
+            continue
+    return frozenset(found)
+
+
+def claimable_traits(rules: IdentifierRules, traits: dict[str, Any]) -> dict[str, Any]:
+    """Traits as an untrusted source may set them: privileged ones (`vip`, ...) dropped."""
+    privileged = rules.settings.privileged_traits
+    return {k: v for k, v in traits.items() if k not in privileged}
+
+
+def upsert_customer(
+    session: Session, *, rules: IdentifierRules, data: CustomerUpsert, claimed: frozenset[Identifier] | bool = frozenset()
+) -> UpsertOutcome:
     """Identify the person behind `data.identifiers`, merging profiles where they link, and
-    record traits and consents against the request's primary identifier."""
+    record traits and consents against the request's primary identifier.
+
+    `claimed`: the identifiers the sender only asserts (True: all but device ids), see
+    `resolution.resolve_identifiers`; with any claim, the traits are unverified and privileged
+    ones are dropped."""
     usable, blocked = rules.prepare([(i.type, i.value) for i in data.identifiers])
     if not usable:
         raise Unprocessable(
@@ -54,9 +78,15 @@ def upsert_customer(session: Session, *, rules: IdentifierRules, data: CustomerU
         )
     check_consents(rules, data.consents)
     observed_at = data.timestamp or utcnow()
-    result = resolution.resolve_identifiers(session, rules=rules, identifiers=usable, source=data.source)
+    if isinstance(claimed, bool):
+        claimed = frozenset(i for i in usable if i.type not in DEVICE_TYPES) if claimed else frozenset()
+    result = resolution.resolve_identifiers(session, rules=rules, identifiers=usable, source=data.source, claimed=claimed)
+    if not result.speaks_for_primary:
+        return UpsertOutcome(result, blocked)
+    trusted = not claimed
     set_traits(
-        session, identity_id=result.primary_identity_id, traits=data.traits, source=data.source, observed_at=observed_at
+        session, identity_id=result.primary_identity_id, traits=data.traits if trusted else claimable_traits(rules, data.traits),
+        source=data.source, observed_at=observed_at, verified=trusted,
     )
     if data.consents:
         record_consents(
@@ -73,22 +103,29 @@ def upsert_customer(session: Session, *, rules: IdentifierRules, data: CustomerU
 
 
 def set_traits(
-    session: Session, *, identity_id: int, traits: dict[str, Any], source: str, observed_at: datetime
+    session: Session, *, identity_id: int, traits: dict[str, Any], source: str, observed_at: datetime,
+    verified: bool = True,
 ) -> None:
-    """Latest wins per trait: an older observation never overwrites a newer one."""
-    set_traits_many(session, [(identity_id, traits, source, observed_at)])
+    """Latest wins per trait: an older observation never overwrites a newer one, and an
+    unverified one (a browser's) never overwrites a verified one."""
+    set_traits_many(session, [(identity_id, traits, source, observed_at, verified)])
 
 
-def set_traits_many(session: Session, observations: list[tuple[int, dict[str, Any], str, datetime]]) -> None:
-    """`set_traits` for many (identity id, traits, source, observed at) in one statement: an
-    upsert whose update applies only when the stored observation is not newer."""
+#: (identity id, traits, source, observed at, verified)
+TraitObservation = tuple[int, dict[str, Any], str, datetime, bool]
+
+
+def set_traits_many(session: Session, observations: list[TraitObservation]) -> None:
+    """`set_traits` for many observations in one statement: an upsert whose update applies only
+    when the stored observation is not newer and not verified when this one is not."""
     latest: dict[tuple[int, str], dict[str, Any]] = {}
-    for identity_id, traits, source, observed_at in observations:
+    for identity_id, traits, source, observed_at, verified in observations:
         for key, value in traits.items():
             seen = latest.get((identity_id, key))
-            if seen is None or seen["observed_at"] <= observed_at:
+            if seen is None or (seen["verified"], seen["observed_at"]) <= (verified, observed_at):
                 latest[(identity_id, key)] = {
                     "identity_id": identity_id, "key": key, "value": value, "source": source, "observed_at": observed_at,
+                    "verified": verified,
                 }
     if latest:
         session.execute(_trait_upsert(session.get_bind().dialect.name), list(latest.values()))
@@ -102,14 +139,15 @@ def _trait_upsert(dialect: str) -> Any:
     return statement.on_conflict_do_update(
         index_elements=[table.c.identity_id, table.c.key],
         set_={"value": statement.excluded.value, "source": statement.excluded.source,
-              "observed_at": statement.excluded.observed_at},
-        where=table.c.observed_at <= statement.excluded.observed_at,
+              "observed_at": statement.excluded.observed_at, "verified": statement.excluded.verified},
+        where=and_(table.c.observed_at <= statement.excluded.observed_at,
+                   or_(statement.excluded.verified, table.c.verified.is_(False))),
     )
 
 
 def traits_of(session: Session, identity_ids: list[int]) -> dict[str, dict[str, Any]]:
-    """A profile's traits: per key, the latest observation through any of its identities.
-    A trait whose latest value is null is unset."""
+    """A profile's traits: per key, the latest verified observation through any of its
+    identities, else the latest unverified one. A trait whose value so chosen is null is unset."""
     return traits_by_profile(session, {0: identity_ids})[0]
 
 
@@ -137,7 +175,7 @@ def traits_by_profile(session: Session, identity_ids: dict[int, list[int]]) -> d
         rows = session.execute(
             select(CustomerTrait.identity_id, CustomerTrait.key, CustomerTrait.value, CustomerTrait.source, CustomerTrait.observed_at)
             .where(CustomerTrait.identity_id.in_(list(owner)))
-            .order_by(CustomerTrait.observed_at, CustomerTrait.identity_id)
+            .order_by(CustomerTrait.verified, CustomerTrait.observed_at, CustomerTrait.identity_id)
         )
         for identity_id, key, value, source, observed_at in rows:
             latest[owner[identity_id]][key] = {"value": value, "source": source, "observed_at": observed_at}

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, String, Text, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from seamline.core.auth.models import BigId
@@ -30,6 +30,10 @@ class EventSource(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     name: Mapped[str] = mapped_column(String(200))
     channel: Mapped[str] = mapped_column(String(32))
+    #: The key is kept on a server (a backend, a POS, an ETL), so what it says about who is who is
+    #: vouched for. False for websites and apps, whose write key is public: their identifiers
+    #: and traits are claims (docs/customers.md, "Trust").
+    server_side: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 

@@ -13,6 +13,11 @@ class SourceCreate(BaseModel):
     channel: str = Field(
         examples=["web"], description="web, app, store, call_center, email, messenger, sms, server or other"
     )
+    server_side: bool = Field(
+        default=False,
+        description="True when the write key is kept on a server (a backend, POS, ETL): its identifiers and traits are "
+        "then vouched for. A website's or app's key is public, so what it says is a claim (docs/customers.md, Trust).",
+    )
 
 
 class SourceRead(BaseModel):
@@ -21,6 +26,7 @@ class SourceRead(BaseModel):
     id: int
     name: str
     channel: str
+    server_side: bool
     created_at: datetime
     disabled_at: datetime | None
 

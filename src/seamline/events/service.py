@@ -36,7 +36,7 @@ from seamline.core.errors import AppError, Forbidden, Unprocessable
 from seamline.core.time import UTCDateTime, utcnow
 from seamline.customers import resolution
 from seamline.customers import service as customers_service
-from seamline.customers.identifiers import Identifier, IdentifierRules
+from seamline.customers.identifiers import DEVICE_TYPES, Identifier, IdentifierRules
 from seamline.customers.models import CustomerIdentity
 from seamline.customers.sections import CustomerContext, SectionRegistry
 from seamline.customers.timeline import TimelineItem, TimelineQuery, TimelineRegistry
@@ -55,13 +55,14 @@ class BadBatch(AppError):
 # --- sources ---------------------------------------------------------------------------------
 
 
-def create_source(session: Session, *, name: str, channel: str) -> tuple[EventSource, str]:
-    """A tracking source and its write key (shown once)."""
+def create_source(session: Session, *, name: str, channel: str, server_side: bool = False) -> tuple[EventSource, str]:
+    """A tracking source and its write key (shown once); `server_side` when the key stays on a
+    server, so what it says about identities is vouched for."""
     if channel not in CHANNELS:
         raise Unprocessable(
             f"Unknown channel {channel!r}", code="unknown_channel", details={"channel": channel, "known": list(CHANNELS)}
         )
-    source = EventSource(name=name, channel=channel)
+    source = EventSource(name=name, channel=channel, server_side=server_side)
     session.add(source)
     session.flush()
     key, raw = auth_service.create_api_key(session, name=f"write key of source {source.id} ({name[:150]})", scopes=[Scope.track])
@@ -186,10 +187,12 @@ def enqueue_identity_work(
     change nothing)."""
     items: list[dict[str, Any]] = []
     seen: set[tuple[str | None, ...]] = set()
+    # What a server-side source says is vouched for; a browser's or an app's is a claim.
+    trust = {"server": True} if source.server_side else {}
     for event in events:
         if event.type == "identify":
             items.append({"type": "identify", "userId": event.user_id, "anonymousId": event.anonymous_id,
-                          "traits": event.message.get("traits") or {}, "at": event.timestamp.isoformat()})
+                          "traits": event.message.get("traits") or {}, "at": event.timestamp.isoformat(), **trust})
             continue
         if event.type == "alias":
             previous = str(event.message.get("previousId"))
@@ -203,7 +206,7 @@ def enqueue_identity_work(
         if key not in seen:
             seen.add(key)
             items.append({"type": event.type, "userId": event.user_id, "anonymousId": event.anonymous_id,
-                          "previousId": previous, "at": event.timestamp.isoformat()})
+                          "previousId": previous, "at": event.timestamp.isoformat(), **trust})
     if items:
         sql = DriverSQL(session)
         sql.execute(
@@ -213,8 +216,8 @@ def enqueue_identity_work(
 
 
 #: (identifiers, traits to record or None, observed at, the (userId, anonymousId) pair as sent
-#: for a plain event, else None)
-Work = tuple[tuple[Identifier, ...], dict[str, Any] | None, datetime, tuple[str, str | None] | None]
+#: for a plain event, else None, whether a server-side source sent it)
+Work = tuple[tuple[Identifier, ...], dict[str, Any] | None, datetime, tuple[str, str | None] | None, bool]
 
 
 def _identity_work(session: Session, items: list[dict[str, Any]], rules: IdentifierRules) -> list[Work]:
@@ -247,7 +250,7 @@ def _identity_work(session: Session, items: list[dict[str, Any]], rules: Identif
             found, pair = (user, anonymous), (item["userId"], item.get("anonymousId"))
         identifiers = tuple(i for i in found if i is not None)
         if identifiers:
-            work.append((identifiers, traits, datetime.fromisoformat(item["at"]), pair))
+            work.append((identifiers, traits, datetime.fromisoformat(item["at"]), pair, bool(item.get("server"))))
     return work
 
 
@@ -336,25 +339,40 @@ def _still_unknown(session: Session, identifiers: list[Identifier], sqlite: bool
     return not _holders(session, set(identifiers))
 
 
+def _all_verified(session: Session, held: list[tuple[int, int] | None]) -> bool:
+    """Whether these (profile id, identity id) identities are verified or devices: a server-side
+    source's identify of anything else goes through resolution, which verifies it."""
+    ids = [h[1] for h in held if h is not None]
+    return not session.scalar(select(func.count()).select_from(CustomerIdentity).where(
+        CustomerIdentity.id.in_(ids), CustomerIdentity.verified_at.is_(None), CustomerIdentity.type.notin_(DEVICE_TYPES)))
+
+
 def _apply(session: Session, work: list[tuple[Work, str]], rules: IdentifierRules) -> list[tuple[str, str | None]]:
     holders = _holders(session, {i for (identifiers, *_), _ in work for i in identifiers})
     sqlite = session.get_bind().dialect.name == "sqlite"
-    observations: list[tuple[int, dict[str, Any], str, datetime]] = []
+    observations: list[customers_service.TraitObservation] = []
     pairs: list[tuple[tuple[Identifier, ...], tuple[str, str | None]]] = []
-    for (identifiers, traits, observed_at, pair), origin in work:
+    for (identifiers, traits, observed_at, pair, server), origin in work:
         if pair is not None:
             pairs.append((identifiers, pair))
+        # A browser's or an app's write key is public: the ids it sends other than its own
+        # device's are claims, and its traits unverified (docs/customers.md, "Trust").
+        claimed = frozenset() if server else frozenset(i for i in identifiers if i.type not in DEVICE_TYPES)
+        if traits and not server:
+            traits = customers_service.claimable_traits(rules, traits)
         held = [holders.get(i) for i in identifiers]
-        if all(held) and len({h[0] for h in held}) == 1:  # known, and one person already
-            if traits:
-                observations.append((held[0][1], traits, origin, observed_at))
+        if all(held) and len({h[0] for h in held}) == 1 and (not server or _all_verified(session, held)):
+            if traits:  # known, and one person already
+                anchor = resolution.anchor_first(list(identifiers), claimed)[0]
+                observations.append((holders[anchor][1], traits, origin, observed_at, server))
             continue
         usable, _blocked = rules.prepare([(i.type, i.value) for i in identifiers])
+        usable = resolution.anchor_first(usable, claimed)
         if not any(held) and resolution.fits_one_profile(rules, usable) and _still_unknown(session, usable, sqlite):
-            result = resolution.create_profile(session, identifiers=usable, source=origin)
+            result = resolution.create_profile(session, identifiers=usable, source=origin, claimed=claimed)
             holders.update({i: (result.profile_id, identity_id) for i, identity_id in result.created_identities.items()})
         else:
-            result = resolution.resolve_identifiers(session, rules=rules, identifiers=usable, source=origin)
+            result = resolution.resolve_identifiers(session, rules=rules, identifiers=usable, source=origin, claimed=claimed)
             # A resolution creates or moves identities only into its profile: refresh those.
             for t, v, identity_id in session.execute(
                 select(CustomerIdentity.type, CustomerIdentity.value, CustomerIdentity.id).where(
@@ -362,8 +380,8 @@ def _apply(session: Session, work: list[tuple[Work, str]], rules: IdentifierRule
                 )
             ):
                 holders[Identifier(t, v)] = (result.profile_id, identity_id)
-        if traits:
-            observations.append((result.primary_identity_id, traits, origin, observed_at))
+        if traits and result.speaks_for_primary:
+            observations.append((result.primary_identity_id, traits, origin, observed_at, server))
     # Latest wins per trait whatever the order, so the batch's traits can go in one statement.
     customers_service.set_traits_many(session, observations)
     linked = []

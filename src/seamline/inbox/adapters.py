@@ -42,6 +42,9 @@ class InboundMessage:
     #: Who wrote, as identity-graph identifiers: [("email", "anna@example.com")]
     identifiers: list[tuple[str, str]]
     text: str
+    #: Those of `identifiers` the provider does not vouch for (a contact card anyone can share):
+    #: claims, which never join a profile that exists (docs/customers.md, "Trust")
+    claimed: list[tuple[str, str]] = field(default_factory=list)
     sender_name: str | None = None
     html: str | None = None
     subject: str | None = None

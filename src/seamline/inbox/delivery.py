@@ -157,20 +157,22 @@ def _known_profile(session: Session, rules: IdentifierRules, identifiers: list[t
 
 
 def resolve_sender(session: Session, *, rules: IdentifierRules, identifiers: list[tuple[str, str]], name: str | None,
-                   source: str) -> int:
+                   source: str, claimed: list[tuple[str, str]] = ()) -> int:
     """The profile of a message's sender. Identifiers all already on one person (a returning
     customer's email, a WhatsApp number that is also their phone) are a lookup; anything else
-    goes through identity resolution."""
+    goes through identity resolution, where `claimed` ones (the provider does not vouch for
+    them) join nobody who exists."""
     if identifiers:
         known = _known_profile(session, rules, identifiers)
         if known is not None:
             return known
     outcome = customers_service.upsert_customer(session, rules=rules, data=CustomerUpsert(
-        identifiers=[IdentifierIn(type=t, value=v) for t, v in identifiers], source=source))
+        identifiers=[IdentifierIn(type=t, value=v) for t, v in identifiers], source=source),
+        claimed=customers_service.claims(rules, list(claimed)))
     profile_id = outcome.resolution.profile_id
-    if name and service.customer_name(session, profile_id)["name"] is None:
+    if name and outcome.resolution.speaks_for_primary and service.customer_name(session, profile_id)["name"] is None:
         customers_service.set_traits(session, identity_id=outcome.resolution.primary_identity_id, traits={"name": name},
-                                     source=source, observed_at=utcnow())
+                                     source=source, observed_at=utcnow(), verified=not claimed)
     return profile_id
 
 
@@ -179,7 +181,7 @@ def _process_row(session: Session, row: InboxInbound, rules: IdentifierRules, se
     customer_id = inbound.customer_id
     if customer_id is None:
         customer_id = resolve_sender(session, rules=rules, identifiers=inbound.identifiers, name=inbound.sender_name,
-                                     source=row.channel)
+                                     source=row.channel, claimed=inbound.claimed)
     message = service.receive(session, settings=settings, inbound=inbound, customer_id=customer_id)
     row.status, row.message_id, row.processed_at, row.error = "processed", message.id, utcnow(), None
     row.attempts += 1

@@ -77,9 +77,16 @@ def _refusal(adapter: ChannelAdapter, consents: dict[tuple[str, str], bool], pur
     return None
 
 
+#: Channels a message can be sent to an exact identifier on: channel -> (identifier type, the
+#: address's key).
+EXACT_ADDRESS = {"sms": ("phone", "phone"), "email": ("email", "email")}
+
+
 def choose(session: Session, *, settings: Settings, customer_id: int, channel: str | None = None,
-           purpose: str = "service") -> Route:
-    """Where a message to this customer goes; raises with every channel's reason when nowhere."""
+           purpose: str = "service", to: str | None = None) -> Route:
+    """Where a message to this customer goes; raises with every channel's reason when nowhere.
+    `to`: that exact phone or email of theirs (with `channel` sms or email), e.g. a login code,
+    which must reach the identifier it was asked for and nothing else."""
     consents, threads = _consents(session, customer_id), _threads(session, customer_id)
     if channel is not None:
         candidates = [channel]
@@ -102,6 +109,11 @@ def choose(session: Session, *, settings: Settings, customer_id: int, channel: s
             reasons[name] = refusal
             continue
         thread = threads.get(name, {})
+        if to is not None:
+            if name not in EXACT_ADDRESS:
+                raise Unprocessable(f"A message to an exact address goes by sms or email, not {name}", code="unknown_channel",
+                                    details={"channel": name})
+            return Route(name, {EXACT_ADDRESS[name][1]: to}, {})
         try:
             address = adapter.address(session, customer_id=customer_id, thread=thread)
         except AppError as exc:
@@ -116,14 +128,16 @@ def choose(session: Session, *, settings: Settings, customer_id: int, channel: s
 
 
 def send(session: Session, *, settings: Settings, customer_id: int, text: str, channel: str | None = None,
-         purpose: str = "service", source: str | None = None, idempotency_key: str | None = None) -> tuple[InboxMessage, bool]:
-    """Queue a message to a customer on the best channel; (the message, whether new)."""
+         purpose: str = "service", source: str | None = None, idempotency_key: str | None = None,
+         to: str | None = None) -> tuple[InboxMessage, bool]:
+    """Queue a message to a customer on the best channel (or to `to`, see `choose`); (the
+    message, whether new)."""
     key = service.scoped_key("outbound", idempotency_key) if idempotency_key else None
     earlier = service.replayed(session, key, text=text)
     if earlier is not None:
         return earlier, False
     customers_service.get_profile(session, customer_id)
-    route = choose(session, settings=settings, customer_id=customer_id, channel=channel, purpose=purpose)
+    route = choose(session, settings=settings, customer_id=customer_id, channel=channel, purpose=purpose, to=to)
     conversation = service.history_conversation(session, settings, customer_id, channel=route.channel, thread=route.thread)
     adapter = ADAPTERS[route.channel]
     now = utcnow()

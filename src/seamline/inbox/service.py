@@ -909,8 +909,11 @@ def register(sections: SectionRegistry, timeline: TimelineRegistry) -> None:
 
 
 def identities_of_type(session: Session, customer_id: int, type_name: str) -> list[str]:
-    """The customer's identifiers of one type (e.g. their email addresses), oldest first."""
+    """The customer's verified identifiers of one type (e.g. their email addresses), oldest
+    first: messages go only where a trusted party vouched the person is (a phone a browser
+    merely typed may be someone else's; docs/customers.md, "Trust")."""
     ids = person_ids(session, customer_id)
     return list(session.scalars(select(CustomerIdentity.value).where(
-        CustomerIdentity.profile_id.in_(ids), CustomerIdentity.type == type_name).order_by(CustomerIdentity.id)))
+        CustomerIdentity.profile_id.in_(ids), CustomerIdentity.type == type_name,
+        CustomerIdentity.verified_at.is_not(None)).order_by(CustomerIdentity.id)))
 

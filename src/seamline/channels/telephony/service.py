@@ -223,7 +223,10 @@ def request_callback(session: Session, *, rules: IdentifierRules, settings: Sett
     if today >= settings.inbox_callback_max_per_phone_per_day:
         raise TooManyRequests("Too many callback requests for this number today", code="too_many_callback_requests",
                               details={"limit": settings.inbox_callback_max_per_phone_per_day})
-    customer_id = delivery.resolve_sender(session, rules=rules, identifiers=[("phone", phone)], name=body.name, source=CHANNEL)
+    # A public form: the number is whatever the visitor typed, a claim (a new one gets a profile
+    # of its own, a known one is its holder's: the agent calls that number, nothing is told).
+    customer_id = delivery.resolve_sender(session, rules=rules, identifiers=[("phone", phone)], name=body.name, source=CHANNEL,
+                                          claimed=[("phone", phone)])
     call = Call(provider_call_id=provider_id, direction="callback", customer_phone=phone, status="requested",
                 customer_id=customer_id, started_at=utcnow(),
                 meta={"name": body.name, "comment": body.comment, "preferred_time": body.preferredTime, "page": body.page,

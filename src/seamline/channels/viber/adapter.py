@@ -96,6 +96,7 @@ class ViberAdapter(ChannelAdapter):
         sender, message = callback["sender"], callback.get("message") or {}
         kind = message.get("type")
         identifiers = [("viber_id", str(sender["id"]))]
+        claimed: list[tuple[str, str]] = []
         text = message.get("text") or ""
         files = []
         contact = message.get("contact") if kind == "contact" else None
@@ -104,7 +105,9 @@ class ViberAdapter(ChannelAdapter):
                           **({"thumbnail": message["thumbnail"]} if message.get("thumbnail") else {})})
         if contact and contact.get("phone_number"):
             phone = str(contact["phone_number"]).strip()
-            identifiers.append(("phone", phone if phone.startswith("+") else f"+{phone}"))
+            # Any contact can be shared, and Viber does not say whose it is: a claim.
+            claimed.append(("phone", phone if phone.startswith("+") else f"+{phone}"))
+            identifiers.append(claimed[-1])
             text = text or f"📞 {contact['phone_number']}"
         elif kind == "location":
             location = message.get("location") or {}
@@ -114,7 +117,7 @@ class ViberAdapter(ChannelAdapter):
         if not text:
             text = f"[{kind or 'unknown'} message]"
         return InboundMessage(
-            channel=CHANNEL, provider_message_id=str(callback["message_token"]), identifiers=identifiers,
+            channel=CHANNEL, provider_message_id=str(callback["message_token"]), identifiers=identifiers, claimed=claimed,
             sender_name=sender.get("name") or None, text=text, sent_at=_at(callback),
             meta={"thread": {"receiver": str(sender["id"])}, "viber": {
                 "type": kind, "message_token": str(callback["message_token"]), "language": sender.get("language"),

@@ -69,9 +69,12 @@ def open_session(session: Session, *, rules: IdentifierRules, settings: Settings
             chat.customer_id = service.canonical_customer_id(session, chat.customer_id)
             return chat, resume_token
     identifiers = [IdentifierIn(type="anonymous_id", value=anonymous_id)]
-    if user_id:
+    if user_id and (verified or not secret):
+        # Signed by the site: vouched for. Unsigned (no identity secret set): only a claim, which
+        # joins nobody who exists. With a secret set, an unsigned user id is not bound at all.
         identifiers.insert(0, IdentifierIn(type="user_id", value=user_id))
-    outcome = customers_service.upsert_customer(session, rules=rules, data=CustomerUpsert(identifiers=identifiers, source=CHANNEL))
+    outcome = customers_service.upsert_customer(
+        session, rules=rules, data=CustomerUpsert(identifiers=identifiers, source=CHANNEL), claimed=not verified)
     token = "wc_" + secrets.token_urlsafe(32)
     chat = InboxChatSession(token_hash=_hash(token), source_id=source.id, anonymous_id=anonymous_id, user_id=user_id,
                             verified=verified, customer_id=outcome.resolution.profile_id)
@@ -206,7 +209,7 @@ def set_email(session: Session, *, rules: IdentifierRules, chat: InboxChatSessio
     answered by email, and the open conversation continues there."""
     customers_service.upsert_customer(session, rules=rules, data=CustomerUpsert(
         identifiers=[IdentifierIn(type="anonymous_id", value=chat.anonymous_id), IdentifierIn(type="email", value=email)],
-        consents=[ConsentIn(channel="email", purpose="service", granted=True)], source=CHANNEL))
+        consents=[ConsentIn(channel="email", purpose="service", granted=True)], source=CHANNEL), claimed=True)
     normalized = rules.normalize("email", email).value
     conversation = latest_conversation(session, chat)
     if conversation is not None and conversation.status != "resolved":

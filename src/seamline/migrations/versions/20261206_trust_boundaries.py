@@ -1,0 +1,66 @@
+"""trust boundaries: verified identifiers and links, trusted sources (issue 18)
+
+Revision ID: 20261206_trust_boundaries
+Revises: 20261125_login_codes
+Create Date: 2026-12-06 00:00:00.000000
+
+Several parts of issue 18 change the schema; each keeps its operations in its own section below
+so the history stays linear (one migration for the issue).
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+
+revision = '20261206_trust_boundaries'
+down_revision = '20261125_login_codes'
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    _customers_trust_upgrade()
+
+
+def downgrade() -> None:
+    _customers_trust_downgrade()
+
+
+# --- customers: verified identifiers, trusted links, trusted sources ---------------------------
+
+
+#: Sources of what only a browser (a public write key) could have said before this version:
+#: the tracker's events and the web chat. Everything else came with a server key, a clerk, a
+#: login code or a provider's webhook, and is taken as verified.
+_CLAIM_SOURCES = "(source LIKE 'events:%' OR source = 'webchat')"
+_DEVICE_TYPES = "('anonymous_id', 'device_id')"
+
+
+def _customers_trust_upgrade() -> None:
+    with op.batch_alter_table('customer_identity', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('verified_at', sa.DateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column('verified_by', sa.String(length=64), nullable=True))
+    with op.batch_alter_table('customer_link', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('trusted', sa.Boolean(), server_default=sa.true(), nullable=False))
+    with op.batch_alter_table('customer_trait', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('verified', sa.Boolean(), server_default=sa.true(), nullable=False))
+    with op.batch_alter_table('event_source', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('server_side', sa.Boolean(), server_default=sa.false(), nullable=False))
+    op.execute(f"UPDATE customer_identity SET verified_at = created_at, verified_by = source "
+               f"WHERE NOT {_CLAIM_SOURCES} AND type NOT IN {_DEVICE_TYPES}")
+    op.execute(f"UPDATE customer_link SET trusted = false WHERE {_CLAIM_SOURCES}")
+    op.execute(f"UPDATE customer_trait SET verified = false WHERE {_CLAIM_SOURCES}")
+
+
+def _customers_trust_downgrade() -> None:
+    with op.batch_alter_table('event_source', schema=None) as batch_op:
+        batch_op.drop_column('server_side')
+    with op.batch_alter_table('customer_trait', schema=None) as batch_op:
+        batch_op.drop_column('verified')
+    with op.batch_alter_table('customer_link', schema=None) as batch_op:
+        batch_op.drop_column('trusted')
+    with op.batch_alter_table('customer_identity', schema=None) as batch_op:
+        batch_op.drop_column('verified_by')
+        batch_op.drop_column('verified_at')
