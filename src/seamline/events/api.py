@@ -34,6 +34,7 @@ from seamline.core.deps import (
     get_settings,
 )
 from seamline.core.errors import BadRequest, Unauthorized
+from seamline.core.limits import charge_key
 from seamline.core.pagination import decode_cursor, encode_cursor
 from seamline.core.time import utcnow
 from seamline.core.trust_cache import TrustCache
@@ -127,6 +128,7 @@ async def _collect(request: Request, default_type: str | None) -> dict[str, Any]
             rejected.append({"index": index, "messageId": message_id, "code": exc.code, "reason": exc.reason})
 
     source = await _source(request, database, raw_key)
+    charge_key(request, f"source:{source.id}")  # the source's budget (core/limits.py); its IP's was charged before the body was read
     outcome = await request.app.state.event_writer.store(source, checked, received_at)
     if rejected:
         first = rejected[0]
@@ -205,7 +207,7 @@ def tracker_script() -> FileResponse:
 @router.post("/v1/sources", response_model=SourceCreated, status_code=201)
 def create_source(body: SourceCreate, session: WriteSession, _: AdminKey) -> dict[str, Any]:
     """A tracking source (website, app, store POS, call center...) and its write key, shown once."""
-    source, write_key = service.create_source(session, name=body.name, channel=body.channel)
+    source, write_key = service.create_source(session, name=body.name, channel=body.channel, server_side=body.server_side)
     return {**SourceRead.model_validate(source).model_dump(), "write_key": write_key}
 
 
