@@ -27,6 +27,7 @@ from seamline.core.db import Database
 from seamline.core.deps import API_KEY_CACHE_SECONDS
 from seamline.core.errors import AppError, install_error_handlers
 from seamline.core.health import router as health_router
+from seamline.core.limits import install_limits
 from seamline.core.logging import configure_logging
 from seamline.core.observability import Metrics, install_observability
 from seamline.core.trust_cache import TrustCache
@@ -113,6 +114,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.state.customer_timeline = timeline
 
     install_error_handlers(app)
+    install_limits(app, settings)  # rate limits and body sizes; inside the request log
     install_observability(app, app.state.metrics)
     app.include_router(health_router)
     app.include_router(api_keys_router)

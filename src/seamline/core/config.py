@@ -8,7 +8,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 #: Identifier types every installation knows. More can be added with
@@ -32,6 +32,23 @@ DEFAULT_BLOCKED_VALUES = [
     r"^-1$",
     r"^(?i:null|none|nil|undefined|anonymous|unknown|test@test\.com)$",
 ]
+
+
+#: Requests per minute per client IP and per key for each group of public endpoints
+#: (`core/limits.py`); generous enough for a busy site and for the test suite.
+DEFAULT_RATE_LIMITS: dict[str, dict[str, int]] = {
+    "collection": {"ip": 6000, "key": 60000},
+    "webchat": {"ip": 600, "key": 30000},
+    "callback": {"ip": 60, "key": 600},
+    "login_codes": {"ip": 1200, "key": 1200},
+}
+
+
+class RateLimit(BaseModel):
+    """One group's budget, in requests per minute; 0: no limit."""
+
+    ip: int = Field(ge=0)
+    key: int = Field(ge=0)
 
 
 class Settings(BaseSettings):
@@ -95,6 +112,16 @@ class Settings(BaseSettings):
     event_max_bytes: int = Field(default=32 * 1024, ge=1024, description="Largest accepted event (its JSON), as Segment's 32 KB")
     event_batch_max_bytes: int = Field(
         default=500 * 1024, ge=1024, description="Largest accepted request body after gzip, as Segment's 500 KB per batch"
+    )
+    http_max_body_bytes: int = Field(
+        default=1024 * 1024, ge=1024,
+        description="Largest request body of any route but those with their own limit (collection, attachments, email, "
+        "stock files, provider webhooks); larger: 413",
+    )
+    rate_limits: dict[str, RateLimit] = Field(
+        default_factory=lambda: {name: RateLimit(**limit) for name, limit in DEFAULT_RATE_LIMITS.items()},
+        description="Requests per minute per client IP (`ip`) and per key (`key`) of each group of public endpoints, JSON, "
+        'e.g. {"collection": {"ip": 600}}; groups and fields not given keep their defaults; 0: no limit',
     )
     delivery_max_attempts: int = Field(default=12, ge=1, description="Webhook delivery attempts before a batch goes to the dead-letter list")
     delivery_backoff_seconds: float = Field(default=2.0, gt=0, description="First retry delay; doubles each attempt (with jitter), capped at 1 hour")
@@ -321,6 +348,23 @@ class Settings(BaseSettings):
     storefront_session_secret: str | None = Field(
         default=None, description="Key of the storefront's signed login cookie; unset: a random key per process (logins end on restart)"
     )
+
+    @field_validator("rate_limits", mode="before")
+    @classmethod
+    def _merge_rate_limits(cls, value: object) -> object:
+        """What is given overrides the defaults group by group and field by field."""
+        if not isinstance(value, dict):
+            return value
+        unknown = set(value) - set(DEFAULT_RATE_LIMITS)
+        if unknown:
+            raise ValueError(f"unknown rate-limit groups {sorted(unknown)}; known: {sorted(DEFAULT_RATE_LIMITS)}")
+        merged: dict[str, object] = {}
+        for name, default in DEFAULT_RATE_LIMITS.items():
+            given = value.get(name)
+            if isinstance(given, RateLimit):
+                given = given.model_dump()
+            merged[name] = {**default, **given} if isinstance(given, dict) else (default if given is None else given)
+        return merged
 
     @field_validator("default_region")
     @classmethod

@@ -16,6 +16,7 @@ from seamline.core.auth.schemas import Scope
 from seamline.core.config import Settings
 from seamline.core.db import Database
 from seamline.core.errors import Unauthorized
+from seamline.core.limits import charge_key
 from seamline.core.trust_cache import TrustCache
 
 _bearer = HTTPBearer(auto_error=False, description="`Authorization: Bearer sl_...`")
@@ -75,6 +76,7 @@ def require(scope: Scope):
             key = await run_in_threadpool(_authenticate, get_database(request), raw)  # a bad key raises: never kept
             cache.put(raw, key)
         auth_service.check_scope(key, scope)
+        charge_key(request, f"api_key:{key.id}")  # public endpoints' per-key budget (core/limits.py); else a no-op
         return key
 
     return _check

@@ -67,6 +67,8 @@ class Forbidden(AppError):
 
 
 class TooManyRequests(AppError):
+    """429; an int `details["retry_after_seconds"]` is also sent as the `Retry-After` header."""
+
     status_code = 429
     code = "too_many_requests"
 
@@ -105,6 +107,8 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(AppError)
     async def _app_error(_request: Request, exc: AppError) -> JSONResponse:
         headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
+        if exc.status_code == 429 and isinstance(exc.details.get("retry_after_seconds"), int):
+            headers = {"Retry-After": str(exc.details["retry_after_seconds"])}  # every 429 that knows when
         return JSONResponse(
             error_body(exc.code, exc.message, _json_safe(exc.details)), status_code=exc.status_code, headers=headers
         )

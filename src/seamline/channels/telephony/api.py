@@ -16,6 +16,7 @@ from seamline.channels.webhooks import (
 )
 from seamline.core.deps import ReadSession, get_database
 from seamline.core.errors import Unauthorized, Unprocessable
+from seamline.core.limits import charge_key
 from seamline.events.destinations import verify
 from seamline.inbox.api import AgentKey, IdPath, Limit
 
@@ -63,6 +64,7 @@ async def call_events(request: Request) -> dict[str, Any]:
 def request_callback(body: CallbackRequest, request: Request, response: Response) -> dict[str, Any]:
     """The website's "call me back" form (the site's public write key, like the tracker): a
     callback task in the inbox queue. A repeat while one is waiting returns it (200)."""
+    charge_key(request, f"write_key:{body.writeKey}")  # the site's budget (core/limits.py)
     database = get_database(request)
     call, new = database.run_write(lambda s: _created(s, request, body))
     if not new:

@@ -218,11 +218,13 @@ def request_callback(session: Session, *, rules: IdentifierRules, settings: Sett
                                                 Call.status == "requested").order_by(Call.id.desc()).limit(1))
     if waiting is not None:
         return waiting, False
-    today = session.scalar(select(func.count()).select_from(Call).where(
-        Call.customer_phone == phone, Call.direction == "callback", Call.started_at >= utcnow() - timedelta(days=1)))
+    now = utcnow()
+    today, oldest = session.execute(select(func.count(), func.min(Call.started_at)).where(
+        Call.customer_phone == phone, Call.direction == "callback", Call.started_at >= now - timedelta(days=1))).one()
     if today >= settings.inbox_callback_max_per_phone_per_day:
+        retry_after = max(1, int((oldest + timedelta(days=1) - now).total_seconds()) + 1)
         raise TooManyRequests("Too many callback requests for this number today", code="too_many_callback_requests",
-                              details={"limit": settings.inbox_callback_max_per_phone_per_day})
+                              details={"limit": settings.inbox_callback_max_per_phone_per_day, "retry_after_seconds": retry_after})
     # A public form: the number is whatever the visitor typed, a claim (a new one gets a profile
     # of its own, a known one is its holder's: the agent calls that number, nothing is told).
     customer_id = delivery.resolve_sender(session, rules=rules, identifiers=[("phone", phone)], name=body.name, source=CHANNEL,

@@ -29,6 +29,7 @@ from seamline.channels.webchat import service
 from seamline.channels.webchat.adapter import ADAPTER
 from seamline.core.deps import get_database
 from seamline.core.errors import AppError, NotFound, Unprocessable
+from seamline.core.limits import charge_key
 from seamline.core.schemas import free_text
 from seamline.inbox import realtime
 from seamline.inbox import service as inbox_service
@@ -91,6 +92,7 @@ def widget() -> FileResponse:
 
 @router.post("/v1/webchat/sessions", status_code=201)
 def open_session(body: SessionCreate, request: Request) -> dict[str, Any]:
+    charge_key(request, f"write_key:{body.writeKey}")  # the site's budget (core/limits.py)
     database, rules, settings = get_database(request), request.app.state.identifier_rules, request.app.state.settings
 
     def work(session):  # noqa: ANN001, ANN202

@@ -1,0 +1,296 @@
+"""What one client may send: request rates on the public endpoints, and body sizes everywhere.
+
+Two plain ASGI middlewares, installed by `install_limits` in the app factory (inside the request
+log, so refused requests are logged and counted like any other):
+
+- `RateLimit` — the public endpoints (collection, the web chat, the call-back form, login codes)
+  are *groups* (`group_of`); each group has a budget per client IP and one per key
+  (`Settings.rate_limits`, requests per minute). The middleware charges the IP before the body is
+  read; the key is charged by `charge_key` where the endpoint knows it (a source's write key, an
+  API key: `core/deps.require`), which is a no-op outside the groups. Over budget: 429
+  `rate_limited` with `Retry-After`.
+- `BodyLimit` — every request body is at most `Settings.http_max_body_bytes`, except the routes
+  that take files or provider payloads, which have their own larger limits (`body_limits`).
+  A declared `Content-Length` over the limit is refused before anything is read; a chunked
+  body is counted as it streams and refused the moment it passes the limit. 413 in the error
+  shape of `core/errors.py`.
+
+The budgets are token buckets kept in the process (`TokenBuckets`): with `seamline serve
+--workers N` each process counts on its own, so a client may get up to N times the budget
+(a keep-alive connection stays with one process). The client's address is the connection's, as
+uvicorn reports it: behind a reverse proxy, uvicorn takes it from `X-Forwarded-For` when the
+proxy's address is in `FORWARDED_ALLOW_IPS` (default 127.0.0.1). IPv6 clients are counted per
+/64, the block one host usually holds.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+
+from seamline.core.config import Settings
+from seamline.core.errors import TooManyRequests, error_body
+
+#: Where `RateLimit` leaves the request's group for `charge_key` (an ASGI scope extension key).
+SCOPE_GROUP = "seamline.rate_limit_group"
+_COLLECTION = frozenset(f"/v1/{name}" for name in ("identify", "track", "page", "screen", "group", "alias", "batch"))
+
+
+def group_of(method: str, path: str) -> str | None:
+    """The rate-limit group of a request (only writes are limited), or None."""
+    if method != "POST":
+        return None
+    if path in _COLLECTION:
+        return "collection"
+    if path.startswith("/v1/webchat/"):
+        return "webchat"
+    if path == "/v1/channels/telephony/callback-requests":
+        return "callback"
+    if path in ("/v1/auth/login-codes", "/v1/auth/login-codes/verify"):
+        return "login_codes"
+    return None
+
+
+class TokenBuckets:
+    """Token buckets by key: `per_minute` requests at once at most, refilled at `per_minute` a
+    minute. Thread-safe (endpoints charge keys from the thread pool). Buckets that have filled up
+    again are dropped once a minute, and at most `max_buckets` are kept (the oldest go first), so
+    a stream of made-up keys cannot grow the process."""
+
+    def __init__(self, *, max_buckets: int = 100_000, clock: Callable[[], float] = time.monotonic):
+        self._buckets: dict[Any, list[float]] = {}  # key -> [tokens, at, capacity]
+        self._lock = threading.Lock()
+        self._clock = clock
+        self._max = max_buckets
+        self._next_sweep = clock() + 60
+
+    def take(self, key: Any, per_minute: int) -> float:
+        """0.0 when the request may go ahead (one token taken), else the seconds until it may."""
+        now = self._clock()
+        rate = per_minute / 60.0
+        with self._lock:
+            bucket = self._buckets.get(key)
+            if bucket is None:
+                if now >= self._next_sweep or len(self._buckets) >= self._max:
+                    self._sweep(now)
+                self._buckets[key] = [per_minute - 1.0, now, float(per_minute)]
+                return 0.0
+            tokens = min(float(per_minute), bucket[0] + (now - bucket[1]) * rate)
+            bucket[1], bucket[2] = now, float(per_minute)
+            if tokens >= 1.0:
+                bucket[0] = tokens - 1.0
+                return 0.0
+            bucket[0] = tokens
+            return (1.0 - tokens) / rate
+
+    def _sweep(self, now: float) -> None:
+        self._next_sweep = now + 60
+        full = [k for k, (tokens, at, capacity) in self._buckets.items() if tokens + (now - at) * capacity / 60.0 >= capacity]
+        for key in full:
+            del self._buckets[key]
+        if len(self._buckets) >= self._max:  # still too many: forget the oldest half
+            for key in list(self._buckets)[: len(self._buckets) // 2]:
+                del self._buckets[key]
+
+    def __len__(self) -> int:
+        return len(self._buckets)
+
+
+def client_address(scope: dict[str, Any]) -> str:
+    """The client's IP (IPv6: its /64), as the server reports it."""
+    client = scope.get("client")
+    host = client[0] if client else "unknown"
+    if ":" in host:
+        try:
+            return str(ipaddress.IPv6Network((host, 64), strict=False))
+        except ValueError:
+            return host
+    return host
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    group: str
+    per: str  # "ip" or "key"
+    per_minute: int
+    retry_after: int
+
+    @property
+    def message(self) -> str:
+        who = "this address" if self.per == "ip" else "this key"
+        return f"Too many requests from {who} (at most {self.per_minute} a minute): try again in {self.retry_after} s"
+
+    @property
+    def details(self) -> dict[str, Any]:
+        return {"group": self.group, "per": self.per, "limit_per_minute": self.per_minute,
+                "retry_after_seconds": self.retry_after}
+
+
+class RateLimiter:
+    """The budgets of `Settings.rate_limits` over one set of buckets (one per app)."""
+
+    def __init__(self, settings: Settings, buckets: TokenBuckets | None = None):
+        self.limits = {name: (limit.ip, limit.key) for name, limit in settings.rate_limits.items()}
+        self.buckets = buckets or TokenBuckets()
+
+    def charge(self, group: str, per: str, who: str) -> Refusal | None:
+        per_minute = self.limits[group][0 if per == "ip" else 1]
+        if per_minute <= 0:
+            return None
+        wait = self.buckets.take((group, per, who), per_minute)
+        return Refusal(group, per, per_minute, max(1, math.ceil(wait - 1e-6))) if wait > 0 else None
+
+
+def charge_key(request: Request, key: str) -> None:
+    """Count the request against its key's budget (429 `rate_limited` when spent). A no-op for
+    requests outside the rate-limit groups, so shared code (API-key checks) may call it always."""
+    group = request.scope.get(SCOPE_GROUP)
+    if group is None:
+        return
+    refusal = request.app.state.rate_limiter.charge(group, "key", key)
+    if refusal is not None:
+        raise TooManyRequests(refusal.message, code="rate_limited", details=refusal.details)
+
+
+async def _refuse(send: Callable, status: int, body: dict[str, Any], headers: list[tuple[bytes, bytes]]) -> None:
+    payload = orjson.dumps(body)
+    await send({"type": "http.response.start", "status": status, "headers": [
+        (b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode()), *headers]})
+    await send({"type": "http.response.body", "body": payload})
+
+
+class RateLimit:
+    """Charges the client's IP for requests of a rate-limit group; see the module's docstring."""
+
+    def __init__(self, app, limiter: RateLimiter):  # noqa: ANN001
+        self.app, self.limiter = app, limiter
+
+    async def __call__(self, scope, receive, send) -> None:  # noqa: ANN001
+        if scope["type"] == "http":
+            group = group_of(scope["method"], scope["path"])
+            if group is not None:
+                scope[SCOPE_GROUP] = group
+                refusal = self.limiter.charge(group, "ip", client_address(scope))
+                if refusal is not None:
+                    await _refuse(send, 429, error_body("rate_limited", refusal.message, refusal.details),
+                                  [(b"retry-after", str(refusal.retry_after).encode())])
+                    return
+        await self.app(scope, receive, send)
+
+
+# --- body sizes ----------------------------------------------------------------------------------
+
+#: Multipart framing around an attachment (boundaries, part headers, the file name).
+MULTIPART_SLACK = 64 * 1024
+#: The providers' webhooks (/v1/channels/<provider>/...) each check their own limit (256 KB to
+#: WhatsApp's 3 MB) on the raw body they verify; this only bounds what is read before that.
+PROVIDER_WEBHOOK_MAX_BYTES = 4 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class BodyLimits:
+    default: int
+    exact: dict[str, tuple[int, str]]
+    prefixes: tuple[tuple[str, int, str], ...]
+
+    def of(self, path: str) -> tuple[int, str]:
+        """(largest body in bytes, error code) for a path."""
+        found = self.exact.get(path)
+        if found is not None:
+            return found
+        for prefix, limit, code in self.prefixes:
+            if path.startswith(prefix):
+                return limit, code
+        return self.default, "payload_too_large"
+
+
+def body_limits(settings: Settings) -> BodyLimits:
+    """`http_max_body_bytes` for every route, but these, which carry files or provider payloads
+    (each still checks its own exact limit on what it reads)."""
+    default = settings.http_max_body_bytes
+    attachment = (max(default, settings.inbox_attachment_max_bytes + MULTIPART_SLACK), "attachment_too_large")
+    # Collection answers a body over the batch limit itself (400 batch_too_large, also for
+    # gzip that inflates past it); twice that bounds what it reads.
+    collection = (max(default, 2 * settings.event_batch_max_bytes), "payload_too_large")
+    exact = {
+        **{path: collection for path in _COLLECTION},
+        "/v1/webchat/attachments": attachment,
+        "/v1/inbox/attachments": attachment,
+        "/v1/inbox/channels/email/messages": (max(default, settings.inbox_email_max_bytes), "email_too_large"),
+        "/v1/stock/imports": (max(default, settings.commerce_sync_max_bytes), "payload_too_large"),
+        "/v1/channels/telephony/callback-requests": (default, "payload_too_large"),  # a public form, not a provider
+    }
+    prefixes = (("/v1/channels/", max(default, PROVIDER_WEBHOOK_MAX_BYTES), "payload_too_large"),)
+    return BodyLimits(default, exact, prefixes)
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+class BodyLimit:
+    """Refuses request bodies over their route's limit with a 413; see the module's docstring."""
+
+    def __init__(self, app, limits: BodyLimits):  # noqa: ANN001
+        self.app, self.limits = app, limits
+
+    async def _too_large(self, send, limit: int, code: str) -> None:  # noqa: ANN001
+        message = f"The request body may be at most {limit} bytes"
+        # The rest of the body is not read: the connection cannot carry another request.
+        await _refuse(send, 413, error_body(code, message, {"max_bytes": limit}), [(b"connection", b"close")])
+
+    async def __call__(self, scope, receive, send) -> None:  # noqa: ANN001
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit, code = self.limits.of(scope["path"])
+        declared = next((v for k, v in scope["headers"] if k == b"content-length"), None)
+        if declared is not None:
+            # The server delivers no more than a declared length, so checking it is enough.
+            if declared.isdigit() and int(declared) > limit:
+                await self._too_large(send, limit, code)
+                return
+            await self.app(scope, receive, send)
+            return
+
+        # No declared length (chunked): count the bytes as they come.
+        received, over, started = 0, False, False
+
+        async def counted_receive() -> dict[str, Any]:
+            nonlocal received, over
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    over = True
+                    raise _BodyTooLarge
+            return message
+
+        async def guarded_send(message: dict[str, Any]) -> None:
+            nonlocal started
+            if over:
+                return  # the app's own answer to the failed read (FastAPI makes it a 400): ours replaces it
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counted_receive, guarded_send)
+        except _BodyTooLarge:
+            pass
+        if over and not started:
+            await self._too_large(send, limit, code)
+
+
+def install_limits(app: FastAPI, settings: Settings) -> None:
+    """Add both middlewares (call before `install_observability`, so it logs what they refuse)."""
+    app.state.rate_limiter = RateLimiter(settings)
+    app.add_middleware(BodyLimit, limits=body_limits(settings))
+    app.add_middleware(RateLimit, limiter=app.state.rate_limiter)  # outside: a flood is refused before its body
