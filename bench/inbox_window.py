@@ -73,7 +73,7 @@ def populate(url: str, customers: int, background: int) -> tuple[list[int], str]
                  headers=h))
         ok(c.post("/v1/stock/movements", json={"sku": "CREAM-50", "location": "store-1", "kind": "receipt",
                                                 "quantity": 10 * customers + 10, "reference": "bench"}, headers=h))
-        ok(c.put("/v1/loyalty/program", json={"welcome_points": 100}, headers=h))
+        ok(c.patch("/v1/loyalty/program", json={"welcome_points": 100}, headers=h))
         agent = ok(c.post("/v1/inbox/agents", json={"name": "Мария", "email": "maria@shop.example", "capacity": 1000}, headers=h))
         ok(c.post(f"/v1/inbox/agents/{agent['id']}/status", json={"status": "online"}, headers=h))
         for n in range(background):

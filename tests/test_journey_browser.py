@@ -86,7 +86,9 @@ def world(database, settings_for) -> Iterator[dict]:
             moved = api.post("/v1/stock/movements", json={"sku": "CREAM-50", "location": location, "kind": "receipt",
                                                          "quantity": quantity, "reference": "journey"})
             assert moved.status_code == 201, moved.text
-        put("/v1/loyalty/program", {"earn_percent": 5, "max_redeem_percent": 30, "point_value": 100, "hold_days": 14})
+        changed = api.patch("/v1/loyalty/program", json={"earn_percent": 5, "max_redeem_percent": 30, "point_value": 100,
+                                                          "hold_days": 14})
+        assert changed.status_code == 200, changed.text
         yield {"url": url, "api": api, "settings": settings}
         api.close()
 

@@ -15,7 +15,9 @@ ANNA = [{"type": "phone", "value": "+79161234567"}]
 
 
 def program(client, headers, **rules) -> dict:
-    return put(client, headers, "/v1/loyalty/program", rules)
+    response = client.patch("/v1/loyalty/program", json=rules, headers=headers)
+    assert response.status_code == 200, response.text
+    return response.json()
 
 
 def customer_id(client, headers, identifiers=ANNA, **traits) -> int:

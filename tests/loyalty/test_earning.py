@@ -31,11 +31,26 @@ def test_the_program_has_working_defaults_and_can_be_changed(client, shop, read_
     changed = program(client, headers, earn_percent=7, points_name_ru="бонусы", tiers=[
         {"code": "gold", "name_ru": "Золото", "name_en": "Gold", "min_spend": 1000000}])
     assert changed["earn_percent"] == 7 and client.get("/v1/loyalty/program", headers=read_headers).json()["points_name_ru"] == "бонусы"
-    refused = client.put("/v1/loyalty/program", json={"earn_percent": 7}, headers=read_headers)
+    refused = client.patch("/v1/loyalty/program", json={"earn_percent": 7}, headers=read_headers)
     assert refused.status_code == 403
-    bad = client.put("/v1/loyalty/program", json={"tiers": [{"code": "a", "name_ru": "A", "name_en": "A", "min_spend": 1}] * 2},
+    bad = client.patch("/v1/loyalty/program", json={"tiers": [{"code": "a", "name_ru": "A", "name_en": "A", "min_spend": 1}] * 2},
                      headers=headers)
     assert bad.status_code == 422
+
+
+def test_an_empty_put_cannot_reset_the_program(client, shop, read_headers):
+    headers = shop["headers"]
+    program(client, headers, earn_percent=7, welcome_points=50)
+    empty = client.put("/v1/loyalty/program", json={}, headers=headers)
+    assert empty.status_code == 422 and empty.json()["error"]["code"] == "incomplete_program"
+    assert "earn_percent" in empty.json()["error"]["details"]["missing"]
+    assert client.patch("/v1/loyalty/program", json={}, headers=headers).status_code == 200
+    kept = client.get("/v1/loyalty/program", headers=read_headers).json()
+    assert (kept["earn_percent"], kept["welcome_points"]) == (7, 50)
+    whole = client.put("/v1/loyalty/program", json={**kept, "earn_percent": 3}, headers=headers)
+    assert whole.status_code == 200 and whole.json()["earn_percent"] == 3
+    null = client.patch("/v1/loyalty/program", json={"earn_percent": None}, headers=headers)
+    assert null.status_code == 422, null.text
 
 
 def test_points_earned_at_handover_are_pending_through_the_hold_then_spendable(client, shop, database):

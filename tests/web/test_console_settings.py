@@ -122,6 +122,10 @@ def test_a_marketer_edits_loyalty_rules_but_nothing_else(client, database, staff
     assert bad_json.status_code == 422 and "tiers: not valid JSON" in bad_json.text and "[{" in bad_json.text
     out_of_range = post(client, "/console/settings/loyalty", csrf, {**form, "earn_percent": "150"})
     assert out_of_range.status_code == 422 and "earn_percent" in out_of_range.text
+    empty = post(client, "/console/settings/loyalty", csrf, {})  # an empty form must not reset the program
+    assert empty.status_code == 422 and "earn_percent" in empty.text
+    blank = post(client, "/console/settings/loyalty", csrf, {**form, "hold_days": " "})
+    assert blank.status_code == 422 and "hold_days" in blank.text
     assert client.get("/v1/loyalty/program", headers={"Authorization": f"Bearer {make_key(database, Scope.read)}"}).json()[
         "earn_percent"] == 7.5
 

@@ -187,7 +187,7 @@ def test_login_by_code_moves_the_cart_to_the_person_and_the_app_sees_it(client, 
 
 
 def test_checkout_click_and_collect_with_points_and_card(client, catalog, admin_headers, write_headers):
-    put(client, admin_headers, "/v1/loyalty/program", {"welcome_points": 100})
+    assert client.patch("/v1/loyalty/program", json={"welcome_points": 100}, headers=admin_headers).status_code == 200
     add(client, "cream", "CREAM-50", 1)
     log_in(client, PHONE)
     customer_id = client.get("/v1/customers/lookup", params={"phone": PHONE}, headers=write_headers).json()["id"]

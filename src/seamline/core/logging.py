@@ -3,9 +3,29 @@
 from __future__ import annotations
 
 import logging
+import re
 import sys
 
 import structlog
+
+#: Query parameters that carry secrets (API keys, chat and console tokens, login codes): their
+#: values never reach a log line, e.g. uvicorn's `"WebSocket /v1/webchat/ws?token=..." [accepted]`.
+_SECRET_PARAM = re.compile(r"(?i)([?&](?:key|token|api_key|apikey|writekey|write_key|secret|code|password)=)[^&\s\"']*")
+
+
+def redact_secrets(text: str) -> str:
+    return _SECRET_PARAM.sub(r"\1[redacted]", text)
+
+
+class RedactSecrets(logging.Filter):
+    """Replaces secret query parameters in a standard-library record's message."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        redacted = redact_secrets(message)
+        if redacted != message:
+            record.msg, record.args = redacted, None
+        return True
 
 
 def configure_logging(level: str = "INFO", *, json: bool = True) -> None:
@@ -23,6 +43,7 @@ def configure_logging(level: str = "INFO", *, json: bool = True) -> None:
     )
     # Route the standard library's loggers (uvicorn, alembic) through the same renderer.
     handler = logging.StreamHandler(sys.stdout)
+    handler.addFilter(RedactSecrets())
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, structlog.processors.format_exc_info, renderer],

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, EmailStr, Field, StringConstraints
+from pydantic import AwareDatetime, BaseModel, EmailStr, Field, StringConstraints, model_validator
 
 from seamline.core.schemas import JsonObject, free_text, line_text
 
@@ -35,7 +35,17 @@ class AgentUpdate(BaseModel):
     skills: list[Skill] | None = Field(default=None, max_length=50)
     capacity: int | None = Field(default=None, ge=1, le=1000)
     team_ids: list[Id] | None = Field(default=None, max_length=50)
-    extension: Extension | None = None
+    extension: Extension | None = Field(default=None, description="null removes the agent's phone extension")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_null_but_extension(cls, data: object) -> object:
+        """Only the extension can be removed; leave a field out to keep it (a null was a 500)."""
+        if isinstance(data, dict):
+            nulls = sorted(k for k, v in data.items() if v is None and k != "extension")
+            if nulls:
+                raise ValueError(f"{', '.join(nulls)} cannot be null: leave a field out to keep its value")
+        return data
 
 
 class AgentStatus(BaseModel):

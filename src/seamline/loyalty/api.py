@@ -36,6 +36,7 @@ from seamline.loyalty.schemas import (
     CardRead,
     CardReissue,
     EntryRead,
+    ProgramPatch,
     ProgramPut,
     WalletEntryRead,
     WalletPayment,
@@ -65,9 +66,18 @@ def get_program(session: ReadSession, _: ReadKey) -> Any:
 
 @router.put("/loyalty/program", response_model=ProgramPut)
 def put_program(body: ProgramPut, session: WriteSession, _: AdminKey) -> Any:
-    """Set the program's rules (earning, hold, expiry, cap, tiers, cards). They apply from now
-    on: what was earned before keeps its terms."""
+    """Replace the program's rules (earning, hold, expiry, cap, tiers, cards) with this whole
+    document: every field is required (a missing one is a 422 naming it, so `{}` cannot reset
+    the program by accident). To change some fields, PATCH. They apply from now on: what was
+    earned before keeps its terms."""
+    rules.check_complete(body)
     return rules.put_program(session, body)
+
+
+@router.patch("/loyalty/program", response_model=ProgramPut)
+def patch_program(body: ProgramPatch, session: WriteSession, _: AdminKey) -> Any:
+    """Change the fields given and keep the others (`{}` changes nothing)."""
+    return rules.patch_program(session, body.model_dump(exclude_unset=True))
 
 
 @router.post("/loyalty/accounts", response_model=AccountRead, status_code=201)

@@ -18,7 +18,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from fractions import Fraction
+from typing import Any
 
+from pydantic import ValidationError
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -28,6 +30,7 @@ from seamline.commerce.models import (
     CommerceProduct,
     CommerceVariant,
 )
+from seamline.core.errors import Unprocessable
 from seamline.core.time import utcnow
 from seamline.loyalty.models import (
     LoyaltyAccount,
@@ -41,6 +44,28 @@ from seamline.loyalty.schemas import ProgramPut, Tier
 def get_program(session: Session) -> ProgramPut:
     row = session.get(LoyaltyProgram, 1)
     return ProgramPut.model_validate(row.rules) if row is not None else ProgramPut()
+
+
+def check_complete(data: ProgramPut) -> None:
+    """A whole program was given (PUT): a missing field would silently reset that rule."""
+    missing = sorted(set(ProgramPut.model_fields) - data.model_fields_set)
+    if missing:
+        raise Unprocessable(
+            f"PUT replaces the whole program: {', '.join(missing)} missing (PATCH changes some fields)",
+            code="incomplete_program", details={"missing": missing},
+        )
+
+
+def patch_program(session: Session, changes: dict[str, Any]) -> ProgramPut:
+    """Change some fields of the program, keep the others; the result must be a valid program."""
+    merged = {**get_program(session).model_dump(mode="json"), **changes}
+    try:
+        program = ProgramPut.model_validate(merged)
+    except ValidationError as exc:
+        raise Unprocessable("The program would not be valid", code="invalid_program",
+                            details={"errors": [{"field": ".".join(map(str, e["loc"])), "message": e["msg"]}
+                                                for e in exc.errors()]}) from None
+    return put_program(session, program)
 
 
 def put_program(session: Session, data: ProgramPut) -> ProgramPut:

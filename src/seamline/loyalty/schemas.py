@@ -71,6 +71,33 @@ class ProgramPut(BaseModel):
         return self
 
 
+class ProgramPatch(BaseModel):
+    """Some of the program's fields (PATCH /v1/loyalty/program): those given change, the others
+    stay. The result is checked as a whole program."""
+
+    model_config = {"extra": "forbid"}
+
+    name_ru: Name | None = None
+    name_en: Name | None = None
+    points_name_ru: Name | None = None
+    points_name_en: Name | None = None
+    currency: Currency | None = None
+    point_value: int | None = Field(default=None, ge=1, le=10**6)
+    earn_percent: float | None = Field(default=None, ge=0, le=100)
+    category_multipliers: dict[Code, float] | None = None
+    channel_bonuses: list[ChannelBonus] | None = Field(default=None, max_length=50)
+    welcome_points: int | None = Field(default=None, ge=0, le=10**9)
+    birthday_points: int | None = Field(default=None, ge=0, le=10**9)
+    hold_days: int | None = Field(default=None, ge=0, le=3650)
+    expiry_days: int | None = Field(default=None, ge=1, le=36500, description="null: points never expire")
+    max_redeem_percent: int | None = Field(default=None, ge=0, le=100)
+    tier_window_days: int | None = Field(default=None, ge=1, le=3650)
+    tiers: list[Tier] | None = Field(default=None, max_length=20)
+    card_check_digit: Literal["luhn", "ean13", "none"] | None = None
+    card_prefix: Annotated[str, StringConstraints(pattern=r"^[0-9]{0,8}$")] | None = None
+    auto_enroll: bool | None = None
+
+
 class AccountCreate(BaseModel):
     customer_id: int = Field(ge=1, le=2**62)
     channel: Channel | None = None

@@ -12,13 +12,16 @@ import hmac
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, HTTPException, Path, Request
 
 from seamline.core.db import Database
 from seamline.web.staff import service as staff_service
 from seamline.web.staff.models import StaffUser
 
 COOKIE = "sl_console"
+
+#: A row id in a console URL: out of the database's integer range is a 422, not a driver error.
+RowId = Annotated[int, Path(ge=1, le=2**62)]
 
 
 @dataclass

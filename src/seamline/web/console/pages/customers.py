@@ -25,7 +25,7 @@ from seamline.customers.models import (
 from seamline.customers.schemas import ConsentCreate, CustomerUpsert, IdentifierIn
 from seamline.customers.timeline import TimelineQuery, decode_timeline_cursor
 from seamline.web.console.actions import attempt, read
-from seamline.web.console.deps import Staff, permitted
+from seamline.web.console.deps import RowId, Staff, permitted
 from seamline.web.console.templating import render, translate
 
 router = APIRouter(prefix="/console")
@@ -157,7 +157,7 @@ def conflicts_page(request: Request, staff: Staff = permitted("customers.edit"),
 
 
 @router.post("/customers/conflicts/{conflict_id}/resolve")
-def resolve_conflict(request: Request, conflict_id: int, staff: Staff = permitted("customers.edit"),
+def resolve_conflict(request: Request, conflict_id: RowId, staff: Staff = permitted("customers.edit"),
                      action: Annotated[str, Form(max_length=16)] = "") -> HTMLResponse:
     rules = request.app.state.identifier_rules
     if action not in ("merge", "dismiss"):
@@ -221,7 +221,7 @@ def _block(request: Request, customer_id: int, *, error: str | None = None, ok: 
 
 
 @router.get("/customers/{customer_id}")
-def customer_page(request: Request, customer_id: int, staff: Staff = permitted("customers.view")) -> Response:
+def customer_page(request: Request, customer_id: RowId, staff: Staff = permitted("customers.view")) -> Response:
     data, failed = _customer_or_error(request, customer_id)
     if failed is not None:
         return failed
@@ -231,7 +231,7 @@ def customer_page(request: Request, customer_id: int, staff: Staff = permitted("
 
 
 @router.get("/customers/{customer_id}/timeline")
-def timeline_more(request: Request, customer_id: int, staff: Staff = permitted("customers.view"),
+def timeline_more(request: Request, customer_id: RowId, staff: Staff = permitted("customers.view"),
                   cursor: Annotated[str | None, Query(max_length=200)] = None) -> HTMLResponse:
     """The next page of the timeline: its items and the next "load more" button (HTMX)."""
     def load(session: Session) -> dict[str, Any]:
@@ -270,7 +270,7 @@ def _find_other(session: Session, request: Request, other: str) -> int:
 
 
 @router.post("/customers/{customer_id}/merge")
-def merge(request: Request, customer_id: int, staff: Staff = permitted("customers.edit"),
+def merge(request: Request, customer_id: RowId, staff: Staff = permitted("customers.edit"),
           other: Annotated[str, Form(max_length=320)] = "", force: Annotated[bool, Form()] = False) -> Response:
     rules = request.app.state.identifier_rules
     if not other.strip():
@@ -294,7 +294,7 @@ def merge(request: Request, customer_id: int, staff: Staff = permitted("customer
 
 
 @router.post("/merges/{merge_id}/undo")
-def undo_merge(request: Request, merge_id: int, staff: Staff = permitted("customers.edit"),
+def undo_merge(request: Request, merge_id: RowId, staff: Staff = permitted("customers.edit"),
                customer_id: Annotated[int, Form(ge=1, le=2**62)] = 0) -> Response:
     rules = request.app.state.identifier_rules
     result, error = attempt(request, lambda s: resolution.unmerge(s, rules=rules, merge_id=merge_id, actor=_actor(staff)[:200])
@@ -309,7 +309,7 @@ def undo_merge(request: Request, merge_id: int, staff: Staff = permitted("custom
 
 
 @router.post("/customers/{customer_id}/consents")
-def change_consent(request: Request, customer_id: int, staff: Staff = permitted("customers.edit"),
+def change_consent(request: Request, customer_id: RowId, staff: Staff = permitted("customers.edit"),
                    channel: Annotated[str, Form(max_length=64)] = "", purpose: Annotated[str, Form(max_length=64)] = "",
                    granted: Annotated[str, Form(max_length=8)] = "") -> Response:
     rules = request.app.state.identifier_rules
@@ -329,7 +329,7 @@ def change_consent(request: Request, customer_id: int, staff: Staff = permitted(
 
 
 @router.get("/customers/{customer_id}/export")
-def export(request: Request, customer_id: int, staff: Staff = permitted("customers.privacy")) -> Response:
+def export(request: Request, customer_id: RowId, staff: Staff = permitted("customers.privacy")) -> Response:
     """Everything held about the person (GET /v1/customers/{id}/export), downloaded as a file."""
     try:
         document = read(request, lambda s: customers.export_customer(s, sections=request.app.state.customer_sections,
@@ -344,7 +344,7 @@ def export(request: Request, customer_id: int, staff: Staff = permitted("custome
 
 
 @router.post("/customers/{customer_id}/erase")
-def erase(request: Request, customer_id: int, staff: Staff = permitted("customers.privacy"),
+def erase(request: Request, customer_id: RowId, staff: Staff = permitted("customers.privacy"),
           confirm: Annotated[str, Form(max_length=40)] = "", reason: Annotated[str, Form(max_length=500)] = "") -> Response:
     form = {"reason": reason}
     if confirm.strip().lstrip("#") != str(customer_id):

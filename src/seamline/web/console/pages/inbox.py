@@ -25,7 +25,7 @@ from seamline.inbox.models import (
     InboxTeam,
 )
 from seamline.web.console.actions import attempt, read
-from seamline.web.console.deps import Staff, permitted
+from seamline.web.console.deps import RowId, Staff, permitted
 from seamline.web.console.templating import render, translate
 
 router = APIRouter(prefix="/console/inbox")
@@ -105,7 +105,7 @@ def _window(session: Session, request: Request, conversation_id: int) -> dict[st
 
 
 @router.get("/{conversation_id}")
-def conversation_page(request: Request, conversation_id: int, staff: Staff = permitted("inbox"), view: str = "mine") -> HTMLResponse:
+def conversation_page(request: Request, conversation_id: RowId, staff: Staff = permitted("inbox"), view: str = "mine") -> HTMLResponse:
     view = view if view in VIEWS else "mine"
 
     def load(session: Session) -> dict[str, Any]:
@@ -115,7 +115,7 @@ def conversation_page(request: Request, conversation_id: int, staff: Staff = per
 
 
 @router.get("/{conversation_id}/thread")
-def thread(request: Request, conversation_id: int, staff: Staff = permitted("inbox")) -> HTMLResponse:
+def thread(request: Request, conversation_id: RowId, staff: Staff = permitted("inbox")) -> HTMLResponse:
     window = read(request, lambda s: _window(s, request, conversation_id))
     return render(request, "inbox/_thread.html", window=window)
 
@@ -127,7 +127,7 @@ def _after_action(request: Request, conversation_id: int, error: str | None, ok:
 
 
 @router.post("/{conversation_id}/reply")
-def reply(request: Request, conversation_id: int, text: Annotated[str, Form(max_length=20_000)] = "",
+def reply(request: Request, conversation_id: RowId, text: Annotated[str, Form(max_length=20_000)] = "",
           channel: Annotated[str, Form(max_length=32)] = "", nonce: Annotated[str, Form(max_length=64)] = "",
           staff: Staff = permitted("inbox")) -> HTMLResponse:
     """Send a reply. The form's nonce is the Idempotency-Key: a double submit sends once."""
@@ -144,7 +144,7 @@ def reply(request: Request, conversation_id: int, text: Annotated[str, Form(max_
 
 
 @router.post("/{conversation_id}/note")
-def note(request: Request, conversation_id: int, text: Annotated[str, Form(max_length=20_000)] = "",
+def note(request: Request, conversation_id: RowId, text: Annotated[str, Form(max_length=20_000)] = "",
          staff: Staff = permitted("inbox")) -> HTMLResponse:
     def work(session: Session) -> None:
         if not text.strip():
@@ -156,7 +156,7 @@ def note(request: Request, conversation_id: int, text: Annotated[str, Form(max_l
 
 
 @router.post("/{conversation_id}/status")
-def change_status(request: Request, conversation_id: int, status: Annotated[str, Form(max_length=16)],
+def change_status(request: Request, conversation_id: RowId, status: Annotated[str, Form(max_length=16)],
                   staff: Staff = permitted("inbox")) -> HTMLResponse:
     _, error = attempt(request, lambda s: inbox.set_status(s, settings=request.app.state.settings, conversation_id=conversation_id,
                                                          status=status, agent_id=staff.user.agent_id))
@@ -164,7 +164,7 @@ def change_status(request: Request, conversation_id: int, status: Annotated[str,
 
 
 @router.post("/{conversation_id}/take")
-def take(request: Request, conversation_id: int, staff: Staff = permitted("inbox")) -> HTMLResponse:
+def take(request: Request, conversation_id: RowId, staff: Staff = permitted("inbox")) -> HTMLResponse:
     """Take a waiting conversation from the queue (a transfer to oneself)."""
     _, error = attempt(request, lambda s: inbox.transfer(s, settings=request.app.state.settings, conversation_id=conversation_id,
                                                        agent_id=_acting_agent(staff), by_agent_id=staff.user.agent_id))
@@ -172,7 +172,7 @@ def take(request: Request, conversation_id: int, staff: Staff = permitted("inbox
 
 
 @router.post("/{conversation_id}/transfer")
-def transfer(request: Request, conversation_id: int, to: Annotated[str, Form(max_length=40)],
+def transfer(request: Request, conversation_id: RowId, to: Annotated[str, Form(max_length=40)],
              note_text: Annotated[str, Form(alias="note", max_length=2000)] = "", staff: Staff = permitted("inbox")) -> HTMLResponse:
     """`to` is "agent:N" or "team:N"."""
     kind, _, raw = to.partition(":")
@@ -190,7 +190,7 @@ def transfer(request: Request, conversation_id: int, to: Annotated[str, Form(max
 
 
 @router.get("/{conversation_id}/canned")
-def canned_text(request: Request, conversation_id: int, canned_id: Annotated[int, Query(ge=1, le=2**62)],
+def canned_text(request: Request, conversation_id: RowId, canned_id: Annotated[int, Query(ge=1, le=2**62)],
                 staff: Staff = permitted("inbox")) -> HTMLResponse:
     """A canned response with the customer's and order's values filled in, into the reply box."""
     text = read(request, lambda s: canned.render(s, canned_id=canned_id, conversation_id=conversation_id,
@@ -199,7 +199,7 @@ def canned_text(request: Request, conversation_id: int, canned_id: Annotated[int
 
 
 @router.get("/attachments/{attachment_id}")
-def attachment(request: Request, attachment_id: int, staff: Staff = permitted("inbox")) -> Response:
+def attachment(request: Request, attachment_id: RowId, staff: Staff = permitted("inbox")) -> Response:
     def load(session: Session) -> Response:
         stored = session.get(InboxAttachment, attachment_id)
         if stored is None:

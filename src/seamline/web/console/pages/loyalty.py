@@ -19,7 +19,7 @@ from seamline.loyalty import ledger, wallet
 from seamline.loyalty import service as loyalty_service
 from seamline.loyalty.schemas import AdjustmentCreate
 from seamline.web.console.actions import attempt, form_key, form_problem, read
-from seamline.web.console.deps import Staff, permitted
+from seamline.web.console.deps import RowId, Staff, permitted
 from seamline.web.console.pages.commerce import customer_brief
 from seamline.web.console.templating import render, translate
 
@@ -95,13 +95,13 @@ def _account_page(request: Request, customer_id: int, *, before: int | None = No
 
 
 @router.get("/console/loyalty/customers/{customer_id}", response_class=HTMLResponse)
-def loyalty_account(customer_id: int, request: Request, staff: Staff = permitted("loyalty.view"),
+def loyalty_account(customer_id: RowId, request: Request, staff: Staff = permitted("loyalty.view"),
                     before: int | None = None) -> HTMLResponse:
     return _account_page(request, customer_id, before=before)
 
 
 @router.post("/console/loyalty/customers/{customer_id}/adjustments", response_class=HTMLResponse)
-async def loyalty_adjust(customer_id: int, request: Request, staff: Staff = permitted("loyalty.adjust")) -> HTMLResponse:
+async def loyalty_adjust(customer_id: RowId, request: Request, staff: Staff = permitted("loyalty.adjust")) -> HTMLResponse:
     form = await request.form()
     typed = {"points": str(form.get("points") or "").strip(), "comment": str(form.get("comment") or "").strip()}
     key = str(form.get("key") or form_key())

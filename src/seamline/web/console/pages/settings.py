@@ -26,7 +26,7 @@ from seamline.inbox.schemas import RoutingRuleCreate, SlaPolicyCreate
 from seamline.loyalty import rules as loyalty_rules
 from seamline.loyalty.schemas import ProgramPut
 from seamline.web.console.actions import attempt, form_problem, read
-from seamline.web.console.deps import PermissionDenied, Staff, signed_in
+from seamline.web.console.deps import PermissionDenied, RowId, Staff, signed_in
 from seamline.web.console.templating import render, translate
 from seamline.web.staff import service as staff_service
 
@@ -173,7 +173,7 @@ def create_key(request: Request, form: Form, staff: Staff = signed_in()) -> HTML
 
 
 @router.post("/keys/{key_id}/revoke")
-def revoke_key(request: Request, key_id: int, staff: Staff = signed_in()) -> HTMLResponse:
+def revoke_key(request: Request, key_id: RowId, staff: Staff = signed_in()) -> HTMLResponse:
     _check(staff, "keys")
     _, error = attempt(request, lambda s: auth_service.revoke_api_key(s, key_id=key_id).id)
     if not error:
@@ -211,7 +211,7 @@ def create_staff(request: Request, form: Form, staff: Staff = signed_in()) -> HT
 
 
 @router.post("/staff/{user_id}/password")
-def reset_password(request: Request, user_id: int, form: Form, staff: Staff = signed_in()) -> HTMLResponse:
+def reset_password(request: Request, user_id: RowId, form: Form, staff: Staff = signed_in()) -> HTMLResponse:
     _check(staff, "staff")
     changed, error = attempt(request, lambda s: staff_service.set_password(
         s, user_id=user_id, password=str(form.get("password", ""))).email)
@@ -238,7 +238,7 @@ def create_routing_rule(request: Request, form: Form, staff: Staff = signed_in()
 
 
 @router.post("/routing-rules/{rule_id}/delete")
-def delete_routing_rule(request: Request, rule_id: int, staff: Staff = signed_in()) -> HTMLResponse:
+def delete_routing_rule(request: Request, rule_id: RowId, staff: Staff = signed_in()) -> HTMLResponse:
     _check(staff, "routing")
 
     _, error = attempt(request, lambda session: routing.delete_rule(session, rule_id))
@@ -275,6 +275,12 @@ def save_loyalty_program(request: Request, form: Form, staff: Staff = signed_in(
     """The program's rules, as PUT /v1/loyalty/program: the whole program at once."""
     _check(staff, "loyalty")
     typed = {k: str(form.get(k, "")) for k in PROGRAM_JSON_FIELDS}
+    # The whole program is replaced: a field left out or blank would silently reset that rule.
+    blank = [k for k in ProgramPut.model_fields
+             if k not in (*PROGRAM_JSON_FIELDS, *PROGRAM_OPTIONAL, "auto_enroll") and not str(form.get(k, "")).strip()]
+    if blank:
+        return _tab(request, staff, "loyalty", json_fields=typed, form=form,
+                    error=translate(request, "Fill in every field: %(fields)s.", fields=", ".join(blank)))
     data: dict[str, Any] = {k: v for k, v in form.items() if k in ProgramPut.model_fields and k not in PROGRAM_JSON_FIELDS}
     data["auto_enroll"] = form.get("auto_enroll") == "true"
     for key in PROGRAM_OPTIONAL:
