@@ -13,8 +13,10 @@ from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from seamline.core.errors import AppError
+from seamline.web.console.actions import explain
 from seamline.web.console.deps import LoginRequired, PermissionDenied
 from seamline.web.console.templating import render, translate
+from seamline.web.staff.scope import OutsideStore
 
 STATIC = Path(__file__).parent / "static"
 
@@ -51,6 +53,13 @@ def install(app: FastAPI) -> None:
         if request.url.path.startswith("/console/") and not request.headers.get("hx-request"):
             return render(request, "error.html", status_code=exc.status_code, title=str(exc.status_code), message=exc.message)
         return await api_errors(request, exc)
+
+    @app.exception_handler(OutsideStore)
+    async def _outside_store(request: Request, exc: OutsideStore) -> Response:
+        """A clerk asking for another store (web/staff/scope.py): the 403 page saying why."""
+        if not request.url.path.startswith("/console/"):
+            return await api_errors(request, exc)
+        return render(request, "error.html", status_code=403, title="403", message=explain(request, exc))
 
     @app.exception_handler(PermissionDenied)
     async def _denied(request: Request, _exc: PermissionDenied) -> Response:

@@ -43,6 +43,20 @@ def explain(request: Request, exc: AppError) -> str:
     """A domain error as a sentence for the person at the screen, in their language."""
     details: dict[str, Any] = exc.details or {}
     t = lambda message, **values: translate(request, message, **values)  # noqa: E731
+    if exc.code == "outside_store":  # web/staff/scope.py
+        reason, store = details.get("reason"), details.get("store") or ""
+        if reason == "no_store":
+            return t("Your account has no store: ask an admin to set it.")
+        if reason == "other_store":
+            return t("You work in %(store)s: you cannot act for %(requested)s.", store=store,
+                     requested=details.get("requested", ""))
+        if reason == "delivery":
+            return t("Delivery orders are shipped and delivered by the warehouse, not in a store.")
+        if reason == "return_elsewhere":
+            return t("You take returns into your own store (%(store)s) only, not into %(location)s.", store=store,
+                     location=details.get("location") or "—")
+        return t("Order #%(id)s belongs to %(other)s, not to %(store)s: a store acts only on its own orders.",
+                 id=details.get("order_id", ""), other=details.get("order_store") or "—", store=store)
     if exc.code == "wrong_pickup_code":
         return t("The pickup code does not match this order.")
     if exc.code == "wrong_store":

@@ -1,6 +1,8 @@
 """The console's commerce area: the order list and the order page (lines, totals, promotions,
 payments, fulfilment, history, returns, points) with the actions its state allows, and stock by
 location. Handlers are thin: they call the same services as the JSON API (commerce/api.py).
+A clerk's list and actions are limited to their store (web/staff/scope.py: `check_order_list`,
+`check_order_action` before each action, `allowed_actions` for the buttons).
 
 Also what the store and loyalty pages share: `customer_brief`, return lines and `accept_return`."""
 
@@ -20,9 +22,10 @@ from seamline.commerce.schemas import ReturnCreate, ReturnLineIn
 from seamline.core.errors import AppError, NotFound
 from seamline.customers import service as customers_service
 from seamline.loyalty.models import LoyaltyEntry
-from seamline.web.console.actions import attempt, form_key, form_problem, read
+from seamline.web.console.actions import attempt, explain, form_key, form_problem, read
 from seamline.web.console.deps import Staff, database, permitted
 from seamline.web.console.templating import render, translate
+from seamline.web.staff import scope
 
 router = APIRouter()
 T = TypeVar("T")
@@ -119,6 +122,8 @@ def order_list(
     store: str = "", customer: str = "", page: int = 1,
 ) -> HTMLResponse:
     page = max(1, min(page, 10_000))
+    store = scope.check_order_list(staff.user, store) or ""  # a clerk: their store's orders only
+    store_fixed = scope.bound_store(staff.user) is not None
     filters = {"status": status, "channel": channel, "fulfilment": fulfilment, "store": store, "customer": customer}
 
     def work(session: Session) -> dict[str, Any]:
@@ -128,7 +133,8 @@ def order_list(
             location=store or None, profile_ids=profile_ids, limit=PAGE_SIZE + 1, offset=(page - 1) * PAGE_SIZE,
         ) if profile_ids != [] else []
         codes = dict(session.execute(select(CommerceLocation.id, CommerceLocation.code)).all())
-        locations = [loc for loc in stock.list_locations(session) if loc.kind in ("store", "pickup_point")]
+        locations = [loc for loc in stock.list_locations(session) if loc.kind in ("store", "pickup_point")
+                     and (not store_fixed or loc.code == store)]
         rows = [{"id": o.id, "created_at": o.created_at, "customer_id": o.profile_id, "channel": o.channel,
                  "fulfilment": o.fulfilment, "location": codes.get(o.pickup_location_id), "status": o.status,
                  "total": o.total, "currency": o.currency} for o in found[:PAGE_SIZE]]
@@ -137,15 +143,17 @@ def order_list(
     context = read(request, work)
     query = {k: v for k, v in filters.items() if v}
     return render(request, "commerce/orders.html", section="orders", filters=filters, page=page, query=query,
-                  statuses=STATUSES, fulfilments=FULFILMENTS, channels=CHANNELS, **context)
+                  statuses=STATUSES, fulfilments=FULFILMENTS, channels=CHANNELS, store_fixed=store_fixed, **context)
 
 
 # --- the order page ------------------------------------------------------------------------------
 
 
-def _order_context(session: Session, order_id: int) -> dict[str, Any]:
+def _order_context(session: Session, order_id: int, staff: Staff) -> dict[str, Any]:
     order = orders.get_order(session, order_id)
     view = order_views.order_view(session, order)
+    if not scope.sees_pickup_codes(staff.user):
+        view["pickup_code"] = None
     record_views = returns.return_views(session, returns.returns_of_order(session, order_id))
     left = {line["sku"]: 0 for line in view["lines"]}
     for line in view["lines"]:
@@ -159,17 +167,20 @@ def _order_context(session: Session, order_id: int) -> dict[str, Any]:
         "cancel": status in orders.OPEN_STATUSES,
         "return": status in returns.RETURNABLE_STATUSES and any(q > 0 for q in left.values()),
     }
-    return_locations = [loc for loc in stock.list_locations(session)
-                        if loc.active and loc.kind in returns.RETURN_LOCATION_KINDS]
+    in_scope = scope.allowed_actions(staff.user, fulfilment=view["fulfilment"], order_store=view["pickup_location"])
+    can = {action: allowed and action in in_scope for action, allowed in can.items()}
+    into = scope.return_locations(staff.user)
+    return_locations = [loc for loc in stock.list_locations(session) if loc.active
+                        and loc.kind in returns.RETURN_LOCATION_KINDS and (into is None or loc.code in into)]
     return {"order": view, "returns": record_views, "points": order_points(session, order_id), "left": left,
             "customer": customer_brief(session, view["customer_id"]), "actions": can,
             "return_locations": return_locations, "form_key": form_key()}
 
 
-def _order_page(request: Request, order_id: int, *, flash: tuple[str, str] | None = None, status_code: int = 200,
-                **extra: Any) -> HTMLResponse:
+def _order_page(request: Request, staff: Staff, order_id: int, *, flash: tuple[str, str] | None = None,
+                status_code: int = 200, **extra: Any) -> HTMLResponse:
     try:
-        context = read(request, lambda s: _order_context(s, order_id))
+        context = read(request, lambda s: _order_context(s, order_id, staff))
     except NotFound:
         return render(request, "error.html", status_code=404, section="orders", title=translate(request, "Not found"),
                       message=translate(request, "No order with this number."))
@@ -179,13 +190,28 @@ def _order_page(request: Request, order_id: int, *, flash: tuple[str, str] | Non
 
 @router.get("/console/orders/{order_id}", response_class=HTMLResponse)
 def order_page(order_id: int, request: Request, staff: Staff = permitted("orders.view")) -> HTMLResponse:
-    return _order_page(request, order_id)
+    return _order_page(request, staff, order_id)
 
 
-def _after(request: Request, order_id: int, error: str | None, done: str, **extra: Any) -> HTMLResponse:
+def _after(request: Request, staff: Staff, order_id: int, error: str | None, done: str, **extra: Any) -> HTMLResponse:
     if error:
-        return _order_page(request, order_id, flash=("error", error), status_code=422, **extra)
-    return _order_page(request, order_id, flash=("ok", translate(request, done)), **extra)
+        return _order_page(request, staff, order_id, flash=("error", error), status_code=422, **extra)
+    return _order_page(request, staff, order_id, flash=("ok", translate(request, done)), **extra)
+
+
+def _outside_scope(request: Request, staff: Staff, order_id: int, action: str, *,
+                   location: str | None = None) -> HTMLResponse | None:
+    """The order page with a 403 and the reason when `action` is outside the person's store scope
+    (web/staff/scope.py), before anything is written; None when it may go ahead. The order's
+    store and fulfilment never change, so the check holds for the action's own transaction."""
+    try:
+        read(request, lambda s: scope.check_order_action(s, user=staff.user, order_id=order_id, action=action,
+                                                          location=location))
+    except scope.OutsideStore as exc:
+        return _order_page(request, staff, order_id, flash=("error", explain(request, exc)), status_code=403)
+    except NotFound:
+        return None  # the action reports it
+    return None
 
 
 def _note(staff: Staff, form: Any) -> str:
@@ -196,65 +222,77 @@ def _note(staff: Staff, form: Any) -> str:
 @router.post("/console/orders/{order_id}/ready", response_class=HTMLResponse)
 async def order_ready(order_id: int, request: Request, staff: Staff = permitted("orders.manage")) -> HTMLResponse:
     note, settings = _note(staff, await request.form()), request.app.state.settings
+    if refused := _outside_scope(request, staff, order_id, "ready"):
+        return refused
     _, error = attempt(request, lambda s: orders.mark_ready(s, settings=settings, order_id=order_id, channel=CONSOLE_CHANNEL,
                                                         note=note))
-    return _after(request, order_id, error, "The order is ready for pickup.")
+    return _after(request, staff, order_id, error, "The order is ready for pickup.")
 
 
 @router.post("/console/orders/{order_id}/pickup", response_class=HTMLResponse)
 async def order_pickup(order_id: int, request: Request, staff: Staff = permitted("orders.manage")) -> HTMLResponse:
     form = await request.form()
     code, note = str(form.get("code") or "").strip(), _note(staff, form)
+    if refused := _outside_scope(request, staff, order_id, "handover"):
+        return refused
     if not code:
-        return _after(request, order_id, translate(request, "Enter the pickup code the customer gives."), "")
+        return _after(request, staff, order_id, translate(request, "Enter the pickup code the customer gives."), "")
     _, error = attempt(request, lambda s: orders.pick_up(s, order_id=order_id, code=code, channel="store", note=note))
-    return _after(request, order_id, error, "The order was handed over.")
+    return _after(request, staff, order_id, error, "The order was handed over.")
 
 
 @router.post("/console/orders/{order_id}/ship", response_class=HTMLResponse)
 async def order_ship(order_id: int, request: Request, staff: Staff = permitted("orders.manage")) -> HTMLResponse:
     note = _note(staff, await request.form())
+    if refused := _outside_scope(request, staff, order_id, "ship"):
+        return refused
     _, error = attempt(request, lambda s: orders.ship(s, order_id=order_id, channel=CONSOLE_CHANNEL, note=note))
-    return _after(request, order_id, error, "The order was shipped.")
+    return _after(request, staff, order_id, error, "The order was shipped.")
 
 
 @router.post("/console/orders/{order_id}/complete", response_class=HTMLResponse)
 async def order_complete(order_id: int, request: Request, staff: Staff = permitted("orders.manage")) -> HTMLResponse:
     note = _note(staff, await request.form())
+    if refused := _outside_scope(request, staff, order_id, "complete"):
+        return refused
     _, error = attempt(request, lambda s: orders.complete(s, order_id=order_id, channel=CONSOLE_CHANNEL, note=note))
-    return _after(request, order_id, error, "The order was delivered.")
+    return _after(request, staff, order_id, error, "The order was delivered.")
 
 
 @router.post("/console/orders/{order_id}/cancel", response_class=HTMLResponse)
 async def order_cancel(order_id: int, request: Request, staff: Staff = permitted("orders.manage")) -> HTMLResponse:
     note, settings = _note(staff, await request.form()), request.app.state.settings
+    if refused := _outside_scope(request, staff, order_id, "cancel"):
+        return refused
     _, error = attempt(request, lambda s: orders.cancel(s, order_id=order_id, channel=CONSOLE_CHANNEL, note=note))
     if not error:  # as POST /v1/orders/{id}/cancel: what was paid is refunded right after the commit
         try:
             payments.send_requested_refunds(database(request), settings=settings, order_id=order_id)
         except AppError:
             pass  # stays requested; the refunds job resends it
-    return _after(request, order_id, error, "The order was cancelled.")
+    return _after(request, staff, order_id, error, "The order was cancelled.")
 
 
 @router.post("/console/orders/{order_id}/returns", response_class=HTMLResponse)
 async def order_return(order_id: int, request: Request, staff: Staff = permitted("orders.manage")) -> HTMLResponse:
     form = await request.form()
+    location = str(form.get("location") or "").strip()
+    if refused := _outside_scope(request, staff, order_id, "return", location=location):
+        return refused
     try:
         lines = return_lines(form)
     except ValueError:
-        return _after(request, order_id, translate(request, "Quantities are whole numbers from 0."), "")
+        return _after(request, staff, order_id, translate(request, "Quantities are whole numbers from 0."), "")
     if not lines:
-        return _after(request, order_id, translate(request, "Enter how many of which lines came back."), "")
-    location = str(form.get("location") or "").strip()
+        return _after(request, staff, order_id, translate(request, "Enter how many of which lines came back."), "")
     kind = read(request, lambda s: s.scalar(select(CommerceLocation.kind).where(CommerceLocation.code == location)))
     try:
         data = ReturnCreate(lines=lines, location=location, channel="store" if kind == "store" else CONSOLE_CHANNEL,
                             reason=str(form.get("reason") or "").strip())
     except ValidationError as exc:
-        return _after(request, order_id, form_problem(request, exc), "")
+        return _after(request, staff, order_id, form_problem(request, exc), "")
     outcome, error = accept_return(request, order_id=order_id, data=data, key=str(form.get("key") or form_key()))
-    return _after(request, order_id, error, "The return was accepted.", return_result=outcome)
+    return _after(request, staff, order_id, error, "The return was accepted.", return_result=outcome)
 
 
 # --- stock ---------------------------------------------------------------------------------------

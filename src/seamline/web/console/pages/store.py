@@ -3,9 +3,10 @@ pickups waiting in this store and handover by pickup code, returns taken in this
 in-store sales. The same services as the POS API (`/v1/pos/stores/{store}/...`, commerce/pos.py)
 and the returns API; everything is recorded in channel "store".
 
-A clerk works in their own store (`StaffUser.store`); an admin chooses one with `?store=`
-(a form field on writes). Each section is an HTMX fragment swapped whole after its action; the
-same routes answer a whole page to a browser without JavaScript."""
+A clerk works in their own store (`StaffUser.store`; asking for another one is a 403, the
+store scope of web/staff/scope.py); an admin chooses one with `?store=` (a form field on
+writes). Each section is an HTMX fragment swapped whole after its action; the same routes
+answer a whole page to a browser without JavaScript."""
 
 from __future__ import annotations
 
@@ -27,9 +28,10 @@ from seamline.loyalty import rules as loyalty_rules
 from seamline.loyalty import service as loyalty_service
 from seamline.loyalty.models import LoyaltyEntry
 from seamline.web.console.actions import attempt, explain, form_key, form_problem, read
-from seamline.web.console.deps import PermissionDenied, Staff, permitted
+from seamline.web.console.deps import Staff, permitted
 from seamline.web.console.pages.commerce import accept_return, return_lines
 from seamline.web.console.templating import render, translate
+from seamline.web.staff import scope
 
 router = APIRouter()
 
@@ -42,14 +44,9 @@ PICKUP_LIMIT = 100
 
 
 def store_code(staff: Staff, requested: str | None) -> str | None:
-    """The store this person works in: a clerk's own (another one is refused), or the one an
-    admin chose (else their own, if any)."""
-    requested = (requested or "").strip() or None
-    if staff.user.role == "admin":
-        return requested or staff.user.store
-    if requested and requested != staff.user.store:
-        raise PermissionDenied("store")
-    return staff.user.store
+    """The store this person works in: a clerk's own (another one is a 403 `outside_store`,
+    web/staff/scope.py), or the one an admin chose (else their own, if any)."""
+    return scope.check_store(staff.user, requested)
 
 
 def _stores(session: Session) -> list[CommerceLocation]:
