@@ -23,7 +23,7 @@ from seamline.core.errors import AppError, NotFound
 from seamline.customers import service as customers_service
 from seamline.loyalty.models import LoyaltyEntry
 from seamline.web.console.actions import attempt, explain, form_key, form_problem, read
-from seamline.web.console.deps import Staff, database, permitted
+from seamline.web.console.deps import RowId, Staff, database, permitted
 from seamline.web.console.templating import render, translate
 from seamline.web.staff import scope
 
@@ -189,7 +189,7 @@ def _order_page(request: Request, staff: Staff, order_id: int, *, flash: tuple[s
 
 
 @router.get("/console/orders/{order_id}", response_class=HTMLResponse)
-def order_page(order_id: int, request: Request, staff: Staff = permitted("orders.view")) -> HTMLResponse:
+def order_page(order_id: RowId, request: Request, staff: Staff = permitted("orders.view")) -> HTMLResponse:
     return _order_page(request, staff, order_id)
 
 
@@ -220,7 +220,7 @@ def _note(staff: Staff, form: Any) -> str:
 
 
 @router.post("/console/orders/{order_id}/ready", response_class=HTMLResponse)
-async def order_ready(order_id: int, request: Request, staff: Staff = permitted("orders.manage")) -> HTMLResponse:
+async def order_ready(order_id: RowId, request: Request, staff: Staff = permitted("orders.manage")) -> HTMLResponse:
     note, settings = _note(staff, await request.form()), request.app.state.settings
     if refused := _outside_scope(request, staff, order_id, "ready"):
         return refused
@@ -230,7 +230,7 @@ async def order_ready(order_id: int, request: Request, staff: Staff = permitted(
 
 
 @router.post("/console/orders/{order_id}/pickup", response_class=HTMLResponse)
-async def order_pickup(order_id: int, request: Request, staff: Staff = permitted("orders.manage")) -> HTMLResponse:
+async def order_pickup(order_id: RowId, request: Request, staff: Staff = permitted("orders.manage")) -> HTMLResponse:
     form = await request.form()
     code, note = str(form.get("code") or "").strip(), _note(staff, form)
     if refused := _outside_scope(request, staff, order_id, "handover"):
@@ -242,7 +242,7 @@ async def order_pickup(order_id: int, request: Request, staff: Staff = permitted
 
 
 @router.post("/console/orders/{order_id}/ship", response_class=HTMLResponse)
-async def order_ship(order_id: int, request: Request, staff: Staff = permitted("orders.manage")) -> HTMLResponse:
+async def order_ship(order_id: RowId, request: Request, staff: Staff = permitted("orders.manage")) -> HTMLResponse:
     note = _note(staff, await request.form())
     if refused := _outside_scope(request, staff, order_id, "ship"):
         return refused
@@ -251,7 +251,7 @@ async def order_ship(order_id: int, request: Request, staff: Staff = permitted("
 
 
 @router.post("/console/orders/{order_id}/complete", response_class=HTMLResponse)
-async def order_complete(order_id: int, request: Request, staff: Staff = permitted("orders.manage")) -> HTMLResponse:
+async def order_complete(order_id: RowId, request: Request, staff: Staff = permitted("orders.manage")) -> HTMLResponse:
     note = _note(staff, await request.form())
     if refused := _outside_scope(request, staff, order_id, "complete"):
         return refused
@@ -260,7 +260,7 @@ async def order_complete(order_id: int, request: Request, staff: Staff = permitt
 
 
 @router.post("/console/orders/{order_id}/cancel", response_class=HTMLResponse)
-async def order_cancel(order_id: int, request: Request, staff: Staff = permitted("orders.manage")) -> HTMLResponse:
+async def order_cancel(order_id: RowId, request: Request, staff: Staff = permitted("orders.manage")) -> HTMLResponse:
     note, settings = _note(staff, await request.form()), request.app.state.settings
     if refused := _outside_scope(request, staff, order_id, "cancel"):
         return refused
@@ -274,7 +274,7 @@ async def order_cancel(order_id: int, request: Request, staff: Staff = permitted
 
 
 @router.post("/console/orders/{order_id}/returns", response_class=HTMLResponse)
-async def order_return(order_id: int, request: Request, staff: Staff = permitted("orders.manage")) -> HTMLResponse:
+async def order_return(order_id: RowId, request: Request, staff: Staff = permitted("orders.manage")) -> HTMLResponse:
     form = await request.form()
     location = str(form.get("location") or "").strip()
     if refused := _outside_scope(request, staff, order_id, "return", location=location):
