@@ -339,7 +339,7 @@ def test_a_return_at_the_till_goes_through_the_returns_api(client, shop, databas
                        headers={**headers, "Idempotency-Key": "tverskaya-return-1"})
     assert back.status_code == 201, back.text
     assert (back.json()["location"], back.json()["amount"]) == ("store-tverskaya", 199000)
-    whole_sale = client.post(f"/v1/orders/{sold['id']}/returns", json={"location": "store-tverskaya", "channel": "store"},
+    whole_sale = client.post(f"/v1/orders/{sold['id']}/returns", json={"location": "store-tverskaya", "channel": "store", "all": True},
                              headers={**headers, "Idempotency-Key": "tverskaya-return-2"})
     assert whole_sale.status_code == 201, whole_sale.text
     assert whole_sale.json()["amount"] == 199000 and whole_sale.json()["full"] is True

@@ -73,7 +73,7 @@ def test_partial_then_whole_return_in_another_store(client, shop, database):
     assert view["history"][-1]["status"] == "partially_returned"
     assert view["payment"]["status"] == "partially_refunded" and view["payment"]["refunded"] == 166666
 
-    rest = give_back(client, headers, sold["id"], {"location": "store-tverskaya", "channel": "store"})
+    rest = give_back(client, headers, sold["id"], {"location": "store-tverskaya", "channel": "store", "all": True})
     assert rest["full"] is True and rest["lines"] == [{"sku": "CREAM-50", "quantity": 2, "amount": 333334}]
     view = client.get(f"/v1/orders/{sold['id']}", headers=headers).json()
     assert view["status"] == "returned" and view["lines"][0]["returned"] == 3
@@ -81,7 +81,7 @@ def test_partial_then_whole_return_in_another_store(client, shop, database):
     assert stock(client, headers, "CREAM-50")["store-tverskaya"]["on_hand"] == before["store-tverskaya"]["on_hand"] + 3
     with database.read() as session:
         assert stock_ledger.check_stock(session) == []
-    again = client.post(f"/v1/orders/{sold['id']}/returns", json={"location": "store-arbat", "channel": "store"}, headers=headers)
+    again = client.post(f"/v1/orders/{sold['id']}/returns", json={"location": "store-arbat", "channel": "store", "all": True}, headers=headers)
     assert again.status_code == 409 and again.json()["error"]["code"] == "order_not_returnable"
     assert [r["id"] for r in client.get(f"/v1/orders/{sold['id']}/returns", headers=headers).json()] == [first["id"], rest["id"]]
 
@@ -104,7 +104,7 @@ def test_courier_return_to_a_warehouse_that_never_held_the_sku(client, shop, dat
     assert shipped["status"] == "shipped"
     assert "wh-north" not in stock(client, headers, "CREAM-100")
 
-    back = give_back(client, headers, placed["id"], {"location": "wh-north", "channel": "courier", "reason": "refused at the door"})
+    back = give_back(client, headers, placed["id"], {"location": "wh-north", "channel": "courier", "all": True, "reason": "refused at the door"})
     assert back["full"] is True and back["amount"] == 2 * 349000
     assert [(r["amount"], r["status"], r["provider_reference"].startswith("test:")) for r in back["refunds"]] == [
         (698000, "succeeded", True)]
@@ -123,8 +123,14 @@ def test_courier_return_to_a_warehouse_that_never_held_the_sku(client, shop, dat
     ({"lines": [{"sku": "SERUM-30", "quantity": 1}], "location": "store-tverskaya", "channel": "store"}, 422, "not_in_order"),
     ({"lines": [{"sku": "CREAM-50", "quantity": 0}], "location": "store-tverskaya", "channel": "store"}, 422, "validation_error"),
     ({"lines": [{"sku": "CREAM-50", "quantity": -1}], "location": "store-tverskaya", "channel": "store"}, 422, "validation_error"),
-    ({"location": "nowhere", "channel": "store"}, 422, "unknown_location"),
-    ({"location": "store-tverskaya", "channel": "store", "reason": "bad\x00"}, 422, "validation_error"),
+    ({"location": "nowhere", "channel": "store", "all": True}, 422, "unknown_location"),
+    ({"location": "store-tverskaya", "channel": "store", "all": True, "reason": "bad\x00"}, 422, "validation_error"),
+    # A client that forgot the lines must not refund the whole order.
+    ({"location": "store-tverskaya", "channel": "store"}, 422, "return_lines_required"),
+    ({"location": "store-tverskaya", "channel": "store", "lines": []}, 422, "return_lines_required"),
+    ({"location": "store-tverskaya", "channel": "store", "all": False}, 422, "return_lines_required"),
+    ({"lines": [{"sku": "CREAM-50", "quantity": 1}], "all": True, "location": "store-tverskaya", "channel": "store"}, 422,
+     "return_lines_required"),
 ])
 def test_bad_returns_are_refused_and_change_nothing(client, shop, database, body, status, code):
     headers = shop["headers"]
@@ -141,15 +147,15 @@ def test_bad_returns_are_refused_and_change_nothing(client, shop, database, body
 def test_only_goods_handed_over_can_come_back(client, shop):
     headers = shop["headers"]
     waiting = order(client, headers, click_and_collect("store-arbat", ("CREAM-50", 1)))
-    refused = client.post(f"/v1/orders/{waiting['id']}/returns", json={"location": "store-arbat", "channel": "store"}, headers=headers)
+    refused = client.post(f"/v1/orders/{waiting['id']}/returns", json={"location": "store-arbat", "channel": "store", "all": True}, headers=headers)
     assert refused.status_code == 409 and refused.json()["error"]["code"] == "order_not_returnable"
     assert refused.json()["error"]["details"]["status"] == "confirmed"
-    missing = client.post("/v1/orders/987654/returns", json={"location": "store-arbat", "channel": "store"}, headers=headers)
+    missing = client.post("/v1/orders/987654/returns", json={"location": "store-arbat", "channel": "store", "all": True}, headers=headers)
     assert missing.status_code == 404
     receive(client, headers, "CREAM-50", "store-tverskaya", 1)
     sold = picked_up(client, headers, "store-tverskaya", ("CREAM-50", 1))
     client.put("/v1/locations/pp-1", json={"kind": "pickup_point", "name_ru": "ПВЗ", "name_en": "PP"}, headers=headers)
-    pickup_point = client.post(f"/v1/orders/{sold['id']}/returns", json={"location": "pp-1", "channel": "store"}, headers=headers)
+    pickup_point = client.post(f"/v1/orders/{sold['id']}/returns", json={"location": "pp-1", "channel": "store", "all": True}, headers=headers)
     assert pickup_point.status_code == 422 and pickup_point.json()["error"]["code"] == "return_location_not_accepted"
 
 
@@ -187,7 +193,7 @@ def test_a_failing_listener_rolls_the_return_back(client, shop, database):
     stop = events.on_order_returned(broken)
     try:
         with pytest.raises(RuntimeError):
-            client.post(f"/v1/orders/{sold['id']}/returns", json={"location": "store-tverskaya", "channel": "store"}, headers=headers)
+            client.post(f"/v1/orders/{sold['id']}/returns", json={"location": "store-tverskaya", "channel": "store", "all": True}, headers=headers)
     finally:
         stop()
     assert stock(client, headers, "CREAM-50") == before
@@ -239,7 +245,7 @@ def test_refunds_left_requested_are_sent_by_the_cli(client, shop, psp, settings,
     headers = shop["headers"]
     placed, payment = paid_through_the_webhook_and_collected(client, headers, 1)
     psp.fail_next = 1
-    back = give_back(client, headers, placed["id"], {"location": "store-tverskaya", "channel": "store"})
+    back = give_back(client, headers, placed["id"], {"location": "store-tverskaya", "channel": "store", "all": True})
     assert [r["status"] for r in back["refunds"]] == ["requested"]
 
     for name in ("commerce_psp_url", "commerce_psp_account"):

@@ -99,7 +99,7 @@ def test_returns_reverse_earned_points_in_proportion_and_restore_spent_ones(clie
             return_id=record.id, order_id=done["id"], profile_id=cid, currency="RUB", amount=record.amount, lines=(),
             full=False, channel="store", location="store-tverskaya"))
     assert balance(client, headers, cid) == (300, 338)
-    give_back(client, headers, done["id"], {"location": "store-arbat", "channel": "store"})  # the rest
+    give_back(client, headers, done["id"], {"location": "store-arbat", "channel": "store", "all": True})  # the rest
     assert balance(client, headers, cid) == (900, 0)
     with database.read() as session:
         entries = list(session.scalars(select(LoyaltyEntry).where(LoyaltyEntry.order_id == done["id"])))
@@ -115,7 +115,7 @@ def test_points_already_spent_are_taken_back_as_a_debt_that_later_credits_pay_of
     cid = done["customer_id"]
     assert balance(client, headers, cid) == (99, 0)
     order(client, headers, click_and_collect("store-arbat", ("CREAM-50", 1), identifiers=ANNA, points=99))
-    give_back(client, headers, done["id"], {"location": "store-arbat", "channel": "store"})
+    give_back(client, headers, done["id"], {"location": "store-arbat", "channel": "store", "all": True})
     assert balance(client, headers, cid) == (-99, 0)
     short = client.post("/v1/orders", json=click_and_collect("store-arbat", ("CREAM-50", 1), identifiers=ANNA, points=1), headers=headers)
     assert short.status_code == 409

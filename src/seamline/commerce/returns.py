@@ -143,7 +143,10 @@ def accept_return(
 
 def _wanted(data: ReturnCreate, lines: list[CommerceOrderLine], left: dict[int, int]) -> dict[int, int]:
     """{order line id: units to take back}; every unknown SKU and over-return reported at once."""
-    if not data.lines:
+    if bool(data.lines) == data.all:
+        raise Unprocessable("Give the lines that came back, or \"all\": true for everything not yet returned (not both)",
+                            code="return_lines_required")
+    if data.all:
         wanted = {line_id: quantity for line_id, quantity in left.items() if quantity > 0}
         if not wanted:
             raise Conflict("Everything of this order has been returned already", code="nothing_to_return")

@@ -603,7 +603,8 @@ class ReturnLineIn(BaseModel):
 
 class ReturnCreate(BaseModel):
     lines: list[ReturnLineIn] = Field(default_factory=list, max_length=200,
-                                      description="What came back; empty: everything of the order not yet returned")
+                                      description="What came back. Required unless `all` is true")
+    all: bool = Field(default=False, description="Everything of the order not yet returned (instead of `lines`)")
     location: Code = Field(description="The store (or, for a courier return, the warehouse) where the goods came back")
     channel: Channel = Field(description="Where the return was accepted: store, courier, call_center...")
     reason: free_text(500) = ""
