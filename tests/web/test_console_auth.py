@@ -1,4 +1,5 @@
-"""Staff sign-in: argon2 passwords, sessions, CSRF, lockout, roles enforced on the server."""
+"""Staff sign-in: argon2 passwords, sessions, CSRF, roles enforced on the server (throttling of failed
+sign-ins: test_console_login_throttle.py)."""
 
 from __future__ import annotations
 
@@ -39,18 +40,6 @@ def test_wrong_password_and_unknown_email_get_the_same_answer(client, database):
     assert wrong.status_code == unknown.status_code == 401
     assert "Неверный email или пароль." in wrong.text and "Неверный email или пароль." in unknown.text  # Russian by default
     assert "sl_console" not in client.cookies
-
-
-def test_lockout_after_repeated_failures_refuses_even_the_right_password(client, database):
-    add_staff(database, email="clerk@example.com", role="clerk", store="S1")
-    page = client.get("/console/login")
-    token = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
-    for _ in range(5):
-        assert client.post("/console/login", data={"email": "clerk@example.com", "password": "bad-password", "csrf": token}).status_code == 401
-    locked = client.post("/console/login", data={"email": "clerk@example.com", "password": PASSWORD, "csrf": token})
-    assert locked.status_code == 401 and "заблокирована до" in locked.text
-    with database.read() as session:
-        assert session.scalar(select(StaffUser)).locked_until is not None
 
 
 def test_login_form_needs_its_csrf_token(client, database):

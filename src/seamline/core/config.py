@@ -95,6 +95,11 @@ class Settings(BaseSettings):
         default_factory=lambda: list(DEFAULT_BLOCKED_VALUES),
         description="Regular expressions; a matching identifier value never links anyone",
     )
+    privileged_traits: list[str] = Field(
+        default_factory=lambda: ["vip", "tier", "loyalty_tier", "price_list", "discount_percent", "credit_limit",
+                                 "staff", "blocked", "verified"],
+        description="Traits only a trusted source (a server key, staff) may set; a browser's value is dropped",
+    )
     blocked_extra_values: list[str] = Field(
         default_factory=list,
         description="Exact values (after normalization) that never link anyone, e.g. a store's shared phone",
@@ -231,8 +236,18 @@ class Settings(BaseSettings):
         description="Shared secret of the PBX's call webhooks (X-Seamline-Signature: sha256=<HMAC-SHA256 of the raw body>); empty: the webhook refuses everything",
     )
     console_session_hours: int = Field(default=12, ge=1, le=24 * 30, description="How long a staff console sign-in lasts")
-    console_lockout_attempts: int = Field(default=5, ge=1, le=100, description="Wrong passwords in a row that lock a staff account")
-    console_lockout_minutes: int = Field(default=15, ge=1, description="How long a locked staff account stays locked")
+    console_login_free_attempts: int = Field(
+        default=5, ge=1, le=100,
+        description="Failed console sign-ins for one email from one address before each further attempt from there waits "
+                    "(10 s, doubling; docs/console.md). Never locks the account for other addresses",
+    )
+    console_login_ip_free_attempts: int = Field(
+        default=20, ge=1, le=10_000,
+        description="Failed console sign-ins from one address, whatever the email, before each further attempt from there waits",
+    )
+    console_login_max_delay_minutes: int = Field(
+        default=15, ge=1, le=24 * 60, description="Longest wait the console's sign-in throttling imposes on an address"
+    )
     console_timezone: str = Field(default="Europe/Moscow", description="Time zone the console shows dates and times in")
     inbox_callback_max_per_phone_per_day: int = Field(
         default=3, ge=1, description="Website \"call me back\" requests accepted per phone number per day (a public form: a cap on abuse)"

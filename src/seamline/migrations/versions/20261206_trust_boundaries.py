@@ -22,9 +22,11 @@ depends_on = None
 
 def upgrade() -> None:
     _customers_trust_upgrade()
+    _staff_login_throttle_upgrade()
 
 
 def downgrade() -> None:
+    _staff_login_throttle_downgrade()
     _customers_trust_downgrade()
 
 
@@ -64,3 +66,28 @@ def _customers_trust_downgrade() -> None:
     with op.batch_alter_table('customer_identity', schema=None) as batch_op:
         batch_op.drop_column('verified_by')
         batch_op.drop_column('verified_at')
+
+
+# --- console sign-in: throttling per (email, address) and per address instead of a lock --------
+
+
+def _staff_login_throttle_upgrade() -> None:
+    op.create_table('web_staff_login_throttle',
+    sa.Column('key', sa.String(length=128), nullable=False),
+    sa.Column('failures', sa.Integer(), nullable=False),
+    sa.Column('last_failure_at', sa.DateTime(timezone=True), nullable=True),
+    sa.PrimaryKeyConstraint('key', name=op.f('pk_web_staff_login_throttle'))
+    )
+    op.create_index(op.f('ix_web_staff_login_throttle_last_failure_at'), 'web_staff_login_throttle', ['last_failure_at'],
+                    unique=False)
+    with op.batch_alter_table('web_staff_user', schema=None) as batch_op:
+        batch_op.drop_column('locked_until')
+        batch_op.drop_column('failed_logins')
+
+
+def _staff_login_throttle_downgrade() -> None:
+    with op.batch_alter_table('web_staff_user', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('failed_logins', sa.Integer(), server_default='0', nullable=False))
+        batch_op.add_column(sa.Column('locked_until', sa.DateTime(timezone=True), nullable=True))
+    op.drop_index(op.f('ix_web_staff_login_throttle_last_failure_at'), table_name='web_staff_login_throttle')
+    op.drop_table('web_staff_login_throttle')

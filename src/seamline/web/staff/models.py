@@ -28,8 +28,6 @@ class StaffUser(Base):
     agent_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("inbox_agent.id"), nullable=True, unique=True)
     #: The store (location code) a clerk works in
     store: Mapped[str | None] = mapped_column(String(64), nullable=True)
-    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
-    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -48,3 +46,16 @@ class StaffSession(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     ip: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+
+class StaffLoginThrottle(Base):
+    """Failed console sign-ins counted per (email, client address) and per client address
+    (web/staff/service.py `login`): past a few, the next attempt from that address waits. Never
+    per account alone, so nobody can lock a person out from their own address. `key` is
+    `e:<SHA-256 of the email>:<address>` or `ip:<address>` (the email is not kept in clear)."""
+
+    __tablename__ = "web_staff_login_throttle"
+
+    key: Mapped[str] = mapped_column(String(128), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    last_failure_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True, index=True)

@@ -1,13 +1,16 @@
-"""Staff accounts, sign-in with lockout, browser sessions and what each role may do.
+"""Staff accounts, sign-in with throttling, browser sessions and what each role may do.
 
 Permissions are checked on the server for every console request (web/console/deps.py), never
 only hidden in the page. A wrong password and an unknown email take the same time and give the
-same answer, so the login form does not tell which emails are staff.
+same answer, so the login form does not tell which emails are staff; failed sign-ins slow down
+the address they come from (per email and overall), never the account everywhere, so nobody can
+lock a person out (`login`, docs/console.md).
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -15,13 +18,15 @@ from datetime import datetime, timedelta
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import delete, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from seamline.core.config import Settings
 from seamline.core.errors import Conflict, Forbidden, NotFound, Unprocessable
 from seamline.core.time import utcnow
 from seamline.inbox import agents
-from seamline.web.staff.models import StaffSession, StaffUser
+from seamline.web.staff.models import StaffLoginThrottle, StaffSession, StaffUser
 
 LOCALES = ("ru", "en")
 
@@ -74,7 +79,7 @@ def create_staff_user(session: Session, *, email: str, name: str, password: str,
         agent_id = agents.create_agent(session, name=name, email=email, skills=skills or [], capacity=capacity,
                                        team_ids=[]).id
     user = StaffUser(email=email, name=name, password_hash=_hasher.hash(password), role=role, locale=locale,
-                     agent_id=agent_id, store=store, failed_logins=0)
+                     agent_id=agent_id, store=store)
     session.add(user)
     session.flush()
     return user
@@ -96,11 +101,19 @@ def get_staff_user(session: Session, user_id: int) -> StaffUser:
 
 
 class LoginRefused(Exception):
-    """Sign-in refused; `locked_until` is set when the account is (or just became) locked."""
+    """Wrong email or password: one answer for both, after the same work."""
 
-    def __init__(self, locked_until: datetime | None = None):
+    def __init__(self) -> None:
         super().__init__("login refused")
-        self.locked_until = locked_until
+
+
+class LoginThrottled(Exception):
+    """Too many failed sign-ins from this address (for this email, or overall): try again in
+    `retry_after` seconds. The password was not checked."""
+
+    def __init__(self, retry_after: int):
+        super().__init__(f"login throttled for {retry_after} s")
+        self.retry_after = retry_after
 
 
 @dataclass
@@ -115,31 +128,98 @@ def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def login(session: Session, *, settings: Settings, email: str, password: str, ip: str | None = None) -> NewSession:
-    """Check the password and open a session. `console_lockout_attempts` failures in a row lock
-    the account for `console_lockout_minutes`; while locked even the right password is refused."""
+#: The wait once an address has used its free attempts; it doubles with each further failure,
+#: up to `console_login_max_delay_minutes`.
+FIRST_DELAY_SECONDS = 10.0
+#: Failures are forgotten after this long without another one (and a successful sign-in forgives
+#: the signing-in person's own).
+FORGET_AFTER = timedelta(hours=24)
+
+
+def _throttle_keys(email: str, address: str) -> tuple[str, str]:
+    """The (email, address) key and the address's key. Unknown emails are counted like known
+    ones, so the throttling does not tell which emails exist either."""
+    return f"e:{hashlib.sha256(email.encode()).hexdigest()[:40]}:{address}"[:128], f"ip:{address}"[:128]
+
+
+def _forget_after(settings: Settings) -> timedelta:
+    return max(FORGET_AFTER, timedelta(minutes=2 * settings.console_login_max_delay_minutes))
+
+
+def _throttle_row(session: Session, key: str, *, settings: Settings, now: datetime) -> StaffLoginThrottle:
+    """The key's row, created if need be and locked: a concurrent attempt from the same address
+    waits for this one's outcome, so parallel guesses cannot all pass the check before any
+    failure is counted. (A throttled attempt rolls back, so it leaves no row behind.)"""
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    session.execute(insert(StaffLoginThrottle).values(key=key, failures=0, last_failure_at=None)
+                    .on_conflict_do_nothing(index_elements=["key"]))
+    row = session.get(StaffLoginThrottle, key, with_for_update=True, populate_existing=True)
+    if row.last_failure_at is not None and now - row.last_failure_at >= _forget_after(settings):
+        row.failures, row.last_failure_at = 0, None
+    return row
+
+
+def _wait(row: StaffLoginThrottle, free: int, *, settings: Settings, now: datetime) -> float:
+    """Seconds the key must still wait before its next attempt (0: none)."""
+    if row.failures < free or row.last_failure_at is None:
+        return 0.0
+    delay = min(FIRST_DELAY_SECONDS * 2 ** min(row.failures - free, 30), settings.console_login_max_delay_minutes * 60.0)
+    return max(0.0, delay - (now - row.last_failure_at).total_seconds())
+
+
+def _forget_old_failures(session: Session, *, settings: Settings, now: datetime) -> None:
+    """Drop a few rows whose failures are forgotten (rows another attempt holds are skipped)."""
+    stale = (select(StaffLoginThrottle.key).where(StaffLoginThrottle.last_failure_at < now - _forget_after(settings))
+             .limit(100).with_for_update(skip_locked=True))
+    session.execute(delete(StaffLoginThrottle).where(StaffLoginThrottle.key.in_(stale.scalar_subquery())))
+
+
+def login(session: Session, *, settings: Settings, email: str, password: str, ip: str | None = None,
+          address: str | None = None) -> NewSession:
+    """Check the password and open a session.
+
+    Failures are counted per (email, client address) and per client address (`address`, by
+    default `ip`; the console passes an IPv6 client's /64, core/limits.py). Once the pair has
+    failed `console_login_free_attempts` times (or the address `console_login_ip_free_attempts`
+    times, whatever the emails), each further attempt from that address must wait 10 s after the
+    last failure, doubling with each failure up to `console_login_max_delay_minutes`; meanwhile
+    `LoginThrottled` is raised without checking the password (the caller answers 429). The same
+    email from another address is not slowed down: a failed guess never locks the account.
+    A wrong password, an unknown email and a disabled account all raise `LoginRefused` after
+    one argon2 verification. The caller must commit after `LoginRefused` (the failure counts) and
+    roll back after `LoginThrottled` (nothing to keep).
+    """
     now = utcnow()
-    user = session.scalar(select(StaffUser).where(StaffUser.email == email.strip().lower()).with_for_update())
-    if user is None or user.disabled_at is not None:
-        try:
-            _hasher.verify(_DUMMY_HASH, password)
-        except VerificationError:
-            pass
-        raise LoginRefused()
-    if user.locked_until is not None and user.locked_until > now:
-        raise LoginRefused(user.locked_until)
+    email = email.strip().lower()
+    address = address or ip or "unknown"
+    pair_key, ip_key = _throttle_keys(email, address)
+    # Locked in one fixed order (by key), so two attempts never wait for each other crosswise.
+    rows = {key: _throttle_row(session, key, settings=settings, now=now) for key in sorted((pair_key, ip_key))}
+    pair, per_ip = rows[pair_key], rows[ip_key]
+    wait = max(_wait(pair, settings.console_login_free_attempts, settings=settings, now=now),
+               _wait(per_ip, settings.console_login_ip_free_attempts, settings=settings, now=now))
+    if wait > 0:
+        raise LoginThrottled(max(1, math.ceil(wait)))
+    _forget_old_failures(session, settings=settings, now=now)
+    user = session.scalar(select(StaffUser).where(StaffUser.email == email))
     try:
+        if user is None or user.disabled_at is not None:
+            _hasher.verify(_DUMMY_HASH, password)  # the same work as for a real account
+            raise VerificationError("unknown or disabled account")
         _hasher.verify(user.password_hash, password)
     except (VerificationError, InvalidHashError):
-        user.failed_logins += 1
-        if user.failed_logins >= settings.console_lockout_attempts:
-            user.locked_until = now + timedelta(minutes=settings.console_lockout_minutes)
-            user.failed_logins = 0
+        for row in (pair, per_ip):
+            row.failures, row.last_failure_at = row.failures + 1, now
         session.flush()
-        raise LoginRefused(user.locked_until if user.locked_until and user.locked_until > now else None) from None
+        raise LoginRefused() from None
+    # The person's own mistakes from here are forgiven; other emails' failures from the address stay.
+    per_ip.failures = max(0, per_ip.failures - pair.failures)
+    session.delete(pair)
+    if per_ip.failures == 0:
+        session.delete(per_ip)
     if _hasher.check_needs_rehash(user.password_hash):
         user.password_hash = _hasher.hash(password)
-    user.failed_logins, user.locked_until, user.last_login_at = 0, None, now
+    user.last_login_at = now
     token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(24)
     expires_at = now + timedelta(hours=settings.console_session_hours)
     session.add(StaffSession(token_hash=_token_hash(token), user_id=user.id, csrf=csrf, created_at=now,
@@ -177,7 +257,7 @@ def set_password(session: Session, *, user_id: int, password: str) -> StaffUser:
     """A new password; every session of the account ends."""
     _check_password(password)
     user = get_staff_user(session, user_id)
-    user.password_hash, user.failed_logins, user.locked_until = _hasher.hash(password), 0, None
+    user.password_hash = _hasher.hash(password)
     session.execute(delete(StaffSession).where(StaffSession.user_id == user.id))
     session.flush()
     return user

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import secrets
+from datetime import timedelta
 from typing import Annotated
+
+from babel.dates import format_timedelta
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
+from seamline.core.limits import client_address
 from seamline.web.console.deps import COOKIE, Staff, database, signed_in
 from seamline.web.console.templating import render
 from seamline.web.i18n import Formats, gettext, pick_locale
@@ -51,20 +55,22 @@ def login_submit(request: Request, email: Annotated[str, Form(max_length=320)], 
     def work(session):  # noqa: ANN001, ANN202
         try:
             return staff_service.login(session, settings=request.app.state.settings, email=email, password=password,
-                                       ip=request.client.host if request.client else None), None
+                                       ip=request.client.host if request.client else None,
+                                       address=client_address(request.scope)), None
         except staff_service.LoginRefused as refused:
-            return None, refused
+            return None, refused  # committed: the failure counts
 
-    opened, refused = database(request).run_write(work)
+    try:
+        opened, _refused = database(request).run_write(work)
+    except staff_service.LoginThrottled as throttled:  # rolled back; the password was not checked
+        when = format_timedelta(timedelta(seconds=throttled.retry_after), locale=Formats(locale).babel,
+                                add_direction=True, threshold=2)
+        error = gettext(locale, "Too many failed sign-in attempts from this address. Try again %(when)s.", when=when)
+        return render(request, "login.html", status_code=429, next=_safe_next(next) or "", csrf_override=cookie_token,
+                      error=error, email=email, headers={"Retry-After": str(throttled.retry_after)})
     if opened is None:
-        if refused.locked_until is not None:
-            settings = request.app.state.settings
-            until = Formats(locale, settings.console_timezone).datetime(refused.locked_until)
-            error = gettext(locale, "Too many failed attempts: the account is locked until %(until)s.", until=until)
-        else:
-            error = gettext(locale, "Wrong email or password.")
         return render(request, "login.html", status_code=401, next=_safe_next(next) or "", csrf_override=cookie_token,
-                      error=error, email=email)
+                      error=gettext(locale, "Wrong email or password."), email=email)
     response = RedirectResponse(_safe_next(next) or _home(opened.user), status_code=303)
     response.set_cookie(COOKIE, opened.token, httponly=True, samesite="lax", path="/",
                         secure=request.url.scheme == "https", max_age=int(request.app.state.settings.console_session_hours * 3600))

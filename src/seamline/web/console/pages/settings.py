@@ -84,7 +84,7 @@ def _keys(session: Session, request: Request) -> dict[str, Any]:
 
 def _staff(session: Session, request: Request) -> dict[str, Any]:
     people = [{"id": u.id, "email": u.email, "name": u.name, "role": u.role, "locale": u.locale, "store": u.store,
-               "agent_id": u.agent_id, "last_login_at": u.last_login_at, "locked_until": u.locked_until,
+               "agent_id": u.agent_id, "last_login_at": u.last_login_at,
                "disabled_at": u.disabled_at} for u in staff_service.list_staff(session)]
     return {"people": people, "roles": staff_service.ROLES, "locales": staff_service.LOCALES}
 
