@@ -203,3 +203,17 @@ def test_a_callback_request_for_someone_elses_number_reveals_and_joins_nothing(c
     assert response.status_code == 201, response.text
     assert holder(database, "anonymous_id", "attacker-cookie") is None
     assert holder(database, "phone", VICTIM_PHONE) == victim
+
+
+def test_the_batch_rebuild_agrees_with_claims_refusals_and_take_backs(client, database, settings, write_key, server, victim):
+    """Refused claims are never stored as links and taken-back claims are revoked: replaying
+    the graph by the rules finds nothing to change."""
+    from seamline.customers.identifiers import IdentifierRules
+    from seamline.customers.rebuild import rebuild_profiles
+
+    identify(client, write_key, anonymousId="attacker-cookie", traits={"email": VICTIM_EMAIL, "phone": ATTACKER_PHONE})
+    identify(client, write_key, anonymousId="attacker-cookie", traits={"phone": VICTIM_NEW_PHONE})
+    identify(client, write_key, anonymousId="newsletter-cookie", traits={"email": "reader@example.com"})
+    login(client, server, VICTIM_NEW_PHONE, anonymous_id="owner-cookie")
+    report = rebuild_profiles(database, rules=IdentifierRules(settings), dry_run=True)
+    assert (report.identities_moved, report.profiles_created, report.profiles_retired) == (0, 0, 0)

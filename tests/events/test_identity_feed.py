@@ -86,9 +86,9 @@ def test_first_logins_make_the_graph_the_rebuild_makes(database, settings):
     """New people go through the three-insert path: the batch rebuild, which replays every link
     by the rules, must find nothing to change."""
     rules = IdentifierRules(settings)
-    store(database, rules, *[m for n in range(30) for m in first_login(n)])
-    # A known person's second email, and an alias from an old device: the full resolution path
-    # (from the shop's backend: a browser may not join anything to a known user id).
+    # From the shop's backend (a browser may not join anything to a known user id: test_trust.py).
+    store(database, rules, *[m for n in range(30) for m in first_login(n)], server_side=True)
+    # A known person's second email, and an alias from an old device: the full resolution path.
     store(database, rules,
           {"type": "identify", "messageId": "x1", "userId": "user-3", "traits": {"email": "other@example.com"}},
           {"type": "alias", "messageId": "x2", "userId": "user-4", "previousId": "old-device"}, server_side=True)
@@ -104,7 +104,7 @@ def test_first_logins_make_the_graph_the_rebuild_makes(database, settings):
     with database.read() as session:
         links = session.scalars(select(CustomerLink)).all()
     assert len(links) == 30 * 2 + 2
-    assert {link.source for link in links} == {"events:web"}
+    assert {link.source for link in links} == {"events:server"}
 
     report = rebuild_profiles(database, rules=rules, dry_run=True)
     assert report.identities_moved == 0 and report.profiles_created == 0 and report.profiles_retired == 0

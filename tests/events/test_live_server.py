@@ -22,7 +22,7 @@ from seamline.events.models import EventRecord
 @pytest.fixture
 def source_key(database) -> str:
     with database.write() as session:
-        return events_service.create_source(session, name="Backend", channel="server")[1]
+        return events_service.create_source(session, name="Backend", channel="server", server_side=True)[1]
 
 
 @pytest.fixture

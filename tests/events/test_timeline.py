@@ -15,6 +15,8 @@ def keys(database) -> dict[str, str]:
     with database.write() as session:
         for name, channel in (("Website", "web"), ("App", "app"), ("Store POS", "store")):
             made[channel] = events_service.create_source(session, name=name, channel=channel)[1]
+        # The shop's backend: its key stays on the server, so what it says about who is who is vouched for.
+        made["server"] = events_service.create_source(session, name="Backend", channel="server", server_side=True)[1]
     return made
 
 
@@ -47,8 +49,12 @@ def test_anonymous_browsing_joins_the_profile_at_login_retroactively(client, key
          timestamp="2026-11-20T10:01:00Z", properties={"sku": "CREAM-50"})
     lookup_missing = client.get("/v1/customers/lookup", params={"anonymous_id": "web-cookie"}, headers=admin_headers)
     assert lookup_missing.status_code == 404  # anonymous-only events make no profile
-    send(client, keys["web"], "identify", anonymousId="web-cookie", userId="anna-1", messageId="i1",
+    # She logs in on the website: the shop's backend says so (a browser's identify is only a claim).
+    send(client, keys["server"], "identify", anonymousId="web-cookie", userId="anna-1", messageId="i1",
          timestamp="2026-11-20T10:02:00Z", traits={"email": "Anna@Example.com", "phone": "8 (916) 123-45-67", "first_name": "Анна"})
+    # In the evening she logs in in the app, which the backend confirms the same way.
+    send(client, keys["server"], "identify", anonymousId="app-install", userId="anna-1", messageId="i2",
+         timestamp="2026-11-20T18:59:00Z")
     send(client, keys["app"], "track", anonymousId="app-install", userId="anna-1", event="Order Completed",
          messageId="t2", timestamp="2026-11-20T19:00:00Z", properties={"order_id": "A-1"})
 
@@ -60,12 +66,12 @@ def test_anonymous_browsing_joins_the_profile_at_login_retroactively(client, key
     assert lookup(client, admin_headers, phone="+7 916 123 45 67")["id"] == customer["id"]
 
     items = timeline(client, admin_headers, customer["id"])["items"]
-    assert [i["data"]["message_id"] for i in items] == ["t2", "i1", "t1", "p1"]  # newest first
-    assert [i["channel"] for i in items] == ["app", "web", "web", "web"]
+    assert [i["data"]["message_id"] for i in items] == ["t2", "i2", "i1", "t1", "p1"]  # newest first
+    assert [i["channel"] for i in items] == ["app", "server", "server", "web", "web"]
     assert items[0]["title"] == "Order Completed" and items[0]["type"] == "event.track"
     assert items[-1]["data"]["context"]["campaign"]["source"] == "ads"
-    assert customer["sections"]["events"]["by_channel"] == {"app": 1, "web": 3}
-    assert [i["data"]["message_id"] for i in customer["sections"]["timeline"]] == ["t2", "i1", "t1", "p1"]
+    assert customer["sections"]["events"]["by_channel"] == {"app": 1, "server": 2, "web": 2}
+    assert [i["data"]["message_id"] for i in customer["sections"]["timeline"]] == ["t2", "i2", "i1", "t1", "p1"]
 
 
 def test_alias_joins_the_previous_id(client, keys, admin_headers):
@@ -128,7 +134,10 @@ def test_events_of_a_merged_profile_follow_the_survivor(client, keys, admin_head
     send(client, keys["app"], "identify", anonymousId="device-2", traits={"email": "x@example.com"}, messageId="c")
     response = client.post(
         "/v1/customers", headers=write_headers,
-        json={"identifiers": [{"type": "user_id", "value": "u-1"}, {"type": "email", "value": "x@example.com"}]},
+        # The backend vouches for the email and the app install it was typed on (an email only a
+        # browser claimed leaves that browser's profile when someone else's server vouches for it).
+        json={"identifiers": [{"type": "user_id", "value": "u-1"}, {"type": "email", "value": "x@example.com"},
+                              {"type": "anonymous_id", "value": "device-2"}]},
     )
     assert response.status_code == 200 and response.json()["merged_customer_ids"]
     customer_id = lookup(client, admin_headers, user_id="u-1")["id"]

@@ -60,13 +60,14 @@ def test_a_user_id_without_the_sites_signature_opens_no_history(client, admin_he
                                                         "userHash": "00" * 32})
     assert forged.status_code == 401 and forged.json()["error"]["code"] == "invalid_user_hash"
     assert client.get("/v1/webchat/messages", headers=attacker.headers).json()["items"] == []
-    # Writing starts a conversation of its own (it does not continue, and so open, the victim's);
-    # the agent still sees one person, as the identity graph linked the user id.
+    # Writing starts a conversation of its own, of a person of its own: with an identity secret set,
+    # an unsigned user id is not bound to the browser at all (docs/customers.md, "Trust").
     attacker.say("Привет")
     assert [m["text"] for m in attacker.open()["messages"]] == ["Привет"]
-    assert [m["text"] for m in victim.open()["messages"]] == ["Моя карта заканчивается на 4242", "Привет"]
+    assert [m["text"] for m in victim.open()["messages"]] == ["Моя карта заканчивается на 4242"]
     customer = conversation(client, admin_headers, attacker.state["conversation"]["id"])["customer_id"]
-    assert len(client.get("/v1/inbox/conversations", params={"customer_id": customer}, headers=admin_headers).json()["items"]) == 2
+    assert customer != conversation(client, admin_headers, victim.state["conversation"]["id"])["customer_id"]
+    assert len(client.get("/v1/inbox/conversations", params={"customer_id": customer}, headers=admin_headers).json()["items"]) == 1
 
 
 def test_a_page_load_resumes_the_session(client, visitor, database):

@@ -12,9 +12,11 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
+from sqlalchemy import select
 
 from seamline.app import create_app
 from seamline.channels.viber.adapter import signature
+from seamline.customers.models import CustomerIdentity
 from seamline.inbox import delivery
 from tests.channels.fakes import FakeJsonApi
 from tests.inbox.conftest import conversation, create_agent, reply
@@ -79,7 +81,9 @@ def test_the_webhook_check_is_answered_and_unsigned_callbacks_are_refused(client
     assert client.get("/v1/inbox/conversations", headers=admin_headers).json()["items"] == []
 
 
-def test_messages_join_the_profile_of_the_shared_phone_and_repeats_are_ignored(client, admin_headers, write_headers):
+def test_a_shared_contact_is_a_claim_that_joins_no_one_and_repeats_are_ignored(client, admin_headers, write_headers):
+    """Viber does not say whose a shared contact card is: a phone someone else already has is a
+    claim and joins nothing (docs/customers.md, "Trust"); the agent still sees the card."""
     web = client.post("/v1/customers", json={"identifiers": [{"type": "user_id", "value": "site-77"},
                                                               {"type": "phone", "value": "8 (916) 123-45-67"}]},
                       headers=write_headers).json()["customer"]["id"]
@@ -88,20 +92,32 @@ def test_messages_join_the_profile_of_the_shared_phone_and_repeats_are_ignored(c
     assert post(client, payload("text_message"))["messages"][0]["duplicate"] is True  # Viber resent it
     for name in ("picture_message", "file_message", "contact_message"):
         assert post(client, payload(name))["messages"][0]["error"] is None, name
-    items = client.get("/v1/inbox/conversations", params={"customer_id": web}, headers=admin_headers).json()["items"]
-    assert len(items) == 1  # the Viber profile merged into the website's person
+    assert client.get("/v1/inbox/conversations", params={"customer_id": web}, headers=admin_headers).json()["items"] == []
+    items = client.get("/v1/inbox/conversations", headers=admin_headers).json()["items"]
+    assert len(items) == 1
     view = conversation(client, admin_headers, items[0]["id"])
-    assert view["customer_id"] == web
+    assert view["customer_id"] != web
     messages = [m for m in view["messages"] if m["kind"] == "message"]
     assert [m["text"] for m in messages] == [
         "Добрый день! Можно поменять размер в заказе 1042?", "Вот этикетка", "заказ-1042.pdf", "📞 +79161234567"]
     assert messages[1]["meta"]["viber"]["files"][0]["filename"] == "IMG_20251123_140101.jpg"
     assert messages[2]["meta"]["viber"]["files"][0]["url"].endswith(".pdf") and messages[2]["meta"]["viber"]["files"][0]["size"] == 48213
     assert messages[3]["meta"]["viber"]["contact"]["phone_number"] == "+79161234567"
-    customer = client.get(f"/v1/customers/{web}", headers=admin_headers).json()
-    identities = [{"type": i["type"], "value": i["value"]} for i in customer["sections"]["identities"]]
-    assert {"type": "viber_id", "value": VIEWER} in identities
-    assert customer["sections"]["profile"]["traits"]["name"]["value"] == "Анна Петрова"
+    viewer = client.get(f"/v1/customers/{view['customer_id']}", headers=admin_headers).json()
+    assert [(i["type"], i["value"]) for i in viewer["sections"]["identities"]] == [("viber_id", VIEWER)]
+    assert viewer["sections"]["profile"]["traits"]["name"]["value"] == "Анна Петрова"
+    website = client.get(f"/v1/customers/{web}", headers=admin_headers).json()
+    assert {i["type"] for i in website["sections"]["identities"]} == {"user_id", "phone"}
+
+
+def test_a_shared_contact_with_a_new_number_joins_the_viewer_unverified(client, admin_headers, database):
+    for name in ("text_message", "contact_message"):
+        assert post(client, payload(name))["messages"][0]["error"] is None, name
+    with database.read() as session:
+        phone = session.scalar(select(CustomerIdentity).where(CustomerIdentity.type == "phone"))
+        viber = session.scalar(select(CustomerIdentity).where(CustomerIdentity.type == "viber_id"))
+    assert phone.value == "+79161234567" and phone.profile_id == viber.profile_id
+    assert phone.verified_at is None and viber.verified_at is not None
 
 
 def test_subscriptions_and_unknown_events_are_acknowledged_with_nothing_created(client, admin_headers):
