@@ -8,7 +8,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from seamline.app import create_app
-from seamline.channels.webchat.service import user_hash
+from seamline.customers.signing import user_hash
 from seamline.core.auth.schemas import Scope
 from seamline.customers.models import CustomerIdentity
 from seamline.inbox.models import InboxMessage
@@ -217,3 +217,17 @@ def test_the_batch_rebuild_agrees_with_claims_refusals_and_take_backs(client, da
     login(client, server, VICTIM_NEW_PHONE, anonymous_id="owner-cookie")
     report = rebuild_profiles(database, rules=IdentifierRules(settings), dry_run=True)
     assert (report.identities_moved, report.profiles_created, report.profiles_retired) == (0, 0, 0)
+
+
+def test_a_browser_identify_with_the_sites_signature_joins_the_user(client, database, write_key, victim):
+    """The site signs its user's id (userHash): the tracker's identify is then a fact, and a new
+    device's browsing joins the person; a wrong signature is only a claim."""
+    identify(client, write_key, anonymousId="wrong-sig", userId="victim-1", context={"userHash": "f" * 64})
+    assert holder(database, "anonymous_id", "wrong-sig") != victim
+    identify(client, write_key, anonymousId="anna-phone", userId="victim-1",
+             context={"userHash": user_hash(SECRET, "victim-1")}, traits={"vip": True})
+    assert holder(database, "anonymous_id", "anna-phone") == victim
+    with database.read() as session:
+        from seamline.customers import service as customers_service
+        traits = customers_service.traits_of(session, customers_service.identity_ids_of(session, victim))
+    assert "vip" not in traits  # the signature covers the user id, not the traits

@@ -9,7 +9,7 @@ from pydantic import SecretStr
 from sqlalchemy import func, select
 
 from seamline.app import create_app
-from seamline.channels.webchat.service import user_hash
+from seamline.customers.signing import user_hash
 from seamline.inbox.models import InboxChatSession
 from tests.inbox.conftest import conversation, create_agent, reply
 

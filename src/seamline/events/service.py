@@ -39,6 +39,7 @@ from seamline.customers import service as customers_service
 from seamline.customers.identifiers import DEVICE_TYPES, Identifier, IdentifierRules
 from seamline.customers.models import CustomerIdentity
 from seamline.customers.sections import CustomerContext, SectionRegistry
+from seamline.customers.signing import valid_user_hash
 from seamline.customers.timeline import TimelineItem, TimelineQuery, TimelineRegistry
 from seamline.events import destinations
 from seamline.events.ingest import MESSAGE_TYPES, CheckedEvent, person_key
@@ -190,9 +191,12 @@ def enqueue_identity_work(
     # What a server-side source says is vouched for; a browser's or an app's is a claim.
     trust = {"server": True} if source.server_side else {}
     for event in events:
+        # A browser may carry the site's signature of its user id (context.userHash): checked when
+        # the work is applied, where the settings are.
+        signed = {} if trust or not event.user_id else _user_hash_of(event.message)
         if event.type == "identify":
             items.append({"type": "identify", "userId": event.user_id, "anonymousId": event.anonymous_id,
-                          "traits": event.message.get("traits") or {}, "at": event.timestamp.isoformat(), **trust})
+                          "traits": event.message.get("traits") or {}, "at": event.timestamp.isoformat(), **trust, **signed})
             continue
         if event.type == "alias":
             previous = str(event.message.get("previousId"))
@@ -206,7 +210,7 @@ def enqueue_identity_work(
         if key not in seen:
             seen.add(key)
             items.append({"type": event.type, "userId": event.user_id, "anonymousId": event.anonymous_id,
-                          "previousId": previous, "at": event.timestamp.isoformat(), **trust})
+                          "previousId": previous, "at": event.timestamp.isoformat(), **trust, **signed})
     if items:
         sql = DriverSQL(session)
         sql.execute(
@@ -215,9 +219,19 @@ def enqueue_identity_work(
         )
 
 
+def _user_hash_of(message: dict[str, Any]) -> dict[str, str]:
+    context = message.get("context")
+    given = context.get("userHash") if isinstance(context, dict) else None
+    return {"userHash": given} if isinstance(given, str) and len(given) <= 128 else {}
+
+
+#: How far an item is vouched for: a server-side source's word, a browser's user id signed by the
+#: site (userHash), or nothing but claims.
+SERVER, SIGNED, CLAIMED = "server", "signed", ""
+
 #: (identifiers, traits to record or None, observed at, the (userId, anonymousId) pair as sent
-#: for a plain event, else None, whether a server-side source sent it)
-Work = tuple[tuple[Identifier, ...], dict[str, Any] | None, datetime, tuple[str, str | None] | None, bool]
+#: for a plain event, else None, how far it is vouched for)
+Work = tuple[tuple[Identifier, ...], dict[str, Any] | None, datetime, tuple[str, str | None] | None, str]
 
 
 def _identity_work(session: Session, items: list[dict[str, Any]], rules: IdentifierRules) -> list[Work]:
@@ -226,6 +240,7 @@ def _identity_work(session: Session, items: list[dict[str, Any]], rules: Identif
     if one is known by that value, else an anonymous id) to `userId`; any other event links its
     userId and anonymousId."""
     memo: dict[tuple[str, Any], Identifier | None] = {}
+    secret = rules.settings.inbox_webchat_identity_secret.get_secret_value()
 
     def identifier(type_name: str, value: Any) -> Identifier | None:
         key = (type_name, value)
@@ -250,7 +265,9 @@ def _identity_work(session: Session, items: list[dict[str, Any]], rules: Identif
             found, pair = (user, anonymous), (item["userId"], item.get("anonymousId"))
         identifiers = tuple(i for i in found if i is not None)
         if identifiers:
-            work.append((identifiers, traits, datetime.fromisoformat(item["at"]), pair, bool(item.get("server"))))
+            trust = SERVER if item.get("server") else SIGNED if item.get("userHash") and valid_user_hash(
+                secret, item.get("userId"), item["userHash"]) else CLAIMED
+            work.append((identifiers, traits, datetime.fromisoformat(item["at"]), pair, trust))
     return work
 
 
@@ -352,16 +369,19 @@ def _apply(session: Session, work: list[tuple[Work, str]], rules: IdentifierRule
     sqlite = session.get_bind().dialect.name == "sqlite"
     observations: list[customers_service.TraitObservation] = []
     pairs: list[tuple[tuple[Identifier, ...], tuple[str, str | None]]] = []
-    for (identifiers, traits, observed_at, pair, server), origin in work:
+    for (identifiers, traits, observed_at, pair, trust), origin in work:
         if pair is not None:
             pairs.append((identifiers, pair))
         # A browser's or an app's write key is public: the ids it sends other than its own
-        # device's are claims, and its traits unverified (docs/customers.md, "Trust").
-        claimed = frozenset() if server else frozenset(i for i in identifiers if i.type not in DEVICE_TYPES)
+        # device's (and a user id the site signed) are claims, and its traits unverified
+        # (docs/customers.md, "Trust").
+        server = trust == SERVER
+        claimed = frozenset() if server else frozenset(
+            i for i in identifiers if i.type not in DEVICE_TYPES and not (trust == SIGNED and i.type == "user_id"))
         if traits and not server:
             traits = customers_service.claimable_traits(rules, traits)
         held = [holders.get(i) for i in identifiers]
-        if all(held) and len({h[0] for h in held}) == 1 and (not server or _all_verified(session, held)):
+        if all(held) and len({h[0] for h in held}) == 1 and (trust == CLAIMED or _all_verified(session, held)):
             if traits:  # known, and one person already
                 anchor = resolution.anchor_first(list(identifiers), claimed)[0]
                 observations.append((holders[anchor][1], traits, origin, observed_at, server))

@@ -9,7 +9,6 @@ The widget then holds a random session token (stored as its SHA-256).
 from __future__ import annotations
 
 import hashlib
-import hmac
 import secrets
 from datetime import timedelta
 from typing import Any
@@ -25,6 +24,7 @@ from seamline.core.time import utcnow
 from seamline.customers import service as customers_service
 from seamline.customers.identifiers import IdentifierRules
 from seamline.customers.schemas import ConsentIn, CustomerUpsert, IdentifierIn
+from seamline.customers.signing import valid_user_hash
 from seamline.events import service as events_service
 from seamline.inbox import delivery, routing, service
 from seamline.inbox.models import (
@@ -42,11 +42,6 @@ def _hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def user_hash(secret: str, user_id: str) -> str:
-    """What the site's backend computes for a logged-in user: hex HMAC-SHA256 of the user id."""
-    return hmac.new(secret.encode(), user_id.encode(), hashlib.sha256).hexdigest()
-
-
 def open_session(session: Session, *, rules: IdentifierRules, settings: Settings, write_key: str, anonymous_id: str,
                  user_id: str | None, user_hash_given: str | None, resume_token: str | None) -> tuple[InboxChatSession, str]:
     """A session for the visitor; the same one again when the widget presents its token for the
@@ -59,7 +54,7 @@ def open_session(session: Session, *, rules: IdentifierRules, settings: Settings
     secret = settings.inbox_webchat_identity_secret.get_secret_value()
     verified = False
     if user_id and user_hash_given is not None:
-        if not secret or not hmac.compare_digest(user_hash(secret, user_id), user_hash_given.lower()):
+        if not valid_user_hash(secret, user_id, user_hash_given):
             raise Unauthorized("The userHash does not match the user id", code="invalid_user_hash")
         verified = True
     if resume_token:

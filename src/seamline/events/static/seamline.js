@@ -3,7 +3,7 @@
 (function () {
   "use strict";
   const VERSION = "0.1.0";
-  const AID = "sl_aid", UID = "sl_uid", QUEUE = "sl_queue";
+  const AID = "sl_aid", UID = "sl_uid", UHASH = "sl_uhash", QUEUE = "sl_queue";
   const BATCH_SIZE = 20, FLUSH_DELAY = 1000, MAX_QUEUE = 1000, MAX_BODY = 60000, TIMEOUT = 10000;
   const RETRY_MIN = 1000, RETRY_MAX = 60000;
   const YEAR = 365 * 24 * 3600;
@@ -100,6 +100,10 @@
     try { c.timezone = Intl.DateTimeFormat().resolvedOptions().timeZone; } catch (e) { /* old browser */ }
     const utm = campaign();
     if (utm) c.campaign = utm;
+    // The site's signature of the user id (identify's options.userHash): the user id is then a
+    // fact, not a claim, for Seamline's identity graph.
+    const signed = store.get(UHASH);
+    if (signed && store.get(UID)) c.userHash = signed;
     return c;
   }
 
@@ -258,9 +262,13 @@
       if (!event) return console.error("seamline: track() needs an event name");
       return message("track", { event: String(event), properties: properties || {} });
     },
-    identify(userId, traits) {
-      if (isObject(userId)) { traits = userId; userId = undefined; }
-      if (userId !== undefined && userId !== null && userId !== "") store.set(UID, String(userId));
+    identify(userId, traits, opts) {
+      if (isObject(userId)) { opts = traits; traits = userId; userId = undefined; }
+      if (userId !== undefined && userId !== null && userId !== "") {
+        if (String(userId) !== store.get(UID)) store.remove(UHASH); // a signature is for one user id
+        store.set(UID, String(userId));
+      }
+      if (opts && opts.userHash) store.set(UHASH, String(opts.userHash));
       return message("identify", { traits: traits || {} });
     },
     alias(userId, previousId) {
@@ -272,7 +280,7 @@
       if (!groupId) return console.error("seamline: group() needs a groupId");
       return message("group", { groupId: String(groupId), traits: traits || {} });
     },
-    reset() { store.remove(UID); setAnonymousId(uuid()); },
+    reset() { store.remove(UID); store.remove(UHASH); setAnonymousId(uuid()); },
     anonymousId(id) { return id ? setAnonymousId(id) : loadAnonymousId(); },
     userId() { return store.get(UID); },
     ready(callback) {

@@ -36,6 +36,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from markupsafe import Markup
 
 from seamline.core.config import Settings
+from seamline.customers import signing
 from seamline.web import i18n
 from seamline.web.storefront.client import ApiError, SeamlineClient
 
@@ -208,15 +209,15 @@ class Shop:
             except ApiError:
                 cart = {"lines": []}
         calls = list(self.tracking)
-        if self.session and self.session.get("new"):
-            traits = {self.session["type"]: self.session["value"]}
-            calls.insert(0, ["identify", self.session.get("uid"), traits])
-            self.session = {k: v for k, v in self.session.items() if k != "new"}
-            self.set_cookie(self.session_cookie, sign(self.session, self.settings), max_age=30 * 24 * 3600)
         user_hash = None
         secret = self.settings.inbox_webchat_identity_secret.get_secret_value()
         if self.session and self.session.get("uid") and secret:
-            user_hash = hmac.new(secret.encode(), self.session["uid"].encode(), hashlib.sha256).hexdigest()
+            user_hash = signing.user_hash(secret, self.session["uid"])
+        if self.session and self.session.get("new"):
+            traits = {self.session["type"]: self.session["value"]}
+            calls.insert(0, ["identify", self.session.get("uid"), traits, {"userHash": user_hash} if user_hash else {}])
+            self.session = {k: v for k, v in self.session.items() if k != "new"}
+            self.set_cookie(self.session_cookie, sign(self.session, self.settings), max_age=30 * 24 * 3600)
         tracking = {"writeKey": self.settings.storefront_write_key, "calls": calls, "reset": self.reset_tracker,
                     "anonymousId": self.aid, "page": {"channel": self.channel}}
         alternate = "app" if self.look == "shop" else "shop"

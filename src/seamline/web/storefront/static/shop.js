@@ -15,7 +15,8 @@
     }
     (cfg.calls || []).forEach(function (call) {
       if (call[0] === "identify") {
-        if (call[1]) s.identify(call[1], call[2] || {}); else s.identify(call[2] || {});
+        // call[3]: the shop's signature of the user id (userHash), so the identify is a fact
+        if (call[1]) s.identify(call[1], call[2] || {}, call[3] || {}); else s.identify(call[2] || {});
       }
     });
     s.page(document.title, cfg.page || {});
