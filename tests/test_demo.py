@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections import Counter
@@ -9,7 +10,11 @@ from datetime import datetime, timezone
 
 import pytest
 from sqlalchemy import select
+from fastapi.testclient import TestClient
 from typer.testing import CliRunner
+
+from seamline.app import create_app
+from seamline.cli import _settings
 
 from seamline.commerce.models import CommerceLocation, CommerceOrder, CommerceReturn
 from seamline.core.config import get_settings
@@ -18,7 +23,11 @@ from seamline.demo import (
     PLACEHOLDER_EMAIL,
     STORES,
     build_plan,
+    clear_database,
+    environment_file,
     fill_demo,
+    has_data,
+    write_environment,
 )
 from seamline.demo_world import PRODUCTS, SOLD_OUT, location_code
 from seamline.inbox.models import InboxConversation, InboxMessage
@@ -202,7 +211,8 @@ def clean_settings_cache(monkeypatch):
     monkeypatch.setenv("SEAMLINE_DATABASE_URL", "sqlite:///unused-by-this-test.db")
     for name in ("SEAMLINE_BLOCKED_EXTRA_VALUES", "SEAMLINE_STOREFRONT_API_KEY", "SEAMLINE_STOREFRONT_WRITE_KEY",
                  "SEAMLINE_LOGIN_CODES_REVEAL", "SEAMLINE_STOREFRONT_PRODUCTS"):
-        monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv(name, "")  # recorded, so that undo removes what the CLI sets too
+        monkeypatch.delenv(name)
     get_settings.cache_clear()
     yield
     monkeypatch.undo()
@@ -227,6 +237,44 @@ def test_cli_demo(tmp_path, clean_settings_cache):
     assert os.environ["SEAMLINE_STOREFRONT_API_KEY"].startswith("sl_")
     assert os.environ["SEAMLINE_STOREFRONT_WRITE_KEY"].startswith("sl_")
     assert os.environ["SEAMLINE_LOGIN_CODES_REVEAL"] == "true"
+    assert "other commands on this database: SEAMLINE_DATABASE_URL=" in result.output  # not the usual seamline.db
+
+    # `seamline serve` (another process) on the demo's database finds the storefront's keys beside it
+    kept = tmp_path / "demo.db.demo.json"
+    assert kept.stat().st_mode & 0o077 == 0  # it holds a write key: its owner's only
+    assert json.loads(kept.read_text())["SEAMLINE_STOREFRONT_API_KEY"] == os.environ["SEAMLINE_STOREFRONT_API_KEY"]
+    for name in ("SEAMLINE_BLOCKED_EXTRA_VALUES", "SEAMLINE_STOREFRONT_API_KEY", "SEAMLINE_STOREFRONT_WRITE_KEY",
+                 "SEAMLINE_LOGIN_CODES_REVEAL", "SEAMLINE_STOREFRONT_PRODUCTS"):
+        del os.environ[name]
+    get_settings.cache_clear()
+    served = _settings(None)
+    assert served.storefront_api_key and served.storefront_write_key and served.login_codes_reveal
+    assert served.blocked_extra_values and served.storefront_products
+    quiet = {"delivery_worker": False, "commerce_expire_interval_seconds": 0, "commerce_refund_retry_seconds": 0,
+             "loyalty_job_interval_seconds": 0, "inbox_job_interval_seconds": 0, "inbox_send_interval_seconds": 0,
+             "inbox_imap_poll_seconds": 0}
+    with TestClient(create_app(served.model_copy(update=quiet))) as client:
+        shop = client.get("/shop/")
+    assert shop.status_code == 200 and 'data-test="product-card"' in shop.text
+
+
+def test_cli_demo_leaves_other_data_alone(tmp_path, clean_settings_cache):
+    """The demo fills an empty database or replaces its own, never a database with other data."""
+    from seamline.cli import app
+
+    path = tmp_path / "mine.db"
+    url = f"sqlite:///{path}"
+    assert CliRunner().invoke(app, ["db", "upgrade", "--database-url", url]).exit_code == 0
+    assert CliRunner().invoke(app, ["apikey", "create", "--scope", "read", "--database-url", url]).exit_code == 0
+    result = CliRunner().invoke(app, ["demo", "--no-serve", "--database", str(path), "--customers", "1"])
+    assert result.exit_code == 1
+    assert "holds data the demo did not make" in result.output and "Traceback" not in result.output
+    assert has_data(url) and not environment_file(url).exists()
+    # an earlier demo's file (its settings beside it) is made way for; an empty database is fine as it is
+    write_environment(url, {"SEAMLINE_LOGIN_CODES_REVEAL": "true"})
+    assert clear_database(url) is None
+    assert not path.exists() and not environment_file(url).exists()
+    assert clear_database(url) is None
 
 
 # --- the world around the customers ---------------------------------------------------------------

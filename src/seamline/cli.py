@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from seamline.core.auth.schemas import Scope
 from seamline.core.config import Settings, get_settings
+
+if TYPE_CHECKING:
+    from seamline.core.db import Database
 
 app = typer.Typer(help="Seamline: one customer platform for every channel.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
@@ -34,10 +37,29 @@ app.add_typer(staff_app, name="staff")
 
 
 def _settings(database_url: str | None) -> Settings:
+    from seamline.demo import apply_environment
+
     settings = get_settings()
+    # A demo's database brings the settings it was served with (the storefront's keys...).
+    if apply_environment(database_url or settings.database_url):
+        get_settings.cache_clear()
+        settings = get_settings()
     if database_url:
         settings = settings.model_copy(update={"database_url": database_url})
     return settings
+
+
+def _database(settings: Settings) -> Database:
+    """The database of a command, once its schema is known to be there and current: otherwise one
+    line saying what to run (`seamline db upgrade`, `seamline demo`) and exit 1, no traceback."""
+    from seamline.core.db import Database
+    from seamline.core.migrations import schema_problem
+
+    problem = schema_problem(settings.database_url)
+    if problem:
+        typer.echo(f"error: {problem}", err=True)
+        raise typer.Exit(1)
+    return Database(settings)
 
 
 DatabaseUrl = Annotated[
@@ -72,9 +94,8 @@ def apikey_create(
 ) -> None:
     """Create an API key and print it. It is shown only this once."""
     from seamline.core.auth import service
-    from seamline.core.db import Database
 
-    database = Database(_settings(database_url))
+    database = _database(_settings(database_url))
     with database.write() as session:
         key, secret = service.create_api_key(session, name=name, scopes=scope)
         key_id = key.id
@@ -87,9 +108,8 @@ def apikey_create(
 def apikey_revoke(key_id: int, database_url: DatabaseUrl = None) -> None:
     """Revoke an API key by id."""
     from seamline.core.auth import service
-    from seamline.core.db import Database
 
-    database = Database(_settings(database_url))
+    database = _database(_settings(database_url))
     with database.write() as session:
         service.revoke_api_key(session, key_id=key_id)
     database.dispose()
@@ -102,12 +122,11 @@ def identity_rebuild(
     database_url: DatabaseUrl = None,
 ) -> None:
     """Recompute every profile from the identifier graph and report what changed."""
-    from seamline.core.db import Database
     from seamline.customers.identifiers import IdentifierRules
     from seamline.customers.rebuild import rebuild_profiles
 
     settings = _settings(database_url)
-    database = Database(settings)
+    database = _database(settings)
     report = rebuild_profiles(database, rules=IdentifierRules(settings), dry_run=dry_run)
     database.dispose()
     typer.echo(json.dumps(report.as_dict(), indent=2))
@@ -132,12 +151,11 @@ def events_export(
     database_url: DatabaseUrl = None,
 ) -> None:
     """Write events (by event time) to a Parquet file for a warehouse."""
-    from seamline.core.db import Database
     from seamline.events.export import export_parquet
 
     if format != "parquet":
         raise typer.BadParameter("the only format is parquet", param_hint="--format")
-    database = Database(_settings(database_url))
+    database = _database(_settings(database_url))
     report = export_parquet(database, path=output, since=_when(since), until=_when(until))
     database.dispose()
     typer.echo(json.dumps(report.__dict__))
@@ -150,12 +168,11 @@ def events_prune(
     database_url: DatabaseUrl = None,
 ) -> None:
     """Delete raw events older than SEAMLINE_EVENT_RETENTION_DAYS allows, per event type."""
-    from seamline.core.db import Database
     from seamline.core.time import utcnow
     from seamline.events.export import prune
 
     settings = _settings(database_url)
-    database = Database(settings)
+    database = _database(settings)
     result = prune(database, retention_days=settings.event_retention_days, now=utcnow(), export_to=export_to, dry_run=dry_run)
     database.dispose()
     typer.echo(json.dumps(result))
@@ -167,9 +184,8 @@ def commerce_expire(database_url: DatabaseUrl = None) -> None:
     their stock back on sale. `seamline serve` does it every commerce_expire_interval_seconds;
     this is the same pass for cron when that is off."""
     from seamline.commerce.tasks import expire_due_orders
-    from seamline.core.db import Database
 
-    database = Database(_settings(database_url))
+    database = _database(_settings(database_url))
     cancelled = expire_due_orders(database)
     database.dispose()
     typer.echo(json.dumps({"cancelled": len(cancelled), "order_ids": cancelled[:100]}))
@@ -180,10 +196,9 @@ def commerce_send_refunds(database_url: DatabaseUrl = None) -> None:
     """Send refunds a payment provider could not be reached for (still `requested`) again, under
     their original idempotency keys. Run it every few minutes beside `expire`."""
     from seamline.commerce import payments
-    from seamline.core.db import Database
 
     settings = _settings(database_url)
-    database = Database(settings)
+    database = _database(settings)
     sent = payments.send_requested_refunds(database, settings=settings)
     database.dispose()
     typer.echo(json.dumps({"sent": sent}))
@@ -193,9 +208,8 @@ def commerce_send_refunds(database_url: DatabaseUrl = None) -> None:
 def commerce_check_stock(database_url: DatabaseUrl = None) -> None:
     """Prove the stock totals against the ledger; exits 1 and lists the differences if any."""
     from seamline.commerce import stock
-    from seamline.core.db import Database
 
-    database = Database(_settings(database_url))
+    database = _database(_settings(database_url))
     with database.read() as session:
         wrong = stock.check_stock(session)
     database.dispose()
@@ -208,10 +222,9 @@ def commerce_check_stock(database_url: DatabaseUrl = None) -> None:
 def loyalty_rebuild(database_url: DatabaseUrl = None) -> None:
     """Recompute every account's balances, lots and tier from the points ledger, and report how
     many accounts differed (0 on a healthy database)."""
-    from seamline.core.db import Database
     from seamline.loyalty.rebuild import rebuild_accounts
 
-    database = Database(_settings(database_url))
+    database = _database(_settings(database_url))
     report = rebuild_accounts(database)
     database.dispose()
     typer.echo(json.dumps(report.as_dict(), indent=2))
@@ -221,10 +234,9 @@ def loyalty_rebuild(database_url: DatabaseUrl = None) -> None:
 def loyalty_check(database_url: DatabaseUrl = None) -> None:
     """Prove every account's balances and lots against its ledgers; exits 1 and lists the
     differences if any."""
-    from seamline.core.db import Database
     from seamline.loyalty import ledger
 
-    database = Database(_settings(database_url))
+    database = _database(_settings(database_url))
     with database.read() as session:
         problems = ledger.check(session)
     database.dispose()
@@ -237,10 +249,9 @@ def loyalty_check(database_url: DatabaseUrl = None) -> None:
 def loyalty_run_jobs(database_url: DatabaseUrl = None) -> None:
     """Release held points, expire old ones, give birthday bonuses, re-evaluate tiers: what
     `seamline serve` does every loyalty_job_interval_seconds, for cron when that is off."""
-    from seamline.core.db import Database
     from seamline.loyalty import tasks
 
-    database = Database(_settings(database_url))
+    database = _database(_settings(database_url))
     done = tasks.run_due(database)
     database.dispose()
     typer.echo(json.dumps(done))
@@ -257,12 +268,11 @@ def inbox_run_jobs(database_url: DatabaseUrl = None) -> None:
     from seamline.channels.webchat import (
         adapter as webchat_adapter,  # registers the channel: retries need it
     )
-    from seamline.core.db import Database
     from seamline.customers.identifiers import IdentifierRules
     from seamline.inbox import tasks
 
     settings = _settings(database_url)
-    database, rules = Database(settings), IdentifierRules(settings)
+    database, rules = _database(settings), IdentifierRules(settings)
     done = tasks.run_due(database, settings=settings, rules=rules)
     with httpx.Client() as client:
         done.update(tasks.send_due(database, settings=settings, client=client))
@@ -281,11 +291,10 @@ def events_deliver(database_url: DatabaseUrl = None) -> None:
     import signal
     import threading
 
-    from seamline.core.db import Database
     from seamline.events.destinations import DeliveryWorker
 
     settings = _settings(database_url)
-    database = Database(settings)
+    database = _database(settings)
     worker = DeliveryWorker(database, settings).start()
     stopped = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -306,10 +315,16 @@ def serve(
     """Run the HTTP API (OpenAPI at /docs). With `--workers N`, N processes share the port
     evenly (`core/serving.py`)."""
     from seamline.core import migrations, serving
+    from seamline.demo import environment_file
 
-    settings = get_settings()
+    settings = _settings(None)  # on a demo's database, with the demo's storefront
     if migrate:
         migrations.upgrade(settings.database_url)
+    else:
+        _database(settings).dispose()
+    demo_settings = environment_file(settings.database_url)
+    if demo_settings is not None and demo_settings.is_file():
+        typer.echo(f"a demo's database: its storefront and on-screen login codes from {demo_settings}", err=True)
     serving.run(
         "seamline.app:create_app",
         factory=True,
@@ -320,49 +335,77 @@ def serve(
     )
 
 
+def _port_problem(host: str, port: int) -> str | None:
+    """Why the demo could not serve on host:port (taken, or not an address here), checked before
+    the fill; binding as uvicorn does (SO_REUSEADDR: a closed connection's TIME_WAIT is no owner)."""
+    import socket
+
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(address)
+    except OSError as exc:
+        return (f"cannot serve the demo on {host}:{port} ({exc.strerror or exc}): another `seamline demo` or server is "
+                "there? Stop it, or choose another port with --port (or --no-serve to only fill the database)")
+    return None
+
+
 @app.command()
 def demo(
-    database: Annotated[Path, typer.Option(help="SQLite file for the demo")] = Path("seamline-demo.db"),
+    database: Annotated[Path | None, typer.Option(
+        help="A SQLite file for the demo; default: the database every command uses (SEAMLINE_DATABASE_URL, else "
+        "seamline.db in this folder)")] = None,
     customers: Annotated[int, typer.Option(help="How many demo customers")] = 200,
     host: str = "127.0.0.1",
     port: int = 8000,
     serve_it: Annotated[bool, typer.Option("--serve/--no-serve", help="Serve the demo after filling it")] = True,
 ) -> None:
-    """Create a database filled with demo data (RU and EN customers with several identifiers each;
-    a retailer's catalog, stores, stock, loyalty program and orders in every state; a busy inbox;
-    staff logins for the console; the demo storefront's keys) and serve it."""
+    """Fill a database with demo data (RU and EN customers with several identifiers each; a
+    retailer's catalog, stores, stock, loyalty program and orders in every state; a busy inbox;
+    staff logins for the console; the demo storefront's keys) and serve it. The database is the
+    one every other command uses, so `seamline apikey create` etc. work on it; the demo fills only
+    an empty database or replaces an earlier demo's, never other data."""
     import os
     import time
 
+    if serve_it and (problem := _port_problem(host, port)):
+        typer.echo(f"error: {problem}", err=True)
+        raise typer.Exit(1)
+
     import uvicorn
 
+    from seamline import demo as demo_data
     from seamline.core import migrations
-    from seamline.demo import STORES, fill_demo
-    from seamline.demo_world import PRODUCTS
 
     started = time.monotonic()
-    url = f"sqlite:///{database.resolve()}"
+    usual_url = get_settings().database_url  # what every other command opens
+    url = f"sqlite:///{database.resolve()}" if database is not None else usual_url
+    if problem := demo_data.clear_database(url):
+        typer.echo(f"error: {problem}", err=True)
+        raise typer.Exit(1)
     os.environ["SEAMLINE_DATABASE_URL"] = url
+    environment = demo_data.demo_environment()
     # A store's shared phone, typed at the till when a customer gives none, must link nobody.
-    os.environ.setdefault("SEAMLINE_BLOCKED_EXTRA_VALUES", json.dumps([s.phone for s in STORES if s.phone]))
+    os.environ.setdefault("SEAMLINE_BLOCKED_EXTRA_VALUES", environment["SEAMLINE_BLOCKED_EXTRA_VALUES"])
     get_settings.cache_clear()
-    if database.exists():
-        for suffix in ("", "-wal", "-shm"):
-            Path(f"{database}{suffix}").unlink(missing_ok=True)
     migrations.upgrade(url)
-    summary = fill_demo(get_settings(), customers=customers)
+    demo_data.write_environment(url, environment)  # before the fill: an interrupted demo is still the demo's
+    summary = demo_data.fill_demo(get_settings(), customers=customers)
     # The demo storefront (/shop/, /app/) talks to the API with these; login codes show on screen.
-    os.environ["SEAMLINE_STOREFRONT_API_KEY"] = summary["storefront_api_key"]
-    os.environ["SEAMLINE_STOREFRONT_WRITE_KEY"] = summary["storefront_write_key"]
+    keys = {"SEAMLINE_STOREFRONT_API_KEY": summary["storefront_api_key"],
+            "SEAMLINE_STOREFRONT_WRITE_KEY": summary["storefront_write_key"]}
+    os.environ.update(keys)
     os.environ["SEAMLINE_LOGIN_CODES_REVEAL"] = "true"
-    os.environ.setdefault("SEAMLINE_STOREFRONT_PRODUCTS", json.dumps([p.code for p in PRODUCTS]))
+    os.environ.setdefault("SEAMLINE_STOREFRONT_PRODUCTS", environment["SEAMLINE_STOREFRONT_PRODUCTS"])
+    kept = demo_data.write_environment(url, environment | keys)
     get_settings.cache_clear()
     took = time.monotonic() - started
 
     by_status = ", ".join(f"{n} {status}" for status, n in summary["orders_by_status"].items())
     inbox = ", ".join(f"{n} {state}" for state, n in summary["conversations_by_state"].items())
     echo = typer.echo
-    echo(f"demo database {database} filled in {took:.1f} s:")
+    echo(f"demo database {migrations.describe(url)} filled in {took:.1f} s:")
     echo(f"  {summary['customers']} customers, {summary['identifiers']} identifiers, "
          f"{summary['loyalty_accounts']} loyalty accounts")
     echo(f"  {summary['products']} products in {summary['locations']} stores and warehouses")
@@ -382,6 +425,13 @@ def demo(
     echo("")
     echo(f"admin API key: {summary['admin_key']}")
     echo(f"try: curl -H 'Authorization: Bearer {summary['admin_key']}' 'http://{host}:{port}/v1/customers/lookup?phone=8%20916%20123-45-67'")
+    if migrations.describe(url) != migrations.describe(usual_url):
+        echo(f"other commands on this database: SEAMLINE_DATABASE_URL='{url}' seamline ...")
+    if kept is not None:
+        echo(f"`seamline serve` serves it again, storefront included (its keys are kept in {kept.resolve()})")
+    else:
+        echo("for the storefront under `seamline serve`: " + " ".join(f"{k}={v}" for k, v in keys.items())
+             + " SEAMLINE_LOGIN_CODES_REVEAL=true")
     if serve_it:
         echo(f"serving on http://{host}:{port} (Ctrl+C to stop)")
         uvicorn.run("seamline.app:create_app", factory=True, host=host, port=port, log_config=None)
@@ -396,12 +446,11 @@ def stock_import(
     """Import a stock and price file; prints the run as JSON. A rejected file (any bad row) changes
     nothing, prints every problem and exits 1."""
     from seamline.commerce import sync
-    from seamline.core.db import Database
 
     if format is not None and format not in sync.FORMATS:
         raise typer.BadParameter("csv or commerceml", param_hint="--format")
     settings = _settings(database_url)
-    database = Database(settings)
+    database = _database(settings)
     try:
         run = sync.import_data(database, settings=settings, data=file.read_bytes(), file_name=file.name, format=format,
                                source="cli")
@@ -420,7 +469,6 @@ def stock_sync_dir(
     """Import the files waiting in the sync folder once (for cron); each goes to done/ or
     rejected/ with its report. Prints one JSON line per file; exits 1 if any was rejected."""
     from seamline.commerce import sync
-    from seamline.core.db import Database
 
     settings = _settings(database_url)
     folder = folder or (Path(settings.commerce_sync_dir) if settings.commerce_sync_dir else None)
@@ -428,7 +476,7 @@ def stock_sync_dir(
         raise typer.BadParameter("give a folder or set SEAMLINE_COMMERCE_SYNC_DIR", param_hint="FOLDER")
     if not folder.is_dir():
         raise typer.BadParameter(f"{folder} is not a folder", param_hint="FOLDER")
-    database = Database(settings)
+    database = _database(settings)
     try:
         runs = sync.import_folder(database, settings=settings, folder=folder)
     finally:
@@ -452,11 +500,10 @@ def staff_create(
     database_url: DatabaseUrl = None,
 ) -> None:
     """Create a console account (an agent also becomes an inbox agent)."""
-    from seamline.core.db import Database
     from seamline.core.errors import AppError
     from seamline.web.staff import create_staff_user
 
-    database = Database(_settings(database_url))
+    database = _database(_settings(database_url))
     try:
         with database.write() as session:
             user = create_staff_user(session, email=email, name=name, password=password, role=role, locale=locale, store=store)

@@ -26,19 +26,23 @@ by the commerce module's locations.
 
 from __future__ import annotations
 
+import json
+import os
 import random
 import uuid
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import phonenumbers
-from sqlalchemy import func, select
+from sqlalchemy import create_engine, func, inspect, select, text
 
 from seamline.core.auth.schemas import Scope
 from seamline.core.auth.service import create_api_key
 from seamline.core.config import Settings
-from seamline.core.db import Database
+from seamline.core.db import Database, normalize_url
+from seamline.core.migrations import describe, sqlite_path
 from seamline.core.time import utcnow
 from seamline.customers.identifiers import IdentifierRules
 from seamline.customers.models import (
@@ -660,3 +664,95 @@ def fill_demo(
         "ignored_identifiers": ignored,
         **made,
     }
+
+
+# --- the demo's database and its settings ---------------------------------------------------------
+
+#: Tables the migrations fill themselves: rows there are no one's data.
+_SEEDED_TABLES = {"alembic_version", "commerce_catalog_version"}
+
+
+def environment_file(database_url: str) -> Path | None:
+    """`<file>.demo.json` beside a SQLite demo database: the settings `seamline demo` serves it
+    with (the storefront's keys, login codes on screen, the stores' shared phones blocked), so
+    `seamline serve` and every other command on that database use them too. None for PostgreSQL."""
+    path = sqlite_path(database_url)
+    return Path(f"{path}.demo.json") if path is not None else None
+
+
+def demo_environment() -> dict[str, str]:
+    """The settings of a demo that do not depend on the fill (the keys are added after it)."""
+    from seamline.demo_world import PRODUCTS
+
+    return {
+        # A store's shared phone, typed at the till when a customer gives none, must link nobody.
+        "SEAMLINE_BLOCKED_EXTRA_VALUES": json.dumps([s.phone for s in STORES if s.phone]),
+        # The demo storefront shows login codes on screen: there is no SMS gateway.
+        "SEAMLINE_LOGIN_CODES_REVEAL": "true",
+        "SEAMLINE_STOREFRONT_PRODUCTS": json.dumps([p.code for p in PRODUCTS]),
+    }
+
+
+def write_environment(database_url: str, values: dict[str, str]) -> Path | None:
+    """Keep a demo's settings beside its SQLite database (readable by its owner only: it holds
+    the storefront's API key). Returns the file, None for PostgreSQL."""
+    path = environment_file(database_url)
+    if path is None:
+        return None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+        json.dump(values, file, indent=2)
+    return path
+
+
+def apply_environment(database_url: str) -> Path | None:
+    """When the database is a demo's, put its settings into `os.environ` where the environment
+    does not set them already (call `get_settings.cache_clear()` after). Returns the file used."""
+    path = environment_file(database_url)
+    if path is None or not path.is_file():
+        return None
+    try:
+        values = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    for name, value in values.items():
+        if name.startswith("SEAMLINE_") and name != "SEAMLINE_DATABASE_URL" and isinstance(value, str):
+            os.environ.setdefault(name, value)
+    return path
+
+
+def has_data(database_url: str) -> bool:
+    """Whether any table holds a row (the migrations' own rows aside)."""
+    path = sqlite_path(database_url)
+    if path is not None and not path.is_file():
+        return False
+    engine = create_engine(normalize_url(database_url))
+    try:
+        with engine.connect() as connection:
+            tables = [t for t in inspect(connection).get_table_names() if t not in _SEEDED_TABLES]
+            return any(connection.execute(text(f'SELECT 1 FROM "{t}" LIMIT 1')).first() for t in tables)
+    finally:
+        engine.dispose()
+
+
+def clear_database(database_url: str) -> str | None:
+    """Make way for a demo: an earlier demo's SQLite database (its settings file beside it) is
+    removed; an empty or missing database is fine; anything else is left alone and the answer
+    says why, in one line."""
+    where = describe(database_url)
+    path, settings_file = sqlite_path(database_url), environment_file(database_url)
+    if path is not None and settings_file is not None and settings_file.is_file():
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
+        settings_file.unlink()
+        return None
+    try:
+        filled = has_data(database_url)
+    except Exception as exc:  # noqa: BLE001 - any failure: say it in one line
+        return f"cannot open the database at {where}: {str(exc).splitlines()[0][:300]}"
+    if filled:
+        return (f"the database at {where} holds data the demo did not make, and the demo fills only an empty database "
+                "or replaces its own: give it another file (`seamline demo --database demo.db`) or set "
+                "SEAMLINE_DATABASE_URL to another database")
+    return None
