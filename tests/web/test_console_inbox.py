@@ -63,3 +63,60 @@ def test_clerks_and_marketers_have_no_inbox(client, database):
     csrf = sign_in(client, "m@example.com")
     assert client.get("/console/inbox").status_code == 403
     assert client.post("/console/inbox/1/reply", data={"text": "x"}, headers={"X-CSRF-Token": csrf}).status_code == 403
+
+
+def _conversation_and_nonce(client) -> tuple[int, str]:
+    conversation_id = int(re.search(r'data-test="conversation-(\d+)"', client.get("/console/inbox?view=mine").text).group(1))
+    page = client.get(f"/console/inbox/{conversation_id}")
+    return conversation_id, re.search(r'name="nonce" value="([^"]+)"', page.text).group(1)
+
+
+def test_the_agent_is_told_the_truth_about_sending(client, database, write_key):
+    """A web chat reply is delivered to the page at once: "Отправлено". A reply on a channel that
+    is not configured is refused at once (nothing could send it), and nothing is stored."""
+    csrf, _ = _agent_signed_in(client, database)
+    visitor = Visitor(client, write_key)
+    visitor.say("Здравствуйте")
+    conversation_id, nonce = _conversation_and_nonce(client)
+    hx = {"X-CSRF-Token": csrf, "HX-Request": "true"}
+    sent = client.post(f"/console/inbox/{conversation_id}/reply", data={"text": "Добрый день!", "nonce": nonce}, headers=hx)
+    assert sent.status_code == 200 and "Отправлено." in sent.text
+    assert 'class="msg outbound message"' in sent.text  # the agent's side and colour
+
+    by_email = client.post(f"/console/inbox/{conversation_id}/reply",
+                           data={"text": "Ответ письмом", "nonce": nonce + "-2", "channel": "email"}, headers=hx)
+    assert by_email.status_code == 422 and 'data-test="flash-error"' in by_email.text
+    assert "Отправлено." not in by_email.text and "Ответ письмом" in by_email.text  # the draft is kept
+    thread = client.get(f"/console/inbox/{conversation_id}/thread").text
+    assert "Ответ письмом" not in thread
+
+
+def test_a_queued_reply_says_queued_and_a_failed_one_says_why(client, database, settings_for, write_key):
+    from fastapi.testclient import TestClient
+    from pydantic import SecretStr
+    from sqlalchemy import select
+
+    from seamline.app import create_app
+    from seamline.inbox.models import InboxMessage
+
+    settings = settings_for(database.url, inbox_telegram_bot_token=SecretStr("123:abc"),
+                            inbox_telegram_api_base="http://127.0.0.1:9")
+    with TestClient(create_app(settings, database=database)) as telegram_client:
+        csrf, _ = _agent_signed_in(telegram_client, database)
+        Visitor(telegram_client, write_key).say("Напишите мне в Telegram")
+        conversation_id, nonce = _conversation_and_nonce(telegram_client)
+        with database.write() as session:  # the person is also reachable in Telegram
+            from seamline.inbox.models import InboxConversation
+            conversation = session.get(InboxConversation, conversation_id)
+            conversation.channel_state = {**(conversation.channel_state or {}), "telegram": {"chat_id": "555"}}
+        hx = {"X-CSRF-Token": csrf, "HX-Request": "true"}
+        queued = telegram_client.post(f"/console/inbox/{conversation_id}/reply",
+                                      data={"text": "Пишу в Telegram", "nonce": nonce, "channel": "telegram"}, headers=hx)
+        assert queued.status_code == 200, queued.text
+        assert "Поставлено в очередь на отправку" in queued.text and "Отправлено." not in queued.text
+        assert 'data-status="queued"' in queued.text and "Ожидает отправки" in queued.text
+        with database.write() as session:  # the worker gave up: the provider refused it for good
+            message = session.scalar(select(InboxMessage).where(InboxMessage.text == "Пишу в Telegram"))
+            message.delivery_status, message.error = "failed", "Forbidden: bot was blocked by the user"
+        thread = telegram_client.get(f"/console/inbox/{conversation_id}/thread").text
+        assert 'data-status="failed"' in thread and "Не доставлено: Forbidden: bot was blocked by the user" in thread

@@ -593,6 +593,13 @@ def reply(
     agent = _agent(session, agent_id)
     channel = channel or conversation.reply_channel
     adapter = adapter_for(channel)
+    if not adapter.configured(settings):
+        # Refused now rather than queued forever: nothing could send it (docs/inbox.md).
+        raise Unprocessable(
+            f"The {channel} channel is not configured, so nothing can be sent there: choose another channel",
+            code="channel_not_configured",
+            details={"channel": channel, "reachable": reachable_channels(session, conversation, settings)},
+        )
     if adapter.consent_channel and adapter.consent_channel in withdrawn_channels(session, conversation.customer_id):
         raise Conflict(
             f"The customer withdrew consent to be contacted by {adapter.consent_channel}", code="consent_withdrawn",

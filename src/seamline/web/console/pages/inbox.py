@@ -132,15 +132,19 @@ def reply(request: Request, conversation_id: RowId, text: Annotated[str, Form(ma
           staff: Staff = permitted("inbox")) -> HTMLResponse:
     """Send a reply. The form's nonce is the Idempotency-Key: a double submit sends once."""
 
-    def work(session: Session) -> None:
+    def work(session: Session) -> str:
         if not text.strip():
             raise Unprocessable(translate(request, "Write a message first."), code="empty_message")
-        inbox.reply(session, settings=request.app.state.settings, conversation_id=conversation_id,
-                    agent_id=_acting_agent(staff), text=text, channel=channel or None,
-                    idempotency_key=f"console:{staff.user.id}:{nonce}" if nonce else None)
+        return inbox.reply(session, settings=request.app.state.settings, conversation_id=conversation_id,
+                           agent_id=_acting_agent(staff), text=text, channel=channel or None,
+                           idempotency_key=f"console:{staff.user.id}:{nonce}" if nonce else None).delivery_status
 
-    _, error = attempt(request, work)
-    return _after_action(request, conversation_id, error, translate(request, "Sent."), text)
+    status, error = attempt(request, work)
+    # Say only what is true: a live chat's reply is delivered to the page now; any other channel's
+    # is queued for the provider, and its state (sent, delivered, failed and why) shows on it.
+    done = translate(request, "Sent.") if status == "sent" else translate(
+        request, "Queued for sending: its state is shown on the message.")
+    return _after_action(request, conversation_id, error, done, text)
 
 
 @router.post("/{conversation_id}/note")
