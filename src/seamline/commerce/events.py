@@ -63,8 +63,9 @@ class OrderHandedOver:
 
 @dataclass(frozen=True)
 class RefundRequested:
-    """Money of an order is going back to the customer through its payment's provider (the
-    loyalty wallet credits its own refunds on this)."""
+    """Money of an order is going back to the customer through its payment's provider (written
+    as `requested`; a local provider such as the wallet moves the money in its own ledger through
+    `LocalProvider.refund_in`, not on this event)."""
 
     refund_id: int
     order_id: int

@@ -1,4 +1,12 @@
-"""Payment providers behind one interface, and the signature of their webhooks.
+"""Payment providers behind two interfaces, and the signature of their webhooks.
+
+- A remote provider (`PaymentProvider`, `remote = True`) is a service over the network: it is
+  asked for a payment or a refund outside any transaction, and answers (then or by webhook).
+- A local provider (`LocalProvider`, `remote = False`) has no service to ask: the money moves
+  where Seamline itself keeps it (the till's takings at a handover, the customer's wallet), so its
+  `capture_in` / `refund_in` run inside the transaction that writes the payment ledger, move the
+  money in the provider's own ledger there, and either both are written or neither. A local
+  provider has no `start_payment` that could answer "succeeded" without moving anything.
 
 Knows nothing of orders: `orders` checks a new order's method here, and `payments` (the ledger,
 starting payments, refunds, applying webhooks) builds on both. See `payments` for the providers.
@@ -11,10 +19,11 @@ import hmac
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import httpx
 import orjson
+from sqlalchemy.orm import Session
 
 from seamline.core.config import Settings
 from seamline.core.errors import (
@@ -107,8 +116,10 @@ class PaymentEvent:
 
 
 class PaymentProvider(Protocol):
+    """A remote provider: a payment service reached over the network."""
+
     name: str
-    #: True when it calls a service over the network: then never inside a transaction.
+    #: True: it calls a service over the network, so never inside a transaction.
     remote: bool
 
     def start_payment(
@@ -124,38 +135,63 @@ class PaymentProvider(Protocol):
         ...
 
 
+class LocalProvider(Protocol):
+    """A local provider: the money moves in a ledger of its own, in the caller's transaction.
+
+    `order` and `payment` (and `refund`) are the rows being written (`CommerceOrder`,
+    `CommercePayment`, `CommerceRefund`), the order row locked by the caller. Every capture moves
+    the money in the provider's ledger before `payments` records it in the payment ledger; when
+    the money cannot be taken the provider raises a domain error (4xx) and the whole transaction
+    rolls back, so nothing is written anywhere.
+    """
+
+    name: str
+    remote: Literal[False]
+
+    def capture_in(self, session: Session, *, order: Any, payment: Any, channel: str | None) -> ProviderPayment:
+        """Take `payment.amount` in the provider's own ledger; the answer's status is `succeeded`."""
+        ...
+
+    def refund_in(self, session: Session, *, order: Any, payment: Any, refund: Any) -> ProviderRefund:
+        """Give `refund.amount` back in the provider's own ledger (`succeeded`), or refuse (`failed`)."""
+        ...
+
+    def parse_webhook(self, body: bytes, headers: Mapping[str, str], *, now: float) -> PaymentEvent: ...
+
+
 class OnPickupProvider:
-    """Paid at the till at handover; refunds paid out at the till."""
+    """The till: paid at the till when the goods are handed over, refunds paid out at the till.
+
+    Its ledger is the till's takings, outside Seamline: the handover (or till sale) that gives the
+    goods for the money is the transaction that records the capture, and nothing else may
+    (`POST /orders/{id}/payments` refuses these orders: 409 `paid_at_pickup`)."""
 
     name, remote = "on_pickup", False
 
     def __init__(self, settings: Settings | None = None):
         self.settings = settings
 
-    def start_payment(self, *, order_id: int, payment_id: int, amount: int, currency: str, idempotency_key: str,
-                      description: str) -> ProviderPayment:
-        return ProviderPayment(reference=f"till:{idempotency_key}", status="succeeded")
+    def capture_in(self, session: Session, *, order: Any, payment: Any, channel: str | None) -> ProviderPayment:
+        return ProviderPayment(reference=f"till:{payment.idempotency_key}", status="succeeded")
 
-    def refund(self, *, payment_reference: str, refund_id: int, amount: int, currency: str,
-               idempotency_key: str) -> ProviderRefund:
-        return ProviderRefund(reference=f"till:{idempotency_key}", status="succeeded")
+    def refund_in(self, session: Session, *, order: Any, payment: Any, refund: Any) -> ProviderRefund:
+        return ProviderRefund(reference=f"till:{refund.idempotency_key}", status="succeeded")
 
     def parse_webhook(self, body: bytes, headers: Mapping[str, str], *, now: float) -> PaymentEvent:
         raise NotFound("This payment provider sends no webhooks", code="no_webhooks")
 
 
 class TestProvider(OnPickupProvider):
-    """Succeeds at once; for development and tests."""
+    """Succeeds at once and moves no money anywhere: for development and tests only (leave it
+    out of `commerce_payment_methods` in production)."""
 
     name = "test"
 
-    def start_payment(self, *, order_id: int, payment_id: int, amount: int, currency: str, idempotency_key: str,
-                      description: str) -> ProviderPayment:
-        return ProviderPayment(reference=f"test:{idempotency_key}", status="succeeded")
+    def capture_in(self, session: Session, *, order: Any, payment: Any, channel: str | None) -> ProviderPayment:
+        return ProviderPayment(reference=f"test:{payment.idempotency_key}", status="succeeded")
 
-    def refund(self, *, payment_reference: str, refund_id: int, amount: int, currency: str,
-               idempotency_key: str) -> ProviderRefund:
-        return ProviderRefund(reference=f"test:{idempotency_key}", status="succeeded")
+    def refund_in(self, session: Session, *, order: Any, payment: Any, refund: Any) -> ProviderRefund:
+        return ProviderRefund(reference=f"test:{refund.idempotency_key}", status="succeeded")
 
 
 def sign_webhook(secret: str, timestamp: int, body: bytes) -> str:
@@ -284,20 +320,29 @@ class WebhookProvider:
         )
 
 
-#: Provider factories by name; an adapter registers itself here.
-PROVIDERS: dict[str, Callable[[Settings], PaymentProvider]] = {
+#: Provider factories by name; an adapter registers itself here. A local provider's factory
+#: also accepts `None` (its refunds may be given back where no settings are at hand).
+PROVIDERS: dict[str, Callable[[Settings], PaymentProvider | LocalProvider]] = {
     "on_pickup": OnPickupProvider,
     "test": TestProvider,
     "webhook": WebhookProvider,
 }
 
 
-def provider(settings: Settings, name: str) -> PaymentProvider:
+def provider(settings: Settings, name: str) -> PaymentProvider | LocalProvider:
     """The provider called `name` (also one no longer offered to new orders: its payments may still be refunded)."""
     factory = PROVIDERS.get(name)
     if factory is None:
         raise NotFound(f"Unknown payment provider {name!r}", code="unknown_payment_provider")
     return factory(settings)
+
+
+def local_provider(settings: Settings | None, name: str) -> LocalProvider | None:
+    """The provider called `name` when it is local (moves money in its own ledger), else None."""
+    factory = PROVIDERS.get(name)
+    if factory is None or getattr(factory, "remote", True):
+        return None
+    return factory(settings)  # type: ignore[arg-type]
 
 
 def check_method(settings: Settings, name: str) -> None:

@@ -1,12 +1,15 @@
-"""Payments: providers behind one interface, the payment ledger, signed webhooks, refunds.
+"""Payments: providers behind two interfaces (remote, local), the payment ledger, signed webhooks, refunds.
 
-Providers (`PaymentProvider`), found by name in `PROVIDERS`; an order's `payment_method` names
+Providers (`PaymentProvider` for remote services, `LocalProvider` for those whose money moves
+in a ledger of Seamline's own), found by name in `PROVIDERS`; an order's `payment_method` names
 its provider, and `SEAMLINE_COMMERCE_PAYMENT_METHODS` lists those new orders may choose:
 - `on_pickup`: paid at the till when the goods are handed over (click & collect pickup, or a
-  delivery completed by the courier); the capture is recorded then. Refunds are paid out at the
-  till and recorded at once.
+  delivery completed by the courier); the capture is recorded then, by the handover's
+  transaction, and only there. Refunds are paid out at the till and recorded at once.
 - `test`: every payment and refund succeeds at once (`POST /v1/orders/{id}/pay` or
-  `POST /v1/orders/{id}/payments`). For development and tests only.
+  `POST /v1/orders/{id}/payments`) and moves no money. For development and tests only.
+- `wallet` (registered by loyalty): the customer's stored-value wallet; a capture debits it and
+  a refund credits it, in the same transaction as the payment ledger's row.
 - `webhook`: a payment service reached over HTTP (`SEAMLINE_COMMERCE_PSP_URL`). Requests are
   YooKassa-shaped (`POST {url}/payments`, `POST {url}/refunds`, an `Idempotence-Key` header,
   amounts as `{"value": "1990.00", "currency": "RUB"}`, our ids in `metadata`); the answer is
@@ -20,6 +23,12 @@ The ledger: `commerce_payment` is one payment at a provider (its status follows 
 money moved is only in the append-only `commerce_payment_transaction` (authorization, capture,
 refund, failure), each row under a unique key (the webhook event or the local action that made
 it), so nothing is applied twice. What an order has paid is captures less refunds.
+
+Local providers (`LocalProvider`: the till, the wallet, the test provider) have no service to
+call: a capture or a refund is one transaction in which the provider moves the money in its own
+ledger (`capture_in` / `refund_in`) and the payment ledger records it. When the provider cannot
+(an empty wallet) it raises a domain error and nothing at all is written: a local capture that
+moved no money cannot be recorded.
 
 Calls to a remote provider are never made inside a database transaction (SQLite has one writer;
 a slow provider must not hold it): the payment or refund is first written as `created` /
@@ -62,12 +71,14 @@ from seamline.commerce.payment_providers import (
     MAX_WEBHOOK_BYTES,
     OPEN_PAYMENT,
     OPEN_REFUND,
+    PROVIDERS,
+    LocalProvider,
     OnPickupProvider,
     PaymentEvent,
-    PaymentProvider,
     ProviderPayment,
     ProviderRefund,
     ProviderUnavailable,
+    local_provider,
     provider,
 )
 from seamline.core.config import Settings
@@ -209,7 +220,14 @@ def _record_started(session: Session, *, payment_id: int, result: ProviderPaymen
 
 def start_payment(database: Database, *, settings: Settings, order_id: int, channel: str | None = None) -> int:
     """Start (or resume) the payment of an order waiting for it; returns the payment id. A local
-    provider answers at once; a remote one is called after the payment row is committed."""
+    provider captures in one transaction with its own ledger (`_pay_locally`); a remote one is
+    called after the payment row is committed."""
+    with database.read() as session:
+        method = orders.get_order(session, order_id).payment_method
+    local = local_provider(settings, method)
+    if local is not None:
+        return database.run_write(lambda s: _pay_locally(s, settings=settings, order_id=order_id, chosen=local,
+                                                         channel=channel))
     payment_id, to_send = database.run_write(lambda s: _prepare_payment(s, settings=settings, order_id=order_id))
     if not to_send:
         return payment_id
@@ -221,6 +239,20 @@ def start_payment(database: Database, *, settings: Settings, order_id: int, chan
         name = payment.provider
     result = provider(settings, name).start_payment(**request)
     database.run_write(lambda s: _record_started(s, payment_id=payment_id, result=result, channel=channel))
+    return payment_id
+
+
+def _pay_locally(session: Session, *, settings: Settings, order_id: int, chosen: LocalProvider,
+                 channel: str | None) -> int:
+    """`start_payment` through a local provider: the payment row, the money moved in the
+    provider's ledger and the capture, in this one transaction (or none of them)."""
+    payment_id, to_send = _prepare_payment(session, settings=settings, order_id=order_id)
+    if to_send:
+        payment = _lock(session, CommercePayment, payment_id)
+        if payment.provider != chosen.name:
+            raise Conflict(f"Payment {payment.id} is through {payment.provider}, the order through {chosen.name}",
+                           code="wrong_payment_provider")
+        _capture_locally(session, orders.get_order(session, order_id), payment, chosen, channel=channel)
     return payment_id
 
 
@@ -242,25 +274,45 @@ def record_payment_at_handover(session: Session, *, order: CommerceOrder, channe
                              idempotency_key=f"order-{order.id}-at-handover")
 
 
-def record_local_payment(session: Session, *, order: CommerceOrder, chosen: PaymentProvider, channel: str | None,
+def record_local_payment(session: Session, *, order: CommerceOrder, chosen: LocalProvider, channel: str | None,
                          idempotency_key: str) -> CommercePayment | None:
     """Capture what is due on an order through a local provider (the till, the customer's wallet),
-    inside the caller's transaction; nothing when it is paid already or costs nothing."""
+    inside the caller's transaction (the order row locked by the caller); nothing when it is paid
+    already or costs nothing."""
     if order.total <= 0 or session.scalar(select(CommercePayment.id).where(CommercePayment.order_id == order.id,
                                                                           CommercePayment.status == "succeeded")):
         return None
     payment = CommercePayment(order_id=order.id, provider=chosen.name, amount=order.total, currency=order.currency,
                               status="created", idempotency_key=idempotency_key)
     session.add(payment)
-    session.flush()
-    result = chosen.start_payment(
-        order_id=order.id, payment_id=payment.id, amount=payment.amount, currency=payment.currency,
-        idempotency_key=payment.idempotency_key, description=f"Order {order.id}",
-    )
+    try:
+        session.flush()
+    except IntegrityError:
+        raise TransactionConflict() from None
+    _capture_locally(session, order, payment, chosen, channel=channel)
+    return payment
+
+
+def _capture_locally(session: Session, order: CommerceOrder, payment: CommercePayment, chosen: LocalProvider, *,
+                     channel: str | None) -> None:
+    """The provider takes the money in its own ledger (or raises, and the transaction with this
+    payment row rolls back), then the payment ledger records the capture."""
+    result = chosen.capture_in(session, order=order, payment=payment, channel=channel)
     payment.provider_reference = result.reference
     _apply_payment_status(session, order, payment, result.status, key=f"payment-{payment.id}-local",
                           reference=result.reference, channel=channel)
-    return payment
+
+
+def _refund_locally(session: Session, order: CommerceOrder, payment: CommercePayment, refund: CommerceRefund,
+                    chosen: LocalProvider) -> None:
+    """The provider gives the money back in its own ledger, and the payment ledger records the
+    refund, in this one transaction; once per refund (only an open refund moves money)."""
+    if refund.status not in OPEN_REFUND:
+        return
+    result = chosen.refund_in(session, order=order, payment=payment, refund=refund)
+    refund.provider_reference = result.reference
+    _apply_refund_status(session, payment, refund, result.status, key=f"refund-{refund.id}-answer",
+                         reference=result.reference)
 
 
 # --- refunds -------------------------------------------------------------------------------------
@@ -269,9 +321,9 @@ def record_local_payment(session: Session, *, order: CommerceOrder, chosen: Paym
 def request_refunds(session: Session, *, settings: Settings | None, order: CommerceOrder, amount: int,
                     return_id: int | None) -> list[CommerceRefund]:
     """Refund `amount` of an order's captured payments (oldest first, never more than each has
-    left). Local providers refund at once; remote refunds (and every refund when no `settings`
-    are given) stay `requested` until `send_requested_refunds` runs after the commit. The order
-    row must be locked by the caller."""
+    left). Local providers refund at once, in this transaction (their own ledger and ours);
+    remote refunds (and every refund when no `settings` are given) stay `requested` until
+    `send_requested_refunds` runs after the commit. The order row must be locked by the caller."""
     left, refunds = amount, []
     payments = session.scalars(select(CommercePayment).where(CommercePayment.order_id == order.id,
                                                              CommercePayment.status == "succeeded").order_by(CommercePayment.id))
@@ -290,13 +342,9 @@ def request_refunds(session: Session, *, settings: Settings | None, order: Comme
             refund_id=refund.id, order_id=order.id, provider=payment.provider, amount=take, currency=payment.currency,
             return_id=return_id))
         left -= take
-        chosen = provider(settings, payment.provider) if settings is not None else None
-        if chosen is not None and not chosen.remote:
-            result = chosen.refund(payment_reference=payment.provider_reference or "", refund_id=refund.id, amount=take,
-                                   currency=payment.currency, idempotency_key=refund.idempotency_key)
-            refund.provider_reference = result.reference
-            _apply_refund_status(session, payment, refund, result.status, key=f"refund-{refund.id}-answer",
-                                 reference=result.reference)
+        local = local_provider(settings, payment.provider) if settings is not None else None
+        if local is not None:
+            _refund_locally(session, order, payment, refund, local)
         if left == 0:
             break
     return refunds
@@ -310,11 +358,23 @@ def _record_refund_answer(session: Session, *, refund_id: int, result: ProviderR
     _apply_refund_status(session, payment, refund, result.status, key=f"refund-{refund.id}-answer", reference=result.reference)
 
 
+def _give_back_locally(session: Session, *, refund_id: int, chosen: LocalProvider) -> bool:
+    refund = session.get(CommerceRefund, refund_id)
+    payment = session.get(CommercePayment, refund.payment_id)
+    order = orders.get_order(session, payment.order_id, lock=True)  # the order first, as every payment write
+    refund = _lock(session, CommerceRefund, refund_id)
+    payment = _lock(session, CommercePayment, payment.id)
+    was = refund.status
+    _refund_locally(session, order, payment, refund, chosen)
+    return was in OPEN_REFUND and refund.status == "succeeded"
+
+
 def send_requested_refunds(database: Database, *, settings: Settings, order_id: int | None = None) -> int:
-    """Send the refunds still `requested` (of one order, or all) to their remote provider, after
-    the commit that wrote them; returns how many the provider accepted. An unreachable provider
-    leaves them `requested` for the next attempt (the same return request again, or
-    `seamline commerce send-refunds`)."""
+    """Send the refunds still `requested` (of one order, or all), after the commit that wrote
+    them; returns how many the provider accepted. A remote provider is called outside any
+    transaction, and an unreachable one leaves them `requested` for the next attempt (the same
+    return request again, or `seamline commerce send-refunds`); a local provider gives the money
+    back in one transaction with the payment ledger's refund."""
     with database.read() as session:
         query = (
             select(CommerceRefund, CommercePayment)
@@ -330,6 +390,13 @@ def send_requested_refunds(database: Database, *, settings: Settings, order_id: 
                     for r, p in waiting]
     sent = 0
     for refund_id, name, request in requests:
+        if name not in PROVIDERS:  # registered by a module this process did not load: left for one that did
+            continue
+        local = local_provider(settings, name)
+        if local is not None:
+            sent += database.run_write(lambda s, rid=refund_id, chosen=local: _give_back_locally(s, refund_id=rid,
+                                                                                                chosen=chosen))
+            continue
         try:
             result = provider(settings, name).refund(**request)
         except ProviderUnavailable:

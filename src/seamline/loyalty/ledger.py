@@ -24,6 +24,7 @@ from typing import Any
 from sqlalchemy import and_, func, select, update
 from sqlalchemy.orm import Session
 
+from seamline.commerce.models import CommercePayment, CommercePaymentTransaction
 from seamline.core.errors import Conflict
 from seamline.core.time import utcnow
 from seamline.customers import resolution
@@ -39,6 +40,8 @@ from seamline.loyalty.schemas import ProgramPut
 
 #: Kinds of entries that credit spendable points (each makes a lot).
 CREDITS = ("welcome", "birthday", "campaign", "adjust", "restore", "transfer")
+#: The wallet's name as commerce's payment provider (`wallet.WalletProvider`).
+WALLET_PROVIDER = "wallet"
 
 
 class InsufficientPoints(Conflict):
@@ -284,7 +287,9 @@ def expire_due(session: Session, *, now: datetime | None = None, limit: int = 50
 
 def check(session: Session, account_ids: list[int] | None = None) -> list[dict[str, Any]]:
     """Every account whose running totals differ from its ledgers, or whose lots do not add up
-    to its points (spendable lots = the balance when it is not negative; pending lots = pending).
+    to its points (spendable lots = the balance when it is not negative; pending lots = pending),
+    then (for the whole database, without `account_ids`) every order whose wallet payments and
+    refunds differ between commerce's payment ledger and the wallet's (`wallet_against_payments`).
     Empty when everything agrees."""
     def sums(query: Any) -> dict[int, tuple[int, ...]]:
         if account_ids is not None:
@@ -311,4 +316,34 @@ def check(session: Session, account_ids: list[int] | None = None) -> list[dict[s
                  "wallet_balance": account.wallet_balance, "spendable_lots": in_lots, "pending_lots": pending_lots}
         if found != expected:
             problems.append({"account_id": account.id, "expected": expected, "found": found})
+    if account_ids is None:
+        problems += wallet_against_payments(session)
+    return problems
+
+
+def wallet_against_payments(session: Session) -> list[dict[str, Any]]:
+    """Every order whose wallet captures and refunds in the payment ledger differ from the
+    wallet's entries for it: a capture without its debit (the wallet answered "paid" and kept the
+    money), a debit without its capture, a refund without its credit, a credit without its
+    refund. Compared order by order: `wallet_paid` is the payment ledger's captures through the
+    wallet and the wallet's `payment` debits; `wallet_refunded` its refunds and the wallet's
+    `refund` credits."""
+    def by_order(query: Any) -> dict[int, int]:
+        return {row[0]: int(row[1] or 0) for row in session.execute(query)}
+
+    moved = (select(CommercePayment.order_id, func.sum(CommercePaymentTransaction.amount))
+             .join(CommercePayment, CommercePayment.id == CommercePaymentTransaction.payment_id)
+             .where(CommercePayment.provider == WALLET_PROVIDER).group_by(CommercePayment.order_id))
+    captured = by_order(moved.where(CommercePaymentTransaction.kind == "capture"))
+    refunded = by_order(moved.where(CommercePaymentTransaction.kind == "refund"))
+    wallet = (select(LoyaltyWalletEntry.order_id, func.sum(LoyaltyWalletEntry.amount))
+              .where(LoyaltyWalletEntry.order_id.is_not(None)).group_by(LoyaltyWalletEntry.order_id))
+    debited = by_order(wallet.where(LoyaltyWalletEntry.kind == "payment"))
+    credited = by_order(wallet.where(LoyaltyWalletEntry.kind == "refund"))
+    problems = []
+    for order_id in sorted(set(captured) | set(refunded) | set(debited) | set(credited)):
+        expected = {"wallet_paid": captured.get(order_id, 0), "wallet_refunded": refunded.get(order_id, 0)}
+        found = {"wallet_paid": -debited.get(order_id, 0), "wallet_refunded": credited.get(order_id, 0)}
+        if found != expected:
+            problems.append({"order_id": order_id, "expected": expected, "found": found})
     return problems
