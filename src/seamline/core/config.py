@@ -132,6 +132,14 @@ class Settings(BaseSettings):
     delivery_backoff_seconds: float = Field(default=2.0, gt=0, description="First retry delay; doubles each attempt (with jitter), capped at 1 hour")
     delivery_timeout_seconds: float = Field(default=10.0, gt=0, description="Timeout of one webhook request")
     delivery_worker: bool = Field(default=True, description="Run the delivery worker inside `seamline serve` (off when separate `seamline events deliver` workers run)")
+    secret_key: SecretStr = Field(
+        default=SecretStr(""),
+        description="Key (at least 32 characters) that encrypts the secrets kept in the database (webhook signing secrets, "
+                    "core/crypto.py). Unset: a key file beside a SQLite database, created at first use; PostgreSQL needs it",
+    )
+    secret_key_fallbacks: list[SecretStr] = Field(
+        default_factory=list, description="Earlier values of secret_key, JSON list: decryption only, while rotating"
+    )
     event_retention_days: dict[str, int] = Field(
         default_factory=dict,
         description='Days to keep raw events per type, JSON, e.g. {"page": 90, "track": 730}; "*" for every other type. '
@@ -380,6 +388,14 @@ class Settings(BaseSettings):
                 given = given.model_dump()
             merged[name] = {**default, **given} if isinstance(given, dict) else (default if given is None else given)
         return merged
+
+    @field_validator("secret_key", "secret_key_fallbacks")
+    @classmethod
+    def _long_enough(cls, value: SecretStr | list[SecretStr]) -> SecretStr | list[SecretStr]:
+        for key in value if isinstance(value, list) else [value]:
+            if key.get_secret_value() and len(key.get_secret_value()) < 32:
+                raise ValueError("a secret key needs at least 32 characters (e.g. `openssl rand -base64 32`)")
+        return value
 
     @field_validator("default_region")
     @classmethod

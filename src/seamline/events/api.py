@@ -27,6 +27,7 @@ from starlette.concurrency import run_in_threadpool
 
 from seamline.core.deps import (
     AdminKey,
+    AppSettings,
     ReadKey,
     ReadSession,
     WriteSession,
@@ -249,9 +250,12 @@ Id = Annotated[int, Path(ge=1, le=2**62)]
 
 
 @router.post("/v1/destinations", response_model=DestinationCreated, status_code=201)
-def create_destination(body: DestinationCreate, session: WriteSession, _: AdminKey) -> Any:
-    """A webhook receiving every collected event (or some types), signed, at least once."""
-    return destinations.create_destination(session, name=body.name, url=body.url, secret=body.secret, types=body.types)
+def create_destination(body: DestinationCreate, session: WriteSession, settings: AppSettings, _: AdminKey) -> Any:
+    """A webhook receiving every collected event (or some types), signed, at least once. The
+    signing secret is in this answer only (it is stored encrypted)."""
+    destination, secret = destinations.create_destination(session, settings=settings, name=body.name, url=body.url,
+                                                          secret=body.secret, types=body.types)
+    return {**DestinationRead.model_validate(destination).model_dump(), "secret": secret}
 
 
 @router.get("/v1/destinations", response_model=list[DestinationRead])

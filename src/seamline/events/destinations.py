@@ -8,7 +8,9 @@ last attempt moved to the dead-letter list, from where staff can send it again.
 
 Each request carries `X-Seamline-Signature: t=<unix time>,v1=<hex HMAC-SHA256 of "<t>.<body>">`
 (the receiver recomputes it with the destination's secret and rejects old `t`) and
-`X-Seamline-Delivery: <id>`, the same on every retry, for the receiver to drop repeats.
+`X-Seamline-Delivery: <id>`, the same on every retry, for the receiver to drop repeats. The secret
+is stored encrypted (core/crypto.py) and decrypted only to sign; a secret this server's key
+cannot open fails the attempt with that reason (`last_error`), and is retried like any failure.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from seamline.core.config import Settings
+from seamline.core.crypto import SecretBox, SecretKeyError, secret_box
 from seamline.core.db import Database, DriverSQL
 from seamline.core.errors import NotFound, Unprocessable
 from seamline.core.time import utcnow
@@ -61,17 +64,20 @@ def verify(secret: str, header: str, body: bytes, *, tolerance: int = 300, now: 
 
 
 def create_destination(
-    session: Session, *, name: str, url: str, secret: str | None = None, types: list[str] | None = None
-) -> EventDestination:
+    session: Session, *, settings: Settings, name: str, url: str, secret: str | None = None, types: list[str] | None = None
+) -> tuple[EventDestination, str]:
+    """The new destination and its signing secret (given, or generated), which is stored only
+    encrypted: the caller shows it once."""
     if not url.startswith(("http://", "https://")):
         raise Unprocessable("A destination URL must be http(s)", code="invalid_url", details={"url": url[:200]})
     unknown = sorted(set(types or []) - set(MESSAGE_TYPES))
     if unknown:
         raise Unprocessable("Unknown event types", code="unknown_event_type", details={"unknown": unknown})
-    destination = EventDestination(name=name, url=url, secret=secret or secrets.token_urlsafe(32), types=types or None)
+    secret = secret or secrets.token_urlsafe(32)
+    destination = EventDestination(name=name, url=url, secret=secret_box(settings).seal(secret), types=types or None)
     session.add(destination)
     session.flush()
-    return destination
+    return destination, secret
 
 
 def list_destinations(session: Session) -> list[EventDestination]:
@@ -120,8 +126,9 @@ class Claimed:
     body: bytes
 
 
-def _claim(database: Database, now: datetime, limit: int) -> list[Claimed]:
-    """Due deliveries, each taken by a conditional update so two workers never both send it."""
+def _claim(database: Database, now: datetime, limit: int, box: SecretBox) -> list[Claimed]:
+    """Due deliveries, each taken by a conditional update so two workers never both send it. A
+    destination's secret stored in clear (or under a fallback key) is sealed anew on the way."""
     claimed: list[Claimed] = []
     with database.read() as session:  # idle polls take no write lock
         due = session.execute(
@@ -144,6 +151,12 @@ def _claim(database: Database, now: datetime, limit: int) -> list[Claimed]:
                 continue
             delivery = session.get(EventDelivery, delivery_id)
             destination = session.get(EventDestination, delivery.destination_id)
+            try:
+                sealed = box.reseal(destination.secret)
+            except SecretKeyError:
+                sealed = None  # the attempt says why
+            if sealed is not None:
+                destination.secret = sealed
             records = session.scalars(
                 select(EventRecord.payload).where(
                     EventRecord.source_id == delivery.source_id, EventRecord.message_id.in_(delivery.message_ids)
@@ -172,17 +185,21 @@ def _record(database: Database, claimed: Claimed, error: str | None, settings: S
 
 def deliver_due(database: Database, *, settings: Settings, client: httpx.Client, limit: int = 20) -> int:
     """One pass: send what is due; returns how many deliveries were attempted."""
-    claimed = _claim(database, utcnow(), limit)
+    box = secret_box(settings)
+    claimed = _claim(database, utcnow(), limit, box)
     for item in claimed:
         stamp = int(time.time())
         try:
+            signature = sign(box.open(item.destination.secret), stamp, item.body)
             response = client.post(
                 item.destination.url, content=item.body, timeout=settings.delivery_timeout_seconds,
                 headers={"Content-Type": "application/json", "User-Agent": "Seamline-Webhooks/1",
-                         "X-Seamline-Signature": sign(item.destination.secret, stamp, item.body),
-                         "X-Seamline-Delivery": str(item.id)},
+                         "X-Seamline-Signature": signature, "X-Seamline-Delivery": str(item.id)},
             )
             error = None if 200 <= response.status_code < 300 else f"HTTP {response.status_code}: {response.text[:200]}"
+        except SecretKeyError as exc:
+            error = f"{exc.code}: {exc.message}"[:500]
+            log.error("destination secret unreadable", destination_id=item.destination.id, error=exc.message)
         except httpx.HTTPError as exc:
             error = f"{type(exc).__name__}: {exc}"[:500]
         _record(database, item, error, settings)

@@ -73,8 +73,9 @@ class EventDestination(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     name: Mapped[str] = mapped_column(String(200))
     url: Mapped[str] = mapped_column(String(2000))
-    #: The signing secret; needed in clear to sign, so it is shown to staff only at creation.
-    secret: Mapped[str] = mapped_column(String(200))
+    #: The signing secret, encrypted (`enc1:...`, core/crypto.py; decrypted only to sign); shown
+    #: in clear once, in the answer that creates the destination.
+    secret: Mapped[str] = mapped_column(String(512))
     #: Only these event types (null: all).
     types: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)

@@ -374,9 +374,11 @@ def render_canned(canned_id: PathId, session: ReadSession, key: AgentKey, conver
 
 
 @router.post("/webhooks", status_code=201)
-def create_webhook(body: WebhookCreate, session: WriteSession, _: AdminKey) -> dict[str, Any]:
-    hook = webhooks.create_webhook(session, url=body.url, types=body.types, secret=body.secret)
-    return {"id": hook.id, "url": hook.url, "types": hook.types, "secret": hook.secret}
+def create_webhook(body: WebhookCreate, session: WriteSession, settings: AppSettings, _: AdminKey) -> dict[str, Any]:
+    """A webhook for conversation and message events; its signing secret is in this answer only
+    (it is stored encrypted)."""
+    hook, secret = webhooks.create_webhook(session, settings=settings, url=body.url, types=body.types, secret=body.secret)
+    return {"id": hook.id, "url": hook.url, "types": hook.types, "secret": secret}
 
 
 @router.get("/webhooks")

@@ -284,7 +284,8 @@ class InboxWebhook(Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     url: Mapped[str] = mapped_column(String(2000))
-    secret: Mapped[str] = mapped_column(String(200))
+    #: The signing secret, encrypted (`enc1:...`, core/crypto.py; decrypted only to sign)
+    secret: Mapped[str] = mapped_column(String(512))
     #: Event types to send (empty: all)
     types: Mapped[list[str]] = mapped_column(JSON, default=list)
     active: Mapped[bool] = mapped_column(Boolean, default=True)

@@ -1,6 +1,7 @@
 """Webhooks out for conversation and message events: an outbox written in the event's own
 transaction, sent by a worker with retries, signed as the event destinations are
 (`X-Seamline-Signature: t=<unix time>,v1=<HMAC-SHA256 of "<t>.<body>">`, `events.destinations.sign`).
+Secrets are stored encrypted (core/crypto.py) and decrypted only to sign, as the destinations'.
 
 Event types: conversation.created, conversation.assigned, conversation.status_changed,
 conversation.merged, conversation.sla_breached, message.created, survey.answered.
@@ -21,6 +22,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from seamline.core.config import Settings
+from seamline.core.crypto import SecretKeyError, secret_box
 from seamline.core.db import Database
 from seamline.core.errors import NotFound, Unprocessable
 from seamline.core.time import utcnow
@@ -35,16 +37,19 @@ EVENT_TYPES = (
 LEASE = timedelta(minutes=2)
 
 
-def create_webhook(session: Session, *, url: str, types: list[str], secret: str | None = None) -> InboxWebhook:
+def create_webhook(session: Session, *, settings: Settings, url: str, types: list[str],
+                   secret: str | None = None) -> tuple[InboxWebhook, str]:
+    """The new webhook and its signing secret (given, or generated), stored only encrypted."""
     if not url.startswith(("http://", "https://")):
         raise Unprocessable("A webhook URL must be http(s)", code="invalid_url", details={"url": url[:200]})
     unknown = sorted(set(types) - set(EVENT_TYPES))
     if unknown:
         raise Unprocessable("Unknown event types", code="unknown_event_type", details={"unknown": unknown, "known": list(EVENT_TYPES)})
-    webhook = InboxWebhook(url=url, types=types, secret=secret or secrets.token_urlsafe(32))
+    secret = secret or secrets.token_urlsafe(32)
+    webhook = InboxWebhook(url=url, types=types, secret=secret_box(settings).seal(secret))
     session.add(webhook)
     session.flush()
-    return webhook
+    return webhook, secret
 
 
 def emit(session: Session, event_type: str, data: dict[str, Any]) -> None:
@@ -81,6 +86,7 @@ def deliver_due(database: Database, *, settings: Settings, client: httpx.Client,
     """Send what is due: claim with a lease (so parallel workers never send the same row at
     once), POST, record delivered or the next attempt (exponential, jittered; dead at the end)."""
     now = utcnow()
+    box = secret_box(settings)
     with database.write() as session:
         rows = session.scalars(
             select(InboxWebhookDelivery).where(InboxWebhookDelivery.status == "pending", InboxWebhookDelivery.next_attempt_at <= now)
@@ -90,17 +96,27 @@ def deliver_due(database: Database, *, settings: Settings, client: httpx.Client,
         for row in rows:
             row.next_attempt_at = now + LEASE
             webhook = session.get(InboxWebhook, row.webhook_id)
+            try:  # a secret stored in clear (or under a fallback key) is sealed anew on the way
+                sealed = box.reseal(webhook.secret)
+            except SecretKeyError:
+                sealed = None  # the attempt says why
+            if sealed is not None:
+                webhook.secret = sealed
             claimed.append((row.id, webhook.url, webhook.secret, orjson.dumps(row.payload), row.attempts))
-    for delivery_id, url, secret, body, attempts in claimed:
+    for delivery_id, url, stored_secret, body, attempts in claimed:
         error = None
         try:
+            signature = sign(box.open(stored_secret), int(time.time()), body)
             response = client.post(url, content=body, headers={
                 "Content-Type": "application/json",
-                "X-Seamline-Signature": sign(secret, int(time.time()), body),
+                "X-Seamline-Signature": signature,
                 "X-Seamline-Delivery": f"inbox-{delivery_id}",
             }, timeout=settings.delivery_timeout_seconds)
             if response.status_code >= 300:
                 error = f"HTTP {response.status_code}: {response.text[:200]}"
+        except SecretKeyError as exc:
+            error = f"{exc.code}: {exc.message}"[:500]
+            log.error("inbox webhook secret unreadable", delivery_id=delivery_id, error=exc.message)
         except httpx.HTTPError as exc:
             error = f"{type(exc).__name__}: {exc}"[:500]
         with database.write() as session:

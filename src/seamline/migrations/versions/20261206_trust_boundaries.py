@@ -23,9 +23,11 @@ depends_on = None
 def upgrade() -> None:
     _customers_trust_upgrade()
     _staff_login_throttle_upgrade()
+    _secrets_at_rest_upgrade()
 
 
 def downgrade() -> None:
+    _secrets_at_rest_downgrade()
     _staff_login_throttle_downgrade()
     _customers_trust_downgrade()
 
@@ -91,3 +93,56 @@ def _staff_login_throttle_downgrade() -> None:
         batch_op.add_column(sa.Column('locked_until', sa.DateTime(timezone=True), nullable=True))
     op.drop_index(op.f('ix_web_staff_login_throttle_last_failure_at'), table_name='web_staff_login_throttle')
     op.drop_table('web_staff_login_throttle')
+
+
+# --- signing secrets of event destinations and inbox webhooks, encrypted at rest ---------------
+# The column grows for `enc1:<Fernet token>`; values in clear are encrypted here when a key is
+# at hand (SEAMLINE_SECRET_KEY, or the key file beside a SQLite database), else at their next
+# delivery once the server has one (core/crypto.py).
+
+_SECRET_TABLES = ('event_destination', 'inbox_webhook')
+
+
+def _secret_box():  # noqa: ANN202 - seamline.core.crypto.SecretBox, or None without a lasting key
+    from seamline.core.config import Settings
+    from seamline.core.crypto import SecretBox
+
+    try:
+        given = Settings().secret_key.get_secret_value()
+    except Exception:  # noqa: BLE001 - unusable settings here: the server will say why
+        given = ''
+    box = SecretBox(secret_key=given, database_url=op.get_bind().engine.url.render_as_string(hide_password=False))
+    return box if given or box.key_file is not None else None
+
+
+def _secrets_at_rest_upgrade() -> None:
+    for table in _SECRET_TABLES:
+        with op.batch_alter_table(table, schema=None) as batch_op:
+            batch_op.alter_column('secret', existing_type=sa.String(length=200), type_=sa.String(length=512),
+                                  existing_nullable=False)
+    bind = op.get_bind()
+    box = None
+    for table in _SECRET_TABLES:
+        rows = bind.execute(sa.text(f"SELECT id, secret FROM {table} WHERE secret NOT LIKE 'enc1:%'")).all()
+        box = box or (_secret_box() if rows else None)
+        for row_id, secret in rows if box is not None else ():
+            bind.execute(sa.text(f"UPDATE {table} SET secret = :secret WHERE id = :id"),
+                         {"secret": box.seal(secret), "id": row_id})
+
+
+def _secrets_at_rest_downgrade() -> None:
+    bind = op.get_bind()
+    box = None
+    for table in _SECRET_TABLES:
+        rows = bind.execute(sa.text(f"SELECT id, secret FROM {table} WHERE secret LIKE 'enc1:%'")).all()
+        box = box or (_secret_box() if rows else None)
+        if rows and box is None:
+            raise RuntimeError(f"{table} holds encrypted signing secrets and no key is at hand: set SEAMLINE_SECRET_KEY "
+                               "to decrypt them before downgrading")
+        for row_id, secret in rows:
+            bind.execute(sa.text(f"UPDATE {table} SET secret = :secret WHERE id = :id"),
+                         {"secret": box.open(secret), "id": row_id})
+    for table in _SECRET_TABLES:
+        with op.batch_alter_table(table, schema=None) as batch_op:
+            batch_op.alter_column('secret', existing_type=sa.String(length=512), type_=sa.String(length=200),
+                                  existing_nullable=False)
