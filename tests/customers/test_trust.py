@@ -231,3 +231,18 @@ def test_a_browser_identify_with_the_sites_signature_joins_the_user(client, data
         from seamline.customers import service as customers_service
         traits = customers_service.traits_of(session, customers_service.identity_ids_of(session, victim))
     assert "vip" not in traits  # the signature covers the user id, not the traits
+
+
+def test_the_shops_backend_links_a_cookie_to_a_customer_named_by_a_claim(client, database, write_key, server):
+    """A profile whose only identifiers are a browser's claims: the shop's backend links a new
+    cookie to it by customer id; the claim it names as a handle is neither vouched for nor taken
+    back, so the cookie joins that very profile."""
+    identify(client, write_key, userId="newcomer-1", traits={"email": "newcomer@example.com"})
+    customer = holder(database, "user_id", "newcomer-1")
+    merged = client.post("/v1/carts/merge", headers=server,
+                         json={"anonymous_id": "second-device", "customer_id": customer, "channel": "web"})
+    assert merged.status_code == 200, merged.text
+    assert holder(database, "anonymous_id", "second-device") == customer == holder(database, "user_id", "newcomer-1")
+    with database.read() as session:
+        user = session.scalar(select(CustomerIdentity).where(CustomerIdentity.value == "newcomer-1"))
+        assert user.verified_at is None

@@ -45,7 +45,7 @@ from seamline.core.errors import Conflict, TransactionConflict, Unprocessable
 from seamline.core.time import utcnow
 from seamline.customers import resolution
 from seamline.customers import service as customers_service
-from seamline.customers.identifiers import IdentifierRules
+from seamline.customers.identifiers import Identifier, IdentifierRules
 from seamline.customers.models import CustomerIdentity
 
 MAX_COUPONS = 5
@@ -254,14 +254,14 @@ def link_and_merge(
     wanted = [("anonymous_id", anonymous_id), *identifiers]
     if customer_id is not None:
         profile = customers_service.get_profile(session, customer_id)
-        anchor = session.scalar(
-            select(CustomerIdentity).where(CustomerIdentity.profile_id == profile.id).order_by(CustomerIdentity.id).limit(1)
-        )
+        anchor = customers_service.anchor_identity(session, profile.id)
         if anchor is None:
             raise Unprocessable(f"Customer {customer_id} has no identifier to link to", code="cart_owner_required")
         wanted.append((anchor.type, anchor.value))
     usable, _blocked = rules.prepare(wanted)
-    resolved = resolution.resolve_identifiers(session, rules=rules, identifiers=usable, source=f"carts:{channel}")
+    handles = [Identifier(anchor.type, anchor.value)] if customer_id is not None else []
+    resolved = resolution.resolve_identifiers(session, rules=rules, identifiers=usable, source=f"carts:{channel}",
+                                              handles=handles)
     profile = resolution.canonical_profile(session, resolved.profile_id)
     owner = Owner(profile.id, None, tuple(customers_service.merged_profile_ids(session, profile.id)))
     merge_strays(session, owner, channel=channel)

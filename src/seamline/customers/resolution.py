@@ -209,7 +209,7 @@ def _may_link(primary: Identifier, other: Identifier, claimed: Collection[Identi
 
 
 def _take_back_claims(
-    session: Session, *, identifiers: list[Identifier], claimed: Collection[Identifier],
+    session: Session, *, identifiers: list[Identifier], not_vouched: Collection[Identifier],
     existing: dict[Identifier, CustomerIdentity],
 ) -> bool:
     """Before a request vouches for an identifier that so far was only claimed, give it a profile
@@ -218,7 +218,7 @@ def _take_back_claims(
     profile_of = {i: existing[i].profile_id for i in identifiers if i in existing}
     candidates = [
         existing[i] for i in identifiers
-        if i in existing and vouched(i, claimed) and existing[i].verified_at is None
+        if i in existing and vouched(i, not_vouched) and existing[i].verified_at is None
         and not any(p == existing[i].profile_id for o, p in profile_of.items() if o != i)
     ]
     if not candidates:
@@ -254,14 +254,17 @@ def _mark_verified(session: Session, identity_ids: list[int], source: str) -> No
 
 def resolve_identifiers(
     session: Session, *, rules: IdentifierRules, identifiers: list[Identifier], source: str,
-    claimed: Collection[Identifier] = (),
+    claimed: Collection[Identifier] = (), handles: Collection[Identifier] = (),
 ) -> Resolution:
     """Find or create the profile of `identifiers` (priority-ordered), merging where allowed.
 
     `claimed`: those of them the sender only asserts (a browser's public write key, a contact
     someone shared): they may be added when new, never join what exists (see the module doc).
+    `handles`: known identifiers named only to mean "that profile" (the shop's backend links a
+    cookie to a customer by id): linked to, but neither vouched for nor taken back.
     Everything else the request vouches for."""
     claimed = frozenset(claimed) & set(identifiers)
+    not_vouched = claimed | (frozenset(handles) & set(identifiers))
     identifiers = anchor_first(identifiers, claimed)
     lock_identifiers(session, identifiers)
     existing = load_identities(session, identifiers)
@@ -272,8 +275,9 @@ def resolve_identifiers(
         p.status != "active" for p in profiles.values()
     ):
         raise TransactionConflict()
-    if _take_back_claims(session, identifiers=identifiers, claimed=claimed, existing=existing):
-        return resolve_identifiers(session, rules=rules, identifiers=identifiers, source=source, claimed=claimed)
+    if _take_back_claims(session, identifiers=identifiers, not_vouched=not_vouched, existing=existing):
+        return resolve_identifiers(session, rules=rules, identifiers=identifiers, source=source, claimed=claimed,
+                                   handles=handles)
 
     if not existing and fits_one_profile(rules, identifiers):
         return create_profile(session, identifiers=identifiers, source=source, claimed=claimed)
@@ -395,7 +399,7 @@ def resolve_identifiers(
             absorbed_into[absorbed] = survivor
     if absorbed_into:
         _retire_absorbed(session, absorbed_into, {p: targets[uf.find(("p", p))] for p in absorbed_into}, profiles)
-    _mark_verified(session, [identity_of[i].id for i in identifiers if vouched(i, claimed)], source)
+    _mark_verified(session, [identity_of[i].id for i in identifiers if vouched(i, not_vouched)], source)
     session.flush()
     return result
 

@@ -54,6 +54,17 @@ def claims(rules: IdentifierRules, pairs: list[tuple[str, str]]) -> frozenset[Id
     return frozenset(found)
 
 
+def anchor_identity(session: Session, profile_id: int) -> CustomerIdentity | None:
+    """The identity a trusted request should name to mean "this profile": a verified one, else a
+    device's, else the oldest. Naming a mere claim would vouch for it (and a claim vouched for
+    from outside its profile leaves that profile: resolution's take-back)."""
+    return session.scalar(
+        select(CustomerIdentity).where(CustomerIdentity.profile_id == profile_id)
+        .order_by(CustomerIdentity.verified_at.is_(None), CustomerIdentity.type.notin_(DEVICE_TYPES), CustomerIdentity.id)
+        .limit(1)
+    )
+
+
 def claimable_traits(rules: IdentifierRules, traits: dict[str, Any]) -> dict[str, Any]:
     """Traits as an untrusted source may set them: privileged ones (`vip`, ...) dropped."""
     privileged = rules.settings.privileged_traits

@@ -25,6 +25,7 @@ from stdnum import ean, luhn
 from seamline.core.errors import Conflict, NotFound, Unprocessable
 from seamline.core.time import utcnow
 from seamline.customers import resolution
+from seamline.customers import service as customers_service
 from seamline.customers.identifiers import Identifier, IdentifierRules
 from seamline.customers.models import CustomerIdentity
 from seamline.loyalty.models import LoyaltyAccount, LoyaltyCard
@@ -91,12 +92,12 @@ def _link_to_profile(session: Session, rules: IdentifierRules, account: LoyaltyA
         if resolution.canonical_profile(session, owner.profile_id).id != account.profile_id:
             raise Conflict(f"Card {number} identifies another customer", code="card_taken", details={"number": number})
         return
-    anchor = session.scalar(select(CustomerIdentity).where(CustomerIdentity.profile_id == account.profile_id)
-                            .order_by(CustomerIdentity.id).limit(1))
+    anchor = customers_service.anchor_identity(session, account.profile_id)
     if anchor is None:
         raise Conflict("The customer has no identifier to attach a card to", code="customer_erased")
-    result = resolution.resolve_identifiers(session, rules=rules, identifiers=[Identifier(anchor.type, anchor.value), card],
-                                            source="loyalty")
+    handle = Identifier(anchor.type, anchor.value)
+    result = resolution.resolve_identifiers(session, rules=rules, identifiers=[handle, card], source="loyalty",
+                                            handles=[handle])
     if result.profile_id != account.profile_id:
         raise Conflict(f"Card {number} cannot join this customer (too many cards on the profile)", code="card_limit",
                        details={"number": number, "limit": rules.limit(CARD_TYPE)})
