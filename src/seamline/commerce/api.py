@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request, Response
@@ -37,7 +38,9 @@ from seamline.commerce.schemas import (
     NearbyStore,
     OrderAction,
     OrderCreate,
+    OrderPage,
     OrderRead,
+    OrderStatusName,
     PaymentsRead,
     PickupIn,
     PosCustomerCard,
@@ -68,6 +71,7 @@ from seamline.core.deps import (
     get_database,
 )
 from seamline.core.errors import PayloadTooLarge, UnsupportedMediaType
+from seamline.core.pagination import CursorQuery
 from seamline.customers import service as customers_service
 from seamline.customers.api import Rules
 from seamline.customers.identifiers import IdentifierRules
@@ -163,6 +167,29 @@ def place_order(
         return order_views.placed_view(session, placed)
 
     return get_database(request).run_write(work)
+
+
+@router.get("/orders", response_model=OrderPage)
+def list_orders(
+    session: ReadSession, _: ReadKey,
+    customer_id: Annotated[int | None, Query(ge=1, le=2**62, description=(
+        "The person's orders: the profile this id now lives in and every profile merged into it"))] = None,
+    status: Annotated[list[OrderStatusName] | None, Query(max_length=7, description="One or more (repeat the parameter)")] = None,
+    channel: Annotated[str | None, Query(max_length=32, pattern=NAME_PATTERN, description="Where it was placed")] = None,
+    store: Annotated[str | None, Query(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._\-]*$", description=(
+        "The code of the location where it is collected, or the store of a till sale (`pickup_location`)"))] = None,
+    placed_from: Annotated[datetime | None, Query(description="Placed at or after (ISO 8601; no zone: UTC)")] = None,
+    placed_to: Annotated[datetime | None, Query(description="Placed before (exclusive; ISO 8601; no zone: UTC)")] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 50,
+    cursor: CursorQuery = None,
+) -> Any:
+    """Orders of every channel, newest first, a page at a time: pass `next_cursor` back as
+    `cursor` until it is null. An unknown `customer_id` is a 404, an unknown `store` a 422."""
+    found, next_cursor = orders.find_orders(
+        session, customer_id=customer_id, statuses=status, channel=channel, store=store,
+        placed_from=placed_from, placed_to=placed_to, cursor=cursor, limit=limit,
+    )
+    return {"items": order_views.order_views(session, found), "next_cursor": next_cursor}
 
 
 @router.get("/orders/{order_id}", response_model=OrderRead)

@@ -31,6 +31,32 @@ def order_view(session: Session, order: CommerceOrder) -> dict[str, Any]:
     return _view(order, lines, reservations, codes, history, returned, payments.payment_summary(session, order))
 
 
+def order_views(session: Session, orders: list[CommerceOrder]) -> list[dict[str, Any]]:
+    """`order_view` of a page of orders, in a fixed number of queries (not a handful per order)."""
+    if not orders:
+        return []
+    ids = [o.id for o in orders]
+    lines: dict[int, list[CommerceOrderLine]] = {i: [] for i in ids}
+    for line in session.scalars(select(CommerceOrderLine).where(CommerceOrderLine.order_id.in_(ids)).order_by(CommerceOrderLine.id)):
+        lines[line.order_id].append(line)
+    reservations: dict[int, list[CommerceReservation]] = {i: [] for i in ids}
+    for r in session.scalars(select(CommerceReservation).where(CommerceReservation.order_id.in_(ids)).order_by(CommerceReservation.id)):
+        reservations[r.order_id].append(r)
+    history: dict[int, list[CommerceOrderStatus]] = {i: [] for i in ids}
+    for h in session.scalars(select(CommerceOrderStatus).where(CommerceOrderStatus.order_id.in_(ids)).order_by(CommerceOrderStatus.id)):
+        history[h.order_id].append(h)
+    location_ids = {r.location_id for rs in reservations.values() for r in rs} | {
+        o.pickup_location_id for o in orders if o.pickup_location_id}
+    codes = {i: c for i, c in session.execute(
+        select(CommerceLocation.id, CommerceLocation.code).where(CommerceLocation.id.in_(location_ids))
+    )} if location_ids else {}
+    returned = returns.returned_quantities_of(
+        session, [o.id for o in orders if o.status in ("completed", "shipped", "returned")])
+    paid = payments.payment_summaries(session, ids)
+    return [_view(o, lines[o.id], reservations[o.id], codes, history[o.id], returned.get(o.id, {}), paid[o.id])
+            for o in orders]
+
+
 def placed_view(session: Session, placed: Placed) -> dict[str, Any]:
     """The view of an order a checkout just placed, from what it wrote (nothing read back; a
     new order has no payments or returns yet); a retried checkout's order is read."""

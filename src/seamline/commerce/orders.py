@@ -22,7 +22,7 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import asdict, dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import orjson
@@ -54,8 +54,10 @@ from seamline.commerce.stock import (
 from seamline.core.config import Settings
 from seamline.core.db import DriverSQL
 from seamline.core.errors import Conflict, NotFound, TransactionConflict, Unprocessable
+from seamline.core.pagination import decode_cursor, page
 from seamline.core.time import utcnow
 from seamline.customers import resolution
+from seamline.customers import service as customers_service
 from seamline.customers.identifiers import IdentifierRules
 
 OPEN_STATUSES = ("pending_payment", "confirmed", "ready_for_pickup")
@@ -447,6 +449,47 @@ def list_orders(
     return list(session.scalars(
         query.order_by(CommerceOrder.created_at.desc(), CommerceOrder.id.desc()).limit(limit).offset(offset)
     ))
+
+
+def find_orders(
+    session: Session, *, customer_id: int | None = None, statuses: list[str] | None = None, channel: str | None = None,
+    store: str | None = None, placed_from: datetime | None = None, placed_to: datetime | None = None,
+    cursor: str | None = None, limit: int = 50,
+) -> tuple[list[CommerceOrder], str | None]:
+    """`GET /v1/orders`: one page of orders, newest first (by id), and the cursor of the next page.
+
+    `customer_id` is the person: the profile it now lives in and every profile merged into it
+    (an unknown id is a 404, an erased person a 410); `store` the code of the location where
+    the order is collected or was sold (`pickup_location`; unknown: 422 `unknown_location`);
+    `placed_from` is inclusive and `placed_to` exclusive, a time without a zone read as UTC."""
+    query = select(CommerceOrder)
+    if customer_id is not None:
+        profile = customers_service.get_profile(session, customer_id)
+        query = query.where(CommerceOrder.profile_id.in_(customers_service.merged_profile_ids(session, profile.id)))
+    if statuses:
+        query = query.where(CommerceOrder.status.in_(statuses))
+    if channel:
+        query = query.where(CommerceOrder.channel == channel)
+    if store:
+        location_id = session.scalar(select(CommerceLocation.id).where(CommerceLocation.code == store))
+        if location_id is None:
+            raise Unprocessable(f"Unknown location {store!r}", code="unknown_location", details={"location": store})
+        query = query.where(CommerceOrder.pickup_location_id == location_id)
+    if placed_from is not None:
+        query = query.where(CommerceOrder.created_at >= _utc(placed_from, "placed_from"))
+    if placed_to is not None:
+        query = query.where(CommerceOrder.created_at < _utc(placed_to, "placed_to"))
+    if (before := decode_cursor(cursor)) is not None:
+        query = query.where(CommerceOrder.id < before)
+    return page(list(session.scalars(query.order_by(CommerceOrder.id.desc()).limit(limit + 1))), limit)
+
+
+def _utc(moment: datetime, name: str) -> datetime:
+    """An aware UTC time (no zone: UTC); one that leaves the calendar in UTC (0001-01-01 at +03:00) is a 422."""
+    try:
+        return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
+    except OverflowError:
+        raise Unprocessable(f"{name} is out of range", code="validation_error", details={name: str(moment)}) from None
 
 
 def sales_by_channel(session: Session, *, since: datetime) -> list[dict[str, Any]]:

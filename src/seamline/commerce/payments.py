@@ -517,8 +517,23 @@ NO_PAYMENTS: dict[str, Any] = {"status": "unpaid", "captured": 0, "refunded": 0,
 
 def payment_summary(session: Session, order: CommerceOrder) -> dict[str, Any]:
     """What the order has paid, from the ledger, and its payments (for the order view)."""
-    payments = list(session.scalars(select(CommercePayment).where(CommercePayment.order_id == order.id).order_by(CommercePayment.id)))
-    sums = _sums(session, [p.id for p in payments])
+    return payment_summaries(session, [order.id])[order.id]
+
+
+def payment_summaries(session: Session, order_ids: list[int]) -> dict[int, dict[str, Any]]:
+    """`payment_summary` of several orders in two queries (a page of the order list)."""
+    found: dict[int, list[CommercePayment]] = {order_id: [] for order_id in order_ids}
+    if order_ids:
+        for payment in session.scalars(select(CommercePayment).where(CommercePayment.order_id.in_(order_ids))
+                                       .order_by(CommercePayment.id)):
+            found[payment.order_id].append(payment)
+    sums = _sums(session, [p.id for payments in found.values() for p in payments])
+    return {order_id: _summary(payments, sums) for order_id, payments in found.items()}
+
+
+def _summary(payments: list[CommercePayment], all_sums: dict[tuple[int, str], int]) -> dict[str, Any]:
+    ids = {p.id for p in payments}
+    sums = {key: value for key, value in all_sums.items() if key[0] in ids}
     captured = sum(v for (_, kind), v in sums.items() if kind == "capture")
     refunded = sum(v for (_, kind), v in sums.items() if kind == "refund")
     if captured == 0:

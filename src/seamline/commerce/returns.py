@@ -58,15 +58,21 @@ def refund_share(line_total: int, line_quantity: int, already_returned: int, qua
 
 def returned_quantities(session: Session, order_id: int) -> dict[int, int]:
     """{order line id: units returned so far}."""
-    return {
-        line_id: int(quantity)
-        for line_id, quantity in session.execute(
-            select(CommerceReturnLine.order_line_id, func.sum(CommerceReturnLine.quantity))
+    return returned_quantities_of(session, [order_id]).get(order_id, {})
+
+
+def returned_quantities_of(session: Session, order_ids: list[int]) -> dict[int, dict[int, int]]:
+    """{order id: {order line id: units returned so far}} of several orders in one query."""
+    found: dict[int, dict[int, int]] = {}
+    if order_ids:
+        for order_id, line_id, quantity in session.execute(
+            select(CommerceReturn.order_id, CommerceReturnLine.order_line_id, func.sum(CommerceReturnLine.quantity))
             .join(CommerceReturn, CommerceReturn.id == CommerceReturnLine.return_id)
-            .where(CommerceReturn.order_id == order_id)
-            .group_by(CommerceReturnLine.order_line_id)
-        )
-    }
+            .where(CommerceReturn.order_id.in_(order_ids))
+            .group_by(CommerceReturn.order_id, CommerceReturnLine.order_line_id)
+        ):
+            found.setdefault(order_id, {})[line_id] = int(quantity)
+    return found
 
 
 def _request_hash(order_id: int, data: ReturnCreate) -> str:

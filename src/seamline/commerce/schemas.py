@@ -291,6 +291,14 @@ class OrderRead(BaseModel):
     payment: PaymentSummaryRead | None = Field(default=None, description="What was paid and refunded (the payment ledger)")
 
 
+class OrderPage(BaseModel):
+    items: list[OrderRead] = Field(description="Newest first")
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null: this is the last")
+
+
+OrderStatusName = Literal["pending_payment", "confirmed", "ready_for_pickup", "shipped", "completed", "cancelled", "returned"]
+
+
 # --- the store's POS (commerce/pos.py) ------------------------------------------------------
 
 
