@@ -22,6 +22,7 @@ from seamline.commerce.schemas import ReturnCreate, ReturnLineIn
 from seamline.core.errors import AppError, NotFound
 from seamline.customers import service as customers_service
 from seamline.loyalty.models import LoyaltyEntry
+from seamline.web.console import people
 from seamline.web.console.actions import attempt, explain, form_key, form_problem, read
 from seamline.web.console.deps import RowId, Staff, database, permitted
 from seamline.web.console.templating import render, translate
@@ -42,15 +43,11 @@ CONSOLE_CHANNEL = "console"
 
 
 def customer_brief(session: Session, customer_id: int | None) -> dict[str, Any] | None:
-    """{id, name} of the live profile behind an id (None for no customer or an erased one)."""
+    """{id, name, contact, anonymous, erased} of the live profile behind an id (web/console/people.py;
+    None for no customer)."""
     if customer_id is None:
         return None
-    try:
-        profile = customers_service.get_profile(session, customer_id)
-    except AppError:
-        return {"id": customer_id, "name": None}
-    traits = customers_service.traits_of(session, customers_service.identity_ids_of(session, profile.id))
-    return {"id": profile.id, "name": customers_service.display_name({k: v["value"] for k, v in traits.items()})}
+    return people.briefs(session, [customer_id])[customer_id]
 
 
 def order_points(session: Session, order_id: int) -> list[LoyaltyEntry]:
@@ -135,9 +132,10 @@ def order_list(
         codes = dict(session.execute(select(CommerceLocation.id, CommerceLocation.code)).all())
         locations = [loc for loc in stock.list_locations(session) if loc.kind in ("store", "pickup_point")
                      and (not store_fixed or loc.code == store)]
+        who = people.briefs(session, {o.profile_id for o in found[:PAGE_SIZE] if o.profile_id})
         rows = [{"id": o.id, "created_at": o.created_at, "customer_id": o.profile_id, "channel": o.channel,
                  "fulfilment": o.fulfilment, "location": codes.get(o.pickup_location_id), "status": o.status,
-                 "total": o.total, "currency": o.currency} for o in found[:PAGE_SIZE]]
+                 "total": o.total, "currency": o.currency, "customer": who.get(o.profile_id)} for o in found[:PAGE_SIZE]]
         return {"rows": rows, "more": len(found) > PAGE_SIZE, "locations": locations, "unknown_customer": profile_ids == []}
 
     context = read(request, work)

@@ -19,11 +19,13 @@ from sqlalchemy.orm import Session
 from seamline.core.errors import AppError, Gone, NotFound, Unprocessable
 from seamline.customers import resolution
 from seamline.customers import service as customers
+from seamline.customers.identifiers import DEVICE_TYPES
 from seamline.customers.models import (
     CustomerConflict,
 )
 from seamline.customers.schemas import ConsentCreate, CustomerUpsert, IdentifierIn
 from seamline.customers.timeline import TimelineQuery, decode_timeline_cursor
+from seamline.web.console import icons, people
 from seamline.web.console.actions import attempt, read
 from seamline.web.console.deps import RowId, Staff, permitted
 from seamline.web.console.templating import render, translate
@@ -34,12 +36,8 @@ PAGE = 50
 TIMELINE_PAGE = 20
 #: Sections with their own block on the 360 page; any other registered section is printed generically.
 KNOWN_SECTIONS = ("profile", "identities", "consents", "events", "orders", "cart", "loyalty", "conversations", "timeline")
-#: Channel code -> (icon, English label, translated in the template through CHANNEL_LABELS below).
-CHANNEL_ICONS = {
-    "web": "🌐", "app": "📱", "store": "🏬", "pos": "🏬", "call_center": "☎️", "phone": "☎️", "email": "✉️",
-    "sms": "💬", "webchat": "💭", "telegram": "✈️", "whatsapp": "🟢", "vk": "🅥", "viber": "🟣", "messenger": "💬",
-    "loyalty": "⭐", "server": "🖥️", "api": "🔌", "console": "🧑‍💼", "other": "•",
-}
+#: Channel code -> its icon (inline SVG, web/console/icons.py); the label is channel_labels' below.
+CHANNEL_ICONS = icons.CHANNEL_ICONS
 
 
 def channel_labels(request: Request) -> dict[str, str]:
@@ -73,8 +71,10 @@ def _search(session: Session, request: Request, q: str | None, cursor: str | Non
     for item in items:
         identifiers = item["identifiers"]
         rows.append({
-            "id": item["id"], "name": customers.display_name(item["traits"]),
-            "identifiers": [(i.type, i.value) for i in identifiers],
+            **people.brief(item["id"], traits=item["traits"], identifiers=identifiers),
+            # a device's anonymous id (a UUID) tells staff nothing: counted, not shown
+            "identifiers": [(i.type, i.value) for i in identifiers if i.type not in DEVICE_TYPES],
+            "devices": sum(1 for i in identifiers if i.type in DEVICE_TYPES),
             "channels": sorted({i.source for i in identifiers}),
             "last_seen": max([item["updated_at"], *(i.created_at for i in identifiers)]),
         })
@@ -191,6 +191,7 @@ def _customer(session: Session, request: Request, customer_id: int) -> dict[str,
     traits = (sections.get("profile") or {}).get("traits", {})
     return {
         "customer": c360, "sections": sections, "name": customers.display_name(traits), "traits": traits,
+        "who": people.brief(c360["id"], traits=traits, identifiers=sections.get("identities") or []),
         "other_sections": {k: v for k, v in sections.items() if k not in KNOWN_SECTIONS},
         "timeline": [asdict(i) for i in items], "next_cursor": next_cursor, "merges": merges,
         "consent_channels": state.settings.consent_channels, "consent_purposes": state.settings.consent_purposes,
