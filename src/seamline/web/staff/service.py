@@ -15,6 +15,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+import structlog
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import delete, select
@@ -25,8 +26,12 @@ from sqlalchemy.orm import Session
 from seamline.core.config import Settings
 from seamline.core.errors import Conflict, Forbidden, NotFound, Unprocessable
 from seamline.core.time import utcnow
+from seamline.commerce.models import CommerceLocation
 from seamline.inbox import agents
+from seamline.inbox.models import InboxAgent
 from seamline.web.staff.models import StaffLoginThrottle, StaffSession, StaffUser
+
+log = structlog.get_logger("seamline.staff")
 
 LOCALES = ("ru", "en")
 
@@ -260,4 +265,100 @@ def set_password(session: Session, *, user_id: int, password: str) -> StaffUser:
     user.password_hash = _hasher.hash(password)
     session.execute(delete(StaffSession).where(StaffSession.user_id == user.id))
     session.flush()
+    return user
+
+
+# --- role and deactivation (admins, web/console/pages/settings.py) --------------------------------
+
+
+def _active_admins(session: Session) -> list[int]:
+    """Ids of the active admins, their rows locked (PostgreSQL), so two admins demoting each other
+    at once cannot both pass the "an admin is left" check: the second waits and counts again."""
+    return list(session.scalars(select(StaffUser.id).where(StaffUser.role == "admin", StaffUser.disabled_at.is_(None))
+                                .order_by(StaffUser.id).with_for_update()))
+
+
+def _keep_an_admin(session: Session, user: StaffUser) -> None:
+    """Refuse a change that would leave no active admin (nobody could manage the console)."""
+    if user.role == "admin" and user.disabled_at is None and _active_admins(session) == [user.id]:
+        raise Conflict("This is the only active admin: make another admin first", code="last_admin",
+                       details={"user_id": user.id})
+
+
+def _check_store(session: Session, store: str | None) -> None:
+    if store is None:
+        return
+    kind = session.scalar(select(CommerceLocation.kind).where(CommerceLocation.code == store,
+                                                              CommerceLocation.active.is_(True)))
+    if kind != "store":
+        raise Unprocessable(f"{store} is not an active store", code="not_a_store", details={"store": store})
+
+
+def _agent_offline(session: Session, settings: Settings | None, user: StaffUser) -> None:
+    """An account that no longer answers customers: its inbox agent goes offline (their open
+    conversations go back to the queue) and is kept, linked, for the history and a way back."""
+    if user.agent_id is not None and settings is not None:
+        agents.set_status(session, settings=settings, agent_id=user.agent_id, status="offline")
+
+
+def _audit(action: str, *, actor: StaffUser | None, user: StaffUser, **changes: object) -> None:
+    log.info("staff.account_changed", action=action, actor_id=actor.id if actor else None,
+             actor=actor.email if actor else None, user_id=user.id, user=user.email, **changes)
+
+
+def change_role(session: Session, *, user_id: int, role: str, store: str | None = None, actor: StaffUser | None = None,
+                settings: Settings | None = None) -> StaffUser:
+    """A new role (and store: a clerk needs one, an active store). Leaving the agent role puts
+    the inbox agent offline; becoming an agent links (or creates) the inbox agent of the same
+    email. The last active admin cannot stop being one. Takes effect at the person's next
+    request (their sessions read the account each time)."""
+    if role not in PERMISSIONS:
+        raise Unprocessable(f"Unknown role {role!r}", code="invalid_role", details={"known": list(ROLES)})
+    store = (store or "").strip() or None
+    if role == "clerk" and not store:
+        raise Unprocessable("A store clerk needs a store", code="store_required")
+    _check_store(session, store)
+    user = session.get(StaffUser, user_id, with_for_update=True)
+    if user is None:
+        raise NotFound(f"No staff account {user_id}", code="staff_not_found")
+    before = {"role": user.role, "store": user.store}
+    if role != "admin":
+        _keep_an_admin(session, user)
+    if role == "agent" and user.agent_id is None:
+        existing = session.scalar(select(InboxAgent).where(InboxAgent.email == user.email))
+        taken = existing is not None and session.scalar(select(StaffUser.id).where(StaffUser.agent_id == existing.id))
+        if existing is not None and not taken:
+            user.agent_id = existing.id
+        else:
+            user.agent_id = agents.create_agent(session, name=user.name, email=user.email, skills=[], capacity=10,
+                                                team_ids=[]).id
+    elif role != "agent" and before["role"] == "agent":
+        _agent_offline(session, settings, user)
+    user.role, user.store = role, store
+    session.flush()
+    if before != {"role": user.role, "store": user.store}:
+        _audit("role", actor=actor, user=user, role_from=before["role"], role_to=role, store_from=before["store"],
+               store_to=store)
+    return user
+
+
+def set_active(session: Session, *, user_id: int, active: bool, actor: StaffUser | None = None,
+               settings: Settings | None = None) -> StaffUser:
+    """Deactivate (the account cannot sign in, every session ends at once, an agent goes offline)
+    or reactivate an account. The last active admin cannot be deactivated."""
+    user = session.get(StaffUser, user_id, with_for_update=True)
+    if user is None:
+        raise NotFound(f"No staff account {user_id}", code="staff_not_found")
+    if active == (user.disabled_at is None):
+        return user
+    if not active:
+        _keep_an_admin(session, user)
+        user.disabled_at = utcnow()
+        session.execute(delete(StaffSession).where(StaffSession.user_id == user.id))
+        if user.role == "agent":
+            _agent_offline(session, settings, user)
+    else:
+        user.disabled_at = None
+    session.flush()
+    _audit("deactivate" if not active else "reactivate", actor=actor, user=user)
     return user

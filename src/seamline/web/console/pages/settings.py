@@ -8,6 +8,7 @@ tab back with a message. The work is the domain services' (the ones behind /v1/a
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
@@ -16,8 +17,10 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from seamline.commerce.models import CommerceLocation
 from seamline.core.auth import service as auth_service
 from seamline.core.auth.schemas import ApiKeyCreate, Scope
+from seamline.core.errors import AppError
 from seamline.events import service as events_service
 from seamline.inbox import outbound, routing, sla
 from seamline.inbox.adapters import ADAPTERS
@@ -25,8 +28,8 @@ from seamline.inbox.models import InboxSlaPolicy
 from seamline.inbox.schemas import RoutingRuleCreate, SlaPolicyCreate
 from seamline.loyalty import rules as loyalty_rules
 from seamline.loyalty.schemas import ProgramPut
-from seamline.web.console.actions import attempt, form_problem, read
-from seamline.web.console.deps import PermissionDenied, RowId, Staff, signed_in
+from seamline.web.console.actions import attempt, explain, form_problem, read
+from seamline.web.console.deps import PermissionDenied, RowId, Staff, database, signed_in
 from seamline.web.console.templating import render, translate
 from seamline.web.staff import service as staff_service
 
@@ -86,7 +89,10 @@ def _staff(session: Session, request: Request) -> dict[str, Any]:
     people = [{"id": u.id, "email": u.email, "name": u.name, "role": u.role, "locale": u.locale, "store": u.store,
                "agent_id": u.agent_id, "last_login_at": u.last_login_at,
                "disabled_at": u.disabled_at} for u in staff_service.list_staff(session)]
-    return {"people": people, "roles": staff_service.ROLES, "locales": staff_service.LOCALES}
+    stores = session.scalars(select(CommerceLocation).where(CommerceLocation.kind == "store", CommerceLocation.active.is_(True))
+                             .order_by(CommerceLocation.code)).all()
+    return {"people": people, "roles": staff_service.ROLES, "locales": staff_service.LOCALES,
+            "stores": [{"code": s.code, "name_ru": s.name_ru, "name_en": s.name_en} for s in stores]}
 
 
 def _routing(session: Session, request: Request) -> dict[str, Any]:
@@ -217,6 +223,63 @@ def reset_password(request: Request, user_id: RowId, form: Form, staff: Staff = 
         s, user_id=user_id, password=str(form.get("password", ""))).email)
     return _tab(request, staff, "staff", error=error,
                 ok=translate(request, "New password set for %(email)s; their sessions ended.", email=changed))
+
+
+def _staff_refusal(request: Request, exc: AppError) -> str:
+    if exc.code == "last_admin":
+        return translate(request, "This is the only active admin: make another account an admin first.")
+    if exc.code == "store_required":
+        return translate(request, "A store clerk needs a store.")
+    if exc.code == "not_a_store":
+        return translate(request, "Choose one of the stores.")
+    if exc.code == "invalid_role":
+        return translate(request, "Choose a role.")
+    if exc.code == "staff_not_found":
+        return translate(request, "No such staff account.")
+    return explain(request, exc)
+
+
+def _staff_change(request: Request, staff: Staff, work: Callable[[Session], str],
+                  ok: Callable[[str], str]) -> HTMLResponse:
+    """An account change by an admin: the service's work (answering the account's email) in one
+    transaction, then the tab with `ok(email)`, or with the refusal and nothing changed."""
+    try:
+        email = database(request).run_write(work)
+    except AppError as exc:
+        return _tab(request, staff, "staff", error=_staff_refusal(request, exc))
+    return _tab(request, staff, "staff", ok=ok(email))
+
+
+@router.post("/staff/{user_id}/role")
+def change_staff_role(request: Request, user_id: RowId, form: Form, staff: Staff = signed_in()) -> HTMLResponse:
+    """A new role (a clerk with their store); admins only. The last active admin stays an admin."""
+    _check(staff, "staff")
+    role, store = str(form.get("role", "")), str(form.get("store", "")).strip()[:64] or None
+    settings = request.app.state.settings
+    return _staff_change(
+        request, staff,
+        lambda s: staff_service.change_role(s, user_id=user_id, role=role, store=store, actor=staff.user,
+                                            settings=settings).email,
+        lambda email: translate(request, "%(email)s: role changed.", email=email))
+
+
+@router.post("/staff/{user_id}/deactivate")
+def deactivate_staff(request: Request, user_id: RowId, staff: Staff = signed_in()) -> HTMLResponse:
+    """The account cannot sign in any more and its sessions end; admins only, never the last admin."""
+    _check(staff, "staff")
+    settings = request.app.state.settings
+    return _staff_change(
+        request, staff,
+        lambda s: staff_service.set_active(s, user_id=user_id, active=False, actor=staff.user, settings=settings).email,
+        lambda email: translate(request, "%(email)s was deactivated and signed out everywhere.", email=email))
+
+
+@router.post("/staff/{user_id}/reactivate")
+def reactivate_staff(request: Request, user_id: RowId, staff: Staff = signed_in()) -> HTMLResponse:
+    _check(staff, "staff")
+    return _staff_change(
+        request, staff, lambda s: staff_service.set_active(s, user_id=user_id, active=True, actor=staff.user).email,
+        lambda email: translate(request, "%(email)s can sign in again.", email=email))
 
 
 # --- routing rules and SLA policies ----------------------------------------------------------------
