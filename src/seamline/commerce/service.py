@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from sqlalchemy import delete, select, update
@@ -21,7 +22,30 @@ from seamline.commerce.orders import orders_of_customer
 from seamline.core.config import Settings
 from seamline.customers import service as customers_service
 from seamline.customers.sections import CustomerContext, SectionRegistry
-from seamline.customers.timeline import TimelineItem, TimelineQuery, TimelineRegistry
+from seamline.customers.timeline import TimelineItem, TimelineQuery, TimelineRegistry, titled
+
+#: The timeline's titles (customers/timeline.py): English templates by title key, translated by the console.
+TITLES = {
+    "order.pending_payment": "Order %(order_id)s: pending payment",
+    "order.confirmed": "Order %(order_id)s: confirmed",
+    "order.ready_for_pickup": "Order %(order_id)s: ready for pickup",
+    "order.shipped": "Order %(order_id)s: shipped",
+    "order.completed": "Order %(order_id)s: completed",
+    "order.cancelled": "Order %(order_id)s: cancelled",
+    "order.returned": "Order %(order_id)s: returned",
+    "order.partially_returned": "Order %(order_id)s: partially returned",
+    "order.other": "Order %(order_id)s: %(status)s",
+    "return.accepted": "Return of order %(order_id)s at %(location)s",
+    "return.accepted.full": "Return of order %(order_id)s at %(location)s (whole order)",
+    "cart.product_added": "Added to the cart: %(sku)s × %(quantity)s",
+    "cart.product_removed": "Removed from the cart: %(sku)s",
+    "cart.quantity_changed": "Quantity of %(sku)s in the cart: %(before)s → %(after)s",
+    "cart.coupon_added": "Coupon added to the cart: %(coupon)s",
+    "cart.coupon_removed": "Coupon removed from the cart: %(coupon)s",
+    "cart.merged": "Cart %(cart_id)s joined this cart",
+    "cart.adopted": "A visitor's cart became the customer's",
+    "cart.ordered": "The cart became order %(order_id)s",
+}
 
 
 def _profile_ids(session: Session, profile_id: int) -> list[int]:
@@ -85,7 +109,8 @@ def _order_timeline(session: Session, context: CustomerContext, query: TimelineQ
             continue
         items.append(TimelineItem(
             kind="order", id=status.id, occurred_at=status.created_at, channel=channel, type=f"order.{status.status}",
-            title=f"Order {order.id}: {status.status.replace('_', ' ')}",
+            **(titled(TITLES, f"order.{status.status}", {"order_id": order.id}) if f"order.{status.status}" in TITLES
+               else titled(TITLES, "order.other", {"order_id": order.id, "status": status.status.replace("_", " ")})),
             data={"order_id": order.id, "total": order.total, "currency": order.currency, "fulfilment": order.fulfilment,
                   "note": status.note},
         ))
@@ -105,7 +130,8 @@ def _return_timeline(session: Session, context: CustomerContext, query: Timeline
     return [
         TimelineItem(
             kind="return", id=view["id"], occurred_at=view["created_at"], channel=view["channel"], type="return.accepted",
-            title=f"Return of order {view['order_id']} at {view['location']}" + (" (whole order)" if view["full"] else ""),
+            **titled(TITLES, "return.accepted.full" if view["full"] else "return.accepted",
+                     {"order_id": view["order_id"], "location": view["location"]}),
             data={"order_id": view["order_id"], "return_id": view["id"], "location": view["location"], "amount": view["amount"],
                   "currency": view["currency"], "full": view["full"], "reason": view["reason"], "lines": view["lines"]},
         )
@@ -132,11 +158,31 @@ def _cart_timeline(session: Session, context: CustomerContext, query: TimelineQu
     return [
         TimelineItem(
             kind="cart", id=change.id, occurred_at=change.created_at, channel=change.channel, type=f"cart.{change.kind}",
-            title=" ".join(filter(None, [change.kind.replace("_", " ").capitalize(), change.sku, change.detail])),
+            **_cart_title(change),
             data={"cart_id": change.cart_id, "sku": change.sku, "quantity": change.quantity, "detail": change.detail},
         )
         for change in rows
     ]
+
+
+def _cart_title(change: CommerceCartChange) -> dict[str, Any]:
+    """A cart change's title from its kind and what carts.py keeps with it (`detail`: "cart 12",
+    "order 7", "1 -> 3", a coupon code, "now the customer's cart")."""
+    kind, detail = change.kind, change.detail or ""
+    number = re.fullmatch(r"(?:cart|order) (\d+)", detail)
+    if kind in ("product_added", "product_removed") and change.sku and change.quantity is not None:
+        return titled(TITLES, f"cart.{kind}", {"sku": change.sku, "quantity": change.quantity})
+    if kind == "quantity_changed" and change.sku and (moved := re.fullmatch(r"(\d+) -> (\d+)", detail)):
+        return titled(TITLES, "cart.quantity_changed", {"sku": change.sku, "before": int(moved[1]), "after": int(moved[2])})
+    if kind in ("coupon_added", "coupon_removed") and detail:
+        return titled(TITLES, f"cart.{kind}", {"coupon": detail})
+    if kind == "merged" and number and detail.startswith("cart"):
+        return titled(TITLES, "cart.merged", {"cart_id": int(number[1])})
+    if kind == "merged":
+        return titled(TITLES, "cart.adopted", {})
+    if kind == "ordered" and number and detail.startswith("order"):
+        return titled(TITLES, "cart.ordered", {"order_id": int(number[1])})
+    return {"title": " ".join(filter(None, [kind.replace("_", " ").capitalize(), change.sku, detail]))}
 
 
 def register(sections: SectionRegistry, timeline: TimelineRegistry, *, settings: Settings) -> None:
@@ -166,6 +212,6 @@ def register(sections: SectionRegistry, timeline: TimelineRegistry, *, settings:
 
     sections.register("orders", _orders_section, export=_orders_export, erase=_orders_erase)
     sections.register("cart", cart_section, export=cart_export, erase=cart_erase)
-    timeline.register("order", _order_timeline)
-    timeline.register("return", _return_timeline)
-    timeline.register("cart", _cart_timeline)
+    timeline.register("order", _order_timeline, titles={k: v for k, v in TITLES.items() if k.startswith("order.")})
+    timeline.register("return", _return_timeline, titles={k: v for k, v in TITLES.items() if k.startswith("return.")})
+    timeline.register("cart", _cart_timeline, titles={k: v for k, v in TITLES.items() if k.startswith("cart.")})

@@ -190,8 +190,13 @@ class TimelineItemRead(BaseModel):
     occurred_at: datetime
     channel: str
     type: str = Field(description='e.g. "event.track", "event.page"')
-    title: str
+    title: str = Field(description="In English; a message's text or an event's name as they are")
     data: dict[str, Any]
+    title_key: str | None = Field(
+        default=None, description='The title\'s template (e.g. "order.completed": "Order %(order_id)s: completed"), '
+        "for showing it in another language; null when the title is someone's own words")
+    params: dict[str, Any] = Field(default_factory=dict, description="What the title's template is filled with",
+                                   examples=[{"order_id": 72}])
 
 
 class TimelinePage(BaseModel):

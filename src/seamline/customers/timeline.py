@@ -3,6 +3,12 @@
 Like the 360's sections, items come from providers that modules register (events now; orders,
 messages, calls later), so `customers` never imports them. Each provider returns at most
 `limit` items older than the cursor, newest first; the registry merges them and cuts the page.
+
+An item's `title` is English (API clients get stable data). A title the module writes (not a
+person's own words) also has its `title_key` and `params`: the key names an English template
+that the provider registers with its `titles` (`"order.completed": "Order %(order_id)s:
+completed"`), and `title == titles[title_key] % params`; the console translates the template
+(web/console/labels.py) and fills in the same params, so the title reads in any language.
 """
 
 from __future__ import annotations
@@ -10,7 +16,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -59,6 +65,16 @@ class TimelineItem:
     type: str
     title: str
     data: dict[str, Any] = field(default_factory=dict)
+    #: The title's template among the registered `titles` (None: the title is someone's own
+    #: words, a message's text or a site's event name, shown as it is).
+    title_key: str | None = None
+    #: What the template is filled with.
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+def titled(titles: Mapping[str, str], key: str, params: dict[str, Any]) -> dict[str, Any]:
+    """The title fields of an item: `TimelineItem(..., **titled(TITLES, "order.completed", {"order_id": 7}))`."""
+    return {"title": titles[key] % params, "title_key": key, "params": params}
 
 
 TimelineProvider = Callable[[Session, CustomerContext, TimelineQuery], list[TimelineItem]]
@@ -85,11 +101,21 @@ def decode_timeline_cursor(cursor: str | None) -> tuple[datetime, int] | None:
 class TimelineRegistry:
     def __init__(self) -> None:
         self._providers: dict[str, TimelineProvider] = {}
+        self._titles: dict[str, str] = {}
 
-    def register(self, kind: str, provider: TimelineProvider) -> None:
+    def register(self, kind: str, provider: TimelineProvider, *, titles: Mapping[str, str] | None = None) -> None:
+        """`titles`: the English templates of the provider's titles by `title_key` (module doc)."""
         if kind in self._providers:
             raise ValueError(f"timeline provider {kind!r} is registered twice")
         self._providers[kind] = provider
+        for key, template in (titles or {}).items():
+            if self._titles.setdefault(key, template) != template:
+                raise ValueError(f"timeline title {key!r} is registered twice")
+
+    @property
+    def titles(self) -> dict[str, str]:
+        """Every registered title template by key (what the console translates)."""
+        return dict(self._titles)
 
     def page(self, session: Session, context: CustomerContext, query: TimelineQuery) -> tuple[list[TimelineItem], str | None]:
         """One page, newest first, and the cursor of the next page (None at the end).

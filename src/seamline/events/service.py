@@ -40,7 +40,7 @@ from seamline.customers.identifiers import DEVICE_TYPES, Identifier, IdentifierR
 from seamline.customers.models import CustomerIdentity
 from seamline.customers.sections import CustomerContext, SectionRegistry
 from seamline.customers.signing import valid_user_hash
-from seamline.customers.timeline import TimelineItem, TimelineQuery, TimelineRegistry
+from seamline.customers.timeline import TimelineItem, TimelineQuery, TimelineRegistry, titled
 from seamline.events import destinations
 from seamline.events.ingest import MESSAGE_TYPES, CheckedEvent, person_key
 from seamline.events.models import EventIdentityFeed, EventRecord, EventSource
@@ -471,6 +471,29 @@ def _keys_of(context: CustomerContext) -> list[str]:
             for i in context.identities if i.type in ("user_id", "anonymous_id")]
 
 
+#: The timeline's titles (customers/timeline.py): English templates by title key, translated by the
+#: console. A track event's title is its name (the console translates the well-known ones); a
+#: page's or a screen's, its name as the site gave it.
+TITLES = {
+    "event.track": "%(event)s",
+    "event.page": "Page viewed",
+    "event.screen": "Screen viewed",
+    "event.identify": "Profile updated",
+    "event.group": "Joined a group",
+    "event.alias": "Identifiers linked",
+}
+
+
+def _title(kind: str, view: dict[str, Any]) -> dict[str, Any]:
+    if kind == "track" and view["event"]:
+        return titled(TITLES, "event.track", {"event": view["event"]})
+    if kind in ("page", "screen") and view["name"]:
+        return {"title": view["name"]}
+    if f"event.{kind}" in TITLES:
+        return titled(TITLES, f"event.{kind}", {})
+    return {"title": view["event"] or view["name"] or kind}
+
+
 def timeline_items(session: Session, context: CustomerContext, query: TimelineQuery) -> list[TimelineItem]:
     """The person's events, newest first, from `query.before` on.
 
@@ -505,7 +528,6 @@ def timeline_items(session: Session, context: CustomerContext, query: TimelineQu
     for record_id in ids:
         record = records[record_id]
         view = event_view(record)
-        title = view["event"] or view["name"] or record.type
         items.append(
             TimelineItem(
                 kind="event",
@@ -513,8 +535,8 @@ def timeline_items(session: Session, context: CustomerContext, query: TimelineQu
                 occurred_at=record.timestamp,
                 channel=record.channel,
                 type=f"event.{record.type}",
-                title=title,
                 data={k: view[k] for k in ("message_id", "source_id", "properties", "traits", "context", "anonymous_id", "user_id", "received_at")},
+                **_title(record.type, view),
             )
         )
     return items
@@ -564,4 +586,4 @@ def _events_section(session: Session, context: CustomerContext) -> dict[str, Any
 
 def register(sections: SectionRegistry, timeline: TimelineRegistry) -> None:
     sections.register("events", _events_section, export=export_events, erase=erase_events)
-    timeline.register("event", timeline_items)
+    timeline.register("event", timeline_items, titles=TITLES)

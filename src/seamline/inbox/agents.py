@@ -126,7 +126,7 @@ def requeue_agent(session: Session, *, settings: Settings, agent: InboxAgent) ->
                         .execution_options(synchronize_session=False))
         session.refresh(conversation, ["assignee_id"])
         routing.enqueue(conversation, settings)
-        service.system_event(session, conversation, f"{agent.name} went offline: back in the queue",
+        service.system_event(session, conversation, key="conversation.agent_offline", params={"agent": agent.name},
                              data={"from_agent_id": agent.id})
         found = routing.route(session, conversation, settings)
         service._announce_assignment(session, conversation, agent_id=found.id if found else None, by=None, note=None)

@@ -29,7 +29,7 @@ from seamline.customers import resolution
 from seamline.customers import service as customers_service
 from seamline.customers.models import CustomerIdentity
 from seamline.customers.sections import CustomerContext, SectionRegistry
-from seamline.customers.timeline import TimelineItem, TimelineQuery, TimelineRegistry
+from seamline.customers.timeline import TimelineItem, TimelineQuery, TimelineRegistry, titled
 from seamline.inbox import realtime, routing, sla, webhooks
 from seamline.inbox.adapters import ADAPTERS, InboundMessage, adapter_for
 from seamline.inbox.models import (
@@ -44,6 +44,31 @@ from seamline.inbox.models import (
 
 STATUSES = ("open", "pending", "snoozed", "resolved")
 THREAD_IDS_KEPT = 50
+
+#: A conversation's system messages (kind "event", read by agents only) by key: English templates.
+#: The message keeps its key and params (`meta.text_key`, `meta.text_params`) beside the English
+#: text, and the console shows it in the agent's language (web/console/labels.py). A list param
+#: is a list of codes (`clocks`: first_response...).
+SYSTEM_TEXTS = {
+    "conversation.status.open": "Status: open",
+    "conversation.status.pending": "Status: pending",
+    "conversation.status.resolved": "Status: resolved",
+    "conversation.status.snoozed": "Status: snoozed until %(until)s",
+    "conversation.snooze_ended": "Snooze ended",
+    "conversation.reopened": "Reopened by the customer",
+    "conversation.transferred.agent": "Transferred to agent %(agent)s",
+    "conversation.transferred.agent.note": "Transferred to agent %(agent)s: %(note)s",
+    "conversation.transferred.team": "Transferred to team %(team)s",
+    "conversation.transferred.team.note": "Transferred to team %(team)s: %(note)s",
+    "conversation.merged": "Conversation %(merged_id)s merged into this one",
+    "conversation.split_into": "Messages from %(message_id)s on split into conversation %(conversation_id)s",
+    "conversation.split_from": "Split from conversation %(conversation_id)s",
+    "conversation.agent_offline": "%(agent)s went offline: back in the queue",
+    "conversation.not_delivered": "Message %(message_id)s could not be delivered: %(error)s",
+    "conversation.sla_breached": "SLA breached: %(clocks)s",
+    "conversation.email_left": "The customer left %(email)s: replies go by email",
+    "conversation.called_back": "Called the customer back",
+}
 
 
 # --- reading --------------------------------------------------------------------------------
@@ -162,6 +187,10 @@ def summary_view(conversation: InboxConversation) -> dict[str, Any]:
     }
 
 
+#: A label filter reads conversations in windows of this many times the page size.
+LABEL_SCAN_FACTOR = 20
+
+
 def list_conversations(
     session: Session, *, status: str | None = None, assignee_id: int | None = None, unassigned: bool = False,
     customer_id: int | None = None, channel: str | None = None, label: str | None = None,
@@ -179,16 +208,27 @@ def list_conversations(
         query = query.where(InboxConversation.customer_id.in_(ids))
     if channel:
         query = query.where(InboxConversation.channel == channel)
-    if before_id is not None:
-        query = query.where(InboxConversation.id < before_id)
-    rows = session.scalars(query.order_by(InboxConversation.id.desc()).limit(limit if not label else limit * 20)).all()
-    if label:  # labels are a short JSON list: filtered here, on both databases alike
-        rows = [c for c in rows if label in (c.labels or [])][:limit]
-    return list(rows)
+    if not label:
+        if before_id is not None:
+            query = query.where(InboxConversation.id < before_id)
+        return list(session.scalars(query.order_by(InboxConversation.id.desc()).limit(limit)))
+    # Labels are a short JSON list: filtered here, on both databases alike, window after window
+    # until the page is full or the conversations run out (a page is never short while more match).
+    found: list[InboxConversation] = []
+    window = limit * LABEL_SCAN_FACTOR
+    while len(found) < limit:
+        scan = query if before_id is None else query.where(InboxConversation.id < before_id)
+        rows = session.scalars(scan.order_by(InboxConversation.id.desc()).limit(window)).all()
+        found += [c for c in rows if label in (c.labels or [])]
+        if len(rows) < window:
+            break
+        before_id = rows[-1].id
+    return found[:limit]
 
 
-def search_messages(session: Session, *, q: str, limit: int = 50, customer_id: int | None = None) -> list[InboxMessage]:
-    """Messages whose text contains `q` (case-insensitive), newest first."""
+def search_messages(session: Session, *, q: str, limit: int = 50, customer_id: int | None = None,
+                    before_id: int | None = None) -> list[InboxMessage]:
+    """Messages whose text contains `q` (case-insensitive), newest first (below `before_id`: the next page)."""
     folded = q.casefold()
     pattern = "%" + folded.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
     query = select(InboxMessage).where(InboxMessage.search_text.like(pattern, escape="\\"), InboxMessage.kind != "event")
@@ -196,6 +236,8 @@ def search_messages(session: Session, *, q: str, limit: int = 50, customer_id: i
         ids = customers_service.merged_profile_ids(session, customers_service.get_profile(session, customer_id).id)
         query = query.join(InboxConversation, InboxConversation.id == InboxMessage.conversation_id).where(
             InboxConversation.customer_id.in_(ids))
+    if before_id is not None:
+        query = query.where(InboxMessage.id < before_id)
     return list(session.scalars(query.order_by(InboxMessage.id.desc()).limit(limit)))
 
 
@@ -246,10 +288,23 @@ def publish_conversation(session: Session, conversation: InboxConversation, even
     realtime.notify(session, _topics(conversation, customer_visible=event == "status"), {"type": event, "conversation": data})
 
 
-def system_event(session: Session, conversation: InboxConversation, text: str, *, agent_id: int | None = None,
+def system_text(key: str, params: dict[str, Any]) -> str:
+    """A system message's English text (SYSTEM_TEXTS)."""
+    english = {k: ", ".join(str(c).replace("_", " ") for c in v) if isinstance(v, list) else v for k, v in params.items()}
+    return SYSTEM_TEXTS[key] % english
+
+
+def system_event(session: Session, conversation: InboxConversation, text: str | None = None, *, key: str | None = None,
+                 params: dict[str, Any] | None = None, agent_id: int | None = None,
                  data: dict[str, Any] | None = None) -> InboxMessage:
+    """A system message: `key` and `params` (SYSTEM_TEXTS), its text English unless `text` is
+    given (a text in the inbox's language); a bare `text` is shown as it is."""
+    meta = dict(data or {})
+    if key is not None:
+        meta |= {"text_key": key, "text_params": params or {}}
+        text = text if text is not None else system_text(key, params or {})
     message = InboxMessage(conversation_id=conversation.id, direction="internal", kind="event", channel=conversation.channel,
-                           author_agent_id=agent_id, text=text, delivery_status="received", meta=data or {}, created_at=utcnow())
+                           author_agent_id=agent_id, text=text or "", delivery_status="received", meta=meta, created_at=utcnow())
     session.add(message)
     session.flush()
     view = messages_view(session, [message])[0]
@@ -317,8 +372,9 @@ def set_status(session: Session, *, settings: Settings, conversation_id: int, st
     before = conversation.status
     _change_status(session, conversation, status, settings, snoozed_until=snoozed_until)
     if before != status:
-        label = f"Status: {status}" + (f" until {snoozed_until.isoformat()}" if snoozed_until else "")
-        system_event(session, conversation, label, agent_id=agent_id, data={"status": status, "previous": before})
+        params = {"until": snoozed_until.isoformat()} if status == "snoozed" and snoozed_until else {}
+        system_event(session, conversation, key=f"conversation.status.{status}", params=params, agent_id=agent_id,
+                     data={"status": status, "previous": before})
     if status == "resolved" and before != "resolved":
         send_survey(session, settings=settings, conversation=conversation)
     if status == "open" and conversation.assignee_id is None:
@@ -333,7 +389,7 @@ def wake_snoozed(session: Session, *, settings: Settings, now: datetime | None =
     ).all()
     for conversation in due:
         _change_status(session, conversation, "open", settings)
-        system_event(session, conversation, "Snooze ended", data={"status": "open", "previous": "snoozed"})
+        system_event(session, conversation, key="conversation.snooze_ended", data={"status": "open", "previous": "snoozed"})
         routing.route(session, conversation, settings)
     return len(due)
 
@@ -456,7 +512,7 @@ def receive(session: Session, *, settings: Settings, inbound: InboundMessage, cu
             policy = sla.policy_for(session, channel=conversation.channel, priority=conversation.priority)
             if policy is not None and policy.resolution_minutes is not None:
                 conversation.resolution_due_at = sla.add_business_minutes(now, policy.resolution_minutes, policy.calendar)
-        system_event(session, conversation, "Reopened by the customer", data={"status": "open", "previous": previous})
+        system_event(session, conversation, key="conversation.reopened", data={"status": "open", "previous": previous})
     sla.customer_wrote(session, conversation, now)
     if created:
         webhooks.emit(session, "conversation.created", summary_view(conversation))
@@ -672,15 +728,17 @@ def transfer(session: Session, *, settings: Settings, conversation_id: int, agen
     if agent_id is not None:
         agent = _agent(session, agent_id)
         routing.claim(session, conversation, agent, settings, force=True)
-        target = f"agent {agent.name}"
+        key, params = "conversation.transferred.agent", {"agent": agent.name}
     else:
         team = session.get(InboxTeam, team_id)
         if team is None:
             raise NotFound(f"Team {team_id} not found", code="team_not_found")
         conversation.team_id = team.id
         routing.enqueue(conversation, settings)
-        target = f"team {team.name}"
-    system_event(session, conversation, f"Transferred to {target}" + (f": {note}" if note else ""), agent_id=by_agent_id,
+        key, params = "conversation.transferred.team", {"team": team.name}
+    if note:
+        key, params = f"{key}.note", {**params, "note": note}
+    system_event(session, conversation, key=key, params=params, agent_id=by_agent_id,
                  data={"from_agent_id": previous, "to_agent_id": agent_id, "to_team_id": team_id, "note": note})
     if agent_id is None:
         agent_found = routing.route(session, conversation, settings)
@@ -723,7 +781,8 @@ def merge(session: Session, *, settings: Settings, source_id: int, target_id: in
     source.sla_next_due_at = None
     if target.status != "open" and source.status == "open":
         _change_status(session, target, "open", settings)
-    system_event(session, target, f"Conversation {source.id} merged into this one", agent_id=agent_id, data={"merged_id": source.id})
+    system_event(session, target, key="conversation.merged", params={"merged_id": source.id}, agent_id=agent_id,
+                 data={"merged_id": source.id})
     webhooks.emit(session, "conversation.merged", {"source_id": source.id, "target_id": target.id, "customer_id": target.customer_id})
     publish_conversation(session, target, "merged", merged_id=source.id)
     _freed(session, freed, settings)
@@ -754,9 +813,10 @@ def split(session: Session, *, settings: Settings, message_id: int, agent_id: in
                     .values(conversation_id=new.id).execution_options(synchronize_session=False))
     sla.start_clocks(session, new, message.created_at)
     routing.enqueue(new, settings, at=message.created_at)
-    system_event(session, source, f"Messages from {message.id} on split into conversation {new.id}", agent_id=agent_id,
-                 data={"split_into": new.id})
-    system_event(session, new, f"Split from conversation {source.id}", agent_id=agent_id, data={"split_from": source.id})
+    system_event(session, source, key="conversation.split_into", params={"message_id": message.id, "conversation_id": new.id},
+                 agent_id=agent_id, data={"split_into": new.id})
+    system_event(session, new, key="conversation.split_from", params={"conversation_id": source.id}, agent_id=agent_id,
+                 data={"split_from": source.id})
     webhooks.emit(session, "conversation.created", {**summary_view(new), "split_from": source.id})
     agent = routing.route(session, new, settings)
     if agent is not None:
@@ -888,6 +948,10 @@ def _erase(session: Session, context: CustomerContext) -> int:
     return count
 
 
+#: The timeline's titles (customers/timeline.py) besides a message's own text.
+TITLES = {"inbox.attachment": "(attachment)"}
+
+
 def _timeline(session: Session, context: CustomerContext, query: TimelineQuery) -> list[TimelineItem]:
     """The customer's messages and the agents' replies, on every channel."""
     if not query.wants("inbox"):
@@ -905,14 +969,15 @@ def _timeline(session: Session, context: CustomerContext, query: TimelineQuery) 
         TimelineItem(kind="inbox", id=m.id, occurred_at=m.created_at, channel=m.channel,
                      type=f"inbox.call_{'in' if m.direction == 'in' else 'out'}" if m.kind == "call"
                      else f"inbox.message_{'received' if m.direction == 'in' else 'sent'}",
-                     title=m.title or "(attachment)", data={"conversation_id": m.conversation_id, "direction": m.direction})
+                     data={"conversation_id": m.conversation_id, "direction": m.direction},
+                     **({"title": m.title} if m.title else titled(TITLES, "inbox.attachment", {})))
         for m in rows
     ]
 
 
 def register(sections: SectionRegistry, timeline: TimelineRegistry) -> None:
     sections.register("conversations", _section, export=_export, erase=_erase)
-    timeline.register("inbox", _timeline)
+    timeline.register("inbox", _timeline, titles=TITLES)
 
 
 def identities_of_type(session: Session, customer_id: int, type_name: str) -> list[str]:

@@ -40,7 +40,7 @@ def flag_breaches(session: Session, *, now: datetime | None = None, limit: int =
         clocks = sla.breached_clocks(conversation, now)
         if clocks:
             conversation.sla_breaches = [*(conversation.sla_breaches or []), *clocks]
-            service.system_event(session, conversation, "SLA breached: " + ", ".join(c.replace("_", " ") for c in clocks),
+            service.system_event(session, conversation, key="conversation.sla_breached", params={"clocks": list(clocks)},
                                  data={"sla_breached": clocks})
             webhooks.emit(session, "conversation.sla_breached", {**service.summary_view(conversation), "clocks": clocks})
             realtime.notify(session, ["inbox"] + ([f"agent:{conversation.assignee_id}"] if conversation.assignee_id else []),

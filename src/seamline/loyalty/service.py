@@ -39,7 +39,7 @@ from seamline.customers import resolution
 from seamline.customers import service as customers_service
 from seamline.customers.models import CustomerIdentity, CustomerTrait
 from seamline.customers.sections import CustomerContext, SectionRegistry
-from seamline.customers.timeline import TimelineItem, TimelineQuery, TimelineRegistry
+from seamline.customers.timeline import TimelineItem, TimelineQuery, TimelineRegistry, titled
 from seamline.loyalty import cards, ledger, rules, wallet
 from seamline.loyalty.models import LoyaltyAccount, LoyaltyEntry, LoyaltyLot
 from seamline.loyalty.schemas import AdjustmentCreate, ProgramPut
@@ -417,23 +417,35 @@ def _timeline(session: Session, context: CustomerContext, query: TimelineQuery) 
     rows = session.scalars(found.order_by(LoyaltyEntry.created_at.desc(), LoyaltyEntry.id.desc()).limit(query.limit))
     return [
         TimelineItem(kind="loyalty", id=e.id, occurred_at=e.created_at, channel=e.channel or "loyalty", type=f"loyalty.{e.kind}",
-                     title=_title(e), data=entry_view(e))
+                     data=entry_view(e), **_title(e))
         for e in rows
     ]
 
 
-def _title(entry: LoyaltyEntry) -> str:
+#: What a ledger entry did, in the timeline's titles ("Points earned: +369 (order 1)").
+_ENTRY_WORDS = {"earn": "earned", "release": "became spendable", "redeem": "spent", "reverse": "taken back",
+                "restore": "given back", "expire": "expired", "welcome": "welcome bonus", "birthday": "birthday bonus",
+                "campaign": "campaign", "adjust": "adjusted", "transfer": "transferred"}
+#: The timeline's titles (customers/timeline.py): English templates by title key, translated by the console.
+TITLES = {
+    **{f"loyalty.{kind}": f"Points {what}: %(points)+d" for kind, what in _ENTRY_WORDS.items()},
+    **{f"loyalty.{kind}.order": f"Points {what}: %(points)+d (order %(order_id)s)" for kind, what in _ENTRY_WORDS.items()},
+}
+
+
+def _title(entry: LoyaltyEntry) -> dict[str, Any]:
     points = entry.available_delta + entry.pending_delta
-    what = {"earn": "earned", "release": "became spendable", "redeem": "spent", "reverse": "taken back",
-            "restore": "given back", "expire": "expired", "welcome": "welcome bonus", "birthday": "birthday bonus",
-            "campaign": "campaign", "adjust": "adjusted", "transfer": "transferred"}.get(entry.kind, entry.kind)
     shown = entry.available_delta if entry.kind == "release" else points
-    subject = f" (order {entry.order_id})" if entry.order_id else ""
-    return f"Points {what}: {shown:+d}{subject}"
+    if entry.kind not in _ENTRY_WORDS:
+        subject = f" (order {entry.order_id})" if entry.order_id else ""
+        return {"title": f"Points {entry.kind}: {shown:+d}{subject}"}
+    if entry.order_id:
+        return titled(TITLES, f"loyalty.{entry.kind}.order", {"points": shown, "order_id": entry.order_id})
+    return titled(TITLES, f"loyalty.{entry.kind}", {"points": shown})
 
 
 def register(sections: SectionRegistry, timeline: TimelineRegistry) -> None:
     sections.register("loyalty", _section, export=_export, erase=_erase)
-    timeline.register("loyalty", _timeline)
+    timeline.register("loyalty", _timeline, titles=TITLES)
 
 

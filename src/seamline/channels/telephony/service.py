@@ -201,8 +201,8 @@ def _callbacks_done(session: Session, settings: Settings, call: Call) -> None:
         earlier.meta = {**(earlier.meta or {}), "called_back_by": call.id}
     for conversation_id in conversations:
         conversation = service.set_labels(session, conversation_id=conversation_id, add=[], remove=[CALLBACK_LABEL])
-        service.system_event(session, conversation, TEXTS[settings.inbox_language]["called_back"], agent_id=call.agent_id,
-                             data={"call_id": call.id})
+        service.system_event(session, conversation, TEXTS[settings.inbox_language]["called_back"],
+                             key="conversation.called_back", agent_id=call.agent_id, data={"call_id": call.id})
 
 
 def request_callback(session: Session, *, rules: IdentifierRules, settings: Settings, body: CallbackRequest) -> tuple[Call, bool]:
@@ -246,8 +246,11 @@ def request_callback(session: Session, *, rules: IdentifierRules, settings: Sett
     return call, True
 
 
-def calls_of(session: Session, *, customer_id: int | None = None, status: str | None = None, limit: int = 100) -> list[Call]:
+def calls_of(session: Session, *, customer_id: int | None = None, status: str | None = None, limit: int = 100,
+             before_id: int | None = None) -> list[Call]:
     query = select(Call).order_by(Call.id.desc()).limit(limit)
+    if before_id is not None:
+        query = query.where(Call.id < before_id)
     if customer_id is not None:
         query = query.where(Call.customer_id.in_(service.person_ids(session, customer_id)))
     if status is not None:

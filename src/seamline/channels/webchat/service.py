@@ -212,6 +212,6 @@ def set_email(session: Session, *, rules: IdentifierRules, chat: InboxChatSessio
         state_ = dict(conversation.channel_state or {})
         state_["email"] = {**(state_.get("email") or {}), "address": normalized}
         conversation.channel_state = state_
-        service.system_event(session, conversation, f"The customer left {normalized}: replies go by email",
+        service.system_event(session, conversation, key="conversation.email_left", params={"email": normalized},
                              data={"reply_channel": "email"})
     return normalized
