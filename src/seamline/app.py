@@ -168,11 +168,12 @@ inbox_canned.register_variables(_order_variables)
 
 
 def _send_login_code(session, *, identifier_type: str, value: str, text: str, settings: Settings) -> bool:  # noqa: ANN001
-    """Login codes go out through the inbox's outbound `send`, to a customer already known by
-    that phone or email (SMS for a phone, email for an email); anyone else cannot be reached yet."""
+    """Login codes go out through the inbox's outbound `send`, to exactly the phone or email they
+    were asked for (never another identifier of that profile: SMS for a phone, email for an
+    email), when a customer is known by it; anyone else cannot be reached yet."""
     try:
         profile = customers_service.lookup(session, rules=IdentifierRules(settings), type_name=identifier_type, value=value)
-        inbox_outbound.send(session, settings=settings, customer_id=profile.id, text=text,
+        inbox_outbound.send(session, settings=settings, customer_id=profile.id, text=text, to=value,
                             channel="sms" if identifier_type == "phone" else "email", purpose="service", source="login_code")
     except AppError:
         return False
