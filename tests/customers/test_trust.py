@@ -9,10 +9,8 @@ from sqlalchemy import select
 
 from seamline.app import create_app
 from seamline.customers.signing import user_hash
-from seamline.core.auth.schemas import Scope
 from seamline.customers.models import CustomerIdentity
 from seamline.inbox.models import InboxMessage
-from tests.conftest import make_key
 
 VICTIM_EMAIL = "victim@example.com"
 VICTIM_PHONE = "+79161110000"
@@ -28,14 +26,14 @@ def settings(database, settings_for):
 
 
 @pytest.fixture
-def server(database) -> dict[str, str]:
+def server(write_headers) -> dict[str, str]:
     """The shop's backend: a secret write key."""
-    return {"Authorization": f"Bearer {make_key(database, Scope.write, name='shop backend')}"}
+    return write_headers
 
 
 @pytest.fixture
-def admin(database) -> dict[str, str]:
-    return {"Authorization": f"Bearer {make_key(database, Scope.admin, name='admin')}"}
+def admin(admin_headers) -> dict[str, str]:
+    return admin_headers
 
 
 @pytest.fixture
