@@ -210,7 +210,8 @@ def clean_settings_cache(monkeypatch):
     # monkeypatch puts the old values back
     monkeypatch.setenv("SEAMLINE_DATABASE_URL", "sqlite:///unused-by-this-test.db")
     for name in ("SEAMLINE_BLOCKED_EXTRA_VALUES", "SEAMLINE_STOREFRONT_API_KEY", "SEAMLINE_STOREFRONT_WRITE_KEY",
-                 "SEAMLINE_LOGIN_CODES_REVEAL", "SEAMLINE_STOREFRONT_PRODUCTS"):
+                 "SEAMLINE_STOREFRONT_APP_WRITE_KEY", "SEAMLINE_LOGIN_CODES_REVEAL", "SEAMLINE_STOREFRONT_PRODUCTS",
+                 "SEAMLINE_DEMO"):
         monkeypatch.setenv(name, "")  # recorded, so that undo removes what the CLI sets too
         monkeypatch.delenv(name)
     get_settings.cache_clear()
@@ -231,12 +232,14 @@ def test_cli_demo(tmp_path, clean_settings_cache):
     key = re.search(r"admin API key: (sl_\S+)", result.output)
     assert key, result.output
     for shown in ("/console/", "/shop/", "http://localhost:8000/app/", "/docs", "agent@demo.seamline", "agent-demo",
-                  "filled in"):
+                  "filled in", "Seamline demo is ready: `seamline serve`, then open http://127.0.0.1:8000/"):
         assert shown in result.output, shown
     # the storefront served next uses the demo's keys, and shows login codes on screen
     assert os.environ["SEAMLINE_STOREFRONT_API_KEY"].startswith("sl_")
     assert os.environ["SEAMLINE_STOREFRONT_WRITE_KEY"].startswith("sl_")
+    assert os.environ["SEAMLINE_STOREFRONT_APP_WRITE_KEY"].startswith("sl_")  # the app look's own source (channel app)
     assert os.environ["SEAMLINE_LOGIN_CODES_REVEAL"] == "true"
+    assert os.environ["SEAMLINE_DEMO"] == "true"  # the page at / lists the logins; readable logs
     assert "other commands on this database: SEAMLINE_DATABASE_URL=" in result.output  # not the usual seamline.db
 
     # `seamline serve` (another process) on the demo's database finds the storefront's keys beside it
@@ -244,18 +247,22 @@ def test_cli_demo(tmp_path, clean_settings_cache):
     assert kept.stat().st_mode & 0o077 == 0  # it holds a write key: its owner's only
     assert json.loads(kept.read_text())["SEAMLINE_STOREFRONT_API_KEY"] == os.environ["SEAMLINE_STOREFRONT_API_KEY"]
     for name in ("SEAMLINE_BLOCKED_EXTRA_VALUES", "SEAMLINE_STOREFRONT_API_KEY", "SEAMLINE_STOREFRONT_WRITE_KEY",
-                 "SEAMLINE_LOGIN_CODES_REVEAL", "SEAMLINE_STOREFRONT_PRODUCTS"):
+                 "SEAMLINE_STOREFRONT_APP_WRITE_KEY", "SEAMLINE_LOGIN_CODES_REVEAL", "SEAMLINE_STOREFRONT_PRODUCTS",
+                 "SEAMLINE_DEMO"):
         del os.environ[name]
     get_settings.cache_clear()
     served = _settings(None)
-    assert served.storefront_api_key and served.storefront_write_key and served.login_codes_reveal
+    assert served.storefront_api_key and served.storefront_write_key and served.login_codes_reveal and served.demo
+    assert served.storefront_app_write_key and served.storefront_app_write_key != served.storefront_write_key
     assert served.blocked_extra_values and served.storefront_products
     quiet = {"delivery_worker": False, "commerce_expire_interval_seconds": 0, "commerce_refund_retry_seconds": 0,
              "loyalty_job_interval_seconds": 0, "inbox_job_interval_seconds": 0, "inbox_send_interval_seconds": 0,
              "inbox_imap_poll_seconds": 0}
     with TestClient(create_app(served.model_copy(update=quiet))) as client:
         shop = client.get("/shop/")
+        landing = client.get("/")
     assert shop.status_code == 200 and 'data-test="product-card"' in shop.text
+    assert "agent@demo.seamline" in landing.text and "agent-demo" in landing.text  # served again: still the demo
 
 
 def test_cli_demo_leaves_other_data_alone(tmp_path, clean_settings_cache):
@@ -308,7 +315,7 @@ def test_world_orders_in_every_state(client, world, database):
                for r in returned for o in placed if o.id == r.order_id)
     balance = client.get(f"/v1/customers/{anna['id']}/loyalty/balance", headers=headers).json()
     assert balance["points"] > 0 and balance["pending"] > 0  # the welcome points; the cream's, on hold
-    entries = client.get(f"/v1/customers/{anna['id']}/loyalty/entries", headers=headers).json()
+    entries = client.get(f"/v1/customers/{anna['id']}/loyalty/entries", headers=headers).json()["items"]
     assert {"welcome", "earn", "reverse"} <= {e["kind"] for e in entries}
     assert world["loyalty_accounts"] >= CUSTOMERS // 3
     assert client.get("/v1/loyalty/check", headers=headers).json()["ok"] is True

@@ -104,7 +104,9 @@ def test_failures_are_retried_then_dead_lettered_and_can_be_sent_again(
         assert deliver_due(database, settings=settings, client=http) == 0  # dead: no more attempts
     assert len(receiver.received) == 3
     assert len({r["headers"]["X-Seamline-Delivery"] for r in receiver.received}) == 1  # same id on every retry
-    dead = client.get(f"/v1/destinations/{destination['id']}/dead-letters", headers=admin_headers).json()
+    listing = client.get(f"/v1/destinations/{destination['id']}/dead-letters", headers=admin_headers).json()
+    dead = listing["items"]
+    assert listing["next_cursor"] is None
     assert [(d["status"], d["attempts"], d["message_ids"]) for d in dead] == [("dead", 3, ["m1"])]
     assert "HTTP 500" in dead[0]["last_error"]
 
@@ -113,7 +115,8 @@ def test_failures_are_retried_then_dead_lettered_and_can_be_sent_again(
     with httpx.Client() as http:
         assert deliver_due(database, settings=settings, client=http) == 1
     assert len(receiver.received) == 4
-    assert client.get(f"/v1/destinations/{destination['id']}/dead-letters", headers=admin_headers).json() == []
+    assert client.get(f"/v1/destinations/{destination['id']}/dead-letters", headers=admin_headers).json() == {
+        "items": [], "next_cursor": None}
     missing = client.post(f"/v1/destinations/{destination['id']}/dead-letters/999/retry", headers=admin_headers)
     assert missing.status_code == 404
 

@@ -69,7 +69,20 @@ def test_manual_adjustments_need_the_staff_scope_and_are_audited(client, shop, d
     adjust(client, staff_headers, cid, 25, reason="campaign", campaign="spring-2026", comment="spring campaign")
     assert balance(client, headers, cid) == (85, 0)
     trail = client.get("/v1/loyalty/adjustments", headers=staff_headers).json()
-    assert [(e["kind"], e["points"], e["staff"]) for e in trail] == [("campaign", 25, "olga"), ("adjust", -40, "olga"), ("adjust", 100, "olga")]
+    assert [(e["kind"], e["points"], e["staff"]) for e in trail["items"]] == [
+        ("campaign", 25, "olga"), ("adjust", -40, "olga"), ("adjust", 100, "olga")]
+    assert trail["next_cursor"] is None
+    # Pages: {items, next_cursor}; the deprecated before_id still works.
+    first = client.get("/v1/loyalty/adjustments", params={"limit": 2}, headers=staff_headers).json()
+    assert [e["points"] for e in first["items"]] == [25, -40] and first["next_cursor"]
+    rest = client.get("/v1/loyalty/adjustments", params={"limit": 2, "cursor": first["next_cursor"]}, headers=staff_headers).json()
+    assert [e["points"] for e in rest["items"]] == [100] and rest["next_cursor"] is None
+    old_style = client.get("/v1/loyalty/adjustments", params={"before_id": first["items"][1]["id"]}, headers=staff_headers).json()
+    assert [e["points"] for e in old_style["items"]] == [100]
+    ledger = client.get(f"/v1/customers/{cid}/loyalty/entries", params={"limit": 1}, headers=headers).json()
+    older = client.get(f"/v1/customers/{cid}/loyalty/entries", params={"limit": 1, "cursor": ledger["next_cursor"]},
+                       headers=headers).json()
+    assert older["items"][0]["id"] < ledger["items"][0]["id"]
     assert client.get("/v1/loyalty/adjustments", headers=write_headers).status_code == 403
     with database.read() as session:
         keys = {e.api_key_id for e in session.scalars(select(LoyaltyEntry))}

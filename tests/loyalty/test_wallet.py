@@ -44,7 +44,10 @@ def test_top_ups_are_applied_once_per_key(client, shop, database):
     assert _top_up(client, headers, cid, 999, "t-1", expect=422)["error"]["code"] == "idempotency_key_reused"
     assert _top_up(client, headers, cid, 0, "t-3", expect=422)
     history = client.get(f"/v1/customers/{cid}/loyalty/wallet", headers=headers).json()
-    assert [(w["kind"], w["amount"], w["channel"]) for w in history] == [("topup", 50000, "store"), ("topup", 300000, "web")]
+    assert [(w["kind"], w["amount"], w["channel"]) for w in history["items"]] == [("topup", 50000, "store"), ("topup", 300000, "web")]
+    first = client.get(f"/v1/customers/{cid}/loyalty/wallet", params={"limit": 1}, headers=headers).json()
+    rest = client.get(f"/v1/customers/{cid}/loyalty/wallet", params={"cursor": first["next_cursor"]}, headers=headers).json()
+    assert [w["amount"] for w in first["items"] + rest["items"]] == [50000, 300000] and rest["next_cursor"] is None
     consistent(database)
 
 
@@ -150,7 +153,7 @@ def test_a_wallet_order_paid_through_the_payments_api_is_debited_and_refunded_on
     assert again.status_code == 200 and again.json()["payments"] == paid.json()["payments"]
     assert client.post("/v1/loyalty/wallet/payments", json={"order_id": placed["id"]}, headers=headers).status_code == 201
     assert _wallet(client, headers, cid) == 102000  # debited once, whichever way it is asked again
-    history = client.get(f"/v1/customers/{cid}/loyalty/wallet", headers=headers).json()
+    history = client.get(f"/v1/customers/{cid}/loyalty/wallet", headers=headers).json()["items"]
     assert [(w["kind"], w["amount"], w["order_id"], w["channel"]) for w in history][0] == ("payment", -398000, placed["id"], "app")
     assert client.get(f"/v1/orders/{placed['id']}", headers=headers).json()["status"] == "confirmed"
     consistent(database)

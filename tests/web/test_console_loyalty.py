@@ -52,6 +52,26 @@ def test_find_a_member_and_read_the_ledger(client, shop, staff_client):
     assert client.get("/console/loyalty/customers/999999").status_code == 404
 
 
+def test_older_ledger_entries_follow_a_cursor(client, shop, staff_client, monkeypatch):
+    from seamline.web.console.pages import loyalty as loyalty_page
+
+    headers = shop["headers"]
+    cid = member(client, headers)
+    for n, comment in enumerate(("first gift", "second gift", "third gift"), start=1):
+        client.post(f"/v1/customers/{cid}/loyalty/adjustments", json={"points": n, "staff": "olga", "comment": comment},
+                    headers=headers)
+    monkeypatch.setattr(loyalty_page, "ENTRY_PAGE", 2)
+    staff_client("agent")
+    newest = client.get(f"/console/loyalty/customers/{cid}").text
+    assert "third gift" in newest and "second gift" in newest and "first gift" not in newest
+    link = re.search(r'href="([^"]+)" data-test="ledger-older"', newest).group(1).replace("&amp;", "&")
+    assert "?cursor=" in link and "before=" not in link
+    older = client.get(link).text
+    assert "first gift" in older and "second gift" not in older and 'data-test="ledger-older"' not in older
+    damaged = client.get(f"/console/loyalty/customers/{cid}", params={"cursor": "!!"})
+    assert damaged.status_code == 200 and "third gift" in damaged.text  # the first page
+
+
 def test_an_admin_adjusts_points_with_a_reason_and_is_recorded(client, shop, staff_client, database):
     headers = shop["headers"]
     cid = member(client, headers)
@@ -84,7 +104,7 @@ def test_an_admin_adjusts_points_with_a_reason_and_is_recorded(client, shop, sta
         entries = list(session.scalars(select(LoyaltyEntry).where(LoyaltyEntry.kind == "adjust").order_by(LoyaltyEntry.id)))
     assert [(e.available_delta, e.staff, e.comment, e.api_key_id) for e in entries] == [
         (75, "admin1@example.com", "apology for the delay", None), (-25, "admin1@example.com", "double credit", None)]
-    audit = client.get("/v1/loyalty/adjustments", headers=headers).json()
+    audit = client.get("/v1/loyalty/adjustments", headers=headers).json()["items"]
     assert [(a["points"], a["staff"]) for a in audit] == [(-25, "admin1@example.com"), (75, "admin1@example.com")]
 
 

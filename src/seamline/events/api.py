@@ -36,13 +36,14 @@ from seamline.core.deps import (
 )
 from seamline.core.errors import BadRequest, Unauthorized
 from seamline.core.limits import charge_key
-from seamline.core.pagination import decode_cursor, encode_cursor
+from seamline.core.pagination import CursorQuery, before, decode_cursor, encode_cursor, page
 from seamline.core.time import utcnow
 from seamline.core.trust_cache import TrustCache
 from seamline.events import destinations, service
 from seamline.events.ingest import MessageError, check_message, parse_time
 from seamline.events.models import EventSource
 from seamline.events.schemas import (
+    DeliveryPage,
     DeliveryRead,
     DestinationCreate,
     DestinationCreated,
@@ -263,12 +264,15 @@ def list_destinations(session: ReadSession, _: AdminKey) -> list[Any]:
     return destinations.list_destinations(session)
 
 
-@router.get("/v1/destinations/{destination_id}/dead-letters", response_model=list[DeliveryRead])
+@router.get("/v1/destinations/{destination_id}/dead-letters", response_model=DeliveryPage)
 def dead_letters(
-    destination_id: Id, session: ReadSession, _: AdminKey, limit: Annotated[int, Query(ge=1, le=500)] = 100
-) -> list[Any]:
-    """Batches that could not be delivered after the last attempt, newest first."""
-    return destinations.dead_letters(session, destination_id=destination_id, limit=limit)
+    destination_id: Id, session: ReadSession, _: AdminKey, limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    cursor: CursorQuery = None,
+) -> Any:
+    """Batches that could not be delivered after the last attempt, newest first, a page at a time."""
+    items, next_cursor = page(destinations.dead_letters(session, destination_id=destination_id, limit=limit + 1,
+                                                        before_id=before(cursor)), limit)
+    return {"items": items, "next_cursor": next_cursor}
 
 
 @router.post("/v1/destinations/{destination_id}/dead-letters/{delivery_id}/retry", response_model=DeliveryRead)

@@ -95,15 +95,11 @@ def enqueue(session: Session, *, source: EventSource, events: list[CheckedEvent]
             session.add(EventDelivery(destination_id=destination_id, source_id=source.id, message_ids=wanted))
 
 
-def dead_letters(session: Session, *, destination_id: int, limit: int = 100) -> list[EventDelivery]:
-    return list(
-        session.scalars(
-            select(EventDelivery)
-            .where(EventDelivery.destination_id == destination_id, EventDelivery.status == "dead")
-            .order_by(EventDelivery.id.desc())
-            .limit(limit)
-        )
-    )
+def dead_letters(session: Session, *, destination_id: int, limit: int = 100, before_id: int | None = None) -> list[EventDelivery]:
+    query = select(EventDelivery).where(EventDelivery.destination_id == destination_id, EventDelivery.status == "dead")
+    if before_id is not None:
+        query = query.where(EventDelivery.id < before_id)
+    return list(session.scalars(query.order_by(EventDelivery.id.desc()).limit(limit)))
 
 
 def retry_dead_letter(session: Session, *, destination_id: int, delivery_id: int) -> EventDelivery:

@@ -102,3 +102,8 @@ class DeliveryRead(BaseModel):
     last_error: str | None
     created_at: datetime
     delivered_at: datetime | None
+
+
+class DeliveryPage(BaseModel):
+    items: list[DeliveryRead] = Field(description="Newest first")
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null: this is the last")

@@ -41,6 +41,7 @@ from seamline.core.deps import (
     require,
 )
 from seamline.core.errors import AppError, NotFound, Unprocessable
+from seamline.core.pagination import BeforeIdQuery, CursorQuery, before, encode_cursor, page
 from seamline.customers import service as customers_service
 from seamline.customers.api import Sections
 from seamline.inbox import (
@@ -170,11 +171,16 @@ def list_conversations(
     status: Annotated[str | None, Query(pattern="^(open|pending|snoozed|resolved)$")] = None,
     assignee_id: IdPath | None = None, unassigned: bool = False, customer_id: IdPath | None = None,
     channel: Annotated[str | None, Query(max_length=32)] = None, label: Annotated[str | None, Query(max_length=64)] = None,
-    limit: Limit = 50, before_id: IdPath | None = None,
+    limit: Limit = 50, cursor: CursorQuery = None, before_id: BeforeIdQuery = None,
 ) -> dict[str, Any]:
+    """Conversations, newest first, a page at a time (`next_cursor`). `next_before_id` is the
+    deprecated way to the next page, kept while clients move to the cursor."""
     rows = service.list_conversations(session, status=status, assignee_id=assignee_id, unassigned=unassigned,
-                                      customer_id=customer_id, channel=channel, label=label, limit=limit, before_id=before_id)
-    return {"items": [service.summary_view(c) for c in rows], "next_before_id": rows[-1].id if len(rows) == limit else None}
+                                      customer_id=customer_id, channel=channel, label=label, limit=limit + 1,
+                                      before_id=before(cursor, before_id))
+    items, next_cursor = page(rows, limit)
+    return {"items": [service.summary_view(c) for c in items], "next_cursor": next_cursor,
+            "next_before_id": items[-1].id if next_cursor else None}
 
 
 @router.get("/queue")
@@ -206,11 +212,23 @@ def single_window(conversation_id: PathId, session: ReadSession, settings: AppSe
 
 
 @router.get("/conversations/{conversation_id}/messages")
-def list_messages(conversation_id: PathId, session: ReadSession, _: AgentKey, after_id: IdPath | None = None,
-                  before_id: IdPath | None = None, limit: Limit = 100) -> dict[str, Any]:
+def list_messages(
+    conversation_id: PathId, session: ReadSession, _: AgentKey,
+    after_id: Annotated[int | None, Query(ge=1, le=2**62, description=(
+        "Only the messages after this one, oldest first (polling for new ones: pass the last id you have)"))] = None,
+    cursor: CursorQuery = None, before_id: BeforeIdQuery = None, limit: Limit = 100,
+) -> dict[str, Any]:
+    """A conversation's messages in the order they were written: the latest `limit`, and
+    `next_cursor` for the page of older ones before them (null: the first message is here).
+    With `after_id`, the messages after it instead (`next_cursor` is then null)."""
     conversation = service.get_conversation(session, conversation_id)
-    rows = service.messages_of(session, conversation.id, limit=limit, after_id=after_id, before_id=before_id)
-    return {"items": service.messages_view(session, rows)}
+    rows = service.messages_of(session, conversation.id, limit=limit + 1, after_id=after_id,
+                               before_id=before(cursor, before_id))
+    if after_id is not None:
+        return {"items": service.messages_view(session, rows[:limit]), "next_cursor": None}
+    older = len(rows) > limit  # oldest first: the extra row is the oldest, beyond this page
+    items = rows[1:] if older else rows
+    return {"items": service.messages_view(session, items), "next_cursor": encode_cursor(items[0].id) if older else None}
 
 
 @router.post("/conversations/{conversation_id}/messages", status_code=201)
@@ -278,8 +296,11 @@ def split(body: SplitRequest, session: WriteSession, settings: AppSettings, key:
 
 @router.get("/search")
 def search(session: ReadSession, _: AgentKey, q: Annotated[str, Query(min_length=2, max_length=200)],
-           customer_id: IdPath | None = None, limit: Limit = 50) -> dict[str, Any]:
-    return {"items": service.messages_view(session, service.search_messages(session, q=q, limit=limit, customer_id=customer_id))}
+           customer_id: IdPath | None = None, limit: Limit = 50, cursor: CursorQuery = None) -> dict[str, Any]:
+    """Messages containing `q` (any case), newest first, a page at a time."""
+    items, next_cursor = page(service.search_messages(session, q=q, limit=limit + 1, customer_id=customer_id,
+                                                      before_id=before(cursor)), limit)
+    return {"items": service.messages_view(session, items), "next_cursor": next_cursor}
 
 
 # --- attachments ----------------------------------------------------------------------------------
@@ -388,9 +409,12 @@ def list_webhooks(session: ReadSession, _: AdminKey) -> dict[str, Any]:
 
 
 @router.get("/webhooks/{webhook_id}/dead-letters")
-def webhook_dead_letters(webhook_id: PathId, session: ReadSession, _: AdminKey) -> dict[str, Any]:
+def webhook_dead_letters(webhook_id: PathId, session: ReadSession, _: AdminKey, limit: Limit = 100,
+                         cursor: CursorQuery = None) -> dict[str, Any]:
+    """Events that could not be delivered after the last attempt, newest first, a page at a time."""
+    items, next_cursor = page(webhooks.dead_letters(session, webhook_id=webhook_id, limit=limit + 1, before_id=before(cursor)), limit)
     return {"items": [{"id": d.id, "event_type": d.event_type, "attempts": d.attempts, "last_error": d.last_error,
-                       "created_at": d.created_at} for d in webhooks.dead_letters(session, webhook_id=webhook_id)]}
+                       "created_at": d.created_at} for d in items], "next_cursor": next_cursor}
 
 
 @router.post("/webhooks/{webhook_id}/dead-letters/{delivery_id}/retry")
@@ -403,11 +427,16 @@ def retry_webhook(webhook_id: PathId, delivery_id: PathId, session: WriteSession
 
 
 @router.get("/surveys")
-def list_surveys(session: ReadSession, _: AgentKey, conversation_id: IdPath | None = None, limit: Limit = 100) -> dict[str, Any]:
-    query = select(InboxSurvey).order_by(InboxSurvey.id.desc()).limit(limit)
+def list_surveys(session: ReadSession, _: AgentKey, conversation_id: IdPath | None = None, limit: Limit = 100,
+                 cursor: CursorQuery = None) -> dict[str, Any]:
+    """Surveys sent and their answers, newest first, a page at a time."""
+    query = select(InboxSurvey).order_by(InboxSurvey.id.desc()).limit(limit + 1)
     if conversation_id is not None:
         query = query.where(InboxSurvey.conversation_id == conversation_id)
-    return {"items": [service.survey_view(s) for s in session.scalars(query)]}
+    if (below := before(cursor)) is not None:
+        query = query.where(InboxSurvey.id < below)
+    items, next_cursor = page(session.scalars(query).all(), limit)
+    return {"items": [service.survey_view(s) for s in items], "next_cursor": next_cursor}
 
 
 @router.post("/surveys/{survey_id}/answer")
@@ -417,13 +446,17 @@ def answer_survey(survey_id: PathId, body: SurveyAnswer, session: WriteSession, 
 
 @router.get("/inbound")
 def list_inbound(session: ReadSession, _: AdminKey, status: Annotated[str | None, Query(pattern="^(received|processed|failed)$")] = None,
-                 limit: Limit = 100) -> dict[str, Any]:
-    query = select(InboxInbound).order_by(InboxInbound.id.desc()).limit(limit)
+                 limit: Limit = 100, cursor: CursorQuery = None) -> dict[str, Any]:
+    """What providers sent, stored raw before processing, newest first, a page at a time."""
+    query = select(InboxInbound).order_by(InboxInbound.id.desc()).limit(limit + 1)
     if status:
         query = query.where(InboxInbound.status == status)
+    if (below := before(cursor)) is not None:
+        query = query.where(InboxInbound.id < below)
+    items, next_cursor = page(session.scalars(query).all(), limit)
     return {"items": [{"id": r.id, "channel": r.channel, "provider_message_id": r.provider_message_id, "status": r.status,
                        "attempts": r.attempts, "error": r.error, "message_id": r.message_id, "received_at": r.received_at,
-                       "size": len(r.payload)} for r in session.scalars(query)]}
+                       "size": len(r.payload)} for r in items], "next_cursor": next_cursor}
 
 
 @router.post("/inbound/{inbound_id}/retry")
@@ -456,10 +489,12 @@ def get_outbound(message_id: PathId, session: ReadSession, _: ReadKey) -> dict[s
 
 @router.get("/dead-letters")
 def list_dead_letters(session: ReadSession, _: AdminKey, channel: Annotated[str | None, Query(max_length=32)] = None,
-                      before_id: IdPath | None = None, limit: Limit = 100) -> dict[str, Any]:
-    """Outbound messages (agents' replies and system messages) that could not be delivered."""
-    return {"items": [outbound.outbound_view(m) for m in outbound.dead_letters(session, channel=channel, limit=limit,
-                                                                               before_id=before_id)]}
+                      cursor: CursorQuery = None, before_id: BeforeIdQuery = None, limit: Limit = 100) -> dict[str, Any]:
+    """Outbound messages (agents' replies and system messages) that could not be delivered,
+    newest first, a page at a time."""
+    items, next_cursor = page(outbound.dead_letters(session, channel=channel, limit=limit + 1,
+                                                    before_id=before(cursor, before_id)), limit)
+    return {"items": [outbound.outbound_view(m) for m in items], "next_cursor": next_cursor}
 
 
 @router.post("/dead-letters/{message_id}/retry")

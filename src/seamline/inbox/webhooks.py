@@ -67,11 +67,11 @@ def emit(session: Session, event_type: str, data: dict[str, Any]) -> None:
             session.add(InboxWebhookDelivery(webhook_id=webhook_id, event_type=event_type, payload=payload))
 
 
-def dead_letters(session: Session, *, webhook_id: int, limit: int = 100) -> list[InboxWebhookDelivery]:
-    return list(session.scalars(
-        select(InboxWebhookDelivery).where(InboxWebhookDelivery.webhook_id == webhook_id, InboxWebhookDelivery.status == "dead")
-        .order_by(InboxWebhookDelivery.id.desc()).limit(limit)
-    ))
+def dead_letters(session: Session, *, webhook_id: int, limit: int = 100, before_id: int | None = None) -> list[InboxWebhookDelivery]:
+    query = select(InboxWebhookDelivery).where(InboxWebhookDelivery.webhook_id == webhook_id, InboxWebhookDelivery.status == "dead")
+    if before_id is not None:
+        query = query.where(InboxWebhookDelivery.id < before_id)
+    return list(session.scalars(query.order_by(InboxWebhookDelivery.id.desc()).limit(limit)))
 
 
 def retry(session: Session, *, webhook_id: int, delivery_id: int) -> InboxWebhookDelivery:

@@ -23,6 +23,7 @@ from seamline.core.deps import (
     require,
 )
 from seamline.core.errors import NotFound, Unprocessable
+from seamline.core.pagination import BeforeIdQuery, CursorQuery, before, page
 from seamline.customers.api import Rules
 from seamline.loyalty import cards, ledger, rules, service, wallet
 from seamline.loyalty.models import LoyaltyAccount
@@ -35,9 +36,11 @@ from seamline.loyalty.schemas import (
     CardCreate,
     CardRead,
     CardReissue,
+    EntryPage,
     EntryRead,
     ProgramPatch,
     ProgramPut,
+    WalletEntryPage,
     WalletEntryRead,
     WalletPayment,
     WalletTopUp,
@@ -49,7 +52,6 @@ CustomerId = Annotated[int, Path(ge=1, le=2**62)]
 CardPath = Annotated[str, Path(min_length=4, max_length=32, pattern=r"^[0-9]+$")]
 AdjustKey = Annotated[ApiKey, Depends(require(Scope.loyalty_adjust))]
 Limit = Annotated[int, Query(ge=1, le=500)]
-BeforeId = Annotated[int | None, Query(ge=1, le=2**62, description="The id of the last entry already seen")]
 
 
 def _account(session: Session, customer_id: int):  # noqa: ANN202 - a LoyaltyAccount
@@ -105,11 +107,13 @@ def get_balance(customer_id: CustomerId, session: ReadSession, _: ReadKey) -> An
     return service.balance_view(session, _account(session, customer_id), rules.get_program(session))
 
 
-@router.get("/customers/{customer_id}/loyalty/entries", response_model=list[EntryRead])
-def get_entries(customer_id: CustomerId, session: ReadSession, _: ReadKey, limit: Limit = 50, before_id: BeforeId = None) -> Any:
-    """The points ledger, newest first; page with `before_id`."""
+@router.get("/customers/{customer_id}/loyalty/entries", response_model=EntryPage)
+def get_entries(customer_id: CustomerId, session: ReadSession, _: ReadKey, limit: Limit = 50, cursor: CursorQuery = None,
+                before_id: BeforeIdQuery = None) -> Any:
+    """The points ledger, newest first, a page at a time (`next_cursor`)."""
     account = _account(session, customer_id)
-    return [service.entry_view(e) for e in service.entries(session, account.id, limit=limit, before_id=before_id)]
+    items, next_cursor = page(service.entries(session, account.id, limit=limit + 1, before_id=before(cursor, before_id)), limit)
+    return {"items": [service.entry_view(e) for e in items], "next_cursor": next_cursor}
 
 
 @router.post("/customers/{customer_id}/loyalty/adjustments", response_model=EntryRead, status_code=201)
@@ -129,10 +133,12 @@ def adjust(
     return get_database(request).run_write(work)
 
 
-@router.get("/loyalty/adjustments", response_model=list[EntryRead])
-def list_adjustments(session: ReadSession, _: AdjustKey, limit: Limit = 50, before_id: BeforeId = None) -> Any:
-    """The audit trail of manual adjustments and campaign credits, newest first."""
-    return [service.entry_view(e) for e in service.adjustments(session, limit=limit, before_id=before_id)]
+@router.get("/loyalty/adjustments", response_model=EntryPage)
+def list_adjustments(session: ReadSession, _: AdjustKey, limit: Limit = 50, cursor: CursorQuery = None,
+                     before_id: BeforeIdQuery = None) -> Any:
+    """The audit trail of manual adjustments and campaign credits, newest first, a page at a time."""
+    items, next_cursor = page(service.adjustments(session, limit=limit + 1, before_id=before(cursor, before_id)), limit)
+    return {"items": [service.entry_view(e) for e in items], "next_cursor": next_cursor}
 
 
 @router.get("/loyalty/check")
@@ -222,7 +228,10 @@ def pay_with_wallet(body: WalletPayment, request: Request, _: WriteKey) -> Any:
                                                            order_id=body.order_id, channel=body.channel)))
 
 
-@router.get("/customers/{customer_id}/loyalty/wallet", response_model=list[WalletEntryRead])
-def wallet_entries(customer_id: CustomerId, session: ReadSession, _: ReadKey, limit: Limit = 50) -> Any:
-    return [wallet.entry_view(e) for e in wallet.entries(session, _account(session, customer_id).id, limit=limit)]
+@router.get("/customers/{customer_id}/loyalty/wallet", response_model=WalletEntryPage)
+def wallet_entries(customer_id: CustomerId, session: ReadSession, _: ReadKey, limit: Limit = 50, cursor: CursorQuery = None) -> Any:
+    """The wallet's top-ups, payments and refunds, newest first, a page at a time."""
+    account = _account(session, customer_id)
+    items, next_cursor = page(wallet.entries(session, account.id, limit=limit + 1, before_id=before(cursor)), limit)
+    return {"items": [wallet.entry_view(e) for e in items], "next_cursor": next_cursor}
 

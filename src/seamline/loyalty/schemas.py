@@ -182,6 +182,16 @@ class WalletEntryRead(BaseModel):
     created_at: datetime
 
 
+class EntryPage(BaseModel):
+    items: list[EntryRead] = Field(description="Newest first")
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null: this is the last")
+
+
+class WalletEntryPage(BaseModel):
+    items: list[WalletEntryRead] = Field(description="Newest first")
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null: this is the last")
+
+
 class CardRead(BaseModel):
     number: str
     kind: str

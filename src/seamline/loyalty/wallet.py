@@ -158,9 +158,12 @@ def entry_view(entry: LoyaltyWalletEntry) -> dict[str, object]:
             "reference": entry.reference, "channel": entry.channel, "created_at": entry.created_at}
 
 
-def entries(session: Session, account_id: int, *, limit: int = 50) -> list[LoyaltyWalletEntry]:
-    return list(session.scalars(select(LoyaltyWalletEntry).where(LoyaltyWalletEntry.account_id == account_id)
-                                .order_by(LoyaltyWalletEntry.id.desc()).limit(limit)))
+def entries(session: Session, account_id: int, *, limit: int = 50, before_id: int | None = None) -> list[LoyaltyWalletEntry]:
+    """The wallet's entries, newest first (below `before_id`, for the next page)."""
+    query = select(LoyaltyWalletEntry).where(LoyaltyWalletEntry.account_id == account_id)
+    if before_id is not None:
+        query = query.where(LoyaltyWalletEntry.id < before_id)
+    return list(session.scalars(query.order_by(LoyaltyWalletEntry.id.desc()).limit(limit)))
 
 
 # Offered to commerce as a local payment provider: an order may be placed with `payment_method`

@@ -17,6 +17,7 @@ from seamline.channels.webhooks import (
 from seamline.core.deps import ReadSession, get_database
 from seamline.core.errors import Unauthorized, Unprocessable
 from seamline.core.limits import charge_key
+from seamline.core.pagination import CursorQuery, before, page
 from seamline.events.destinations import verify
 from seamline.inbox.api import AgentKey, IdPath, Limit
 
@@ -81,7 +82,10 @@ def _created(session, request: Request, body: CallbackRequest) -> tuple[dict[str
 @router.get("/calls")
 def list_calls(session: ReadSession, _: AgentKey, customer_id: IdPath | None = None,
                status: Annotated[str | None, Query(pattern="^(ringing|answered|ended|missed|called_back|requested|done)$")] = None,
-               limit: Limit = 100) -> dict[str, Any]:
-    """Calls and callback tasks, newest first (`status=missed` or `requested`: callbacks still to make)."""
-    return {"items": [service.call_view(c) for c in service.calls_of(session, customer_id=customer_id, status=status, limit=limit)]}
+               limit: Limit = 100, cursor: CursorQuery = None) -> dict[str, Any]:
+    """Calls and callback tasks, newest first, a page at a time (`status=missed` or `requested`:
+    callbacks still to make)."""
+    items, next_cursor = page(service.calls_of(session, customer_id=customer_id, status=status, limit=limit + 1,
+                                               before_id=before(cursor)), limit)
+    return {"items": [service.call_view(c) for c in items], "next_cursor": next_cursor}
 

@@ -13,7 +13,8 @@ from fastapi.responses import HTMLResponse
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
-from seamline.core.errors import AppError, NotFound
+from seamline.core.errors import AppError, NotFound, Unprocessable
+from seamline.core.pagination import decode_cursor, page
 from seamline.customers import service as customers_service
 from seamline.loyalty import ledger, wallet
 from seamline.loyalty import service as loyalty_service
@@ -69,35 +70,40 @@ def loyalty_search(request: Request, staff: Staff = permitted("loyalty.view"), q
 # --- the account ---------------------------------------------------------------------------------
 
 
-def _account_context(session: Session, customer_id: int, before: int | None) -> dict[str, Any]:
+def _account_context(session: Session, customer_id: int, cursor: str | None) -> dict[str, Any]:
     profile = customers_service.get_profile(session, customer_id)
     customer = customer_brief(session, profile.id)
     account = loyalty_service.account_of_customer(session, profile.id)
     if account is None:
-        return {"customer": customer, "account": None, "entries": [], "wallet": [], "next_before": None}
+        return {"customer": customer, "account": None, "entries": [], "wallet": [], "next_cursor": None}
     view = loyalty_service.account_view(session, account, entry_limit=0)
-    found = loyalty_service.entries(session, account.id, limit=ENTRY_PAGE + 1, before_id=before)
-    return {"customer": customer, "account": view, "entries": found[:ENTRY_PAGE],
-            "next_before": found[ENTRY_PAGE - 1].id if len(found) > ENTRY_PAGE else None,
+    entries, next_cursor = page(loyalty_service.entries(session, account.id, limit=ENTRY_PAGE + 1,
+                                                        before_id=decode_cursor(cursor)), ENTRY_PAGE)
+    return {"customer": customer, "account": view, "entries": entries, "next_cursor": next_cursor,
             "wallet": wallet.entries(session, account.id, limit=WALLET_ENTRIES)}
 
 
-def _account_page(request: Request, customer_id: int, *, before: int | None = None, flash: tuple[str, str] | None = None,
+def _account_page(request: Request, customer_id: int, *, cursor: str | None = None, flash: tuple[str, str] | None = None,
                   status_code: int = 200, **extra: Any) -> HTMLResponse:
     try:
-        context = read(request, lambda s: _account_context(s, customer_id, before))
+        context = read(request, lambda s: _account_context(s, customer_id, cursor))
     except (NotFound, AppError):
         return render(request, "error.html", status_code=404, section="loyalty", title=translate(request, "Not found"),
                       message=translate(request, "No customer found."))
-    values = {"adjust_key": form_key(), "adjust_values": {}, "before": before, **extra}
+    values = {"adjust_key": form_key(), "adjust_values": {}, **extra}
     template = "loyalty/_account.html" if request.headers.get("hx-request") == "true" else "loyalty/account.html"
     return render(request, template, section="loyalty", flash=flash, status_code=status_code, **context, **values)
 
 
 @router.get("/console/loyalty/customers/{customer_id}", response_class=HTMLResponse)
 def loyalty_account(customer_id: RowId, request: Request, staff: Staff = permitted("loyalty.view"),
-                    before: int | None = None) -> HTMLResponse:
-    return _account_page(request, customer_id, before=before)
+                    cursor: str | None = None) -> HTMLResponse:
+    """The account; `cursor` (the "Older entries" link) pages the ledger (a damaged one: the first page)."""
+    try:
+        decode_cursor(cursor)
+    except Unprocessable:
+        cursor = None
+    return _account_page(request, customer_id, cursor=cursor)
 
 
 @router.post("/console/loyalty/customers/{customer_id}/adjustments", response_class=HTMLResponse)
