@@ -90,7 +90,8 @@ def test_routing_rules_and_sla_policies(client, staff_client):
 
     policy = post(client, "/console/settings/sla-policies", csrf, {
         "name": "Chat", "first_response_minutes": "5", "resolution_minutes": "480", "channels": ["webchat"],
-        "is_default": "true", "calendar": '{"timezone": "Europe/Moscow", "hours": {"mon": ["09:00", "18:00"]}}'})
+        "is_default": "true", "hours": "business", "timezone": "Europe/Moscow", "open-mon": "true", "from-mon": "09:00",
+        "to-mon": "18:00"})
     assert policy.status_code == 200, policy.text
     assert re.search(r'data-test="policy-\d+">\s*<td>Chat', policy.text) and "Europe/Moscow" in policy.text
     again = post(client, "/console/settings/sla-policies", csrf, {"name": "Chat"})
@@ -110,16 +111,16 @@ def test_a_marketer_edits_loyalty_rules_but_nothing_else(client, database, staff
             "currency": "RUB", "point_value": "100", "earn_percent": "7.5", "max_redeem_percent": "50",
             "welcome_points": "100", "birthday_points": "0", "hold_days": "14", "expiry_days": "", "tier_window_days": "365",
             "card_check_digit": "luhn", "card_prefix": "7700", "auto_enroll": "true",
-            "tiers": '[{"code": "gold", "name_ru": "Золото", "name_en": "Gold", "min_spend": 5000000, "earn_multiplier": 1.5}]',
-            "channel_bonuses": "[]", "category_multipliers": '{"face": 2}'}
+            "tiers-0-code": "gold", "tiers-0-name_ru": "Золото", "tiers-0-name_en": "Gold", "tiers-0-min_spend": "50000",
+            "tiers-0-earn_multiplier": "1.5", "category_multipliers-0-category": "face", "category_multipliers-0-multiplier": "2"}
     saved = post(client, "/console/settings/loyalty", csrf, form)
     assert saved.status_code == 200, saved.text
     program = client.get("/v1/loyalty/program", headers={"Authorization": f"Bearer {make_key(database, Scope.read)}"}).json()
     assert program["earn_percent"] == 7.5 and program["expiry_days"] is None and program["tiers"][0]["code"] == "gold"
     assert program["category_multipliers"] == {"face": 2.0} and program["welcome_points"] == 100
 
-    bad_json = post(client, "/console/settings/loyalty", csrf, {**form, "tiers": "[{"})
-    assert bad_json.status_code == 422 and "tiers: not valid JSON" in bad_json.text and "[{" in bad_json.text
+    bad_tier = post(client, "/console/settings/loyalty", csrf, {**form, "tiers-0-code": "Gold!"})
+    assert bad_tier.status_code == 422 and "Tier 1: the code" in bad_tier.text and 'value="Gold!"' in bad_tier.text
     out_of_range = post(client, "/console/settings/loyalty", csrf, {**form, "earn_percent": "150"})
     assert out_of_range.status_code == 422 and "earn_percent" in out_of_range.text
     empty = post(client, "/console/settings/loyalty", csrf, {})  # an empty form must not reset the program
