@@ -12,7 +12,7 @@ through `POST /v1/webchat/sessions`, and `--email-senders` (30) fresh addresses 
 Timed: an open-loop generator at a fixed rate (`--rates`, default 50, 100, 200 and 300 messages/s,
 evenly spaced) for `--seconds` (30) each: `--chat-share` (70 %) web chat messages (`POST
 /v1/webchat/messages` with the visitor's token) and the rest raw emails (RFC 822 bytes, `POST
-/v1/inbox/channels/email/messages`, `Content-Type: message/rfc822`, admin key; 30 % of them
+/v1/channels/email/messages`, `Content-Type: message/rfc822`, admin key; 30 % of them
 reply to an earlier message of the same sender with In-Reply-To/References). Each message's text
 carries a unique token. A message's first one from a visitor or sender starts a conversation,
 which is routed to an agent; later ones continue it. Requests go over `--connections` (32)
@@ -321,7 +321,7 @@ def build_requests(host: str, port: int, rng: random.Random, *, count: int, chat
             message_id = f"<{token}.{run}@mail.example>"
             earlier.append(message_id)
             body = email_bytes(token, sender, message_id, reply_to, rng)
-            requests.append((token, "email", prepared(host, port, "/v1/inbox/channels/email/messages", "message/rfc822", admin_key, body)))
+            requests.append((token, "email", prepared(host, port, "/v1/channels/email/messages", "message/rfc822", admin_key, body)))
     return requests
 
 

@@ -105,7 +105,7 @@ def populate(url: str, customers: int, background: int) -> tuple[list[int], str]
             mail["From"], mail["To"], mail["Subject"] = email, "support@shop.example", "Возврат"
             mail["Message-ID"] = f"<{uuid.uuid4()}@example.com>"
             mail.set_content("Можно вернуть крем?")
-            ok(c.post("/v1/inbox/channels/email/messages", content=mail.as_bytes(), headers={**h, "Content-Type": "message/rfc822"}))
+            ok(c.post("/v1/channels/email/messages", content=mail.as_bytes(), headers={**h, "Content-Type": "message/rfc822"}))
             latest = ok(c.get("/v1/inbox/conversations", params={"customer_id": customer, "limit": 1}, headers=h))["items"][0]["id"]
             ok(c.post(f"/v1/inbox/conversations/{latest}/notes", json={"text": "проверить", "agent_id": agent["id"]}, headers=h))
             conversations.append(latest)

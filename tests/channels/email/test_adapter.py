@@ -83,8 +83,8 @@ def mail(text: str, *, sender: str = "anna@example.com", name: str = "Анна �
     return message.as_bytes(), message["Message-ID"].strip("<>")
 
 
-def post(client, headers, raw: bytes) -> dict:
-    response = client.post("/v1/inbox/channels/email/messages", content=raw, headers={**headers, "Content-Type": "message/rfc822"})
+def post(client, headers, raw: bytes, path: str = "/v1/channels/email/messages") -> dict:
+    response = client.post(path, content=raw, headers={**headers, "Content-Type": "message/rfc822"})
     assert response.status_code == 202, response.text
     return response.json()
 
@@ -132,8 +132,22 @@ def test_malformed_mail_is_kept_visible_and_nothing_is_lost(client, admin_header
     assert accepted["message_id"] is None and "malformed_email" in accepted["error"]
     failed = client.get("/v1/inbox/inbound", params={"status": "failed"}, headers=admin_headers).json()["items"]
     assert len(failed) == 1 and failed[0]["id"] == accepted["inbound_id"] and "malformed_email" in failed[0]["error"]
-    empty = client.post("/v1/inbox/channels/email/messages", content=b"", headers={**write_headers, "Content-Type": "message/rfc822"})
+    empty = client.post("/v1/channels/email/messages", content=b"", headers={**write_headers, "Content-Type": "message/rfc822"})
     assert empty.status_code == 400
+
+
+def test_the_old_path_still_takes_mail_and_is_marked_deprecated(client, app, write_headers):
+    """`/v1/channels/email/messages` beside every provider; MTAs set up with the old
+    `/v1/inbox/channels/email/messages` keep working meanwhile."""
+    raw, message_id = mail("Старый адрес", sender="old-mta@example.com")
+    old = post(client, write_headers, raw, path="/v1/inbox/channels/email/messages")
+    assert old["message_id"] and old["provider_message_id"] == message_id
+    again = post(client, write_headers, raw)  # the same message on the new path: one message
+    assert again["duplicate"] is True and again["inbound_id"] == old["inbound_id"]
+    paths = app.openapi()["paths"]
+    assert paths["/v1/inbox/channels/email/messages"]["post"]["deprecated"] is True
+    assert "deprecated" not in paths["/v1/channels/email/messages"]["post"]
+    assert client.post("/v1/channels/email/messages", content=raw, headers={"Content-Type": "message/rfc822"}).status_code == 401
 
 
 def test_russian_charsets_and_broken_mime_decode(client, admin_headers, write_headers):

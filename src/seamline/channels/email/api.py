@@ -1,5 +1,8 @@
 """Raw email in over HTTP: for an MTA that pipes the support address's mail to Seamline
-(e.g. Postfix `pipe` + curl) instead of Seamline polling a mailbox by IMAP."""
+(e.g. Postfix `pipe` + curl) instead of Seamline polling a mailbox by IMAP.
+
+`POST /v1/channels/email/messages`, beside every other provider's `/v1/channels/<name>/`;
+`/v1/inbox/channels/email/messages` is its old name, kept working (deprecated)."""
 
 from __future__ import annotations
 
@@ -16,8 +19,15 @@ from seamline.inbox import delivery
 router = APIRouter(tags=["inbox"])
 
 
-@router.post("/v1/inbox/channels/email/messages", status_code=202, openapi_extra={
-    "requestBody": {"required": True, "content": {"message/rfc822": {"schema": {"type": "string", "format": "binary"}}}}})
+#: The path an MTA posts to, and its old name (kept for MTAs configured with it; deprecated).
+PATH = "/v1/channels/email/messages"
+OLD_PATH = "/v1/inbox/channels/email/messages"
+_BODY = {"requestBody": {"required": True, "content": {"message/rfc822": {"schema": {"type": "string", "format": "binary"}}}}}
+
+
+@router.post(PATH, status_code=202, openapi_extra=_BODY)
+@router.post(OLD_PATH, status_code=202, openapi_extra=_BODY, deprecated=True,
+             description=f"Deprecated: the old name of `POST {PATH}`, which it is in every way.")
 async def receive_email(request: Request, _: WriteKey) -> dict[str, Any]:
     """One RFC 822 message as the body. Stored raw first (a repeat of its Message-ID is ignored),
     then processed; a message that cannot be processed stays stored as failed, with the error
