@@ -25,10 +25,11 @@ from seamline.core.auth.api import router as api_keys_router
 from seamline.core.config import Settings, get_settings
 from seamline.core.db import Database
 from seamline.core.deps import API_KEY_CACHE_SECONDS
+from seamline.core.docs import install_api_docs
 from seamline.core.errors import AppError, install_error_handlers
 from seamline.core.health import router as health_router
 from seamline.core.limits import install_limits
-from seamline.core.logging import configure_logging
+from seamline.core.logging import configure_logging, wants_json
 from seamline.core.observability import Metrics, install_observability
 from seamline.core.trust_cache import TrustCache
 from seamline.customers import login_codes
@@ -59,7 +60,7 @@ from seamline.web import console
 
 def create_app(settings: Settings | None = None, *, database: Database | None = None) -> FastAPI:
     settings = settings or get_settings()
-    configure_logging(settings.log_level, json=settings.log_json)
+    configure_logging(settings.log_level, json=wants_json(settings.log_json, demo=settings.demo))
     database = database or Database(settings)
 
     @asynccontextmanager
@@ -94,6 +95,8 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         description="Omnichannel customer platform: one profile, timeline, cart, orders, loyalty and inbox "
         "for every channel. Authenticate with an API key: `Authorization: Bearer sl_...` or `X-API-Key`.",
         lifespan=lifespan,
+        docs_url=None,  # served by install_api_docs, with no CDN
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.database = database
@@ -116,6 +119,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     install_error_handlers(app)
     install_limits(app, settings)  # rate limits and body sizes; inside the request log
     install_observability(app, app.state.metrics)
+    install_api_docs(app)
     app.include_router(health_router)
     app.include_router(api_keys_router)
     app.include_router(customers_router)

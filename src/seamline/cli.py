@@ -391,12 +391,15 @@ def demo(
     get_settings.cache_clear()
     migrations.upgrade(url)
     demo_data.write_environment(url, environment)  # before the fill: an interrupted demo is still the demo's
+    typer.echo(f"filling the demo database {migrations.describe(url)} with {customers} customers and a retailer...")
     summary = demo_data.fill_demo(get_settings(), customers=customers)
     # The demo storefront (/shop/, /app/) talks to the API with these; login codes show on screen.
     keys = {"SEAMLINE_STOREFRONT_API_KEY": summary["storefront_api_key"],
-            "SEAMLINE_STOREFRONT_WRITE_KEY": summary["storefront_write_key"]}
+            "SEAMLINE_STOREFRONT_WRITE_KEY": summary["storefront_write_key"],
+            "SEAMLINE_STOREFRONT_APP_WRITE_KEY": summary.get("storefront_app_write_key") or ""}
     os.environ.update(keys)
     os.environ["SEAMLINE_LOGIN_CODES_REVEAL"] = "true"
+    os.environ["SEAMLINE_DEMO"] = "true"  # the logins on the page at /, readable logs (unless SEAMLINE_LOG_JSON)
     os.environ.setdefault("SEAMLINE_STOREFRONT_PRODUCTS", environment["SEAMLINE_STOREFRONT_PRODUCTS"])
     kept = demo_data.write_environment(url, environment | keys)
     get_settings.cache_clear()
@@ -405,24 +408,12 @@ def demo(
     by_status = ", ".join(f"{n} {status}" for status, n in summary["orders_by_status"].items())
     inbox = ", ".join(f"{n} {state}" for state, n in summary["conversations_by_state"].items())
     echo = typer.echo
-    echo(f"demo database {migrations.describe(url)} filled in {took:.1f} s:")
+    echo(f"filled in {took:.1f} s:")
     echo(f"  {summary['customers']} customers, {summary['identifiers']} identifiers, "
          f"{summary['loyalty_accounts']} loyalty accounts")
     echo(f"  {summary['products']} products in {summary['locations']} stores and warehouses")
     echo(f"  {summary['orders']} orders: {by_status}")
     echo(f"  {summary['conversations']} conversations: {inbox}")
-    echo("")
-    echo(f"  staff console   http://{host}:{port}/console/")
-    echo(f"  web shop        http://{host}:{port}/shop/")
-    echo(f"  the app         http://localhost:{port}/app/   (another host on purpose: another device, its own anonymous id)")
-    echo(f"  API docs        http://{host}:{port}/docs")
-    echo("")
-    echo("  console logins:")
-    width = max(len(login["email"]) for login in summary["logins"]) if summary["logins"] else 0
-    for login in summary["logins"]:
-        where = f" ({login['store']})" if login["store"] else ""
-        echo(f"    {login['email']:<{width}}  {login['password']:<14}  {login['role']}{where}, {login['locale']}")
-    echo("")
     echo(f"admin API key: {summary['admin_key']}")
     echo(f"try: curl -H 'Authorization: Bearer {summary['admin_key']}' 'http://{host}:{port}/v1/customers/lookup?phone=8%20916%20123-45-67'")
     if migrations.describe(url) != migrations.describe(usual_url):
@@ -431,10 +422,51 @@ def demo(
         echo(f"`seamline serve` serves it again, storefront included (its keys are kept in {kept.resolve()})")
     else:
         echo("for the storefront under `seamline serve`: " + " ".join(f"{k}={v}" for k, v in keys.items())
-             + " SEAMLINE_LOGIN_CODES_REVEAL=true")
-    if serve_it:
-        echo(f"serving on http://{host}:{port} (Ctrl+C to stop)")
-        uvicorn.run("seamline.app:create_app", factory=True, host=host, port=port, log_config=None)
+             + " SEAMLINE_LOGIN_CODES_REVEAL=true SEAMLINE_DEMO=true")
+    if not serve_it:
+        echo(demo_banner(host, port, summary["logins"], serving=False))
+        return
+    echo(f"starting the server on http://{host}:{port}/ ...")
+    banner = demo_banner(host, port, summary["logins"], serving=True)
+
+    class _Server(uvicorn.Server):
+        """Says what to open once the port listens, after uvicorn's start-up lines."""
+
+        async def startup(self, sockets=None) -> None:  # noqa: ANN001
+            await super().startup(sockets=sockets)
+            if self.started:
+                typer.echo(banner)
+
+    _Server(uvicorn.Config("seamline.app:create_app", factory=True, host=host, port=port, log_config=None)).run()
+
+
+def demo_banner(host: str, port: int, logins: list[dict], *, serving: bool) -> str:
+    """What the demo shows last: where to go, and the console logins (requests are logged below it
+    as short lines, `core/logging.py`)."""
+    base = f"http://{host}:{port}"
+    rule = "=" * 78
+    lines = [rule]
+    if serving:
+        lines.append(f"  Seamline demo is running: open {base}/")
+    else:
+        lines.append(f"  Seamline demo is ready: `seamline serve`, then open {base}/")
+    lines += [
+        "",
+        f"  staff console   {base}/console/",
+        f"  web shop        {base}/shop/",
+        f"  the app         http://localhost:{port}/app/   (another host on purpose: another device, its own anonymous id)",
+        f"  API docs        {base}/docs",
+    ]
+    if logins:
+        width = max(len(login["email"]) for login in logins)
+        lines += ["", "  console logins (email, password, role):"]
+        for login in logins:
+            where = f" ({login['store']})" if login.get("store") else ""
+            lines.append(f"    {login['email']:<{width}}  {login['password']:<14}  {login['role']}{where}, {login['locale']}")
+    if serving:
+        lines += ["", "  Ctrl+C stops the server. Requests are logged below, one line each."]
+    lines.append(rule)
+    return "\n".join(lines)
 
 
 @stock_app.command("import")

@@ -689,6 +689,8 @@ def demo_environment() -> dict[str, str]:
         "SEAMLINE_BLOCKED_EXTRA_VALUES": json.dumps([s.phone for s in STORES if s.phone]),
         # The demo storefront shows login codes on screen: there is no SMS gateway.
         "SEAMLINE_LOGIN_CODES_REVEAL": "true",
+        # The page at / lists the console logins; logs are lines a person reads.
+        "SEAMLINE_DEMO": "true",
         "SEAMLINE_STOREFRONT_PRODUCTS": json.dumps([p.code for p in PRODUCTS]),
     }
 

@@ -64,7 +64,11 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     log_level: str = "INFO"
-    log_json: bool = True
+    log_json: bool | None = Field(
+        default=None,
+        description="Logs as JSON lines (true) or short readable lines (false); unset: JSON unless stdout is a terminal "
+        "or this is the demo",
+    )
 
     default_region: str = Field(default="RU", description="Region for phone numbers without +country code")
     extra_identifier_types: dict[str, str] = Field(
@@ -323,7 +327,7 @@ class Settings(BaseSettings):
     inbox_viber_api_base: str = Field(default="https://chatapi.viber.com", description="Viber REST API base URL (send_message is {base}/pa/send_message)")
     inbox_email_address: str = Field(default="", description="The support mailbox's address: From of replies, and where customers write")
     inbox_email_name: str = Field(default="Support", description="Display name of replies' From")
-    inbox_email_max_bytes: int = Field(default=25 * 1024 * 1024, ge=1024, description="Largest email accepted over HTTP (POST /v1/inbox/channels/email/messages)")
+    inbox_email_max_bytes: int = Field(default=25 * 1024 * 1024, ge=1024, description="Largest email accepted over HTTP (POST /v1/channels/email/messages)")
     inbox_smtp_host: str = Field(default="", description="SMTP server for replies; empty: email replies are retried and fail after delivery_max_attempts")
     inbox_smtp_port: int = Field(default=587, ge=1, le=65535)
     inbox_smtp_username: str = Field(default="")
@@ -347,6 +351,11 @@ class Settings(BaseSettings):
         default=512 * 1024 * 1024, ge=1024, description="Largest stock file accepted (HTTP upload, folder, CLI)"
     )
 
+    demo: bool = Field(
+        default=False,
+        description="Set by `seamline demo` (and kept in its <db>.demo.json): the page at / lists the demo's console "
+        "logins, and logs are readable lines. Never in production",
+    )
     login_codes_reveal: bool = Field(
         default=False,
         description="Demo only: the one-time login code is returned in the response of POST /v1/auth/login-codes "
@@ -359,6 +368,11 @@ class Settings(BaseSettings):
     )
     storefront_write_key: str | None = Field(
         default=None, description="The demo storefront's event source write key, given to seamline.js and the chat widget in the browser"
+    )
+    storefront_app_write_key: str | None = Field(
+        default=None,
+        description="The write key of the app look's event source (channel `app`), so /app/'s events are recorded as the "
+        "app's; unset: the app look uses storefront_write_key (its events count as that source's channel)",
     )
     storefront_api_url: str | None = Field(
         default=None,

@@ -1,4 +1,5 @@
-"""The staff console: server-rendered pages (Jinja2 + HTMX, no front-end build) under /console.
+"""The staff console: server-rendered pages (Jinja2 + HTMX, no front-end build) under /console,
+and the page at / that leads there (pages/landing.py).
 
 `install(app)` adds its routes, its static files and the answers to "not signed in" (a redirect
 to the login page) and "not allowed" (a 403 page)."""
@@ -28,13 +29,14 @@ def install(app: FastAPI) -> None:
         customers,
         dashboard,
         inbox,
+        landing,
         loyalty,
         realtime,
         settings,
         store,
     )
 
-    for area in (auth, inbox, customers, commerce, store, loyalty, settings, dashboard, realtime):
+    for area in (auth, inbox, customers, commerce, store, loyalty, settings, dashboard, realtime, landing):
         app.include_router(area.router, include_in_schema=False)
     app.mount("/console/static", StaticFiles(directory=STATIC), name="console-static")
 
