@@ -60,6 +60,8 @@ SYSTEM_TEXTS = {
     "conversation.transferred.agent.note": "Transferred to agent %(agent)s: %(note)s",
     "conversation.transferred.team": "Transferred to team %(team)s",
     "conversation.transferred.team.note": "Transferred to team %(team)s: %(note)s",
+    "conversation.taken": "Taken by agent %(agent)s",
+    "conversation.taken.note": "Taken by agent %(agent)s: %(note)s",
     "conversation.merged": "Conversation %(merged_id)s merged into this one",
     "conversation.split_into": "Messages from %(message_id)s on split into conversation %(conversation_id)s",
     "conversation.split_from": "Split from conversation %(conversation_id)s",
@@ -715,7 +717,9 @@ def _announce_assignment(session: Session, conversation: InboxConversation, *, a
 def transfer(session: Session, *, settings: Settings, conversation_id: int, agent_id: int | None = None,
              team_id: int | None = None, note: str | None = None, by_agent_id: int | None = None) -> InboxConversation:
     """To an agent (assigned at once, even over capacity: a person chose them) or to a team
-    (back in the queue for that team's agents), with an optional note for whoever takes it."""
+    (back in the queue for that team's agents), with an optional note for whoever takes it.
+    An agent transferring to themself (`by_agent_id == agent_id`) takes the conversation, and the
+    thread says so ("Taken by agent ..."), from the queue or from a colleague."""
     if (agent_id is None) == (team_id is None):
         raise Unprocessable("Give exactly one of agent_id or team_id", code="invalid_transfer")
     conversation = get_conversation(session, conversation_id, lock=True)
@@ -728,7 +732,8 @@ def transfer(session: Session, *, settings: Settings, conversation_id: int, agen
     if agent_id is not None:
         agent = _agent(session, agent_id)
         routing.claim(session, conversation, agent, settings, force=True)
-        key, params = "conversation.transferred.agent", {"agent": agent.name}
+        taken = by_agent_id is not None and by_agent_id == agent_id
+        key, params = "conversation.taken" if taken else "conversation.transferred.agent", {"agent": agent.name}
     else:
         team = session.get(InboxTeam, team_id)
         if team is None:
@@ -842,6 +847,10 @@ SURVEY_QUESTIONS = {
 }
 
 
+#: The scores each kind of survey takes (inclusive).
+SURVEY_SCALES = {"csat": (1, 5), "nps": (0, 10)}
+
+
 def send_survey(session: Session, *, settings: Settings, conversation: InboxConversation) -> InboxSurvey | None:
     """Ask CSAT or NPS on the conversation's reply channel, once per resolution."""
     kind = settings.inbox_survey
@@ -877,7 +886,7 @@ def answer_survey(session: Session, *, survey_id: int, score: int, comment: str 
     survey = session.get(InboxSurvey, survey_id, with_for_update=True)
     if survey is None or (customer_id is not None and survey.customer_id not in person_ids(session, customer_id)):
         raise NotFound(f"Survey {survey_id} not found", code="survey_not_found")
-    low, high = (0, 10) if survey.kind == "nps" else (1, 5)
+    low, high = SURVEY_SCALES.get(survey.kind, (0, 10))
     if not low <= score <= high:
         raise Unprocessable(f"A {survey.kind} score is from {low} to {high}", code="invalid_score", details={"min": low, "max": high})
     if survey.answered_at is not None:

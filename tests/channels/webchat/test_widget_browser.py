@@ -310,6 +310,8 @@ def test_visitor_chats_with_an_agent_in_real_time(setup):
     # Resolved: the widget asks the survey's question; the score is stored.
     inbox.call("POST", f"/v1/inbox/conversations/{conversation['id']}/status",
                json={"status": "resolved", "agent_id": agent["id"]})
+    shown(page, "[data-sl=score][data-score='5']")  # asked over the socket
+    page.reload()  # a page loaded after the question still asks it (pendingSurvey in the session's state)
     page.locator("[data-sl=score][data-score='5']").click()
     shown(page, "[data-sl=survey-thanks]")
     (survey,) = inbox.call("GET", "/v1/inbox/surveys", params={"conversation_id": conversation["id"]})["items"]

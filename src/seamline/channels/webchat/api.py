@@ -120,9 +120,12 @@ def send_message(body: MessageCreate, request: Request, authorization: Token = N
 @router.get("/v1/webchat/messages")
 def list_messages(request: Request, authorization: Token = None,
                   after: Annotated[int | None, Query(ge=0, le=2**62)] = None) -> dict[str, Any]:
+    """The messages after `after` (the last id the client has), oldest first, and the survey
+    waiting for an answer (`pendingSurvey`, else null): what the socket would have sent."""
     chat = _chat(request, authorization)
     with get_database(request).read() as session:
-        return {"items": service.history(session, chat, after_id=after, base=_base(request))}
+        return {"items": service.history(session, chat, after_id=after, base=_base(request)),
+                "pendingSurvey": service.pending_survey(session, chat)}
 
 
 @router.post("/v1/webchat/attachments", status_code=201)
@@ -193,7 +196,9 @@ def _frames(notice: dict[str, Any], base: str, allowed: set[int] | None) -> list
         frames = [{"type": "message", "message": service.widget_message(view, base=base)}]
         survey = (view.get("meta") or {}).get("survey")
         if survey:
-            frames.append({"type": "survey", "surveyId": survey["id"], "kind": survey["kind"], "question": view["text"]})
+            low, high = inbox_service.SURVEY_SCALES.get(survey["kind"], (0, 10))
+            frames.append({"type": "survey", "surveyId": survey["id"], "kind": survey["kind"], "question": view["text"],
+                           "scale": {"min": low, "max": high}})
         return frames
     if kind == "typing":
         return [{"type": "typing", "typing": notice["typing"], "author": notice.get("author")}]

@@ -32,6 +32,7 @@ from seamline.inbox.models import (
     InboxChatSession,
     InboxConversation,
     InboxMessage,
+    InboxSurvey,
 )
 
 CHANNEL = "webchat"
@@ -157,6 +158,29 @@ def presence(session: Session, chat: InboxChatSession) -> dict[str, Any]:
     return {"position": position, "agentsOnline": agents_online(session)}
 
 
+def pending_survey(session: Session, chat: InboxChatSession) -> dict[str, Any] | None:
+    """The latest survey asked in this chat and not answered yet, for a client that polls instead
+    of holding the socket (which also sends it as a `survey` frame): its id for
+    `POST /v1/webchat/surveys/{id}`, the question as it was sent, and the scores it takes."""
+    query = select(InboxSurvey).where(
+        InboxSurvey.customer_id.in_(service.person_ids(session, chat.customer_id)), InboxSurvey.channel == CHANNEL,
+        InboxSurvey.answered_at.is_(None))
+    allowed = visible_conversations(session, chat)
+    if allowed is not None:
+        query = query.where(InboxSurvey.conversation_id.in_(allowed))
+    survey = session.scalar(query.order_by(InboxSurvey.id.desc()).limit(1))
+    if survey is None:
+        return None
+    # The question is the survey's own message (sent just after the row was written): its text as sent.
+    asked = session.scalars(select(InboxMessage).where(
+        InboxMessage.conversation_id == survey.conversation_id, InboxMessage.direction == "out",
+        InboxMessage.created_at >= survey.sent_at).order_by(InboxMessage.id).limit(20))
+    question = next((m.text for m in asked if ((m.meta or {}).get("survey") or {}).get("id") == survey.id), None)
+    low, high = service.SURVEY_SCALES.get(survey.kind, (0, 10))
+    return {"id": survey.id, "kind": survey.kind, "question": question or service.SURVEY_QUESTIONS[survey.kind]["en"],
+            "scale": {"min": low, "max": high}, "conversationId": survey.conversation_id, "sentAt": survey.sent_at}
+
+
 def state(session: Session, chat: InboxChatSession, *, base: str) -> dict[str, Any]:
     conversation = latest_conversation(session, chat)
     # A verified session knows the person's email; an anonymous browser only an email it left.
@@ -168,6 +192,7 @@ def state(session: Session, chat: InboxChatSession, *, base: str) -> dict[str, A
         "agentsOnline": agents_online(session),
         "queuePosition": routing.queue_position(session, conversation) if conversation else None,
         "email": emails[0] if emails else None,
+        "pendingSurvey": pending_survey(session, chat),
     }
 
 

@@ -133,6 +133,7 @@
         });
         for (const [id, m] of messages) if (!m.pending) messages.delete(id); // the server's history replaces ours
         (s.messages || []).forEach(add);
+        pending(s.pendingSurvey);
         render();
         connect();
       })().finally(() => { starting = null; });
@@ -172,7 +173,19 @@
   async function catchUp() { // GET /v1/webchat/messages?after=<last id>: what came while disconnected
     const after = lastId();
     const data = await call("GET", `/v1/webchat/messages${after == null ? "" : `?after=${encodeURIComponent(after)}`}`);
-    if ((data.items || []).filter(arrived).length) render();
+    const asked = pending(data.pendingSurvey);
+    if ((data.items || []).filter(arrived).length || asked) render();
+  }
+  // The survey still waiting for an answer, as the server knows it (a page loaded after it was
+  // asked, or a socket that missed the frame); one answered meanwhile elsewhere goes away.
+  function pending(p) {
+    const s = state.survey;
+    if (p && (!s || s.id !== p.id)) {
+      state.survey = { id: p.id, kind: p.kind, question: p.question, done: false };
+      return true;
+    }
+    if (!p && s && !s.done) { state.survey = null; return true; }
+    return false;
   }
 
   // Sends one message, retrying network failures and 5xx with the same clientMessageId: the server
