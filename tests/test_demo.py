@@ -30,7 +30,9 @@ from seamline.demo import (
     write_environment,
 )
 from seamline.demo_world import PRODUCTS, SOLD_OUT, location_code
+from seamline.inbox.adapters import adapter_for
 from seamline.inbox.models import InboxConversation, InboxMessage
+from seamline.web import demo_sink
 from seamline.web.staff import service as staff_service
 
 CUSTOMERS = 30
@@ -204,6 +206,10 @@ def test_tiny_demos(settings, database):
         assert (summary["storefront_api_key"] is None) == (count > 0)
 
 
+#: What `seamline demo` sets so its channels send to the local sink.
+DEMO_SINK_SETTINGS = tuple(demo_sink.channel_settings("http://127.0.0.1:8000", 2525))
+
+
 @pytest.fixture
 def clean_settings_cache(monkeypatch):
     # the CLI writes SEAMLINE_DATABASE_URL (and the stores' blocked phones) into os.environ:
@@ -211,7 +217,7 @@ def clean_settings_cache(monkeypatch):
     monkeypatch.setenv("SEAMLINE_DATABASE_URL", "sqlite:///unused-by-this-test.db")
     for name in ("SEAMLINE_BLOCKED_EXTRA_VALUES", "SEAMLINE_STOREFRONT_API_KEY", "SEAMLINE_STOREFRONT_WRITE_KEY",
                  "SEAMLINE_STOREFRONT_APP_WRITE_KEY", "SEAMLINE_LOGIN_CODES_REVEAL", "SEAMLINE_STOREFRONT_PRODUCTS",
-                 "SEAMLINE_DEMO"):
+                 "SEAMLINE_DEMO", *DEMO_SINK_SETTINGS):
         monkeypatch.setenv(name, "")  # recorded, so that undo removes what the CLI sets too
         monkeypatch.delenv(name)
     get_settings.cache_clear()
@@ -248,13 +254,17 @@ def test_cli_demo(tmp_path, clean_settings_cache):
     assert json.loads(kept.read_text())["SEAMLINE_STOREFRONT_API_KEY"] == os.environ["SEAMLINE_STOREFRONT_API_KEY"]
     for name in ("SEAMLINE_BLOCKED_EXTRA_VALUES", "SEAMLINE_STOREFRONT_API_KEY", "SEAMLINE_STOREFRONT_WRITE_KEY",
                  "SEAMLINE_STOREFRONT_APP_WRITE_KEY", "SEAMLINE_LOGIN_CODES_REVEAL", "SEAMLINE_STOREFRONT_PRODUCTS",
-                 "SEAMLINE_DEMO"):
+                 "SEAMLINE_DEMO", *DEMO_SINK_SETTINGS):
         del os.environ[name]
     get_settings.cache_clear()
     served = _settings(None)
     assert served.storefront_api_key and served.storefront_write_key and served.login_codes_reveal and served.demo
     assert served.storefront_app_write_key and served.storefront_app_write_key != served.storefront_write_key
     assert served.blocked_extra_values and served.storefront_products
+    # the demo's channels send to its local sink (web/demo_sink.py), on the demo's own address
+    assert served.inbox_telegram_api_base == "http://127.0.0.1:8000/demo/sink/telegram"
+    assert served.inbox_smtp_host == "127.0.0.1" and served.inbox_smtp_security == "none"
+    assert all(adapter_for(c).configured(served) for c in ("telegram", "whatsapp", "vk", "email"))
     quiet = {"delivery_worker": False, "commerce_expire_interval_seconds": 0, "commerce_refund_retry_seconds": 0,
              "loyalty_job_interval_seconds": 0, "inbox_job_interval_seconds": 0, "inbox_send_interval_seconds": 0,
              "inbox_imap_poll_seconds": 0}

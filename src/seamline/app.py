@@ -54,6 +54,7 @@ from seamline.loyalty import ledger as loyalty_ledger
 from seamline.loyalty import service as loyalty_service
 from seamline.loyalty import tasks as loyalty_tasks
 from seamline.loyalty.api import router as loyalty_router
+from seamline.web import demo_sink
 from seamline.web.storefront.api import router as storefront_router
 from seamline.web import console
 
@@ -72,6 +73,9 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         jobs = [job.start() for job in background_jobs(database, settings) + loyalty_tasks.background_jobs(database, settings)
                 + inbox_tasks.background_jobs(database, settings, app.state.identifier_rules)]
         app.state.event_writer.start()  # applies identity work a previous run left
+        # The demo's mail sink (web/demo_sink.py): where the demo's email replies really go.
+        mail_sink = demo_sink.MailSink(settings.inbox_smtp_port).start() if settings.demo and \
+            settings.inbox_smtp_host in ("127.0.0.1", "localhost") else None
         # Everything loaded so far (modules, mappers, routes) lives as long as the process: keep
         # it out of the cyclic collector's scans, and collect young objects less often. Parsing
         # a batch of 100 events allocates thousands of objects; with the defaults the collector
@@ -82,6 +86,8 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         yield
         for job in jobs:
             job.stop()
+        if mail_sink:
+            mail_sink.stop()
         if worker:
             worker.stop()
         if listener:
@@ -136,6 +142,8 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.include_router(viber_router)
     app.include_router(telephony_router)
     app.include_router(storefront_router)
+    if settings.demo:  # the demo's channels send to this local sink, never in a real install
+        app.include_router(demo_sink.router)
     console.install(app)
     # Websites and web views post events and chat from their own origin; only the collection and
     # web chat paths are open to other origins (write keys and chat tokens are the visitor's own).

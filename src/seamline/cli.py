@@ -397,10 +397,16 @@ def demo(
     keys = {"SEAMLINE_STOREFRONT_API_KEY": summary["storefront_api_key"],
             "SEAMLINE_STOREFRONT_WRITE_KEY": summary["storefront_write_key"],
             "SEAMLINE_STOREFRONT_APP_WRITE_KEY": summary.get("storefront_app_write_key") or ""}
-    os.environ.update(keys)
     os.environ["SEAMLINE_LOGIN_CODES_REVEAL"] = "true"
     os.environ["SEAMLINE_DEMO"] = "true"  # the logins on the page at /, readable logs (unless SEAMLINE_LOG_JSON)
     os.environ.setdefault("SEAMLINE_STOREFRONT_PRODUCTS", environment["SEAMLINE_STOREFRONT_PRODUCTS"])
+    # Telegram, WhatsApp, VK and email send for real, to the local sink (web/demo_sink.py), so an
+    # agent's reply is sent rather than queued for a provider that does not exist.
+    from seamline.web import demo_sink
+
+    sink_host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    keys |= demo_sink.channel_settings(f"http://{sink_host}:{port}", _free_port(sink_host))
+    os.environ.update(keys)
     kept = demo_data.write_environment(url, environment | keys)
     get_settings.cache_clear()
     took = time.monotonic() - started
@@ -440,6 +446,14 @@ def demo(
     _Server(uvicorn.Config("seamline.app:create_app", factory=True, host=host, port=port, log_config=None)).run()
 
 
+def _free_port(host: str) -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
 def demo_banner(host: str, port: int, logins: list[dict], *, serving: bool) -> str:
     """What the demo shows last: where to go, and the console logins (requests are logged below it
     as short lines, `core/logging.py`)."""
@@ -456,6 +470,7 @@ def demo_banner(host: str, port: int, logins: list[dict], *, serving: bool) -> s
         f"  web shop        {base}/shop/",
         f"  the app         http://localhost:{port}/app/   (another host on purpose: another device, its own anonymous id)",
         f"  API docs        {base}/docs",
+        f"  demo outbox     {base}/demo/sink/outbox   (what the demo's Telegram, WhatsApp, VK and email replies sent)",
     ]
     if logins:
         width = max(len(login["email"]) for login in logins)
