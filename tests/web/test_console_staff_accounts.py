@@ -80,7 +80,7 @@ def test_changing_the_role_takes_effect_at_the_next_request(client, other, datab
 
     clerk = post(client, f"/console/settings/staff/{user_id}/role", csrf, {"role": "clerk", "store": "store-arbat"})
     assert clerk.status_code == 200, clerk.text
-    assert re.search(rf'data-test="staff-role-{user_id}">clerk<', clerk.text)
+    assert f'data-test="staff-role-{user_id}" data-role="clerk" data-store="store-arbat"' in clerk.text
     store = other.get("/console/store")  # the same session, the new role
     assert store.status_code == 200 and 'data-test="store-code">store-arbat<' in store.text
     assert other.get("/console/inbox").status_code == 403
