@@ -66,3 +66,13 @@ def test_orders_show_the_customer_not_their_number(client, shop, staff_client): 
     assert not any("#" in cell for cell in cells.values())
     page = client.get(f"/console/orders/{boris['id']}")
     assert re.search(r'data-test="order-customer">\+7 903 555-00-00</a>', page.text)
+
+
+def test_the_store_pickups_show_the_customer_not_their_number(client, shop, staff_client):  # noqa: F811
+    placed = order(client, shop["headers"], click_and_collect("store-arbat", ("CREAM-50", 1), identifiers=[
+        {"type": "phone", "value": "+79035550000"}]))
+    staff_client("clerk", store="store-arbat")
+    page = client.get("/console/store")
+    cell = re.search(rf'data-test="pickup-row-{placed["id"]}">.*?data-test="pickup-customer">(.*?)</td>', page.text,
+                     re.DOTALL).group(1)
+    assert cell.strip() == "+7 903 555-00-00"

@@ -41,6 +41,7 @@ from seamline.commerce.models import (
     CommerceReservation,
     CommerceStock,
 )
+from seamline.commerce.priced import PricedCart
 from seamline.commerce.pricing import price_lines, quantities_of
 from seamline.commerce.promotions import CouponUnavailable
 from seamline.commerce.schemas import PosHandover, SaleCreate
@@ -255,6 +256,36 @@ def _sale_customer(session: Session, *, rules: IdentifierRules, store: CommerceL
     return resolution.resolve_identifiers(session, rules=rules, identifiers=usable, source=f"pos:{store.code}").profile_id
 
 
+def _price_sale(session: Session, *, settings: Settings, data: SaleCreate, customer_id: int | None,
+                now: datetime) -> PricedCart:
+    """A sale's prices: the catalog's, then promotions, coupons and points (`pricing.price_lines`,
+    as every channel)."""
+    return price_lines(session, settings=settings, channel="store", quantities=quantities_of(data.lines),
+                       customer_id=customer_id, coupons=data.coupons, now=now, points=data.points,
+                       cards=orders.cards_of(data.identifiers))
+
+
+def quote_sale(
+    session: Session, *, settings: Settings, rules: IdentifierRules, data: SaleCreate, now: datetime | None = None,
+) -> PricedCart:
+    """What `record_sale` would charge for this sale now, writing nothing (the till shows the
+    total before the customer pays): the same pricing for the customer it would be recorded
+    against, `customer_id` or the first identifier someone already has. Identifiers nobody has
+    yet are priced as an anonymous sale: the new customer `record_sale` makes has no tier, no
+    traits and no points yet."""
+    customer_id = customers_service.get_profile(session, data.customer_id).id if data.customer_id is not None else None
+    if customer_id is None and data.identifiers:
+        usable, _blocked = rules.prepare([(i.type, i.value) for i in data.identifiers])
+        for identifier in usable:  # in priority order
+            try:
+                customer_id = customers_service.lookup(session, rules=rules, type_name=identifier.type,
+                                                       value=identifier.value).id
+                break
+            except NotFound:
+                continue
+    return _price_sale(session, settings=settings, data=data, customer_id=customer_id, now=now or utcnow())
+
+
 def record_sale(
     session: Session, *, settings: Settings, rules: IdentifierRules, store: CommerceLocation, data: SaleCreate,
     idempotency_key: str | None, now: datetime | None = None,
@@ -275,11 +306,8 @@ def record_sale(
         return orders.Placed(done, False)
 
     now = now or utcnow()
-    quantities = quantities_of(data.lines)
     customer_id = _sale_customer(session, rules=rules, store=store, data=data)
-    priced = price_lines(session, settings=settings, channel="store", quantities=quantities,
-                         customer_id=customer_id, coupons=data.coupons, now=now, points=data.points,
-                         cards=orders.cards_of(data.identifiers))
+    priced = _price_sale(session, settings=settings, data=data, customer_id=customer_id, now=now)
     if priced.rejected_coupons:
         first = priced.rejected_coupons[0]
         raise CouponUnavailable(f"Coupon {first['code']}: {first['reason']}", details={"coupons": priced.rejected_coupons})

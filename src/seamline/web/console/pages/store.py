@@ -10,16 +10,23 @@ answer a whole page to a browser without JavaScript."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 from pydantic import ValidationError
-from sqlalchemy import select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
-from seamline.commerce import order_views, orders, pos, returns
-from seamline.commerce.models import CommerceLocation
+from seamline.commerce import catalog_cache, order_views, orders, pos, returns
+from seamline.commerce.models import (
+    CommerceLocation,
+    CommerceProduct,
+    CommercePromotion,
+    CommerceStock,
+    CommerceVariant,
+)
 from seamline.commerce.schemas import PosHandover, ReturnCreate, SaleCreate
 from seamline.core.errors import AppError, Conflict, NotFound, Unprocessable
 from seamline.customers import service as customers_service
@@ -27,8 +34,10 @@ from seamline.customers.schemas import IdentifierIn
 from seamline.loyalty import rules as loyalty_rules
 from seamline.loyalty import service as loyalty_service
 from seamline.loyalty.models import LoyaltyEntry
+from seamline.web import i18n
+from seamline.web.console import people
 from seamline.web.console.actions import attempt, explain, form_key, form_problem, read
-from seamline.web.console.deps import Staff, permitted
+from seamline.web.console.deps import Staff, database, permitted
 from seamline.web.console.pages.commerce import accept_return, return_lines
 from seamline.web.console.templating import render, translate
 from seamline.web.staff import scope
@@ -36,8 +45,10 @@ from seamline.web.staff import scope
 router = APIRouter()
 
 CHANNEL = "store"
-SALE_ROWS = 5
 PICKUP_LIMIT = 100
+#: Products found for the sale at once; lines a sale may have (SaleCreate).
+SEARCH_LIMIT = 10
+MAX_SALE_LINES = 200
 
 
 # --- which store ---------------------------------------------------------------------------------
@@ -106,7 +117,8 @@ def _context(request: Request, staff: Staff, code: str | None, **sections: Any) 
         "customer_q": "", "customer": None, "customer_error": None,
         "pickup_result": None, "pickup_error": None, "pickup_order": "", "pickup_code": "",
         "return_number": "", "return_order": None, "return_error": None, "return_result": None, "return_key": form_key(),
-        "sale_result": None, "sale_error": None, "sale_values": {}, "sale_key": form_key(), "sale_rows": SALE_ROWS,
+        "sale_result": None, "sale_error": None, "sale_values": {}, "sale_key": form_key(), "sale_lines": [],
+        "sale_quote": None, "sale_q": "", "sale_found": None,
     }
     values.update(sections)
 
@@ -122,6 +134,12 @@ def _context(request: Request, staff: Staff, code: str | None, **sections: Any) 
             return
         values["store"] = store
         values["pickups"] = pos.pickups(session, rules=request.app.state.identifier_rules, store=store, limit=PICKUP_LIMIT)
+        for order in values["pickups"]:  # a name, else the phone, else "Customer #id" (web/console/people.py)
+            if order["customer"]:
+                order["customer"] = {**order["customer"], "contact": people.contact_of(order["customer"]["identifiers"]),
+                                     "anonymous": False, "erased": False}
+        if values["sale_q"] and values["sale_found"] is None:
+            values["sale_found"] = _products(session, request, store, values["sale_q"])
         if values["customer_q"] and values["customer"] is None and values["customer_error"] is None:
             try:
                 values["customer"] = _find_customer(session, request, store, values["customer_q"])
@@ -153,9 +171,10 @@ def _answer(request: Request, staff: Staff, code: str | None, fragment: str, *, 
 
 @router.get("/console/store", response_class=HTMLResponse)
 def store_page(request: Request, staff: Staff = permitted("store"), store: str = "", q: str = "",
-               order: str = "") -> HTMLResponse:
+               order: str = "", product: str = "") -> HTMLResponse:
     code = store_code(staff, store)
-    context = _context(request, staff, code, customer_q=q.strip()[:320], return_number=order.strip()[:20])
+    context = _context(request, staff, code, customer_q=q.strip()[:320], return_number=order.strip()[:20],
+                       sale_q=product.strip()[:100])
     return render(request, "store/store.html", section="store", **context)
 
 
@@ -270,54 +289,236 @@ def _sale_customer(session: Session, request: Request, q: str) -> tuple[int | No
     return None, [IdentifierIn(type="phone", value=q)]
 
 
-@router.post("/console/store/sales", response_class=HTMLResponse)
-async def store_sale(request: Request, staff: Staff = permitted("store")) -> HTMLResponse:
+# --- the in-store sale: product search, lines priced as the till will charge, then payment --------
+
+
+class SaleForm(ValueError):
+    """The sale form does not make sense (a quantity that is not a number...): the message says why."""
+
+
+def _products(session: Session, request: Request, store: CommerceLocation, q: str) -> list[dict[str, Any]]:
+    """Active SKUs whose SKU starts with `q` or whose product name contains it, with the store's
+    price (the catalog's, the till's channel) and what this store can sell of each."""
+    escaped = q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    needles = {escaped, escaped.lower(), escaped.capitalize()}  # SQLite's lower() folds ASCII only
+    rows = session.execute(
+        select(CommerceVariant, CommerceProduct).join(CommerceProduct, CommerceProduct.id == CommerceVariant.product_id)
+        .where(CommerceVariant.active.is_(True), CommerceProduct.active.is_(True), or_(
+            func.lower(CommerceVariant.sku).like(f"{escaped.lower()}%", escape="\\"),
+            *(column.like(f"%{needle}%", escape="\\") for needle in needles
+              for column in (CommerceProduct.name_ru, CommerceProduct.name_en, CommerceVariant.name_ru,
+                             CommerceVariant.name_en)),
+        )).order_by(CommerceVariant.sku).limit(SEARCH_LIMIT)).all()
+    if not rows:
+        return []
+    settings = request.app.state.settings
+    catalog = catalog_cache.snapshot(session)
+    priced = catalog.variants(session, [v.sku for v, _ in rows])
+    sellable = {variant_id: max(0, on_hand - reserved) for variant_id, on_hand, reserved in session.execute(
+        select(CommerceStock.variant_id, CommerceStock.on_hand, CommerceStock.reserved)
+        .where(CommerceStock.location_id == store.id, CommerceStock.variant_id.in_([v.id for v, _ in rows])))}
+    return [{"sku": v.sku, "name_ru": " ".join(filter(None, (p.name_ru, v.name_ru))),
+             "name_en": " ".join(filter(None, (p.name_en, v.name_en))),
+             "price": priced[v.sku].price(settings, CHANNEL), "currency": settings.commerce_currency,
+             "sellable": sellable.get(v.id, 0)} for v, p in rows]
+
+
+def _sale_lines(form: Any) -> list[tuple[str, int]]:
+    """[(sku, quantity)] of the form, in order, the same SKU on one line: the lines `sku-<n>` /
+    `qty-<n>` (quantity 0 or `remove` = n takes a line away), then the SKU typed or scanned
+    (`new_sku`) or added from the search results (`add`), one more of it."""
+    found: dict[str, int] = {}
+    removed = str(form.get("remove") or "")
+    numbers = sorted({int(match.group(1)) for key in form.keys() if (match := re.fullmatch(r"sku-(\d{1,3})", key))})
+    for number in numbers:
+        sku = str(form.get(f"sku-{number}") or "").strip()
+        if not sku or str(number) == removed:
+            continue
+        text = str(form.get(f"qty-{number}") or "1").strip()
+        if not text.isdigit() or len(text) > 6:
+            raise SaleForm("Quantities are whole numbers from 1; points from 0.")
+        if int(text):
+            found[sku] = found.get(sku, 0) + int(text)
+    for name in ("new_sku", "add"):
+        sku = str(form.get(name) or "").strip()[:64]
+        if sku:
+            found[sku] = found.get(sku, 0) + 1
+    if len(found) > MAX_SALE_LINES:
+        raise SaleForm("A sale has at most 200 lines.")
+    return list(found.items())
+
+
+def _sale_data(session: Session, request: Request, form: Any, lines: list[tuple[str, int]], staff: Staff,
+               *, expected: int | None = None) -> SaleCreate:
+    text = str(form.get("points") or "0").strip() or "0"
+    if not text.isdigit() or len(text) > 12:
+        raise SaleForm("Quantities are whole numbers from 1; points from 0.")
+    customer_id, identifiers = _sale_customer(session, request, str(form.get("customer") or "").strip()[:320])
+    coupon = str(form.get("coupon") or "").strip()[:64]
+    payment: dict[str, Any] = {"method": str(form.get("method") or "card")}
+    if expected is not None:
+        payment["amount"] = expected
+    return SaleCreate(lines=[{"sku": sku, "quantity": quantity} for sku, quantity in lines], customer_id=customer_id,
+                      identifiers=identifiers, points=int(text), coupons=[coupon] if coupon else [], payment=payment,
+                      clerk=staff.user.email[:100])
+
+
+def _quote_view(session: Session, priced: Any, locale: str) -> dict[str, Any]:
+    """A priced sale for the page: lines in the person's language, promotions by their names."""
+    skus = [line.sku for line in priced.lines]
+    names = {sku: (ru, en, vru, ven) for sku, ru, en, vru, ven in session.execute(
+        select(CommerceVariant.sku, CommerceProduct.name_ru, CommerceProduct.name_en, CommerceVariant.name_ru,
+               CommerceVariant.name_en).join(CommerceProduct, CommerceProduct.id == CommerceVariant.product_id)
+        .where(CommerceVariant.sku.in_(skus)))} if skus else {}
+    codes = [p.code for p in priced.promotions if p.points is None]
+    title = CommercePromotion.name_en if locale == "en" else CommercePromotion.name_ru
+    titles = dict(session.execute(select(CommercePromotion.code, title).where(CommercePromotion.code.in_(codes))).all()) \
+        if codes else {}
+
+    def name(sku: str, fallback: str) -> str:
+        if sku not in names:
+            return fallback
+        ru, en, vru, ven = names[sku]
+        return " ".join(filter(None, (en, ven) if locale == "en" else (ru, vru))) or fallback
+
+    return {
+        "currency": priced.currency, "subtotal": priced.subtotal, "discount": priced.discount, "total": priced.total,
+        "points": priced.points,
+        "lines": [{"sku": line.sku, "name": name(line.sku, line.name), "quantity": line.quantity,
+                   "unit_price": line.unit_price, "discount": line.discount, "total": line.total} for line in priced.lines],
+        "promotions": [{"code": p.code, "name": titles.get(p.code) or p.name, "amount": p.amount, "points": p.points,
+                        "coupon": p.coupon} for p in priced.promotions],
+        "rejected_coupons": priced.rejected_coupons,
+    }
+
+
+def _quote(request: Request, staff: Staff, code: str, form: Any, lines: list[tuple[str, int]]
+           ) -> tuple[dict[str, Any] | None, str | None]:
+    """The sale priced as `pos.record_sale` will charge it (nothing written), or why it cannot be."""
+    view, error, _ = _try_quote(request, staff, code, form, lines)
+    return view, error
+
+
+def _try_quote(request: Request, staff: Staff, code: str, form: Any, lines: list[tuple[str, int]]
+               ) -> tuple[dict[str, Any] | None, str | None, AppError | None]:
+    settings, rules = request.app.state.settings, request.app.state.identifier_rules
+
+    def work(session: Session) -> dict[str, Any]:
+        pos.store_by_code(session, code)
+        data = _sale_data(session, request, form, lines, staff)
+        return _quote_view(session, pos.quote_sale(session, settings=settings, rules=rules, data=data),
+                           staff.user.locale)
+
+    try:
+        return read(request, work), None, None
+    except AppError as exc:
+        return None, explain(request, exc), exc
+    except SaleForm as exc:
+        return None, translate(request, str(exc)), None
+    except ValidationError as exc:
+        return None, form_problem(request, exc), None
+
+
+def _money(request: Request, staff: Staff, minor: int, currency: str) -> str:
+    settings = request.app.state.settings
+    return i18n.Formats(staff.user.locale, settings.console_timezone, settings.default_region).money(minor, currency)
+
+
+def _typed(form: Any) -> dict[str, str]:
+    """What stays in the sale form: the customer, points, coupon, payment method (the lines are
+    `sale_lines`)."""
+    return {name: str(form.get(name) or "") for name in ("customer", "points", "coupon", "method")}
+
+
+@router.get("/console/store/products", response_class=HTMLResponse)
+def store_products(request: Request, staff: Staff = permitted("store"), store: str = "",
+                   product: str = "") -> HTMLResponse:
+    """Products for the sale: by SKU or name, with the price and what this store can sell."""
+    code = store_code(staff, store)
+    q = product.strip()[:100]
+    context = _context(request, staff, code, sale_q=q)
+    if request.headers.get("hx-request") == "true" and context["store"] is not None:
+        return render(request, "store/_sale_found.html", **context)
+    return render(request, "store/store.html", section="store", **context)
+
+
+@router.post("/console/store/sale/quote", response_class=HTMLResponse)
+async def store_sale_quote(request: Request, staff: Staff = permitted("store")) -> HTMLResponse:
+    """The sale form after a change (a line added, scanned, removed, a quantity, the customer,
+    points, a coupon): its lines priced with promotions and points and the total to pay, before
+    the customer pays. Nothing is written."""
     form = await request.form()
     code = store_code(staff, str(form.get("store") or ""))
-    typed = {name: str(value) for name, value in form.multi_items() if name not in ("csrf",)}
     key = str(form.get("key") or form_key())
+    search = str(form.get("product") or "").strip()[:100]
+    if code is None:
+        return _answer(request, staff, code, "store/_sale.html", error=translate(request, "Choose a store first."))
+    try:
+        lines = _sale_lines(form)
+    except SaleForm as exc:
+        message = translate(request, str(exc))
+        return _answer(request, staff, code, "store/_sale.html", error=message, sale_error=message, sale_key=key,
+                       sale_values=_typed(form), sale_q=search)
+    quote, error, failure = _try_quote(request, staff, code, form, lines) if lines else (None, None, None)
+    if failure is not None and failure.code in ("unknown_sku", "no_price"):
+        # A SKU typed, scanned or chosen that cannot be sold is not added; the other lines stay priced.
+        unsellable = set((failure.details or {}).get("skus") or ())
+        lines = [(sku, quantity) for sku, quantity in lines if sku not in unsellable]
+        if lines:
+            quote, _ = _quote(request, staff, code, form, lines)
+    shown = quote["lines"] if quote else [{"sku": sku, "quantity": quantity, "name": sku} for sku, quantity in lines]
+    return _answer(request, staff, code, "store/_sale.html", error=error, sale_error=error,
+                   sale_quote=quote, sale_lines=shown, sale_values=_typed(form), sale_key=key, sale_q=search)
 
-    def refuse(message: str) -> HTMLResponse:
-        return _answer(request, staff, code, "store/_sale.html", error=message, sale_error=message, sale_values=typed,
-                       sale_key=key)
+
+@router.post("/console/store/sales", response_class=HTMLResponse)
+async def store_sale(request: Request, staff: Staff = permitted("store")) -> HTMLResponse:
+    """Record the sale (`pos.record_sale`, idempotent by the form's key) and take the payment.
+    When the page showed a total (`expected_total`), the sale is recorded only at that total: a
+    price that changed meanwhile is shown again instead of being charged."""
+    form = await request.form()
+    code = store_code(staff, str(form.get("store") or ""))
+    key = str(form.get("key") or form_key())
+    typed_lines: list[tuple[str, int]] = []
+
+    def refuse(message: str, quote: dict[str, Any] | None = None) -> HTMLResponse:
+        shown = quote["lines"] if quote else [{"sku": sku, "quantity": q, "name": sku} for sku, q in typed_lines]
+        return _answer(request, staff, code, "store/_sale.html", error=message, sale_error=message, sale_key=key,
+                       sale_values=_typed(form), sale_lines=shown, sale_quote=quote)
 
     if code is None:
         return refuse(translate(request, "Choose a store first."))
-    quantities: dict[str, int] = {}
     try:
-        for row in range(SALE_ROWS):
-            sku = str(form.get(f"sku-{row}") or "").strip()
-            if not sku:
-                continue
-            quantity = int(str(form.get(f"qty-{row}") or "1").strip())
-            if quantity < 1:
-                raise ValueError(quantity)
-            quantities[sku] = quantities.get(sku, 0) + quantity
-        points = int(str(form.get("points") or "0").strip() or "0")
-        if points < 0:
-            raise ValueError(points)
-    except ValueError:
-        return refuse(translate(request, "Quantities are whole numbers from 1; points from 0."))
-    if not quantities:
+        typed_lines = _sale_lines(form)
+    except SaleForm as exc:
+        return refuse(translate(request, str(exc)))
+    if not typed_lines:
         return refuse(translate(request, "Add at least one SKU."))
-    method = str(form.get("method") or "card")
-    who = str(form.get("customer") or "").strip()[:320]
+    expected_text = str(form.get("expected_total") or "").strip()
+    expected = int(expected_text) if expected_text.isdigit() and len(expected_text) <= 15 else None
     settings, rules = request.app.state.settings, request.app.state.identifier_rules
 
     def work(session: Session) -> dict[str, Any]:
         store = pos.store_by_code(session, code)
-        customer_id, identifiers = _sale_customer(session, request, who)
-        data = SaleCreate(lines=[{"sku": s, "quantity": q} for s, q in quantities.items()], customer_id=customer_id,
-                          identifiers=identifiers, points=points, payment={"method": method}, clerk=staff.user.email[:100])
+        data = _sale_data(session, request, form, typed_lines, staff, expected=expected)
         placed = pos.record_sale(session, settings=settings, rules=rules, store=store, data=data,
                                  idempotency_key=f"console:{key}")
         earned = _earned(session, placed.order.id)
         return {"order": order_views.order_view(session, placed.order),
                 "points_earned": (earned.pending_delta + earned.available_delta) if earned else 0,
-                "points_spent": points}
+                "points_spent": data.points}
 
-    result, error = attempt(request, work)
-    if error:
-        return refuse(error)
+    try:
+        result = database(request).run_write(work)
+    except AppError as exc:
+        if exc.code == "amount_mismatch":
+            quote, _ = _quote(request, staff, code, form, typed_lines)
+            return refuse(translate(request, "The total is now %(total)s: tell the customer and pay again.",
+                                    total=_money(request, staff, exc.details["expected"], exc.details["currency"])), quote)
+        return refuse(explain(request, exc))
+    except SaleForm as exc:
+        return refuse(translate(request, str(exc)))
+    except ValidationError as exc:
+        return refuse(form_problem(request, exc))
     return _answer(request, staff, code, "store/_sale.html", sale_result=result,
                    ok=translate(request, "Sale #%(id)s recorded.", id=result["order"]["id"]))
