@@ -450,7 +450,9 @@ def _program(session: Session) -> None:
 def _keys(session: Session) -> dict[str, str]:
     _, storefront_key = create_api_key(session, name="storefront", scopes=[Scope.write])
     _, write_key = events_service.create_source(session, name="Интернет-магазин", channel="web")
-    return {"storefront_api_key": storefront_key, "storefront_write_key": write_key}
+    # The app look's own source: its events are the app's (channel "app"), as a real app's would be.
+    _, app_write_key = events_service.create_source(session, name="Мобильное приложение", channel="app")
+    return {"storefront_api_key": storefront_key, "storefront_write_key": write_key, "storefront_app_write_key": app_write_key}
 
 
 def _staff_and_inbox(session: Session, settings: Settings, logins: tuple[Login, ...]) -> tuple[dict[str, int], int]:

@@ -26,13 +26,14 @@ PHONE = "+79161234567"
 def keys(database) -> dict[str, str]:
     with database.write() as session:
         _source, write_key = events_service.create_source(session, name="Shop", channel="web")
-    return {"api": make_key(database, Scope.write, name="storefront"), "write": write_key}
+        _source, app_write_key = events_service.create_source(session, name="App", channel="app")
+    return {"api": make_key(database, Scope.write, name="storefront"), "write": write_key, "app_write": app_write_key}
 
 
 @pytest.fixture
 def settings(database, settings_for, keys):
     return settings_for(database.url, storefront_api_key=keys["api"], storefront_write_key=keys["write"],
-                        login_codes_reveal=True, storefront_products=["cream", "serum", "missing"])
+                        storefront_app_write_key=keys["app_write"], login_codes_reveal=True, storefront_products=["cream", "serum", "missing"])
 
 
 @pytest.fixture
@@ -126,6 +127,30 @@ def test_catalog_shows_availability_per_store(client, catalog, keys):
     assert 'data-location="store-tverskaya"' in product.text
     assert tracking(product.text)["calls"][0][:2] == ["track", "Product Viewed"]
     assert client.get("/shop/p/nothing").status_code == 404
+
+
+def test_each_look_tracks_in_its_own_channel(client, catalog, keys, admin_headers, settings):
+    """The app look's events are the app's: its pages give the tracker (and the chat widget) the
+    app source's write key, so what the browser sends is recorded in channel "app", not "web"."""
+    for look, key, channel in (("shop", keys["write"], "web"), ("app", keys["app_write"], "app")):
+        page = client.get(f"/{look}/")
+        config = tracking(page.text)
+        assert config["writeKey"] == key and config["page"] == {"channel": channel}
+        assert f'data-write-key="{key}"' in page.text
+        # What shop.js does with it: seamline.js sends the page view with that key.
+        sent = client.post("/v1/page", json={"writeKey": config["writeKey"], "anonymousId": config["anonymousId"],
+                                             "messageId": f"page-{look}", "name": "Catalog", "properties": config["page"]})
+        assert sent.status_code == 200, sent.text
+    assert client.app.state.event_writer.wait_idle()
+    events = client.get("/v1/events", params={"limit": 10}, headers=admin_headers).json()["items"]
+    assert {e["message_id"]: e["channel"] for e in events} == {"page-shop": "web", "page-app": "app"}
+    # Without an app source of its own, the app look falls back to the website's key.
+    alone = settings.model_copy(update={"storefront_app_write_key": None})
+    client.app.state.settings = alone
+    try:
+        assert tracking(client.get("/app/").text)["writeKey"] == keys["write"]
+    finally:
+        client.app.state.settings = settings
 
 
 def test_anonymous_add_to_cart(client, catalog, write_headers):

@@ -129,6 +129,9 @@ class Shop:
         if not self.settings.storefront_api_key or not self.settings.storefront_write_key:
             raise NotConfigured
         self.look, self.channel = look, LOOKS[look]
+        # The browser's events are recorded in the channel of the source whose write key sent them:
+        # the app look has its own source (channel "app") when configured.
+        self.write_key = (self.settings.storefront_app_write_key if look == "app" else None) or self.settings.storefront_write_key
         self.cookies: dict[str, tuple[str | None, dict[str, Any]]] = {}
         chosen = request.query_params.get("lang")
         self.lang = i18n.pick_locale(chosen, request.cookies.get(LANG_COOKIE), request.headers.get("accept-language"))
@@ -218,14 +221,14 @@ class Shop:
             calls.insert(0, ["identify", self.session.get("uid"), traits, {"userHash": user_hash} if user_hash else {}])
             self.session = {k: v for k, v in self.session.items() if k != "new"}
             self.set_cookie(self.session_cookie, sign(self.session, self.settings), max_age=30 * 24 * 3600)
-        tracking = {"writeKey": self.settings.storefront_write_key, "calls": calls, "reset": self.reset_tracker,
+        tracking = {"writeKey": self.write_key, "calls": calls, "reset": self.reset_tracker,
                     "anonymousId": self.aid, "page": {"channel": self.channel}}
         alternate = "app" if self.look == "shop" else "shop"
         values = {
             "shop": self, "cart": cart, "look": self.look, "lang": self.lang, "fmt": self.fmt, "session": self.session,
             "cart_count": sum(line["quantity"] for line in cart.get("lines", [])),
             "asset_base": (self.settings.storefront_api_url or "").rstrip("/"),
-            "write_key": self.settings.storefront_write_key, "user_hash": user_hash,
+            "write_key": self.write_key, "user_hash": user_hash,
             "tracking_json": _json_for_script(tracking), "path": self.request.url.path,
             "other_lang": "en" if self.lang == "ru" else "ru",
             "alternate_url": f"/{alternate}{self.request.url.path[len(self.look) + 1:]}",
@@ -413,8 +416,12 @@ async def product_page(shop: Shop) -> Response:
         except ApiError as exc:
             error, status = _stock_message(shop, exc), exc.status
     stock, locations = await shop.api.stock_many([v["sku"] for v in variants]), await shop.api.locations()
+    # What the cart's promotions do for each SKU (the engine's answer, not worked out here).
+    offers = await shop.api.product_promotions(code, shop.channel, shop.customer_id)
     rows = [{"sku": v["sku"], "name": shop.name(v) or v["sku"], "price": v["price"]["amount"],
-             "currency": v["price"]["currency"], **_availability(shop, stock.get(v["sku"], []), locations)}
+             "currency": v["price"]["currency"], **_availability(shop, stock.get(v["sku"], []), locations),
+             "price_now": offers.get(v["sku"], {}).get("price_now", v["price"]["amount"]),
+             "promotions": offers.get(v["sku"], {}).get("promotions", [])}
             for v in variants]
     first = rows[0]
     if shop.request.method == "GET":

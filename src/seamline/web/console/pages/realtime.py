@@ -30,8 +30,14 @@ async def console_socket(websocket: WebSocket) -> None:
     # Browsers send cookies on WebSocket handshakes; a page from another origin could open one
     # with them, so the Origin must be this console's own.
     origin, host = websocket.headers.get("origin"), websocket.headers.get("host")
+    if origin is not None and origin.split("://", 1)[-1] != host:
+        await websocket.close(code=4401)  # the handshake is refused
+        return
     allowed = await run_in_threadpool(_staff_topics, websocket.app, websocket.cookies.get(COOKIE))
-    if allowed is None or (origin is not None and origin.split("://", 1)[-1] != host):
-        await websocket.close(code=4401)
+    if allowed is None:
+        # Signed out, or a role without the inbox: accepted only to say so with a close code
+        # (a refused handshake reaches the page as 1006, "try again"); console.js stops on 4401.
+        await websocket.accept()
+        await websocket.close(code=4401, reason="not signed in or no inbox")
         return
     await serve_agent_socket(websocket, *allowed)

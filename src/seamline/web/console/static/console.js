@@ -14,9 +14,12 @@
   window.seamlineConsole = { watch };
 
   function connect() {
-    if (!document.body.hasAttribute("hx-headers")) return; // the login page
+    // Only pages that show the inbox's live notices ask for the socket (data-live-socket): not
+    // the login page, not a role without the inbox.
+    const path = document.body.dataset.liveSocket;
+    if (!path) return;
     const scheme = location.protocol === "https:" ? "wss" : "ws";
-    socket = new WebSocket(`${scheme}://${location.host}/console/ws`);
+    socket = new WebSocket(`${scheme}://${location.host}${path}`);
     socket.onopen = () => { retry = 1000; watching.forEach((id) => socket.send(JSON.stringify({ type: "watch", conversation_id: id }))); };
     socket.onmessage = (e) => {
       let notice;
@@ -34,7 +37,12 @@
         const pop = document.getElementById("screen-pop"); if (pop) pop.innerHTML = "";
       }
     };
-    socket.onclose = () => { document.body.dataset.live = "0"; setTimeout(connect, retry); retry = Math.min(retry * 2, 30000); };
+    socket.onclose = (e) => {
+      document.body.dataset.live = "0";
+      // 4401: refused (signed out, or no inbox for this role): trying again would be refused again.
+      if (e.code === 4401) return;
+      setTimeout(connect, retry); retry = Math.min(retry * 2, 30000);
+    };
   }
 
   const T = {
