@@ -6,14 +6,14 @@ into one catalog per locale when first used. `pybabel extract -F babel.cfg` find
 from __future__ import annotations
 
 import io
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from functools import lru_cache
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import phonenumbers
 from babel import Locale
-from babel.dates import format_date, format_datetime
+from babel.dates import format_date, format_datetime, format_timedelta
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.numbers import (
@@ -101,6 +101,18 @@ class Formats:
         if isinstance(value, datetime):
             value = value.astimezone(self.zone).date()
         return format_date(value, format=format, locale=self.babel)
+
+    def elapsed(self, since: datetime | str | None, now: datetime | None = None) -> str:
+        """How long since `since`, short and rounded: "12 мин", "3 ч", "2 дн." / "12 min", "3 hr"."""
+        if since is None or since == "":
+            return "—"
+        if isinstance(since, str):
+            since = datetime.fromisoformat(since)
+        if since.tzinfo is None:
+            since = since.replace(tzinfo=timezone.utc)
+        # At least a minute: a wait is counted in minutes ("1 min", not "3 seconds").
+        took = max((now or datetime.now(timezone.utc)) - since, timedelta(minutes=1))
+        return format_timedelta(took, threshold=1, format="short", locale=self.babel)
 
     def phone(self, e164: str | None) -> str:
         """+79161234567 → "+7 916 123-45-67" (international: staff serve people from many regions)."""

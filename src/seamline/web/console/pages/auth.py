@@ -22,12 +22,15 @@ LOGIN_CSRF = "sl_login_csrf"  # double-submit token of the login form (there is 
 
 
 def _home(staff_user) -> str:  # noqa: ANN001
-    if staff_service.can(staff_user, "inbox"):
+    """Where a sign-in lands: an inbox agent in the inbox, a clerk at the store screen, anyone else
+    who has one (a marketer, an admin who is not an agent) on the dashboard (the queue, the
+    agents' load, today's orders)."""
+    if staff_service.can(staff_user, "inbox") and staff_user.agent_id:
         return "/console/inbox"
-    if staff_service.can(staff_user, "store"):
-        return "/console/store"
     if staff_service.can(staff_user, "dashboard"):
         return "/console/dashboard"
+    if staff_service.can(staff_user, "store"):
+        return "/console/store"
     return "/console/customers"
 
 

@@ -6,22 +6,25 @@ events (sl:message, sl:assignment, sl:status) that the lists and the thread refr
 from __future__ import annotations
 
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, Response
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
-from seamline.core.errors import NotFound, Unprocessable
+from seamline.core.errors import AppError, NotFound, Unprocessable
 from seamline.customers import service as customers_service
 from seamline.customers.timeline import TimelineQuery
 from seamline.inbox import agents, canned, routing
 from seamline.inbox import service as inbox
 from seamline.inbox.api import attachment_response
+from seamline.inbox.adapters import ADAPTERS
 from seamline.inbox.models import (
     InboxAgent,
     InboxAttachment,
     InboxConversation,
+    InboxMessage,
     InboxTeam,
 )
 from seamline.web.console.actions import attempt, read
@@ -30,6 +33,10 @@ from seamline.web.console.templating import render, translate
 
 router = APIRouter(prefix="/console/inbox")
 VIEWS = ("mine", "queue", "open", "resolved")
+#: How much of the last message the list shows.
+PREVIEW = 90
+Search = Annotated[str, Query(max_length=200)]
+ChannelFilter = Annotated[str, Query(max_length=32)]
 ConversationId = Annotated[int, Query(ge=1, le=2**62)]
 
 
@@ -39,20 +46,92 @@ def _acting_agent(staff: Staff) -> int:
     return staff.user.agent_id
 
 
-def _list(session: Session, staff: Staff, view: str) -> list[dict[str, Any]]:
-    if view == "queue":
-        rows = session.scalars(routing.waiting(session).order_by(InboxConversation.queue_rank_at, InboxConversation.id)
-                               .limit(100)).all()
-    elif view == "mine":
-        rows = inbox.list_conversations(session, assignee_id=staff.user.agent_id or -1, status="open", limit=100) \
-            if staff.user.agent_id else []
-    else:
-        rows = inbox.list_conversations(session, status=view, limit=100)
+def _views(staff: Staff) -> tuple[str, ...]:
+    """The list's views: "mine" only for an inbox agent (an admin who is not one starts at the queue)."""
+    return VIEWS if staff.user.agent_id else tuple(v for v in VIEWS if v != "mine")
+
+
+def _view(staff: Staff, view: str | None) -> str:
+    views = _views(staff)
+    return view if view in views else views[0]
+
+
+def _like(text: str, *, fold: bool = True) -> str:
+    text = text.casefold() if fold else text
+    return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+def _matching(session: Session, request: Request, q: str):  # noqa: ANN202 - a SQL condition
+    """Conversations a search box means: the customer (name, phone in any format, email, any
+    identifier: customers' search), a message's text, or the subject."""
+    try:
+        people = customers_service.search_customers(session, rules=request.app.state.identifier_rules, q=q, limit=200)
+    except AppError:  # not a customer search (a stray character): the messages and subjects still are
+        people = []
+    profile_ids = {i for person in people for i in customers_service.merged_profile_ids(session, person["id"])}
+    pattern = _like(q)
+    in_messages = select(InboxMessage.conversation_id).where(InboxMessage.search_text.like(pattern, escape="\\"),
+                                                             InboxMessage.kind != "event")
+    # SQLite's lower() folds ASCII only: the subject is also tried as typed and capitalized ("возврат", "Возврат").
+    subjects = [func.lower(InboxConversation.subject).like(pattern, escape="\\")] + [
+        InboxConversation.subject.like(_like(variant, fold=False), escape="\\") for variant in {q, q[:1].upper() + q[1:]}]
+    return or_(InboxConversation.customer_id.in_(profile_ids), InboxConversation.id.in_(in_messages), *subjects)
+
+
+def _list(session: Session, request: Request, staff: Staff, view: str, q: str = "", channel: str = "") -> list[dict[str, Any]]:
+    """The view's conversations (at most 100), each with its state in words (queued, mine, whose),
+    the last message and how long the customer has been waiting for an answer."""
+    if view == "queue":  # the queue's order: who is served next first
+        query = routing.waiting(session).order_by(InboxConversation.queue_rank_at, InboxConversation.id)
+    else:  # the latest activity first
+        query = select(InboxConversation).where(InboxConversation.merged_into_id.is_(None))
+        if view == "mine":
+            query = query.where(InboxConversation.assignee_id == staff.user.agent_id, InboxConversation.status == "open")
+        else:
+            query = query.where(InboxConversation.status == view)
+        query = query.order_by(InboxConversation.last_message_at.desc(), InboxConversation.id.desc())
+    if channel:
+        query = query.where(InboxConversation.channel == channel)
+    if q:
+        query = query.where(_matching(session, request, q))
+    rows = session.scalars(query.limit(100)).all()
     # A conversation keeps the profile it started on; after a merge its person is the canonical one.
     people = {c.customer_id: inbox.canonical_customer_id(session, c.customer_id) for c in rows}
     names = {person: inbox.customer_name(session, person)["name"] for person in set(people.values())}
-    return [{**inbox.summary_view(c), "customer_id": people[c.customer_id], "customer_name": names[people[c.customer_id]]}
-            for c in rows]
+    last = _last_messages(session, [c.id for c in rows], staff.user.agent_id)
+    agent_names = inbox.agent_names(session, {c.assignee_id for c in rows if c.assignee_id})
+    items = []
+    for c in rows:
+        if c.status != "open":
+            state = c.status
+        elif c.assignee_id is None:
+            state = "queued"
+        else:
+            state = "mine" if c.assignee_id == staff.user.agent_id else "assigned"
+        items.append({**inbox.summary_view(c), "customer_id": people[c.customer_id], "customer_name": names[people[c.customer_id]],
+                      "state": state, "assignee_name": agent_names.get(c.assignee_id) if c.assignee_id else None,
+                      "last": last.get(c.id)})
+    return items
+
+
+def _last_messages(session: Session, conversation_ids: list[int], my_agent_id: int | None) -> dict[int, dict[str, Any]]:
+    """Each conversation's latest message a person wrote (the customer's, an agent's reply or
+    note; not system events): its direction, kind, author (`mine`: the reader's) and the start of its text."""
+    if not conversation_ids:
+        return {}
+    latest = select(func.max(InboxMessage.id)).where(
+        InboxMessage.conversation_id.in_(conversation_ids), InboxMessage.kind != "event").group_by(InboxMessage.conversation_id)
+    messages = session.scalars(select(InboxMessage).where(InboxMessage.id.in_(latest))).all()
+    authors = inbox.agent_names(session, {m.author_agent_id for m in messages if m.author_agent_id})
+    found = {}
+    for m in messages:
+        text = " ".join((m.text or "").split())
+        found[m.conversation_id] = {
+            "direction": m.direction, "kind": m.kind, "author": authors.get(m.author_agent_id),
+            "mine": m.author_agent_id is not None and m.author_agent_id == my_agent_id,
+            "text": text if len(text) <= PREVIEW else text[:PREVIEW - 1].rstrip() + "…",
+        }
+    return found
 
 
 def _counts(session: Session, staff: Staff) -> dict[str, int]:
@@ -63,24 +142,41 @@ def _counts(session: Session, staff: Staff) -> dict[str, int]:
     return {"queue": queue, "mine": mine}
 
 
-def _list_context(session: Session, staff: Staff, view: str) -> dict[str, Any]:
+def _me(session: Session, staff: Staff) -> dict[str, Any] | None:
     me = session.get(InboxAgent, staff.user.agent_id) if staff.user.agent_id else None
-    return {"view": view, "views": VIEWS, "items": _list(session, staff, view), "counts": _counts(session, staff),
-            "me": agents.agent_view(session, me) if me else None}
+    return agents.agent_view(session, me) if me else None
+
+
+def _list_context(session: Session, request: Request, staff: Staff, view: str, q: str = "", channel: str = "") -> dict[str, Any]:
+    search = urlencode({k: v for k, v in (("q", q), ("channel", channel)) if v})
+    return {"view": view, "views": _views(staff), "items": _list(session, request, staff, view, q, channel),
+            "counts": _counts(session, staff), "me": _me(session, staff), "q": q, "channel": channel,
+            "channels": _channels(), "filters": urlencode({"view": view}) + (f"&{search}" if search else ""),
+            "search": f"&{search}" if search else ""}
+
+
+def _channels() -> tuple[str, ...]:
+    """The channel filter's choices: the inbox's channels (their adapters register at start-up)."""
+    return tuple(sorted(ADAPTERS))
+
+
+def _filters(q: str, channel: str) -> tuple[str, str]:
+    return q.replace("\x00", "").strip(), channel if channel in ADAPTERS else ""
 
 
 @router.get("")
-def inbox_page(request: Request, staff: Staff = permitted("inbox"), view: str = "mine") -> HTMLResponse:
-    view = view if view in VIEWS else "mine"
-    context = read(request, lambda s: _list_context(s, staff, view))
+def inbox_page(request: Request, staff: Staff = permitted("inbox"), view: str | None = None, q: Search = "",
+               channel: ChannelFilter = "") -> HTMLResponse:
+    view, (q, channel) = _view(staff, view), _filters(q, channel)
+    context = read(request, lambda s: _list_context(s, request, staff, view, q, channel))
     return render(request, "inbox/page.html", section="inbox", current=None, window=None, **context)
 
 
 @router.get("/list")
-def inbox_list(request: Request, staff: Staff = permitted("inbox"), view: str = "mine",
-               current: ConversationId | None = None) -> HTMLResponse:
-    view = view if view in VIEWS else "mine"
-    context = read(request, lambda s: _list_context(s, staff, view))
+def inbox_list(request: Request, staff: Staff = permitted("inbox"), view: str | None = None, q: Search = "",
+               channel: ChannelFilter = "", current: ConversationId | None = None) -> HTMLResponse:
+    view, (q, channel) = _view(staff, view), _filters(q, channel)
+    context = read(request, lambda s: _list_context(s, request, staff, view, q, channel))
     return render(request, "inbox/_list.html", current=current, **context)
 
 
@@ -105,11 +201,12 @@ def _window(session: Session, request: Request, conversation_id: int) -> dict[st
 
 
 @router.get("/{conversation_id}")
-def conversation_page(request: Request, conversation_id: RowId, staff: Staff = permitted("inbox"), view: str = "mine") -> HTMLResponse:
-    view = view if view in VIEWS else "mine"
+def conversation_page(request: Request, conversation_id: RowId, staff: Staff = permitted("inbox"), view: str | None = None,
+                      q: Search = "", channel: ChannelFilter = "") -> HTMLResponse:
+    view, (q, channel) = _view(staff, view), _filters(q, channel)
 
     def load(session: Session) -> dict[str, Any]:
-        return {**_list_context(session, staff, view), "window": _window(session, request, conversation_id)}
+        return {**_list_context(session, request, staff, view, q, channel), "window": _window(session, request, conversation_id)}
 
     return render(request, "inbox/page.html", section="inbox", current=conversation_id, **read(request, load))
 
@@ -121,8 +218,10 @@ def thread(request: Request, conversation_id: RowId, staff: Staff = permitted("i
 
 
 def _after_action(request: Request, conversation_id: int, error: str | None, ok: str, form_text: str = "") -> HTMLResponse:
-    window = read(request, lambda s: _window(s, request, conversation_id))
-    return render(request, "inbox/_conversation.html", window=window, status_code=422 if error else 200,
+    """The conversation again, and the agent's load out of band (a take or a resolve changes it)."""
+    staff = request.state.staff
+    window, me = read(request, lambda s: (_window(s, request, conversation_id), _me(s, staff)))
+    return render(request, "inbox/_action_result.html", window=window, me=me, status_code=422 if error else 200,
                   flash=("error", error) if error else ("ok", ok), draft=form_text if error else "")
 
 
