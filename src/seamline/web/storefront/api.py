@@ -218,7 +218,7 @@ class Shop:
             user_hash = signing.user_hash(secret, self.session["uid"])
         if self.session and self.session.get("new"):
             traits = {self.session["type"]: self.session["value"]}
-            calls.insert(0, ["identify", self.session.get("uid"), traits, {"userHash": user_hash} if user_hash else {}])
+            calls.insert(0, ["identify", self.session.get("uid"), traits, *([{"userHash": user_hash}] if user_hash else [])])
             self.session = {k: v for k, v in self.session.items() if k != "new"}
             self.set_cookie(self.session_cookie, sign(self.session, self.settings), max_age=30 * 24 * 3600)
         tracking = {"writeKey": self.write_key, "calls": calls, "reset": self.reset_tracker,
