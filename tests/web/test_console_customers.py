@@ -156,7 +156,7 @@ def test_consent_withdrawn_shows(client, api, staff_client):
                             headers={**HX, "X-CSRF-Token": csrf})
     assert withdrawn.status_code == 200, withdrawn.text
     row = re.search(r'data-test="consent-email-marketing">(.*?)</tr>', client.get(f"/console/customers/{customer_id}").text, re.DOTALL)
-    assert "withdrawn" in row.group(1) and "console" in row.group(1)
+    assert "withdrawn" in row.group(1) and "Console" in row.group(1)  # the source, by its name
     wrong = client.post(f"/console/customers/{customer_id}/consents", data={"channel": "pigeon", "purpose": "marketing",
                                                                            "granted": "yes"}, headers={**HX, "X-CSRF-Token": csrf})
     assert wrong.status_code == 422 and "Unknown consent channel" in wrong.text

@@ -1,5 +1,6 @@
 """Jinja2 for the console: one environment per locale (gettext installed), autoescaped,
-with `fmt` (web/i18n.Formats) and the signed-in user's permissions in every template."""
+with `fmt` (web/i18n.Formats), `label` (web/console/labels.py: codes and texts built in Python
+in the reader's words) and the signed-in user's permissions in every template."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from seamline.web import i18n
+from seamline.web.console import labels
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -30,6 +32,7 @@ def environment(locale: str) -> Environment:
     )
     env.install_gettext_translations(i18n.translations(locale), newstyle=True)
     env.globals["nonce"] = form_key
+    env.globals["label"] = labels.current
     return env
 
 
@@ -42,16 +45,18 @@ def render(request: Request, template: str, status_code: int = 200, headers: dic
     locale = staff.user.locale if staff else i18n.pick_locale(request.cookies.get("sl_lang"),
                                                              request.headers.get("accept-language"))
     settings = request.app.state.settings
+    fmt = i18n.Formats(locale, settings.console_timezone, settings.default_region)
     values = {
         "request": request, "staff": staff, "locale": locale, "htmx": request.headers.get("hx-request") == "true",
-        "fmt": i18n.Formats(locale, settings.console_timezone, settings.default_region),
+        "fmt": fmt,
         "can": (lambda permission: staff is not None and staff.can(permission)),
         "csrf": staff.csrf if staff else request.cookies.get("sl_login_csrf", ""),
     }
     env = environment(locale)
-    html = env.get_template(template).render(**values, **context)
-    if flash is not None:
-        html += env.get_template("_flash.html").render(kind=flash[0], message=flash[1])
+    with labels.reading(labels.for_request(request, locale, fmt)):
+        html = env.get_template(template).render(**values, **context)
+        if flash is not None:
+            html += env.get_template("_flash.html").render(kind=flash[0], message=flash[1])
     return HTMLResponse(html, status_code=status_code, headers=headers)
 
 

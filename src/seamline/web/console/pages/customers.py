@@ -25,7 +25,8 @@ from seamline.customers.models import (
 )
 from seamline.customers.schemas import ConsentCreate, CustomerUpsert, IdentifierIn
 from seamline.customers.timeline import TimelineQuery, decode_timeline_cursor
-from seamline.web.console import icons, people
+from seamline.web import i18n
+from seamline.web.console import icons, labels, people
 from seamline.web.console.actions import attempt, read
 from seamline.web.console.deps import RowId, Staff, permitted
 from seamline.web.console.templating import render, translate
@@ -41,13 +42,10 @@ CHANNEL_ICONS = icons.CHANNEL_ICONS
 
 
 def channel_labels(request: Request) -> dict[str, str]:
-    english = {
-        "web": "Website", "app": "Mobile app", "store": "Store", "pos": "Store till", "call_center": "Call center",
-        "phone": "Phone", "email": "Email", "sms": "SMS", "webchat": "Web chat", "telegram": "Telegram",
-        "whatsapp": "WhatsApp", "vk": "VK", "viber": "Viber", "messenger": "Messenger", "loyalty": "Loyalty",
-        "server": "Server", "api": "API", "console": "Console", "other": "Other",
-    }
-    return {code: translate(request, label) for code, label in english.items()}
+    """Channel code -> its name in the reader's language (the channel vocabulary of web/console/labels.py)."""
+    staff = getattr(request.state, "staff", None)
+    words = labels.Labels(staff.user.locale if staff else i18n.DEFAULT_LOCALE)
+    return {code: words.channel(code) for code in labels.VOCABULARIES["channel"]}
 
 
 def _actor(staff: Staff) -> str:
