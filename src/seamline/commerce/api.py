@@ -16,6 +16,7 @@ from seamline.commerce import (
     orders,
     payments,
     pos,
+    pricing,
     promotions,
     returns,
     stock,
@@ -48,6 +49,7 @@ from seamline.commerce.schemas import (
     PosOrderRead,
     PosStockRead,
     ProductPut,
+    ProductPromotionsRead,
     ProductRead,
     PromotionPut,
     PromotionRead,
@@ -71,6 +73,7 @@ from seamline.core.deps import (
     get_database,
 )
 from seamline.core.errors import PayloadTooLarge, UnsupportedMediaType
+from seamline.core.openapi import errors
 from seamline.core.pagination import CursorQuery
 from seamline.customers import service as customers_service
 from seamline.customers.api import Rules
@@ -104,6 +107,24 @@ def get_product(
     """A product with the prices of a channel: the list price, or the channel's own where one
     is configured (then `override` is true)."""
     return catalog.product_view(session, settings=settings, product=catalog.get_product(session, code), channel=channel)
+
+
+@router.get("/catalog/products/{code}/promotions", response_model=ProductPromotionsRead, tags=["promotions"])
+def product_promotions(
+    code: CodePath, session: ReadSession, settings: AppSettings, _: ReadKey,
+    channel: Annotated[str | None, Query(max_length=32, pattern=NAME_PATTERN, description="Price as this channel does")] = None,
+    customer_id: Annotated[int | None, Query(ge=1, le=2**62, description="For this customer (tiers, traits)")] = None,
+) -> Any:
+    """What the promotions do for a product's active SKUs, for a product page: the price, what
+    one unit costs after promotions in a cart of its own (the engine of carts, checkouts and the
+    till), and each promotion that can apply without a coupon, `applies_to_one` when it
+    discounts that one unit (else the cart needs more: a minimum amount, buy X get Y). Read-only."""
+    product = catalog.get_product(session, code)
+    profile = customers_service.get_profile(session, customer_id).id if customer_id is not None else None
+    skus = catalog.active_skus(session, product)
+    return {"product": product.code, "channel": channel, "customer_id": profile,
+            "variants": pricing.product_promotions(session, settings=settings, channel=channel, skus=skus,
+                                                   customer_id=profile)}
 
 
 @router.put("/locations/{code}", response_model=LocationRead)
@@ -169,7 +190,8 @@ def place_order(
     return get_database(request).run_write(work)
 
 
-@router.get("/orders", response_model=OrderPage)
+@router.get("/orders", response_model=OrderPage, responses=errors(401, 403, 404, 410, 422, notes={
+    404: "`customer_not_found`", 422: "`unknown_location`, `invalid_cursor`"}))
 def list_orders(
     session: ReadSession, _: ReadKey,
     customer_id: Annotated[int | None, Query(ge=1, le=2**62, description=(

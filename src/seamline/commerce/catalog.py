@@ -141,6 +141,13 @@ def product_view(session: Session, *, settings: Settings, product: CommerceProdu
     }
 
 
+def active_skus(session: Session, product: CommerceProduct) -> list[str]:
+    """The product's SKUs on sale, in the order they were added."""
+    return list(session.scalars(select(CommerceVariant.sku).where(CommerceVariant.product_id == product.id,
+                                                                  CommerceVariant.active.is_(True))
+                                .order_by(CommerceVariant.id)))
+
+
 def variants_by_sku(session: Session, skus: Iterable[str]) -> dict[str, CommerceVariant]:
     wanted = sorted(set(skus))
     found = {v.sku: v for v in session.scalars(select(CommerceVariant).where(CommerceVariant.sku.in_(wanted)))}

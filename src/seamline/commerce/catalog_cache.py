@@ -74,6 +74,7 @@ class CatalogPromotion:
     id: int
     code: str
     name_ru: str
+    name_en: str
     kind: str
     value: int
     buy_quantity: int

@@ -49,3 +49,37 @@ def price_lines(
     cart = PricedCart(currency=settings.commerce_currency, lines=lines)
     promotions.apply(session, cart, catalog.promotions, channel=channel, customer_id=customer_id, coupons=coupons, now=now or utcnow())
     return redemption.apply(session, cart, points=points, customer_id=customer_id, channel=channel, cards=cards)
+
+
+def product_promotions(
+    session: Session, *, settings: Settings, channel: str | None, skus: Sequence[str], customer_id: int | None = None,
+    now: datetime | None = None,
+) -> list[dict[str, Any]]:
+    """What the promotions do for these SKUs, read-only, for a product page: per SKU with a price,
+    its price, what one unit costs in a cart of its own for this customer in this channel
+    (`price_lines`: the same engine as carts, checkouts and the till), and the promotions that
+    can apply to it (`promotions.applicable`), each marked `applies_to_one` when it discounts that
+    one unit (else it needs more in the cart: `min_subtotal`, buy_x_get_y's units)."""
+    now = now or utcnow()
+    catalog = catalog_cache.snapshot(session)
+    found = []
+    variants = catalog.variants(session, skus)
+    for sku in dict.fromkeys(skus):  # in the order asked
+        variant = variants[sku]
+        price = variant.price(settings, channel)
+        if price is None:
+            continue
+        one = price_lines(session, settings=settings, channel=channel, quantities={sku: 1}, customer_id=customer_id,
+                          now=now, catalog=catalog)
+        discounting = {p.code for p in one.promotions}
+        found.append({
+            "sku": sku, "currency": one.currency, "price": price, "price_now": one.total,
+            "promotions": [
+                {"code": p.code, "name_ru": p.name_ru, "name_en": p.name_en, "kind": p.kind, "value": p.value,
+                 "buy_quantity": p.buy_quantity, "get_quantity": p.get_quantity, "min_subtotal": p.min_subtotal,
+                 "ends_at": p.ends_at, "applies_to_one": p.code in discounting}
+                for p in promotions.applicable(session, catalog.promotions, sku=sku, category_code=variant.category_code,
+                                               channel=channel, customer_id=customer_id, now=now)
+            ],
+        })
+    return found

@@ -29,7 +29,7 @@ cart and refused with 409 at checkout.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -194,7 +194,7 @@ def apply(
     codes = list(dict.fromkeys(c.strip().upper() for c in coupons if c.strip()))
     found = {c.code: c for c in session.scalars(select(CommerceCoupon).where(CommerceCoupon.code.in_(codes)))} if codes else {}
     promotions = {p.id: p for p in active}
-    candidates = [_Candidate(p, None) for p in promotions.values() if not p.requires_coupon and _in_window(p, now)]
+    candidates = [_Candidate(p, None) for p in _automatic(promotions.values(), now)]
     for code in codes:
         coupon = found.get(code)
         problem = _coupon_problem(session, coupon, customer_id)
@@ -233,11 +233,34 @@ def apply(
     return cart
 
 
+def _automatic(active: Iterable[Promotion], now: datetime) -> list[Promotion]:
+    """The promotions that apply without a coupon and are running now."""
+    return [p for p in active if not p.requires_coupon and _in_window(p, now)]
+
+
+def applicable(
+    session: Session, active: Sequence[Promotion], *, sku: str, category_code: str | None, channel: str | None,
+    customer_id: int | None, now: datetime,
+) -> list[Promotion]:
+    """The promotions a line of this SKU can get without a coupon, for this customer in this
+    channel now, in the order `apply` takes them: running, the customer eligible, the SKU in
+    scope. (Read-only, for a product page.) Whether one discounts a given cart also depends on
+    the cart (`min_subtotal`, buy_x_get_y's units, what earlier promotions left of a line), which
+    `apply` decides; price the cart to know."""
+    found = [p for p in _automatic(active, now)
+             if _covers(p, sku, category_code) and _qualifies(session, p, customer_id, channel) is None]
+    return sorted(found, key=lambda p: (p.priority, p.code))
+
+
 def _in_scope(promotion: Promotion, line: PricedLine) -> bool:
+    return _covers(promotion, line.sku, line.category_code)
+
+
+def _covers(promotion: Promotion, sku: str, category_code: str | None) -> bool:
     scope = promotion.scope or {}
     if not scope.get("skus") and not scope.get("categories"):
         return True
-    return line.sku in scope.get("skus", ()) or line.category_code in scope.get("categories", ())
+    return sku in scope.get("skus", ()) or category_code in scope.get("categories", ())
 
 
 def _discounts(promotion: Promotion, lines: list[PricedLine]) -> list[int]:

@@ -513,6 +513,34 @@ class QuoteRead(BaseModel):
     points: int = 0
 
 
+class ProductPromotionRead(BaseModel):
+    code: str
+    name_ru: str
+    name_en: str
+    kind: Literal["percent", "fixed", "buy_x_get_y"]
+    value: int = Field(description="percent: 1-100; fixed: minor units off the lines in scope; buy_x_get_y: 0")
+    buy_quantity: int
+    get_quantity: int
+    min_subtotal: int = Field(description="The lines in scope must reach this amount (minor units) in the cart")
+    ends_at: datetime | None
+    applies_to_one: bool = Field(description="It discounts one unit bought alone (else the cart needs more of it)")
+
+
+class VariantPromotionsRead(BaseModel):
+    sku: str
+    currency: str
+    price: int = Field(description="The price in the channel (minor units)")
+    price_now: int = Field(description="One unit in a cart of its own for this customer, promotions taken off")
+    promotions: list[ProductPromotionRead] = Field(description="In the order the engine applies them")
+
+
+class ProductPromotionsRead(BaseModel):
+    product: str
+    channel: str | None
+    customer_id: int | None
+    variants: list[VariantPromotionsRead]
+
+
 # --- carts ---------------------------------------------------------------------------------------
 
 

@@ -64,6 +64,19 @@ class SeamlineClient:
     async def product(self, code: str, channel: str) -> dict[str, Any]:
         return await self.call("GET", f"/v1/catalog/products/{code}", params={"channel": channel})
 
+    async def product_promotions(self, code: str, channel: str, customer_id: int | None) -> dict[str, dict[str, Any]]:
+        """{sku: what the promotions do for it} (GET /v1/catalog/products/{code}/promotions): the
+        price, one unit after promotions, the promotions that can apply. Empty when the server
+        cannot say (an older Seamline): the page then shows plain prices."""
+        params: dict[str, Any] = {"channel": channel, **({"customer_id": customer_id} if customer_id else {})}
+        try:
+            found = await self.call("GET", f"/v1/catalog/products/{code}/promotions", params=params)
+        except ApiError as exc:
+            if customer_id and exc.code in ("customer_not_found", "customer_erased"):
+                return await self.product_promotions(code, channel, None)  # what anyone gets
+            return {}  # promotions only decorate the page: it shows plain prices
+        return {v["sku"]: v for v in found["variants"]}
+
     async def products(self, channel: str) -> list[dict[str, Any]]:
         """The catalog page's products: `storefront_products` in order; without it, a listing
         endpoint if the server has one. Unknown or inactive products are left out."""
