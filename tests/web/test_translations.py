@@ -122,6 +122,7 @@ def test_a_built_text_reads_in_each_language():
     assert ru.system({"kind": "message", "text": "Status: open", "meta": {}}) == "Status: open"  # a person's words
     assert ru.order_status("completed") == "Выполнен" and ru.payment_status("failed") == "Ошибка"
     assert ru.source("store:msk-city") == "Москва-Сити" and ru.source("web") == "Сайт" and ru.channel("brand-new") == "brand-new"
+    assert ru.reference("order:7") == "Заказ #7" and ru.reference("campaign:spring") == "Акция spring" and ru.reference("x:1") == "x:1"
     assert ru.trait_value("locale", "en") == "английский" and ru.trait_value("preferred_store", "store:msk-city") == "Москва-Сити"
 
 
@@ -129,11 +130,13 @@ def test_a_built_text_reads_in_each_language():
 #: beginnings of their English texts. (Customers' own words are Russian in the pages read below.)
 def _english_on_russian_pages() -> list[re.Pattern[str]]:
     ru = labels.Labels("ru")
-    words = {english for vocabulary, names in labels.VOCABULARIES.items() for english in names.values()
+    # references ("order:7") are words of content too (the demo's English canned responses: "Order status")
+    vocabularies = {name: names for name, names in labels.VOCABULARIES.items() if name != "reference"}
+    words = {english for vocabulary, names in vocabularies.items() for english in names.values()
              if ru(vocabulary, next(code for code, e in names.items() if e == english)) != english}
-    codes = {code for names in labels.VOCABULARIES.values() for code in names if code.islower() or "_" in code}
+    codes = {code for names in vocabularies.values() for code in names if code.islower() or "_" in code}
     texts = ["Points ", "Order \\d+:", "Return of order", "Status: ", "Transferred to", "Added to the cart",
-             "Profile updated", "store:", "(attachment)"]
+             "Profile updated", "store:", "(attachment)", f"\\b(?:{'|'.join(labels.VOCABULARIES['reference'])}):\\S"]
     return ([re.compile(rf"(?<![\w@.-]){re.escape(w)}(?![\w@-])") for w in sorted(words | codes)]
             + [re.compile(t if "\\" in t else re.escape(t)) for t in texts])
 

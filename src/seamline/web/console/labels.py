@@ -104,6 +104,11 @@ VOCABULARIES: dict[str, dict[str, str]] = {
     "merge_reason": {
         "link": N_("a shared identifier"), "manual": N_("merged by staff"), "conflict_resolution": N_("conflict resolved"),
     },
+    #: What a ledger entry refers to (`order:7`, `return:3`): the word before the number or name.
+    "reference": {
+        "order": N_("Order"), "return": N_("Return"), "cancel": N_("Cancelled order"), "account": N_("Account"),
+        "entry": N_("Entry"), "campaign": N_("Campaign"), "birthday": N_("Birthday"), "payment": N_("Payment"),
+    },
     "sla_clock": {"first_response": N_("first response"), "next_response": N_("next response"), "resolution": N_("resolution")},
     #: Tracked events' names: the storefront's (the demo's) and other Segment e-commerce spec names.
     "event_name": {
@@ -205,6 +210,18 @@ class Labels:
         if rest and rest in VOCABULARIES["channel"]:
             return self("channel", rest)
         return self("channel", source)
+
+    def reference(self, reference: str | None) -> str:
+        """What a ledger entry refers to: `order:7` -> "Order #7", `campaign:spring` -> "Campaign
+        spring", `staff:ann@shop.example` -> the staff member; anything else as it is."""
+        if not reference:
+            return ""
+        kind, _, rest = reference.partition(":")
+        if kind == "staff" and rest:
+            return rest
+        if not rest or kind not in VOCABULARIES["reference"]:
+            return reference
+        return f"{self('reference', kind)} {'#' + rest if rest.isdigit() else rest}"
 
     def trait_value(self, key: str, value: Any) -> Any:
         """A trait's value where it is a code (a store, a language); other values unchanged."""
