@@ -41,6 +41,7 @@ from seamline.core.deps import (
     require,
 )
 from seamline.core.errors import AppError, NotFound, Unprocessable
+from seamline.core.openapi import errors
 from seamline.core.pagination import BeforeIdQuery, CursorQuery, before, encode_cursor, page
 from seamline.customers import service as customers_service
 from seamline.customers.api import Sections
@@ -68,26 +69,63 @@ from seamline.inbox.models import (
 )
 from seamline.inbox.schemas import (
     AgentCreate,
+    AgentCreated,
+    AgentList,
+    AgentRead,
     AgentStatus,
     AgentUpdate,
+    AttachmentRead,
     CannedCreate,
+    CannedList,
+    CannedRead,
+    CannedRendered,
+    ChannelStateList,
+    ConversationDetailRead,
+    ConversationPage,
+    ConversationRead,
+    ConversationSummaryRead,
+    DashboardRead,
+    InboundPage,
+    InboundRetried,
     LabelsChange,
     MergeRequest,
+    MessageList,
+    MessageRead,
     NoteCreate,
     OutboundCreate,
+    OutboundPage,
+    OutboundRead,
+    QueueRead,
     ReplyCreate,
     RoutingRuleCreate,
+    RoutingRuleList,
+    RoutingRuleRead,
     SlaPolicyCreate,
+    SlaPolicyList,
+    SlaPolicyRead,
     SplitRequest,
     StatusChange,
     SurveyAnswer,
+    SurveyPage,
+    SurveyRead,
     TeamCreate,
+    TeamList,
+    TeamRead,
     Transfer,
     Typing,
     WebhookCreate,
+    WebhookCreated,
+    WebhookDeadLetterPage,
+    WebhookDeliveryRetried,
+    WebhookList,
+    WindowRead,
 )
 
-router = APIRouter(prefix="/v1/inbox", tags=["inbox"])
+router = APIRouter(prefix="/v1/inbox", tags=["inbox"], responses=errors(401, 403, 422))
+
+_CONVERSATION_ERRORS = errors(404, 409, notes={404: "`conversation_not_found`", 409: "`merge_chain`"})
+_ACTION_ERRORS = errors(400, 404, 409, 413, 422, notes={
+    404: "`conversation_not_found`, `agent_not_found`", 409: "`merge_chain`", 422: "`agent_required`, `not_your_agent`"})
 
 AgentKey = Annotated[ApiKey, Depends(require(Scope.agent))]
 IdPath = Annotated[int, Query(ge=1, le=2**62)]
@@ -111,7 +149,8 @@ def _actor(session: Session, key: ApiKey, agent_id: int | None) -> int:
 # --- agents and teams ---------------------------------------------------------------------------
 
 
-@router.post("/agents", status_code=201)
+@router.post("/agents", status_code=201, response_model=AgentCreated, responses=errors(400, 409, 413, 422, notes={
+    409: "`agent_exists`, `extension_taken`", 422: "`team_not_found`"}))
 def create_agent(body: AgentCreate, session: WriteSession, admin: AdminKey) -> dict[str, Any]:
     key = raw = None
     if body.create_key:
@@ -121,12 +160,12 @@ def create_agent(body: AgentCreate, session: WriteSession, admin: AdminKey) -> d
     return {**agents.agent_view(session, agent), **({"api_key": raw} if raw else {})}
 
 
-@router.get("/agents")
+@router.get("/agents", response_model=AgentList)
 def list_agents(session: ReadSession, _: AgentKey) -> dict[str, Any]:
     return {"items": [agents.agent_view(session, a) for a in session.scalars(select(InboxAgent).order_by(InboxAgent.id))]}
 
 
-@router.get("/agents/me")
+@router.get("/agents/me", response_model=AgentRead, responses=errors(404, notes={404: "`not_an_agent`: the key acts for no agent"}))
 def me(session: ReadSession, key: AgentKey) -> dict[str, Any]:
     own = agents.agent_of_key(session, key.id)
     if own is None:
@@ -134,30 +173,32 @@ def me(session: ReadSession, key: AgentKey) -> dict[str, Any]:
     return agents.agent_view(session, own)
 
 
-@router.patch("/agents/{agent_id}")
+@router.patch("/agents/{agent_id}", response_model=AgentRead, responses=errors(400, 404, 409, 413, 422, notes={
+    404: "`agent_not_found`", 409: "`extension_taken`", 422: "`team_not_found`"}))
 def update_agent(agent_id: PathId, body: AgentUpdate, session: WriteSession, settings: AppSettings, _: AdminKey) -> dict[str, Any]:
     agent = agents.update_agent(session, settings=settings, agent_id=agent_id, changes=body.model_dump(exclude_unset=True))
     return agents.agent_view(session, agent)
 
 
-@router.post("/agents/{agent_id}/status")
+@router.post("/agents/{agent_id}/status", response_model=AgentRead, responses=errors(400, 404, 413, 422, notes={
+    404: "`agent_not_found`", 422: "`not_your_agent`"}))
 def set_agent_status(agent_id: PathId, body: AgentStatus, session: WriteSession, settings: AppSettings, key: AgentKey) -> dict[str, Any]:
     _actor(session, key, agent_id)
     return agents.agent_view(session, agents.set_status(session, settings=settings, agent_id=agent_id, status=body.status))
 
 
-@router.post("/teams", status_code=201)
+@router.post("/teams", status_code=201, response_model=TeamRead, responses=errors(400, 409, 413, notes={409: "`team_exists`"}))
 def create_team(body: TeamCreate, session: WriteSession, _: AdminKey) -> dict[str, Any]:
     team = agents.create_team(session, name=body.name)
     return {"id": team.id, "name": team.name}
 
 
-@router.get("/teams")
+@router.get("/teams", response_model=TeamList)
 def list_teams(session: ReadSession, _: AgentKey) -> dict[str, Any]:
     return {"items": [{"id": t.id, "name": t.name} for t in session.scalars(select(InboxTeam).order_by(InboxTeam.id))]}
 
 
-@router.get("/dashboard")
+@router.get("/dashboard", response_model=DashboardRead)
 def dashboard(session: ReadSession, settings: AppSettings, _: AgentKey) -> dict[str, Any]:
     return agents.dashboard(session, settings=settings)
 
@@ -165,7 +206,8 @@ def dashboard(session: ReadSession, settings: AppSettings, _: AgentKey) -> dict[
 # --- conversations ------------------------------------------------------------------------------
 
 
-@router.get("/conversations")
+@router.get("/conversations", response_model=ConversationPage, responses=errors(404, 410, 422, notes={
+    404: "`customer_not_found`", 422: "`invalid_cursor`"}))
 def list_conversations(
     session: ReadSession, _: AgentKey,
     status: Annotated[str | None, Query(pattern="^(open|pending|snoozed|resolved)$")] = None,
@@ -183,18 +225,19 @@ def list_conversations(
             "next_before_id": items[-1].id if next_cursor else None}
 
 
-@router.get("/queue")
+@router.get("/queue", response_model=QueueRead)
 def queue(session: ReadSession, _: AgentKey, limit: Limit = 100) -> dict[str, Any]:
     rows = session.scalars(routing.waiting(session).order_by(InboxConversation.queue_rank_at, InboxConversation.id).limit(limit)).all()
     return {"items": [{**service.summary_view(c), "required_skill": c.required_skill, "position": i + 1} for i, c in enumerate(rows)]}
 
 
-@router.get("/conversations/{conversation_id}")
+@router.get("/conversations/{conversation_id}", response_model=ConversationDetailRead, responses=_CONVERSATION_ERRORS)
 def get_conversation(conversation_id: PathId, session: ReadSession, settings: AppSettings, _: AgentKey) -> dict[str, Any]:
     return service.conversation_view(session, service.get_conversation(session, conversation_id), settings)
 
 
-@router.get("/conversations/{conversation_id}/window")
+@router.get("/conversations/{conversation_id}/window", response_model=WindowRead, responses=errors(404, 409, 410, notes={
+    404: "`conversation_not_found`", 409: "`merge_chain`"}))
 def single_window(conversation_id: PathId, session: ReadSession, settings: AppSettings, sections: Sections,
                   _: AgentKey) -> dict[str, Any]:
     """Everything the agent needs in one call: the conversation, the customer 360 (profile,
@@ -211,7 +254,8 @@ def single_window(conversation_id: PathId, session: ReadSession, settings: AppSe
     }
 
 
-@router.get("/conversations/{conversation_id}/messages")
+@router.get("/conversations/{conversation_id}/messages", response_model=MessageList, responses=errors(404, 409, 422, notes={
+    404: "`conversation_not_found`", 409: "`merge_chain`", 422: "`invalid_cursor`"}))
 def list_messages(
     conversation_id: PathId, session: ReadSession, _: AgentKey,
     after_id: Annotated[int | None, Query(ge=1, le=2**62, description=(
@@ -231,7 +275,12 @@ def list_messages(
     return {"items": service.messages_view(session, items), "next_cursor": encode_cursor(items[0].id) if older else None}
 
 
-@router.post("/conversations/{conversation_id}/messages", status_code=201)
+@router.post("/conversations/{conversation_id}/messages", status_code=201, response_model=MessageRead, responses=errors(
+    400, 404, 409, 410, 413, 422, notes={
+        404: "`conversation_not_found`, `agent_not_found`, `canned_not_found`",
+        409: "`consent_withdrawn` (with the channels that remain), `merge_chain`",
+        422: "`empty_message`, `unknown_channel`, `channel_not_configured`, `channel_unreachable`, `channel_cannot_send`, "
+             "`attachment_not_found`, `idempotency_key_reused`, `agent_required`, `not_your_agent`"}))
 def reply(conversation_id: PathId, body: ReplyCreate, session: WriteSession, settings: AppSettings, key: AgentKey,
           idempotency_key: IdempotencyKey = None) -> dict[str, Any]:
     """An agent's answer. A retry with the same `Idempotency-Key` returns the first answer, sent once."""
@@ -247,13 +296,14 @@ def reply(conversation_id: PathId, body: ReplyCreate, session: WriteSession, set
     return service.messages_view(session, [message])[0]
 
 
-@router.post("/conversations/{conversation_id}/notes", status_code=201)
+@router.post("/conversations/{conversation_id}/notes", status_code=201, response_model=MessageRead, responses=_ACTION_ERRORS)
 def add_note(conversation_id: PathId, body: NoteCreate, session: WriteSession, key: AgentKey) -> dict[str, Any]:
     note = service.add_note(session, conversation_id=conversation_id, agent_id=_actor(session, key, body.agent_id), text=body.text)
     return service.messages_view(session, [note])[0]
 
 
-@router.post("/conversations/{conversation_id}/status")
+@router.post("/conversations/{conversation_id}/status", response_model=ConversationRead, responses=errors(400, 404, 409, 413, 422, notes={
+    404: "`conversation_not_found`, `agent_not_found`", 409: "`merge_chain`", 422: "`invalid_snooze`, `not_your_agent`"}))
 def change_status(conversation_id: PathId, body: StatusChange, session: WriteSession, settings: AppSettings, key: AgentKey) -> dict[str, Any]:
     agent_id = _actor(session, key, body.agent_id) if body.agent_id or agents.agent_of_key(session, key.id) else None
     conversation = service.set_status(session, settings=settings, conversation_id=conversation_id, status=body.status,
@@ -261,7 +311,9 @@ def change_status(conversation_id: PathId, body: StatusChange, session: WriteSes
     return service.conversation_view(session, conversation, settings, messages=False)
 
 
-@router.post("/conversations/{conversation_id}/transfer")
+@router.post("/conversations/{conversation_id}/transfer", response_model=ConversationRead, responses=errors(400, 404, 409, 413, 422, notes={
+    404: "`conversation_not_found`, `agent_not_found`, `team_not_found`", 409: "`merge_chain`",
+    422: "`invalid_transfer`, `not_your_agent`"}))
 def transfer(conversation_id: PathId, body: Transfer, session: WriteSession, settings: AppSettings, key: AgentKey) -> dict[str, Any]:
     by = _actor(session, key, body.agent_id) if body.agent_id or agents.agent_of_key(session, key.id) else None
     conversation = service.transfer(session, settings=settings, conversation_id=conversation_id, agent_id=body.to_agent_id,
@@ -269,32 +321,36 @@ def transfer(conversation_id: PathId, body: Transfer, session: WriteSession, set
     return service.conversation_view(session, conversation, settings, messages=False)
 
 
-@router.post("/conversations/{conversation_id}/typing", status_code=204)
+@router.post("/conversations/{conversation_id}/typing", status_code=204, response_class=Response, responses=_ACTION_ERRORS)
 def agent_typing(conversation_id: PathId, body: Typing, session: WriteSession, key: AgentKey) -> Response:
     service.typing(session, conversation_id=conversation_id, agent_id=_actor(session, key, body.agent_id), is_typing=body.typing)
     return Response(status_code=204)
 
 
-@router.post("/conversations/{conversation_id}/labels")
+@router.post("/conversations/{conversation_id}/labels", response_model=ConversationSummaryRead, responses=errors(400, 404, 409, 413, notes={
+    404: "`conversation_not_found`", 409: "`merge_chain`"}))
 def labels(conversation_id: PathId, body: LabelsChange, session: WriteSession, _: AgentKey) -> dict[str, Any]:
     conversation = service.set_labels(session, conversation_id=conversation_id, add=body.add, remove=body.remove)
     return service.summary_view(conversation)
 
 
-@router.post("/conversations/{conversation_id}/merge")
+@router.post("/conversations/{conversation_id}/merge", response_model=ConversationDetailRead, responses=errors(400, 404, 409, 413, 422, notes={
+    404: "`conversation_not_found`", 409: "`different_customers`, `merge_chain`", 422: "`same_conversation`, `not_your_agent`"}))
 def merge(conversation_id: PathId, body: MergeRequest, session: WriteSession, settings: AppSettings, key: AgentKey) -> dict[str, Any]:
     by = _actor(session, key, body.agent_id) if body.agent_id or agents.agent_of_key(session, key.id) else None
     target = service.merge(session, settings=settings, source_id=body.source_id, target_id=conversation_id, agent_id=by)
     return service.conversation_view(session, target, settings)
 
 
-@router.post("/split", status_code=201)
+@router.post("/split", status_code=201, response_model=ConversationDetailRead, responses=errors(400, 404, 413, 422, notes={
+    404: "`message_not_found`", 422: "`split_needs_customer_message`, `nothing_to_split`, `not_your_agent`"}))
 def split(body: SplitRequest, session: WriteSession, settings: AppSettings, key: AgentKey) -> dict[str, Any]:
     by = _actor(session, key, body.agent_id) if body.agent_id or agents.agent_of_key(session, key.id) else None
     return service.conversation_view(session, service.split(session, settings=settings, message_id=body.message_id, agent_id=by), settings)
 
 
-@router.get("/search")
+@router.get("/search", response_model=MessageList, responses=errors(404, 410, 422, notes={
+    404: "`customer_not_found`", 422: "`invalid_cursor`"}))
 def search(session: ReadSession, _: AgentKey, q: Annotated[str, Query(min_length=2, max_length=200)],
            customer_id: IdPath | None = None, limit: Limit = 50, cursor: CursorQuery = None) -> dict[str, Any]:
     """Messages containing `q` (any case), newest first, a page at a time."""
@@ -306,7 +362,8 @@ def search(session: ReadSession, _: AgentKey, q: Annotated[str, Query(min_length
 # --- attachments ----------------------------------------------------------------------------------
 
 
-@router.post("/attachments", status_code=201)
+@router.post("/attachments", status_code=201, response_model=AttachmentRead, responses=errors(400, 413, notes={
+    413: "`attachment_too_large` (over `inbox_attachment_max_bytes`)"}))
 async def upload(request: Request, file: Annotated[UploadFile, File()], _: AgentKey) -> dict[str, Any]:
     settings = request.app.state.settings
     data = await file.read(settings.inbox_attachment_max_bytes + 1)
@@ -320,7 +377,9 @@ async def upload(request: Request, file: Annotated[UploadFile, File()], _: Agent
     return {"id": stored.id, "filename": stored.filename, "content_type": stored.content_type, "size": stored.size}
 
 
-@router.get("/attachments/{attachment_id}")
+@router.get("/attachments/{attachment_id}", response_class=Response, responses={
+    200: {"description": "The file, as a download", "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}},
+    **errors(404, notes={404: "`attachment_not_found`"})})
 def download(attachment_id: PathId, session: ReadSession, _: AgentKey) -> Response:
     stored = session.get(InboxAttachment, attachment_id)
     if stored is None:
@@ -340,7 +399,8 @@ def attachment_response(stored: InboxAttachment) -> Response:
 # --- settings: SLA, routing rules, canned responses, webhooks --------------------------------------
 
 
-@router.post("/sla-policies", status_code=201)
+@router.post("/sla-policies", status_code=201, response_model=SlaPolicyRead, responses=errors(400, 409, 413, 422, notes={
+    409: "`sla_policy_exists`", 422: "`invalid_calendar`"}))
 def create_sla_policy(body: SlaPolicyCreate, session: WriteSession, _: AdminKey) -> dict[str, Any]:
     return _policy_view(sla.create_policy(session, **body.model_dump()))
 
@@ -350,12 +410,13 @@ def _policy_view(policy: InboxSlaPolicy) -> dict[str, Any]:
                                            "calendar", "channels", "min_priority", "is_default")}
 
 
-@router.get("/sla-policies")
+@router.get("/sla-policies", response_model=SlaPolicyList)
 def list_sla_policies(session: ReadSession, _: AgentKey) -> dict[str, Any]:
     return {"items": [_policy_view(p) for p in session.scalars(select(InboxSlaPolicy).order_by(InboxSlaPolicy.id))]}
 
 
-@router.post("/routing-rules", status_code=201)
+@router.post("/routing-rules", status_code=201, response_model=RoutingRuleRead, responses=errors(400, 413, 422, notes={
+    422: "`invalid_pattern`"}))
 def create_routing_rule(body: RoutingRuleCreate, session: WriteSession, _: AdminKey) -> dict[str, Any]:
     return _rule_view(routing.create_rule(session, **body.model_dump()))
 
@@ -364,29 +425,32 @@ def _rule_view(rule: InboxRoutingRule) -> dict[str, Any]:
     return {c: getattr(rule, c) for c in ("id", "name", "pattern", "skill", "position", "enabled")}
 
 
-@router.get("/routing-rules")
+@router.get("/routing-rules", response_model=RoutingRuleList)
 def list_routing_rules(session: ReadSession, _: AgentKey) -> dict[str, Any]:
     return {"items": [_rule_view(r) for r in routing.list_rules(session)]}
 
 
-@router.delete("/routing-rules/{rule_id}", status_code=204)
+@router.delete("/routing-rules/{rule_id}", status_code=204, response_class=Response, responses=errors(404, notes={
+    404: "`routing_rule_not_found`"}))
 def delete_routing_rule(rule_id: PathId, session: WriteSession, _: AdminKey) -> Response:
     routing.delete_rule(session, rule_id)
     return Response(status_code=204)
 
 
-@router.post("/canned-responses", status_code=201)
+@router.post("/canned-responses", status_code=201, response_model=CannedRead, responses=errors(400, 409, 413, notes={
+    409: "`canned_exists`"}))
 def create_canned(body: CannedCreate, session: WriteSession, _: AdminKey) -> dict[str, Any]:
     row = canned.create(session, shortcut=body.shortcut, title=body.title, body=body.body)
     return {"id": row.id, "shortcut": row.shortcut, "title": row.title, "body": row.body}
 
 
-@router.get("/canned-responses")
+@router.get("/canned-responses", response_model=CannedList)
 def list_canned(session: ReadSession, _: AgentKey, q: Annotated[str | None, Query(max_length=100)] = None) -> dict[str, Any]:
     return {"items": [{"id": r.id, "shortcut": r.shortcut, "title": r.title, "body": r.body} for r in canned.search(session, q=q)]}
 
 
-@router.get("/canned-responses/{canned_id}/render")
+@router.get("/canned-responses/{canned_id}/render", response_model=CannedRendered, responses=errors(404, 409, notes={
+    404: "`canned_not_found`, `conversation_not_found`", 409: "`merge_chain`"}))
 def render_canned(canned_id: PathId, session: ReadSession, key: AgentKey, conversation_id: Annotated[int, Query(ge=1, le=2**62)],
                   agent_id: IdPath | None = None) -> dict[str, Any]:
     own = agents.agent_of_key(session, key.id)
@@ -394,7 +458,9 @@ def render_canned(canned_id: PathId, session: ReadSession, key: AgentKey, conver
     return {"text": text}
 
 
-@router.post("/webhooks", status_code=201)
+@router.post("/webhooks", status_code=201, response_model=WebhookCreated, responses=errors(400, 409, 413, 422, notes={
+    409: "`secret_key_required`: the server has no key to store the secret encrypted",
+    422: "`invalid_url`, `unknown_event_type`"}))
 def create_webhook(body: WebhookCreate, session: WriteSession, settings: AppSettings, _: AdminKey) -> dict[str, Any]:
     """A webhook for conversation and message events; its signing secret is in this answer only
     (it is stored encrypted)."""
@@ -402,13 +468,14 @@ def create_webhook(body: WebhookCreate, session: WriteSession, settings: AppSett
     return {"id": hook.id, "url": hook.url, "types": hook.types, "secret": secret}
 
 
-@router.get("/webhooks")
+@router.get("/webhooks", response_model=WebhookList)
 def list_webhooks(session: ReadSession, _: AdminKey) -> dict[str, Any]:
     return {"items": [{"id": h.id, "url": h.url, "types": h.types, "active": h.active}
                       for h in session.scalars(select(InboxWebhook).order_by(InboxWebhook.id))]}
 
 
-@router.get("/webhooks/{webhook_id}/dead-letters")
+@router.get("/webhooks/{webhook_id}/dead-letters", response_model=WebhookDeadLetterPage, responses=errors(422, notes={
+    422: "`invalid_cursor`"}))
 def webhook_dead_letters(webhook_id: PathId, session: ReadSession, _: AdminKey, limit: Limit = 100,
                          cursor: CursorQuery = None) -> dict[str, Any]:
     """Events that could not be delivered after the last attempt, newest first, a page at a time."""
@@ -417,7 +484,8 @@ def webhook_dead_letters(webhook_id: PathId, session: ReadSession, _: AdminKey, 
                        "created_at": d.created_at} for d in items], "next_cursor": next_cursor}
 
 
-@router.post("/webhooks/{webhook_id}/dead-letters/{delivery_id}/retry")
+@router.post("/webhooks/{webhook_id}/dead-letters/{delivery_id}/retry", response_model=WebhookDeliveryRetried, responses=errors(
+    404, notes={404: "`delivery_not_found`"}))
 def retry_webhook(webhook_id: PathId, delivery_id: PathId, session: WriteSession, _: AdminKey) -> dict[str, Any]:
     row = webhooks.retry(session, webhook_id=webhook_id, delivery_id=delivery_id)
     return {"id": row.id, "status": row.status}
@@ -426,7 +494,7 @@ def retry_webhook(webhook_id: PathId, delivery_id: PathId, session: WriteSession
 # --- surveys and inbound --------------------------------------------------------------------------
 
 
-@router.get("/surveys")
+@router.get("/surveys", response_model=SurveyPage, responses=errors(422, notes={422: "`invalid_cursor`"}))
 def list_surveys(session: ReadSession, _: AgentKey, conversation_id: IdPath | None = None, limit: Limit = 100,
                  cursor: CursorQuery = None) -> dict[str, Any]:
     """Surveys sent and their answers, newest first, a page at a time."""
@@ -439,12 +507,13 @@ def list_surveys(session: ReadSession, _: AgentKey, conversation_id: IdPath | No
     return {"items": [service.survey_view(s) for s in items], "next_cursor": next_cursor}
 
 
-@router.post("/surveys/{survey_id}/answer")
+@router.post("/surveys/{survey_id}/answer", response_model=SurveyRead, responses=errors(400, 404, 409, 413, 422, notes={
+    404: "`survey_not_found`", 409: "`survey_answered` (with another score)", 422: "`invalid_score`"}))
 def answer_survey(survey_id: PathId, body: SurveyAnswer, session: WriteSession, _: AgentKey) -> dict[str, Any]:
     return service.survey_view(service.answer_survey(session, survey_id=survey_id, score=body.score, comment=body.comment))
 
 
-@router.get("/inbound")
+@router.get("/inbound", response_model=InboundPage, responses=errors(422, notes={422: "`invalid_cursor`"}))
 def list_inbound(session: ReadSession, _: AdminKey, status: Annotated[str | None, Query(pattern="^(received|processed|failed)$")] = None,
                  limit: Limit = 100, cursor: CursorQuery = None) -> dict[str, Any]:
     """What providers sent, stored raw before processing, newest first, a page at a time."""
@@ -459,8 +528,13 @@ def list_inbound(session: ReadSession, _: AdminKey, status: Annotated[str | None
                        "size": len(r.payload)} for r in items], "next_cursor": next_cursor}
 
 
-@router.post("/inbound/{inbound_id}/retry")
+@router.post("/inbound/{inbound_id}/retry", response_model=InboundRetried, responses=errors(404, notes={
+    404: "`inbound_not_found`"}))
 def retry_inbound(inbound_id: PathId, request: Request, _: AdminKey) -> dict[str, Any]:
+    """Process a stored inbound part again: the message it became, or the error it failed with again."""
+    with get_database(request).read() as session:
+        if session.get(InboxInbound, inbound_id) is None:
+            raise NotFound(f"Inbound {inbound_id} not found", code="inbound_not_found")
     message_id, error = delivery.process(get_database(request), rules=request.app.state.identifier_rules,
                                          settings=request.app.state.settings, inbound_id=inbound_id)
     return {"id": inbound_id, "message_id": message_id, "error": error}
@@ -469,7 +543,11 @@ def retry_inbound(inbound_id: PathId, request: Request, _: AdminKey) -> dict[str
 # --- outbound for the rest of the system, dead letters, channel health -------------------------------
 
 
-@router.post("/outbound", status_code=201)
+@router.post("/outbound", status_code=201, response_model=OutboundRead, responses={
+    200: {"model": OutboundRead, "description": "A retry with the same `Idempotency-Key`: the first message"},
+    **errors(400, 404, 409, 410, 413, 422, notes={
+        404: "`customer_not_found`", 409: "`consent_withdrawn`, `no_marketing_consent` (a channel asked for)",
+        422: "`customer_unreachable` (each channel's reason), `unknown_channel`, `idempotency_key_reused`"})})
 def send_outbound(body: OutboundCreate, session: WriteSession, settings: AppSettings, response: Response, _: WriteKey,
                   idempotency_key: IdempotencyKey = None) -> dict[str, Any]:
     """Send a message to a customer on the channel that reaches them (see docs/inbox.md,
@@ -482,12 +560,12 @@ def send_outbound(body: OutboundCreate, session: WriteSession, settings: AppSett
     return outbound.outbound_view(message, body.customer_id)
 
 
-@router.get("/outbound/{message_id}")
+@router.get("/outbound/{message_id}", response_model=OutboundRead, responses=errors(404, notes={404: "`message_not_found`"}))
 def get_outbound(message_id: PathId, session: ReadSession, _: ReadKey) -> dict[str, Any]:
     return outbound.outbound_view(outbound.get_message(session, message_id))
 
 
-@router.get("/dead-letters")
+@router.get("/dead-letters", response_model=OutboundPage, responses=errors(422, notes={422: "`invalid_cursor`"}))
 def list_dead_letters(session: ReadSession, _: AdminKey, channel: Annotated[str | None, Query(max_length=32)] = None,
                       cursor: CursorQuery = None, before_id: BeforeIdQuery = None, limit: Limit = 100) -> dict[str, Any]:
     """Outbound messages (agents' replies and system messages) that could not be delivered,
@@ -497,12 +575,13 @@ def list_dead_letters(session: ReadSession, _: AdminKey, channel: Annotated[str 
     return {"items": [outbound.outbound_view(m) for m in items], "next_cursor": next_cursor}
 
 
-@router.post("/dead-letters/{message_id}/retry")
+@router.post("/dead-letters/{message_id}/retry", response_model=OutboundRead, responses=errors(404, 409, notes={
+    404: "`dead_letter_not_found`", 409: "`consent_withdrawn`"}))
 def retry_dead_letter(message_id: PathId, session: WriteSession, _: AdminKey) -> dict[str, Any]:
     return outbound.outbound_view(outbound.requeue(session, message_id=message_id))
 
 
-@router.get("/channels")
+@router.get("/channels", response_model=ChannelStateList)
 def channel_health(session: ReadSession, settings: AppSettings, _: AgentKey) -> dict[str, Any]:
     """Each channel: its rate limit, whether it is paused after failures, queued and failed messages."""
     return {"items": outbound.channel_states(session, settings=settings)}

@@ -1,12 +1,14 @@
-"""Request models of the inbox API (the contract; responses are documented in docs/inbox.md)."""
+"""Request and response models of the inbox API (the contract; docs/inbox.md explains it)."""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from datetime import datetime
+from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, EmailStr, Field, StringConstraints, model_validator
 
 from seamline.core.schemas import JsonObject, free_text, line_text
+from seamline.customers.schemas import CustomerRead
 
 Id = Annotated[int, Field(ge=1, le=2**62)]
 Skill = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[\w:.\-]+$")]
@@ -148,3 +150,346 @@ class OutboundCreate(BaseModel):
     purpose: Literal["service", "marketing"] = Field(
         default="service", description="service: needs the channel's service consent not withdrawn; marketing: needs marketing consent granted")
     source: line_text(100) | None = Field(default=None, description="Who sends it, for the history (e.g. orders, loyalty)")
+
+
+# --- responses ------------------------------------------------------------------------------------
+# What each route answers (the OpenAPI document's response schemas; docs/inbox.md says more).
+
+#: `next_cursor` of every paged list (docs/architecture.md "Lists").
+NextCursor = Annotated[str | None, Field(description="Pass as `cursor` for the next page; null: this is the last")]
+
+
+class AgentRead(BaseModel):
+    id: int
+    name: str
+    email: str
+    skills: list[str]
+    status: str = Field(description="online, away or offline")
+    capacity: int
+    load: int = Field(description="The weights of the agent's open conversations")
+    api_key_id: int | None = Field(description="The key that acts as this agent, if any")
+    extension: str | None = Field(description="The agent's PBX extension")
+    team_ids: list[int]
+    status_changed_at: datetime | None
+    last_assigned_at: datetime | None
+
+
+class AgentCreated(AgentRead):
+    api_key: str | None = Field(default=None, description="With `create_key`: the agent's API key, shown this once")
+
+
+class AgentList(BaseModel):
+    items: list[AgentRead]
+
+
+class TeamRead(BaseModel):
+    id: int
+    name: str
+
+
+class TeamList(BaseModel):
+    items: list[TeamRead]
+
+
+class DashboardAgent(BaseModel):
+    id: int
+    name: str
+    status: str
+    capacity: int
+    load: int
+    open: int = Field(description="Open and pending conversations assigned")
+    awaiting_reply: int
+    sla_at_risk: int
+
+
+class DashboardQueue(BaseModel):
+    team_id: int | None
+    team: str | None
+    waiting: int
+    longest_wait_seconds: int
+
+
+class DashboardRead(BaseModel):
+    at: datetime
+    agents: list[DashboardAgent]
+    queues: list[DashboardQueue]
+    waiting_total: int
+    sla_at_risk_total: int
+    online_agents: int
+
+
+class ConversationSummaryRead(BaseModel):
+    id: int
+    customer_id: int
+    channel: str = Field(description="Where the customer last wrote from")
+    status: str = Field(description="open, pending, snoozed or resolved")
+    subject: str | None
+    assignee_id: int | None
+    priority: int
+    labels: list[str]
+    last_message_at: datetime | None
+    created_at: datetime
+    queued_at: datetime | None
+    awaiting_reply_since: datetime | None
+    sla_breaches: list[str]
+
+
+class ConversationPage(BaseModel):
+    items: list[ConversationSummaryRead] = Field(description="Newest first")
+    next_cursor: NextCursor
+    next_before_id: int | None = Field(deprecated=True, description="Deprecated: use `next_cursor`. The `before_id` of the next page")
+
+
+class QueuedConversationRead(ConversationSummaryRead):
+    required_skill: str | None
+    position: int = Field(description="1 is served next")
+
+
+class QueueRead(BaseModel):
+    items: list[QueuedConversationRead] = Field(description="In queue order")
+
+
+class ClockRead(BaseModel):
+    due_at: datetime | None
+    state: str | None = Field(description="running, at_risk, met, breached or stopped; null without a target")
+
+
+class SlaRead(BaseModel):
+    policy_id: int | None
+    breaches: list[str]
+    first_response: ClockRead
+    next_response: ClockRead
+    resolution: ClockRead
+    at_risk: bool
+
+
+class AuthorRead(BaseModel):
+    agent_id: int
+    name: str | None
+
+
+class MessageAttachmentRead(BaseModel):
+    id: int
+    filename: str
+    content_type: str
+    size: int
+
+
+class MessageRead(BaseModel):
+    id: int
+    conversation_id: int
+    direction: str = Field(description="in (the customer), out (to the customer) or internal (notes and events)")
+    kind: str = Field(description="message, note, event or call")
+    channel: str
+    author: AuthorRead | None
+    text: str
+    html: str | None
+    attachments: list[MessageAttachmentRead]
+    delivery_status: str | None = Field(description="Outbound: queued, sent, delivered, read or failed")
+    error: str | None
+    meta: dict[str, Any]
+    created_at: datetime
+
+
+class MessageList(BaseModel):
+    items: list[MessageRead]
+    next_cursor: NextCursor
+
+
+class ConversationRead(BaseModel):
+    id: int
+    customer_id: int = Field(description="The profile it is read through (after a customer merge, the survivor)")
+    channel: str
+    reply_channel: str
+    status: str
+    snoozed_until: datetime | None
+    subject: str | None
+    assignee_id: int | None
+    team_id: int | None
+    required_skill: str | None
+    priority: int
+    labels: list[str]
+    queue_position: int | None
+    queued_at: datetime | None
+    awaiting_reply_since: datetime | None
+    first_response_at: datetime | None
+    last_message_at: datetime | None
+    created_at: datetime
+    resolved_at: datetime | None
+    sla: SlaRead
+
+
+class ConversationDetailRead(ConversationRead):
+    messages: list[MessageRead] = Field(description="The latest 100, in the order they were written")
+
+
+class WindowRead(BaseModel):
+    conversation: ConversationDetailRead
+    customer: CustomerRead
+    other_conversations: list[ConversationSummaryRead]
+    reachable_channels: list[str]
+
+
+class AttachmentRead(BaseModel):
+    id: int
+    filename: str
+    content_type: str
+    size: int
+
+
+class SlaPolicyRead(BaseModel):
+    id: int
+    name: str
+    first_response_minutes: int | None
+    next_response_minutes: int | None
+    resolution_minutes: int | None
+    calendar: dict[str, Any] | None
+    channels: list[str]
+    min_priority: int
+    is_default: bool
+
+
+class SlaPolicyList(BaseModel):
+    items: list[SlaPolicyRead]
+
+
+class RoutingRuleRead(BaseModel):
+    id: int
+    name: str
+    pattern: str
+    skill: str
+    position: int
+    enabled: bool
+
+
+class RoutingRuleList(BaseModel):
+    items: list[RoutingRuleRead]
+
+
+class CannedRead(BaseModel):
+    id: int
+    shortcut: str
+    title: str
+    body: str
+
+
+class CannedList(BaseModel):
+    items: list[CannedRead]
+
+
+class CannedRendered(BaseModel):
+    text: str
+
+
+class WebhookCreated(BaseModel):
+    id: int
+    url: str
+    types: list[str]
+    secret: str = Field(description="The signing secret, shown this once")
+
+
+class WebhookRead(BaseModel):
+    id: int
+    url: str
+    types: list[str]
+    active: bool
+
+
+class WebhookList(BaseModel):
+    items: list[WebhookRead]
+
+
+class WebhookDeadLetterRead(BaseModel):
+    id: int
+    event_type: str
+    attempts: int
+    last_error: str | None
+    created_at: datetime
+
+
+class WebhookDeadLetterPage(BaseModel):
+    items: list[WebhookDeadLetterRead] = Field(description="Newest first")
+    next_cursor: NextCursor
+
+
+class WebhookDeliveryRetried(BaseModel):
+    id: int
+    status: str
+
+
+class SurveyRead(BaseModel):
+    id: int
+    conversation_id: int
+    customer_id: int
+    kind: str = Field(description="csat (1-5) or nps (0-10)")
+    channel: str
+    agent_id: int | None
+    score: int | None
+    comment: str | None
+    sent_at: datetime
+    answered_at: datetime | None
+
+
+class SurveyPage(BaseModel):
+    items: list[SurveyRead] = Field(description="Newest first")
+    next_cursor: NextCursor
+
+
+class InboundRead(BaseModel):
+    id: int
+    channel: str
+    provider_message_id: str
+    status: str = Field(description="received, processed or failed")
+    attempts: int
+    error: str | None
+    message_id: int | None
+    received_at: datetime
+    size: int = Field(description="Bytes of the raw payload")
+
+
+class InboundPage(BaseModel):
+    items: list[InboundRead] = Field(description="Newest first")
+    next_cursor: NextCursor
+
+
+class InboundRetried(BaseModel):
+    id: int
+    message_id: int | None = Field(description="The message it became, when processed")
+    error: str | None = Field(description="Why it failed again (kept on the row)")
+
+
+class OutboundRead(BaseModel):
+    id: int
+    conversation_id: int
+    customer_id: int | None
+    channel: str
+    text: str
+    purpose: str | None
+    source: str | None
+    delivery_status: str | None
+    provider_message_id: str | None
+    attempts: int
+    next_attempt_at: datetime | None
+    error: str | None
+    created_at: datetime
+
+
+class OutboundPage(BaseModel):
+    items: list[OutboundRead] = Field(description="Newest first")
+    next_cursor: NextCursor
+
+
+class ChannelStateRead(BaseModel):
+    channel: str
+    rate_per_second: float | None
+    live: bool = Field(description="Delivered at once over a live connection (the web chat), not by the send worker")
+    paused_until: datetime | None
+    failures: int
+    last_error: str | None
+    last_success_at: datetime | None
+    queued: int
+    failed: int
+
+
+class ChannelStateList(BaseModel):
+    items: list[ChannelStateRead]

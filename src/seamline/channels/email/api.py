@@ -9,11 +9,13 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request
+from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from seamline.channels.email.adapter import ADAPTER
 from seamline.core.deps import WriteKey, get_database
 from seamline.core.errors import BadRequest, PayloadTooLarge
+from seamline.core.openapi import errors
 from seamline.inbox import delivery
 
 router = APIRouter(tags=["inbox"])
@@ -25,9 +27,20 @@ OLD_PATH = "/v1/inbox/channels/email/messages"
 _BODY = {"requestBody": {"required": True, "content": {"message/rfc822": {"schema": {"type": "string", "format": "binary"}}}}}
 
 
-@router.post(PATH, status_code=202, openapi_extra=_BODY)
-@router.post(OLD_PATH, status_code=202, openapi_extra=_BODY, deprecated=True,
-             description=f"Deprecated: the old name of `POST {PATH}`, which it is in every way.")
+class EmailAccepted(BaseModel):
+    inbound_id: int = Field(description="The raw message as stored (`GET /v1/inbox/inbound`)")
+    provider_message_id: str = Field(description="Its Message-ID (or a digest of the message when it has none)")
+    duplicate: bool = Field(description="Stored before: nothing done again")
+    message_id: int | None = Field(description="The inbox message it became, when processed")
+    error: str | None = Field(description="Why it could not be processed (kept on the stored message, retried)")
+
+
+_RESPONSES = errors(400, 401, 403, 413, 422, notes={400: "`empty_email`", 413: "`email_too_large`"})
+
+
+@router.post(PATH, status_code=202, openapi_extra=_BODY, response_model=EmailAccepted, responses=_RESPONSES)
+@router.post(OLD_PATH, status_code=202, openapi_extra=_BODY, deprecated=True, response_model=EmailAccepted,
+             responses=_RESPONSES, description=f"Deprecated: the old name of `POST {PATH}`, which it is in every way.")
 async def receive_email(request: Request, _: WriteKey) -> dict[str, Any]:
     """One RFC 822 message as the body. Stored raw first (a repeat of its Message-ID is ignored),
     then processed; a message that cannot be processed stays stored as failed, with the error
