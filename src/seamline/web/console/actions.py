@@ -12,16 +12,13 @@ from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
 from seamline.core.errors import AppError
+from seamline.web.console import labels
 from seamline.web.console.deps import database
 from seamline.web.console.templating import form_key, translate
 
 __all__ = ["attempt", "explain", "form_key", "form_problem", "read"]
 
 T = TypeVar("T")
-
-#: The statuses' names (msgids of commerce/_labels.html) for messages made here.
-STATUS_NAMES = {"pending_payment": "Awaiting payment", "confirmed": "Confirmed", "ready_for_pickup": "Ready for pickup",
-                "shipped": "Shipped", "completed": "Completed", "cancelled": "Cancelled", "returned": "Returned"}
 
 
 def attempt(request: Request, work: Callable[[Session], T]) -> tuple[T | None, str | None]:
@@ -72,7 +69,7 @@ def explain(request: Request, exc: AppError) -> str:
         return t("No order with this number.")
     if exc.code == "invalid_order_status":
         status = details.get("status", "?")
-        return t("The order is %(status)s now: this cannot be done.", status=t(STATUS_NAMES.get(status, status)))
+        return t("The order is %(status)s now: this cannot be done.", status=labels.for_reader(request).order_status(status))
     if exc.code == "insufficient_stock" and details.get("shortages"):
         first = details["shortages"][0]
         return t("Not enough %(sku)s: %(available)s of %(requested)s available.", sku=first["sku"],
@@ -85,7 +82,7 @@ def explain(request: Request, exc: AppError) -> str:
     if exc.code == "order_not_returnable":
         status = details.get("status", "?")
         return t("Only orders handed over to the customer can be returned; this one is %(status)s.",
-                 status=t(STATUS_NAMES.get(status, status)))
+                 status=labels.for_reader(request).order_status(status))
     if exc.code == "not_in_order":
         return t("Not in this order: %(skus)s.", skus=", ".join(details.get("skus", [])))
     if exc.code == "unknown_sku":

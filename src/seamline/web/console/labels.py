@@ -158,6 +158,14 @@ def for_request(request: Any, locale: str, fmt: i18n.Formats) -> Labels:
     return Labels(locale, places=places, templates={**SYSTEM_TEXTS, **(timeline.titles if timeline else {})}, fmt=fmt)
 
 
+def for_reader(request: Any) -> Labels:
+    """The signed-in person's words outside a template (a message made in Python)."""
+    staff = getattr(request.state, "staff", None)
+    settings = request.app.state.settings
+    locale = staff.user.locale if staff else i18n.DEFAULT_LOCALE
+    return for_request(request, locale, i18n.Formats(locale, settings.console_timezone, settings.default_region))
+
+
 class Labels:
     """The words for one reader: `label.order_status("completed")` -> "Выполнен",
     `label.place("msk-city")` -> "Москва-Сити", `label.text(key, params, english)`.
