@@ -62,8 +62,13 @@ def test_unknown_identifier_type(client, write_headers):
 
 
 def test_control_characters_in_a_value_are_refused(client, write_headers):
-    response = client.post("/v1/customers", json={"identifiers": [ident("user_id", "u\x001")]}, headers=write_headers)
+    response = client.post("/v1/customers", json={"identifiers": [ident("user_id", "u\x011")]}, headers=write_headers)
     assert_error(response, 422, "invalid_identifier")
+    # NUL, which PostgreSQL cannot store, is refused in any request before a route sees it (core/limits.NoNul).
+    response = client.post("/v1/customers", json={"identifiers": [ident("user_id", "u\x001")]}, headers=write_headers)
+    error = assert_error(response, 422, "validation_error")
+    assert error["details"]["errors"][0]["location"] == ["body", "identifiers", "0", "value"]
+    assert error["details"]["errors"][0]["type"] == "nul_character"
 
 
 # --- routing and validation ------------------------------------------------------------------
@@ -215,7 +220,7 @@ def test_traits_that_cannot_be_stored_or_rendered_are_422(client, write_headers,
     body = b'{"identifiers": [{"type": "email", "value": "anna@example.com"}], "traits": ' + traits_json + b"}"
     response = client.post("/v1/customers", content=body, headers={**write_headers, "Content-Type": "application/json"})
     error = assert_error(response, 422, "validation_error")
-    assert error["details"]["errors"][0]["location"] == ["body", "traits"]
+    assert error["details"]["errors"][0]["location"][:2] == ["body", "traits"]  # a NUL: the exact place, ["body", "traits", "x"]
     assert why in error["message"]
     assert customer_count(client, write_headers) == 0
 

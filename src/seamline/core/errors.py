@@ -11,6 +11,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import StatementError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 
@@ -75,6 +76,19 @@ class TooManyRequests(AppError):
 
 def error_body(code: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, "details": details or {}}}
+
+
+def describe_error(exc: BaseException) -> str:
+    """A short text of an error, to keep on a row that people read (a failed inbound message, set-aside
+    work). A database error is the driver's first line only: SQLAlchemy's text carries the whole SQL
+    statement and its parameters (customers' data), which belong in the log with the traceback."""
+    if isinstance(exc, AppError):
+        return f"{exc.code}: {exc.message}"
+    if isinstance(exc, StatementError):
+        cause = exc.orig if exc.orig is not None else exc
+        first = next((line for line in str(cause).splitlines() if line.strip()), "")
+        return f"{type(cause).__name__}: {first}"[:500]
+    return f"{type(exc).__name__}: {exc}"
 
 
 def _json_safe(value: Any) -> Any:

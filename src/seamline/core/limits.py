@@ -1,6 +1,7 @@
-"""What one client may send: request rates on the public endpoints, and body sizes everywhere.
+"""What one client may send: request rates on the public endpoints, body sizes everywhere, and
+no NUL character in any text.
 
-Two plain ASGI middlewares, installed by `install_limits` in the app factory (inside the request
+Three plain ASGI middlewares, installed by `install_limits` in the app factory (inside the request
 log, so refused requests are logged and counted like any other):
 
 - `RateLimit` — the public endpoints (collection, the web chat, the call-back form, login codes)
@@ -14,6 +15,13 @@ log, so refused requests are logged and counted like any other):
   A declared `Content-Length` over the limit is refused before anything is read; a chunked
   body is counted as it streams and refused the moment it passes the limit. 413 in the error
   shape of `core/errors.py`.
+- `NoNul` — PostgreSQL text cannot hold a NUL character (SQLite would store it): a NUL in the
+  path, the query string or a JSON or form body is a 422 `validation_error` naming each place
+  (`details.errors[].type` `nul_character`), on both databases, before any route runs. Bodies
+  not checked here: collection, whose batches reject only the events with one
+  (`events/ingest.py`); the messengers' and SMS gateways' webhooks and posted emails, whose
+  messages are kept without their NULs (`inbox/delivery.py`); files (attachments, stock files,
+  which report bad rows themselves). See `core/schemas.py`.
 
 The budgets are token buckets kept in the process (`TokenBuckets`): with `seamline serve
 --workers N` each process counts on its own, so a client may get up to N times the budget
@@ -32,16 +40,21 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import parse_qsl
 
 import orjson
 from fastapi import FastAPI, Request
 
 from seamline.core.config import Settings
 from seamline.core.errors import TooManyRequests, error_body
+from seamline.core.schemas import nul_paths
 
 #: Where `RateLimit` leaves the request's group for `charge_key` (an ASGI scope extension key).
 SCOPE_GROUP = "seamline.rate_limit_group"
 _COLLECTION = frozenset(f"/v1/{name}" for name in ("identify", "track", "page", "screen", "group", "alias", "batch"))
+_ATTACHMENTS = ("/v1/webchat/attachments", "/v1/inbox/attachments")
+_EMAILS = ("/v1/channels/email/messages", "/v1/inbox/channels/email/messages")  # the second: its deprecated name
+_STOCK_FILES = "/v1/stock/imports"
 
 
 def group_of(method: str, path: str) -> str | None:
@@ -222,13 +235,14 @@ def body_limits(settings: Settings) -> BodyLimits:
     collection = (max(default, 2 * settings.event_batch_max_bytes), "payload_too_large")
     exact = {
         **{path: collection for path in _COLLECTION},
-        "/v1/webchat/attachments": attachment,
-        "/v1/inbox/attachments": attachment,
-        "/v1/inbox/channels/email/messages": (max(default, settings.inbox_email_max_bytes), "email_too_large"),
-        "/v1/stock/imports": (max(default, settings.commerce_sync_max_bytes), "payload_too_large"),
+        **{path: attachment for path in _ATTACHMENTS},
+        **{path: (max(default, settings.inbox_email_max_bytes), "email_too_large") for path in _EMAILS},
+        _STOCK_FILES: (max(default, settings.commerce_sync_max_bytes), "payload_too_large"),
         "/v1/channels/telephony/callback-requests": (default, "payload_too_large"),  # a public form, not a provider
     }
-    prefixes = (("/v1/channels/", max(default, PROVIDER_WEBHOOK_MAX_BYTES), "payload_too_large"),)
+    prefixes = (("/v1/channels/", max(default, PROVIDER_WEBHOOK_MAX_BYTES), "payload_too_large"),
+                # The demo's stand-in for the providers' APIs (web/demo_sink.py) receives agents' files.
+                ("/demo/sink/", attachment[0], "payload_too_large"))
     return BodyLimits(default, exact, prefixes)
 
 
@@ -289,8 +303,97 @@ class BodyLimit:
             await self._too_large(send, limit, code)
 
 
+# --- NUL characters ------------------------------------------------------------------------------
+
+#: Bodies not checked by `NoNul` (their query strings and paths are): collection (per event),
+#: files, and what providers send, stored raw and normalized without NULs.
+_NUL_UNCHECKED_BODIES = _COLLECTION | {*_ATTACHMENTS, *_EMAILS, _STOCK_FILES}
+_NUL_UNCHECKED_PREFIXES = tuple(f"/v1/channels/{name}/" for name in ("telegram", "whatsapp", "vk", "viber", "sms"))
+_NUL_ESCAPE = b"\\u0000"  # how JSON writes a NUL (raw control characters are not JSON)
+
+
+def _body_kind(headers: list[tuple[bytes, bytes]]) -> str | None:
+    """"json" or "form" for the bodies FastAPI decodes as such (no content type: JSON), else None."""
+    content_type = next((v for k, v in headers if k == b"content-type"), None)
+    if content_type is None:
+        return "json"
+    media = content_type.split(b";", 1)[0].strip().lower()
+    if media == b"application/json" or (media.startswith(b"application/") and media.endswith(b"+json")):
+        return "json"
+    if media == b"application/x-www-form-urlencoded":
+        return "form"
+    return None
+
+
+def _query_nuls(raw: bytes, where: str) -> list[list[str]]:
+    if b"%00" not in raw:
+        return []
+    pairs = parse_qsl(raw.decode("latin-1"), keep_blank_values=True)
+    return [[where, name.replace("\x00", "\\0")] for name, value in pairs if "\x00" in name or "\x00" in value]
+
+
+def _json_nuls(body: bytes) -> list[list[str]]:
+    if _NUL_ESCAPE not in body:
+        return []
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return []  # the route says what is wrong with it
+    return [["body", *(part.replace("\x00", "\\0") for part in path)] for path in nul_paths(document)]
+
+
+def nul_refusal(places: list[list[str]]) -> dict[str, Any]:
+    """The 422 body naming where the NULs are, in the shape of FastAPI's validation errors."""
+    problems = [{"location": place, "message": "must not contain NUL characters (\\u0000)", "type": "nul_character"}
+                for place in places]
+    return error_body("validation_error", f"{'.'.join(places[0])}: {problems[0]['message']}", {"errors": problems})
+
+
+class NoNul:
+    """Refuses a NUL character in a request's path, query string or JSON/form body (422); see the
+    module's docstring. A body it checks is read whole first (within `BodyLimit`), then handed on."""
+
+    def __init__(self, app):  # noqa: ANN001
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:  # noqa: ANN001
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        path = scope["path"]
+        places = ([["path"]] if "\x00" in path else []) + _query_nuls(scope["query_string"], "query")
+        if places and scope["type"] == "websocket":
+            await send({"type": "websocket.close", "code": 1008, "reason": "NUL character in the request"})
+            return
+        kind = _body_kind(scope["headers"]) if scope["type"] == "http" and scope["method"] != "GET" else None
+        if kind is None or path in _NUL_UNCHECKED_BODIES or path.startswith(_NUL_UNCHECKED_PREFIXES):
+            if places:
+                await _refuse(send, 422, nul_refusal(places), [])
+                return
+            await self.app(scope, receive, send)
+            return
+
+        messages: list[dict[str, Any]] = []
+        while True:
+            message = await receive()
+            messages.append(message)
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                break
+        body = b"".join(m.get("body", b"") for m in messages if m["type"] == "http.request")
+        places += _json_nuls(body) if kind == "json" else _query_nuls(body, "body")
+        if places:
+            await _refuse(send, 422, nul_refusal(places), [])
+            return
+
+        async def replay() -> dict[str, Any]:
+            return messages.pop(0) if messages else await receive()
+
+        await self.app(scope, replay, send)
+
+
 def install_limits(app: FastAPI, settings: Settings) -> None:
-    """Add both middlewares (call before `install_observability`, so it logs what they refuse)."""
+    """Add the middlewares (call before `install_observability`, so it logs what they refuse)."""
     app.state.rate_limiter = RateLimiter(settings)
+    app.add_middleware(NoNul)
     app.add_middleware(BodyLimit, limits=body_limits(settings))
     app.add_middleware(RateLimit, limiter=app.state.rate_limiter)  # outside: a flood is refused before its body

@@ -1,11 +1,21 @@
-"""Field types shared by every module's API contract.
+"""Field types shared by every module's API contract, and the NUL character rule.
 
 PostgreSQL refuses NUL in text and NaN/Infinity in JSON, and SQLite would store them; either way
 such input is a client error, so it is refused at the edge with a 422 naming the field.
+
+NUL is handled in one place per kind of input, the same on both databases:
+- API requests: `core/limits.NoNul` refuses a NUL anywhere in a request's path, query string,
+  JSON or form body (422 `validation_error`, each place named), before any route sees it;
+- collection: each event with a NUL is rejected on its own (`events/ingest.check_message`,
+  reason `nul_character`), so the rest of a batch is stored;
+- what providers send (email, messengers, SMS): NULs are dropped from the normalized message
+  (`strip_nul`, in `inbox/delivery`), so the message is kept.
+`nul_paths` and `strip_nul` serve all three.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Annotated, Any
 
@@ -39,6 +49,50 @@ def check_json_value(root: Any) -> Any:
                     stack.append((k, depth + 1))
                 stack.append((v, depth + 1))
     return root
+
+
+def nul_paths(root: Any, *, limit: int = 20) -> list[list[str]]:
+    """Where a JSON value holds NUL characters: the path of each string (or object key) with one,
+    e.g. [["properties", "name"], ["items", "3"]]; at most `limit`. Iterative, like
+    `check_json_value`."""
+    found: list[list[str]] = []
+    stack: list[tuple[Any, list[str]]] = [(root, [])]
+    while stack and len(found) < limit:
+        value, path = stack.pop()
+        if isinstance(value, str):
+            if "\x00" in value:
+                found.append(path)
+        elif isinstance(value, dict):
+            for k, v in reversed(list(value.items())):
+                if isinstance(k, str) and "\x00" in k:
+                    found.append([*path, k])
+                stack.append((v, [*path, str(k)]))
+        elif isinstance(value, (list, tuple)):
+            stack.extend((v, [*path, str(i)]) for i, v in reversed(list(enumerate(value))))
+    return found
+
+
+def strip_nul(value: Any) -> Any:
+    """The value with NUL characters removed from every string in it (and in dict keys, lists,
+    tuples, dataclasses); anything else (bytes, numbers) as it is. For what providers send: text
+    decoded from UTF-16 as 8-bit, or C strings, carry NULs that mean nothing."""
+    if isinstance(value, str):
+        return value.replace("\x00", "") if "\x00" in value else value
+    if isinstance(value, dict):
+        return {strip_nul(k): strip_nul(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [strip_nul(v) for v in value]
+    if isinstance(value, tuple):
+        return tuple(strip_nul(v) for v in value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        changes = {}
+        for item in dataclasses.fields(value):
+            before = getattr(value, item.name)
+            after = strip_nul(before)
+            if after != before:
+                changes[item.name] = after
+        return dataclasses.replace(value, **changes) if changes else value
+    return value
 
 
 def line_text(max_length: int, *, min_length: int = 1) -> Any:

@@ -13,6 +13,8 @@ from typing import Any
 
 import orjson
 
+from seamline.core.schemas import nul_paths
+
 MESSAGE_TYPES = ("identify", "track", "page", "screen", "group", "alias")
 MAX_ID_LENGTH = 320
 MAX_NAME_LENGTH = 200
@@ -134,6 +136,10 @@ def check_message(
         raise MessageError("invalid_message", f"cannot be stored: {exc}") from None
     if len(payload) > max_bytes:
         raise MessageError("event_too_large", f"the event is {len(payload)} bytes; the limit is {max_bytes}")
+    if b"\\u0000" in payload and (where := nul_paths(message)):
+        # PostgreSQL text cannot hold NUL (SQLite would): rejected on both, this event only.
+        field = ".".join(where[0]).replace("\x00", "\\0")
+        raise MessageError("nul_character", f"{field} contains a NUL character (\\u0000)")
     return CheckedEvent(message_id, kind, name, anonymous_id, user_id, timestamp, payload, message)
 
 

@@ -25,6 +25,7 @@ from datetime import datetime
 import structlog
 
 from seamline.core.db import Database
+from seamline.core.errors import describe_error
 from seamline.customers.identifiers import IdentifierRules
 from seamline.events import service
 from seamline.events.ingest import CheckedEvent
@@ -132,8 +133,8 @@ class BatchWriter:
                 for row_id in ids:
                     self._feed_rows([row_id])
                 return
-            error = f"{type(exc).__name__}: {exc}"
-            log.error("identity work set aside", row_id=ids[0], error=error)
+            error = describe_error(exc)  # kept on the row: no SQL statement (the log has the traceback)
+            log.error("identity work set aside", row_id=ids[0], error=error, exc_info=exc)
             self.database.run_write(lambda s: service.set_aside_identity_work(s, row_id=ids[0], error=error))
 
     def _write(self, group: list[_Request]) -> None:

@@ -30,7 +30,8 @@ from sqlalchemy.orm import Session
 
 from seamline.core.config import Settings
 from seamline.core.db import Database
-from seamline.core.errors import AppError
+from seamline.core.errors import AppError, describe_error
+from seamline.core.schemas import strip_nul
 from seamline.core.time import utcnow
 from seamline.customers import resolution
 from seamline.customers import service as customers_service
@@ -128,7 +129,8 @@ def _duplicate(session: Session, channel: str, provider_message_id: str) -> Acce
 
 
 def _describe(exc: Exception, **context: Any) -> str:
-    error = f"{exc.code}: {exc.message}" if isinstance(exc, AppError) else f"{type(exc).__name__}: {exc}"
+    """What is kept on the row (no SQL statement: `describe_error`); the log gets the traceback."""
+    error = describe_error(exc)
     log.warning("inbound message failed to process", error=error[:500], exc_info=not isinstance(exc, AppError), **context)
     return error
 
@@ -177,7 +179,9 @@ def resolve_sender(session: Session, *, rules: IdentifierRules, identifiers: lis
 
 
 def _process_row(session: Session, row: InboxInbound, rules: IdentifierRules, settings: Settings) -> int:
-    inbound = adapter_for(row.channel).parse(row.payload)
+    # What providers send may carry NULs (C strings, UTF-16 read as 8-bit); PostgreSQL text cannot
+    # hold them, so they are dropped here, for every channel, and the message is kept.
+    inbound = strip_nul(adapter_for(row.channel).parse(row.payload))
     customer_id = inbound.customer_id
     if customer_id is None:
         customer_id = resolve_sender(session, rules=rules, identifiers=inbound.identifiers, name=inbound.sender_name,
@@ -287,7 +291,7 @@ def send_due(database: Database, *, settings: Settings, limit: int = 100) -> int
             continue
         except Exception as exc:  # noqa: BLE001 - an adapter bug must not stop the others
             log.exception("adapter send crashed", message_id=claim.message_id)
-            _failed(database, settings, claim, f"{type(exc).__name__}: {exc}", temporary=True)
+            _failed(database, settings, claim, describe_error(exc), temporary=True)
             paused.add(claim.channel)
             continue
         _sent(database, claim, result)

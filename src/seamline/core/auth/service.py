@@ -56,7 +56,7 @@ def create_api_key(
 
 def authenticate(session: Session, raw_key: str) -> ApiKey:
     parts = raw_key.split("_", 2)
-    if len(parts) != 3 or parts[0] != KEY_PREFIX:
+    if len(parts) != 3 or parts[0] != KEY_PREFIX or "\x00" in raw_key:  # NUL: never a key (PostgreSQL refuses it)
         raise Unauthorized("Malformed API key", code="invalid_api_key")
     key = session.scalar(select(ApiKey).where(ApiKey.prefix == parts[1]))
     if key is None or not hmac.compare_digest(key.secret_hash, _hash(parts[2])):
