@@ -128,3 +128,16 @@ def test_points_and_a_coupon_in_the_quote(client, shop, staff_client):  # noqa: 
     sold = client.post("/console/store/sales", data={**base, "expected_total": "241000"}, headers=hx)
     assert sold.status_code == 200, sold.text
     assert client.get(f"/v1/customers/{customer}/loyalty", headers=headers).json()["points"] == 60
+
+
+def test_the_sale_screen_is_the_clerks_own_store_only(client, shop, staff_client):  # noqa: F811
+    csrf = staff_client("clerk", store="store-arbat")
+    hx = {**HX, "X-CSRF-Token": csrf}
+    assert client.get("/console/store/products", params={"store": "store-tverskaya", "product": "CREAM"}).status_code == 403
+    other = client.post("/console/store/sale/quote", data={"store": "store-tverskaya", "add": "CREAM-50"}, headers=hx)
+    assert other.status_code == 403
+    assert client.post("/console/store/sale/quote", data={"add": "CREAM-50"}, headers=HX).status_code == 403  # no CSRF token
+    own = client.get("/console/store/products", params={"product": "CREAM"}, headers=HX)
+    assert own.status_code == 200 and "5 here" in own.text  # Arbat's own stock
+    staff_client("marketer")
+    assert client.get("/console/store/products", params={"product": "CREAM"}).status_code == 403
