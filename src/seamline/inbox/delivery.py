@@ -339,7 +339,8 @@ def _failed(database: Database, settings: Settings, claim: _Claim, error: str, *
         message.delivery_status, message.next_attempt_at = "failed", None
         conversation = session.get(InboxConversation, message.conversation_id)
         log.warning("outbound message failed", message_id=claim.message_id, error=error[:300])
-        service.system_event(session, conversation, f"Message {claim.message_id} could not be delivered: {error[:300]}",
+        service.system_event(session, conversation, key="conversation.not_delivered",
+                             params={"message_id": claim.message_id, "error": error[:300]},
                              data={"message_id": claim.message_id, "error": error[:500]})
         _status_notice(session, conversation, message)
 
