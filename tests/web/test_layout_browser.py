@@ -165,7 +165,8 @@ def test_the_websocket_is_opened_only_for_the_inbox(browser, world):
     page.on("websocket", lambda socket: sockets.append(socket.url))
     page.goto(f"{url}/console/dashboard")
     page.wait_for_function("document.body.dataset.live === '1'", timeout=WAIT)
-    assert sockets == [f"{url.replace('http', 'ws')}/console/ws"]
+    # One socket, the inbox's (a busy machine may make the page reconnect it: still the same one).
+    assert sockets and set(sockets) == {f"{url.replace('http', 'ws')}/console/ws"}
     context.close()
 
 

@@ -99,8 +99,12 @@ def configure_logging(level: str = "INFO", *, json: bool = True) -> None:
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
-        logging.getLogger(name).handlers[:] = []
-        logging.getLogger(name).propagate = True
+        # uvicorn's own Config (log_level=..., log_config=...) may have set these before us.
+        stdlib_logger = logging.getLogger(name)
+        stdlib_logger.handlers[:] = []
+        stdlib_logger.propagate = True
+        stdlib_logger.disabled = False
+        stdlib_logger.setLevel(logging.NOTSET)
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)  # our middleware logs requests
 
 
