@@ -156,7 +156,7 @@ _POPULAR = {"CREAM-50": 9, "CREAM-100": 3, "SERUM-C-30": 4, "MICELLAR-250": 6, "
 
 # --- stores --------------------------------------------------------------------------------------
 
-_WEEK = {day: ("10:00", "22:00") for day in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}
+_WEEK = {day: ["10:00", "22:00"] for day in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}
 #: store code of demo.STORES -> (latitude, longitude)
 _STORE_COORDS = {
     "store:msk-tverskaya": (55.7652, 37.6050),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request, Response
@@ -75,14 +74,18 @@ from seamline.core.deps import (
 from seamline.core.errors import PayloadTooLarge, UnsupportedMediaType
 from seamline.core.openapi import errors
 from seamline.core.pagination import CursorQuery
+from seamline.core.schemas import DateTime, path_id, query_id
 from seamline.customers import service as customers_service
 from seamline.customers.api import Rules
 from seamline.customers.identifiers import IdentifierRules
 
 router = APIRouter(prefix="/v1", tags=["commerce"])
+#: An order action its status does not allow (`invalid_order_status`, `wrong_payment_provider`, ...).
+ORDER_STATE = errors(409, notes={409: "the order's status or payment does not allow it (`invalid_order_status`, "
+                                      "`wrong_payment_provider`, `paid_at_pickup`, `order_not_returnable`)"})
 
 CodePath = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._\-]*$")]
-OrderId = Annotated[int, Path(ge=1, le=2**62)]
+OrderId = Annotated[int, path_id()]
 CouponPath = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_\-]*$")]
 
 
@@ -113,7 +116,7 @@ def get_product(
 def product_promotions(
     code: CodePath, session: ReadSession, settings: AppSettings, _: ReadKey,
     channel: Annotated[str | None, Query(max_length=32, pattern=NAME_PATTERN, description="Price as this channel does")] = None,
-    customer_id: Annotated[int | None, Query(ge=1, le=2**62, description="For this customer (tiers, traits)")] = None,
+    customer_id: Annotated[int | None, query_id(description="For this customer (tiers, traits)")] = None,
 ) -> Any:
     """What the promotions do for a product's active SKUs, for a product page: the price, what
     one unit costs after promotions in a cart of its own (the engine of carts, checkouts and the
@@ -127,7 +130,7 @@ def product_promotions(
                                                    customer_id=profile)}
 
 
-@router.put("/locations/{code}", response_model=LocationRead)
+@router.put("/locations/{code}", response_model=LocationRead, responses=errors(409, notes={409: "`external_id_taken`"}))
 def put_location(code: CodePath, body: LocationPut, session: WriteSession, _: WriteKey) -> Any:
     """A warehouse, store or pickup point: address, coordinates, hours, pickup, safety stock."""
     return stock.put_location(session, code=code, data=body)
@@ -194,14 +197,14 @@ def place_order(
     404: "`customer_not_found`", 422: "`unknown_location`, `invalid_cursor`"}))
 def list_orders(
     session: ReadSession, _: ReadKey,
-    customer_id: Annotated[int | None, Query(ge=1, le=2**62, description=(
+    customer_id: Annotated[int | None, query_id(description=(
         "The person's orders: the profile this id now lives in and every profile merged into it"))] = None,
     status: Annotated[list[OrderStatusName] | None, Query(max_length=7, description="One or more (repeat the parameter)")] = None,
     channel: Annotated[str | None, Query(max_length=32, pattern=NAME_PATTERN, description="Where it was placed")] = None,
     store: Annotated[str | None, Query(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._\-]*$", description=(
         "The code of the location where it is collected, or the store of a till sale (`pickup_location`)"))] = None,
-    placed_from: Annotated[datetime | None, Query(description="Placed at or after (ISO 8601; no zone: UTC)")] = None,
-    placed_to: Annotated[datetime | None, Query(description="Placed before (exclusive; ISO 8601; no zone: UTC)")] = None,
+    placed_from: Annotated[DateTime | None, Query(description="Placed at or after (ISO 8601; no zone: UTC)")] = None,
+    placed_to: Annotated[DateTime | None, Query(description="Placed before (exclusive; ISO 8601; no zone: UTC)")] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
     cursor: CursorQuery = None,
 ) -> Any:
@@ -223,7 +226,7 @@ def _action(request: Request, do) -> Any:  # noqa: ANN001
     return get_database(request).run_write(lambda session: order_views.order_view(session, do(session)))
 
 
-@router.post("/orders/{order_id}/pay", response_model=OrderRead)
+@router.post("/orders/{order_id}/pay", response_model=OrderRead, responses=ORDER_STATE)
 def pay(order_id: OrderId, body: OrderAction, request: Request, settings: AppSettings, _: WriteKey) -> Any:
     """The test payment provider's explicit payment: an order waiting for payment through `test`
     is paid (captured in the payment ledger) and confirmed. Paying twice is a no-op."""
@@ -233,7 +236,7 @@ def pay(order_id: OrderId, body: OrderAction, request: Request, settings: AppSet
         return order_views.order_view(session, orders.get_order(session, order_id))
 
 
-@router.post("/orders/{order_id}/ready", response_model=OrderRead)
+@router.post("/orders/{order_id}/ready", response_model=OrderRead, responses=ORDER_STATE)
 def ready(order_id: OrderId, body: OrderAction, request: Request, settings: AppSettings, _: WriteKey) -> Any:
     """Assembled in the store or pickup point: the customer may come (for the hold period)."""
     return _action(request, lambda s: orders.mark_ready(s, settings=settings, order_id=order_id, channel=body.channel, note=body.note))
@@ -245,17 +248,17 @@ def pickup(order_id: OrderId, body: PickupIn, request: Request, _: WriteKey) -> 
     return _action(request, lambda s: orders.pick_up(s, order_id=order_id, code=body.code, channel=body.channel, note=body.note))
 
 
-@router.post("/orders/{order_id}/ship", response_model=OrderRead)
+@router.post("/orders/{order_id}/ship", response_model=OrderRead, responses=ORDER_STATE)
 def ship(order_id: OrderId, body: OrderAction, request: Request, _: WriteKey) -> Any:
     return _action(request, lambda s: orders.ship(s, order_id=order_id, channel=body.channel, note=body.note))
 
 
-@router.post("/orders/{order_id}/complete", response_model=OrderRead)
+@router.post("/orders/{order_id}/complete", response_model=OrderRead, responses=ORDER_STATE)
 def complete(order_id: OrderId, body: OrderAction, request: Request, _: WriteKey) -> Any:
     return _action(request, lambda s: orders.complete(s, order_id=order_id, channel=body.channel, note=body.note))
 
 
-@router.post("/orders/{order_id}/cancel", response_model=OrderRead)
+@router.post("/orders/{order_id}/cancel", response_model=OrderRead, responses=ORDER_STATE)
 def cancel(order_id: OrderId, body: OrderAction, request: Request, settings: AppSettings, _: WriteKey) -> Any:
     """Cancel an open order; its stock goes back on sale and what was paid is refunded through
     the provider it was paid with. Cancelling twice is a no-op."""
@@ -376,7 +379,7 @@ def quote(body: QuoteIn, session: ReadSession, settings: AppSettings, _: ReadKey
 
 # --- carts ----------------------------------------------------------------------------------------
 
-CustomerQuery = Annotated[int | None, Query(ge=1, le=2**62, description="The customer's cart")]
+CustomerQuery = Annotated[int | None, query_id(description="The customer's cart")]
 AnonymousQuery = Annotated[str | None, Query(min_length=1, max_length=320, pattern=r"^[^\x00-\x1f\x7f]+$",
                                              description="Or the cart of a visitor not known yet")]
 ChannelQuery = Annotated[str | None, Query(max_length=32, pattern=NAME_PATTERN,
@@ -460,7 +463,8 @@ def merge_carts(body: CartMergeIn, request: Request, settings: AppSettings, rule
     return get_database(request).run_write(work)
 
 
-@router.post("/carts/current/checkout", response_model=OrderRead, status_code=201, tags=["carts"])
+@router.post("/carts/current/checkout", response_model=OrderRead, status_code=201, tags=["carts"],
+             responses=errors(409, notes={409: "`cart_empty`, or the stock or prices changed"}))
 def checkout_cart(
     body: CartCheckoutIn, request: Request, response: Response, settings: AppSettings, rules: Rules, _: WriteKey,
     customer_id: CustomerQuery = None, anonymous_id: AnonymousQuery = None, idempotency_key: IdempotencyKey = None,
@@ -484,7 +488,7 @@ def checkout_cart(
 ProviderPath = Annotated[str, Path(min_length=1, max_length=32, pattern=NAME_PATTERN)]
 
 
-@router.post("/orders/{order_id}/payments", response_model=PaymentsRead, tags=["payments"])
+@router.post("/orders/{order_id}/payments", response_model=PaymentsRead, tags=["payments"], responses=ORDER_STATE)
 def start_payment(order_id: OrderId, body: OrderAction, request: Request, settings: AppSettings, _: WriteKey) -> Any:
     """Start the payment of an order waiting for it, through the order's provider: `test` pays
     at once; `webhook` answers with the `confirmation_url` to send the customer to, and the
@@ -520,7 +524,8 @@ async def payment_webhook(provider: ProviderPath, request: Request, settings: Ap
     return {"status": outcome}
 
 
-@router.post("/orders/{order_id}/returns", response_model=ReturnRead, status_code=201, tags=["returns"])
+@router.post("/orders/{order_id}/returns", response_model=ReturnRead, status_code=201, tags=["returns"],
+             responses=ORDER_STATE)
 def create_return(
     order_id: OrderId, body: ReturnCreate, request: Request, response: Response, settings: AppSettings, _: WriteKey,
     idempotency_key: IdempotencyKey = None,
@@ -556,14 +561,16 @@ _STOCK_FILE_BODY = {
         "application/xml": {"schema": {"type": "string", "description": "CommerceML 2 offers package (offers.xml)"}},
     },
 }
-ImportId = Annotated[int, Path(ge=1, le=2**62)]
+ImportId = Annotated[int, path_id()]
 
 
 @router.post("/stock/imports", response_model=StockImportRead, status_code=201, tags=["stock sync"],
              openapi_extra={"requestBody": _STOCK_FILE_BODY},
              responses={200: {"description": "The same content was applied before: nothing done (status unchanged)"},
-                        422: {"description": "Rejected: `import_rejected` (bad rows) or `malformed_file`, with the run "
-                                             "and its report in `details`; nothing applied"}})
+                        **errors(415, 422, notes={
+                            415: "a file that is neither CSV nor CommerceML XML",
+                            422: "rejected: `import_rejected` (bad rows) or `malformed_file`, with the run and its "
+                                 "report in `details`; nothing applied"})})
 async def import_stock_file(
     request: Request, response: Response, settings: AppSettings, _: WriteKey,
     file_name: Annotated[str, Query(min_length=1, max_length=255, pattern=r"^[^\x00-\x1f\x7f/\\]+$",

@@ -6,7 +6,6 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
-    AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
@@ -15,7 +14,16 @@ from pydantic import (
     model_validator,
 )
 
-from seamline.core.schemas import JsonObject, check_json_value, free_text, line_text
+from seamline.core.schemas import (
+    RESPONSE_CONFIG,
+    AwareDateTime,
+    Id,
+    JsonObject,
+    RequestModel,
+    check_json_value,
+    free_text,
+    line_text,
+)
 from seamline.customers.schemas import IdentifierIn
 
 Code = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._\-/]*$")]
@@ -30,18 +38,18 @@ Quantity = Annotated[int, Field(ge=1, le=100_000)]
 CouponCode = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_\-]*$")]
 
 
-class CategoryPut(BaseModel):
+class CategoryPut(RequestModel):
     name_ru: Name
     name_en: Name
     parent: Code | None = None
 
 
-class PriceIn(BaseModel):
+class PriceIn(RequestModel):
     amount: Amount
     currency: Currency
 
 
-class VariantIn(BaseModel):
+class VariantIn(RequestModel):
     sku: Code
     name_ru: OptionalName = ""
     name_en: OptionalName = ""
@@ -53,7 +61,7 @@ class VariantIn(BaseModel):
     active: bool = True
 
 
-class ProductPut(BaseModel):
+class ProductPut(RequestModel):
     name_ru: Name
     name_en: Name
     description_ru: free_text(20_000) = ""
@@ -107,9 +115,12 @@ class ProductRead(BaseModel):
 LocationKind = Literal["warehouse", "store", "pickup_point"]
 Day = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 HourMinute = Annotated[str, StringConstraints(pattern=r"^([01]\d|2[0-4]):[0-5]\d$")]
+#: Opening and closing time of a day, e.g. ["09:00", "21:00"] (a list of two, so the schema is a
+#: plain array valid in OpenAPI 3.0 and 3.1).
+OpenHours = Annotated[list[HourMinute], Field(min_length=2, max_length=2, examples=[["09:00", "21:00"]])]
 
 
-class LocationPut(BaseModel):
+class LocationPut(RequestModel):
     kind: LocationKind
     name_ru: Name
     name_en: Name
@@ -117,7 +128,7 @@ class LocationPut(BaseModel):
     latitude: float | None = Field(default=None, ge=-90, le=90)
     longitude: float | None = Field(default=None, ge=-180, le=180)
     timezone: str = Field(default="Europe/Moscow", max_length=64)
-    opening_hours: dict[Day, tuple[HourMinute, HourMinute]] = Field(default_factory=dict)
+    opening_hours: dict[Day, OpenHours] = Field(default_factory=dict)
     pickup_enabled: bool = False
     safety_stock: int = Field(default=0, ge=0, le=1_000_000)
     active: bool = True
@@ -138,12 +149,12 @@ class LocationPut(BaseModel):
 
 
 class LocationRead(LocationPut):
-    model_config = ConfigDict(from_attributes=True)
+    model_config = ConfigDict(from_attributes=True, **RESPONSE_CONFIG)
 
     code: str
 
 
-class MovementCreate(BaseModel):
+class MovementCreate(RequestModel):
     sku: Code
     location: Code
     kind: Literal["receipt", "adjustment", "count"] = Field(
@@ -185,7 +196,7 @@ class NearbyStore(BaseModel):
     pickup_today: bool = Field(description="Open for the rest of today (in its own time zone) with enough stock")
 
 
-class FulfilmentIn(BaseModel):
+class FulfilmentIn(RequestModel):
     kind: Literal["delivery", "pickup_point", "click_and_collect"]
     location: Code | None = Field(default=None, description="The store or pickup point (pickup kinds)")
     address: JsonObject | None = Field(
@@ -193,7 +204,7 @@ class FulfilmentIn(BaseModel):
     )
 
 
-class LineIn(BaseModel):
+class LineIn(RequestModel):
     sku: Code
     quantity: Quantity
 
@@ -222,9 +233,9 @@ class PaymentSummaryRead(BaseModel):
     payments: list[PaymentRead]
 
 
-class OrderCreate(BaseModel):
+class OrderCreate(RequestModel):
     channel: Channel
-    customer_id: int | None = Field(default=None, ge=1, le=2**62)
+    customer_id: Id | None = None
     identifiers: list[IdentifierIn] = Field(
         default_factory=list, max_length=20, description="Find or create the customer by these (phone, email, card...)"
     )
@@ -235,7 +246,7 @@ class OrderCreate(BaseModel):
     points: int = Field(default=0, ge=0, le=10**12, description="Loyalty points to spend (at most the program's share of the order)")
 
 
-class OrderAction(BaseModel):
+class OrderAction(RequestModel):
     channel: Channel | None = Field(default=None, description="Where this happened (a store's POS, the call center...)")
     note: free_text(500) = ""
 
@@ -344,23 +355,23 @@ class PosCustomerCard(PosCustomerBrief):
     recent_orders: list[PosOrderRead] = Field(description="The latest orders from every channel, newest first")
 
 
-class PosHandover(BaseModel):
-    order_id: int | None = Field(default=None, ge=1, le=2**62, description="Or none: the order waiting in this store with the code")
+class PosHandover(RequestModel):
+    order_id: Id | None = Field(default=None, description="Or none: the order waiting in this store with the code")
     code: Annotated[str, StringConstraints(min_length=1, max_length=16, pattern=r"^[A-Za-z0-9-]+$")]
     clerk: line_text(100) | None = None
     note: free_text(500) = ""
 
 
-class PosPayment(BaseModel):
+class PosPayment(RequestModel):
     method: Literal["cash", "card"]
     amount: Amount | None = Field(
         default=None, description="What the till charged; when given it must equal the order total the server prices"
     )
 
 
-class SaleCreate(BaseModel):
+class SaleCreate(RequestModel):
     lines: list[LineIn] = Field(min_length=1, max_length=200)
-    customer_id: int | None = Field(default=None, ge=1, le=2**62, description="A customer the clerk already found")
+    customer_id: Id | None = Field(default=None, description="A customer the clerk already found")
     identifiers: list[IdentifierIn] = Field(
         default_factory=list, max_length=20,
         description="Find or create the customer by these (phone, email, loyalty_card), as order placement does",
@@ -402,12 +413,12 @@ class PosStockRead(BaseModel):
 # --- promotions ----------------------------------------------------------------------------------
 
 
-class PromotionScope(BaseModel):
+class PromotionScope(RequestModel):
     skus: list[Code] = Field(default_factory=list, max_length=1000)
     categories: list[Code] = Field(default_factory=list, max_length=200)
 
 
-class PromotionConditions(BaseModel):
+class PromotionConditions(RequestModel):
     traits: dict[Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f]+$")], Any] | None = Field(
         default=None, description="Each trait must have this value on the profile (a segment)"
     )
@@ -421,7 +432,7 @@ class PromotionConditions(BaseModel):
         return check_json_value(value)
 
 
-class PromotionPut(BaseModel):
+class PromotionPut(RequestModel):
     name_ru: Name
     name_en: Name
     kind: Literal["percent", "fixed", "buy_x_get_y"]
@@ -436,8 +447,8 @@ class PromotionPut(BaseModel):
     min_subtotal: Amount = 0
     requires_coupon: bool = False
     priority: int = Field(default=100, ge=0, le=10_000)
-    starts_at: AwareDatetime | None = None
-    ends_at: AwareDatetime | None = None
+    starts_at: AwareDateTime | None = None
+    ends_at: AwareDateTime | None = None
     active: bool = True
 
     @model_validator(mode="after")
@@ -454,13 +465,15 @@ class PromotionPut(BaseModel):
 
 
 class PromotionRead(PromotionPut):
+    model_config = RESPONSE_CONFIG
+
     code: str
     scope: dict[str, Any]  # type: ignore[assignment]
     conditions: dict[str, Any]  # type: ignore[assignment]
 
 
 
-class CouponPut(BaseModel):
+class CouponPut(RequestModel):
     promotion: Code
     usage_limit: int | None = Field(default=None, ge=1, le=10**9, description="Uses by everyone; null = unlimited")
     per_customer_limit: int | None = Field(default=None, ge=1, le=10**6, description="Uses per customer; null = unlimited")
@@ -468,13 +481,15 @@ class CouponPut(BaseModel):
 
 
 class CouponRead(CouponPut):
+    model_config = RESPONSE_CONFIG
+
     code: str
     used: int = Field(description="Uses by orders that were not cancelled")
 
 
-class QuoteIn(BaseModel):
+class QuoteIn(RequestModel):
     channel: Channel
-    customer_id: int | None = Field(default=None, ge=1, le=2**62)
+    customer_id: Id | None = None
     lines: list[LineIn] = Field(min_length=1, max_length=200)
     coupons: list[CouponCode] = Field(default_factory=list, max_length=5)
     points: int = Field(default=0, ge=0, le=10**12, description="Loyalty points to spend (at most the program's share of the order)")
@@ -547,7 +562,7 @@ class ProductPromotionsRead(BaseModel):
 AnonymousId = Annotated[str, StringConstraints(min_length=1, max_length=320, pattern=r"^[^\x00-\x1f\x7f]+$")]
 
 
-class CartLinePut(BaseModel):
+class CartLinePut(RequestModel):
     quantity: int = Field(ge=0, le=100_000, description="The new quantity; 0 removes the line")
     channel: Channel
 
@@ -574,14 +589,14 @@ class CartRead(BaseModel):
     updated_at: datetime | None
 
 
-class CartMergeIn(BaseModel):
+class CartMergeIn(RequestModel):
     anonymous_id: AnonymousId
-    customer_id: int | None = Field(default=None, ge=1, le=2**62)
+    customer_id: Id | None = None
     identifiers: list[IdentifierIn] = Field(default_factory=list, max_length=20, description="Or find the customer by these")
     channel: Channel
 
 
-class CartCheckoutIn(BaseModel):
+class CartCheckoutIn(RequestModel):
     """The cart's lines and coupons become the order; the rest is as for `OrderCreate`."""
 
     channel: Channel
@@ -632,12 +647,12 @@ class WebhookAck(BaseModel):
     status: Literal["applied", "ignored", "duplicate"]
 
 
-class ReturnLineIn(BaseModel):
+class ReturnLineIn(RequestModel):
     sku: Code
     quantity: Quantity
 
 
-class ReturnCreate(BaseModel):
+class ReturnCreate(RequestModel):
     lines: list[ReturnLineIn] = Field(default_factory=list, max_length=200,
                                       description="What came back. Required unless `all` is true")
     all: bool = Field(default=False, description="Everything of the order not yet returned (instead of `lines`)")

@@ -57,8 +57,10 @@ class _Observe:
             await self.app(scope, receive, send_with_id)
         finally:
             elapsed = time.perf_counter() - start
-            # The matched route's template (/v1/customers/{customer_id}): low-cardinality metrics.
-            route = getattr(scope.get("route"), "path", None) or "unmatched"
+            # The matched route's template (/v1/customers/{customer_id}): low-cardinality metrics;
+            # as documented, without a convertor ({agent_id:int} is {agent_id}).
+            matched = scope.get("route")
+            route = getattr(matched, "path_format", None) or getattr(matched, "path", None) or "unmatched"
             method = scope["method"]
             self.metrics.requests.labels(method, route, str(status)).inc()
             self.metrics.latency.labels(method, route).observe(elapsed)

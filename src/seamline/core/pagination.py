@@ -15,13 +15,14 @@ from typing import Annotated, TypeVar
 from fastapi import Query
 
 from seamline.core.errors import Unprocessable
+from seamline.core.schemas import MAX_ID, query_id
 
 T = TypeVar("T")
 
 #: The `cursor` query parameter of every paged list.
 CursorQuery = Annotated[str | None, Query(max_length=200, description="`next_cursor` of the previous page; leave out for the first")]
 #: The old `before_id` parameter some lists took before they had cursors: still honoured.
-BeforeIdQuery = Annotated[int | None, Query(ge=1, le=2**62, deprecated=True,
+BeforeIdQuery = Annotated[int | None, query_id(deprecated=True,
                                             description="Deprecated: use `cursor`. Items with a smaller id than this")]
 
 
@@ -36,7 +37,7 @@ def decode_cursor(cursor: str | None) -> int | None:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         kind, value = raw.split(":", 1)
         last_id = int(value)
-        if kind != "id" or not 0 <= last_id < 2**62:
+        if kind != "id" or not 0 <= last_id <= MAX_ID:
             raise ValueError
     except (ValueError, binascii.Error, UnicodeDecodeError):
         raise Unprocessable("Invalid cursor", code="invalid_cursor", details={"cursor": cursor[:100]}) from None

@@ -11,15 +11,25 @@ NUL is handled in one place per kind of input, the same on both databases:
 - what providers send (email, messengers, SMS): NULs are dropped from the normalized message
   (`strip_nul`, in `inbox/delivery`), so the message is kept.
 `nul_paths` and `strip_nul` serve all three.
+
+Requests of the management API are strict (`RequestModel`): a JSON body with a field the model
+does not have is refused (422 naming it; the schema says `additionalProperties: false`), and
+values are not coerced: booleans are true or false, integers are integers (not false, 1.5 or
+"5"), date-times are ISO 8601 text (`DateTime`, `AwareDateTime`: not numbers). Ids are at most
+`MAX_ID`. What other systems send (Segment collection, providers' webhooks) stays lenient.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+import re
+from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, StringConstraints
+from fastapi import Path, Query
+from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, Strict, StringConstraints
+from pydantic_core import PydanticCustomError
 
 #: How deeply JSON values may nest. Deeper documents could be stored but not rendered again
 #: (the JSON serializer has a depth limit), so they are refused up front.
@@ -107,3 +117,70 @@ def free_text(max_length: int) -> Any:
 
 #: A JSON object held as-is (attributes, addresses).
 JsonObject = Annotated[dict[str, Any], AfterValidator(check_json_value)]
+
+
+# --- strict requests -------------------------------------------------------------------------------
+
+
+class RequestModel(BaseModel):
+    """A JSON request body of the management API. Unknown fields are refused (a typo is a 422
+    naming the field, not silently ignored) and types are strict: no bool from 0, no int from
+    false, 1.5 or "5", no number from a string. Subclasses used as responses (`...Read(...Put)`)
+    set `extra="ignore", strict=False` again."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+#: Lax config for a response model that extends a request model.
+RESPONSE_CONFIG = ConfigDict(extra="ignore", strict=False)
+
+#: The largest id the API takes: 2**53 - 1, the largest integer a float (JSON in JavaScript and
+#: most clients) holds exactly. Ids above it could not be told apart by such clients anyway.
+MAX_ID = 2**53 - 1
+
+#: An id in a request body (strict in a `RequestModel`).
+Id = Annotated[int, Field(ge=1, le=MAX_ID)]
+
+
+def path_id(**kwargs: Any) -> Any:
+    """A path parameter that is an id: `Annotated[int, path_id(description=...)]`."""
+    return Path(ge=1, le=MAX_ID, **kwargs)
+
+
+def query_id(**kwargs: Any) -> Any:
+    """A query parameter that is an id."""
+    return Query(ge=1, le=MAX_ID, **kwargs)
+
+
+#: Ids in the path and the query string.
+PathId = Annotated[int, path_id()]
+QueryId = Annotated[int | None, query_id()]
+
+_NUMBER = re.compile(r"\s*[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?\s*")
+
+
+def _iso_text(value: Any) -> Any:
+    """A date-time comes as ISO 8601 text (or, from Python, a datetime): not a number, nor a
+    number in a string ("1700000000", "0.5"), which pydantic would read as Unix time."""
+    if isinstance(value, datetime) or (isinstance(value, str) and not _NUMBER.fullmatch(value)):
+        return value
+    raise PydanticCustomError("datetime_type", "Input should be a date and time as ISO 8601 text, e.g. 2026-05-01T09:30:00Z")
+
+
+#: A date-time given as ISO 8601 text; without a zone it is taken as given (the caller decides).
+#: JSON schema: {"type": "string", "format": "date-time"}.
+DateTime = Annotated[datetime, Strict(False), BeforeValidator(_iso_text)]
+#: A date-time given as ISO 8601 text with its zone (`Z` or an offset).
+AwareDateTime = Annotated[AwareDatetime, Strict(False), BeforeValidator(_iso_text)]
+
+
+def _query_bool(value: Any) -> Any:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    raise PydanticCustomError("bool_type", "Input should be true or false")
+
+
+#: A boolean query parameter: `true` or `false` only (not 0, 1, yes, on).
+QueryBool = Annotated[bool, BeforeValidator(_query_bool)]

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from sqlalchemy.orm import Session
 
+from seamline.core.openapi import errors
 from seamline.core.deps import AdminKey, AppSettings, ReadKey, ReadSession, WriteKey, WriteSession, get_database
 from seamline.core.errors import Unprocessable
 from seamline.core.pagination import decode_cursor, encode_cursor
+from seamline.core.schemas import path_id
 from seamline.customers import login_codes, resolution, service
 from seamline.customers.identifiers import IdentifierRules
 from seamline.customers.schemas import (
@@ -38,7 +40,7 @@ from seamline.customers.timeline import TimelineQuery, TimelineRegistry, decode_
 
 router = APIRouter(prefix="/v1", tags=["customers"])
 
-CustomerId = Annotated[int, Path(ge=1, le=2**62, description="A customer id; a merged id leads to its survivor")]
+CustomerId = Annotated[int, path_id(description="A customer id; a merged id leads to its survivor")]
 Limit = Annotated[int, Query(ge=1, le=200)]
 Cursor = Annotated[str | None, Query(max_length=200)]
 
@@ -106,7 +108,7 @@ def list_customers(
     return {"items": items, "next_cursor": next_cursor}
 
 
-@router.get("/customers/lookup", response_model=CustomerRead)
+@router.get("/customers/lookup", response_model=CustomerRead, responses=errors(404, notes={404: "`customer_not_found`"}))
 def lookup_customer(
     request: Request,
     session: ReadSession,
@@ -145,7 +147,7 @@ def merge_history(customer_id: CustomerId, session: ReadSession, _: ReadKey) -> 
     return resolution.merges_of(session, profile.id)
 
 
-@router.post("/customers/{customer_id}/merge", response_model=MergeRead)
+@router.post("/customers/{customer_id}/merge", response_model=MergeRead, responses=errors(409))
 def merge_customers(
     customer_id: CustomerId, body: MergeCreate, request: Request, rules: Rules, key: AdminKey
 ) -> Any:
@@ -160,9 +162,9 @@ def merge_customers(
     return merge
 
 
-@router.post("/merges/{merge_id}/undo", response_model=UnmergeRead)
+@router.post("/merges/{merge_id}/undo", response_model=UnmergeRead, responses=errors(409, notes={409: "`merge_side_gone`, already undone"}))
 def unmerge(
-    merge_id: Annotated[int, Path(ge=1, le=2**62)], request: Request, rules: Rules, key: AdminKey
+    merge_id: Annotated[int, path_id()], request: Request, rules: Rules, key: AdminKey
 ) -> dict[str, Any]:
     """Undo a merge: both profiles come back, each with its own identifiers, traits and consents,
     and what was added later goes with the side it was linked to. Safe to retry."""
@@ -185,9 +187,10 @@ def list_conflicts(
     return {"items": rows[:limit], "next_cursor": encode_cursor(rows[limit - 1].id) if len(rows) > limit else None}
 
 
-@router.post("/identity-conflicts/{conflict_id}/resolve", response_model=ConflictRead)
+@router.post("/identity-conflicts/{conflict_id}/resolve", response_model=ConflictRead,
+             responses=errors(409, notes={409: "`conflict_already_resolved`"}))
 def resolve_conflict(
-    conflict_id: Annotated[int, Path(ge=1, le=2**62)], body: ConflictResolve, request: Request, rules: Rules, key: AdminKey
+    conflict_id: Annotated[int, path_id()], body: ConflictResolve, request: Request, rules: Rules, key: AdminKey
 ) -> Any:
     """`merge` joins the two profiles despite the rule; `dismiss` keeps them apart for good."""
     return get_database(request).run_write(

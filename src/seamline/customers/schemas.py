@@ -6,9 +6,9 @@ import json
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
-from seamline.core.schemas import check_json_value
+from seamline.core.schemas import AwareDateTime, Id, RequestModel, check_json_value
 
 MAX_TRAITS_BYTES = 32 * 1024
 
@@ -29,7 +29,7 @@ def _check_traits(traits: dict[str, Any]) -> dict[str, Any]:
 Traits = Annotated[dict[str, Any], AfterValidator(_check_traits)]
 
 
-class IdentifierIn(BaseModel):
+class IdentifierIn(RequestModel):
     type: Annotated[str, StringConstraints(min_length=1, max_length=32)] = Field(examples=["phone"])
     value: Annotated[str, StringConstraints(min_length=1, max_length=320)] = Field(examples=["8 (916) 123-45-67"])
 
@@ -44,7 +44,7 @@ class IdentifierRead(BaseModel):
     created_at: datetime
 
 
-class ConsentIn(BaseModel):
+class ConsentIn(RequestModel):
     channel: Token = Field(examples=["email"])
     purpose: Token = Field(examples=["marketing"])
     granted: bool
@@ -62,14 +62,14 @@ class ConsentRead(BaseModel):
     recorded_at: datetime
 
 
-class CustomerUpsert(BaseModel):
+class CustomerUpsert(RequestModel):
     """Identify a person by any identifiers, with what is known about them."""
 
     identifiers: list[IdentifierIn] = Field(min_length=1, max_length=50)
     traits: Traits = Field(default_factory=dict, examples=[{"first_name": "Анна", "city": "Москва"}])
     consents: list[ConsentIn] = Field(default_factory=list, max_length=50)
     source: Token = Field(default="api", description="Where this came from (a channel or system), kept with each trait")
-    timestamp: AwareDatetime | None = Field(
+    timestamp: AwareDateTime | None = Field(
         default=None, description="When this was observed; later observations win. Defaults to now."
     )
 
@@ -131,8 +131,8 @@ class MergeRead(BaseModel):
     undone_by: str | None
 
 
-class MergeCreate(BaseModel):
-    customer_id: int = Field(ge=1, le=2**62, description="The profile to merge into this one")
+class MergeCreate(RequestModel):
+    customer_id: Id = Field(description="The profile to merge into this one")
     force: bool = Field(default=False, description="Merge even if a merge rule (identifier limit) forbids it")
 
 
@@ -161,11 +161,11 @@ class ConflictPage(BaseModel):
     next_cursor: str | None
 
 
-class ConflictResolve(BaseModel):
+class ConflictResolve(RequestModel):
     action: Literal["merge", "dismiss"]
 
 
-class ErasureCreate(BaseModel):
+class ErasureCreate(RequestModel):
     reason: Annotated[str, StringConstraints(min_length=1, max_length=500, pattern=r"^[^\x00]*$")] = Field(
         examples=["Data-subject request #1234 (152-FZ art. 21)"]
     )
@@ -207,12 +207,12 @@ class TimelinePage(BaseModel):
 # --- one-time login codes (customers/login_codes.py) ---------------------------------------------
 
 
-class LoginIdentifierIn(BaseModel):
+class LoginIdentifierIn(RequestModel):
     type: Literal["phone", "email"] = Field(examples=["phone"])
     value: Annotated[str, StringConstraints(min_length=1, max_length=320)] = Field(examples=["8 (916) 123-45-67"])
 
 
-class LoginCodeRequest(BaseModel):
+class LoginCodeRequest(RequestModel):
     """Send a one-time login code to a phone (SMS) or an email address."""
 
     identifier: LoginIdentifierIn
@@ -227,7 +227,7 @@ class LoginCodeSent(BaseModel):
     )
 
 
-class LoginCodeVerify(BaseModel):
+class LoginCodeVerify(RequestModel):
     identifier: LoginIdentifierIn
     code: Annotated[str, StringConstraints(min_length=1, max_length=16, strip_whitespace=True)] = Field(examples=["123456"])
     anonymous_id: Annotated[str, StringConstraints(min_length=1, max_length=320, pattern=r"^[^\x00-\x1f\x7f]+$")] | None = Field(

@@ -7,8 +7,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from seamline.core.schemas import RequestModel
 
-class SourceCreate(BaseModel):
+
+class SourceCreate(RequestModel):
     name: str = Field(min_length=1, max_length=200, examples=["Website"])
     channel: str = Field(
         examples=["web"], description="web, app, store, call_center, email, messenger, sms, server or other"
@@ -65,7 +67,7 @@ class TrackResult(BaseModel):
     success: bool = True
 
 
-class DestinationCreate(BaseModel):
+class DestinationCreate(RequestModel):
     name: str = Field(min_length=1, max_length=200, examples=["Warehouse loader"])
     url: str = Field(min_length=8, max_length=2000, examples=["https://hooks.example.com/seamline"])
     secret: str | None = Field(

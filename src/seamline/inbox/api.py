@@ -14,7 +14,6 @@ from fastapi import (
     APIRouter,
     Depends,
     File,
-    Path,
     Query,
     Request,
     Response,
@@ -43,6 +42,7 @@ from seamline.core.deps import (
 from seamline.core.errors import AppError, NotFound, Unprocessable
 from seamline.core.openapi import errors
 from seamline.core.pagination import BeforeIdQuery, CursorQuery, before, encode_cursor, page
+from seamline.core.schemas import QueryBool, path_id, query_id
 from seamline.customers import service as customers_service
 from seamline.customers.api import Sections
 from seamline.inbox import (
@@ -128,8 +128,8 @@ _ACTION_ERRORS = errors(400, 404, 409, 413, 422, notes={
     404: "`conversation_not_found`, `agent_not_found`", 409: "`merge_chain`", 422: "`agent_required`, `not_your_agent`"})
 
 AgentKey = Annotated[ApiKey, Depends(require(Scope.agent))]
-IdPath = Annotated[int, Query(ge=1, le=2**62)]
-PathId = Annotated[int, Path(ge=1, le=2**62)]
+IdPath = Annotated[int, query_id()]
+PathId = Annotated[int, path_id()]
 Limit = Annotated[int, Query(ge=1, le=500)]
 
 
@@ -173,14 +173,14 @@ def me(session: ReadSession, key: AgentKey) -> dict[str, Any]:
     return agents.agent_view(session, own)
 
 
-@router.patch("/agents/{agent_id}", response_model=AgentRead, responses=errors(400, 404, 409, 413, 422, notes={
+@router.patch("/agents/{agent_id:int}", response_model=AgentRead, responses=errors(400, 404, 409, 413, 422, notes={
     404: "`agent_not_found`", 409: "`extension_taken`", 422: "`team_not_found`"}))
 def update_agent(agent_id: PathId, body: AgentUpdate, session: WriteSession, settings: AppSettings, _: AdminKey) -> dict[str, Any]:
     agent = agents.update_agent(session, settings=settings, agent_id=agent_id, changes=body.model_dump(exclude_unset=True))
     return agents.agent_view(session, agent)
 
 
-@router.post("/agents/{agent_id}/status", response_model=AgentRead, responses=errors(400, 404, 413, 422, notes={
+@router.post("/agents/{agent_id:int}/status", response_model=AgentRead, responses=errors(400, 404, 413, 422, notes={
     404: "`agent_not_found`", 422: "`not_your_agent`"}))
 def set_agent_status(agent_id: PathId, body: AgentStatus, session: WriteSession, settings: AppSettings, key: AgentKey) -> dict[str, Any]:
     _actor(session, key, agent_id)
@@ -211,7 +211,7 @@ def dashboard(session: ReadSession, settings: AppSettings, _: AgentKey) -> dict[
 def list_conversations(
     session: ReadSession, _: AgentKey,
     status: Annotated[str | None, Query(pattern="^(open|pending|snoozed|resolved)$")] = None,
-    assignee_id: IdPath | None = None, unassigned: bool = False, customer_id: IdPath | None = None,
+    assignee_id: IdPath | None = None, unassigned: QueryBool = False, customer_id: IdPath | None = None,
     channel: Annotated[str | None, Query(max_length=32)] = None, label: Annotated[str | None, Query(max_length=64)] = None,
     limit: Limit = 50, cursor: CursorQuery = None, before_id: BeforeIdQuery = None,
 ) -> dict[str, Any]:
@@ -258,7 +258,7 @@ def single_window(conversation_id: PathId, session: ReadSession, settings: AppSe
     404: "`conversation_not_found`", 409: "`merge_chain`", 422: "`invalid_cursor`"}))
 def list_messages(
     conversation_id: PathId, session: ReadSession, _: AgentKey,
-    after_id: Annotated[int | None, Query(ge=1, le=2**62, description=(
+    after_id: Annotated[int | None, query_id(description=(
         "Only the messages after this one, oldest first (polling for new ones: pass the last id you have)"))] = None,
     cursor: CursorQuery = None, before_id: BeforeIdQuery = None, limit: Limit = 100,
 ) -> dict[str, Any]:
@@ -451,7 +451,7 @@ def list_canned(session: ReadSession, _: AgentKey, q: Annotated[str | None, Quer
 
 @router.get("/canned-responses/{canned_id}/render", response_model=CannedRendered, responses=errors(404, 409, notes={
     404: "`canned_not_found`, `conversation_not_found`", 409: "`merge_chain`"}))
-def render_canned(canned_id: PathId, session: ReadSession, key: AgentKey, conversation_id: Annotated[int, Query(ge=1, le=2**62)],
+def render_canned(canned_id: PathId, session: ReadSession, key: AgentKey, conversation_id: Annotated[int, query_id()],
                   agent_id: IdPath | None = None) -> dict[str, Any]:
     own = agents.agent_of_key(session, key.id)
     text = canned.render(session, canned_id=canned_id, conversation_id=conversation_id, agent_id=own.id if own else agent_id)
@@ -605,7 +605,7 @@ def _ws_agent(request_app, raw_key: str | None, agent_id: int | None) -> tuple[l
 
 @router.websocket("/ws")
 async def agent_socket(websocket: WebSocket, key: Annotated[str | None, Query(max_length=200)] = None,
-                       agent_id: Annotated[int | None, Query(ge=1, le=2**62)] = None) -> None:
+                       agent_id: Annotated[int | None, query_id()] = None) -> None:
     """Agent consoles: assignment, new messages, typing, status, SLA and dashboard changes.
     Send `{"type": "watch", "conversation_id": N}` to follow a conversation (its messages and
     the customer's typing), `{"type": "typing", "conversation_id": N, "typing": true}` to show yours."""

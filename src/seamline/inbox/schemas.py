@@ -5,12 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, EmailStr, Field, StringConstraints, model_validator
+from pydantic import BaseModel, EmailStr, Field, StringConstraints, model_validator
 
-from seamline.core.schemas import JsonObject, free_text, line_text
+from seamline.core.schemas import AwareDateTime, Id, JsonObject, RequestModel, free_text, line_text
 from seamline.customers.schemas import CustomerRead
 
-Id = Annotated[int, Field(ge=1, le=2**62)]
 Skill = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[\w:.\-]+$")]
 Label = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f]+$")]
 Channel = Annotated[str, StringConstraints(min_length=1, max_length=32, pattern=r"^[a-z0-9_]+$")]
@@ -22,7 +21,7 @@ ShortName = line_text(100)
 Extension = Annotated[str, StringConstraints(min_length=1, max_length=32, pattern=r"^[0-9*#+]+$")]
 
 
-class AgentCreate(BaseModel):
+class AgentCreate(RequestModel):
     name: Name = Field(examples=["Мария"])
     email: EmailStr
     skills: list[Skill] = Field(default_factory=list, max_length=50, examples=[["returns", "loyalty", "lang:ru"]])
@@ -32,7 +31,7 @@ class AgentCreate(BaseModel):
     extension: Extension | None = Field(default=None, description="The agent's PBX extension: calls there pop up in their console")
 
 
-class AgentUpdate(BaseModel):
+class AgentUpdate(RequestModel):
     name: Name | None = None
     skills: list[Skill] | None = Field(default=None, max_length=50)
     capacity: int | None = Field(default=None, ge=1, le=1000)
@@ -50,15 +49,15 @@ class AgentUpdate(BaseModel):
         return data
 
 
-class AgentStatus(BaseModel):
+class AgentStatus(RequestModel):
     status: Literal["online", "away", "offline"]
 
 
-class TeamCreate(BaseModel):
+class TeamCreate(RequestModel):
     name: ShortName
 
 
-class AgentAction(BaseModel):
+class AgentAction(RequestModel):
     agent_id: Id | None = Field(default=None, description="Who acts; defaults to the agent of the API key")
 
 
@@ -76,7 +75,7 @@ class NoteCreate(AgentAction):
 
 class StatusChange(AgentAction):
     status: Literal["open", "pending", "snoozed", "resolved"]
-    snoozed_until: AwareDatetime | None = None
+    snoozed_until: AwareDateTime | None = None
 
 
 class Transfer(AgentAction):
@@ -89,7 +88,7 @@ class Typing(AgentAction):
     typing: bool = True
 
 
-class LabelsChange(BaseModel):
+class LabelsChange(RequestModel):
     add: list[Label] = Field(default_factory=list, max_length=50)
     remove: list[Label] = Field(default_factory=list, max_length=50)
 
@@ -102,7 +101,7 @@ class SplitRequest(AgentAction):
     message_id: Id
 
 
-class SlaPolicyCreate(BaseModel):
+class SlaPolicyCreate(RequestModel):
     name: ShortName
     first_response_minutes: int | None = Field(default=None, ge=1, le=525_600)
     next_response_minutes: int | None = Field(default=None, ge=1, le=525_600)
@@ -117,7 +116,7 @@ class SlaPolicyCreate(BaseModel):
     is_default: bool = False
 
 
-class RoutingRuleCreate(BaseModel):
+class RoutingRuleCreate(RequestModel):
     name: ShortName
     pattern: Annotated[str, StringConstraints(min_length=1, max_length=1000)] = Field(examples=[r"возврат|вернуть|return"])
     skill: Skill
@@ -125,24 +124,24 @@ class RoutingRuleCreate(BaseModel):
     enabled: bool = True
 
 
-class CannedCreate(BaseModel):
+class CannedCreate(RequestModel):
     shortcut: Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[\w\-]+$")]
     title: Name
     body: Text = Field(min_length=1, examples=["{{customer.first_name}}, ваш заказ {{order.number}} готов к выдаче."])
 
 
-class SurveyAnswer(BaseModel):
+class SurveyAnswer(RequestModel):
     score: int = Field(ge=0, le=10)
     comment: Text | None = None
 
 
-class WebhookCreate(BaseModel):
+class WebhookCreate(RequestModel):
     url: Annotated[str, StringConstraints(min_length=8, max_length=2000)]
     types: list[Annotated[str, StringConstraints(max_length=64)]] = Field(default_factory=list, max_length=20)
     secret: Annotated[str, StringConstraints(min_length=16, max_length=200)] | None = None
 
 
-class OutboundCreate(BaseModel):
+class OutboundCreate(RequestModel):
     customer_id: Id
     text: free_text(4096) = Field(min_length=1, examples=["Ваш заказ 1042 готов к выдаче в магазине на Тверской."])
     channel: Channel | None = Field(default=None, description="Send on this channel; default: the one the customer last wrote on, "

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from seamline.commerce.api import CodePath
 from seamline.commerce.pos import store_by_code
+from seamline.core.openapi import errors
 from seamline.core.auth.models import ApiKey
 from seamline.core.auth.schemas import Scope
 from seamline.core.deps import (
@@ -24,6 +25,7 @@ from seamline.core.deps import (
 )
 from seamline.core.errors import NotFound, Unprocessable
 from seamline.core.pagination import BeforeIdQuery, CursorQuery, before, page
+from seamline.core.schemas import path_id
 from seamline.customers.api import Rules
 from seamline.loyalty import cards, ledger, rules, service, wallet
 from seamline.loyalty.models import LoyaltyAccount
@@ -48,7 +50,7 @@ from seamline.loyalty.schemas import (
 
 router = APIRouter(prefix="/v1", tags=["loyalty"])
 
-CustomerId = Annotated[int, Path(ge=1, le=2**62)]
+CustomerId = Annotated[int, path_id()]
 CardPath = Annotated[str, Path(min_length=4, max_length=32, pattern=r"^[0-9]+$")]
 AdjustKey = Annotated[ApiKey, Depends(require(Scope.loyalty_adjust))]
 Limit = Annotated[int, Query(ge=1, le=500)]
@@ -116,7 +118,8 @@ def get_entries(customer_id: CustomerId, session: ReadSession, _: ReadKey, limit
     return {"items": [service.entry_view(e) for e in items], "next_cursor": next_cursor}
 
 
-@router.post("/customers/{customer_id}/loyalty/adjustments", response_model=EntryRead, status_code=201)
+@router.post("/customers/{customer_id}/loyalty/adjustments", response_model=EntryRead, status_code=201,
+             responses=errors(409, notes={409: "`insufficient_points`"}))
 def adjust(
     customer_id: CustomerId, body: AdjustmentCreate, request: Request, response: Response, key: AdjustKey,
     idempotency_key: IdempotencyKey = None,
@@ -220,7 +223,8 @@ def top_up(
     return get_database(request).run_write(work)
 
 
-@router.post("/loyalty/wallet/payments", response_model=WalletEntryRead, status_code=201)
+@router.post("/loyalty/wallet/payments", response_model=WalletEntryRead, status_code=201,
+             responses=errors(404, 409, notes={404: "`order_not_found`", 409: "`invalid_order_status`, not enough money"}))
 def pay_with_wallet(body: WalletPayment, request: Request, _: WriteKey) -> Any:
     """Pay what an order owes from its customer's wallet (any channel). Paying again is a no-op."""
     return get_database(request).run_write(

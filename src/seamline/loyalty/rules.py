@@ -43,7 +43,10 @@ from seamline.loyalty.schemas import ProgramPut, Tier
 
 def get_program(session: Session) -> ProgramPut:
     row = session.get(LoyaltyProgram, 1)
-    return ProgramPut.model_validate(row.rules) if row is not None else ProgramPut()
+    if row is None:
+        return ProgramPut()
+    # ProgramPut refuses unknown fields (it is the request body): a rule stored by an older version is left out.
+    return ProgramPut.model_validate({k: v for k, v in row.rules.items() if k in ProgramPut.model_fields})
 
 
 def check_complete(data: ProgramPut) -> None:

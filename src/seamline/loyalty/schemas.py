@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, Field, StringConstraints, model_validator
 
 from seamline.commerce.schemas import Amount, Channel, Code, Currency, Name
-from seamline.core.schemas import free_text, line_text
+from seamline.core.schemas import Id, RequestModel, free_text, line_text
 
 Points = Annotated[int, Field(ge=1, le=10**12)]
 TierCode = Annotated[str, StringConstraints(min_length=1, max_length=32, pattern=r"^[a-z][a-z0-9_]*$")]
@@ -17,7 +17,7 @@ Staff = line_text(100)
 Comment = free_text(1000)
 
 
-class ChannelBonus(BaseModel):
+class ChannelBonus(RequestModel):
     """Extra points for an order in a channel, e.g. 500 for the first order in the app."""
 
     channel: Channel
@@ -26,7 +26,7 @@ class ChannelBonus(BaseModel):
     first_order_only: bool = Field(default=False, description="Only the customer's first order in this channel")
 
 
-class Tier(BaseModel):
+class Tier(RequestModel):
     code: TierCode
     name_ru: Name
     name_en: Name
@@ -34,7 +34,7 @@ class Tier(BaseModel):
     earn_multiplier: float = Field(default=1.0, ge=0, le=100)
 
 
-class ProgramPut(BaseModel):
+class ProgramPut(RequestModel):
     """The program's rules. Every field has a default, so `{}` is a working program."""
 
     name_ru: Name = "Бонусная программа"
@@ -71,11 +71,9 @@ class ProgramPut(BaseModel):
         return self
 
 
-class ProgramPatch(BaseModel):
+class ProgramPatch(RequestModel):
     """Some of the program's fields (PATCH /v1/loyalty/program): those given change, the others
     stay. The result is checked as a whole program."""
-
-    model_config = {"extra": "forbid"}
 
     name_ru: Name | None = None
     name_en: Name | None = None
@@ -98,13 +96,14 @@ class ProgramPatch(BaseModel):
     auto_enroll: bool | None = None
 
 
-class AccountCreate(BaseModel):
-    customer_id: int = Field(ge=1, le=2**62)
+class AccountCreate(RequestModel):
+    customer_id: Id
     channel: Channel | None = None
 
 
-class AdjustmentCreate(BaseModel):
-    points: int = Field(ge=-(10**12), le=10**12, description="Points to add (positive) or take (negative)")
+class AdjustmentCreate(RequestModel):
+    points: int = Field(ge=-(10**12), le=10**12, description="Points to add (positive) or take (negative); not 0",
+                        json_schema_extra={"not": {"const": 0}})
     reason: Literal["adjust", "campaign"] = "adjust"
     staff: Staff = Field(description="Who made the adjustment (the staff member's login or name)")
     comment: Comment = Field(min_length=1, description="Why: required, kept in the ledger")
@@ -119,7 +118,7 @@ class AdjustmentCreate(BaseModel):
         return self
 
 
-class CardCreate(BaseModel):
+class CardCreate(RequestModel):
     kind: Literal["physical", "virtual"]
     number: CardNumber | None = Field(default=None, description="A printed card's number; virtual cards get one generated")
     channel: Channel | None = None
@@ -133,28 +132,28 @@ class CardCreate(BaseModel):
         return self
 
 
-class CardBlock(BaseModel):
+class CardBlock(RequestModel):
     reason: line_text(200) = "lost"
 
 
-class CardReissue(BaseModel):
+class CardReissue(RequestModel):
     kind: Literal["physical", "virtual"] = "physical"
     number: CardNumber | None = None
     reason: line_text(200) = "lost"
 
 
-class WalletTopUp(BaseModel):
+class WalletTopUp(RequestModel):
     amount: Amount = Field(gt=0)
     channel: Channel
     reference: line_text(200, min_length=0) = Field(default="", description="The payment that brought the money in")
 
 
-class WalletPayment(BaseModel):
-    order_id: int = Field(ge=1, le=2**62)
+class WalletPayment(RequestModel):
+    order_id: Id
     channel: Channel | None = None
 
 
-class PosRedemption(BaseModel):
+class PosRedemption(RequestModel):
     points: Points
 
 

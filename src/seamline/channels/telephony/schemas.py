@@ -13,7 +13,7 @@ from pydantic import (
     StringConstraints,
 )
 
-from seamline.core.schemas import free_text, line_text
+from seamline.core.schemas import RequestModel, free_text, line_text
 
 Number = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f]+$")]
 Extension = Annotated[str, StringConstraints(min_length=1, max_length=32, pattern=r"^[0-9*#+]+$")]
@@ -35,7 +35,7 @@ class CallEvent(BaseModel):
     recording_url: HttpUrl | None = Field(default=None, description="ended: the recording, where the PBX keeps it")
 
 
-class CallbackRequest(BaseModel):
+class CallbackRequest(RequestModel):
     """The website's "call me back" form, sent with the site's public write key."""
 
     writeKey: Annotated[str, StringConstraints(min_length=1, max_length=200)]  # noqa: N815 - the site's JSON

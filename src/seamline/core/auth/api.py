@@ -1,14 +1,15 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, Request
 
 from seamline.core.auth import service
 from seamline.core.auth.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyRead
 from seamline.core.deps import AdminKey, ReadSession, WriteSession
+from seamline.core.schemas import path_id
 
 router = APIRouter(prefix="/v1/api-keys", tags=["api keys"])
 
-KeyId = Path(ge=1, le=2**62)
+KeyId = path_id()
 
 
 @router.post("", response_model=ApiKeyCreated, status_code=201)

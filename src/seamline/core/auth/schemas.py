@@ -2,8 +2,11 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, Strict
+
+from seamline.core.schemas import RequestModel
 
 
 class Scope(StrEnum):
@@ -18,9 +21,9 @@ class Scope(StrEnum):
     agent = "agent"
 
 
-class ApiKeyCreate(BaseModel):
+class ApiKeyCreate(RequestModel):
     name: str = Field(min_length=1, max_length=200, pattern=r"^[^\x00]*$")
-    scopes: list[Scope] = Field(min_length=1)
+    scopes: list[Annotated[Scope, Strict(False)]] = Field(min_length=1)  # an enum: its values as text
 
 
 class ApiKeyRead(BaseModel):

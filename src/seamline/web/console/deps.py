@@ -15,13 +15,14 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Path, Request
 
 from seamline.core.db import Database
+from seamline.core.schemas import MAX_ID
 from seamline.web.staff import service as staff_service
 from seamline.web.staff.models import StaffUser
 
 COOKIE = "sl_console"
 
 #: A row id in a console URL: out of the database's integer range is a 422, not a driver error.
-RowId = Annotated[int, Path(ge=1, le=2**62)]
+RowId = Annotated[int, Path(ge=1, le=MAX_ID)]
 
 
 @dataclass

@@ -36,6 +36,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from markupsafe import Markup
 
 from seamline.core.config import Settings
+from seamline.core.schemas import MAX_ID
 from seamline.customers import signing
 from seamline.web import i18n
 from seamline.web.storefront.client import ApiError, SeamlineClient
@@ -625,7 +626,7 @@ async def order_page(shop: Shop) -> Response:
     if not shop.session:
         return _login_redirect(shop, shop.request.url.path)
     raw = shop.request.path_params["order_id"]
-    if not raw.isdigit() or not 0 < int(raw) < 2**62:
+    if not raw.isdigit() or not 0 < int(raw) <= MAX_ID:
         return await shop.error_page(shop._("No such order."), 404)
     try:
         order = await _own_order(shop, int(raw))

@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
 from seamline.core.errors import AppError, Gone, NotFound, Unprocessable
+from seamline.core.schemas import MAX_ID
 from seamline.customers import resolution
 from seamline.customers import service as customers
 from seamline.customers.identifiers import DEVICE_TYPES
@@ -145,7 +146,7 @@ def _conflict_view(session: Session, conflict: Any) -> dict[str, Any]:
 @router.get("/customers/conflicts")
 def conflicts_page(request: Request, staff: Staff = permitted("customers.edit"),
                    status: Annotated[str, Query(pattern="^(open|merged|dismissed)$")] = "open",
-                   after: Annotated[int | None, Query(ge=1, le=2**62)] = None) -> HTMLResponse:
+                   after: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None) -> HTMLResponse:
     def load(session: Session) -> dict[str, Any]:
         rows = resolution.list_conflicts(session, status=status, limit=PAGE + 1, after_id=after)
         return {"conflicts": [_conflict_view(session, c) for c in rows[:PAGE]],
@@ -294,7 +295,7 @@ def merge(request: Request, customer_id: RowId, staff: Staff = permitted("custom
 
 @router.post("/merges/{merge_id}/undo")
 def undo_merge(request: Request, merge_id: RowId, staff: Staff = permitted("customers.edit"),
-               customer_id: Annotated[int, Form(ge=1, le=2**62)] = 0) -> Response:
+               customer_id: Annotated[int, Form(ge=1, le=MAX_ID)] = 0) -> Response:
     rules = request.app.state.identifier_rules
     result, error = attempt(request, lambda s: resolution.unmerge(s, rules=rules, merge_id=merge_id, actor=_actor(staff)[:200])
                             .profile_ids)

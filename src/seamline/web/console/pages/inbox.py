@@ -14,6 +14,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from seamline.core.errors import AppError, NotFound, Unprocessable
+from seamline.core.schemas import MAX_ID
 from seamline.customers import service as customers_service
 from seamline.customers.timeline import TimelineQuery
 from seamline.inbox import agents, canned, routing
@@ -37,7 +38,7 @@ VIEWS = ("mine", "queue", "open", "resolved")
 PREVIEW = 90
 Search = Annotated[str, Query(max_length=200)]
 ChannelFilter = Annotated[str, Query(max_length=32)]
-ConversationId = Annotated[int, Query(ge=1, le=2**62)]
+ConversationId = Annotated[int, Query(ge=1, le=MAX_ID)]
 
 
 def _acting_agent(staff: Staff) -> int:
@@ -293,7 +294,7 @@ def transfer(request: Request, conversation_id: RowId, to: Annotated[str, Form(m
 
 
 @router.get("/{conversation_id}/canned")
-def canned_text(request: Request, conversation_id: RowId, canned_id: Annotated[int, Query(ge=1, le=2**62)],
+def canned_text(request: Request, conversation_id: RowId, canned_id: Annotated[int, Query(ge=1, le=MAX_ID)],
                 staff: Staff = permitted("inbox")) -> HTMLResponse:
     """A canned response with the customer's and order's values filled in, into the reply box."""
     text = read(request, lambda s: canned.render(s, canned_id=canned_id, conversation_id=conversation_id,

@@ -561,7 +561,7 @@ def save_loyalty_program(request: Request, form: Form, staff: Staff = signed_in(
     if problems:
         return _tab(request, staff, "loyalty", rows=rows, form=shown, error=" ".join(problems))
     try:
-        program = ProgramPut.model_validate({**data, **lists})
+        program = ProgramPut.model_validate({**data, **lists}, strict=False)  # a form's text
     except ValidationError as exc:
         return _tab(request, staff, "loyalty", rows=rows, form=shown, error=form_problem(request, exc))
 
