@@ -21,7 +21,7 @@ from pathlib import Path as FilePath
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse
 from starlette.concurrency import run_in_threadpool
 
@@ -37,6 +37,7 @@ from seamline.core.deps import (
 from seamline.core.errors import BadRequest, Unauthorized
 from seamline.core.limits import charge_key
 from seamline.core.pagination import CursorQuery, before, decode_cursor, encode_cursor, page
+from seamline.core.schemas import path_id, query_id
 from seamline.core.time import utcnow
 from seamline.core.trust_cache import TrustCache
 from seamline.events import destinations, service
@@ -231,7 +232,7 @@ def list_events(
     user_id: Annotated[str | None, Query(max_length=320, pattern=NO_NUL)] = None,
     message_id: Annotated[str | None, Query(max_length=200, pattern=NO_NUL)] = None,
     type: Annotated[str | None, Query(max_length=16, pattern=NO_NUL)] = None,
-    source_id: Annotated[int | None, Query(ge=1, le=2**62)] = None,
+    source_id: Annotated[int | None, query_id()] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> dict[str, Any]:
@@ -247,7 +248,7 @@ def list_events(
     }
 
 
-Id = Annotated[int, Path(ge=1, le=2**62)]
+Id = Annotated[int, path_id()]
 
 
 @router.post("/v1/destinations", response_model=DestinationCreated, status_code=201)

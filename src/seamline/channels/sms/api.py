@@ -7,7 +7,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from seamline.channels.sms import segments
 from seamline.channels.sms.adapter import ADAPTER, WEBHOOK_PATH
@@ -18,13 +18,14 @@ from seamline.channels.webhooks import (
 )
 from seamline.core.config import Settings
 from seamline.core.deps import AppSettings
+from seamline.core.schemas import RequestModel
 from seamline.inbox.api import AgentKey
 
 router = APIRouter(tags=["inbox"])
 MAX_BYTES = 512 * 1024
 
 
-class SegmentsRequest(BaseModel):
+class SegmentsRequest(RequestModel):
     text: str = Field(max_length=20_000)
 
 

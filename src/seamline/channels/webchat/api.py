@@ -13,7 +13,6 @@ from fastapi import (
     APIRouter,
     File,
     Header,
-    Path,
     Query,
     Request,
     Response,
@@ -22,7 +21,7 @@ from fastapi import (
     WebSocketDisconnect,
 )
 from fastapi.responses import FileResponse
-from pydantic import BaseModel, EmailStr, Field, StringConstraints
+from pydantic import EmailStr, Field, StringConstraints
 from starlette.concurrency import run_in_threadpool
 
 from seamline.channels.webchat import service
@@ -30,7 +29,7 @@ from seamline.channels.webchat.adapter import ADAPTER
 from seamline.core.deps import get_database
 from seamline.core.errors import AppError, NotFound, Unprocessable
 from seamline.core.limits import charge_key
-from seamline.core.schemas import free_text
+from seamline.core.schemas import MAX_ID, Id, PathId, RequestModel, free_text
 from seamline.inbox import realtime
 from seamline.inbox import service as inbox_service
 from seamline.inbox.api import attachment_response, dumps
@@ -47,7 +46,7 @@ PRESENCE_SECONDS = 3.0
 Token = Annotated[str | None, Header(alias="Authorization", description="`Bearer wc_...`, from POST /v1/webchat/sessions")]
 
 
-class SessionCreate(BaseModel):
+class SessionCreate(RequestModel):
     writeKey: Annotated[str, StringConstraints(min_length=1, max_length=200)]  # noqa: N815 - the widget's JSON
     anonymousId: Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f]+$")]  # noqa: N815
     userId: Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f]+$")] | None = None  # noqa: N815
@@ -57,19 +56,19 @@ class SessionCreate(BaseModel):
         default=None, description="The session token the widget holds: the same session is resumed for the same visitor")
 
 
-class MessageCreate(BaseModel):
+class MessageCreate(RequestModel):
     text: free_text(8000) = ""
     clientMessageId: Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=r"^[\w\-]+$")] = Field(  # noqa: N815
         default_factory=lambda: str(uuid.uuid4()), description="The widget's id of the message: a retry with it returns the same message")
-    attachmentIds: list[Annotated[int, Field(ge=1, le=2**62)]] = Field(default_factory=list, max_length=10)  # noqa: N815
+    attachmentIds: list[Id] = Field(default_factory=list, max_length=10)  # noqa: N815
     page: Annotated[str, StringConstraints(max_length=2000)] | None = None
 
 
-class EmailSet(BaseModel):
+class EmailSet(RequestModel):
     email: EmailStr
 
 
-class SurveyAnswer(BaseModel):
+class SurveyAnswer(RequestModel):
     score: int = Field(ge=0, le=10)
     comment: free_text(2000) | None = None
 
@@ -119,7 +118,7 @@ def send_message(body: MessageCreate, request: Request, authorization: Token = N
 
 @router.get("/v1/webchat/messages")
 def list_messages(request: Request, authorization: Token = None,
-                  after: Annotated[int | None, Query(ge=0, le=2**62)] = None) -> dict[str, Any]:
+                  after: Annotated[int | None, Query(ge=0, le=MAX_ID)] = None) -> dict[str, Any]:
     """The messages after `after` (the last id the client has), oldest first, and the survey
     waiting for an answer (`pendingSurvey`, else null): what the socket would have sent."""
     chat = _chat(request, authorization)
@@ -145,7 +144,7 @@ async def upload(request: Request, file: Annotated[UploadFile, File()], authoriz
 
 
 @router.get("/v1/webchat/attachments/{attachment_id}")
-def download(attachment_id: Annotated[int, Path(ge=1, le=2**62)], request: Request, authorization: Token = None,
+def download(attachment_id: PathId, request: Request, authorization: Token = None,
              token: Annotated[str | None, Query(max_length=200)] = None) -> Response:
     """The visitor's own files and the agent's files in their conversations (token by header or ?token=)."""
     chat = _chat(request, authorization or token)
@@ -175,7 +174,7 @@ def set_email(body: EmailSet, request: Request, authorization: Token = None) -> 
 
 
 @router.post("/v1/webchat/surveys/{survey_id}")
-def answer_survey(survey_id: Annotated[int, Path(ge=1, le=2**62)], body: SurveyAnswer, request: Request, authorization: Token = None) -> dict[str, Any]:
+def answer_survey(survey_id: PathId, body: SurveyAnswer, request: Request, authorization: Token = None) -> dict[str, Any]:
     chat = _chat(request, authorization)
     with get_database(request).write() as session:
         survey = inbox_service.answer_survey(session, survey_id=survey_id, score=body.score, comment=body.comment,
