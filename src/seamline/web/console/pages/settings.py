@@ -328,9 +328,9 @@ def reactivate_staff(request: Request, user_id: RowId, staff: Staff = signed_in(
 def create_routing_rule(request: Request, form: Form, staff: Staff = signed_in()) -> HTMLResponse:
     _check(staff, "routing")
     try:
-        body = RoutingRuleCreate(name=str(form.get("name", "")).strip(), pattern=str(form.get("pattern", "")),
-                                 skill=str(form.get("skill", "")).strip(), position=_int_or_none(form.get("position")) or 0,
-                                 enabled=form.get("enabled") == "true")
+        body = RoutingRuleCreate.model_validate(dict(  # a form's text: not as strict as the JSON API
+            name=str(form.get("name", "")).strip(), pattern=str(form.get("pattern", "")), skill=str(form.get("skill", "")).strip(),
+            position=_int_or_none(form.get("position")) or 0, enabled=form.get("enabled") == "true"), strict=False)
     except ValidationError as exc:
         return _tab(request, staff, "routing", error=form_problem(request, exc), form=form)
 
@@ -417,10 +417,10 @@ def create_sla_policy(request: Request, form: Form, staff: Staff = signed_in()) 
     if errors:
         return _tab(request, staff, "routing", error=" ".join(dict.fromkeys(errors)), form=form)
     try:
-        body = SlaPolicyCreate(
+        body = SlaPolicyCreate.model_validate(dict(  # a form's text: not as strict as the JSON API
             name=str(form.get("name", "")).strip(), calendar=calendar, channels=form.get("channels") or [],
             min_priority=_int_or_none(form.get("min_priority")) or 0, is_default=form.get("is_default") == "true",
-            **targets)
+            **targets), strict=False)
     except ValidationError as exc:
         return _tab(request, staff, "routing", error=form_problem(request, exc), form=form)
     _, error = attempt(request, lambda s: sla.create_policy(s, **body.model_dump()).id)
