@@ -27,6 +27,7 @@ from seamline.core.db import Database
 from seamline.core.deps import API_KEY_CACHE_SECONDS
 from seamline.core.docs import install_api_docs
 from seamline.core.errors import AppError, install_error_handlers
+from seamline.core.openapi import install_complete_document
 from seamline.core.health import router as health_router
 from seamline.core.limits import install_limits
 from seamline.core.logging import configure_logging, wants_json
@@ -126,6 +127,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     install_limits(app, settings)  # rate limits and body sizes; inside the request log
     install_observability(app, app.state.metrics)
     install_api_docs(app)
+    install_complete_document(app)
     app.include_router(health_router)
     app.include_router(api_keys_router)
     app.include_router(customers_router)

@@ -146,10 +146,30 @@ def install_error_handlers(app: FastAPI) -> None:
         )
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = _HTTP_CODES.get(exc.status_code, "http_error")
         message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
-        return JSONResponse(error_body(code, message), status_code=exc.status_code, headers=getattr(exc, "headers", None))
+        headers = getattr(exc, "headers", None)
+        if exc.status_code == 405:
+            allow = allowed_methods(request, (headers or {}).get("Allow"))
+            headers = {**(headers or {}), **({"Allow": allow} if allow else {})}
+        return JSONResponse(error_body(code, message), status_code=exc.status_code, headers=headers)
+
+
+def allowed_methods(request: Request, fallback: str | None) -> str | None:
+    """The methods the API documents at this request's path. Starlette's own
+    405 names only the first route's, and a path such as /v1/customers has its GET and its POST on
+    two routes. Pages outside the API document keep Starlette's answer."""
+    paths = request.app.openapi().get("paths", {})
+    # A path the document names literally (/v1/stock/imports) is that path, not a value of a
+    # template beside it (/v1/stock/{sku}) that Starlette may have chosen.
+    template = request.url.path if request.url.path in paths else getattr(request.scope.get("route"), "path", None)
+    documented = paths.get(template, {}) if template else {}
+    methods = [method.upper() for method in documented if method.upper() in _METHODS]
+    return ", ".join(methods) if methods else fallback
+
+
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"})
 
 
 class TransactionConflict(Exception):

@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from pydantic import BaseModel, Field
+from pydantic.json_schema import models_json_schema
 
 
 class ErrorBody(BaseModel):
@@ -55,3 +56,93 @@ def errors(*statuses: int, notes: dict[int, str] | None = None) -> dict[int | st
                  "description": MEANINGS.get(status, "Error") + (f": {notes[status]}" if status in notes else "")}
         for status in statuses
     }
+
+
+#: What a provider's webhook answers a caller that is not the provider.
+PROVIDER_ERRORS = errors(401, 403, notes={
+    401: "the provider's signature or secret is missing or wrong (`invalid_signature`)",
+    403: "a subscription check with the wrong verification token (`invalid_verify_token`)"})
+#: What the browser's own routes (collection, web chat) answer a wrong key or chat token.
+BROWSER_ERRORS = errors(401, 403, notes={
+    401: "no write key or chat token, or an unknown one (`missing_api_key`, `invalid_api_key`, `invalid_chat_token`)",
+    403: "a key that is not a source's write key (`not_a_write_key`)"})
+
+# --- what every operation may answer, added to the document in one place -----------------------
+# Some answers do not depend on the route but on what stands in front of every route: the key
+# check, the NUL and body-size guards, the rate limits, the JSON parser. Routes need not repeat
+# them; `complete_document` adds each to the operations it applies to.
+
+_BODY_METHODS = frozenset({"post", "put", "patch", "delete"})
+
+
+def _error_response(status: int) -> dict[str, Any]:
+    return {"description": MEANINGS.get(status, "Error"),
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorRead"}}}}
+
+
+def _names_a_customer(path: str, operation: dict[str, Any], schemas: dict[str, Any]) -> bool:
+    """Whether the request names a customer (path, query or body `customer_id`; a cart's owner)."""
+    if "{customer_id}" in path or path.startswith("/v1/carts/"):
+        return True
+    if any(parameter.get("name") == "customer_id" for parameter in operation.get("parameters", [])):
+        return True
+    body = operation.get("requestBody", {}).get("content", {}).get("application/json", {}).get("schema", {})
+    if "$ref" in body:
+        body = schemas.get(body["$ref"].rsplit("/", 1)[-1], {})
+    return "customer_id" in body.get("properties", {})
+
+
+def common_errors(method: str, path: str, operation: dict[str, Any], schemas: dict[str, Any] | None = None) -> list[int]:
+    """The statuses `operation` may answer whatever its route does."""
+    from seamline.core.limits import group_of  # the limiter's own rule, not a copy of it
+
+    statuses = [422]  # a NUL character or a malformed value anywhere in the request
+    if operation.get("security"):
+        statuses += [401, 403]
+    if "{" in path:
+        statuses.append(404)  # what the path names may not exist
+    if method in _BODY_METHODS and "requestBody" in operation:
+        statuses += [400, 413]  # a body that does not parse; a body over the limit
+    if group_of(method.upper(), path):
+        statuses.append(429)
+    if _names_a_customer(path, operation, schemas or {}):
+        statuses.append(410)  # the customer was erased
+    return statuses
+
+
+def complete_document(document: dict[str, Any]) -> dict[str, Any]:
+    """Every error in the one error shape (FastAPI's `HTTPValidationError` is never sent), and the
+    statuses of `common_errors` on each operation that lacks them."""
+    schemas = document.setdefault("components", {}).setdefault("schemas", {})
+    schemas.pop("HTTPValidationError", None)
+    schemas.pop("ValidationError", None)
+    _, definitions = models_json_schema([(ErrorRead, "serialization")], ref_template="#/components/schemas/{model}")
+    for name, schema in definitions["$defs"].items():
+        schemas.setdefault(name, schema)
+    for path, operations in document.get("paths", {}).items():
+        for method, operation in operations.items():
+            if not isinstance(operation, dict) or "responses" not in operation:
+                continue
+            responses = operation["responses"]
+            for status, response in list(responses.items()):
+                schemas_of = [content.get("schema", {}).get("$ref", "") for content in response.get("content", {}).values()]
+                if any(ref.endswith("/HTTPValidationError") for ref in schemas_of):
+                    responses[status] = _error_response(int(status))
+                elif any(ref.endswith("/ErrorRead") for ref in schemas_of):
+                    # Errors are JSON even where the route's success is not (a webhook's plain text).
+                    responses[status] = {**_error_response(int(status)), "description": response["description"]}
+            for status in common_errors(method, path, operation, schemas):
+                responses.setdefault(str(status), _error_response(status))
+    return document
+
+
+def install_complete_document(app: Any) -> None:
+    """`app.openapi()` answers the completed document (built once, like FastAPI's own)."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if not app.openapi_schema:
+            app.openapi_schema = complete_document(build())
+        return app.openapi_schema
+
+    app.openapi = openapi

@@ -36,12 +36,21 @@ from seamline.core.deps import (
 )
 from seamline.core.errors import BadRequest, Unauthorized
 from seamline.core.limits import charge_key
+from seamline.core.openapi import BROWSER_ERRORS
 from seamline.core.pagination import CursorQuery, before, decode_cursor, encode_cursor, page
 from seamline.core.schemas import path_id, query_id
 from seamline.core.time import utcnow
 from seamline.core.trust_cache import TrustCache
 from seamline.events import destinations, service
-from seamline.events.ingest import MessageError, check_message, parse_time
+from seamline.events.ingest import (
+    MAX_ID_LENGTH,
+    MAX_MESSAGE_ID_LENGTH,
+    MAX_NAME_LENGTH,
+    MESSAGE_TYPES,
+    MessageError,
+    check_message,
+    parse_time,
+)
 from seamline.events.models import EventSource
 from seamline.events.schemas import (
     DeliveryPage,
@@ -56,7 +65,7 @@ from seamline.events.schemas import (
     TrackResult,
 )
 
-router = APIRouter(tags=["events"])
+router = APIRouter(tags=["events"], responses=BROWSER_ERRORS)
 STATIC = FilePath(__file__).parent / "static"
 #: The collection paths; CORS is open on these only (write keys are public by design).
 COLLECTION_PATHS = {f"/v1/{name}" for name in ("identify", "track", "page", "screen", "group", "alias", "batch")}
@@ -171,12 +180,48 @@ def _batch_time(value: Any) -> datetime | None:
         raise BadRequest(exc.reason, code=exc.code) from None
 
 
-_OPENAPI_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {"application/json": {"schema": {"type": "object", "additionalProperties": True}}},
+def _message_schema(kind: str | None) -> dict[str, Any]:
+    """What `ingest.check_message` accepts, as JSON Schema (the spec's fields; others are kept)."""
+    some_id = {"anyOf": [{"type": "string", "minLength": 1, "maxLength": MAX_ID_LENGTH},
+                         {"type": "integer", "minimum": -(10**15), "maximum": 10**15}]}
+    time = {"type": "string", "format": "date-time"}
+    an_object = {"type": ["object", "null"]}
+    properties: dict[str, Any] = {
+        "type": {"enum": [kind]} if kind else {"enum": list(MESSAGE_TYPES)},
+        "userId": some_id, "anonymousId": some_id,
+        "messageId": {"type": "string", "minLength": 1, "maxLength": MAX_MESSAGE_ID_LENGTH},
+        "timestamp": time, "sentAt": time, "writeKey": {"type": "string"},
+        **{field: an_object for field in ("properties", "traits", "context", "integrations")},
     }
-}
+    required: list[str] = [] if kind else ["type"]
+    if kind == "track":
+        properties["event"] = {"type": "string", "minLength": 1, "maxLength": MAX_NAME_LENGTH, "pattern": r"\S"}
+        required.append("event")
+    elif kind in ("page", "screen"):
+        properties["name"] = {"type": ["string", "null"], "maxLength": MAX_NAME_LENGTH}
+    elif kind == "alias":
+        properties["previousId"] = some_id
+        required += ["userId", "previousId"]
+    elif kind == "group":
+        properties["groupId"] = some_id
+        required.append("groupId")
+    schema: dict[str, Any] = {"type": "object", "properties": properties, "required": required}
+    if kind != "alias":
+        schema["anyOf"] = [{"required": ["userId"]}, {"required": ["anonymousId"]}]
+    return schema
+
+
+def _openapi_body(kind: str | None) -> dict[str, Any]:
+    if kind:
+        schema = _message_schema(kind)
+    else:
+        events = {"anyOf": [_message_schema(name) | {"required": [*_message_schema(name)["required"], "type"]}
+                            for name in MESSAGE_TYPES]}
+        schema = {"type": "object", "required": ["batch"], "properties": {
+            "batch": {"type": "array", "items": events},
+            "sentAt": {"type": "string", "format": "date-time"}, "context": {"type": "object"},
+            "writeKey": {"type": "string"}}}
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
 
 
 def _collection_route(kind: str | None):  # noqa: ANN202
@@ -195,7 +240,7 @@ def _collection_route(kind: str | None):  # noqa: ANN202
 for _kind in ("identify", "track", "page", "screen", "group", "alias", None):
     router.add_api_route(
         f"/v1/{_kind or 'batch'}", _collection_route(_kind), methods=["POST"], response_model=TrackResult,
-        openapi_extra=_OPENAPI_BODY, summary=f"Collect: {_kind or 'batch'}",
+        openapi_extra=_openapi_body(_kind), summary=f"Collect: {_kind or 'batch'}",
     )
 
 

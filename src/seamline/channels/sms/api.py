@@ -9,6 +9,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import Field
 
+from seamline.core.openapi import PROVIDER_ERRORS
 from seamline.channels.sms import segments
 from seamline.channels.sms.adapter import ADAPTER, WEBHOOK_PATH
 from seamline.channels.sms.providers import PROVIDERS, Callback
@@ -21,7 +22,7 @@ from seamline.core.deps import AppSettings
 from seamline.core.schemas import RequestModel
 from seamline.inbox.api import AgentKey
 
-router = APIRouter(tags=["inbox"])
+router = APIRouter(tags=["inbox"], responses=PROVIDER_ERRORS)
 MAX_BYTES = 512 * 1024
 
 

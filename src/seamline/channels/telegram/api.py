@@ -7,6 +7,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
+from seamline.core.openapi import PROVIDER_ERRORS
 from seamline.channels.telegram.adapter import ADAPTER
 from seamline.channels.webhooks import (
     accept_messages,
@@ -14,7 +15,7 @@ from seamline.channels.webhooks import (
     stored_view,
 )
 
-router = APIRouter(tags=["inbox"])
+router = APIRouter(tags=["inbox"], responses=PROVIDER_ERRORS)
 MAX_BYTES = 1024 * 1024
 
 

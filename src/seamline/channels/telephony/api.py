@@ -17,11 +17,12 @@ from seamline.channels.webhooks import (
 from seamline.core.deps import ReadSession, get_database
 from seamline.core.errors import Unauthorized, Unprocessable
 from seamline.core.limits import charge_key
+from seamline.core.openapi import PROVIDER_ERRORS
 from seamline.core.pagination import CursorQuery, before, page
 from seamline.events.destinations import verify
 from seamline.inbox.api import AgentKey, IdPath, Limit
 
-router = APIRouter(prefix="/v1/channels/telephony", tags=["inbox"])
+router = APIRouter(prefix="/v1/channels/telephony", tags=["inbox"], responses=PROVIDER_ERRORS)
 MAX_BYTES = 256 * 1024
 SIGNATURE_HEADER = "x-seamline-signature"
 _EVENTS = TypeAdapter(CallEvent | list[CallEvent])

@@ -7,13 +7,14 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
+from seamline.core.openapi import PROVIDER_ERRORS
 from seamline.channels.viber.adapter import ADAPTER
 from seamline.channels.webhooks import (
     accept_messages_and_statuses,
     provider_body,
 )
 
-router = APIRouter(tags=["inbox"])
+router = APIRouter(tags=["inbox"], responses=PROVIDER_ERRORS)
 MAX_BYTES = 1024 * 1024
 
 

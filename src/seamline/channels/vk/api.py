@@ -6,6 +6,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse
 
+from seamline.core.openapi import PROVIDER_ERRORS
 from seamline.channels.vk.adapter import ADAPTER, event_of
 from seamline.channels.webhooks import (
     accept_messages,
@@ -13,7 +14,7 @@ from seamline.channels.webhooks import (
 )
 from seamline.core.errors import Conflict
 
-router = APIRouter(tags=["inbox"])
+router = APIRouter(tags=["inbox"], responses=PROVIDER_ERRORS)
 MAX_BYTES = 1024 * 1024
 
 

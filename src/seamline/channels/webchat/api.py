@@ -29,6 +29,7 @@ from seamline.channels.webchat.adapter import ADAPTER
 from seamline.core.deps import get_database
 from seamline.core.errors import AppError, NotFound, Unprocessable
 from seamline.core.limits import charge_key
+from seamline.core.openapi import BROWSER_ERRORS
 from seamline.core.schemas import MAX_ID, Id, PathId, RequestModel, free_text
 from seamline.inbox import realtime
 from seamline.inbox import service as inbox_service
@@ -40,7 +41,7 @@ from seamline.inbox.models import (
     InboxMessage,
 )
 
-router = APIRouter(tags=["webchat"])
+router = APIRouter(tags=["webchat"], responses=BROWSER_ERRORS)
 STATIC = FilePath(__file__).parent / "static"
 PRESENCE_SECONDS = 3.0
 Token = Annotated[str | None, Header(alias="Authorization", description="`Bearer wc_...`, from POST /v1/webchat/sessions")]

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import PlainTextResponse
 
+from seamline.core.openapi import PROVIDER_ERRORS
 from seamline.channels.webhooks import (
     accept_messages_and_statuses,
     provider_body,
@@ -15,7 +16,7 @@ from seamline.channels.webhooks import (
 from seamline.channels.whatsapp.adapter import ADAPTER
 from seamline.core.errors import Forbidden
 
-router = APIRouter(tags=["inbox"])
+router = APIRouter(tags=["inbox"], responses=PROVIDER_ERRORS)
 MAX_BYTES = 3 * 1024 * 1024
 
 
