@@ -132,13 +132,23 @@ _CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance
            unsupported_method, allow_header_conformance]
 
 
+#: Problems a schema-valid request may still have: a rule the schema cannot state, written as a
+#: model validator (a physical card needs its number, a known time zone, ...), and the NUL guard
+#: in front of every route (no schema says "no NUL" of each string).
+_RULES_OUTSIDE_THE_SCHEMA = {"value_error", "nul_character"}
+
+
 def _schema_valid_is_not_a_validation_error(case, response) -> None:
-    """What `positive_data_acceptance` cannot tell: a 422 for a schema-valid request is right only
-    with a domain rule's own code; `validation_error` would mean the document and the models disagree."""
+    """What `positive_data_acceptance` cannot tell: a schema-valid request refused for a type, a
+    bound, a missing or an unknown field (pydantic's own checks) means the document and the models
+    disagree. A domain rule's own code, or a rule above, is a fair answer."""
     if case.meta is None or case.meta.generation.mode is not GenerationMode.POSITIVE or response.status_code != 422:
         return
-    code = response.json().get("error", {}).get("code")
-    assert code != "validation_error", f"a schema-valid request was refused: {response.text}"
+    error = response.json().get("error", {})
+    if error.get("code") != "validation_error":
+        return
+    disagreements = [problem for problem in error["details"]["errors"] if problem["type"] not in _RULES_OUTSIDE_THE_SCHEMA]
+    assert not disagreements, f"a schema-valid request was refused: {response.text}"
 
 
 @pytest.fixture

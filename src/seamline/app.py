@@ -5,7 +5,7 @@ from __future__ import annotations
 import gc
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from starlette.middleware.cors import CORSMiddleware
 
 from seamline import __version__
@@ -27,7 +27,7 @@ from seamline.core.db import Database
 from seamline.core.deps import API_KEY_CACHE_SECONDS
 from seamline.core.docs import install_api_docs
 from seamline.core.errors import AppError, install_error_handlers
-from seamline.core.openapi import install_complete_document
+from seamline.core.openapi import install_complete_document, one_value_per_query_parameter
 from seamline.core.health import router as health_router
 from seamline.core.limits import install_limits
 from seamline.core.logging import configure_logging, wants_json
@@ -104,6 +104,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         lifespan=lifespan,
         docs_url=None,  # served by install_api_docs, with no CDN
         redoc_url=None,
+        dependencies=[Depends(one_value_per_query_parameter)],
     )
     app.state.settings = settings
     app.state.database = database

@@ -23,14 +23,23 @@ def test_a_boolean_is_true_or_false(client, admin_headers, value):
     assert client.post("/v1/sources", json={**body, "server_side": False}, headers=admin_headers).status_code == 201
 
 
-@pytest.mark.parametrize("value", [False, True, "5", 5.0, 5.5])
+@pytest.mark.parametrize("value", [False, True, "5", 5.5])
 def test_an_integer_is_an_integer(client, admin_headers, value):
     error = assert_error(client.patch("/v1/loyalty/program", json={"welcome_points": value}, headers=admin_headers),
                          422, "validation_error")
     assert problem_locations(error) == [["body", "welcome_points"]]
-    response = client.patch("/v1/loyalty/program", json={"welcome_points": 5}, headers=admin_headers)
-    assert response.status_code == 200, response.text
-    assert response.json()["welcome_points"] == 5
+    # 5.0 is an integer to JSON Schema and to JavaScript (found by schemathesis): it is 5.
+    for whole in (5, 5.0):
+        response = client.patch("/v1/loyalty/program", json={"welcome_points": whole}, headers=admin_headers)
+        assert response.status_code == 200, response.text
+        assert response.json()["welcome_points"] == 5
+
+
+def test_a_query_parameter_that_takes_one_value_is_given_one(client, admin_headers):
+    error = assert_error(client.get("/v1/customers", params=[("limit", "5"), ("limit", "500")], headers=admin_headers),
+                         422, "validation_error")
+    assert problem_locations(error) == [["query", "limit"]]
+    assert client.get("/v1/customers", params={"limit": "5"}, headers=admin_headers).status_code == 200
 
 
 @pytest.mark.parametrize("value", [0, 1700000000, 1.5, "1700000000", "0.5", True])

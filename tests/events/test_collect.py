@@ -108,6 +108,19 @@ def test_clock_skew_is_corrected_by_sent_at(client, source_key, admin_headers):
     assert event["original_timestamp"] == body["batch"][0]["timestamp"]  # the device's own value is kept
 
 
+def test_a_clock_thousands_of_years_off_rejects_that_event_only(client, source_key, admin_headers):
+    """Found by schemathesis: the skew correction (or a year-1 time with a positive offset) left the
+    calendar, and the whole batch was a 500 that stored nothing."""
+    body = {"batch": [{**page("far", timestamp="0687-10-07T14:21:42-23:09"), "sentAt": "4392-01-24T00:58:13Z"},
+                      page("year-one", timestamp="0001-01-01T00:00:00+05:00"),
+                      page("fine")]}
+    response = client.post("/v1/batch", json=body, headers=basic(source_key))
+    assert response.status_code == 400, response.text
+    rejected = response.json()["error"]["details"]["rejected"]
+    assert {(r["messageId"], r["code"]) for r in rejected} == {("far", "invalid_timestamp"), ("year-one", "invalid_timestamp")}
+    assert [e["message_id"] for e in events_of(client, admin_headers)] == ["fine"]
+
+
 def test_without_sent_at_the_timestamp_is_trusted_and_without_timestamp_it_is_the_receive_time(
     client, source_key, admin_headers
 ):

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from starlette.requests import HTTPConnection
+from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field
 from pydantic.json_schema import models_json_schema
 
@@ -106,7 +108,7 @@ def common_errors(method: str, path: str, operation: dict[str, Any], schemas: di
     if group_of(method.upper(), path):
         statuses.append(429)
     if _names_a_customer(path, operation, schemas or {}):
-        statuses.append(410)  # the customer was erased
+        statuses += [404, 410]  # the customer may not exist, or was erased
     return statuses
 
 
@@ -119,6 +121,8 @@ def complete_document(document: dict[str, Any]) -> dict[str, Any]:
     _, definitions = models_json_schema([(ErrorRead, "serialization")], ref_template="#/components/schemas/{model}")
     for name, schema in definitions["$defs"].items():
         schemas.setdefault(name, schema)
+    for schema in schemas.values():
+        _closed_pattern_properties(schema)
     for path, operations in document.get("paths", {}).items():
         for method, operation in operations.items():
             if not isinstance(operation, dict) or "responses" not in operation:
@@ -136,6 +140,19 @@ def complete_document(document: dict[str, Any]) -> dict[str, Any]:
     return document
 
 
+def _closed_pattern_properties(schema: Any) -> None:
+    """A dict whose keys have a pattern (`dict[CategoryCode, float]`) refuses other keys; pydantic
+    writes `patternProperties` but leaves `additionalProperties` open, which says the opposite."""
+    if isinstance(schema, dict):
+        if "patternProperties" in schema and "additionalProperties" not in schema:
+            schema["additionalProperties"] = False
+        for value in schema.values():
+            _closed_pattern_properties(value)
+    elif isinstance(schema, list):
+        for item in schema:
+            _closed_pattern_properties(item)
+
+
 def install_complete_document(app: Any) -> None:
     """`app.openapi()` answers the completed document (built once, like FastAPI's own)."""
     build = app.openapi
@@ -146,3 +163,28 @@ def install_complete_document(app: Any) -> None:
         return app.openapi_schema
 
     app.openapi = openapi
+
+
+def _takes_many(schema: dict[str, Any]) -> bool:
+    return schema.get("type") == "array" or any(_takes_many(option) for option in schema.get("anyOf", []))
+
+
+def one_value_per_query_parameter(request: HTTPConnection) -> None:
+    """An app-wide dependency: a query parameter the document gives one value (`?status=open`)
+    given twice (`?status=open&status=closed`) is a 422 naming it, not silently the last one.
+    Routes outside the document (console pages) are left alone."""
+    keys = [key for key, _ in request.query_params.multi_items()]
+    if request.scope["type"] != "http" or len(keys) == len(set(keys)):
+        return
+    route = request.scope.get("route")
+    operation = request.app.openapi().get("paths", {}).get(getattr(route, "path", None), {}).get(request.scope["method"].lower())
+    if not operation:
+        return
+    single = {parameter["name"] for parameter in operation.get("parameters", [])
+              if parameter.get("in") == "query" and not _takes_many(parameter.get("schema", {}))}
+    repeated = sorted({key for key in keys if keys.count(key) > 1} & single)
+    if repeated:
+        raise RequestValidationError([
+            {"loc": ("query", name), "msg": "given more than once; this parameter takes one value", "type": "repeated_parameter"}
+            for name in repeated
+        ])

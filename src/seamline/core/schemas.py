@@ -25,10 +25,10 @@ import dataclasses
 import math
 import re
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, get_args
 
 from fastapi import Path, Query
-from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, Strict, StringConstraints
+from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, Strict, StringConstraints, model_validator
 from pydantic_core import PydanticCustomError
 
 #: How deeply JSON values may nest. Deeper documents could be stored but not rendered again
@@ -129,6 +129,33 @@ class RequestModel(BaseModel):
     set `extra="ignore", strict=False` again."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _whole_numbers_are_integers(cls, data: Any) -> Any:
+        """JSON Schema calls 5.0 an integer (so do JavaScript clients, which have no other kind of
+        number): an integer field takes it as 5. 5.5, "5" and false stay refused."""
+        if not isinstance(data, dict):
+            return data
+        for name, field in cls.model_fields.items():
+            key = field.alias or name
+            if key in data and _takes_int(field.annotation):
+                data = {**data, key: _whole(data[key])}
+        return data
+
+
+def _takes_int(annotation: Any) -> bool:
+    if annotation is int:
+        return True
+    return any(_takes_int(argument) for argument in get_args(annotation) if argument is not annotation)
+
+
+def _whole(value: Any) -> Any:
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, list):
+        return [_whole(item) for item in value]
+    return value
 
 
 #: Lax config for a response model that extends a request model.

@@ -51,7 +51,10 @@ def parse_time(value: Any, field: str) -> datetime | None:
         raise MessageError("invalid_timestamp", f"{field} is not an ISO 8601 date-time: {value[:40]!r}") from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=timezone.utc)  # as Segment: a time without offset is UTC
-    return parsed.astimezone(timezone.utc)
+    try:
+        return parsed.astimezone(timezone.utc)
+    except OverflowError:  # 0001-01-01T00:00+05:00 is before the year 1 in UTC
+        raise MessageError("invalid_timestamp", f"{field} is out of range: {value[:40]!r}") from None
 
 
 def _id(message: dict[str, Any], field: str) -> str | None:
@@ -124,7 +127,10 @@ def check_message(
     own_sent_at = parse_time(message.get("sentAt"), "sentAt")
     sent_at = own_sent_at or batch_sent_at
     parse_time(message.get("originalTimestamp"), "originalTimestamp")
-    timestamp = apply_clock_skew(original, sent_at, received_at)
+    try:
+        timestamp = apply_clock_skew(original, sent_at, received_at)
+    except OverflowError:  # a device clock thousands of years off: no time to correct it to
+        raise MessageError("invalid_timestamp", "timestamp and sentAt are too far apart to correct the clock") from None
     if original is not None and "originalTimestamp" not in message:
         message["originalTimestamp"] = message["timestamp"]
     if sent_at is not None and own_sent_at is None:

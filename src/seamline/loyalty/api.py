@@ -84,7 +84,8 @@ def patch_program(body: ProgramPatch, session: WriteSession, _: AdminKey) -> Any
     return rules.patch_program(session, body.model_dump(exclude_unset=True))
 
 
-@router.post("/loyalty/accounts", response_model=AccountRead, status_code=201)
+@router.post("/loyalty/accounts", response_model=AccountRead, status_code=201,
+             responses={200: {"model": AccountRead, "description": "Enrolled before: the account, unchanged"}})
 def open_account(body: AccountCreate, request: Request, response: Response, _: WriteKey) -> Any:
     """Enrol a customer (with the welcome bonus). Enrolling again returns the account (200)."""
     def work(session: Session) -> dict[str, Any]:
