@@ -141,7 +141,8 @@ def list_locations(session: ReadSession, _: ReadKey) -> Any:
     return stock.list_locations(session)
 
 
-@router.post("/stock/movements", response_model=MovementRead, status_code=201)
+@router.post("/stock/movements", response_model=MovementRead, status_code=201,
+             responses=errors(409, notes={409: "`below_reserved`: less stock than is reserved"}))
 def record_movement(
     body: MovementCreate, request: Request, response: Response, _: WriteKey, idempotency_key: IdempotencyKey = None
 ) -> Any:
@@ -298,7 +299,8 @@ def pos_pickups(
     return pos.pickups(session, rules=rules, store=pos.store_by_code(session, store), limit=limit)
 
 
-@router.post("/pos/stores/{store}/pickups", response_model=OrderRead, tags=["pos"])
+@router.post("/pos/stores/{store}/pickups", response_model=OrderRead, tags=["pos"],
+             responses=errors(409, notes={409: "`wrong_store`, or the order is not ready for pickup"}))
 def pos_hand_over(store: StoreCode, body: PosHandover, request: Request, settings: AppSettings, _: WriteKey) -> Any:
     """Hand an order over by its pickup code. An order for another store is a 409 `wrong_store`,
     a wrong code a 422 `wrong_pickup_code`; either way nothing changes. Repeating a done

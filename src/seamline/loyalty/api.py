@@ -192,7 +192,8 @@ def reissue_card(number: CardPath, body: CardReissue, request: Request, rules_: 
     return get_database(request).run_write(work)
 
 
-@router.get("/pos/stores/{code}/loyalty/cards/{number}", response_model=BalanceRead, tags=["store"])
+@router.get("/pos/stores/{code}/loyalty/cards/{number}", response_model=BalanceRead, tags=["store"],
+            responses=errors(409, notes={409: "`card_blocked`, with the replacement's number"}))
 def till_card(code: CodePath, number: CardPath, session: ReadSession, _: ReadKey) -> Any:
     """At the till: the balance behind a scanned card (a blocked card is a 409 `card_blocked`).
     Spend points with the sale: `POST /v1/pos/stores/{code}/sales` with `points` and the card among

@@ -118,13 +118,11 @@ class AdjustmentCreate(RequestModel):
         return self
 
 
-class CardCreate(RequestModel):
-    kind: Literal["physical", "virtual"]
-    number: CardNumber | None = Field(default=None, description="A printed card's number; virtual cards get one generated")
-    channel: Channel | None = None
+class _CardKind(RequestModel):
+    """A physical card comes with its printed number; a virtual one gets a generated number."""
 
     @model_validator(mode="after")
-    def _number(self) -> CardCreate:
+    def _number(self) -> _CardKind:
         if self.kind == "physical" and not self.number:
             raise ValueError("a physical card needs its printed number")
         if self.kind == "virtual" and self.number:
@@ -132,11 +130,17 @@ class CardCreate(RequestModel):
         return self
 
 
+class CardCreate(_CardKind):
+    kind: Literal["physical", "virtual"]
+    number: CardNumber | None = Field(default=None, description="A printed card's number; virtual cards get one generated")
+    channel: Channel | None = None
+
+
 class CardBlock(RequestModel):
     reason: line_text(200) = "lost"
 
 
-class CardReissue(RequestModel):
+class CardReissue(_CardKind):
     kind: Literal["physical", "virtual"] = "physical"
     number: CardNumber | None = None
     reason: line_text(200) = "lost"
