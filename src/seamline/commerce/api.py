@@ -419,7 +419,8 @@ def get_cart(
                        lambda s, o: carts.merge_strays(s, o, channel=channel or "web"))
 
 
-@router.put("/carts/current/lines/{sku}", response_model=CartRead, tags=["carts"])
+@router.put("/carts/current/lines/{sku}", response_model=CartRead, tags=["carts"],
+            responses=errors(409, notes={409: "`insufficient_stock`"}))
 def set_cart_line(
     sku: CodePath, body: CartLinePut, request: Request, settings: AppSettings, rules: Rules, _: WriteKey,
     customer_id: CustomerQuery = None, anonymous_id: AnonymousQuery = None,

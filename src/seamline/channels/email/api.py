@@ -24,7 +24,9 @@ router = APIRouter(tags=["inbox"])
 #: The path an MTA posts to, and its old name (kept for MTAs configured with it; deprecated).
 PATH = "/v1/channels/email/messages"
 OLD_PATH = "/v1/inbox/channels/email/messages"
-_BODY = {"requestBody": {"required": True, "content": {"message/rfc822": {"schema": {"type": "string", "format": "binary"}}}}}
+#: The message's bytes, whatever the MTA calls them (`message/rfc822`; a pipe's curl says octet-stream).
+_BODY = {"requestBody": {"required": True, "content": {
+    media_type: {"schema": {"type": "string", "format": "binary"}} for media_type in ("message/rfc822", "application/octet-stream")}}}
 
 
 class EmailAccepted(BaseModel):
@@ -35,7 +37,7 @@ class EmailAccepted(BaseModel):
     error: str | None = Field(description="Why it could not be processed (kept on the stored message, retried)")
 
 
-_RESPONSES = errors(400, 401, 403, 413, 422, notes={400: "`empty_email`", 413: "`email_too_large`"})
+_RESPONSES = errors(400, 401, 403, 413, 422, notes={400: "`empty_email`", 422: "`malformed_email` (stored, retried)", 413: "`email_too_large`"})
 
 
 @router.post(PATH, status_code=202, openapi_extra=_BODY, response_model=EmailAccepted, responses=_RESPONSES)
