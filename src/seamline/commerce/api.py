@@ -72,7 +72,7 @@ from seamline.core.deps import (
     get_database,
 )
 from seamline.core.errors import PayloadTooLarge, UnsupportedMediaType
-from seamline.core.openapi import errors
+from seamline.core.openapi import errors, replayed
 from seamline.core.pagination import CursorQuery
 from seamline.core.schemas import DateTime, path_id, query_id
 from seamline.customers import service as customers_service
@@ -142,7 +142,7 @@ def list_locations(session: ReadSession, _: ReadKey) -> Any:
 
 
 @router.post("/stock/movements", response_model=MovementRead, status_code=201,
-             responses=errors(409, notes={409: "`below_reserved`: less stock than is reserved"}))
+             responses={**replayed(MovementRead), **errors(409, notes={409: "`below_reserved`: less stock than is reserved"})})
 def record_movement(
     body: MovementCreate, request: Request, response: Response, _: WriteKey, idempotency_key: IdempotencyKey = None
 ) -> Any:
@@ -175,7 +175,7 @@ def nearby(
     return stock.nearby_stores(session, sku=sku, latitude=latitude, longitude=longitude, quantity=quantity, limit=limit)
 
 
-@router.post("/orders", response_model=OrderRead, status_code=201)
+@router.post("/orders", response_model=OrderRead, status_code=201, responses=replayed(OrderRead))
 def place_order(
     body: OrderCreate, request: Request, response: Response, settings: AppSettings, rules: Rules, _: WriteKey,
     idempotency_key: IdempotencyKey = None,
@@ -313,7 +313,8 @@ def pos_hand_over(store: StoreCode, body: PosHandover, request: Request, setting
     return get_database(request).run_write(work)
 
 
-@router.post("/pos/stores/{store}/sales", response_model=OrderRead, status_code=201, tags=["pos"])
+@router.post("/pos/stores/{store}/sales", response_model=OrderRead, status_code=201, tags=["pos"],
+             responses=replayed(OrderRead))
 def pos_sale(
     store: StoreCode, body: SaleCreate, request: Request, response: Response, settings: AppSettings, rules: Rules,
     _: WriteKey, idempotency_key: IdempotencyKey = None,
@@ -467,7 +468,7 @@ def merge_carts(body: CartMergeIn, request: Request, settings: AppSettings, rule
 
 
 @router.post("/carts/current/checkout", response_model=OrderRead, status_code=201, tags=["carts"],
-             responses=errors(409, notes={409: "`cart_empty`, or the stock or prices changed"}))
+             responses={**replayed(OrderRead), **errors(409, notes={409: "`cart_empty`, or the stock or prices changed"})})
 def checkout_cart(
     body: CartCheckoutIn, request: Request, response: Response, settings: AppSettings, rules: Rules, _: WriteKey,
     customer_id: CustomerQuery = None, anonymous_id: AnonymousQuery = None, idempotency_key: IdempotencyKey = None,
@@ -528,7 +529,7 @@ async def payment_webhook(provider: ProviderPath, request: Request, settings: Ap
 
 
 @router.post("/orders/{order_id}/returns", response_model=ReturnRead, status_code=201, tags=["returns"],
-             responses=ORDER_STATE)
+             responses={**replayed(ReturnRead), **ORDER_STATE})
 def create_return(
     order_id: OrderId, body: ReturnCreate, request: Request, response: Response, settings: AppSettings, _: WriteKey,
     idempotency_key: IdempotencyKey = None,

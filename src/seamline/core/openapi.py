@@ -60,6 +60,14 @@ def errors(*statuses: int, notes: dict[int, str] | None = None) -> dict[int | st
     }
 
 
+def replayed(model: type[BaseModel] | None = None) -> dict[int | str, dict[str, Any]]:
+    """`responses=` of a create that may be sent again: the 200 of a replay (the same
+    `Idempotency-Key`, or the same natural key), answered with the first result."""
+    response: dict[str, Any] = {"description": "Sent before (the same `Idempotency-Key`): the first answer again; "
+                                               "nothing is done twice"}
+    return {200: {**response, "model": model} if model else response}
+
+
 #: What a provider's webhook answers a caller that is not the provider.
 PROVIDER_ERRORS = errors(401, 403, notes={
     401: "the provider's signature or secret is missing or wrong (`invalid_signature`)",

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from seamline.commerce.api import CodePath
 from seamline.commerce.pos import store_by_code
-from seamline.core.openapi import errors
+from seamline.core.openapi import errors, replayed
 from seamline.core.auth.models import ApiKey
 from seamline.core.auth.schemas import Scope
 from seamline.core.deps import (
@@ -120,7 +120,7 @@ def get_entries(customer_id: CustomerId, session: ReadSession, _: ReadKey, limit
 
 
 @router.post("/customers/{customer_id}/loyalty/adjustments", response_model=EntryRead, status_code=201,
-             responses=errors(409, notes={409: "`insufficient_points`"}))
+             responses={**replayed(EntryRead), **errors(409, notes={409: "`insufficient_points`"})})
 def adjust(
     customer_id: CustomerId, body: AdjustmentCreate, request: Request, response: Response, key: AdjustKey,
     idempotency_key: IdempotencyKey = None,

@@ -17,7 +17,7 @@ from seamline.channels.webhooks import (
 from seamline.core.deps import ReadSession, get_database
 from seamline.core.errors import Unauthorized, Unprocessable
 from seamline.core.limits import charge_key
-from seamline.core.openapi import PROVIDER_ERRORS
+from seamline.core.openapi import PROVIDER_ERRORS, replayed
 from seamline.core.pagination import CursorQuery, before, page
 from seamline.events.destinations import verify
 from seamline.inbox.api import AgentKey, IdPath, Limit
@@ -62,7 +62,7 @@ async def call_events(request: Request) -> dict[str, Any]:
     return {"events": await run_in_threadpool(apply)}
 
 
-@router.post("/callback-requests", status_code=201)
+@router.post("/callback-requests", status_code=201, responses=replayed())
 def request_callback(body: CallbackRequest, request: Request, response: Response) -> dict[str, Any]:
     """The website's "call me back" form (the site's public write key, like the tracker): a
     callback task in the inbox queue. A repeat while one is waiting returns it (200)."""
