@@ -50,11 +50,9 @@ from sqlalchemy import func, insert, select, text
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _load import throwaway_database
 
-try:  # the same wiring as the server (priority signals, channel adapters)
-    import seamline.app
-except ImportError as exc:  # a channel being written: the web chat's adapter is enough here
-    print(f"(seamline.app not importable: {exc}; web chat adapter only)", file=sys.stderr)
-    import seamline.channels.webchat.adapter  # noqa: F401
+from seamline import runtime
+
+runtime.wire()  # the same wiring as the server (priority signals, channel adapters)
 from seamline.core.config import Settings
 from seamline.core.db import Database
 from seamline.core.time import utcnow

@@ -1,4 +1,5 @@
-"""The FastAPI application: one factory, every domain's router and customer-360 sections."""
+"""The FastAPI application: one factory over the process's runtime (`seamline.runtime`), every
+domain's router."""
 
 from __future__ import annotations
 
@@ -17,53 +18,38 @@ from seamline.channels.viber.api import router as viber_router
 from seamline.channels.vk.api import router as vk_router
 from seamline.channels.webchat.api import router as webchat_router
 from seamline.channels.whatsapp.api import router as whatsapp_router
-from seamline.commerce import orders as commerce_orders
-from seamline.commerce import service as commerce_service
 from seamline.commerce.api import router as commerce_router
-from seamline.commerce.tasks import background_jobs
 from seamline.core.auth.api import router as api_keys_router
 from seamline.core.config import Settings, get_settings
 from seamline.core.db import Database
 from seamline.core.deps import API_KEY_CACHE_SECONDS
 from seamline.core.docs import install_api_docs
-from seamline.core.errors import AppError, install_error_handlers
+from seamline.core.errors import install_error_handlers
 from seamline.core.openapi import install_complete_document, one_value_per_query_parameter
 from seamline.core.health import router as health_router
 from seamline.core.limits import install_limits
 from seamline.core.logging import configure_logging, wants_json
 from seamline.core.observability import Metrics, install_observability
 from seamline.core.trust_cache import TrustCache
-from seamline.customers import login_codes
-from seamline.customers import service as customers_service
 from seamline.customers.api import router as customers_router
-from seamline.customers.identifiers import IdentifierRules
-from seamline.customers.sections import SectionRegistry
-from seamline.customers.timeline import TimelineRegistry
-from seamline.events import service as events_service
 from seamline.events.api import COLLECTION_PATHS, SOURCE_CACHE_SECONDS
 from seamline.events.api import router as events_router
 from seamline.events.destinations import DeliveryWorker
 from seamline.events.writer import BatchWriter
-from seamline.inbox import canned as inbox_canned
-from seamline.inbox import outbound as inbox_outbound
 from seamline.inbox import realtime as inbox_realtime
-from seamline.inbox import routing as inbox_routing
-from seamline.inbox import service as inbox_service
-from seamline.inbox import tasks as inbox_tasks
 from seamline.inbox.api import router as inbox_router
-from seamline.loyalty import ledger as loyalty_ledger
-from seamline.loyalty import service as loyalty_service
-from seamline.loyalty import tasks as loyalty_tasks
 from seamline.loyalty.api import router as loyalty_router
 from seamline.web import demo_sink
 from seamline.web.storefront.api import router as storefront_router
+from seamline.runtime import build
 from seamline.web import console
 
 
 def create_app(settings: Settings | None = None, *, database: Database | None = None) -> FastAPI:
     settings = settings or get_settings()
     configure_logging(settings.log_level, json=wants_json(settings.log_json, demo=settings.demo))
-    database = database or Database(settings)
+    runtime = build(settings, database=database)
+    database = runtime.database
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
@@ -71,8 +57,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         listener = None
         if inbox_realtime.HUB.use_postgres and not database.is_sqlite:
             listener = inbox_realtime.PostgresListener(database.url).start()
-        jobs = [job.start() for job in background_jobs(database, settings) + loyalty_tasks.background_jobs(database, settings)
-                + inbox_tasks.background_jobs(database, settings, app.state.identifier_rules)]
+        jobs = [job.start() for job in runtime.background_jobs()]
         app.state.event_writer.start()  # applies identity work a previous run left
         # The demo's mail sink (web/demo_sink.py): where the demo's email replies really go.
         mail_sink = demo_sink.MailSink(settings.inbox_smtp_port).start() if settings.demo and \
@@ -108,21 +93,16 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     )
     app.state.settings = settings
     app.state.database = database
-    app.state.identifier_rules = IdentifierRules(settings)
+    app.state.runtime = runtime
+    app.state.identifier_rules = runtime.identifier_rules
     app.state.event_writer = BatchWriter(database, app.state.identifier_rules)
     app.state.event_sources = TrustCache(SOURCE_CACHE_SECONDS)  # write key -> source; see events/api.py
     app.state.api_keys = TrustCache(API_KEY_CACHE_SECONDS)  # API key -> ApiKey; see core/deps.py
     app.state.metrics = Metrics()
 
-    sections, timeline = SectionRegistry(), TimelineRegistry()
-    customers_service.register_sections(sections, timeline=timeline)
-    events_service.register(sections, timeline)
-    commerce_service.register(sections, timeline, settings=settings)
-    loyalty_service.register(sections, timeline)
-    inbox_service.register(sections, timeline)
     inbox_realtime.HUB.use_postgres = settings.inbox_realtime_backend != "local" and not settings.is_sqlite
-    app.state.customer_sections = sections
-    app.state.customer_timeline = timeline
+    app.state.customer_sections = runtime.sections
+    app.state.customer_timeline = runtime.timeline
 
     install_error_handlers(app)
     install_limits(app, settings)  # rate limits and body sizes; inside the request log
@@ -152,50 +132,6 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     # web chat paths are open to other origins (write keys and chat tokens are the visitor's own).
     app.add_middleware(PathCORS, paths=COLLECTION_PATHS, prefixes=("/v1/webchat/", "/v1/channels/telephony/callback-requests"))
     return app
-
-
-# --- what the inbox learns from sibling domains, wired here so none imports the other ----------
-
-
-def _tier_priority(session, customer_id: int, settings: Settings) -> int:  # noqa: ANN001
-    """Queue priority of the customer's loyalty tier (`inbox_tier_priority`)."""
-    if not settings.inbox_tier_priority:
-        return 0
-    account = loyalty_ledger.find_account(session, customer_id)
-    return settings.inbox_tier_priority.get(account.tier, 0) if account is not None and account.tier else 0
-
-
-def _vip_priority(session, customer_id: int, settings: Settings) -> int:  # noqa: ANN001
-    traits = customers_service.traits_of(session, customers_service.identity_ids_of(session, customer_id))
-    vip = traits.get("vip")
-    return settings.inbox_vip_priority if (vip.get("value") if isinstance(vip, dict) else vip) is True else 0
-
-
-def _order_variables(session, profile_ids: list[int]) -> dict[str, object]:  # noqa: ANN001
-    """{{order.number}} and {{order.status}} of canned responses: the customer's latest order."""
-    order = next(iter(commerce_orders.orders_of_customer(session, profile_ids, limit=1)), None)
-    return {"order.number": order.id, "order.status": order.status} if order is not None else {}
-
-
-inbox_routing.register_priority_signal(_tier_priority)
-inbox_routing.register_priority_signal(_vip_priority)
-inbox_canned.register_variables(_order_variables)
-
-
-def _send_login_code(session, *, identifier_type: str, value: str, text: str, settings: Settings) -> bool:  # noqa: ANN001
-    """Login codes go out through the inbox's outbound `send`, to exactly the phone or email they
-    were asked for (never another identifier of that profile: SMS for a phone, email for an
-    email), when a customer is known by it; anyone else cannot be reached yet."""
-    try:
-        profile = customers_service.lookup(session, rules=IdentifierRules(settings), type_name=identifier_type, value=value)
-        inbox_outbound.send(session, settings=settings, customer_id=profile.id, text=text, to=value,
-                            channel="sms" if identifier_type == "phone" else "email", purpose="service", source="login_code")
-    except AppError:
-        return False
-    return True
-
-
-login_codes.register_sender(_send_login_code)
 
 
 class PathCORS:

@@ -14,6 +14,7 @@ from seamline.core.config import Settings, get_settings
 
 if TYPE_CHECKING:
     from seamline.core.db import Database
+    from seamline.runtime import Runtime
 
 app = typer.Typer(help="Seamline: one customer platform for every channel.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
@@ -49,17 +50,23 @@ def _settings(database_url: str | None) -> Settings:
     return settings
 
 
-def _database(settings: Settings) -> Database:
-    """The database of a command, once its schema is known to be there and current: otherwise one
-    line saying what to run (`seamline db upgrade`, `seamline demo`) and exit 1, no traceback."""
-    from seamline.core.db import Database
+def _runtime(settings: Settings) -> Runtime:
+    """What a command works with, wired as the app is (`seamline.runtime`: every channel, every
+    subscriber), once the database's schema is known to be there and current: otherwise one line
+    saying what to run (`seamline db upgrade`, `seamline demo`) and exit 1, no traceback."""
     from seamline.core.migrations import schema_problem
+    from seamline.runtime import build
 
     problem = schema_problem(settings.database_url)
     if problem:
         typer.echo(f"error: {problem}", err=True)
         raise typer.Exit(1)
-    return Database(settings)
+    return build(settings)
+
+
+def _database(settings: Settings) -> Database:
+    """The database of a command's runtime (`_runtime`)."""
+    return _runtime(settings).database
 
 
 DatabaseUrl = Annotated[
@@ -265,9 +272,7 @@ def inbox_run_jobs(database_url: DatabaseUrl = None) -> None:
     import httpx
 
     from seamline.channels.email import adapter as email_adapter
-    from seamline.channels.webchat import (
-        adapter as webchat_adapter,  # registers the channel: retries need it
-    )
+    from seamline.channels.webchat import adapter as webchat_adapter
     from seamline.customers.identifiers import IdentifierRules
     from seamline.inbox import tasks
 

@@ -38,6 +38,7 @@ from typing import Any
 import phonenumbers
 from sqlalchemy import create_engine, func, inspect, select, text
 
+from seamline import runtime
 from seamline.core.auth.schemas import Scope
 from seamline.core.auth.service import create_api_key
 from seamline.core.config import Settings
@@ -617,6 +618,7 @@ def fill_demo(
     `conversations_by_state`...), `staff_users`, `logins` and the storefront's
     `storefront_api_key` and `storefront_write_key` (None when the world was there already).
     """
+    runtime.wire()  # merges fold loyalty accounts, orders earn points: as in the server
     plan, journeys = _build(customers, seed=seed, now=now)
     rules = IdentifierRules(settings)
     own_database = database is None

@@ -27,7 +27,7 @@ import orjson
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-import seamline.app  # noqa: F401 - wires what the server wires: channel adapters, commerce and loyalty listeners
+from seamline import runtime
 from seamline.channels.webchat import service as webchat
 from seamline.commerce import catalog, orders, payments, pos, promotions, returns, stock
 from seamline.commerce.models import (
@@ -352,6 +352,7 @@ def fill_world(db: Database, settings: Settings, *, journeys: list[Any], stores:
                now: datetime | None = None) -> dict[str, Any]:
     """Fill the world around the demo's customers (see the module doc). Returns the storefront's
     keys and what was made."""
+    runtime.wire()
     now = now or utcnow()
     rules = IdentifierRules(settings)
     shops = [s for s in stores if s.kind == "store"]

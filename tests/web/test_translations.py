@@ -59,7 +59,9 @@ def test_every_code_label_has_a_russian_translation():
 
 def test_the_console_has_a_name_for_every_code_the_modules_use():
     """A new status, channel or identifier type fails here until the console can name it."""
-    import seamline.app  # noqa: F401 - every payment provider registered
+    from seamline import runtime
+
+    runtime.wire()  # every payment provider registered
     from seamline.commerce.payment_providers import PROVIDERS
     from seamline.core.config import BUILTIN_IDENTIFIER_TYPES, Settings
     from seamline.inbox.service import STATUSES as CONVERSATION_STATUSES

@@ -82,7 +82,8 @@ _refund_requested: list[Callable[[Session, RefundRequested], None]] = []
 
 
 def _subscribe(listeners: list, callback: Callable) -> Callable[[], None]:
-    listeners.append(callback)
+    if callback not in listeners:  # subscribing again is a no-op: an effect never runs twice
+        listeners.append(callback)
 
     def unsubscribe() -> None:
         if callback in listeners:

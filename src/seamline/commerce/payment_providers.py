@@ -320,13 +320,18 @@ class WebhookProvider:
         )
 
 
-#: Provider factories by name; an adapter registers itself here. A local provider's factory
-#: also accepts `None` (its refunds may be given back where no settings are at hand).
+#: Provider factories by name; another domain adds its own with `register` (the loyalty wallet).
+#: A local provider's factory also accepts `None` (its refunds may be given back where no
+#: settings are at hand).
 PROVIDERS: dict[str, Callable[[Settings], PaymentProvider | LocalProvider]] = {
     "on_pickup": OnPickupProvider,
     "test": TestProvider,
     "webhook": WebhookProvider,
 }
+
+
+def register(name: str, factory: Callable[[Settings], PaymentProvider | LocalProvider]) -> None:
+    PROVIDERS[name] = factory
 
 
 def provider(settings: Settings, name: str) -> PaymentProvider | LocalProvider:

@@ -588,5 +588,8 @@ def _refund_on_cancel(session: Session, event: events.OrderCancelled) -> None:
         request_refunds(session, settings=None, order=order, amount=amount, return_id=None)
 
 
-events.on_order_handed_over(_capture_at_handover)
-events.on_order_cancelled(_refund_on_cancel)
+def subscribe() -> None:
+    """Capture a pay-on-pickup order at handover; refund a paid order that is cancelled (called
+    once by `seamline.runtime.wire`)."""
+    events.on_order_handed_over(_capture_at_handover)
+    events.on_order_cancelled(_refund_on_cancel)

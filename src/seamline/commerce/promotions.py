@@ -51,7 +51,7 @@ from seamline.customers import service as customers_service
 
 #: A condition checker: (session, profile id, the condition's value) -> whether the customer qualifies.
 ConditionChecker = Callable[[Session, int, Any], bool]
-_checkers: dict[str, ConditionChecker] = {}
+_checkers: dict[str, ConditionChecker] = {}  # `traits` below; `tiers` from loyalty
 #: A promotion as stored, or as the catalog snapshot keeps it (the engine reads either).
 Promotion = CommercePromotion | CatalogPromotion
 
@@ -67,7 +67,7 @@ def _has_traits(session: Session, profile_id: int, wanted: dict[str, Any]) -> bo
     return all(key in traits and traits[key]["value"] == value for key, value in wanted.items())
 
 
-register_condition("traits", _has_traits)
+_checkers["traits"] = _has_traits  # the catalog's own condition
 
 KNOWN_CONDITIONS = ("traits", "tiers")
 

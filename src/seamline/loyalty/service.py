@@ -159,19 +159,11 @@ def _on_handover(session: Session, event: commerce_events.OrderHandedOver) -> No
     earn_for_order(session, event.order)
 
 
-commerce_events.on_order_handed_over(_on_handover)
-commerce_events.on_order_returned(on_return)
-commerce_events.on_order_cancelled(on_cancel)
-
-
 def _on_profiles_merged(session: Session, targets: dict[int, int]) -> None:
     """Two people found to be one: their accounts become one (`ledger.account_for` folds them)."""
     program = rules.get_program(session)
     for target in sorted(set(targets.values())):
         ledger.account_for(session, target, program=program, create=False)
-
-
-resolution.on_profiles_merged(_on_profiles_merged)
 
 
 # --- spending at checkout ---------------------------------------------------------------------------
@@ -222,15 +214,22 @@ def release_account(session: Session, account: LoyaltyAccount, *, program: Progr
         ledger.release(session, account, lot, program=program, now=_now(now))
 
 
-redemption.register(Redeemer())
-
-
 def _in_tiers(session: Session, profile_id: int, wanted: Any) -> bool:
     account = ledger.find_account(session, profile_id)
     return account is not None and account.tier is not None and account.tier in (wanted or [])
 
 
-promotions.register_condition("tiers", _in_tiers)
+def subscribe() -> None:
+    """What loyalty does when other domains act (called once by `seamline.runtime.wire`): points
+    for a handed-over order, back for a return or a cancellation; accounts folded when two
+    profiles merge; points spent at checkout; the `tiers` condition of promotions."""
+    commerce_events.on_order_handed_over(_on_handover)
+    commerce_events.on_order_returned(on_return)
+    commerce_events.on_order_cancelled(on_cancel)
+    resolution.on_profiles_merged(_on_profiles_merged)
+    redemption.register(Redeemer())
+    promotions.register_condition("tiers", _in_tiers)
+    wallet.offer_as_payment()
 
 
 # --- staff adjustments ----------------------------------------------------------------------------

@@ -20,10 +20,9 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from seamline.commerce import orders, payments
+from seamline.commerce import orders, payment_providers, payments
 from seamline.commerce.models import CommerceOrder, CommercePayment, CommerceRefund
 from seamline.commerce.payment_providers import (
-    PROVIDERS,
     PaymentEvent,
     ProviderPayment,
     ProviderRefund,
@@ -166,7 +165,8 @@ def entries(session: Session, account_id: int, *, limit: int = 50, before_id: in
     return list(session.scalars(query.order_by(LoyaltyWalletEntry.id.desc()).limit(limit)))
 
 
-# Offered to commerce as a local payment provider: an order may be placed with `payment_method`
-# "wallet" where SEAMLINE_COMMERCE_PAYMENT_METHODS lists it, and its captures and refunds move
-# the wallet's money in the payment ledger's transaction.
-PROVIDERS[PROVIDER] = WalletProvider
+def offer_as_payment() -> None:
+    """Offer the wallet to commerce as a local payment provider: an order may be placed with
+    `payment_method` "wallet" where SEAMLINE_COMMERCE_PAYMENT_METHODS lists it, and its captures
+    and refunds move the wallet's money in the payment ledger's transaction."""
+    payment_providers.register(PROVIDER, WalletProvider)

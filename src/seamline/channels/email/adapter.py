@@ -41,7 +41,6 @@ from seamline.inbox.adapters import (
     OutboundMessage,
     SendError,
     SendResult,
-    register,
 )
 
 log = structlog.get_logger("seamline.channels.email")
@@ -156,4 +155,4 @@ def poll_mailbox(database: Database, *, settings: Settings, rules: IdentifierRul
     return len(stored)
 
 
-ADAPTER = register(EmailAdapter())
+ADAPTER = EmailAdapter()

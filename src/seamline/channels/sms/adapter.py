@@ -38,7 +38,6 @@ from seamline.inbox.adapters import (
     OutboundMessage,
     SendError,
     SendResult,
-    register,
 )
 
 CHANNEL = "sms"
@@ -126,4 +125,4 @@ class SmsAdapter(ChannelAdapter):
         return SendResult(provider_message_id=sent.id, status="sent", meta={"sms": meta})
 
 
-ADAPTER = register(SmsAdapter())
+ADAPTER = SmsAdapter()

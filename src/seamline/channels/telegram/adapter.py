@@ -32,7 +32,6 @@ from seamline.inbox.adapters import (
     OutboundMessage,
     SendError,
     SendResult,
-    register,
 )
 
 CHANNEL = "telegram"
@@ -153,4 +152,4 @@ def _call(url: str, **request: Any) -> str:
                     retry_after=float(retry_after) if isinstance(retry_after, int | float) else None)
 
 
-ADAPTER = register(TelegramAdapter())
+ADAPTER = TelegramAdapter()

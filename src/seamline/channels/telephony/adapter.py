@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from seamline.core.errors import Unprocessable
-from seamline.inbox.adapters import ChannelAdapter, register
+from seamline.inbox.adapters import ChannelAdapter
 
 CHANNEL = "phone"
 
@@ -24,4 +24,4 @@ class PhoneAdapter(ChannelAdapter):
                             code="channel_cannot_send", details={"channel": CHANNEL})
 
 
-ADAPTER = register(PhoneAdapter())
+ADAPTER = PhoneAdapter()

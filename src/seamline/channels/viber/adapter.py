@@ -40,7 +40,6 @@ from seamline.inbox.adapters import (
     OutboundMessage,
     SendError,
     SendResult,
-    register,
 )
 
 CHANNEL = "viber"
@@ -168,4 +167,4 @@ class ViberAdapter(ChannelAdapter):
         raise SendError(f"Viber {detail}", temporary=temporary)
 
 
-ADAPTER = register(ViberAdapter())
+ADAPTER = ViberAdapter()

@@ -41,7 +41,6 @@ from seamline.inbox.adapters import (
     OutboundMessage,
     SendError,
     SendResult,
-    register,
 )
 
 CHANNEL = "vk"
@@ -174,4 +173,4 @@ class VkAdapter(ChannelAdapter):
         raise SendError(f"VK {detail}", temporary=temporary)
 
 
-ADAPTER = register(VkAdapter())
+ADAPTER = VkAdapter()

@@ -13,7 +13,7 @@ from seamline.channels.webchat.service import prune_sessions
 from seamline.core.errors import Unprocessable
 from seamline.core.jobs import PeriodicJob
 from seamline.inbox import service
-from seamline.inbox.adapters import ChannelAdapter, InboundMessage, register
+from seamline.inbox.adapters import ChannelAdapter, InboundMessage
 from seamline.inbox.models import InboxChatSession
 
 CHANNEL = "webchat"
@@ -51,4 +51,4 @@ class WebChatAdapter(ChannelAdapter):
         return [PeriodicJob("webchat-sessions", 3600.0, prune)]
 
 
-ADAPTER = register(WebChatAdapter())
+ADAPTER = WebChatAdapter()

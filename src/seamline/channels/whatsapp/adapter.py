@@ -35,7 +35,6 @@ from seamline.inbox.adapters import (
     OutboundMessage,
     SendError,
     SendResult,
-    register,
 )
 
 CHANNEL = "whatsapp"
@@ -147,4 +146,4 @@ class WhatsAppAdapter(ChannelAdapter):
                         temporary=temporary)
 
 
-ADAPTER = register(WhatsAppAdapter())
+ADAPTER = WhatsAppAdapter()

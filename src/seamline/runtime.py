@@ -1,0 +1,124 @@
+"""The composition root: the one place that says what exists in a Seamline process.
+
+Every process (the HTTP app, each CLI command, the demo, the benchmarks) starts with
+`build(settings)`. It wires what domains learn from each other without importing each other
+(`wire`: the channel adapters, commerce's subscribers, loyalty's redeemer and promotion
+condition, the inbox's priority signals and canned-response variables, the login-code sender)
+and builds the per-process objects (database, identifier rules, customer-360 sections and
+timeline, background jobs). Nothing registers itself by being imported: a command that never
+imported the web app has the same wiring as the app (a cron `seamline inbox run-jobs` sends
+Telegram replies; `seamline commerce expire` gives spent points back).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sqlalchemy.orm import Session
+
+from seamline import channels
+from seamline.commerce import orders as commerce_orders
+from seamline.commerce import payments as commerce_payments
+from seamline.commerce import service as commerce_service
+from seamline.commerce import tasks as commerce_tasks
+from seamline.core.config import Settings, get_settings
+from seamline.core.db import Database
+from seamline.core.errors import AppError
+from seamline.core.jobs import PeriodicJob
+from seamline.customers import login_codes
+from seamline.customers import service as customers_service
+from seamline.customers.identifiers import IdentifierRules
+from seamline.customers.sections import SectionRegistry
+from seamline.customers.timeline import TimelineRegistry
+from seamline.events import service as events_service
+from seamline.inbox import adapters as inbox_adapters
+from seamline.inbox import canned as inbox_canned
+from seamline.inbox import outbound as inbox_outbound
+from seamline.inbox import routing as inbox_routing
+from seamline.inbox import service as inbox_service
+from seamline.inbox import tasks as inbox_tasks
+from seamline.loyalty import ledger as loyalty_ledger
+from seamline.loyalty import service as loyalty_service
+from seamline.loyalty import tasks as loyalty_tasks
+
+
+@dataclass
+class Runtime:
+    """What one process works with, built from its settings."""
+
+    settings: Settings
+    database: Database
+    identifier_rules: IdentifierRules
+    sections: SectionRegistry = field(default_factory=SectionRegistry)
+    timeline: TimelineRegistry = field(default_factory=TimelineRegistry)
+
+    def background_jobs(self) -> list[PeriodicJob]:
+        """The periodic jobs `seamline serve` runs (each domain's, as its settings ask)."""
+        return (commerce_tasks.background_jobs(self.database, self.settings)
+                + loyalty_tasks.background_jobs(self.database, self.settings)
+                + inbox_tasks.background_jobs(self.database, self.settings, self.identifier_rules))
+
+    def close(self) -> None:
+        self.database.dispose()
+
+
+def build(settings: Settings | None = None, *, database: Database | None = None) -> Runtime:
+    """The runtime for `settings` (the environment's when None), wired."""
+    wire()
+    settings = settings or get_settings()
+    runtime = Runtime(settings=settings, database=database or Database(settings), identifier_rules=IdentifierRules(settings))
+    customers_service.register_sections(runtime.sections, timeline=runtime.timeline)
+    events_service.register(runtime.sections, runtime.timeline)
+    commerce_service.register(runtime.sections, runtime.timeline, settings=settings)
+    loyalty_service.register(runtime.sections, runtime.timeline)
+    inbox_service.register(runtime.sections, runtime.timeline)
+    return runtime
+
+
+def wire() -> None:
+    """Register what domains learn from each other. Every registry ignores a second registration
+    of the same thing, so calling this again changes nothing."""
+    for adapter in channels.adapters():
+        inbox_adapters.register(adapter)
+    commerce_payments.subscribe()
+    loyalty_service.subscribe()
+    inbox_routing.register_priority_signal(_tier_priority)
+    inbox_routing.register_priority_signal(_vip_priority)
+    inbox_canned.register_variables(_order_variables)
+    login_codes.register_sender(_send_login_code)
+
+
+# --- what the inbox and login codes learn from sibling domains ---------------------------------
+
+
+def _tier_priority(session: Session, customer_id: int, settings: Settings) -> int:
+    """Queue priority of the customer's loyalty tier (`inbox_tier_priority`)."""
+    if not settings.inbox_tier_priority:
+        return 0
+    account = loyalty_ledger.find_account(session, customer_id)
+    return settings.inbox_tier_priority.get(account.tier, 0) if account is not None and account.tier else 0
+
+
+def _vip_priority(session: Session, customer_id: int, settings: Settings) -> int:
+    traits = customers_service.traits_of(session, customers_service.identity_ids_of(session, customer_id))
+    vip = traits.get("vip")
+    return settings.inbox_vip_priority if (vip.get("value") if isinstance(vip, dict) else vip) is True else 0
+
+
+def _order_variables(session: Session, profile_ids: list[int]) -> dict[str, object]:
+    """{{order.number}} and {{order.status}} of canned responses: the customer's latest order."""
+    order = next(iter(commerce_orders.orders_of_customer(session, profile_ids, limit=1)), None)
+    return {"order.number": order.id, "order.status": order.status} if order is not None else {}
+
+
+def _send_login_code(session: Session, *, identifier_type: str, value: str, text: str, settings: Settings) -> bool:
+    """Login codes go out through the inbox's outbound `send`, to exactly the phone or email they
+    were asked for (never another identifier of that profile: SMS for a phone, email for an
+    email), when a customer is known by it; anyone else cannot be reached yet."""
+    try:
+        profile = customers_service.lookup(session, rules=IdentifierRules(settings), type_name=identifier_type, value=value)
+        inbox_outbound.send(session, settings=settings, customer_id=profile.id, text=text, to=value,
+                            channel="sms" if identifier_type == "phone" else "email", purpose="service", source="login_code")
+    except AppError:
+        return False
+    return True
