@@ -174,7 +174,12 @@ def test_answers_match_the_document(case, app, database, seeded_client):
         case.body = _with_known_vocabulary(case.body)
     headers = {"Authorization": f"Bearer {key}", "X-API-Key": key}
     response = case.call(app=app, headers=headers)
-    case.validate_response(response, checks=_CHECKS, headers=headers)
+    checks = _CHECKS
+    if case.media_type == "multipart/form-data":
+        # A multipart part is bytes whatever they spell ("a number where a string belongs" is a
+        # file of digits): schemathesis.toml turns this check off there; explicit checks ignore that.
+        checks = [check for check in _CHECKS if check is not negative_data_rejection]
+    case.validate_response(response, checks=checks, headers=headers)
     _schema_valid_is_not_a_validation_error(case, response)
 
 
