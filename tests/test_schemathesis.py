@@ -173,8 +173,16 @@ def test_answers_match_the_document(case, app, database, seeded_client):
     if positive and (case.method.upper(), case.operation.path) in _VOCABULARY_OPERATIONS:
         case.body = _with_known_vocabulary(case.body)
     headers = {"Authorization": f"Bearer {key}", "X-API-Key": key}
+    # A generated (even schema-violating) key header never reaches the app: the real one replaces
+    # it, so it must not count as the invalid part of a negative case.
+    case.headers = {name: value for name, value in (case.headers or {}).items() if name.lower() not in {"authorization", "x-api-key"}}
     response = case.call(app=app, headers=headers)
-    case.validate_response(response, checks=_CHECKS, headers=headers)
+    checks = _CHECKS
+    if case.media_type == "multipart/form-data":
+        # A multipart part is bytes whatever they spell ("a number where a string belongs" is a
+        # file of digits): schemathesis.toml turns this check off there; explicit checks ignore that.
+        checks = [check for check in _CHECKS if check is not negative_data_rejection]
+    case.validate_response(response, checks=checks, headers=headers)
     _schema_valid_is_not_a_validation_error(case, response)
 
 
