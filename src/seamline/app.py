@@ -30,6 +30,7 @@ from seamline.core.health import router as health_router
 from seamline.core.limits import install_limits
 from seamline.core.logging import configure_logging, wants_json
 from seamline.core.observability import Metrics, install_observability
+from seamline.core.queue.metrics import JobMetrics, QueueCollector
 from seamline.core.trust_cache import TrustCache
 from seamline.customers.api import router as customers_router
 from seamline.events.api import COLLECTION_PATHS, SOURCE_CACHE_SECONDS
@@ -57,7 +58,8 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         listener = None
         if inbox_realtime.HUB.use_postgres and not database.is_sqlite:
             listener = inbox_realtime.PostgresListener(database.url).start()
-        jobs = [job.start() for job in runtime.background_jobs()]
+        # The embedded default runs its jobs here; on PostgreSQL `seamline worker` processes do.
+        jobs = runtime.worker().start() if runtime.serves_jobs else None
         app.state.event_writer.start()  # applies identity work a previous run left
         # The demo's mail sink (web/demo_sink.py): where the demo's email replies really go.
         mail_sink = demo_sink.MailSink(settings.inbox_smtp_port).start() if settings.demo and \
@@ -70,8 +72,8 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         gc.freeze()
         gc.set_threshold(50_000, 20, 100)
         yield
-        for job in jobs:
-            job.stop()
+        if jobs:
+            jobs.stop()
         if mail_sink:
             mail_sink.stop()
         if worker:
@@ -99,6 +101,8 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.state.event_sources = TrustCache(SOURCE_CACHE_SECONDS)  # write key -> source; see events/api.py
     app.state.api_keys = TrustCache(API_KEY_CACHE_SECONDS)  # API key -> ApiKey; see core/deps.py
     app.state.metrics = Metrics()
+    app.state.metrics.registry.register(QueueCollector(database))
+    runtime.job_observer = JobMetrics(app.state.metrics.registry).observe
 
     inbox_realtime.HUB.use_postgres = settings.inbox_realtime_backend != "local" and not settings.is_sqlite
     app.state.customer_sections = runtime.sections

@@ -33,6 +33,8 @@ loyalty_app = typer.Typer(help="Loyalty points, cards and wallets.", no_args_is_
 app.add_typer(loyalty_app, name="loyalty")
 inbox_app = typer.Typer(help="The unified inbox: scheduled work and the email mailbox.", no_args_is_help=True)
 app.add_typer(inbox_app, name="inbox")
+jobs_app = typer.Typer(help="The job queue: what waits, what died.", no_args_is_help=True)
+app.add_typer(jobs_app, name="jobs")
 staff_app = typer.Typer(help="Staff accounts of the console.", no_args_is_help=True)
 app.add_typer(staff_app, name="staff")
 
@@ -308,6 +310,84 @@ def events_deliver(database_url: DatabaseUrl = None) -> None:
     stopped.wait()
     worker.stop()
     database.dispose()
+
+
+def _queue_limits(values: list[str]) -> dict[str, int] | None:
+    limits = {}
+    for value in values:
+        name, _, count = value.partition("=")
+        if not name or (count and not count.isdigit()) or (count and int(count) < 1):
+            raise typer.BadParameter(f"not NAME or NAME=CONCURRENCY: {value!r}")
+        limits[name] = int(count) if count else 0
+    return limits or None
+
+
+@app.command()
+def worker(
+    queue: Annotated[list[str], typer.Option(
+        "--queue", help="A queue to run, as NAME or NAME=CONCURRENCY; repeatable. Default: every queue, "
+        "SEAMLINE_WORKER_CONCURRENCY jobs at once in each")] = [],  # noqa: B006 - typer reads the default
+    no_periodic: Annotated[bool, typer.Option("--no-periodic", help="Do not start periodic tasks from this worker")] = False,
+    metrics_port: Annotated[int | None, typer.Option(help="Serve Prometheus metrics of this worker on this port")] = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Run background jobs until SIGTERM or SIGINT (then finish what is running and stop).
+
+    Run as many as you like, on any machine that reaches the database: each job runs once at a
+    time, and periodic tasks start once per period for the whole cluster."""
+    settings = _settings(database_url)
+    runtime = _runtime(settings)
+    limits = _queue_limits(queue)
+    if limits:
+        unknown = sorted(set(limits) - set(runtime.tasks.queues))
+        if unknown:
+            typer.echo(f"error: no such queue: {', '.join(unknown)} (queues: {', '.join(runtime.tasks.queues)})", err=True)
+            raise typer.Exit(2)
+        limits = {name: count or settings.worker_concurrency for name, count in limits.items()}
+    if metrics_port is not None:
+        from prometheus_client import CollectorRegistry, start_http_server
+
+        from seamline.core.queue.metrics import JobMetrics, QueueCollector
+
+        registry = CollectorRegistry()
+        registry.register(QueueCollector(runtime.database))
+        runtime.job_observer = JobMetrics(registry).observe
+        start_http_server(metrics_port, addr=settings.host, registry=registry)
+    from seamline.core.logging import configure_logging, wants_json
+
+    configure_logging(settings.log_level, json=wants_json(settings.log_json, demo=settings.demo))
+    try:
+        runtime.worker(queues=limits, periodic=not no_periodic).run_until_signalled()
+    finally:
+        runtime.close()
+
+
+@jobs_app.command("status")
+def jobs_status(database_url: DatabaseUrl = None) -> None:
+    """Each queue: jobs waiting, due, running, dead, and the oldest due job (JSON lines)."""
+    from seamline.core.queue import service as queue_service
+
+    runtime = _runtime(_settings(database_url))
+    with runtime.database.read() as session:
+        rows = queue_service.stats(session)
+    for row in rows:
+        typer.echo(json.dumps({**row.__dict__, "oldest_due_at": row.oldest_due_at.isoformat() if row.oldest_due_at else None}))
+
+
+@jobs_app.command("retry")
+def jobs_retry(job_id: int, database_url: DatabaseUrl = None) -> None:
+    """Put a dead job back in its queue with all its attempts again."""
+    from seamline.core.errors import NotFound
+    from seamline.core.queue import service as queue_service
+
+    runtime = _runtime(_settings(database_url))
+    try:
+        with runtime.database.write() as session:
+            queue_service.retry_dead(session, job_id)
+    except NotFound as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"job {job_id} queued again")
 
 
 @app.command()

@@ -3,6 +3,7 @@
 from seamline.channels.telephony import models as _telephony  # noqa: F401
 from seamline.commerce import models as _commerce  # noqa: F401
 from seamline.core.auth import models as _auth  # noqa: F401
+from seamline.core.queue import models as _queue  # noqa: F401
 from seamline.core.db import Base
 from seamline.customers import models as _customers  # noqa: F401
 from seamline.events import models as _events  # noqa: F401

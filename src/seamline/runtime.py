@@ -13,6 +13,7 @@ Telegram replies; `seamline commerce expire` gives spent points back).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -24,7 +25,7 @@ from seamline.commerce import tasks as commerce_tasks
 from seamline.core.config import Settings, get_settings
 from seamline.core.db import Database
 from seamline.core.errors import AppError
-from seamline.core.jobs import PeriodicJob
+from seamline.core.queue import TaskRegistry, Worker
 from seamline.customers import login_codes
 from seamline.customers import service as customers_service
 from seamline.customers.identifiers import IdentifierRules
@@ -51,12 +52,28 @@ class Runtime:
     identifier_rules: IdentifierRules
     sections: SectionRegistry = field(default_factory=SectionRegistry)
     timeline: TimelineRegistry = field(default_factory=TimelineRegistry)
+    tasks: TaskRegistry = field(default_factory=TaskRegistry)
+    #: Told about every finished job (the app's Prometheus metrics).
+    job_observer: Any = None
 
-    def background_jobs(self) -> list[PeriodicJob]:
-        """The periodic jobs `seamline serve` runs (each domain's, as its settings ask)."""
-        return (commerce_tasks.background_jobs(self.database, self.settings)
-                + loyalty_tasks.background_jobs(self.database, self.settings)
-                + inbox_tasks.background_jobs(self.database, self.settings, self.identifier_rules))
+    def periodic_tasks(self) -> list:
+        """Each domain's periodic work, as its settings ask (run once per period by the queue)."""
+        return (commerce_tasks.periodic_tasks(self.database, self.settings)
+                + loyalty_tasks.periodic_tasks(self.database, self.settings)
+                + inbox_tasks.periodic_tasks(self.database, self.settings, self.identifier_rules))
+
+    @property
+    def serves_jobs(self) -> bool:
+        """Whether `seamline serve` runs a worker inside itself (see `Settings.serve_worker`)."""
+        if self.settings.serve_worker is not None:
+            return self.settings.serve_worker
+        return self.database.is_sqlite or self.settings.demo
+
+    def worker(self, *, queues: dict[str, int] | None = None, periodic: bool = True) -> Worker:
+        """A worker for this process's tasks (not started)."""
+        return Worker(self.database, self.tasks, queues=queues, concurrency=self.settings.worker_concurrency,
+                      poll_seconds=self.settings.worker_poll_seconds, lease_seconds=self.settings.job_lease_seconds,
+                      periodic=periodic, observer=self.job_observer)
 
     def close(self) -> None:
         self.database.dispose()
@@ -72,6 +89,8 @@ def build(settings: Settings | None = None, *, database: Database | None = None)
     commerce_service.register(runtime.sections, runtime.timeline, settings=settings)
     loyalty_service.register(runtime.sections, runtime.timeline)
     inbox_service.register(runtime.sections, runtime.timeline)
+    for periodic in runtime.periodic_tasks():
+        runtime.tasks.every(periodic)
     return runtime
 
 

@@ -269,6 +269,7 @@ def test_the_sync_folder_is_imported_on_a_schedule(shop, settings, database, tmp
     (folder / "c_offers.xml.tmp").write_bytes(b"<still being written")
     settings.commerce_sync_dir = str(folder)
     settings.commerce_sync_interval_seconds = 0.05
+    settings.serve_worker = True
     with TestClient(create_app(settings, database=database)) as client:
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline and len(list((folder / "done").glob("*.csv"))) < 1:

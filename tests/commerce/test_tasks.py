@@ -27,6 +27,7 @@ def test_the_server_cancels_orders_whose_hold_ran_out(shop, settings, database, 
                         .values(reserved_until=utcnow() - timedelta(minutes=1)))
 
     settings.commerce_expire_interval_seconds = 0.05
+    settings.serve_worker = True
     with TestClient(create_app(settings, database=database)) as server:
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:

@@ -1,4 +1,5 @@
-"""Commerce's background jobs, run by every `seamline serve` process (see `core.jobs`):
+"""Commerce's periodic tasks, each run once per period for the whole cluster by the job queue's
+workers (see `core.queue`):
 
 - `stock-sync`: imports the files the accounting system drops into `commerce_sync_dir`, every
   `commerce_sync_interval_seconds` (only when the folder is set);
@@ -18,7 +19,7 @@ from pathlib import Path
 from seamline.commerce import orders, payments, sync
 from seamline.core.config import Settings
 from seamline.core.db import Database
-from seamline.core.jobs import PeriodicJob
+from seamline.core.queue import Periodic
 
 EXPIRY_BATCH = 200
 
@@ -33,16 +34,16 @@ def expire_due_orders(database: Database) -> list[int]:
             return cancelled
 
 
-def background_jobs(database: Database, settings: Settings) -> list[PeriodicJob]:
+def periodic_tasks(database: Database, settings: Settings) -> list[Periodic]:
     jobs = []
     if settings.commerce_sync_dir:
         folder = Path(settings.commerce_sync_dir)
-        jobs.append(PeriodicJob("stock-sync", settings.commerce_sync_interval_seconds,
+        jobs.append(Periodic("stock-sync", settings.commerce_sync_interval_seconds,
                                 lambda: sync.import_folder(database, settings=settings, folder=folder)))
     if settings.commerce_expire_interval_seconds:
-        jobs.append(PeriodicJob("order-expiry", settings.commerce_expire_interval_seconds,
+        jobs.append(Periodic("order-expiry", settings.commerce_expire_interval_seconds,
                                 lambda: expire_due_orders(database)))
     if settings.commerce_refund_retry_seconds:
-        jobs.append(PeriodicJob("refunds", settings.commerce_refund_retry_seconds,
+        jobs.append(Periodic("refunds", settings.commerce_refund_retry_seconds,
                                 lambda: payments.send_requested_refunds(database, settings=settings)))
     return jobs

@@ -136,6 +136,17 @@ class Settings(BaseSettings):
     delivery_backoff_seconds: float = Field(default=2.0, gt=0, description="First retry delay; doubles each attempt (with jitter), capped at 1 hour")
     delivery_timeout_seconds: float = Field(default=10.0, gt=0, description="Timeout of one webhook request")
     delivery_worker: bool = Field(default=True, description="Run the delivery worker inside `seamline serve` (off when separate `seamline events deliver` workers run)")
+    serve_worker: bool | None = Field(
+        default=None,
+        description="Run a job worker inside `seamline serve`. Unset: yes on SQLite (the embedded default) and in the demo, "
+        "no on PostgreSQL, where `seamline worker` processes run the jobs",
+    )
+    worker_concurrency: int = Field(default=2, ge=1, le=64, description="Jobs one worker runs at once per queue, unless `seamline worker --queue NAME=N` says otherwise")
+    worker_poll_seconds: float = Field(default=0.5, gt=0, le=60, description="How often an idle worker looks for due jobs")
+    job_lease_seconds: float = Field(
+        default=60.0, ge=2, le=3600,
+        description="How long a job stays a worker's without its heartbeat; a job of a worker that died runs again after this",
+    )
     secret_key: SecretStr = Field(
         default=SecretStr(""),
         description="Key (at least 32 characters) that encrypts the secrets kept in the database (webhook signing secrets, "

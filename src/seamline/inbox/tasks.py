@@ -1,5 +1,5 @@
-"""The inbox's scheduled work, run by every `seamline serve` process (and by `seamline inbox
-run-jobs` for cron):
+"""The inbox's scheduled work, run once per period for the whole cluster by the job queue's
+workers (see `core.queue`; and by `seamline inbox run-jobs` for cron):
 
 - every `inbox_send_interval_seconds`: send queued replies (email) and inbox webhooks;
 - every `inbox_job_interval_seconds`: flag SLA breaches, wake snoozed conversations, retry
@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from seamline.core.config import Settings
 from seamline.core.db import Database
-from seamline.core.jobs import PeriodicJob
+from seamline.core.queue import Periodic
 from seamline.core.time import utcnow
 from seamline.customers.identifiers import IdentifierRules
 from seamline.inbox import delivery, realtime, service, sla, webhooks
@@ -71,14 +71,14 @@ def send_due(database: Database, *, settings: Settings, client: httpx.Client) ->
     }
 
 
-def background_jobs(database: Database, settings: Settings, rules: IdentifierRules) -> list[PeriodicJob]:
+def periodic_tasks(database: Database, settings: Settings, rules: IdentifierRules) -> list[Periodic]:
     jobs = []
     if settings.inbox_send_interval_seconds:
         client = httpx.Client()
-        jobs.append(PeriodicJob("inbox-send", settings.inbox_send_interval_seconds,
+        jobs.append(Periodic("inbox-send", settings.inbox_send_interval_seconds,
                                 lambda: send_due(database, settings=settings, client=client)))
     if settings.inbox_job_interval_seconds:
-        jobs.append(PeriodicJob("inbox", settings.inbox_job_interval_seconds,
+        jobs.append(Periodic("inbox", settings.inbox_job_interval_seconds,
                                 lambda: run_due(database, settings=settings, rules=rules)))
     for adapter in ADAPTERS.values():
         jobs.extend(adapter.jobs(database, settings, rules))

@@ -1,5 +1,5 @@
-"""Loyalty's scheduled work, run by every `seamline serve` process every
-`loyalty_job_interval_seconds` (see `core.jobs`), and by `seamline loyalty run-jobs` for cron:
+"""Loyalty's scheduled work, run once every `loyalty_job_interval_seconds` for the whole cluster
+by the job queue's workers (see `core.queue`), and by `seamline loyalty run-jobs` for cron:
 
 - release earnings whose hold ran out (pending -> spendable);
 - expire lots past their expiry, first in, first out;
@@ -16,7 +16,7 @@ from datetime import datetime
 
 from seamline.core.config import Settings
 from seamline.core.db import Database
-from seamline.core.jobs import PeriodicJob
+from seamline.core.queue import Periodic
 from seamline.core.time import utcnow
 from seamline.loyalty import ledger, rules, service
 
@@ -43,7 +43,7 @@ def run_due(database: Database, *, now: datetime | None = None) -> dict[str, int
     }
 
 
-def background_jobs(database: Database, settings: Settings) -> list[PeriodicJob]:
+def periodic_tasks(database: Database, settings: Settings) -> list[Periodic]:
     if not settings.loyalty_job_interval_seconds:
         return []
-    return [PeriodicJob("loyalty", settings.loyalty_job_interval_seconds, lambda: run_due(database))]
+    return [Periodic("loyalty", settings.loyalty_job_interval_seconds, lambda: run_due(database))]

@@ -31,7 +31,7 @@ from seamline.channels.email.outbound import (
 from seamline.core.config import Settings
 from seamline.core.db import Database
 from seamline.core.errors import Unprocessable
-from seamline.core.jobs import PeriodicJob
+from seamline.core.queue import Periodic
 from seamline.customers.identifiers import IdentifierRules
 from seamline.inbox import delivery, service
 from seamline.inbox.adapters import (
@@ -126,10 +126,10 @@ class EmailAdapter(ChannelAdapter):
             raise SendError(str(exc), temporary=exc.temporary) from exc
         return SendResult(provider_message_id=message_id, status="sent", meta={"email": {"message_id": message_id, "subject": subject}})
 
-    def jobs(self, database: Database, settings: Settings, rules: IdentifierRules) -> list[PeriodicJob]:
+    def jobs(self, database: Database, settings: Settings, rules: IdentifierRules) -> list[Periodic]:
         if not settings.inbox_imap_host or not settings.inbox_imap_poll_seconds:
             return []
-        return [PeriodicJob("inbox-imap", settings.inbox_imap_poll_seconds, lambda: poll_mailbox(database, settings=settings, rules=rules))]
+        return [Periodic("inbox-imap", settings.inbox_imap_poll_seconds, lambda: poll_mailbox(database, settings=settings, rules=rules))]
 
 
 def mailbox(settings: Settings) -> ImapMailbox:

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from seamline.channels.webchat.service import prune_sessions
 from seamline.core.errors import Unprocessable
-from seamline.core.jobs import PeriodicJob
+from seamline.core.queue import Periodic
 from seamline.inbox import service
 from seamline.inbox.adapters import ChannelAdapter, InboundMessage
 from seamline.inbox.models import InboxChatSession
@@ -40,7 +40,7 @@ class WebChatAdapter(ChannelAdapter):
                                 details={"channel": CHANNEL})
         return {"webchat": True}
 
-    def jobs(self, database: Any, settings: Any, rules: Any) -> list[PeriodicJob]:
+    def jobs(self, database: Any, settings: Any, rules: Any) -> list[Periodic]:
         """Remove old chat sessions (hourly, with the inbox's other jobs)."""
         if not settings.inbox_job_interval_seconds:
             return []
@@ -48,7 +48,7 @@ class WebChatAdapter(ChannelAdapter):
             with database.write() as session:
                 prune_sessions(session, settings=settings)
 
-        return [PeriodicJob("webchat-sessions", 3600.0, prune)]
+        return [Periodic("webchat-sessions", 3600.0, prune)]
 
 
 ADAPTER = WebChatAdapter()

@@ -1,0 +1,254 @@
+"""The queue's statements: enqueue, claim, finish, fail, lease upkeep, periodic clocks, staff
+actions and counts. Each takes the caller's session and never commits: enqueueing belongs to
+the transaction of the change that causes it."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, case, delete, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from seamline.core.errors import NotFound
+from seamline.core.queue.models import DEAD, QUEUED, RUNNING, Job, JobSchedule
+from seamline.core.queue.registry import Periodic, Priority, Task
+from seamline.core.time import utcnow
+
+#: A dead job keeps this much of its error.
+ERROR_LIMIT = 4000
+#: Retry delays grow as BASE * 2^attempt, capped, each with up to a quarter of random spread
+#: so that jobs failing together do not come back together.
+BACKOFF_BASE_SECONDS, BACKOFF_CAP_SECONDS = 2.0, 3600.0
+
+
+class LostLease(Exception):
+    """The job is no longer this worker's (its lease ran out and another worker took it)."""
+
+
+def _insert(session: Session):
+    return (postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert)(Job)
+
+
+def enqueue(session: Session, task: Task, args: dict[str, Any] | None = None, *, run_at: datetime | None = None,
+            delay: timedelta | None = None, priority: Priority | None = None, dedupe_key: str | None = None) -> int | None:
+    """Add a job in the caller's transaction. With `dedupe_key`, nothing is added while a job
+    with that key is queued or running (None is returned): a retried request enqueues once."""
+    now = utcnow()
+    values = {
+        "queue": task.queue, "task": task.name, "args": args or {}, "priority": int(priority if priority is not None else task.priority),
+        "state": QUEUED, "run_at": run_at or (now + delay if delay else now), "attempts": 0,
+        "max_attempts": task.max_attempts, "dedupe_key": dedupe_key, "created_at": now,
+    }
+    statement = _insert(session).values(**values)
+    if dedupe_key is not None:
+        statement = statement.on_conflict_do_nothing(index_elements=["dedupe_key"], index_where=Job.state != DEAD)
+    return session.execute(statement.returning(Job.id)).scalar()
+
+
+def due_levels(session: Session, queue: str, now: datetime) -> list[int]:
+    """The priority levels of `queue` that have a due job (a read: a worker asks before it
+    takes the write lock to claim)."""
+    return [level for level in sorted(Priority, reverse=True) if session.scalar(
+        select(Job.id).where(Job.state == QUEUED, Job.queue == queue, Job.priority == int(level), Job.run_at <= now).limit(1)
+    ) is not None]
+
+
+@dataclass(frozen=True)
+class Claimed:
+    id: int
+    task: str
+    args: dict[str, Any]
+    attempt: int
+    max_attempts: int
+
+
+def claim(session: Session, queue: str, *, worker: str, limit: int, lease: timedelta, now: datetime | None = None,
+          levels: list[int] | None = None) -> list[Claimed]:
+    """Lease up to `limit` due jobs of `queue` to `worker`, higher priorities first, oldest first
+    within a level. PostgreSQL skips rows another worker is claiming; SQLite has one writer."""
+    now = now or utcnow()
+    claimed: list[Claimed] = []
+    for level in levels if levels is not None else sorted(Priority, reverse=True):
+        if len(claimed) >= limit:
+            break
+        ids = session.scalars(
+            select(Job.id).where(Job.state == QUEUED, Job.queue == queue, Job.priority == int(level), Job.run_at <= now)
+            .order_by(Job.run_at).limit(limit - len(claimed)).with_for_update(skip_locked=True)
+        ).all()
+        if not ids:
+            continue
+        rows = session.execute(
+            update(Job).where(Job.id.in_(ids)).values(
+                state=RUNNING, locked_by=worker, locked_until=now + lease, attempts=Job.attempts + 1,
+            ).returning(Job.id, Job.task, Job.args, Job.attempts, Job.max_attempts).execution_options(synchronize_session=False)
+        ).all()
+        claimed += [Claimed(*row) for row in sorted(rows, key=lambda row: ids.index(row[0]))]
+    return claimed
+
+
+def finish(session: Session, job_id: int, *, worker: str) -> None:
+    """Delete a job that succeeded, if it is still this worker's; otherwise `LostLease` (which
+    rolls back an in-transaction task's effects: the worker that holds it now will do them)."""
+    gone = session.execute(delete(Job).where(Job.id == job_id, Job.locked_by == worker, Job.state == RUNNING)
+                           .execution_options(synchronize_session=False))
+    if gone.rowcount != 1:
+        raise LostLease(job_id)
+
+
+def backoff(attempt: int) -> timedelta:
+    seconds = min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2 ** max(0, attempt - 1))
+    return timedelta(seconds=seconds * random.uniform(1.0, 1.25))
+
+
+def fail(session: Session, job: Claimed, *, worker: str, error: str, now: datetime | None = None,
+         retry_in: timedelta | None = None) -> str:
+    """Record a failed attempt: back to the queue after a backoff, or dead when attempts ran
+    out. Returns the new state (or '' when the job was no longer this worker's)."""
+    now = now or utcnow()
+    dead = job.attempt >= job.max_attempts
+    state = DEAD if dead else QUEUED
+    changed = session.execute(
+        update(Job).where(Job.id == job.id, Job.locked_by == worker, Job.state == RUNNING).values(
+            state=state, locked_by=None, locked_until=None, last_error=error[:ERROR_LIMIT],
+            run_at=now if dead else now + (retry_in or backoff(job.attempt)), finished_at=now if dead else None,
+        ).execution_options(synchronize_session=False)
+    ).rowcount
+    return state if changed else ""
+
+
+def drop(session: Session, job_id: int, *, worker: str) -> None:
+    """Delete a failed periodic run: the next period is its retry (the schedule keeps the error)."""
+    session.execute(delete(Job).where(Job.id == job_id, Job.locked_by == worker).execution_options(synchronize_session=False))
+
+
+def extend(session: Session, job_ids: list[int], *, worker: str, lease: timedelta, now: datetime | None = None) -> int:
+    """Keep the leases of jobs still running here."""
+    if not job_ids:
+        return 0
+    return session.execute(
+        update(Job).where(Job.id.in_(job_ids), Job.locked_by == worker, Job.state == RUNNING)
+        .values(locked_until=(now or utcnow()) + lease).execution_options(synchronize_session=False)
+    ).rowcount
+
+
+def release(session: Session, job_ids: list[int], *, worker: str) -> int:
+    """Give back jobs a stopping worker did not start (the attempt is not counted)."""
+    if not job_ids:
+        return 0
+    return session.execute(
+        update(Job).where(Job.id.in_(job_ids), Job.locked_by == worker, Job.state == RUNNING)
+        .values(state=QUEUED, locked_by=None, locked_until=None, attempts=Job.attempts - 1)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+
+
+def has_expired_leases(session: Session, now: datetime) -> bool:
+    return session.scalar(select(Job.id).where(Job.state == RUNNING, Job.locked_until < now).limit(1)) is not None
+
+
+def rescue(session: Session, *, now: datetime | None = None) -> int:
+    """Jobs whose worker vanished (killed, or cut off longer than its lease) go back to the
+    queue, or die if that was their last attempt."""
+    now = now or utcnow()
+    expired = and_(Job.state == RUNNING, Job.locked_until < now)
+    out_of_attempts = Job.attempts >= Job.max_attempts
+    return session.execute(
+        update(Job).where(expired).values(
+            state=case((out_of_attempts, DEAD), else_=QUEUED), locked_by=None, locked_until=None, run_at=now,
+            finished_at=case((out_of_attempts, now), else_=None),
+            last_error=case((out_of_attempts, "the worker running it stopped (killed or cut off) on its last attempt"),
+                            else_=Job.last_error),
+        ).execution_options(synchronize_session=False)
+    ).rowcount
+
+
+# --- periodic tasks ------------------------------------------------------------------------------
+
+
+def due_schedules(session: Session, periodic: list[Periodic], now: datetime) -> list[Periodic]:
+    """Which periodic tasks look due (a read; `start_period` decides)."""
+    if not periodic:
+        return []
+    rows = dict(session.execute(select(JobSchedule.name, JobSchedule.next_run_at)
+                                .where(JobSchedule.name.in_([p.name for p in periodic]))).all())
+    return [p for p in periodic if p.name not in rows or rows[p.name] <= now
+            or rows[p.name] > now + timedelta(seconds=p.interval)]
+
+
+def start_period(session: Session, periodic: Periodic, now: datetime | None = None) -> int | None:
+    """Enqueue this period's run if no other process did: the clock moves forward only where
+    it is due, so exactly one caller per period sees its update count one."""
+    now = now or utcnow()
+    following = now + timedelta(seconds=periodic.interval)
+    insert = (postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert)(JobSchedule)
+    session.execute(insert.values(name=periodic.name, next_run_at=now).on_conflict_do_nothing(index_elements=["name"]))
+    moved = session.execute(
+        update(JobSchedule).where(
+            JobSchedule.name == periodic.name,
+            (JobSchedule.next_run_at <= now) | (JobSchedule.next_run_at > following),
+        ).values(next_run_at=following).execution_options(synchronize_session=False)
+    ).rowcount
+    if moved != 1:
+        return None
+    # One run at a time: a run still queued or running (a slow poll) absorbs this period's.
+    return enqueue(session, periodic.task, dedupe_key=f"periodic:{periodic.name}")
+
+
+def record_period(session: Session, name: str, *, started: datetime, error: str | None) -> None:
+    values: dict[str, Any] = {"last_started_at": started}
+    if error is None:
+        values["last_succeeded_at"] = utcnow()
+    else:
+        values.update(last_failed_at=utcnow(), last_error=error[:ERROR_LIMIT])
+    session.execute(update(JobSchedule).where(JobSchedule.name == name).values(**values))
+
+
+# --- staff: what is waiting, what died, retry ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class QueueStats:
+    queue: str
+    queued: int
+    due: int
+    running: int
+    dead: int
+    oldest_due_at: datetime | None
+
+
+def stats(session: Session, now: datetime | None = None) -> list[QueueStats]:
+    now = now or utcnow()
+    is_due = and_(Job.state == QUEUED, Job.run_at <= now)
+    rows = session.execute(
+        select(
+            Job.queue,
+            func.count().filter(Job.state == QUEUED), func.count().filter(is_due),
+            func.count().filter(Job.state == RUNNING), func.count().filter(Job.state == DEAD),
+            func.min(Job.run_at).filter(is_due),
+        ).group_by(Job.queue).order_by(Job.queue)
+    ).all()
+    return [QueueStats(queue, queued, due, running, dead, _aware(oldest)) for queue, queued, due, running, dead, oldest in rows]
+
+
+def _aware(value: datetime | str | None) -> datetime | None:
+    # An aggregate skips the column's type on SQLite: the value comes back as text or naive.
+    from seamline.core.time import UTCDateTime
+
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return UTCDateTime().process_result_value(value, None)
+
+
+def retry_dead(session: Session, job_id: int, now: datetime | None = None) -> None:
+    """A dead job back in its queue with all its attempts again (staff fixed the cause)."""
+    changed = session.execute(
+        update(Job).where(Job.id == job_id, Job.state == DEAD).values(
+            state=QUEUED, attempts=0, run_at=now or utcnow(), finished_at=None,
+        ).execution_options(synchronize_session=False)
+    ).rowcount
+    if changed != 1:
+        raise NotFound(f"No dead job {job_id}", code="job_not_found")

@@ -1,0 +1,214 @@
+"""The job queue on each database: transactional enqueue, priorities, delays, retries with
+backoff, dead letters and their retry, leases (a vanished worker's job runs again; a worker
+that lost its lease changes nothing), one run at a time, periodic tasks once per period."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select, update
+
+from seamline.core.errors import NotFound
+from seamline.core.queue import Periodic, Priority, Task, TaskRegistry, Worker, service
+from seamline.core.queue.models import DEAD, QUEUED, RUNNING, Job, JobSchedule
+from seamline.core.time import utcnow
+
+NOTE = Task("test.note", queue="q1")
+CHAIN = Task("test.chain", queue="q1", in_transaction=True)
+LEASE = timedelta(seconds=30)
+
+
+def all_jobs(database) -> list[Job]:
+    with database.read() as session:
+        return list(session.scalars(select(Job).order_by(Job.id)))
+
+
+def wait_for(condition, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+def test_a_rollback_enqueues_nothing_and_a_commit_keeps_the_job(database):
+    with pytest.raises(RuntimeError), database.write() as session:
+        NOTE.enqueue(session, {"n": 1})
+        raise RuntimeError("the order could not be placed")
+    assert all_jobs(database) == []
+    with database.write() as session:
+        NOTE.enqueue(session, {"n": 2}, delay=timedelta(hours=1))
+    [job] = all_jobs(database)
+    assert (job.args, job.state, job.queue, job.priority, job.attempts) == ({"n": 2}, QUEUED, "q1", Priority.normal, 0)
+    assert job.run_at > utcnow() + timedelta(minutes=59)
+
+
+def test_a_dedupe_key_admits_one_waiting_job(database):
+    first = database.run_write(lambda s: NOTE.enqueue(s, {"n": 1}, dedupe_key="order-7"))
+    again = database.run_write(lambda s: NOTE.enqueue(s, {"n": 1}, dedupe_key="order-7"))
+    assert first and again is None and len(all_jobs(database)) == 1
+    [claimed] = database.run_write(lambda s: service.claim(s, "q1", worker="w", limit=5, lease=LEASE))
+    assert database.run_write(lambda s: NOTE.enqueue(s, dedupe_key="order-7")) is None  # still running
+    database.run_write(lambda s: service.finish(s, claimed.id, worker="w"))
+    assert database.run_write(lambda s: NOTE.enqueue(s, dedupe_key="order-7"))  # done: a new one may come
+
+
+def test_higher_priorities_first_oldest_first_and_never_before_its_time(database):
+    now = utcnow()
+    with database.write() as session:
+        bulk = [NOTE.enqueue(session, {"i": i}, priority=Priority.bulk, run_at=now - timedelta(minutes=10 - i)) for i in range(3)]
+        later = NOTE.enqueue(session, priority=Priority.urgent, run_at=now + timedelta(hours=1))
+        high = NOTE.enqueue(session, priority=Priority.high)
+        Task("other", queue="q2", priority=Priority.urgent).enqueue(session)
+
+    def claim(limit: int, at=None) -> list[int]:
+        return [job.id for job in database.run_write(
+            lambda s: service.claim(s, "q1", worker="w", limit=limit, lease=LEASE, now=at or utcnow()))]
+
+    assert claim(2) == [high, bulk[0]]
+    assert claim(10) == bulk[1:]
+    assert claim(10) == []
+    assert claim(10, at=now + timedelta(hours=1, seconds=1)) == [later]
+    assert {job.state for job in all_jobs(database) if job.queue == "q1"} == {RUNNING}
+
+
+def test_a_failing_job_is_retried_with_backoff_then_kept_dead_until_staff_retry_it(database):
+    registry, done = TaskRegistry(), []
+    flaky = Task("test.flaky", queue="q1", max_attempts=2)
+    registry.add(NOTE, lambda _ctx, args: done.append(args["n"]))
+    registry.add(flaky, lambda _ctx, _args: 1 / 0)
+    with database.write() as session:
+        NOTE.enqueue(session, {"n": 1})
+        flaky_id = flaky.enqueue(session)
+    worker = Worker(database, registry, poll_seconds=0.02).start()
+    try:
+        wait_for(lambda: done == [1] and all_jobs(database)[0].attempts == 1 and all_jobs(database)[0].state == QUEUED)
+        [job] = all_jobs(database)
+        assert job.id == flaky_id and "ZeroDivisionError" in job.last_error
+        assert timedelta(seconds=1) < job.run_at - utcnow() < timedelta(seconds=service.BACKOFF_BASE_SECONDS * 1.25 + 1)
+        database.run_write(lambda s: s.execute(update(Job).values(run_at=utcnow())))  # the backoff has passed
+        wait_for(lambda: all_jobs(database)[0].state == DEAD)
+    finally:
+        worker.stop()
+    [dead] = all_jobs(database)
+    assert dead.attempts == 2 and dead.finished_at is not None and dead.locked_by is None
+    with database.read() as session:
+        [stats] = service.stats(session)
+    assert (stats.queue, stats.queued, stats.running, stats.dead) == ("q1", 0, 0, 1)
+
+    database.run_write(lambda s: service.retry_dead(s, flaky_id))
+    [again] = all_jobs(database)
+    assert (again.state, again.attempts, again.finished_at) == (QUEUED, 0, None)
+    with pytest.raises(NotFound):
+        database.run_write(lambda s: service.retry_dead(s, flaky_id))  # not dead any more
+
+
+def test_a_worker_that_lost_its_lease_changes_nothing(database):
+    job_id = database.run_write(lambda s: CHAIN.enqueue(s))
+    [mine] = database.run_write(lambda s: service.claim(s, "q1", worker="slow", limit=1, lease=LEASE))
+    # It stalls past its lease; the job goes back and another worker takes it.
+    database.run_write(lambda s: s.execute(update(Job).values(locked_until=utcnow() - timedelta(seconds=1))))
+    assert database.run_write(lambda s: service.rescue(s)) == 1
+    [theirs] = database.run_write(lambda s: service.claim(s, "q1", worker="fast", limit=1, lease=LEASE))
+    assert mine.id == theirs.id == job_id and theirs.attempt == 2
+
+    with pytest.raises(service.LostLease), database.write() as session:  # what the stalled worker would commit
+        NOTE.enqueue(session, {"effect": "of the stalled worker"})
+        service.finish(session, job_id, worker="slow")
+    assert [job.task for job in all_jobs(database)] == ["test.chain"]
+    assert database.run_write(lambda s: service.fail(s, mine, worker="slow", error="late")) == ""
+    with database.write() as session:
+        NOTE.enqueue(session, {"effect": "of the worker that holds it"})
+        service.finish(session, job_id, worker="fast")
+    assert [job.args for job in all_jobs(database)] == [{"effect": "of the worker that holds it"}]
+
+
+def test_the_job_of_a_vanished_worker_runs_again_and_dies_on_its_last_attempt(database):
+    registry, done = TaskRegistry(), []
+    registry.add(NOTE, lambda ctx, args: done.append((args["n"], ctx.attempt)))
+    last = Task("test.note", queue="q1", max_attempts=1)
+    with database.write() as session:
+        NOTE.enqueue(session, {"n": 1})
+        last_id = last.enqueue(session, {"n": 2})
+    # A worker claims both and is killed: its leases run out.
+    database.run_write(lambda s: service.claim(s, "q1", worker="killed", limit=2, lease=timedelta(milliseconds=100)))
+    worker = Worker(database, registry, poll_seconds=0.02, lease_seconds=3).start()
+    try:
+        wait_for(lambda: done == [(1, 2)] and len(all_jobs(database)) == 1 and all_jobs(database)[0].state == DEAD)
+    finally:
+        worker.stop()
+    [dead] = all_jobs(database)
+    assert dead.id == last_id and "stopped" in dead.last_error
+
+
+def test_two_workers_never_run_the_same_job_at_once(database):
+    registry, lock = TaskRegistry(), threading.Lock()
+    running: set[int] = set()
+    runs: Counter[int] = Counter()
+    overlaps: list[int] = []
+
+    def work(ctx, _args) -> None:  # noqa: ANN001
+        with lock:
+            if ctx.job_id in running:
+                overlaps.append(ctx.job_id)
+            running.add(ctx.job_id)
+            runs[ctx.job_id] += 1
+        time.sleep(0.005)
+        with lock:
+            running.discard(ctx.job_id)
+
+    registry.add(NOTE, work)
+    with database.write() as session:
+        ids = [NOTE.enqueue(session, {"i": i}) for i in range(80)]
+    workers = [Worker(database, registry, concurrency=3, poll_seconds=0.01, name=f"w{n}").start() for n in range(2)]
+    try:
+        wait_for(lambda: all_jobs(database) == [], timeout=60)
+    finally:
+        for worker in workers:
+            worker.stop()
+    assert overlaps == [] and sorted(runs) == ids and set(runs.values()) == {1}
+
+
+def test_a_periodic_task_starts_once_per_period_for_the_whole_cluster(database):
+    tick = Periodic("tick", 60, lambda: None)
+    now = utcnow()
+    started = [database.run_write(lambda s: service.start_period(s, tick, now)) for _ in range(3)]
+    assert started[0] and started[1:] == [None, None]  # two other processes saw the same period
+    assert database.run_write(lambda s: service.start_period(s, tick, now + timedelta(seconds=59))) is None
+    # The run of the last period is still waiting: the next period's run is absorbed, not stacked.
+    assert database.run_write(lambda s: service.start_period(s, tick, now + timedelta(seconds=61))) is None
+    assert [job.task for job in all_jobs(database)] == ["periodic.tick"]
+
+    runs: list[float] = []
+    registry = TaskRegistry()
+    database.run_write(lambda s: s.execute(Job.__table__.delete()))
+    database.run_write(lambda s: s.execute(JobSchedule.__table__.delete()))
+    registry.every(Periodic("often", 1.0, lambda: runs.append(time.monotonic())))
+    workers = [Worker(database, registry, poll_seconds=0.02, name=f"w{n}").start() for n in range(2)]
+    time.sleep(3.6)
+    for worker in workers:
+        worker.stop()
+    assert 2 <= len(runs) <= 4, runs  # two workers ticking every second would run it 6-8 times
+    with database.read() as session:
+        schedule = session.get(JobSchedule, "often")
+    assert schedule.last_succeeded_at is not None and schedule.last_error is None
+
+
+def test_a_failing_periodic_run_is_recorded_on_its_schedule_not_as_a_dead_letter(database):
+    registry = TaskRegistry()
+    registry.every(Periodic("broken", 3600, lambda: {}["missing"]))
+    worker = Worker(database, registry, poll_seconds=0.02).start()
+    try:
+        def failed() -> bool:
+            with database.read() as session:
+                schedule = session.get(JobSchedule, "broken")
+                return schedule is not None and schedule.last_failed_at is not None
+        wait_for(failed)
+    finally:
+        worker.stop()
+    with database.read() as session:
+        assert "KeyError" in session.get(JobSchedule, "broken").last_error
+    assert all_jobs(database) == []
