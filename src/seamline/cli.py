@@ -190,7 +190,7 @@ def events_prune(
 @commerce_app.command("expire")
 def commerce_expire(database_url: DatabaseUrl = None) -> None:
     """Cancel open orders whose hold ran out (unpaid, or ready and never collected) and put
-    their stock back on sale. `seamline serve` does it every commerce_expire_interval_seconds;
+    their stock back on sale. the job queue does it every commerce_expire_interval_seconds;
     this is the same pass for cron when that is off."""
     from seamline.commerce.tasks import expire_due_orders
 
@@ -257,7 +257,7 @@ def loyalty_check(database_url: DatabaseUrl = None) -> None:
 @loyalty_app.command("run-jobs")
 def loyalty_run_jobs(database_url: DatabaseUrl = None) -> None:
     """Release held points, expire old ones, give birthday bonuses, re-evaluate tiers: what
-    `seamline serve` does every loyalty_job_interval_seconds, for cron when that is off."""
+    the job queue does every loyalty_job_interval_seconds, for cron when that is off."""
     from seamline.loyalty import tasks
 
     database = _database(_settings(database_url))
@@ -269,8 +269,8 @@ def loyalty_run_jobs(database_url: DatabaseUrl = None) -> None:
 @inbox_app.command("run-jobs")
 def inbox_run_jobs(database_url: DatabaseUrl = None) -> None:
     """Flag SLA breaches, wake snoozed conversations, retry failed inbound messages, send queued
-    replies and webhooks, poll the IMAP mailbox once, remove old chat sessions: what `seamline
-    serve` does on its intervals, for cron when those are 0."""
+    replies and webhooks, poll the IMAP mailbox once, remove old chat sessions: what the
+    job queue does on its intervals, for cron when those are 0."""
     import httpx
 
     from seamline.channels.email import adapter as email_adapter

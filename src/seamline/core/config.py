@@ -195,14 +195,14 @@ class Settings(BaseSettings):
     )
     commerce_sync_interval_seconds: float = Field(default=300.0, gt=0, description="How often the sync folder is read")
     commerce_expire_interval_seconds: float = Field(
-        default=60.0, ge=0, description="How often `seamline serve` cancels orders whose hold ran out; 0: off (use cron)"
+        default=60.0, ge=0, description="How often the job queue cancels orders whose hold ran out; 0: off (use cron)"
     )
     commerce_refund_retry_seconds: float = Field(
-        default=300.0, ge=0, description="How often `seamline serve` resends refunds a provider could not take; 0: off"
+        default=300.0, ge=0, description="How often the job queue resends refunds a provider could not take; 0: off"
     )
     loyalty_job_interval_seconds: float = Field(
         default=300.0, ge=0,
-        description="How often `seamline serve` releases held points, expires old ones, gives birthday bonuses and "
+        description="How often the job queue releases held points, expires old ones, gives birthday bonuses and "
         "re-evaluates tiers; 0: off (use cron: `seamline loyalty run-jobs`)",
     )
     inbox_realtime_backend: Literal["auto", "local", "postgres"] = Field(
@@ -230,10 +230,10 @@ class Settings(BaseSettings):
     inbox_language: Literal["ru", "en"] = Field(default="ru", description="Language of the inbox's own messages to customers (survey questions, the default subject of email replies)")
     inbox_sla_at_risk_minutes: int = Field(default=15, ge=0, description="An SLA clock due within this time is shown as at risk")
     inbox_job_interval_seconds: float = Field(
-        default=10.0, ge=0, description="How often `seamline serve` flags SLA breaches, wakes snoozed conversations and retries failed inbound; 0: off"
+        default=10.0, ge=0, description="How often the job queue flags SLA breaches, wakes snoozed conversations and retries failed inbound; 0: off"
     )
     inbox_send_interval_seconds: float = Field(
-        default=1.0, ge=0, description="How often `seamline serve` sends queued replies (email) and inbox webhooks; 0: off"
+        default=1.0, ge=0, description="How often the job queue sends queued replies (email) and inbox webhooks; 0: off"
     )
     inbox_webchat_identity_secret: SecretStr = Field(
         default=SecretStr(""),
@@ -350,7 +350,7 @@ class Settings(BaseSettings):
     inbox_imap_password: SecretStr = Field(default=SecretStr(""))
     inbox_imap_security: Literal["none", "starttls", "ssl"] = Field(default="ssl")
     inbox_imap_folder: str = Field(default="INBOX")
-    inbox_imap_poll_seconds: float = Field(default=30.0, ge=0, description="How often `seamline serve` polls the IMAP mailbox; 0: off")
+    inbox_imap_poll_seconds: float = Field(default=30.0, ge=0, description="How often the job queue polls the IMAP mailbox; 0: off")
     commerce_sync_price_type: str = Field(
         default="",
         description="The 1C price type (ИдТипаЦены or its name) that is the list price; empty: an offer's only price",
