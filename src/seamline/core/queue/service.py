@@ -252,3 +252,12 @@ def retry_dead(session: Session, job_id: int, now: datetime | None = None) -> No
     ).rowcount
     if changed != 1:
         raise NotFound(f"No dead job {job_id}", code="job_not_found")
+
+
+def dead_jobs(session: Session, *, limit: int = 100) -> list[Job]:
+    """The newest dead letters first."""
+    return list(session.scalars(select(Job).where(Job.state == DEAD).order_by(Job.finished_at.desc(), Job.id.desc()).limit(limit)))
+
+
+def schedules(session: Session) -> list[JobSchedule]:
+    return list(session.scalars(select(JobSchedule).order_by(JobSchedule.name)))

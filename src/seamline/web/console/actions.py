@@ -101,6 +101,8 @@ def explain(request: Request, exc: AppError) -> str:
         return t("%(store)s is not a store.", store=details.get("store", ""))
     if exc.code == "unknown_location":
         return t("Unknown location %(location)s.", location=details.get("location", ""))
+    if exc.code == "job_not_found":
+        return t("This job is not dead any more (someone retried it already).")
     return exc.message
 
 

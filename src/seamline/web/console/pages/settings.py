@@ -26,6 +26,8 @@ from seamline.commerce.models import CommerceCategory, CommerceLocation
 from seamline.core.auth import service as auth_service
 from seamline.core.auth.schemas import ApiKeyCreate, Scope
 from seamline.core.errors import AppError
+from seamline.core.queue import service as queue_service
+from seamline.core.time import utcnow
 from seamline.events import service as events_service
 from seamline.inbox import outbound, routing, sla
 from seamline.inbox.adapters import ADAPTERS
@@ -40,7 +42,7 @@ from seamline.web.staff import service as staff_service
 
 router = APIRouter(prefix="/console/settings")
 
-TABS = ("channels", "keys", "staff", "routing", "loyalty")
+TABS = ("channels", "keys", "staff", "routing", "loyalty", "jobs")
 #: What each tab needs: every tab is an admin's ("settings"); the loyalty rules also a marketer's.
 TAB_PERMISSIONS = {tab: ("settings",) for tab in TABS} | {"loyalty": ("settings", "loyalty.rules")}
 #: The program's lists and maps, edited as rows of fields: form prefix -> the row's fields.
@@ -53,6 +55,8 @@ PROGRAM_OPTIONAL = ("expiry_days",)
 #: Blank rows offered under the filled ones ("Add a row" offers one more); rows read at most.
 BLANK_ROWS = 2
 MAX_ROWS = 50
+#: Dead letters listed on the jobs tab (newest first).
+DEAD_JOBS_SHOWN = 100
 #: Channels a channel bonus is usually for (a program's other channels are kept and shown too).
 BONUS_CHANNELS = ("web", "app", "store", "call_center")
 
@@ -154,7 +158,19 @@ def _loyalty(session: Session, request: Request) -> dict[str, Any]:
             "categories": [{"code": c, "name_ru": ru, "name_en": en} for c, ru, en in categories]}
 
 
-LOADERS = {"channels": _channels, "keys": _keys, "staff": _staff, "routing": _routing, "loyalty": _loyalty}
+def _jobs(session: Session, request: Request) -> dict[str, Any]:
+    """The job queue: each queue's depth, the dead letters, the periodic tasks' last runs."""
+    now = utcnow()
+    return {
+        "queues": [row.__dict__ for row in queue_service.stats(session, now)],
+        "dead": [{c: getattr(j, c) for c in ("id", "queue", "task", "attempts", "last_error", "finished_at", "created_at")}
+                 for j in queue_service.dead_jobs(session, limit=DEAD_JOBS_SHOWN)],
+        "schedules": [{c: getattr(p, c) for c in ("name", "next_run_at", "last_started_at", "last_succeeded_at",
+                                                  "last_failed_at", "last_error")} for p in queue_service.schedules(session)],
+    }
+
+
+LOADERS = {"channels": _channels, "keys": _keys, "staff": _staff, "routing": _routing, "loyalty": _loyalty, "jobs": _jobs}
 
 
 def _tab(request: Request, staff: Staff, tab: str, *, error: str | None = None, ok: str | None = None,
@@ -224,6 +240,16 @@ def revoke_key(request: Request, key_id: RowId, staff: Staff = signed_in()) -> H
     if not error:
         request.app.state.api_keys.clear()  # this process refuses it at once (as DELETE /v1/api-keys/{id})
     return _tab(request, staff, "keys", error=error, ok=translate(request, "API key revoked."))
+
+
+# --- background jobs ------------------------------------------------------------------------------
+
+
+@router.post("/jobs/{job_id}/retry")
+def retry_job(request: Request, job_id: RowId, staff: Staff = signed_in()) -> HTMLResponse:
+    _check(staff, "jobs")
+    _, error = attempt(request, lambda s: queue_service.retry_dead(s, job_id))
+    return _tab(request, staff, "jobs", error=error, ok=translate(request, "The job is back in its queue."))
 
 
 # --- staff accounts --------------------------------------------------------------------------------
