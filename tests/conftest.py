@@ -81,7 +81,7 @@ def database_url(request, postgres_server, tmp_path_factory) -> str:
 def settings_for():
     def build(url: str, **overrides) -> Settings:
         # No background threads (delivery, the job worker) in tests unless a test asks.
-        quiet = {"delivery_worker": False, "serve_worker": False, "commerce_expire_interval_seconds": 0, "commerce_refund_retry_seconds": 0,
+        quiet = {"serve_worker": False, "commerce_expire_interval_seconds": 0, "commerce_refund_retry_seconds": 0,
                  "loyalty_job_interval_seconds": 0, "inbox_job_interval_seconds": 0, "inbox_send_interval_seconds": 0,
                  "inbox_imap_poll_seconds": 0}
         if not url.startswith("sqlite"):  # SQLite keeps its key file beside the database (core/crypto.py)

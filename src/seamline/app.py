@@ -35,7 +35,6 @@ from seamline.core.trust_cache import TrustCache
 from seamline.customers.api import router as customers_router
 from seamline.events.api import COLLECTION_PATHS, SOURCE_CACHE_SECONDS
 from seamline.events.api import router as events_router
-from seamline.events.destinations import DeliveryWorker
 from seamline.events.writer import BatchWriter
 from seamline.inbox import realtime as inbox_realtime
 from seamline.inbox.api import router as inbox_router
@@ -54,7 +53,6 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
-        worker = DeliveryWorker(database, settings).start() if settings.delivery_worker else None
         listener = None
         if inbox_realtime.HUB.use_postgres and not database.is_sqlite:
             listener = inbox_realtime.PostgresListener(database.url).start()
@@ -76,8 +74,6 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
             jobs.stop()
         if mail_sink:
             mail_sink.stop()
-        if worker:
-            worker.stop()
         if listener:
             listener.stop()
         app.state.event_writer.close()

@@ -293,23 +293,18 @@ def inbox_run_jobs(database_url: DatabaseUrl = None) -> None:
 
 @events_app.command("deliver")
 def events_deliver(database_url: DatabaseUrl = None) -> None:
-    """Run a webhook delivery worker until interrupted (beside `seamline serve` with
-    SEAMLINE_DELIVERY_WORKER=false, to scale delivery apart from the API)."""
-    import signal
-    import threading
-
-    from seamline.events.destinations import DeliveryWorker
+    """Run a worker for the webhook deliveries only (the `webhooks` queue) until SIGTERM or
+    SIGINT: `seamline worker --queue webhooks --no-periodic` by its older name."""
+    from seamline.core.logging import configure_logging, wants_json
+    from seamline.events.destinations import DELIVER
 
     settings = _settings(database_url)
-    database = _database(settings)
-    worker = DeliveryWorker(database, settings).start()
-    stopped = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stopped.set())
-    typer.echo("delivering; Ctrl-C to stop")
-    stopped.wait()
-    worker.stop()
-    database.dispose()
+    runtime = _runtime(settings)
+    configure_logging(settings.log_level, json=wants_json(settings.log_json, demo=settings.demo))
+    try:
+        runtime.worker(queues={DELIVER.queue: settings.worker_concurrency}, periodic=False).run_until_signalled()
+    finally:
+        runtime.close()
 
 
 def _queue_limits(values: list[str]) -> dict[str, int] | None:

@@ -31,6 +31,7 @@ from seamline.customers import service as customers_service
 from seamline.customers.identifiers import IdentifierRules
 from seamline.customers.sections import SectionRegistry
 from seamline.customers.timeline import TimelineRegistry
+from seamline.events import destinations
 from seamline.events import service as events_service
 from seamline.inbox import adapters as inbox_adapters
 from seamline.inbox import canned as inbox_canned
@@ -89,6 +90,7 @@ def build(settings: Settings | None = None, *, database: Database | None = None)
     commerce_service.register(runtime.sections, runtime.timeline, settings=settings)
     loyalty_service.register(runtime.sections, runtime.timeline)
     inbox_service.register(runtime.sections, runtime.timeline)
+    destinations.register_tasks(runtime.tasks, runtime.database, settings)
     for periodic in runtime.periodic_tasks():
         runtime.tasks.every(periodic)
     return runtime

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import create_engine, inspect
@@ -36,3 +38,30 @@ def test_upgrade_then_downgrade_on_an_empty_database(backend, postgres_server, t
         assert {t.name for t in metadata.sorted_tables} <= set(inspect(engine).get_table_names())
     finally:
         engine.dispose()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_pending_event_delivery_gets_its_job_on_upgrade(backend, postgres_server, tmp_path_factory):
+    """The job queue's migration enqueues what the old delivery worker had not sent yet."""
+    from sqlalchemy import text
+
+    url = make_database_url(backend, postgres_server, tmp_path_factory, f"seamline_jobs_upgrade_{backend}")
+    migrations.upgrade(url, "20261206_trust_boundaries")
+    engine = create_engine(normalize_url(url))
+    try:
+        with engine.begin() as connection:
+            connection.execute(text("INSERT INTO event_source (name, channel, created_at, server_side) "
+                                    "VALUES ('web', 'web', CURRENT_TIMESTAMP, false)"))
+            connection.execute(text("INSERT INTO event_destination (name, url, secret, enabled, created_at) "
+                                    "VALUES ('hook', 'https://example.com/h', 's', true, CURRENT_TIMESTAMP)"))
+            for status in ("pending", "delivered", "pending"):
+                connection.execute(text(
+                    "INSERT INTO event_delivery (destination_id, source_id, message_ids, status, attempts, next_attempt_at, "
+                    "created_at) VALUES (1, 1, '[\"m\"]', :status, 0, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"), {"status": status})
+        migrations.upgrade(url)
+        with engine.connect() as connection:
+            jobs = connection.execute(text("SELECT queue, task, args, state FROM jobs ORDER BY id")).all()
+    finally:
+        engine.dispose()
+    assert [(q, t, s) for q, t, _, s in jobs] == [("webhooks", "events.deliver", "queued")] * 2
+    assert [(json.loads(args) if isinstance(args, str) else args)["delivery_id"] for _, _, args, _ in jobs] == [1, 3]

@@ -144,7 +144,7 @@ def test_a_stuck_destination_never_slows_collection(
 
     from seamline.app import create_app
 
-    settings = settings_for(database.url, delivery_worker=True)
+    settings = settings_for(database.url, serve_worker=True)
     receiver.release.clear()
     with TestClient(create_app(settings, database=database)) as client:
         add_destination(client, admin_headers, receiver.url)

@@ -8,10 +8,12 @@ import sqlite3
 
 import httpx
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import select, text, update
 
 from seamline.core import migrations
 from seamline.core.crypto import PREFIX, SecretBox, SecretKeyError, key_file_of, secret_box
+from seamline.core.queue.models import Job
+from seamline.core.time import utcnow
 from seamline.events.destinations import create_destination, deliver_due, verify
 from seamline.events.models import EventDelivery, EventDestination
 from seamline.inbox import webhooks
@@ -96,7 +98,7 @@ def test_a_wrong_key_is_a_clear_error_and_a_fallback_key_opens_and_reseals(clien
     assert _stored(database, EventDestination, destination_id) == sealed_by_a  # left as it was
 
     with database.write() as session:  # retry now (the failure scheduled a later attempt)
-        session.get(EventDelivery, delivery.id).next_attempt_at = delivery.created_at
+        session.execute(update(Job).values(run_at=utcnow()))
     during_rotation = settings_for(database.url, secret_key=KEY_B, secret_key_fallbacks=[KEY_A])
     with httpx.Client() as http:
         assert deliver_due(database, settings=during_rotation, client=http) == 1

@@ -135,7 +135,6 @@ class Settings(BaseSettings):
     delivery_max_attempts: int = Field(default=12, ge=1, description="Webhook delivery attempts before a batch goes to the dead-letter list")
     delivery_backoff_seconds: float = Field(default=2.0, gt=0, description="First retry delay; doubles each attempt (with jitter), capped at 1 hour")
     delivery_timeout_seconds: float = Field(default=10.0, gt=0, description="Timeout of one webhook request")
-    delivery_worker: bool = Field(default=True, description="Run the delivery worker inside `seamline serve` (off when separate `seamline events deliver` workers run)")
     serve_worker: bool | None = Field(
         default=None,
         description="Run a job worker inside `seamline serve`. Unset: yes on SQLite (the embedded default) and in the demo, "

@@ -1,16 +1,18 @@
 """Forwarding events to webhooks: at least once, signed, retried, never in collection's way.
 
-Collection only writes an outbox row (`EventDelivery`) per stored batch and destination, in the
-batch's own transaction. The delivery worker (a thread of `seamline serve`, or separate
-`seamline events deliver` processes) claims due rows with a lease, POSTs the events, and records
-the outcome: delivered, or retried after an exponentially growing, jittered delay, or after the
-last attempt moved to the dead-letter list, from where staff can send it again.
+Collection writes a delivery row (`EventDelivery`) per stored batch and destination and enqueues
+its job (`DELIVER`, queue `webhooks`), both in the batch's own transaction. A worker of the job
+queue (core/queue) POSTs the events and records the outcome on the row: delivered, or retried
+after an exponentially growing, jittered delay (`SEAMLINE_DELIVERY_BACKOFF_SECONDS`), or after
+the last attempt (`SEAMLINE_DELIVERY_MAX_ATTEMPTS`) moved to the destination's dead-letter list,
+from where staff can send it again (which enqueues it again).
 
 Each request carries `X-Seamline-Signature: t=<unix time>,v1=<hex HMAC-SHA256 of "<t>.<body>">`
 (the receiver recomputes it with the destination's secret and rejects old `t`) and
-`X-Seamline-Delivery: <id>`, the same on every retry, for the receiver to drop repeats. The secret
-is stored encrypted (core/crypto.py) and decrypted only to sign; a secret this server's key
-cannot open fails the attempt with that reason (`last_error`), and is retried like any failure.
+`X-Seamline-Delivery: <id>`, the same on every retry, for the receiver to drop repeats (a worker
+killed between the POST and recording it sends it again). The secret is stored encrypted
+(core/crypto.py) and decrypted only to sign; a secret this server's key cannot open fails the
+attempt with that reason (`last_error`), and is retried like any failure.
 """
 
 from __future__ import annotations
@@ -19,10 +21,9 @@ import hashlib
 import hmac
 import random
 import secrets
-import threading
 import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import httpx
 import orjson
@@ -33,14 +34,17 @@ from sqlalchemy.orm import Session
 from seamline.core.config import Settings
 from seamline.core.crypto import SecretBox, SecretKeyError, secret_box
 from seamline.core.db import Database, DriverSQL
+from seamline.core.queue import Retry, Task, TaskRegistry, run_due
 from seamline.core.errors import NotFound, Unprocessable
 from seamline.core.time import utcnow
 from seamline.events.ingest import MESSAGE_TYPES, CheckedEvent
 from seamline.events.models import EventDelivery, EventDestination, EventRecord, EventSource
 
 log = structlog.get_logger("seamline.delivery")
-LEASE = timedelta(minutes=2)
 MAX_BACKOFF = 3600.0
+#: One delivery row's sending. Its attempts are counted on the row (the settings say how many);
+#: the queue's own limit is only a backstop for a handler that keeps crashing.
+DELIVER = Task("events.deliver", queue="webhooks", max_attempts=1000)
 
 
 def sign(secret: str, timestamp: int, body: bytes) -> str:
@@ -92,7 +96,10 @@ def enqueue(session: Session, *, source: EventSource, events: list[CheckedEvent]
         types = orjson.loads(types) if isinstance(types, str) else types  # JSON text on SQLite
         wanted = [e.message_id for e in events if types is None or e.type in types]
         if wanted:
-            session.add(EventDelivery(destination_id=destination_id, source_id=source.id, message_ids=wanted))
+            delivery = EventDelivery(destination_id=destination_id, source_id=source.id, message_ids=wanted)
+            session.add(delivery)
+            session.flush()
+            DELIVER.enqueue(session, {"delivery_id": delivery.id})
 
 
 def dead_letters(session: Session, *, destination_id: int, limit: int = 100, before_id: int | None = None) -> list[EventDelivery]:
@@ -108,6 +115,7 @@ def retry_dead_letter(session: Session, *, destination_id: int, delivery_id: int
         raise NotFound(f"Delivery {delivery_id} not found", code="delivery_not_found")
     if delivery.status == "dead":  # retrying twice is a no-op
         delivery.status, delivery.attempts, delivery.next_attempt_at = "pending", 0, utcnow()
+        DELIVER.enqueue(session, {"delivery_id": delivery.id})
     return delivery
 
 
@@ -115,116 +123,96 @@ def retry_dead_letter(session: Session, *, destination_id: int, delivery_id: int
 
 
 @dataclass
-class Claimed:
+class Prepared:
     id: int
     attempts: int
-    destination: EventDestination
+    destination_id: int
+    url: str
+    secret: str
     body: bytes
 
 
-def _claim(database: Database, now: datetime, limit: int, box: SecretBox) -> list[Claimed]:
-    """Due deliveries, each taken by a conditional update so two workers never both send it. A
-    destination's secret stored in clear (or under a fallback key) is sealed anew on the way."""
-    claimed: list[Claimed] = []
-    with database.read() as session:  # idle polls take no write lock
-        due = session.execute(
-            select(EventDelivery.id, EventDelivery.next_attempt_at)
-            .where(EventDelivery.status == "pending", EventDelivery.next_attempt_at <= now)
-            .order_by(EventDelivery.next_attempt_at, EventDelivery.id)
-            .limit(limit)
-        ).all()
-    if not due:
-        return claimed
-    with database.write() as session:
-        for delivery_id, due_at in due:
-            taken = session.execute(
-                update(EventDelivery)
-                .where(EventDelivery.id == delivery_id, EventDelivery.status == "pending",
-                       EventDelivery.next_attempt_at == due_at)
-                .values(next_attempt_at=now + LEASE)
-            ).rowcount
-            if not taken:
-                continue
-            delivery = session.get(EventDelivery, delivery_id)
-            destination = session.get(EventDestination, delivery.destination_id)
-            try:
-                sealed = box.reseal(destination.secret)
-            except SecretKeyError:
-                sealed = None  # the attempt says why
-            if sealed is not None:
-                destination.secret = sealed
-            records = session.scalars(
-                select(EventRecord.payload).where(
-                    EventRecord.source_id == delivery.source_id, EventRecord.message_id.in_(delivery.message_ids)
-                ).order_by(EventRecord.id)
-            ).all()
-            body = b'{"batch":[' + b",".join(r.encode() for r in records) + b"]}"
-            claimed.append(Claimed(delivery.id, delivery.attempts, destination, body))
-    return claimed
+def _prepare(session: Session, delivery_id: int, box: SecretBox) -> Prepared | None:
+    """What to send for a pending delivery (None when it was delivered or given up meanwhile).
+    A destination's secret stored in clear (or under a fallback key) is sealed anew on the way."""
+    delivery = session.get(EventDelivery, delivery_id)
+    if delivery is None or delivery.status != "pending":
+        return None
+    destination = session.get(EventDestination, delivery.destination_id)
+    try:
+        sealed = box.reseal(destination.secret)
+    except SecretKeyError:
+        sealed = None  # the attempt says why
+    if sealed is not None:
+        destination.secret = sealed
+    records = session.scalars(
+        select(EventRecord.payload).where(
+            EventRecord.source_id == delivery.source_id, EventRecord.message_id.in_(delivery.message_ids)
+        ).order_by(EventRecord.id)
+    ).all()
+    body = b'{"batch":[' + b",".join(r.encode() for r in records) + b"]}"
+    return Prepared(delivery.id, delivery.attempts, destination.id, destination.url, destination.secret, body)
 
 
-def _record(database: Database, claimed: Claimed, error: str | None, settings: Settings) -> None:
+def _record(session: Session, prepared: Prepared, error: str | None, settings: Settings) -> timedelta | None:
+    """The attempt's outcome on the row; the delay before the next attempt, if there is one."""
     now = utcnow()
-    with database.write() as session:
-        delivery = session.get(EventDelivery, claimed.id)
-        delivery.attempts = claimed.attempts + 1
-        if error is None:
-            delivery.status, delivery.delivered_at, delivery.last_error = "delivered", now, None
-        elif delivery.attempts >= settings.delivery_max_attempts:
-            delivery.status, delivery.last_error = "dead", error
-            log.warning("delivery dead", delivery_id=delivery.id, destination_id=claimed.destination.id, error=error)
-        else:
-            delay = min(settings.delivery_backoff_seconds * 2 ** (delivery.attempts - 1), MAX_BACKOFF)
-            delivery.next_attempt_at = now + timedelta(seconds=delay * random.uniform(0.8, 1.2))
-            delivery.last_error = error
+    delivery = session.get(EventDelivery, prepared.id)
+    delivery.attempts = prepared.attempts + 1
+    if error is None:
+        delivery.status, delivery.delivered_at, delivery.last_error = "delivered", now, None
+        return None
+    delivery.last_error = error
+    if delivery.attempts >= settings.delivery_max_attempts:
+        delivery.status = "dead"
+        log.warning("delivery dead", delivery_id=delivery.id, destination_id=prepared.destination_id, error=error)
+        return None
+    delay = timedelta(seconds=min(settings.delivery_backoff_seconds * 2 ** (delivery.attempts - 1), MAX_BACKOFF)
+                      * random.uniform(0.8, 1.2))
+    delivery.next_attempt_at = now + delay
+    return delay
+
+
+def _post(prepared: Prepared, box: SecretBox, settings: Settings, client: httpx.Client) -> str | None:
+    """POST the batch; None when the receiver took it, else why not."""
+    stamp = int(time.time())
+    try:
+        signature = sign(box.open(prepared.secret), stamp, prepared.body)
+        response = client.post(
+            prepared.url, content=prepared.body, timeout=settings.delivery_timeout_seconds,
+            headers={"Content-Type": "application/json", "User-Agent": "Seamline-Webhooks/1",
+                     "X-Seamline-Signature": signature, "X-Seamline-Delivery": str(prepared.id)},
+        )
+    except SecretKeyError as exc:
+        log.error("destination secret unreadable", destination_id=prepared.destination_id, error=exc.message)
+        return f"{exc.code}: {exc.message}"[:500]
+    except httpx.HTTPError as exc:
+        return f"{type(exc).__name__}: {exc}"[:500]
+    return None if 200 <= response.status_code < 300 else f"HTTP {response.status_code}: {response.text[:200]}"
+
+
+def deliver(database: Database, delivery_id: int, *, settings: Settings, client: httpx.Client) -> None:
+    """The `DELIVER` job: one attempt (never inside a transaction), recorded; `Retry` when
+    another attempt is due later."""
+    box = secret_box(settings)
+    prepared = database.run_write(lambda session: _prepare(session, delivery_id, box))
+    if prepared is None:
+        return
+    error = _post(prepared, box, settings, client)
+    delay = database.run_write(lambda session: _record(session, prepared, error, settings))
+    if delay is not None:
+        raise Retry(delay, error or "")
+
+
+def register_tasks(tasks: TaskRegistry, database: Database, settings: Settings, *, client: httpx.Client | None = None) -> None:
+    """Bind `DELIVER` for this process (one HTTP client, its connections kept, for every worker thread)."""
+    shared = client or httpx.Client()
+    tasks.add(DELIVER, lambda _context, args: deliver(database, args["delivery_id"], settings=settings, client=shared))
 
 
 def deliver_due(database: Database, *, settings: Settings, client: httpx.Client, limit: int = 20) -> int:
-    """One pass: send what is due; returns how many deliveries were attempted."""
-    box = secret_box(settings)
-    claimed = _claim(database, utcnow(), limit, box)
-    for item in claimed:
-        stamp = int(time.time())
-        try:
-            signature = sign(box.open(item.destination.secret), stamp, item.body)
-            response = client.post(
-                item.destination.url, content=item.body, timeout=settings.delivery_timeout_seconds,
-                headers={"Content-Type": "application/json", "User-Agent": "Seamline-Webhooks/1",
-                         "X-Seamline-Signature": signature, "X-Seamline-Delivery": str(item.id)},
-            )
-            error = None if 200 <= response.status_code < 300 else f"HTTP {response.status_code}: {response.text[:200]}"
-        except SecretKeyError as exc:
-            error = f"{exc.code}: {exc.message}"[:500]
-            log.error("destination secret unreadable", destination_id=item.destination.id, error=exc.message)
-        except httpx.HTTPError as exc:
-            error = f"{type(exc).__name__}: {exc}"[:500]
-        _record(database, item, error, settings)
-    return len(claimed)
-
-
-class DeliveryWorker:
-    """The embedded delivery loop: a daemon thread, polling every `idle` seconds when idle."""
-
-    def __init__(self, database: Database, settings: Settings, *, idle: float = 0.5):
-        self.database, self.settings, self.idle = database, settings, idle
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="seamline-delivery", daemon=True)
-
-    def start(self) -> "DeliveryWorker":
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=self.settings.delivery_timeout_seconds + 5)
-
-    def _run(self) -> None:
-        with httpx.Client() as client:
-            while not self._stop.is_set():
-                try:
-                    busy = deliver_due(self.database, settings=self.settings, client=client)
-                except Exception:  # noqa: BLE001 - a broken pass must not end the loop
-                    log.exception("delivery pass failed")
-                    busy = 0
-                if not busy:
-                    self._stop.wait(self.idle)
+    """One pass over the due deliveries, here and now (tests; the workers do it otherwise):
+    how many were attempted."""
+    tasks = TaskRegistry()
+    register_tasks(tasks, database, settings, client=client)
+    return run_due(database, tasks, DELIVER.queue, limit=limit)

@@ -41,6 +41,15 @@ class Task:
         return service.enqueue(session, self, args, run_at=run_at, delay=delay, priority=priority, dedupe_key=dedupe_key)
 
 
+class Retry(Exception):
+    """Raised by a handler whose work should be tried again after `delay` (the handler kept its
+    own account of the failure, e.g. a webhook's delivery row): the queue's backoff is not used."""
+
+    def __init__(self, delay: timedelta, reason: str = ""):
+        super().__init__(reason or f"retry in {delay.total_seconds():g} s")
+        self.delay = delay
+
+
 @dataclass
 class JobContext:
     """What a handler gets besides its arguments."""

@@ -26,7 +26,7 @@ import structlog
 from seamline.core.db import Database
 from seamline.core.queue import service
 from seamline.core.queue.models import DEAD
-from seamline.core.queue.registry import JobContext, TaskRegistry
+from seamline.core.queue.registry import JobContext, Retry, TaskRegistry
 from seamline.core.time import utcnow
 
 log = structlog.get_logger("seamline.queue")
@@ -125,44 +125,14 @@ class Worker:
     # --- running -----------------------------------------------------------------------------
 
     def _execute(self, queue: str, job: service.Claimed) -> None:
-        started = utcnow()
-        entry = self.registry.get(job.task)
-        periodic = job.task.removeprefix("periodic.") if job.task.startswith("periodic.") else None
-        outcome, error = "succeeded", None
         try:
-            if entry is None:
-                raise LookupError(f"no task {job.task!r} is registered in this worker")
-            task, handler = entry
-            context = JobContext(job_id=job.id, attempt=job.attempt, worker=self.name)
-            if task.in_transaction:
-                def work(session: Any) -> None:
-                    context.session = session
-                    handler(context, job.args)
-                    service.finish(session, job.id, worker=self.name)
-                self.database.run_write(work)
-            else:
-                handler(context, job.args)
-                self.database.run_write(lambda session: service.finish(session, job.id, worker=self.name))
-        except service.LostLease:
-            outcome = "lost"
-            log.warning("job lease lost; another worker has it", job_id=job.id, task=job.task)
-        except Exception as exc:  # noqa: BLE001 - every failure is recorded on the job
-            error = "".join(traceback.format_exception_only(exc)).strip() + "\n" + "".join(traceback.format_tb(exc.__traceback__)[-5:])
-            if periodic:
-                outcome = "failed"
-                self.database.run_write(lambda session: service.drop(session, job.id, worker=self.name))
-            else:
-                state = self.database.run_write(lambda session: service.fail(session, job, worker=self.name, error=error))
-                outcome = "dead" if state == DEAD else "retrying"
-            log.warning("job failed", job_id=job.id, task=job.task, attempt=job.attempt, outcome=outcome, error=str(exc))
+            outcome, seconds = execute(self.database, self.registry, job, worker=self.name)
         finally:
             with self._lock:
                 self._running.pop(job.id, None)
             self._wake.set()
-        if periodic:
-            self.database.run_write(lambda session: service.record_period(session, periodic, started=started, error=error))
         if self.observer:
-            self.observer(queue, job.task, outcome, (utcnow() - started).total_seconds())
+            self.observer(queue, job.task, outcome, seconds)
 
     # --- upkeep: leases, vanished workers, periodic clocks -------------------------------------
 
@@ -189,3 +159,55 @@ class Worker:
             started = [self.database.run_write(lambda session, p=p: service.start_period(session, p, now)) for p in due]
             if any(started):
                 self._wake.set()
+
+
+def execute(database: Database, registry: TaskRegistry, job: service.Claimed, *, worker: str) -> tuple[str, float]:
+    """Run one claimed job and record how it ended: (outcome, seconds)."""
+    started = utcnow()
+    entry = registry.get(job.task)
+    periodic = job.task.removeprefix("periodic.") if job.task.startswith("periodic.") else None
+    outcome, error = "succeeded", None
+    try:
+        if entry is None:
+            raise LookupError(f"no task {job.task!r} is registered in this worker")
+        task, handler = entry
+        context = JobContext(job_id=job.id, attempt=job.attempt, worker=worker)
+        if task.in_transaction:
+            def work(session: Any) -> None:
+                context.session = session
+                handler(context, job.args)
+                service.finish(session, job.id, worker=worker)
+            database.run_write(work)
+        else:
+            handler(context, job.args)
+            database.run_write(lambda session: service.finish(session, job.id, worker=worker))
+    except service.LostLease:
+        outcome = "lost"
+        log.warning("job lease lost; another worker has it", job_id=job.id, task=job.task)
+    except Retry as retry:
+        state = database.run_write(lambda session: service.fail(session, job, worker=worker, error=str(retry),
+                                                                retry_in=retry.delay))
+        outcome = "dead" if state == DEAD else "retrying"
+    except Exception as exc:  # noqa: BLE001 - every failure is recorded on the job
+        error = "".join(traceback.format_exception_only(exc)).strip() + "\n" + "".join(traceback.format_tb(exc.__traceback__)[-5:])
+        if periodic:
+            outcome = "failed"
+            database.run_write(lambda session: service.drop(session, job.id, worker=worker))
+        else:
+            state = database.run_write(lambda session: service.fail(session, job, worker=worker, error=error))
+            outcome = "dead" if state == DEAD else "retrying"
+        log.warning("job failed", job_id=job.id, task=job.task, attempt=job.attempt, outcome=outcome, error=str(exc))
+    if periodic:
+        database.run_write(lambda session: service.record_period(session, periodic, started=started, error=error))
+    return outcome, (utcnow() - started).total_seconds()
+
+
+def run_due(database: Database, registry: TaskRegistry, queue: str, *, limit: int = 100,
+            lease: timedelta = timedelta(minutes=5)) -> int:
+    """Run the due jobs of `queue` here, one after another, and return how many ran: for a
+    cron command and for tests that want a pass without a worker's threads."""
+    name = f"{socket.gethostname()}:{os.getpid()}:once-{uuid.uuid4().hex[:6]}"
+    jobs = database.run_write(lambda session: service.claim(session, queue, worker=name, limit=limit, lease=lease))
+    for job in jobs:
+        execute(database, registry, job, worker=name)
+    return len(jobs)

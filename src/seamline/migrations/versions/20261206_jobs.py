@@ -1,11 +1,16 @@
 """jobs: one job queue on the database (issue 19)
 
+Event deliveries waiting to be sent (the old delivery worker's outbox) get their job here, so
+nothing pending is stranded by the upgrade.
+
 Revision ID: 20261206_jobs
 Revises: 20261206_trust_boundaries
 Create Date: 2026-12-06 09:00:00.000000
 """
 
 from __future__ import annotations
+
+from datetime import datetime, timezone
 
 import sqlalchemy as sa
 from alembic import op
@@ -54,6 +59,32 @@ def upgrade() -> None:
         sa.Column("last_error", sa.Text(), nullable=True),
         sa.PrimaryKeyConstraint("name", name="pk_job_schedule"),
     )
+    _enqueue_pending_deliveries()
+
+
+def _enqueue_pending_deliveries() -> None:
+    connection = op.get_bind()
+    pending = connection.execute(sa.text(
+        "SELECT id, next_attempt_at FROM event_delivery WHERE status = 'pending' ORDER BY id")).all()
+    if not pending:
+        return
+    jobs = sa.table(
+        "jobs", sa.column("queue", sa.String), sa.column("task", sa.String), sa.column("args", sa.JSON),
+        sa.column("priority", sa.SmallInteger), sa.column("state", sa.String), sa.column("run_at", sa.DateTime(timezone=True)),
+        sa.column("attempts", sa.Integer), sa.column("max_attempts", sa.Integer), sa.column("created_at", sa.DateTime(timezone=True)),
+    )
+    now = datetime.now(timezone.utc)
+    op.bulk_insert(jobs, [{"queue": "webhooks", "task": "events.deliver", "args": {"delivery_id": delivery_id},
+                           "priority": 1, "state": "queued", "run_at": _aware(due) or now, "attempts": 0,
+                           "max_attempts": 1000, "created_at": now} for delivery_id, due in pending])
+
+
+def _aware(value):  # noqa: ANN001, ANN202 - SQLite gives back text or naive datetimes
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
 
 
 def downgrade() -> None:
