@@ -39,6 +39,7 @@ from seamline.inbox import outbound as inbox_outbound
 from seamline.inbox import routing as inbox_routing
 from seamline.inbox import service as inbox_service
 from seamline.inbox import tasks as inbox_tasks
+from seamline.inbox import webhooks as inbox_webhooks
 from seamline.loyalty import ledger as loyalty_ledger
 from seamline.loyalty import service as loyalty_service
 from seamline.loyalty import tasks as loyalty_tasks
@@ -91,6 +92,7 @@ def build(settings: Settings | None = None, *, database: Database | None = None)
     loyalty_service.register(runtime.sections, runtime.timeline)
     inbox_service.register(runtime.sections, runtime.timeline)
     destinations.register_tasks(runtime.tasks, runtime.database, settings)
+    inbox_webhooks.register_tasks(runtime.tasks, runtime.database, settings)
     for periodic in runtime.periodic_tasks():
         runtime.tasks.every(periodic)
     return runtime

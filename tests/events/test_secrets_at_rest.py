@@ -17,7 +17,7 @@ from seamline.core.time import utcnow
 from seamline.events.destinations import create_destination, deliver_due, verify
 from seamline.events.models import EventDelivery, EventDestination
 from seamline.inbox import webhooks
-from seamline.inbox.models import InboxWebhook, InboxWebhookDelivery
+from seamline.inbox.models import InboxWebhook
 from tests.events.test_destinations import Receiver, add_destination, basic, batch, source_key  # noqa: F401 - fixture
 
 KEY_A = "key-a-" + "a" * 40
@@ -69,7 +69,7 @@ def test_an_inbox_webhook_secret_is_stored_encrypted_and_still_signs(client, dat
     assert stored.startswith(PREFIX) and hook["secret"] not in stored
     assert "secret" not in client.get("/v1/inbox/webhooks", headers=admin_headers).json()["items"][0]
     with database.write() as session:
-        session.add(InboxWebhookDelivery(webhook_id=hook["id"], event_type="message.created", payload={"type": "x"}))
+        webhooks.emit(session, "message.created", {"id": 1})
     with httpx.Client() as http:
         assert webhooks.deliver_due(database, settings=settings, client=http) == 1
     (got,) = receiver.received

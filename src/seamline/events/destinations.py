@@ -154,6 +154,14 @@ def _prepare(session: Session, delivery_id: int, box: SecretBox) -> Prepared | N
     return Prepared(delivery.id, delivery.attempts, destination.id, destination.url, destination.secret, body)
 
 
+def retry_delay(attempts: int, settings: Settings) -> timedelta | None:
+    """When to try again after `attempts` failed ones (exponential from
+    `delivery_backoff_seconds`, ±20 % jitter, at most an hour), or None: that was the last."""
+    if attempts >= settings.delivery_max_attempts:
+        return None
+    return timedelta(seconds=min(settings.delivery_backoff_seconds * 2 ** (attempts - 1), MAX_BACKOFF) * random.uniform(0.8, 1.2))
+
+
 def _record(session: Session, prepared: Prepared, error: str | None, settings: Settings) -> timedelta | None:
     """The attempt's outcome on the row; the delay before the next attempt, if there is one."""
     now = utcnow()
@@ -163,28 +171,28 @@ def _record(session: Session, prepared: Prepared, error: str | None, settings: S
         delivery.status, delivery.delivered_at, delivery.last_error = "delivered", now, None
         return None
     delivery.last_error = error
-    if delivery.attempts >= settings.delivery_max_attempts:
+    delay = retry_delay(delivery.attempts, settings)
+    if delay is None:
         delivery.status = "dead"
         log.warning("delivery dead", delivery_id=delivery.id, destination_id=prepared.destination_id, error=error)
         return None
-    delay = timedelta(seconds=min(settings.delivery_backoff_seconds * 2 ** (delivery.attempts - 1), MAX_BACKOFF)
-                      * random.uniform(0.8, 1.2))
     delivery.next_attempt_at = now + delay
     return delay
 
 
-def _post(prepared: Prepared, box: SecretBox, settings: Settings, client: httpx.Client) -> str | None:
-    """POST the batch; None when the receiver took it, else why not."""
-    stamp = int(time.time())
+def post_signed(client: httpx.Client, url: str, stored_secret: str, body: bytes, *, delivery: str, box: SecretBox,
+                settings: Settings) -> str | None:
+    """POST a signed webhook body; None when the receiver took it (2xx), else why not. The
+    secret is opened only to sign."""
     try:
-        signature = sign(box.open(prepared.secret), stamp, prepared.body)
+        signature = sign(box.open(stored_secret), int(time.time()), body)
         response = client.post(
-            prepared.url, content=prepared.body, timeout=settings.delivery_timeout_seconds,
+            url, content=body, timeout=settings.delivery_timeout_seconds,
             headers={"Content-Type": "application/json", "User-Agent": "Seamline-Webhooks/1",
-                     "X-Seamline-Signature": signature, "X-Seamline-Delivery": str(prepared.id)},
+                     "X-Seamline-Signature": signature, "X-Seamline-Delivery": delivery},
         )
     except SecretKeyError as exc:
-        log.error("destination secret unreadable", destination_id=prepared.destination_id, error=exc.message)
+        log.error("webhook secret unreadable", delivery=delivery, error=exc.message)
         return f"{exc.code}: {exc.message}"[:500]
     except httpx.HTTPError as exc:
         return f"{type(exc).__name__}: {exc}"[:500]
@@ -198,7 +206,8 @@ def deliver(database: Database, delivery_id: int, *, settings: Settings, client:
     prepared = database.run_write(lambda session: _prepare(session, delivery_id, box))
     if prepared is None:
         return
-    error = _post(prepared, box, settings, client)
+    error = post_signed(client, prepared.url, prepared.secret, prepared.body, delivery=str(prepared.id), box=box,
+                        settings=settings)
     delay = database.run_write(lambda session: _record(session, prepared, error, settings))
     if delay is not None:
         raise Retry(delay, error or "")
@@ -215,4 +224,4 @@ def deliver_due(database: Database, *, settings: Settings, client: httpx.Client,
     how many were attempted."""
     tasks = TaskRegistry()
     register_tasks(tasks, database, settings, client=client)
-    return run_due(database, tasks, DELIVER.queue, limit=limit)
+    return run_due(database, tasks, DELIVER.queue, limit=limit, task=DELIVER.name)

@@ -1,7 +1,8 @@
-"""Webhooks out for conversation and message events: an outbox written in the event's own
-transaction, sent by a worker with retries, signed as the event destinations are
-(`X-Seamline-Signature: t=<unix time>,v1=<HMAC-SHA256 of "<t>.<body>">`, `events.destinations.sign`).
-Secrets are stored encrypted (core/crypto.py) and decrypted only to sign, as the destinations'.
+"""Webhooks out for conversation and message events: a delivery row and its job (`DELIVER`, queue
+`webhooks`) written in the event's own transaction, sent by the job queue's workers with
+retries, signed as the event destinations are (`X-Seamline-Signature: t=<unix time>,v1=<HMAC-SHA256
+of "<t>.<body>">`, `events.destinations.post_signed`). Secrets are stored encrypted
+(core/crypto.py) and decrypted only to sign, as the destinations'.
 
 Event types: conversation.created, conversation.assigned, conversation.status_changed,
 conversation.merged, conversation.sla_breached, message.created, survey.answered.
@@ -9,24 +10,23 @@ conversation.merged, conversation.sla_breached, message.created, survey.answered
 
 from __future__ import annotations
 
-import random
 import secrets
-import time
-from datetime import timedelta
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import orjson
 import structlog
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from seamline.core.config import Settings
-from seamline.core.crypto import SecretKeyError, secret_box
+from seamline.core.crypto import SecretBox, SecretKeyError, secret_box
 from seamline.core.db import Database
+from seamline.core.queue import Retry, Task, TaskRegistry, run_due
 from seamline.core.errors import NotFound, Unprocessable
 from seamline.core.time import utcnow
-from seamline.events.destinations import MAX_BACKOFF, sign
+from seamline.events.destinations import post_signed, retry_delay
 from seamline.inbox.models import InboxWebhook, InboxWebhookDelivery
 
 log = structlog.get_logger("seamline.inbox.webhooks")
@@ -34,7 +34,8 @@ EVENT_TYPES = (
     "conversation.created", "conversation.assigned", "conversation.status_changed", "conversation.merged",
     "conversation.sla_breached", "message.created", "survey.answered",
 )
-LEASE = timedelta(minutes=2)
+#: One delivery row's sending; its attempts are counted on the row, as the destinations' are.
+DELIVER = Task("inbox.webhook", queue="webhooks", max_attempts=1000)
 
 
 def create_webhook(session: Session, *, settings: Settings, url: str, types: list[str],
@@ -64,7 +65,10 @@ def emit(session: Session, event_type: str, data: dict[str, Any]) -> None:
     payload = orjson.loads(orjson.dumps({"type": event_type, "occurred_at": utcnow(), "data": data}, default=str))
     for webhook_id, types in webhooks:
         if not types or event_type in types:
-            session.add(InboxWebhookDelivery(webhook_id=webhook_id, event_type=event_type, payload=payload))
+            delivery = InboxWebhookDelivery(webhook_id=webhook_id, event_type=event_type, payload=payload)
+            session.add(delivery)
+            session.flush()
+            DELIVER.enqueue(session, {"delivery_id": delivery.id})
 
 
 def dead_letters(session: Session, *, webhook_id: int, limit: int = 100, before_id: int | None = None) -> list[InboxWebhookDelivery]:
@@ -78,56 +82,71 @@ def retry(session: Session, *, webhook_id: int, delivery_id: int) -> InboxWebhoo
     delivery = session.get(InboxWebhookDelivery, delivery_id)
     if delivery is None or delivery.webhook_id != webhook_id:
         raise NotFound(f"Delivery {delivery_id} not found", code="delivery_not_found")
-    delivery.status, delivery.attempts, delivery.next_attempt_at = "pending", 0, utcnow()
+    if delivery.status == "dead":  # retrying twice is a no-op
+        delivery.status, delivery.attempts, delivery.next_attempt_at = "pending", 0, utcnow()
+        DELIVER.enqueue(session, {"delivery_id": delivery.id})
     return delivery
 
 
-def deliver_due(database: Database, *, settings: Settings, client: httpx.Client, limit: int = 20) -> int:
-    """Send what is due: claim with a lease (so parallel workers never send the same row at
-    once), POST, record delivered or the next attempt (exponential, jittered; dead at the end)."""
-    now = utcnow()
+@dataclass
+class _Prepared:
+    id: int
+    attempts: int
+    url: str
+    secret: str
+    body: bytes
+
+
+def _prepare(session: Session, delivery_id: int, box: SecretBox) -> _Prepared | None:
+    row = session.get(InboxWebhookDelivery, delivery_id)
+    if row is None or row.status != "pending":
+        return None
+    webhook = session.get(InboxWebhook, row.webhook_id)
+    try:  # a secret stored in clear (or under a fallback key) is sealed anew on the way
+        sealed = box.reseal(webhook.secret)
+    except SecretKeyError:
+        sealed = None  # the attempt says why
+    if sealed is not None:
+        webhook.secret = sealed
+    return _Prepared(row.id, row.attempts, webhook.url, webhook.secret, orjson.dumps(row.payload))
+
+
+def _record(session: Session, prepared: _Prepared, error: str | None, settings: Settings):  # noqa: ANN202
+    row = session.get(InboxWebhookDelivery, prepared.id)
+    row.attempts, row.last_error = prepared.attempts + 1, error
+    if error is None:
+        row.status, row.delivered_at = "delivered", utcnow()
+        return None
+    delay = retry_delay(row.attempts, settings)
+    if delay is None:
+        row.status = "dead"
+        log.warning("inbox webhook gave up", delivery_id=row.id, error=error)
+        return None
+    row.next_attempt_at = utcnow() + delay
+    return delay
+
+
+def deliver(database: Database, delivery_id: int, *, settings: Settings, client: httpx.Client) -> None:
+    """The `DELIVER` job: one attempt (outside any transaction), recorded on the row; `Retry`
+    when another is due later, nothing more after the last (the row is a dead letter)."""
     box = secret_box(settings)
-    with database.write() as session:
-        rows = session.scalars(
-            select(InboxWebhookDelivery).where(InboxWebhookDelivery.status == "pending", InboxWebhookDelivery.next_attempt_at <= now)
-            .order_by(InboxWebhookDelivery.next_attempt_at).limit(limit).with_for_update(skip_locked=True)
-        ).all()
-        claimed = []
-        for row in rows:
-            row.next_attempt_at = now + LEASE
-            webhook = session.get(InboxWebhook, row.webhook_id)
-            try:  # a secret stored in clear (or under a fallback key) is sealed anew on the way
-                sealed = box.reseal(webhook.secret)
-            except SecretKeyError:
-                sealed = None  # the attempt says why
-            if sealed is not None:
-                webhook.secret = sealed
-            claimed.append((row.id, webhook.url, webhook.secret, orjson.dumps(row.payload), row.attempts))
-    for delivery_id, url, stored_secret, body, attempts in claimed:
-        error = None
-        try:
-            signature = sign(box.open(stored_secret), int(time.time()), body)
-            response = client.post(url, content=body, headers={
-                "Content-Type": "application/json",
-                "X-Seamline-Signature": signature,
-                "X-Seamline-Delivery": f"inbox-{delivery_id}",
-            }, timeout=settings.delivery_timeout_seconds)
-            if response.status_code >= 300:
-                error = f"HTTP {response.status_code}: {response.text[:200]}"
-        except SecretKeyError as exc:
-            error = f"{exc.code}: {exc.message}"[:500]
-            log.error("inbox webhook secret unreadable", delivery_id=delivery_id, error=exc.message)
-        except httpx.HTTPError as exc:
-            error = f"{type(exc).__name__}: {exc}"[:500]
-        with database.write() as session:
-            values: dict[str, Any] = {"attempts": attempts + 1, "last_error": error}
-            if error is None:
-                values.update(status="delivered", delivered_at=utcnow())
-            elif attempts + 1 >= settings.delivery_max_attempts:
-                values.update(status="dead")
-                log.warning("inbox webhook gave up", delivery_id=delivery_id, error=error)
-            else:
-                delay = min(settings.delivery_backoff_seconds * 2**attempts, MAX_BACKOFF) * random.uniform(0.5, 1.0)
-                values.update(next_attempt_at=utcnow() + timedelta(seconds=delay))
-            session.execute(update(InboxWebhookDelivery).where(InboxWebhookDelivery.id == delivery_id).values(**values))
-    return len(claimed)
+    prepared = database.run_write(lambda session: _prepare(session, delivery_id, box))
+    if prepared is None:
+        return
+    error = post_signed(client, prepared.url, prepared.secret, prepared.body, delivery=f"inbox-{prepared.id}", box=box,
+                        settings=settings)
+    delay = database.run_write(lambda session: _record(session, prepared, error, settings))
+    if delay is not None:
+        raise Retry(delay, error or "")
+
+
+def register_tasks(tasks: TaskRegistry, database: Database, settings: Settings, *, client: httpx.Client | None = None) -> None:
+    shared = client or httpx.Client()
+    tasks.add(DELIVER, lambda _context, args: deliver(database, args["delivery_id"], settings=settings, client=shared))
+
+
+def deliver_due(database: Database, *, settings: Settings, client: httpx.Client, limit: int = 20) -> int:
+    """One pass over the due webhook jobs, here and now (tests and `seamline inbox run-jobs`)."""
+    tasks = TaskRegistry()
+    register_tasks(tasks, database, settings, client=client)
+    return run_due(database, tasks, DELIVER.queue, limit=limit, task=DELIVER.name)

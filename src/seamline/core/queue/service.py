@@ -67,18 +67,19 @@ class Claimed:
 
 
 def claim(session: Session, queue: str, *, worker: str, limit: int, lease: timedelta, now: datetime | None = None,
-          levels: list[int] | None = None) -> list[Claimed]:
-    """Lease up to `limit` due jobs of `queue` to `worker`, higher priorities first, oldest first
-    within a level. PostgreSQL skips rows another worker is claiming; SQLite has one writer."""
+          levels: list[int] | None = None, task: str | None = None) -> list[Claimed]:
+    """Lease up to `limit` due jobs of `queue` (of one `task` only, if given) to `worker`, higher
+    priorities first, oldest first within a level. PostgreSQL skips rows another worker is
+    claiming; SQLite has one writer."""
     now = now or utcnow()
     claimed: list[Claimed] = []
     for level in levels if levels is not None else sorted(Priority, reverse=True):
         if len(claimed) >= limit:
             break
-        ids = session.scalars(
-            select(Job.id).where(Job.state == QUEUED, Job.queue == queue, Job.priority == int(level), Job.run_at <= now)
-            .order_by(Job.run_at).limit(limit - len(claimed)).with_for_update(skip_locked=True)
-        ).all()
+        due = select(Job.id).where(Job.state == QUEUED, Job.queue == queue, Job.priority == int(level), Job.run_at <= now)
+        if task is not None:
+            due = due.where(Job.task == task)
+        ids = session.scalars(due.order_by(Job.run_at).limit(limit - len(claimed)).with_for_update(skip_locked=True)).all()
         if not ids:
             continue
         rows = session.execute(

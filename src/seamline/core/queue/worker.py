@@ -202,12 +202,12 @@ def execute(database: Database, registry: TaskRegistry, job: service.Claimed, *,
     return outcome, (utcnow() - started).total_seconds()
 
 
-def run_due(database: Database, registry: TaskRegistry, queue: str, *, limit: int = 100,
+def run_due(database: Database, registry: TaskRegistry, queue: str, *, limit: int = 100, task: str | None = None,
             lease: timedelta = timedelta(minutes=5)) -> int:
-    """Run the due jobs of `queue` here, one after another, and return how many ran: for a
-    cron command and for tests that want a pass without a worker's threads."""
+    """Run the due jobs of `queue` (of one `task`, if given) here, one after another, and return
+    how many ran: for a cron command and for tests that want a pass without a worker's threads."""
     name = f"{socket.gethostname()}:{os.getpid()}:once-{uuid.uuid4().hex[:6]}"
-    jobs = database.run_write(lambda session: service.claim(session, queue, worker=name, limit=limit, lease=lease))
+    jobs = database.run_write(lambda session: service.claim(session, queue, worker=name, limit=limit, lease=lease, task=task))
     for job in jobs:
         execute(database, registry, job, worker=name)
     return len(jobs)

@@ -1,7 +1,7 @@
 """jobs: one job queue on the database (issue 19)
 
-Event deliveries waiting to be sent (the old delivery worker's outbox) get their job here, so
-nothing pending is stranded by the upgrade.
+Event deliveries and inbox webhooks waiting to be sent (the old workers' outboxes) get their
+jobs here, so nothing pending is stranded by the upgrade.
 
 Revision ID: 20261206_jobs
 Revises: 20261206_trust_boundaries
@@ -64,8 +64,10 @@ def upgrade() -> None:
 
 def _enqueue_pending_deliveries() -> None:
     connection = op.get_bind()
-    pending = connection.execute(sa.text(
-        "SELECT id, next_attempt_at FROM event_delivery WHERE status = 'pending' ORDER BY id")).all()
+    pending = [("events.deliver", *row) for row in connection.execute(sa.text(
+        "SELECT id, next_attempt_at FROM event_delivery WHERE status = 'pending' ORDER BY id"))]
+    pending += [("inbox.webhook", *row) for row in connection.execute(sa.text(
+        "SELECT id, next_attempt_at FROM inbox_webhook_delivery WHERE status = 'pending' ORDER BY id"))]
     if not pending:
         return
     jobs = sa.table(
@@ -74,9 +76,9 @@ def _enqueue_pending_deliveries() -> None:
         sa.column("attempts", sa.Integer), sa.column("max_attempts", sa.Integer), sa.column("created_at", sa.DateTime(timezone=True)),
     )
     now = datetime.now(timezone.utc)
-    op.bulk_insert(jobs, [{"queue": "webhooks", "task": "events.deliver", "args": {"delivery_id": delivery_id},
+    op.bulk_insert(jobs, [{"queue": "webhooks", "task": task, "args": {"delivery_id": delivery_id},
                            "priority": 1, "state": "queued", "run_at": _aware(due) or now, "attempts": 0,
-                           "max_attempts": 1000, "created_at": now} for delivery_id, due in pending])
+                           "max_attempts": 1000, "created_at": now} for task, delivery_id, due in pending])
 
 
 def _aware(value):  # noqa: ANN001, ANN202 - SQLite gives back text or naive datetimes
