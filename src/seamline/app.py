@@ -97,7 +97,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.state.event_sources = TrustCache(SOURCE_CACHE_SECONDS)  # write key -> source; see events/api.py
     app.state.api_keys = TrustCache(API_KEY_CACHE_SECONDS)  # API key -> ApiKey; see core/deps.py
     app.state.metrics = Metrics()
-    app.state.metrics.registry.register(QueueCollector(database))
+    app.state.metrics.registry.register(QueueCollector(database, runtime.tasks.queues))
     runtime.job_observer = JobMetrics(app.state.metrics.registry).observe
 
     inbox_realtime.HUB.use_postgres = settings.inbox_realtime_backend != "local" and not settings.is_sqlite

@@ -345,7 +345,7 @@ def worker(
         from seamline.core.queue.metrics import JobMetrics, QueueCollector
 
         registry = CollectorRegistry()
-        registry.register(QueueCollector(runtime.database))
+        registry.register(QueueCollector(runtime.database, runtime.tasks.queues))
         runtime.job_observer = JobMetrics(registry).observe
         start_http_server(metrics_port, addr=settings.host, registry=registry)
     from seamline.core.logging import configure_logging, wants_json
@@ -364,9 +364,10 @@ def jobs_status(database_url: DatabaseUrl = None) -> None:
 
     runtime = _runtime(_settings(database_url))
     with runtime.database.read() as session:
-        rows = queue_service.stats(session)
+        rows = queue_service.stats(session, runtime.tasks.queues)
     for row in rows:
-        typer.echo(json.dumps({**row.__dict__, "oldest_due_at": row.oldest_due_at.isoformat() if row.oldest_due_at else None}))
+        typer.echo(json.dumps({**row.__dict__, "oldest_due_at": row.oldest_due_at.isoformat() if row.oldest_due_at else None,
+                               "counted_up_to": queue_service.COUNT_CAP}))
 
 
 @jobs_app.command("retry")

@@ -96,7 +96,7 @@ def test_a_failing_job_is_retried_with_backoff_then_kept_dead_until_staff_retry_
     [dead] = all_jobs(database)
     assert dead.attempts == 2 and dead.finished_at is not None and dead.locked_by is None
     with database.read() as session:
-        [stats] = service.stats(session)
+        [stats] = service.stats(session, ["q1"])
     assert (stats.queue, stats.queued, stats.running, stats.dead) == ("q1", 0, 0, 1)
 
     database.run_write(lambda s: service.retry_dead(s, flaky_id))
@@ -212,3 +212,14 @@ def test_a_failing_periodic_run_is_recorded_on_its_schedule_not_as_a_dead_letter
     with database.read() as session:
         assert "KeyError" in session.get(JobSchedule, "broken").last_error
     assert all_jobs(database) == []
+
+
+def test_metrics_show_every_registered_queue_and_its_dead_letters(client, database, admin_headers):
+    job_id = database.run_write(lambda s: Task("events.deliver", queue="webhooks", max_attempts=1).enqueue(s))
+    [claimed] = database.run_write(lambda s: service.claim(s, "webhooks", worker="w", limit=1, lease=LEASE))
+    database.run_write(lambda s: service.fail(s, claimed, worker="w", error="HTTP 500"))
+    assert claimed.id == job_id
+    text = client.get("/metrics", headers=admin_headers).text
+    assert 'seamline_queue_jobs_dead{queue="webhooks"} 1.0' in text
+    assert 'seamline_queue_jobs_queued{queue="webhooks"} 0.0' in text
+    assert 'seamline_queue_oldest_due_seconds{queue="webhooks"} 0.0' in text

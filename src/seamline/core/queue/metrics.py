@@ -31,16 +31,18 @@ class JobMetrics:
 class QueueCollector(Collector):
     """Depth, due, running and dead jobs per queue, and the age of the oldest due job."""
 
-    def __init__(self, database: Database):
-        self.database = database
+    def __init__(self, database: Database, queues: list[str]):
+        self.database, self.queues = database, queues
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         now = utcnow()
         with self.database.read() as session:
-            rows = service.stats(session, now)
+            rows = service.stats(session, self.queues, now)
         families = {
-            "queued": GaugeMetricFamily("seamline_queue_jobs_queued", "Jobs waiting, delayed ones included", labels=["queue"]),
-            "due": GaugeMetricFamily("seamline_queue_jobs_due", "Jobs whose time has come and that no worker took yet", labels=["queue"]),
+            "queued": GaugeMetricFamily("seamline_queue_jobs_queued", "Jobs waiting, delayed ones included "
+                                        f"(counted up to {service.COUNT_CAP} per priority level)", labels=["queue"]),
+            "due": GaugeMetricFamily("seamline_queue_jobs_due", "Jobs whose time has come and that no worker took yet "
+                                     f"(counted up to {service.COUNT_CAP} per priority level)", labels=["queue"]),
             "running": GaugeMetricFamily("seamline_queue_jobs_running", "Jobs a worker is running", labels=["queue"]),
             "dead": GaugeMetricFamily("seamline_queue_jobs_dead", "Jobs that used all their attempts (dead letters)", labels=["queue"]),
         }

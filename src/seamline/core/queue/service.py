@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, case, delete, func, select, update
+from sqlalchemy import and_, bindparam, case, delete, exists, func, literal, select, union_all, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -29,8 +29,24 @@ class LostLease(Exception):
     """The job is no longer this worker's (its lease ran out and another worker took it)."""
 
 
-def _insert(session: Session):
-    return (postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert)(Job)
+#: `state = 'queued'` written into the SQL, not bound: PostgreSQL then matches the partial
+#: index `ix_jobs_due` with any plan (a generic plan of `state = $1` cannot use it and scans
+#: every job, 129 ms at a million pending).
+IS_QUEUED = Job.state == literal(QUEUED, literal_execute=True)
+_jobs = Job.__table__
+#: The enqueue statements, built once per dialect (building one per call cost more CPU than the
+#: insert itself: 0.93 ms against 0.16 ms on SQLite, measured by bench/jobs.py).
+_ENQUEUE: dict[tuple[str, bool], Any] = {}
+
+
+def _enqueue_statement(dialect: str, dedupe: bool) -> Any:
+    key = (dialect, dedupe)
+    if key not in _ENQUEUE:
+        statement = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(_jobs)
+        if dedupe:
+            statement = statement.on_conflict_do_nothing(index_elements=["dedupe_key"], index_where=_jobs.c.state != DEAD)
+        _ENQUEUE[key] = statement.returning(_jobs.c.id)
+    return _ENQUEUE[key]
 
 
 def enqueue(session: Session, task: Task, args: dict[str, Any] | None = None, *, run_at: datetime | None = None,
@@ -41,20 +57,30 @@ def enqueue(session: Session, task: Task, args: dict[str, Any] | None = None, *,
     values = {
         "queue": task.queue, "task": task.name, "args": args or {}, "priority": int(priority if priority is not None else task.priority),
         "state": QUEUED, "run_at": run_at or (now + delay if delay else now), "attempts": 0,
-        "max_attempts": task.max_attempts, "dedupe_key": dedupe_key, "created_at": now,
+        "max_attempts": task.max_attempts, "dedupe_key": dedupe_key, "created_at": now, "last_error": None,
+        "locked_by": None, "locked_until": None, "finished_at": None,
     }
-    statement = _insert(session).values(**values)
-    if dedupe_key is not None:
-        statement = statement.on_conflict_do_nothing(index_elements=["dedupe_key"], index_where=Job.state != DEAD)
-    return session.execute(statement.returning(Job.id)).scalar()
+    statement = _enqueue_statement(session.get_bind().dialect.name, dedupe_key is not None)
+    return session.execute(statement, values).scalar()
+
+
+def _due_probe() -> Any:
+    """One statement for `due_levels`: an index seek per priority level, highest first."""
+    probes = [
+        select(literal(int(level)).label("level")).where(exists().where(
+            IS_QUEUED, Job.queue == bindparam("queue"), Job.priority == int(level), Job.run_at <= bindparam("now")))
+        for level in sorted(Priority, reverse=True)
+    ]
+    return union_all(*probes)
+
+
+_DUE_PROBE = _due_probe()
 
 
 def due_levels(session: Session, queue: str, now: datetime) -> list[int]:
-    """The priority levels of `queue` that have a due job (a read: a worker asks before it
-    takes the write lock to claim)."""
-    return [level for level in sorted(Priority, reverse=True) if session.scalar(
-        select(Job.id).where(Job.state == QUEUED, Job.queue == queue, Job.priority == int(level), Job.run_at <= now).limit(1)
-    ) is not None]
+    """The priority levels of `queue` that have a due job, highest first (a read: a worker asks
+    before it takes the write lock to claim)."""
+    return sorted(session.scalars(_DUE_PROBE, {"queue": queue, "now": now}), reverse=True)
 
 
 @dataclass(frozen=True)
@@ -76,7 +102,7 @@ def claim(session: Session, queue: str, *, worker: str, limit: int, lease: timed
     for level in levels if levels is not None else sorted(Priority, reverse=True):
         if len(claimed) >= limit:
             break
-        due = select(Job.id).where(Job.state == QUEUED, Job.queue == queue, Job.priority == int(level), Job.run_at <= now)
+        due = select(Job.id).where(IS_QUEUED, Job.queue == queue, Job.priority == int(level), Job.run_at <= now)
         if task is not None:
             due = due.where(Job.task == task)
         ids = session.scalars(due.order_by(Job.run_at).limit(limit - len(claimed)).with_for_update(skip_locked=True)).all()
@@ -211,6 +237,12 @@ def record_period(session: Session, name: str, *, started: datetime, error: str 
 # --- staff: what is waiting, what died, retry ------------------------------------------------------
 
 
+#: Waiting and due jobs are counted up to this many per queue and priority level (the console
+#: shows "100000+"): an exact count of a million delayed jobs took 1.4 s on SQLite, on every
+#: /metrics scrape. Running and dead jobs are few and counted exactly.
+COUNT_CAP = 100_000
+
+
 @dataclass(frozen=True)
 class QueueStats:
     queue: str
@@ -220,19 +252,38 @@ class QueueStats:
     dead: int
     oldest_due_at: datetime | None
 
+    @property
+    def capped(self) -> bool:
+        return self.queued >= COUNT_CAP
 
-def stats(session: Session, now: datetime | None = None) -> list[QueueStats]:
+
+def _level_figures(session: Session, queue: str, now: datetime) -> tuple[int, int, datetime | None]:
+    """(queued, due, oldest due) of a queue, one index range per priority level."""
+    queued = due = 0
+    oldest: datetime | None = None
+    for level in Priority:
+        here = and_(IS_QUEUED, Job.queue == queue, Job.priority == int(level))
+        queued += session.scalar(select(func.count()).select_from(select(Job.id).where(here).limit(COUNT_CAP).subquery()))
+        due += session.scalar(select(func.count()).select_from(
+            select(Job.id).where(here, Job.run_at <= now).limit(COUNT_CAP).subquery()))
+        first = _aware(session.scalar(select(Job.run_at).where(here).order_by(Job.run_at).limit(1)))
+        if first is not None and first <= now and (oldest is None or first < oldest):
+            oldest = first
+    return min(queued, COUNT_CAP), min(due, COUNT_CAP), oldest
+
+
+def stats(session: Session, queues: list[str] | tuple[str, ...] = (), now: datetime | None = None) -> list[QueueStats]:
+    """Each of `queues` (the registered ones), and any queue with running or dead jobs."""
     now = now or utcnow()
-    is_due = and_(Job.state == QUEUED, Job.run_at <= now)
-    rows = session.execute(
-        select(
-            Job.queue,
-            func.count().filter(Job.state == QUEUED), func.count().filter(is_due),
-            func.count().filter(Job.state == RUNNING), func.count().filter(Job.state == DEAD),
-            func.min(Job.run_at).filter(is_due),
-        ).group_by(Job.queue).order_by(Job.queue)
-    ).all()
-    return [QueueStats(queue, queued, due, running, dead, _aware(oldest)) for queue, queued, due, running, dead, oldest in rows]
+    running = dict(session.execute(select(Job.queue, func.count()).where(Job.state == literal(RUNNING, literal_execute=True))
+                                   .group_by(Job.queue)).all())
+    dead = dict(session.execute(select(Job.queue, func.count()).where(Job.state == literal(DEAD, literal_execute=True))
+                                .group_by(Job.queue)).all())
+    rows = []
+    for queue in sorted({*queues, *running, *dead}):
+        queued, due, oldest = _level_figures(session, queue, now)
+        rows.append(QueueStats(queue, queued, due, running.get(queue, 0), dead.get(queue, 0), oldest))
+    return rows
 
 
 def _aware(value: datetime | str | None) -> datetime | None:

@@ -50,6 +50,7 @@ class Worker:
         self._wake = threading.Event()
         self._lock = threading.Lock()
         self._running: dict[int, str] = {}  # job id -> queue
+        self._found_work: dict[str, bool] = {}
         self._pools = {queue: ThreadPoolExecutor(max_workers=n, thread_name_prefix=f"job-{queue}") for queue, n in self.queues.items()}
         self._threads: list[threading.Thread] = []
 
@@ -110,12 +111,15 @@ class Worker:
         if free <= 0:
             return 0
         now = utcnow()
-        with self.database.read() as session:
-            levels = service.due_levels(session, queue, now)
-        if not levels:
-            return 0
+        levels = None  # after a claim that found work, claim again straight away
+        if not self._found_work.get(queue):
+            with self.database.read() as session:
+                levels = service.due_levels(session, queue, now)
+            if not levels:
+                return 0
         jobs = self.database.run_write(
             lambda session: service.claim(session, queue, worker=self.name, limit=free, lease=self.lease, now=now, levels=levels))
+        self._found_work[queue] = bool(jobs)
         with self._lock:
             self._running.update((job.id, queue) for job in jobs)
         for job in jobs:

@@ -162,7 +162,9 @@ def _jobs(session: Session, request: Request) -> dict[str, Any]:
     """The job queue: each queue's depth, the dead letters, the periodic tasks' last runs."""
     now = utcnow()
     return {
-        "queues": [row.__dict__ for row in queue_service.stats(session, now)],
+        "queues": [{**row.__dict__, "capped": row.capped}
+                   for row in queue_service.stats(session, request.app.state.runtime.tasks.queues, now)],
+        "count_cap": queue_service.COUNT_CAP,
         "dead": [{c: getattr(j, c) for c in ("id", "queue", "task", "attempts", "last_error", "finished_at", "created_at")}
                  for j in queue_service.dead_jobs(session, limit=DEAD_JOBS_SHOWN)],
         "schedules": [{c: getattr(p, c) for c in ("name", "next_run_at", "last_started_at", "last_succeeded_at",
