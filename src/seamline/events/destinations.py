@@ -22,13 +22,15 @@ import hmac
 import random
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 import httpx
 import orjson
 import structlog
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from seamline.core.config import Settings
@@ -98,8 +100,7 @@ def enqueue(session: Session, *, source: EventSource, events: list[CheckedEvent]
         if wanted:
             delivery = EventDelivery(destination_id=destination_id, source_id=source.id, message_ids=wanted)
             session.add(delivery)
-            session.flush()
-            DELIVER.enqueue(session, {"delivery_id": delivery.id})
+            OUTBOX.enqueue(session, delivery)
 
 
 def dead_letters(session: Session, *, destination_id: int, limit: int = 100, before_id: int | None = None) -> list[EventDelivery]:
@@ -113,45 +114,20 @@ def retry_dead_letter(session: Session, *, destination_id: int, delivery_id: int
     delivery = session.get(EventDelivery, delivery_id)
     if delivery is None or delivery.destination_id != destination_id:
         raise NotFound(f"Delivery {delivery_id} not found", code="delivery_not_found")
-    if delivery.status == "dead":  # retrying twice is a no-op
-        delivery.status, delivery.attempts, delivery.next_attempt_at = "pending", 0, utcnow()
-        DELIVER.enqueue(session, {"delivery_id": delivery.id})
+    OUTBOX.retry_dead(session, delivery)
     return delivery
 
 
 # --- delivering ----------------------------------------------------------------------------
 
 
-@dataclass
+@dataclass(frozen=True)
 class Prepared:
     id: int
     attempts: int
-    destination_id: int
     url: str
     secret: str
     body: bytes
-
-
-def _prepare(session: Session, delivery_id: int, box: SecretBox) -> Prepared | None:
-    """What to send for a pending delivery (None when it was delivered or given up meanwhile).
-    A destination's secret stored in clear (or under a fallback key) is sealed anew on the way."""
-    delivery = session.get(EventDelivery, delivery_id)
-    if delivery is None or delivery.status != "pending":
-        return None
-    destination = session.get(EventDestination, delivery.destination_id)
-    try:
-        sealed = box.reseal(destination.secret)
-    except SecretKeyError:
-        sealed = None  # the attempt says why
-    if sealed is not None:
-        destination.secret = sealed
-    records = session.scalars(
-        select(EventRecord.payload).where(
-            EventRecord.source_id == delivery.source_id, EventRecord.message_id.in_(delivery.message_ids)
-        ).order_by(EventRecord.id)
-    ).all()
-    body = b'{"batch":[' + b",".join(r.encode() for r in records) + b"]}"
-    return Prepared(delivery.id, delivery.attempts, destination.id, destination.url, destination.secret, body)
 
 
 def retry_delay(attempts: int, settings: Settings) -> timedelta | None:
@@ -160,24 +136,6 @@ def retry_delay(attempts: int, settings: Settings) -> timedelta | None:
     if attempts >= settings.delivery_max_attempts:
         return None
     return timedelta(seconds=min(settings.delivery_backoff_seconds * 2 ** (attempts - 1), MAX_BACKOFF) * random.uniform(0.8, 1.2))
-
-
-def _record(session: Session, prepared: Prepared, error: str | None, settings: Settings) -> timedelta | None:
-    """The attempt's outcome on the row; the delay before the next attempt, if there is one."""
-    now = utcnow()
-    delivery = session.get(EventDelivery, prepared.id)
-    delivery.attempts = prepared.attempts + 1
-    if error is None:
-        delivery.status, delivery.delivered_at, delivery.last_error = "delivered", now, None
-        return None
-    delivery.last_error = error
-    delay = retry_delay(delivery.attempts, settings)
-    if delay is None:
-        delivery.status = "dead"
-        log.warning("delivery dead", delivery_id=delivery.id, destination_id=prepared.destination_id, error=error)
-        return None
-    delivery.next_attempt_at = now + delay
-    return delay
 
 
 def post_signed(client: httpx.Client, url: str, stored_secret: str, body: bytes, *, delivery: str, box: SecretBox,
@@ -199,29 +157,95 @@ def post_signed(client: httpx.Client, url: str, stored_secret: str, body: bytes,
     return None if 200 <= response.status_code < 300 else f"HTTP {response.status_code}: {response.text[:200]}"
 
 
-def deliver(database: Database, delivery_id: int, *, settings: Settings, client: httpx.Client) -> None:
-    """The `DELIVER` job: one attempt (never inside a transaction), recorded; `Retry` when
-    another attempt is due later."""
-    box = secret_box(settings)
-    prepared = database.run_write(lambda session: _prepare(session, delivery_id, box))
-    if prepared is None:
-        return
-    error = post_signed(client, prepared.url, prepared.secret, prepared.body, delivery=str(prepared.id), box=box,
-                        settings=settings)
-    delay = database.run_write(lambda session: _record(session, prepared, error, settings))
-    if delay is not None:
-        raise Retry(delay, error or "")
+@dataclass(frozen=True)
+class WebhookOutbox:
+    """A table of webhook deliveries sent by the job queue, one `task` job per row: the event
+    destinations' here, the inbox's webhooks (`inbox/webhooks.py`). Rows have `status`
+    (pending, delivered, dead), `attempts`, `last_error`, `next_attempt_at` and `delivered_at`;
+    what differs is how a row finds its hook (`hook_of`: url and sealed secret) and its body."""
+
+    task: Task
+    model: type
+    hook_of: Callable[[Session, Any], Any]
+    body_of: Callable[[Session, Any], bytes]
+    #: The `X-Seamline-Delivery` of a row id, the same on every attempt.
+    delivery_id: Callable[[int], str] = str
+
+    def enqueue(self, session: Session, row: Any) -> None:
+        session.flush()
+        self.task.enqueue(session, {"delivery_id": row.id})
+
+    def retry_dead(self, session: Session, row: Any) -> None:
+        if row.status == "dead":  # retrying twice is a no-op
+            row.status, row.attempts, row.next_attempt_at = "pending", 0, utcnow()
+            self.enqueue(session, row)
+
+    def _prepare(self, session: Session, row_id: int, box: SecretBox) -> Prepared | None:
+        """What to send for a pending row (None when it was delivered or given up meanwhile).
+        A secret stored in clear (or under a fallback key) is sealed anew on the way."""
+        row = session.get(self.model, row_id)
+        if row is None or row.status != "pending":
+            return None
+        hook = self.hook_of(session, row)
+        try:
+            sealed = box.reseal(hook.secret)
+        except SecretKeyError:
+            sealed = None  # the attempt says why
+        if sealed is not None:
+            hook.secret = sealed
+        return Prepared(row.id, row.attempts, hook.url, hook.secret, self.body_of(session, row))
+
+    def _record(self, session: Session, prepared: Prepared, error: str | None, settings: Settings) -> timedelta | None:
+        """The attempt's outcome on the row; the delay before the next attempt, if there is one."""
+        now = utcnow()
+        row = session.get(self.model, prepared.id)
+        row.attempts, row.last_error = prepared.attempts + 1, error
+        if error is None:
+            row.status, row.delivered_at = "delivered", now
+            return None
+        delay = retry_delay(row.attempts, settings)
+        if delay is None:
+            row.status = "dead"
+            log.warning("webhook delivery gave up", task=self.task.name, delivery_id=row.id, error=error)
+            return None
+        row.next_attempt_at = now + delay
+        return delay
+
+    def deliver(self, database: Database, row_id: int, *, settings: Settings, client: httpx.Client) -> None:
+        """The job: one attempt (never inside a transaction), recorded on the row; `Retry` when
+        another is due later, nothing more after the last (the row is a dead letter)."""
+        box = secret_box(settings)
+        prepared = database.run_write(lambda session: self._prepare(session, row_id, box))
+        if prepared is None:
+            return
+        error = post_signed(client, prepared.url, prepared.secret, prepared.body, delivery=self.delivery_id(prepared.id),
+                            box=box, settings=settings)
+        delay = database.run_write(lambda session: self._record(session, prepared, error, settings))
+        if delay is not None:
+            raise Retry(delay, error or "")
+
+    def register(self, tasks: TaskRegistry, database: Database, settings: Settings, *, client: httpx.Client | None = None) -> None:
+        """Bind the task for this process (one HTTP client, its connections kept, for every worker thread)."""
+        shared = client or httpx.Client()
+        tasks.add(self.task, lambda _context, args: self.deliver(database, args["delivery_id"], settings=settings, client=shared))
+
+    def deliver_due(self, database: Database, *, settings: Settings, client: httpx.Client, limit: int = 20) -> int:
+        """One pass over the due deliveries, here and now (tests and cron; the workers do it
+        otherwise): how many were attempted."""
+        tasks = TaskRegistry()
+        self.register(tasks, database, settings, client=client)
+        return run_due(database, tasks, self.task.queue, limit=limit, task=self.task.name)
 
 
-def register_tasks(tasks: TaskRegistry, database: Database, settings: Settings, *, client: httpx.Client | None = None) -> None:
-    """Bind `DELIVER` for this process (one HTTP client, its connections kept, for every worker thread)."""
-    shared = client or httpx.Client()
-    tasks.add(DELIVER, lambda _context, args: deliver(database, args["delivery_id"], settings=settings, client=shared))
+def _batch_body(session: Session, delivery: EventDelivery) -> bytes:
+    records = session.scalars(
+        select(EventRecord.payload).where(
+            EventRecord.source_id == delivery.source_id, EventRecord.message_id.in_(delivery.message_ids)
+        ).order_by(EventRecord.id)
+    ).all()
+    return b'{"batch":[' + b",".join(r.encode() for r in records) + b"]}"
 
 
-def deliver_due(database: Database, *, settings: Settings, client: httpx.Client, limit: int = 20) -> int:
-    """One pass over the due deliveries, here and now (tests; the workers do it otherwise):
-    how many were attempted."""
-    tasks = TaskRegistry()
-    register_tasks(tasks, database, settings, client=client)
-    return run_due(database, tasks, DELIVER.queue, limit=limit, task=DELIVER.name)
+OUTBOX = WebhookOutbox(DELIVER, EventDelivery, lambda session, row: session.get(EventDestination, row.destination_id), _batch_body)
+register_tasks = OUTBOX.register
+deliver_due = OUTBOX.deliver_due

@@ -11,25 +11,20 @@ conversation.merged, conversation.sla_breached, message.created, survey.answered
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
 from typing import Any
 
-import httpx
 import orjson
-import structlog
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from seamline.core.config import Settings
-from seamline.core.crypto import SecretBox, SecretKeyError, secret_box
-from seamline.core.db import Database
-from seamline.core.queue import Retry, Task, TaskRegistry, run_due
+from seamline.core.crypto import secret_box
+from seamline.core.queue import Task
 from seamline.core.errors import NotFound, Unprocessable
 from seamline.core.time import utcnow
-from seamline.events.destinations import post_signed, retry_delay
+from seamline.events.destinations import WebhookOutbox
 from seamline.inbox.models import InboxWebhook, InboxWebhookDelivery
 
-log = structlog.get_logger("seamline.inbox.webhooks")
 EVENT_TYPES = (
     "conversation.created", "conversation.assigned", "conversation.status_changed", "conversation.merged",
     "conversation.sla_breached", "message.created", "survey.answered",
@@ -67,8 +62,7 @@ def emit(session: Session, event_type: str, data: dict[str, Any]) -> None:
         if not types or event_type in types:
             delivery = InboxWebhookDelivery(webhook_id=webhook_id, event_type=event_type, payload=payload)
             session.add(delivery)
-            session.flush()
-            DELIVER.enqueue(session, {"delivery_id": delivery.id})
+            OUTBOX.enqueue(session, delivery)
 
 
 def dead_letters(session: Session, *, webhook_id: int, limit: int = 100, before_id: int | None = None) -> list[InboxWebhookDelivery]:
@@ -82,71 +76,11 @@ def retry(session: Session, *, webhook_id: int, delivery_id: int) -> InboxWebhoo
     delivery = session.get(InboxWebhookDelivery, delivery_id)
     if delivery is None or delivery.webhook_id != webhook_id:
         raise NotFound(f"Delivery {delivery_id} not found", code="delivery_not_found")
-    if delivery.status == "dead":  # retrying twice is a no-op
-        delivery.status, delivery.attempts, delivery.next_attempt_at = "pending", 0, utcnow()
-        DELIVER.enqueue(session, {"delivery_id": delivery.id})
+    OUTBOX.retry_dead(session, delivery)
     return delivery
 
 
-@dataclass
-class _Prepared:
-    id: int
-    attempts: int
-    url: str
-    secret: str
-    body: bytes
-
-
-def _prepare(session: Session, delivery_id: int, box: SecretBox) -> _Prepared | None:
-    row = session.get(InboxWebhookDelivery, delivery_id)
-    if row is None or row.status != "pending":
-        return None
-    webhook = session.get(InboxWebhook, row.webhook_id)
-    try:  # a secret stored in clear (or under a fallback key) is sealed anew on the way
-        sealed = box.reseal(webhook.secret)
-    except SecretKeyError:
-        sealed = None  # the attempt says why
-    if sealed is not None:
-        webhook.secret = sealed
-    return _Prepared(row.id, row.attempts, webhook.url, webhook.secret, orjson.dumps(row.payload))
-
-
-def _record(session: Session, prepared: _Prepared, error: str | None, settings: Settings):  # noqa: ANN202
-    row = session.get(InboxWebhookDelivery, prepared.id)
-    row.attempts, row.last_error = prepared.attempts + 1, error
-    if error is None:
-        row.status, row.delivered_at = "delivered", utcnow()
-        return None
-    delay = retry_delay(row.attempts, settings)
-    if delay is None:
-        row.status = "dead"
-        log.warning("inbox webhook gave up", delivery_id=row.id, error=error)
-        return None
-    row.next_attempt_at = utcnow() + delay
-    return delay
-
-
-def deliver(database: Database, delivery_id: int, *, settings: Settings, client: httpx.Client) -> None:
-    """The `DELIVER` job: one attempt (outside any transaction), recorded on the row; `Retry`
-    when another is due later, nothing more after the last (the row is a dead letter)."""
-    box = secret_box(settings)
-    prepared = database.run_write(lambda session: _prepare(session, delivery_id, box))
-    if prepared is None:
-        return
-    error = post_signed(client, prepared.url, prepared.secret, prepared.body, delivery=f"inbox-{prepared.id}", box=box,
-                        settings=settings)
-    delay = database.run_write(lambda session: _record(session, prepared, error, settings))
-    if delay is not None:
-        raise Retry(delay, error or "")
-
-
-def register_tasks(tasks: TaskRegistry, database: Database, settings: Settings, *, client: httpx.Client | None = None) -> None:
-    shared = client or httpx.Client()
-    tasks.add(DELIVER, lambda _context, args: deliver(database, args["delivery_id"], settings=settings, client=shared))
-
-
-def deliver_due(database: Database, *, settings: Settings, client: httpx.Client, limit: int = 20) -> int:
-    """One pass over the due webhook jobs, here and now (tests and `seamline inbox run-jobs`)."""
-    tasks = TaskRegistry()
-    register_tasks(tasks, database, settings, client=client)
-    return run_due(database, tasks, DELIVER.queue, limit=limit, task=DELIVER.name)
+OUTBOX = WebhookOutbox(DELIVER, InboxWebhookDelivery, lambda session, row: session.get(InboxWebhook, row.webhook_id),
+                       lambda _session, row: orjson.dumps(row.payload), delivery_id=lambda row_id: f"inbox-{row_id}")
+register_tasks = OUTBOX.register
+deliver_due = OUTBOX.deliver_due
