@@ -14,7 +14,6 @@ import sys
 import time
 from pathlib import Path
 
-from seamline.core.auth.schemas import Scope  # noqa: F401 - keeps the import order of the app
 from seamline.core.queue import Task
 from seamline.loyalty import service as loyalty_service
 from seamline.loyalty.schemas import AdjustmentCreate

@@ -109,6 +109,14 @@ VOCABULARIES: dict[str, dict[str, str]] = {
         "order": N_("Order"), "return": N_("Return"), "cancel": N_("Cancelled order"), "account": N_("Account"),
         "entry": N_("Entry"), "campaign": N_("Campaign"), "birthday": N_("Birthday"), "payment": N_("Payment"),
     },
+    #: The job queue (core/queue): its queues and its periodic tasks (`Periodic.name`).
+    "job_queue": {"periodic": N_("Periodic tasks"), "webhooks": N_("Webhooks")},
+    "periodic_task": {
+        "stock-sync": N_("Import stock files from the accounting system"), "order-expiry": N_("Cancel orders whose hold ran out"),
+        "refunds": N_("Resend refunds a provider could not take"), "loyalty": N_("Loyalty: held points, expiry, birthdays, tiers"),
+        "inbox-send": N_("Send queued replies"), "inbox": N_("SLA breaches, snoozed conversations, failed inbound"),
+        "webchat-sessions": N_("Remove old web chat sessions"), "inbox-imap": N_("Check the support mailbox"),
+    },
     "sla_clock": {"first_response": N_("first response"), "next_response": N_("next response"), "resolution": N_("resolution")},
     #: Tracked events' names: the storefront's (the demo's) and other Segment e-commerce spec names.
     "event_name": {
