@@ -54,7 +54,7 @@ def ok(response: httpx.Response) -> dict:
 
 def populate(url: str, customers: int, background: int) -> tuple[list[int], str]:
     settings = Settings(_env_file=None, database_url=url, log_level="WARNING", delivery_worker=False,
-                        inbox_job_interval_seconds=0, inbox_send_interval_seconds=0, loyalty_job_interval_seconds=0,
+                        inbox_job_interval_seconds=0, loyalty_job_interval_seconds=0,
                         commerce_expire_interval_seconds=0, commerce_refund_retry_seconds=0, inbox_reopen_hours=0)
     migrations.upgrade(url)
     database = Database(settings)

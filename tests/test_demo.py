@@ -266,7 +266,7 @@ def test_cli_demo(tmp_path, clean_settings_cache):
     assert served.inbox_smtp_host == "127.0.0.1" and served.inbox_smtp_security == "none"
     assert all(adapter_for(c).configured(served) for c in ("telegram", "whatsapp", "vk", "email"))
     quiet = {"serve_worker": False, "commerce_expire_interval_seconds": 0, "commerce_refund_retry_seconds": 0,
-             "loyalty_job_interval_seconds": 0, "inbox_job_interval_seconds": 0, "inbox_send_interval_seconds": 0,
+             "loyalty_job_interval_seconds": 0, "inbox_job_interval_seconds": 0,
              "inbox_imap_poll_seconds": 0}
     with TestClient(create_app(served.model_copy(update=quiet))) as client:
         shop = client.get("/shop/")

@@ -35,6 +35,7 @@ from seamline.events import destinations
 from seamline.events import service as events_service
 from seamline.inbox import adapters as inbox_adapters
 from seamline.inbox import canned as inbox_canned
+from seamline.inbox import delivery as inbox_delivery
 from seamline.inbox import outbound as inbox_outbound
 from seamline.inbox import routing as inbox_routing
 from seamline.inbox import service as inbox_service
@@ -93,6 +94,7 @@ def build(settings: Settings | None = None, *, database: Database | None = None)
     inbox_service.register(runtime.sections, runtime.timeline)
     destinations.register_tasks(runtime.tasks, runtime.database, settings)
     inbox_webhooks.register_tasks(runtime.tasks, runtime.database, settings)
+    inbox_delivery.register_tasks(runtime.tasks, runtime.database, settings)
     for periodic in runtime.periodic_tasks():
         runtime.tasks.every(periodic)
     return runtime

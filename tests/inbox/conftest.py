@@ -5,6 +5,11 @@ from __future__ import annotations
 import uuid
 
 import pytest
+from sqlalchemy import update
+
+from seamline.core.queue.models import Job
+from seamline.core.time import utcnow
+from seamline.inbox.models import InboxChannelThrottle
 
 
 class Visitor:
@@ -83,3 +88,11 @@ def conversation_of(client, headers, message_id: int) -> int:
         if any(m["id"] == message_id for m in messages):
             return item["id"]
     raise AssertionError(f"message {message_id} is in no conversation")
+
+
+def pause_over(database, **throttle) -> None:
+    """Time passes until the channels' pauses are over: the sends that waited for the end of a
+    pause (no attempt spent) are due; one retried after a failure still waits for its backoff."""
+    with database.write() as session:
+        session.execute(update(InboxChannelThrottle).values(paused_until=None, **throttle))
+        session.execute(update(Job).where(Job.task == "inbox.send", Job.attempts == 0).values(run_at=utcnow()))

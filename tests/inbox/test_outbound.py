@@ -13,13 +13,11 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
-from sqlalchemy import update
 
 from seamline.app import create_app
 from seamline.inbox import delivery
-from seamline.inbox.models import InboxChannelThrottle
 from tests.channels.fakes import FakeJsonApi
-from tests.inbox.conftest import conversation, create_agent
+from tests.inbox.conftest import conversation, create_agent, pause_over
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "telegram"
 SECRET, TOKEN = "webhook-secret-1", "123456:ABC-test-token"
@@ -156,6 +154,19 @@ def test_the_rate_limit_holds_across_workers(client, write_headers, database, ou
     assert elapsed >= 1.5, elapsed
 
 
+def test_a_transactional_message_goes_before_a_waiting_campaign(client, write_headers, database, out_settings, bot):
+    """A campaign's backlog waits in its channel's queue within the rate limit; a message that
+    matters now (a pickup code, an agent's reply) is next, not behind the campaign (mautic#3358)."""
+    anna = telegram_customer(client, write_headers)
+    consent(client, write_headers, anna, "telegram", "marketing", True)
+    for n in range(10):
+        send(client, write_headers, anna, f"Скидки недели {n}", purpose="marketing")
+    code = send(client, write_headers, anna, "Ваш код выдачи: 4821")
+    assert delivery.send_due(database, settings=out_settings) == 4  # 4 per second
+    assert [c[1]["text"] for c in bot.calls] == ["Ваш код выдачи: 4821", "Скидки недели 0", "Скидки недели 1", "Скидки недели 2"]
+    assert client.get(f"/v1/inbox/outbound/{code['id']}", headers=write_headers).json()["delivery_status"] == "sent"
+
+
 def test_an_outage_pauses_the_channel_without_spending_attempts_and_dead_letters_can_be_retried(
         client, write_headers, admin_headers, database, out_settings, bot):
     anna = telegram_customer(client, write_headers)
@@ -168,8 +179,7 @@ def test_an_outage_pauses_the_channel_without_spending_attempts_and_dead_letters
     assert attempts == {ids[0]: 1, ids[1]: 0, ids[2]: 0}
     assert delivery.send_due(database, settings=out_settings) == 0  # paused: the provider is left alone
 
-    with database.write() as session:  # the pause ends (a while later: the bucket is full again) and the provider is back
-        session.execute(update(InboxChannelThrottle).values(paused_until=None, tokens=4))
+    pause_over(database, tokens=4)  # a while later (the bucket is full again), and the provider is back
     assert delivery.send_due(database, settings=out_settings) == 2
     channel = next(c for c in client.get("/v1/inbox/channels", headers=admin_headers).json()["items"] if c["channel"] == "telegram")
     assert channel["failures"] == 0 and channel["paused_until"] is None and channel["last_success_at"] is not None

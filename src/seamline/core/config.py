@@ -231,9 +231,6 @@ class Settings(BaseSettings):
     inbox_job_interval_seconds: float = Field(
         default=10.0, ge=0, description="How often the job queue flags SLA breaches, wakes snoozed conversations and retries failed inbound; 0: off"
     )
-    inbox_send_interval_seconds: float = Field(
-        default=1.0, ge=0, description="How often the job queue sends queued replies (email) and inbox webhooks; 0: off"
-    )
     inbox_webchat_identity_secret: SecretStr = Field(
         default=SecretStr(""),
         description="Secret the site's backend signs user ids with for the web chat (userHash = hex HMAC-SHA256 of the user id); "

@@ -6,17 +6,20 @@ find or create the person from the sender's identifiers and put the message in t
 conversation. A part that fails to process stays stored as `failed` with the error, is logged,
 shown by `GET /v1/inbox/inbound?status=failed`, and retried by the inbox job: nothing is lost.
 
-Outbound (`send_due`): replies on channels without a live connection are queued in their
-transaction and sent by this worker after it commits, claimed with a lease so parallel workers
-never send one twice at once, within each channel's rate limit (`throttle`); a temporary
-failure is retried with exponential backoff and pauses the channel, a permanent one (or the
-last attempt) marks the message failed (the dead-letter list) and tells the agent.
+Outbound (`send_message`): a reply on a channel without a live connection is queued with its
+job (`service.SEND`, in the channel's queue `outbound.<channel>`) in the transaction that
+writes it, and a worker of the job queue sends it after the commit: one job per message,
+agents' replies before campaigns (priorities), claimed only as fast as the channel's rate limit
+lets them go (`throttle`). A temporary failure is retried with exponential backoff and
+pauses the channel; a permanent one (or the last attempt) marks the message failed (the
+dead-letter list) and tells the agent. A message recorded as sent is never sent again (a
+repeated job finds it sent); a worker killed between the provider's answer and that record
+sends it once more, the one window no provider's API lets us close.
 """
 
 from __future__ import annotations
 
 import random
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -31,6 +34,7 @@ from sqlalchemy.orm import Session
 from seamline.core.config import Settings
 from seamline.core.db import Database
 from seamline.core.errors import AppError, describe_error
+from seamline.core.queue import Defer, Retry, TaskRegistry, run_due
 from seamline.core.schemas import strip_nul
 from seamline.core.time import utcnow
 from seamline.customers import resolution
@@ -40,6 +44,7 @@ from seamline.customers.models import CustomerIdentity
 from seamline.customers.schemas import CustomerUpsert, IdentifierIn
 from seamline.inbox import realtime, service, throttle
 from seamline.inbox.adapters import (
+    ADAPTERS,
     ChannelAdapter,
     NewAttachment,
     OutboundMessage,
@@ -55,7 +60,6 @@ from seamline.inbox.models import (
 )
 
 log = structlog.get_logger("seamline.inbox.delivery")
-LEASE = timedelta(minutes=2)
 
 
 @dataclass
@@ -244,62 +248,58 @@ class _Claim:
     channel_failures: int
 
 
-def _claim(session: Session, settings: Settings, *, limit: int, now: Any) -> list[_Claim]:
-    """Due messages of each channel, as many as its rate limit allows now, leased to this worker."""
-    channels = sorted(session.scalars(select(InboxMessage.channel).where(
-        InboxMessage.delivery_status == "queued", InboxMessage.next_attempt_at <= now).distinct()))
-    claimed = []
-    for channel in channels:
-        granted, failures = throttle.take(session, channel, limit, settings=settings, now=now)
-        if not granted:
-            continue
-        due = session.scalars(
-            select(InboxMessage).where(InboxMessage.channel == channel, InboxMessage.delivery_status == "queued",
-                                       InboxMessage.next_attempt_at <= now)
-            .order_by(InboxMessage.next_attempt_at, InboxMessage.id).limit(granted).with_for_update(skip_locked=True)
-        ).all()
-        throttle.give_back(session, channel, granted - len(due))
-        for message in due:
-            message.next_attempt_at = now + LEASE
-            claimed.append(_Claim(message.id, channel, message.attempts, _outbound(session, message), failures))
-    return claimed
+def _start(session: Session, settings: Settings, message_id: int) -> _Claim | Defer | None:
+    """What to send now; or `Defer` to the end of the channel's pause (it began after this job
+    was claimed); or None: the message was sent, failed or removed meanwhile."""
+    message = session.get(InboxMessage, message_id, with_for_update=True)
+    if message is None or message.direction != "out" or message.delivery_status != "queued":
+        return None
+    now = utcnow()
+    channel = throttle.health(session, message.channel, settings=settings, now=now)
+    if channel.paused_until is not None:
+        message.next_attempt_at = channel.paused_until
+        return Defer(channel.paused_until - now)
+    return _Claim(message.id, message.channel, message.attempts, _outbound(session, message), channel.failures)
+
+
+def send_message(database: Database, settings: Settings, args: dict[str, Any]) -> None:
+    """The `inbox.send` job: one attempt at one message, outside any transaction, recorded on
+    the message; `Retry` at the message's backoff after a temporary failure."""
+    step = database.run_write(lambda session: _start(session, settings, args["message_id"]))
+    if step is None:
+        return
+    if isinstance(step, Defer):
+        raise step
+    try:
+        result = adapter_for(step.channel).send(step.outbound, settings=settings)
+    except SendError as exc:
+        error, temporary, retry_after = str(exc), exc.temporary, exc.retry_after
+    except Exception as exc:  # noqa: BLE001 - an adapter bug is recorded on the message like any failure
+        log.exception("adapter send crashed", message_id=step.message_id)
+        error, temporary, retry_after = describe_error(exc), True, None
+    else:
+        _sent(database, step, result)
+        return
+    delay = database.run_write(lambda session: _failed(session, settings, step, error, temporary=temporary, retry_after=retry_after))
+    if delay is not None:
+        raise Retry(delay, error)
+
+
+def register_tasks(tasks: TaskRegistry, database: Database, settings: Settings) -> None:
+    """Bind the send task to a queue per channel without a live connection, each limited to its
+    channel's rate (call after the adapters are registered)."""
+    queues = {service.send_queue(name): throttle.ChannelLimiter(name, settings)
+              for name, adapter in sorted(ADAPTERS.items()) if not adapter.realtime}
+    tasks.add(service.SEND, lambda _context, args: send_message(database, settings, args), queues=queues)
 
 
 def send_due(database: Database, *, settings: Settings, limit: int = 100) -> int:
-    """Send queued messages: per channel within its rate limit (paced evenly inside this batch),
-    skipping paused channels. A temporary failure pauses its channel and hands the batch's other
-    messages of that channel back untouched; their attempts are not spent on the outage."""
-    with database.write() as session:
-        claimed = _claim(session, settings, limit=limit, now=utcnow())
-    paused: set[str] = set()
-    released: list[int] = []
-    next_send_at: dict[str, float] = {}
-    for claim in claimed:
-        if claim.channel in paused:
-            released.append(claim.message_id)
-            continue
-        wait = next_send_at.get(claim.channel, 0.0) - time.monotonic()
-        if wait > 0:
-            time.sleep(wait)
-        next_send_at[claim.channel] = time.monotonic() + 1.0 / throttle.rate_of(claim.channel, settings)
-        try:
-            result = adapter_for(claim.channel).send(claim.outbound, settings=settings)
-        except SendError as exc:
-            _failed(database, settings, claim, str(exc), temporary=exc.temporary, retry_after=exc.retry_after)
-            if exc.temporary:
-                paused.add(claim.channel)
-            continue
-        except Exception as exc:  # noqa: BLE001 - an adapter bug must not stop the others
-            log.exception("adapter send crashed", message_id=claim.message_id)
-            _failed(database, settings, claim, describe_error(exc), temporary=True)
-            paused.add(claim.channel)
-            continue
-        _sent(database, claim, result)
-    if released:
-        with database.write() as session:
-            session.execute(update(InboxMessage).where(InboxMessage.id.in_(released), InboxMessage.delivery_status == "queued")
-                            .values(next_attempt_at=utcnow()))
-    return len(claimed) - len(released)
+    """One pass over the due sends of every channel, here and now (tests and cron; the workers
+    do it otherwise), each within its rate limit: how many messages were tried (one that found
+    its channel paused was not)."""
+    tasks = TaskRegistry()
+    register_tasks(tasks, database, settings)
+    return sum(run_due(database, tasks, queue, limit=limit, task=service.SEND.name) for queue in tasks.queues)
 
 
 def _sent(database: Database, claim: _Claim, result: SendResult) -> None:
@@ -324,25 +324,27 @@ def _status_notice(session: Session, conversation: InboxConversation, message: I
                      "delivery_status": message.delivery_status, "error": message.error})
 
 
-def _failed(database: Database, settings: Settings, claim: _Claim, error: str, *, temporary: bool,
-            retry_after: float | None = None) -> None:
-    with database.write() as session:
-        message = session.get(InboxMessage, claim.message_id, with_for_update=True)
-        message.attempts, message.error = claim.attempts + 1, error[:2000]
-        if temporary:
-            until = throttle.outage(session, claim.channel, error=error, settings=settings, retry_after=retry_after)
-            log.warning("channel paused after a temporary failure", channel=claim.channel, until=until.isoformat(), error=error[:300])
-        if temporary and claim.attempts + 1 < settings.delivery_max_attempts:
-            delay = min(settings.delivery_backoff_seconds * 2**claim.attempts, 3600.0) * random.uniform(0.5, 1.0)
-            message.next_attempt_at = utcnow() + timedelta(seconds=max(delay, retry_after or 0))
-            return
-        message.delivery_status, message.next_attempt_at = "failed", None
-        conversation = session.get(InboxConversation, message.conversation_id)
-        log.warning("outbound message failed", message_id=claim.message_id, error=error[:300])
-        service.system_event(session, conversation, key="conversation.not_delivered",
-                             params={"message_id": claim.message_id, "error": error[:300]},
-                             data={"message_id": claim.message_id, "error": error[:500]})
-        _status_notice(session, conversation, message)
+def _failed(session: Session, settings: Settings, claim: _Claim, error: str, *, temporary: bool,
+            retry_after: float | None = None) -> timedelta | None:
+    """Record a failed attempt; the delay before the next one, or None: the message failed."""
+    message = session.get(InboxMessage, claim.message_id, with_for_update=True)
+    message.attempts, message.error = claim.attempts + 1, error[:2000]
+    if temporary:
+        until = throttle.outage(session, claim.channel, error=error, settings=settings, retry_after=retry_after)
+        log.warning("channel paused after a temporary failure", channel=claim.channel, until=until.isoformat(), error=error[:300])
+    if temporary and claim.attempts + 1 < settings.delivery_max_attempts:
+        delay = min(settings.delivery_backoff_seconds * 2**claim.attempts, 3600.0) * random.uniform(0.5, 1.0)
+        wait = timedelta(seconds=max(delay, retry_after or 0))
+        message.next_attempt_at = utcnow() + wait
+        return wait
+    message.delivery_status, message.next_attempt_at = "failed", None
+    conversation = session.get(InboxConversation, message.conversation_id)
+    log.warning("outbound message failed", message_id=claim.message_id, error=error[:300])
+    service.system_event(session, conversation, key="conversation.not_delivered",
+                         params={"message_id": claim.message_id, "error": error[:300]},
+                         data={"message_id": claim.message_id, "error": error[:500]})
+    _status_notice(session, conversation, message)
+    return None
 
 
 def apply_statuses(database: Database, *, channel: str, statuses: list[Any]) -> int:

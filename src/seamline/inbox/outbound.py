@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 
 from seamline.core.config import Settings
 from seamline.core.errors import AppError, Conflict, NotFound, Unprocessable
+from seamline.core.queue import Priority
 from seamline.core.time import utcnow
 from seamline.customers import service as customers_service
 from seamline.inbox import service, throttle
@@ -149,6 +150,7 @@ def send(session: Session, *, settings: Settings, customer_id: int, text: str, c
     )
     session.add(message)
     session.flush()
+    service.queue_send(session, message, priority=Priority.bulk if purpose == "marketing" else Priority.high)
     conversation.last_message_at = now
     service.publish_message(session, conversation, message)
     return message, True
@@ -185,6 +187,7 @@ def requeue(session: Session, *, message_id: int) -> InboxMessage:
     message.delivery_status, message.attempts, message.next_attempt_at = "queued", 0, utcnow()
     message.meta = {**(message.meta or {}), "requeued_after": message.error}
     message.error = None
+    service.queue_send(session, message, priority=Priority.normal)
     return message
 
 

@@ -24,6 +24,7 @@ from seamline.core.errors import (
     PayloadTooLarge,
     Unprocessable,
 )
+from seamline.core.queue import Priority, Task
 from seamline.core.time import utcnow
 from seamline.customers import resolution
 from seamline.customers import service as customers_service
@@ -267,6 +268,26 @@ def _topics(conversation: InboxConversation, *, customer_visible: bool, message:
     if customer_visible:
         topics.append(f"webchat:{conversation.customer_id}")
     return topics
+
+
+#: Sending one queued outbound message (`delivery.send_message`), in its channel's queue
+#: (`send_queue`). The message row keeps its attempts and failure (the settings say how many);
+#: the queue's limit is only a backstop.
+SEND = Task("inbox.send", queue="outbound", priority=Priority.high, max_attempts=1000)
+
+
+def send_queue(channel: str) -> str:
+    """The queue of a channel's sends: one per channel, each with its provider's rate limit."""
+    return f"{SEND.queue}.{channel}"
+
+
+def queue_send(session: Session, message: InboxMessage, *, priority: Priority = Priority.high) -> None:
+    """Enqueue the job that sends `message`, in the caller's transaction: agents' replies and
+    transactional messages `high`, surveys `normal`, marketing `bulk` (a campaign never holds
+    up a reply). A message on a live channel was delivered as it was written: no job."""
+    if message.delivery_status == "queued":
+        session.flush()
+        SEND.enqueue(session, {"message_id": message.id}, priority=priority, queue=send_queue(message.channel))
 
 
 def publish_message(session: Session, conversation: InboxConversation, message: InboxMessage, *,
@@ -674,6 +695,7 @@ def reply(
     session.add(message)
     session.flush()
     _bind_attachments(session, message=message, ids=attachment_ids or [], customer_id=None)
+    queue_send(session, message)
     if conversation.assignee_id is None:
         if routing.claim(session, conversation, agent, settings, force=True):
             _announce_assignment(session, conversation, agent_id=agent.id, by=agent.id, note=None)
@@ -877,6 +899,7 @@ def send_survey(session: Session, *, settings: Settings, conversation: InboxConv
     )
     session.add(message)
     session.flush()
+    queue_send(session, message, priority=Priority.normal)
     publish_message(session, conversation, message)
     return survey
 

@@ -1,11 +1,12 @@
 """The inbox's scheduled work, run once per period for the whole cluster by the job queue's
 workers (see `core.queue`; and by `seamline inbox run-jobs` for cron):
 
-- every `inbox_send_interval_seconds`: send queued replies (inbox webhooks are jobs of their own,
-  `webhooks.DELIVER`);
 - every `inbox_job_interval_seconds`: flag SLA breaches, wake snoozed conversations, retry
   inbound messages that failed to process;
 - each channel's own jobs (the IMAP poll of the email channel).
+
+Outbound messages and inbox webhooks are jobs of their own, one per message or delivery
+(`service.SEND`, `webhooks.OUTBOX`), enqueued with the write that causes them.
 
 Every step claims or locks what it changes, so several processes may run them at once.
 """
@@ -66,7 +67,7 @@ def run_due(database: Database, *, settings: Settings, rules: IdentifierRules, n
 
 
 def send_due(database: Database, *, settings: Settings, client: httpx.Client) -> dict[str, int]:
-    """Queued replies, and the due webhook jobs (for cron: the workers run those as jobs)."""
+    """The due send and webhook jobs, here and now (for cron: the workers run them otherwise)."""
     return {
         "sent": delivery.send_due(database, settings=settings),
         "webhooks": webhooks.deliver_due(database, settings=settings, client=client),
@@ -75,9 +76,6 @@ def send_due(database: Database, *, settings: Settings, client: httpx.Client) ->
 
 def periodic_tasks(database: Database, settings: Settings, rules: IdentifierRules) -> list[Periodic]:
     jobs = []
-    if settings.inbox_send_interval_seconds:
-        jobs.append(Periodic("inbox-send", settings.inbox_send_interval_seconds,
-                             lambda: delivery.send_due(database, settings=settings)))
     if settings.inbox_job_interval_seconds:
         jobs.append(Periodic("inbox", settings.inbox_job_interval_seconds,
                              lambda: run_due(database, settings=settings, rules=rules)))

@@ -11,13 +11,11 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
-from sqlalchemy import update
 
 from seamline.app import create_app
 from seamline.inbox import delivery
-from seamline.inbox.models import InboxChannelThrottle
 from tests.channels.fakes import FakeJsonApi
-from tests.inbox.conftest import conversation, create_agent, reply
+from tests.inbox.conftest import conversation, create_agent, pause_over, reply
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "telegram"
 SECRET, TOKEN = "webhook-secret-1", "123456:ABC-test-token"
@@ -134,8 +132,7 @@ def test_replies_go_out_through_the_bot_api_and_its_errors_are_kept(client, admi
     blocked = reply(client, admin_headers, cid, "Вы здесь?", agent_id=agent["id"])
     calls = len(bot.calls)
     assert delivery.send_due(database, settings=tg_settings) == 0 and len(bot.calls) == calls  # paused: nothing sent
-    with database.write() as session:  # the pause is over
-        session.execute(update(InboxChannelThrottle).values(paused_until=None))
+    pause_over(database)
     delivery.send_due(database, settings=tg_settings)
     failed = next(m for m in conversation(client, admin_headers, cid)["messages"] if m["id"] == blocked["id"])
     assert failed["delivery_status"] == "failed" and "blocked" in failed["error"]

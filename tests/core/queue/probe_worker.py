@@ -6,6 +6,11 @@
 (no idempotency key of its own: only the queue stands between a crash and a second award).
 When MARKERS_DIR/slow exists it writes MARKERS_DIR/started and waits before committing, so a
 test can kill the process mid-job. `probe.note` appends its argument to MARKERS_DIR/notes.
+
+The inbox's real send task (`inbox.send`) runs as in any worker, with two holds for a test to
+kill the process at: MARKERS_DIR/hold-before-send (before the provider is called) and
+MARKERS_DIR/hold-after-send (after the send was recorded, before the job is finished); each
+writes MARKERS_DIR/holding first.
 """
 
 from __future__ import annotations
@@ -15,6 +20,8 @@ import time
 from pathlib import Path
 
 from seamline.core.queue import Task
+from seamline.inbox import delivery
+from seamline.inbox import service as inbox_service
 from seamline.loyalty import service as loyalty_service
 from seamline.loyalty.schemas import AdjustmentCreate
 from seamline.runtime import build
@@ -37,8 +44,19 @@ def main(markers: Path) -> None:
         with (markers / "notes").open("a") as notes:
             notes.write(f"{args['text']}\n")
 
+    def hold(name: str) -> None:
+        if (markers / name).exists():
+            (markers / "holding").write_text(name)
+            time.sleep(60)
+
+    def send(_context, args) -> None:  # noqa: ANN001
+        hold("hold-before-send")
+        delivery.send_message(runtime.database, runtime.settings, args)
+        hold("hold-after-send")
+
     runtime.tasks.add(AWARD, award)
     runtime.tasks.add(NOTE, note)
+    runtime.tasks.add(inbox_service.SEND, send)
     runtime.worker().run_until_signalled()
 
 

@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import select, update
 
 from seamline.core.errors import NotFound
-from seamline.core.queue import Periodic, Priority, Task, TaskRegistry, Worker, service
+from seamline.core.queue import Defer, Periodic, Priority, Task, TaskRegistry, Worker, run_due, service
 from seamline.core.queue.models import DEAD, QUEUED, RUNNING, Job, JobSchedule
 from seamline.core.time import utcnow
 
@@ -104,6 +104,60 @@ def test_a_failing_job_is_retried_with_backoff_then_kept_dead_until_staff_retry_
     assert (again.state, again.attempts, again.finished_at) == (QUEUED, 0, None)
     with pytest.raises(NotFound):
         database.run_write(lambda s: service.retry_dead(s, flaky_id))  # not dead any more
+
+
+def test_a_deferred_job_waits_without_spending_an_attempt_and_keeps_its_new_args(database):
+    registry, seen = TaskRegistry(), []
+    patient = Task("test.patient", queue="q1", max_attempts=1)
+
+    def handler(_ctx, args) -> None:  # noqa: ANN001
+        seen.append(args)
+        if "ready" not in args:
+            raise Defer(timedelta(seconds=60), args={**args, "ready": True})
+
+    registry.add(patient, handler)
+    with database.write() as session:
+        patient.enqueue(session, {"n": 1})
+    assert run_due(database, registry, "q1") == 0  # deferred: it did not run
+    [job] = all_jobs(database)
+    assert (job.state, job.attempts, job.args) == (QUEUED, 0, {"n": 1, "ready": True})
+    assert timedelta(seconds=59) < job.run_at - utcnow() <= timedelta(seconds=60)
+    database.run_write(lambda s: s.execute(update(Job).values(run_at=utcnow())))
+    assert run_due(database, registry, "q1") == 1  # its one attempt was still there
+    assert seen == [{"n": 1}, {"n": 1, "ready": True}] and all_jobs(database) == []
+
+
+class Bucket:
+    """A `Limiter` of `tokens` in all, counting what was given back."""
+
+    def __init__(self, tokens: int) -> None:
+        self.tokens, self.returned = tokens, 0
+
+    def take(self, _session, wanted: int, _now) -> int:  # noqa: ANN001
+        granted = min(wanted, self.tokens)
+        self.tokens -= granted
+        return granted
+
+    def give_back(self, _session, unused: int) -> None:  # noqa: ANN001
+        self.tokens += unused
+        self.returned += unused
+
+
+def test_a_rate_limited_queue_starts_no_more_than_its_limiter_lets_go_highest_priority_first(database):
+    registry, done, bucket = TaskRegistry(), [], Bucket(3)
+    registry.add(NOTE, lambda _ctx, args: done.append(args["n"]), queues={"q1.limited": bucket})
+    assert registry.queues == ["q1.limited"] and registry.limits == {"q1.limited": bucket}
+    with database.write() as session:
+        for n in range(5):
+            NOTE.enqueue(session, {"n": n}, queue="q1.limited", priority=Priority.bulk)
+        NOTE.enqueue(session, {"n": "urgent"}, queue="q1.limited", priority=Priority.high)
+    assert run_due(database, registry, "q1.limited") == 3
+    assert done == ["urgent", 0, 1] and bucket.tokens == 0 and bucket.returned == 0
+    assert run_due(database, registry, "q1.limited") == 0  # no token: the jobs wait, unclaimed
+    assert {job.state for job in all_jobs(database)} == {QUEUED}
+    bucket.tokens = 10
+    assert run_due(database, registry, "q1.limited") == 3
+    assert done == ["urgent", 0, 1, 2, 3, 4] and bucket.tokens == 7 and bucket.returned == 7
 
 
 def test_a_worker_that_lost_its_lease_changes_nothing(database):

@@ -26,6 +26,7 @@ import httpx
 import orjson
 from sqlalchemy.orm import Session
 
+from seamline.core import http
 from seamline.channels.sms import segments
 from seamline.channels.sms.providers import PROVIDERS, Callback, Provider
 from seamline.core.config import Settings
@@ -114,7 +115,7 @@ class SmsAdapter(ChannelAdapter):
         request = provider.request(to=message.address["phone"], text=message.text, sender=sender, reference=reference,
                                    settings=settings, status_url=status_url(settings))
         try:
-            response = httpx.post(request.url, data=request.form, json=request.json, headers=request.headers,
+            response = http.client().post(request.url, data=request.form, json=request.json, headers=request.headers,
                                   auth=request.auth, timeout=15)
         except httpx.HTTPError as exc:
             raise SendError(f"{provider.title} is unreachable: {type(exc).__name__}", temporary=True) from exc

@@ -23,6 +23,7 @@ import httpx
 import orjson
 from sqlalchemy.orm import Session
 
+from seamline.core import http
 from seamline.core.config import Settings
 from seamline.core.errors import Unauthorized, Unprocessable
 from seamline.inbox import service
@@ -138,7 +139,7 @@ class TelegramAdapter(ChannelAdapter):
 
 def _call(url: str, **request: Any) -> str:
     try:
-        response = httpx.post(url, timeout=30, **request)
+        response = http.client().post(url, timeout=30, **request)
     except httpx.HTTPError as exc:
         raise SendError(f"Telegram unreachable: {type(exc).__name__}", temporary=True) from exc
     body = response.json() if response.headers.get("content-type", "").startswith("application/json") else {}

@@ -30,6 +30,7 @@ import httpx
 import orjson
 from sqlalchemy.orm import Session
 
+from seamline.core import http
 from seamline.core.config import Settings
 from seamline.core.errors import Unauthorized, Unprocessable
 from seamline.inbox import service
@@ -150,7 +151,7 @@ class ViberAdapter(ChannelAdapter):
         body = {"receiver": message.address["receiver"], "type": "text", "text": message.text,
                 "sender": {"name": settings.inbox_viber_sender_name[:SENDER_NAME_MAX]}}
         try:
-            response = httpx.post(url, json=body, headers={"X-Viber-Auth-Token": token}, timeout=10)
+            response = http.client().post(url, json=body, headers={"X-Viber-Auth-Token": token}, timeout=10)
         except httpx.HTTPError as exc:
             raise SendError(f"Viber unreachable: {type(exc).__name__}", temporary=True) from exc
         try:

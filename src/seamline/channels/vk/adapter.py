@@ -32,6 +32,7 @@ import httpx
 import orjson
 from sqlalchemy.orm import Session
 
+from seamline.core import http
 from seamline.core.config import Settings
 from seamline.core.errors import Forbidden, Unauthorized, Unprocessable
 from seamline.inbox import service
@@ -157,7 +158,7 @@ class VkAdapter(ChannelAdapter):
         form = {"peer_id": str(message.address["peer_id"]), "message": message.text, "random_id": str(message.message_id),
                 "access_token": token, "v": API_VERSION}
         try:
-            response = httpx.post(url, data=form, timeout=10)
+            response = http.client().post(url, data=form, timeout=10)
         except httpx.HTTPError as exc:
             raise SendError(f"VK unreachable: {type(exc).__name__}", temporary=True) from exc
         try:

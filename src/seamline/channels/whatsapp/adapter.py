@@ -25,6 +25,7 @@ import httpx
 import orjson
 from sqlalchemy.orm import Session
 
+from seamline.core import http
 from seamline.core.config import Settings
 from seamline.core.errors import Conflict, Unauthorized, Unprocessable
 from seamline.core.time import utcnow
@@ -134,7 +135,7 @@ class WhatsAppAdapter(ChannelAdapter):
         body = {"messaging_product": "whatsapp", "recipient_type": "individual", "to": message.address["wa_id"],
                 "type": "text", "text": {"preview_url": False, "body": message.text}}
         try:
-            response = httpx.post(url, json=body, headers={"Authorization": f"Bearer {token}"}, timeout=10)
+            response = http.client().post(url, json=body, headers={"Authorization": f"Bearer {token}"}, timeout=10)
         except httpx.HTTPError as exc:
             raise SendError(f"WhatsApp unreachable: {type(exc).__name__}", temporary=True) from exc
         data = response.json() if response.headers.get("content-type", "").startswith("application/json") else {}

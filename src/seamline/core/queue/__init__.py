@@ -8,8 +8,8 @@ letter that staff can retry. Periodic tasks are enqueued once per period for the
 See docs/architecture.md ("Background jobs") for the design and why no library runs it.
 """
 
-from seamline.core.queue.registry import JobContext, Periodic, Priority, Retry, Task, TaskRegistry
+from seamline.core.queue.registry import Defer, JobContext, Limiter, Periodic, Priority, Retry, Task, TaskRegistry
 from seamline.core.queue.service import enqueue
 from seamline.core.queue.worker import Worker, run_due
 
-__all__ = ["JobContext", "Periodic", "Priority", "Retry", "Task", "TaskRegistry", "Worker", "enqueue", "run_due"]
+__all__ = ["Defer", "JobContext", "Limiter", "Periodic", "Priority", "Retry", "Task", "TaskRegistry", "Worker", "enqueue", "run_due"]

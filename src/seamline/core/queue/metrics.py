@@ -18,7 +18,7 @@ from seamline.core.time import utcnow
 class JobMetrics:
     def __init__(self, registry: CollectorRegistry):
         self.finished = Counter("seamline_jobs_finished_total", "Jobs this process ran, by outcome "
-                                "(succeeded, retrying, dead, failed periodic run, lost lease)",
+                                "(succeeded, retrying, deferred, dead, failed periodic run, lost lease)",
                                 ["queue", "task", "outcome"], registry=registry)
         self.duration = Histogram("seamline_job_duration_seconds", "How long a job ran", ["queue", "task"],
                                   buckets=(0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300), registry=registry)

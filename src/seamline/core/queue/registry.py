@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import IntEnum
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy.orm import Session
 
@@ -35,10 +35,26 @@ class Task:
     in_transaction: bool = False
 
     def enqueue(self, session: Session, args: dict[str, Any] | None = None, *, run_at: datetime | None = None,
-                delay: timedelta | None = None, priority: Priority | None = None, dedupe_key: str | None = None) -> int | None:
+                delay: timedelta | None = None, priority: Priority | None = None, dedupe_key: str | None = None,
+                queue: str | None = None) -> int | None:
+        """`queue`: another queue than the task's own, for a task whose jobs are split over
+        queues of their own (e.g. a send per channel, each queue with its channel's rate limit)."""
         from seamline.core.queue import service
 
-        return service.enqueue(session, self, args, run_at=run_at, delay=delay, priority=priority, dedupe_key=dedupe_key)
+        return service.enqueue(session, self, args, run_at=run_at, delay=delay, priority=priority, dedupe_key=dedupe_key,
+                               queue=queue)
+
+
+class Limiter(Protocol):
+    """A rate limit on a queue, shared by every worker: each claim takes one unit per job from
+    it in the claiming transaction (a provider's messages per second, say), so jobs wait in the
+    queue, in priority order, until the limit lets them go."""
+
+    def take(self, session: Session, wanted: int, now: datetime) -> int:
+        """How many jobs may start now (at most `wanted`)."""
+
+    def give_back(self, session: Session, unused: int) -> None:
+        """Units taken for jobs that were not there after all."""
 
 
 class Retry(Exception):
@@ -48,6 +64,16 @@ class Retry(Exception):
     def __init__(self, delay: timedelta, reason: str = ""):
         super().__init__(reason or f"retry in {delay.total_seconds():g} s")
         self.delay = delay
+
+
+class Defer(Exception):
+    """Raised by a handler that may not do its work yet, through no failure (a channel's rate
+    limit or outage pause): the job runs again after `delay`, the attempt is not counted, and
+    `args`, when given, replace the job's (e.g. the send slot it was granted)."""
+
+    def __init__(self, delay: timedelta, args: dict[str, Any] | None = None):
+        super().__init__(f"deferred {delay.total_seconds():g} s")
+        self.delay, self.job_args = delay, args
 
 
 @dataclass
@@ -82,9 +108,18 @@ class Periodic:
 class TaskRegistry:
     handlers: dict[str, tuple[Task, Handler]] = field(default_factory=dict)
     periodic: dict[str, Periodic] = field(default_factory=dict)
+    #: Rate limits of queues (`Limiter`), by queue
+    limits: dict[str, Limiter] = field(default_factory=dict)
+    served: set[str] = field(default_factory=set)
 
-    def add(self, task: Task, handler: Handler) -> None:
+    def add(self, task: Task, handler: Handler, *, queues: dict[str, Limiter | None] | None = None) -> None:
+        """Bind `handler` to `task` in this process; `queues`: the queues its jobs are in when
+        not only the task's own, each with its rate limit (or None)."""
         self.handlers[task.name] = (task, handler)
+        for queue, limiter in (queues or {task.queue: None}).items():
+            self.served.add(queue)
+            if limiter is not None:
+                self.limits[queue] = limiter
 
     def every(self, periodic: Periodic) -> None:
         self.periodic[periodic.name] = periodic
@@ -95,4 +130,4 @@ class TaskRegistry:
 
     @property
     def queues(self) -> list[str]:
-        return sorted({task.queue for task, _ in self.handlers.values()})
+        return sorted(self.served)

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from seamline.core.errors import NotFound
 from seamline.core.queue.models import DEAD, QUEUED, RUNNING, Job, JobSchedule
-from seamline.core.queue.registry import Periodic, Priority, Task
+from seamline.core.queue.registry import Limiter, Periodic, Priority, Task
 from seamline.core.time import utcnow
 
 #: A dead job keeps this much of its error.
@@ -50,12 +50,13 @@ def _enqueue_statement(dialect: str, dedupe: bool) -> Any:
 
 
 def enqueue(session: Session, task: Task, args: dict[str, Any] | None = None, *, run_at: datetime | None = None,
-            delay: timedelta | None = None, priority: Priority | None = None, dedupe_key: str | None = None) -> int | None:
+            delay: timedelta | None = None, priority: Priority | None = None, dedupe_key: str | None = None,
+            queue: str | None = None) -> int | None:
     """Add a job in the caller's transaction. With `dedupe_key`, nothing is added while a job
     with that key is queued or running (None is returned): a retried request enqueues once."""
     now = utcnow()
     values = {
-        "queue": task.queue, "task": task.name, "args": args or {}, "priority": int(priority if priority is not None else task.priority),
+        "queue": queue or task.queue, "task": task.name, "args": args or {}, "priority": int(priority if priority is not None else task.priority),
         "state": QUEUED, "run_at": run_at or (now + delay if delay else now), "attempts": 0,
         "max_attempts": task.max_attempts, "dedupe_key": dedupe_key, "created_at": now, "last_error": None,
         "locked_by": None, "locked_until": None, "finished_at": None,
@@ -93,11 +94,21 @@ class Claimed:
 
 
 def claim(session: Session, queue: str, *, worker: str, limit: int, lease: timedelta, now: datetime | None = None,
-          levels: list[int] | None = None, task: str | None = None) -> list[Claimed]:
+          levels: list[int] | None = None, task: str | None = None, limiter: Limiter | None = None) -> list[Claimed]:
     """Lease up to `limit` due jobs of `queue` (of one `task` only, if given) to `worker`, higher
-    priorities first, oldest first within a level. PostgreSQL skips rows another worker is
-    claiming; SQLite has one writer."""
+    priorities first, oldest first within a level, and no more than the queue's `limiter` lets
+    go now. PostgreSQL skips rows another worker is claiming; SQLite has one writer."""
     now = now or utcnow()
+    if limiter is None:
+        return _claim(session, queue, worker=worker, limit=limit, lease=lease, now=now, levels=levels, task=task)
+    granted = limiter.take(session, limit, now)
+    claimed = _claim(session, queue, worker=worker, limit=granted, lease=lease, now=now, levels=levels, task=task) if granted else []
+    limiter.give_back(session, granted - len(claimed))
+    return claimed
+
+
+def _claim(session: Session, queue: str, *, worker: str, limit: int, lease: timedelta, now: datetime,
+           levels: list[int] | None, task: str | None) -> list[Claimed]:
     claimed: list[Claimed] = []
     for level in levels if levels is not None else sorted(Priority, reverse=True):
         if len(claimed) >= limit:
@@ -145,6 +156,18 @@ def fail(session: Session, job: Claimed, *, worker: str, error: str, now: dateti
         ).execution_options(synchronize_session=False)
     ).rowcount
     return state if changed else ""
+
+
+def defer(session: Session, job: Claimed, *, worker: str, delay: timedelta, args: dict[str, Any] | None = None,
+          now: datetime | None = None) -> bool:
+    """Put a job the handler could not start yet back in the queue for later; the attempt is
+    not counted. False when the job was no longer this worker's."""
+    values: dict[str, Any] = {"state": QUEUED, "locked_by": None, "locked_until": None, "attempts": Job.attempts - 1,
+                              "run_at": (now or utcnow()) + delay}
+    if args is not None:
+        values["args"] = args
+    return session.execute(update(Job).where(Job.id == job.id, Job.locked_by == worker, Job.state == RUNNING)
+                           .values(**values).execution_options(synchronize_session=False)).rowcount == 1
 
 
 def drop(session: Session, job_id: int, *, worker: str) -> None:

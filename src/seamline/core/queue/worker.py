@@ -26,13 +26,14 @@ import structlog
 from seamline.core.db import Database
 from seamline.core.queue import service
 from seamline.core.queue.models import DEAD
-from seamline.core.queue.registry import JobContext, Retry, TaskRegistry
+from seamline.core.queue.registry import Defer, JobContext, Retry, TaskRegistry
 from seamline.core.time import utcnow
 
 log = structlog.get_logger("seamline.queue")
 
 #: Called after every job: (queue, task, outcome, seconds). Outcomes: succeeded, retrying,
-#: dead, failed (a periodic run), lost (the lease went to another worker).
+#: deferred (not started yet, e.g. a channel's rate limit), dead, failed (a periodic run), lost
+#: (the lease went to another worker).
 Observer = Callable[[str, str, str, float], None]
 
 
@@ -47,7 +48,7 @@ class Worker:
         self.name = name or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.observer = observer
         self._stopping = threading.Event()
-        self._wake = threading.Event()
+        self._wakes = {queue: threading.Event() for queue in self.queues}  # a finished job wakes only its queue
         self._lock = threading.Lock()
         self._running: dict[int, str] = {}  # job id -> queue
         self._found_work: dict[str, bool] = {}
@@ -69,7 +70,7 @@ class Worker:
         """Stop claiming, let running jobs finish (up to `timeout`), then return. A job still
         running after that keeps its lease until it runs out; another worker then takes it."""
         self._stopping.set()
-        self._wake.set()
+        self.notify()
         for thread in self._threads:
             thread.join(timeout=timeout)
         for pool in self._pools.values():
@@ -87,7 +88,8 @@ class Worker:
 
     def notify(self) -> None:
         """Look for due jobs now instead of at the next poll."""
-        self._wake.set()
+        for wake in self._wakes.values():
+            wake.set()
 
     # --- claiming ----------------------------------------------------------------------------
 
@@ -103,8 +105,8 @@ class Worker:
                 log.exception("claiming failed", queue=queue)
                 claimed = 0
             if not claimed:
-                self._wake.wait(self.poll_seconds)
-                self._wake.clear()
+                self._wakes[queue].wait(self.poll_seconds)
+                self._wakes[queue].clear()
 
     def _claim(self, queue: str) -> int:
         free = self._free(queue)
@@ -118,7 +120,8 @@ class Worker:
             if not levels:
                 return 0
         jobs = self.database.run_write(
-            lambda session: service.claim(session, queue, worker=self.name, limit=free, lease=self.lease, now=now, levels=levels))
+            lambda session: service.claim(session, queue, worker=self.name, limit=free, lease=self.lease, now=now, levels=levels,
+                                          limiter=self.registry.limits.get(queue)))
         self._found_work[queue] = bool(jobs)
         with self._lock:
             self._running.update((job.id, queue) for job in jobs)
@@ -134,7 +137,7 @@ class Worker:
         finally:
             with self._lock:
                 self._running.pop(job.id, None)
-            self._wake.set()
+            self._wakes[queue].set()
         if self.observer:
             self.observer(queue, job.task, outcome, seconds)
 
@@ -162,7 +165,7 @@ class Worker:
         if due:
             started = [self.database.run_write(lambda session, p=p: service.start_period(session, p, now)) for p in due]
             if any(started):
-                self._wake.set()
+                self.notify()
 
 
 def execute(database: Database, registry: TaskRegistry, job: service.Claimed, *, worker: str) -> tuple[str, float]:
@@ -188,6 +191,9 @@ def execute(database: Database, registry: TaskRegistry, job: service.Claimed, *,
     except service.LostLease:
         outcome = "lost"
         log.warning("job lease lost; another worker has it", job_id=job.id, task=job.task)
+    except Defer as later:
+        kept = database.run_write(lambda session: service.defer(session, job, worker=worker, delay=later.delay, args=later.job_args))
+        outcome = "deferred" if kept else "lost"
     except Retry as retry:
         state = database.run_write(lambda session: service.fail(session, job, worker=worker, error=str(retry),
                                                                 retry_in=retry.delay))
@@ -209,9 +215,9 @@ def execute(database: Database, registry: TaskRegistry, job: service.Claimed, *,
 def run_due(database: Database, registry: TaskRegistry, queue: str, *, limit: int = 100, task: str | None = None,
             lease: timedelta = timedelta(minutes=5)) -> int:
     """Run the due jobs of `queue` (of one `task`, if given) here, one after another, and return
-    how many ran: for a cron command and for tests that want a pass without a worker's threads."""
+    how many ran (a deferred job did not): for a cron command and for tests that want a pass
+    without a worker's threads."""
     name = f"{socket.gethostname()}:{os.getpid()}:once-{uuid.uuid4().hex[:6]}"
-    jobs = database.run_write(lambda session: service.claim(session, queue, worker=name, limit=limit, lease=lease, task=task))
-    for job in jobs:
-        execute(database, registry, job, worker=name)
-    return len(jobs)
+    jobs = database.run_write(lambda session: service.claim(session, queue, worker=name, limit=limit, lease=lease, task=task,
+                                                            limiter=registry.limits.get(queue)))
+    return sum(execute(database, registry, job, worker=name)[0] != "deferred" for job in jobs)

@@ -110,11 +110,11 @@ VOCABULARIES: dict[str, dict[str, str]] = {
         "entry": N_("Entry"), "campaign": N_("Campaign"), "birthday": N_("Birthday"), "payment": N_("Payment"),
     },
     #: The job queue (core/queue): its queues and its periodic tasks (`Periodic.name`).
-    "job_queue": {"periodic": N_("Periodic tasks"), "webhooks": N_("Webhooks")},
+    "job_queue": {"periodic": N_("Periodic tasks"), "webhooks": N_("Webhooks"), "outbound": N_("Outgoing messages")},
     "periodic_task": {
         "stock-sync": N_("Import stock files from the accounting system"), "order-expiry": N_("Cancel orders whose hold ran out"),
         "refunds": N_("Resend refunds a provider could not take"), "loyalty": N_("Loyalty: held points, expiry, birthdays, tiers"),
-        "inbox-send": N_("Send queued replies"), "inbox": N_("SLA breaches, snoozed conversations, failed inbound"),
+        "inbox": N_("SLA breaches, snoozed conversations, failed inbound"),
         "webchat-sessions": N_("Remove old web chat sessions"), "inbox-imap": N_("Check the support mailbox"),
     },
     "sla_clock": {"first_response": N_("first response"), "next_response": N_("next response"), "resolution": N_("resolution")},
@@ -198,6 +198,11 @@ class Labels:
         if vocabulary not in VOCABULARIES:
             raise AttributeError(vocabulary)
         return lambda code: self(vocabulary, code)
+
+    def queue(self, code: str) -> str:
+        """A job queue's name; a channel's send queue (`outbound.telegram`) as both words."""
+        prefix, _, channel = code.partition(".")
+        return f"{self.job_queue(prefix)}: {self.channel(channel)}" if channel else self.job_queue(code)
 
     # --- places and sources -------------------------------------------------------------------
 
