@@ -67,9 +67,9 @@ class Retry(Exception):
 
 
 class Defer(Exception):
-    """Raised by a handler that may not do its work yet, through no failure (a channel's rate
-    limit or outage pause): the job runs again after `delay`, the attempt is not counted, and
-    `args`, when given, replace the job's (e.g. the send slot it was granted)."""
+    """Raised by a handler that may not do its work yet, through no failure (its channel was
+    paused after the job was claimed): the job runs again after `delay`, the attempt is not
+    counted, and `args`, when given, replace the job's (e.g. how far a long task got)."""
 
     def __init__(self, delay: timedelta, args: dict[str, Any] | None = None):
         super().__init__(f"deferred {delay.total_seconds():g} s")
