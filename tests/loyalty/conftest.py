@@ -33,8 +33,12 @@ def account(client, headers, cid: int) -> dict:
 
 
 def balance(client, headers, cid: int) -> tuple[int, int]:
-    """(spendable, pending) points."""
+    """(spendable, pending) points; the hot balance read (one driver statement) must say the
+    same as the full account view, wherever a test looks."""
     found = account(client, headers, cid)
+    quick = client.get(f"/v1/customers/{cid}/loyalty/balance", headers=headers)
+    assert quick.status_code == 200, quick.text
+    assert quick.json() == {key: found[key] for key in quick.json()}
     return found["points"], found["pending"]
 
 

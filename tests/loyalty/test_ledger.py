@@ -90,6 +90,24 @@ def test_manual_adjustments_need_the_staff_scope_and_are_audited(client, shop, d
     consistent(database)
 
 
+def test_the_balance_read_follows_a_program_change_at_once_and_merges_and_missing_accounts(
+        client, shop, database, staff_headers):
+    headers = shop["headers"]
+    cid = customer_id(client, headers)
+    adjust(client, staff_headers, cid, 100, key="welcome")
+    read = lambda who: client.get(f"/v1/customers/{who}/loyalty/balance", headers=headers)  # noqa: E731
+    assert read(cid).json()["points_value"] == 100 * 100
+    program(client, headers, point_value=50)  # the parsed program is cached per version
+    assert read(cid).json()["points_value"] == 100 * 50
+    other = customer_id(client, headers, identifiers=[{"type": "email", "value": "anna@example.com"}])
+    assert read(other).json()["error"]["code"] == "no_loyalty_account"
+    assert read(10**9).json()["error"]["code"] == "customer_not_found"
+    both = client.post("/v1/customers", json={"identifiers": [*ANNA, {"type": "email", "value": "anna@example.com"}]},
+                       headers=headers).json()["customer"]["id"]
+    merged_away = other if both == cid else cid
+    assert read(merged_away).json() == read(both).json() and read(both).json()["points"] == 100
+
+
 def test_tiers_follow_rolling_spend_and_promotions_can_be_for_a_tier(client, shop, database):
     headers = shop["headers"]
     program(client, headers, tier_window_days=30, tiers=[

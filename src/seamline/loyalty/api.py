@@ -107,6 +107,9 @@ def get_account(customer_id: CustomerId, session: ReadSession, _: ReadKey) -> An
 @router.get("/customers/{customer_id}/loyalty/balance", response_model=BalanceRead)
 def get_balance(customer_id: CustomerId, session: ReadSession, _: ReadKey) -> Any:
     """The balance alone: what a checkout page or an app's home screen asks for."""
+    quick = service.quick_balance(session, customer_id)
+    if quick is not None:
+        return quick
     return service.balance_view(session, _account(session, customer_id), rules.get_program(session))
 
 

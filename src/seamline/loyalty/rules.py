@@ -49,6 +49,20 @@ def get_program(session: Session) -> ProgramPut:
     return ProgramPut.model_validate({k: v for k, v in row.rules.items() if k in ProgramPut.model_fields})
 
 
+_programs: dict[Any, ProgramPut] = {}
+
+
+def program_as_of(session: Session, updated_at: Any) -> ProgramPut:
+    """The program, parsed once per version (its `updated_at`, as a hot path read it beside
+    its own row; None: no program stored): a balance read does not validate the rules again."""
+    program = _programs.get(updated_at)
+    if program is None:
+        program = get_program(session)
+        _programs.clear()  # one version at a time: an old one is never asked for again
+        _programs[updated_at] = program
+    return program
+
+
 def check_complete(data: ProgramPut) -> None:
     """A whole program was given (PUT): a missing field would silently reset that rule."""
     missing = sorted(set(ProgramPut.model_fields) - data.model_fields_set)

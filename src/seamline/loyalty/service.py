@@ -33,6 +33,7 @@ from seamline.commerce import promotions, redemption
 from seamline.commerce.models import CommerceOrder, CommerceReturn
 from seamline.commerce.priced import PricedCart
 from seamline.core.auth.models import ApiKey
+from seamline.core.db import DriverSQL
 from seamline.core.errors import Unprocessable
 from seamline.core.time import utcnow
 from seamline.customers import resolution
@@ -321,6 +322,34 @@ def reevaluate_tiers(session: Session, *, now: datetime | None = None, limit: in
 def account_of_customer(session: Session, customer_id: int) -> LoyaltyAccount | None:
     customers_service.get_profile(session, customer_id)
     return ledger.find_account(session, customer_id)
+
+
+#: A customer's balance in one statement: the profile, its account, the earnings whose hold ran
+#: out (`spendable`), and the program's version (`rules.program_as_of`).
+_BALANCE_SQL = """
+SELECT p.status, a.id, a.points_available, a.points_pending, a.wallet_balance, a.tier, a.tier_spend,
+       (SELECT COALESCE(SUM(l.remaining), 0) FROM loyalty_lot l
+         WHERE l.account_id = a.id AND l.state = 'pending' AND l.available_at <= ?),
+       (SELECT g.updated_at FROM loyalty_program g WHERE g.id = 1)
+FROM customer_profile p LEFT JOIN loyalty_account a ON a.profile_id = p.id
+WHERE p.id = ?"""
+
+
+def quick_balance(session: Session, customer_id: int, *, now: datetime | None = None) -> dict[str, Any] | None:
+    """`balance_view` of a customer through the driver, for the hot read (a checkout page, an
+    app's home screen, a till), in one round trip; None when this path does not apply (no such
+    profile, a merged or erased one, no account under it): then the full path answers, with its
+    errors."""
+    sql = DriverSQL(session)
+    row = sql.execute(_BALANCE_SQL, (sql.time(_now(now)), customer_id)).fetchone()
+    if row is None or row[0] != "active" or row[1] is None:
+        return None
+    status, account_id, available, pending, wallet, tier, tier_spend, due, program_version = row
+    program = rules.program_as_of(session, program_version)
+    points = available + int(due)
+    return {"account_id": account_id, "customer_id": customer_id, "points": points, "pending": pending - int(due),
+            "points_value": max(points, 0) * program.point_value, "currency": program.currency,
+            "wallet": wallet, "tier": tier, "tier_spend": tier_spend}
 
 
 def balance_view(session: Session, account: LoyaltyAccount, program: ProgramPut, *, now: datetime | None = None) -> dict[str, Any]:
