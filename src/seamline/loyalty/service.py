@@ -35,6 +35,7 @@ from seamline.commerce.priced import PricedCart
 from seamline.core.auth.models import ApiKey
 from seamline.core.errors import Unprocessable
 from seamline.core.time import utcnow
+from seamline.customers import imports as customer_imports
 from seamline.customers import resolution
 from seamline.customers import service as customers_service
 from seamline.customers.models import CustomerIdentity, CustomerTrait
@@ -222,7 +223,8 @@ def _in_tiers(session: Session, profile_id: int, wanted: Any) -> bool:
 def subscribe() -> None:
     """What loyalty does when other domains act (called once by `seamline.runtime.wire`): points
     for a handed-over order, back for a return or a cancellation; accounts folded when two
-    profiles merge; points spent at checkout; the `tiers` condition of promotions."""
+    profiles merge; points spent at checkout; the `tiers` condition of promotions; opening
+    balances of a customer import."""
     commerce_events.on_order_handed_over(_on_handover)
     commerce_events.on_order_returned(on_return)
     commerce_events.on_order_cancelled(on_cancel)
@@ -230,6 +232,7 @@ def subscribe() -> None:
     redemption.register(Redeemer())
     promotions.register_condition("tiers", _in_tiers)
     wallet.offer_as_payment()
+    customer_imports.register_opening_balances(open_balances)
 
 
 # --- staff adjustments ----------------------------------------------------------------------------
@@ -262,6 +265,26 @@ def adjust(
     log.info("loyalty adjustment", account_id=account.id, customer_id=customer_id, points=data.points, reason=data.reason,
              staff=data.staff, api_key_id=api_key_id, entry_id=entry.id)
     return entry, True
+
+
+def open_balances(session: Session, items: list[tuple[int, int, str]], *, now: datetime | None = None) -> tuple[int, int]:
+    """Opening balances of a customer import (`customers.imports`): per (profile id, points,
+    idempotency key), an `adjust` credit in the ledger unless that key is there already; an
+    account opened for it gets no welcome bonus (the balance is what the old system owed).
+    Returns (credited, already applied)."""
+    now, program = _now(now), rules.get_program(session)
+    keys = [key for _, _, key in items]
+    done = set(session.scalars(select(LoyaltyEntry.idempotency_key).where(LoyaltyEntry.idempotency_key.in_(keys))))
+    credited = 0
+    for profile_id, points, key in items:
+        if key in done or points <= 0:
+            continue
+        account = ledger.account_for(session, profile_id, program=program, create=True, now=now, welcome=False)
+        ledger.credit(session, account, points, kind="adjust", program=program, now=now, key=key,
+                      reference="import", comment="opening balance")
+        done.add(key)
+        credited += 1
+    return credited, len(items) - credited
 
 
 def adjustments(session: Session, *, limit: int, before_id: int | None) -> list[LoyaltyEntry]:

@@ -1,0 +1,630 @@
+"""Bulk import of customers from a CRM or accounting system export (CSV or JSONL; docs/import.md).
+
+Three passes, nothing written before the third:
+
+1. **Validate** the whole file: every identifier normalized by `IdentifierRules`, consents checked
+   against the configured vocabulary, balances non-negative integers. Every bad row is collected
+   (row, column, reason); any error means `ImportInvalid` and nothing is written.
+2. **Plan** in memory: rows that share an identifier, and rows whose identifiers already exist,
+   form connected components (scipy, as the rebuild does). A component that touches at most one
+   live profile, vouches for no identifier that was only claimed, and whose identifiers fit every
+   per-type limit is *simple*: it is one profile (the existing one, or a new one) and is written
+   in bulk. Anything else (a row that would merge existing profiles, break a limit, or take back
+   a claim) is *resolved*: its rows go through `service.upsert_customer`, the per-request path, in
+   file order, so merges, conflicts and trust follow exactly the rules of every other write.
+3. **Write** under the write lock in one transaction (a failure leaves nothing behind): profiles,
+   identities and links through the driver (COPY / executemany, `rebuild.BulkWriter`), traits by
+   one upsert statement per batch, consents appended only when they change something, and
+   opening balances handed to the registered `opening_balances` hook (the loyalty ledger, wired
+   by the composition root: customers never import loyalty).
+
+Re-importing the same file changes nothing: identifiers exist (same profiles), links are added
+only to new identifiers, traits are re-set to the same values, a consent equal to one already
+recorded is not repeated, and each balance's idempotency key (`import:opening:...`) is in the
+ledger already.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from datetime import date, datetime, timezone
+from typing import Any
+
+import numpy as np
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+from sqlalchemy.orm import Session
+
+from seamline.core.db import Database
+from seamline.core.errors import Unprocessable
+from seamline.core.time import utcnow
+from seamline.customers import service
+from seamline.customers.identifiers import Identifier, IdentifierRules
+from seamline.customers.rebuild import BulkWriter
+from seamline.customers.schemas import ConsentIn, CustomerUpsert, IdentifierIn
+
+#: CSV column names that stand for an identifier type under another name.
+ALIASES = {"card": "loyalty_card", "external_id": "user_id"}
+BALANCE_COLUMN = "loyalty.opening_balance"
+#: Errors answered at most (the CLI prints them all).
+MAX_REPORTED_ERRORS = 1000
+BATCH = 5000
+_LOOKUP_CHUNK = 900
+
+#: (session, [(profile id, points, idempotency key)]) -> (credited, already applied)
+OpeningBalances = Callable[[Session, list[tuple[int, int, str]]], tuple[int, int]]
+_opening_balances: list[OpeningBalances] = []
+
+
+def register_opening_balances(handler: OpeningBalances) -> None:
+    """Who records opening balances (the loyalty ledger); registered by the composition root."""
+    if handler not in _opening_balances:
+        _opening_balances[:] = [handler]
+
+
+@dataclass
+class RowError:
+    row: int
+    column: str
+    reason: str
+
+
+class ImportInvalid(Unprocessable):
+    code = "import_invalid"
+
+    def __init__(self, errors: list[RowError]):
+        shown = errors[:MAX_REPORTED_ERRORS]
+        super().__init__(
+            f"{len(errors)} problem(s) in the file; nothing was imported",
+            details={"error_count": len(errors), "errors": [asdict(e) for e in shown], "truncated": len(errors) > len(shown)},
+        )
+        self.errors = errors
+
+
+@dataclass
+class Consent:
+    channel: str
+    purpose: str
+    granted: bool
+    at: datetime | None
+
+
+@dataclass
+class ImportRow:
+    number: int
+    #: Normalized, deduplicated, in priority order; the first is the row's primary.
+    identifiers: list[Identifier]
+    traits: dict[str, Any]
+    consents: list[Consent]
+    balance: int | None
+    ignored: int = 0
+
+
+@dataclass
+class ImportReport:
+    sha256: str
+    rows: int = 0
+    identifiers: int = 0
+    ignored_identifiers: int = 0
+    people: int = 0
+    people_new: int = 0
+    people_existing: int = 0
+    rows_resolved_one_by_one: int = 0
+    profiles_created: int = 0
+    identities_created: int = 0
+    links_created: int = 0
+    traits_set: int = 0
+    consents_recorded: int = 0
+    balances_credited: int = 0
+    balances_already_applied: int = 0
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+Progress = Callable[[str, int, int], None]
+
+
+def _no_progress(_stage: str, _done: int, _total: int) -> None:
+    return None
+
+
+# --- parse and validate ------------------------------------------------------------------------
+
+
+def detect_format(name: str | None, content_type: str | None = None) -> str:
+    hint = f"{name or ''} {content_type or ''}".lower()
+    if "jsonl" in hint or "ndjson" in hint or "json" in hint:
+        return "jsonl"
+    return "csv"
+
+
+def _date(text: str) -> datetime:
+    value = text.strip()
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        parsed = datetime.combine(date.fromisoformat(value), datetime.min.time())
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
+_YES = {"yes": True, "y": True, "true": True, "1": True, "no": False, "n": False, "false": False, "0": False}
+
+
+class _Validator:
+    def __init__(self, rules: IdentifierRules):
+        self.rules = rules
+        self.errors: list[RowError] = []
+        self.rows: list[ImportRow] = []
+        self._seen: dict[int, int] = {}
+
+    def error(self, row: int, column: str, reason: str) -> None:
+        self.errors.append(RowError(row, column, reason))
+
+    def identifier_type(self, name: str) -> str | None:
+        name = ALIASES.get(name, name)
+        return name if name in self.rules.types else None
+
+    def add(self, number: int, pairs: list[tuple[str, str, str]], traits: dict[str, Any],
+            consents: list[tuple[str, str, Any, Any, str]], balance: Any, balance_column: str) -> None:
+        """One row: pairs (column, type, raw value); consents (channel, purpose, granted, at, column)."""
+        before = len(self.errors)
+        identifiers: list[Identifier] = []
+        ignored = 0
+        for column, type_name, raw in pairs:
+            try:
+                usable, blocked = self.rules.prepare([(type_name, raw)])
+            except Unprocessable as exc:
+                self.error(number, column, exc.message)
+                continue
+            identifiers += usable
+            ignored += len(blocked)
+        if not pairs:
+            self.error(number, "", "no identifier")
+        elif not identifiers and len(self.errors) == before:
+            self.error(number, "", "no usable identifier: every value is blocked from identifying anyone")
+        settings = self.rules.settings
+        checked: list[Consent] = []
+        for channel, purpose, granted, at, column in consents:
+            if channel not in settings.consent_channels:
+                self.error(number, column, f"unknown consent channel {channel!r}")
+                continue
+            if purpose not in settings.consent_purposes:
+                self.error(number, column, f"unknown consent purpose {purpose!r}")
+                continue
+            if isinstance(granted, str):
+                granted = _YES.get(granted.strip().lower())
+            if not isinstance(granted, bool):
+                self.error(number, column, "consent must be yes or no")
+                continue
+            when = None
+            if at not in (None, ""):
+                try:
+                    when = _date(at) if isinstance(at, str) else None
+                    if when is None:
+                        raise ValueError
+                except ValueError:
+                    self.error(number, column + ".at", f"not an ISO 8601 date: {at!r}")
+                    continue
+            checked.append(Consent(channel, purpose, granted, when))
+        points = None
+        if balance not in (None, ""):
+            if isinstance(balance, str) and balance.strip().lstrip("+").isdigit():
+                points = int(balance.strip())
+            elif isinstance(balance, int) and not isinstance(balance, bool) and balance >= 0:
+                points = balance
+            else:
+                self.error(number, balance_column, f"opening balance must be a whole number of points, 0 or more: {balance!r}")
+        if len(self.errors) > before:
+            return
+        seen: set[Identifier] = set()
+        unique = [i for i in identifiers if not (i in seen or seen.add(i))]
+        unique.sort(key=lambda i: (self.rules.priority[i.type], i.value))
+        row = ImportRow(number, unique, traits, checked, points or None, ignored)
+        fingerprint = hash((tuple(unique), json.dumps(traits, sort_keys=True, default=str),
+                            tuple((c.channel, c.purpose, c.granted, c.at) for c in checked), points))
+        if fingerprint in self._seen:
+            self.error(number, "", f"duplicate of row {self._seen[fingerprint]}")
+            return
+        self._seen[fingerprint] = number
+        self.rows.append(row)
+
+
+def parse_csv(text: str, rules: IdentifierRules, progress: Progress = _no_progress) -> tuple[list[ImportRow], list[RowError]]:
+    check = _Validator(rules)
+    reader = csv.reader(io.StringIO(text))
+    header = next(reader, None)
+    if not header:
+        return [], [RowError(1, "", "empty file: a header row is expected")]
+    columns: list[tuple[str, str, Any]] = []  # (kind, column name, parsed)
+    for name in (h.strip() for h in header):
+        parts = name.split(".")
+        if name == BALANCE_COLUMN:
+            columns.append(("balance", name, None))
+        elif name == "consent_at":
+            columns.append(("consent_at", name, None))
+        elif parts[0] == "trait" and len(parts) == 2 and parts[1]:
+            columns.append(("trait", name, parts[1]))
+        elif parts[0] == "consent" and len(parts) == 3:
+            columns.append(("consent", name, (parts[1], parts[2])))
+        elif parts[0] == "consent" and len(parts) == 4 and parts[3] == "at":
+            columns.append(("consent_at_of", name, (parts[1], parts[2])))
+        elif len(parts) == 1 and check.identifier_type(name):
+            columns.append(("identifier", name, check.identifier_type(name)))
+        else:
+            check.error(1, name, "unknown column")
+    if check.errors:
+        return [], check.errors
+    width = len(columns)
+    for values in reader:
+        number = reader.line_num
+        if not any(v.strip() for v in values):
+            continue
+        if len(values) != width:
+            check.error(number, "", f"{len(values)} fields, the header has {width}")
+            continue
+        pairs, traits, consents, balance = [], {}, [], None
+        consent_at, consent_at_of = None, {}
+        for (kind, name, parsed), value in zip(columns, values):
+            if kind == "consent_at":
+                consent_at = value
+            elif kind == "consent_at_of":
+                consent_at_of[parsed] = value
+        for (kind, name, parsed), value in zip(columns, values):
+            if kind == "identifier":
+                pairs += [(name, parsed, v) for v in value.split(";") if v.strip()]
+            elif kind == "trait" and value != "":
+                traits[parsed] = value
+            elif kind == "consent" and value.strip():
+                consents.append((*parsed, value, consent_at_of.get(parsed) or consent_at, name))
+            elif kind == "balance":
+                balance = value
+        check.add(number, pairs, traits, consents, balance, BALANCE_COLUMN)
+        if number % 50_000 == 0:
+            progress("validated", len(check.rows), 0)
+    return check.rows, check.errors
+
+
+def parse_jsonl(text: str, rules: IdentifierRules, progress: Progress = _no_progress) -> tuple[list[ImportRow], list[RowError]]:
+    check = _Validator(rules)
+    allowed = {"identifiers", "traits", "consents", "opening_balance"}
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+        except ValueError as exc:
+            check.error(number, "", f"not JSON: {exc}")
+            continue
+        if not isinstance(item, dict):
+            check.error(number, "", "not a JSON object")
+            continue
+        for key in sorted(set(item) - allowed):
+            check.error(number, key, "unknown field")
+        pairs, consents = [], []
+        for i, ident in enumerate(item.get("identifiers") or []):
+            column = f"identifiers[{i}]"
+            if not (isinstance(ident, dict) and isinstance(ident.get("type"), str) and isinstance(ident.get("value"), str)):
+                check.error(number, column, "expected {\"type\": ..., \"value\": ...} with text values")
+            elif (type_name := check.identifier_type(ident["type"])) is None:
+                check.error(number, column, f"unknown identifier type {ident['type']!r}")
+            else:
+                pairs.append((column, type_name, ident["value"]))
+        traits = item.get("traits") or {}
+        if not isinstance(traits, dict):
+            check.error(number, "traits", "expected an object")
+            traits = {}
+        for i, c in enumerate(item.get("consents") or []):
+            column = f"consents[{i}]"
+            if not (isinstance(c, dict) and isinstance(c.get("channel"), str) and isinstance(c.get("purpose"), str)):
+                check.error(number, column, "expected {\"channel\", \"purpose\", \"granted\", \"at\"}")
+            else:
+                consents.append((c["channel"], c["purpose"], c.get("granted"), c.get("at"), column))
+        check.add(number, pairs, traits, consents, item.get("opening_balance"), "opening_balance")
+        if number % 50_000 == 0:
+            progress("validated", len(check.rows), 0)
+    return check.rows, check.errors
+
+
+def validate(data: bytes, *, format: str, rules: IdentifierRules, progress: Progress = _no_progress) -> list[ImportRow]:
+    """Every row of the file, checked; `ImportInvalid` with every problem if any."""
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ImportInvalid([RowError(0, "", f"not UTF-8 text: {exc}")]) from None
+    if "\x00" in text:
+        raise ImportInvalid([RowError(0, "", "the file holds a NUL character")])
+    if format not in ("csv", "jsonl"):
+        raise Unprocessable(f"Unknown import format {format!r} (csv or jsonl)", code="unknown_import_format")
+    rows, errors = (parse_csv if format == "csv" else parse_jsonl)(text, rules, progress)
+    if errors:
+        raise ImportInvalid(errors)
+    if not rows:
+        raise ImportInvalid([RowError(0, "", "no rows")])
+    return rows
+
+
+# --- plan --------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Existing:
+    identity: dict[Identifier, tuple[int, int, bool]]  # -> (identity id, profile id, verified)
+    profile_status: dict[int, str]
+    profile_counts: dict[int, dict[str, int]]
+
+
+def _load_existing(cursor, postgres: bool, identifiers: Iterable[Identifier]) -> _Existing:  # noqa: ANN001
+    mark = "%s" if postgres else "?"
+    by_type: dict[str, list[str]] = defaultdict(list)
+    for ident in identifiers:
+        by_type[ident.type].append(ident.value)
+    found: dict[Identifier, tuple[int, int, bool]] = {}
+    for type_name, values in by_type.items():
+        for start in range(0, len(values), _LOOKUP_CHUNK):
+            chunk = values[start : start + _LOOKUP_CHUNK]
+            cursor.execute(
+                f"SELECT value, id, profile_id, verified_at IS NOT NULL FROM customer_identity "
+                f"WHERE type = {mark} AND value IN ({', '.join([mark] * len(chunk))})",
+                (type_name, *chunk),
+            )
+            for value, identity_id, profile_id, verified in cursor.fetchall():
+                found[Identifier(type_name, value)] = (identity_id, profile_id, bool(verified))
+    profiles = sorted({p for _, p, _ in found.values()})
+    status: dict[int, str] = {}
+    counts: dict[int, dict[str, int]] = defaultdict(dict)
+    for start in range(0, len(profiles), _LOOKUP_CHUNK):
+        chunk = profiles[start : start + _LOOKUP_CHUNK]
+        marks = ", ".join([mark] * len(chunk))
+        cursor.execute(f"SELECT id, status FROM customer_profile WHERE id IN ({marks})", chunk)
+        status.update(cursor.fetchall())
+        cursor.execute(
+            f"SELECT profile_id, type, COUNT(*) FROM customer_identity WHERE profile_id IN ({marks}) GROUP BY profile_id, type",
+            chunk,
+        )
+        for profile_id, type_name, count in cursor.fetchall():
+            counts[profile_id][type_name] = count
+    return _Existing(found, status, counts)
+
+
+@dataclass
+class _Plan:
+    #: Per simple component: (existing profile id or None, row indexes in file order).
+    simple: list[tuple[int | None, list[int]]]
+    #: Rows resolved one by one, in file order.
+    resolved: list[int]
+
+
+def _plan(rows: list[ImportRow], existing: _Existing, rules: IdentifierRules) -> _Plan:
+    index: dict[Identifier, int] = {}
+    row_a: list[int] = []
+    row_b: list[int] = []
+    row_primary = np.empty(len(rows), dtype=np.int64)
+    for r, row in enumerate(rows):
+        first = index.setdefault(row.identifiers[0], len(index))
+        row_primary[r] = first
+        for ident in row.identifiers[1:]:
+            row_a.append(first)
+            row_b.append(index.setdefault(ident, len(index)))
+    n_ident = len(index)
+    profile_node: dict[int, int] = {}
+    ext_a, ext_b = [], []
+    for ident, i in index.items():
+        if ident in existing.identity:
+            pid = existing.identity[ident][1]
+            ext_a.append(i)
+            ext_b.append(profile_node.setdefault(pid, n_ident + len(profile_node)))
+    n = n_ident + len(profile_node)
+    a = np.array(row_a + ext_a, dtype=np.int64)
+    b = np.array(row_b + ext_b, dtype=np.int64)
+    _, labels = connected_components(coo_matrix((np.ones(len(a), dtype=np.int8), (a, b)), shape=(n, n)), directed=False)
+    row_comp = labels[row_primary]
+
+    # Components that need the per-request path.
+    complex_comps: set[int] = set()
+    profiles_of: dict[int, list[int]] = defaultdict(list)
+    for pid, node in profile_node.items():
+        profiles_of[int(labels[node])].append(pid)
+    for comp, pids in profiles_of.items():
+        if len(pids) > 1 or existing.profile_status.get(pids[0]) != "active":
+            complex_comps.add(comp)
+    for ident, (_iid, _pid, verified) in existing.identity.items():
+        if not verified and ident in index:
+            complex_comps.add(int(labels[index[ident]]))
+    # Per-type counts of each component: new identifiers plus its existing profile's.
+    new_types: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for ident, i in index.items():
+        if ident not in existing.identity:
+            new_types[int(labels[i])][ident.type] += 1
+    for comp, counts in new_types.items():
+        if comp in complex_comps:
+            continue
+        total = dict(counts)
+        for pid in profiles_of.get(comp, ()):
+            for type_name, count in existing.profile_counts.get(pid, {}).items():
+                total[type_name] = total.get(type_name, 0) + count
+        if any(count > rules.limit(t) for t, count in total.items()):
+            complex_comps.add(comp)
+
+    simple_rows: dict[int, list[int]] = defaultdict(list)
+    resolved: list[int] = []
+    for r, comp in enumerate(row_comp.tolist()):
+        (resolved.append(r) if comp in complex_comps else simple_rows[comp].append(r))
+    simple = [(profiles_of[c][0] if c in profiles_of else None, members) for c, members in simple_rows.items()]
+    return _Plan(simple, resolved)
+
+
+# --- write -------------------------------------------------------------------------------------
+
+
+def import_customers(
+    database: Database, *, rules: IdentifierRules, data: bytes, format: str, source: str = "import",
+    progress: Progress = _no_progress,
+) -> ImportReport:
+    """Validate, plan and write a whole file (see the module's docstring); `ImportInvalid` if any
+    row is bad, and then nothing is written."""
+    started = time.perf_counter()
+    report = ImportReport(sha256=hashlib.sha256(data).hexdigest())
+    rows = validate(data, format=format, rules=rules, progress=progress)
+    report.rows = len(rows)
+    report.identifiers = sum(len(r.identifiers) for r in rows)
+    report.ignored_identifiers = sum(r.ignored for r in rows)
+    report.seconds["validate"] = round(time.perf_counter() - started, 3)
+    progress("validated", len(rows), len(rows))
+
+    checked = ("customer_identity", "customer_profile", "customer_link", "customer_trait", "customer_consent")
+    with database.bulk_write(check_tables=checked) as session:
+        t0 = time.perf_counter()
+        postgres = database.dialect == "postgresql"
+        cursor = session.connection().connection.dbapi_connection.cursor()
+        if postgres:
+            cursor.execute("LOCK TABLE customer_profile, customer_identity, customer_link IN EXCLUSIVE MODE")
+        else:
+            cursor.execute("PRAGMA cache_size = -1048576")
+        existing = _load_existing(cursor, postgres, {i for r in rows for i in r.identifiers})
+        plan = _plan(rows, existing, rules)
+        report.people = len(plan.simple)
+        report.people_existing = sum(1 for pid, _ in plan.simple if pid is not None)
+        report.people_new = report.people - report.people_existing
+        report.rows_resolved_one_by_one = len(plan.resolved)
+        report.seconds["plan"] = round(time.perf_counter() - t0, 3)
+        progress("planned", report.people, report.people)
+
+        t1 = time.perf_counter()
+        balances = _write_simple(session, cursor, postgres, rows, plan, existing, source, report, progress)
+        for done, r in enumerate(plan.resolved, 1):
+            balances += _resolve_one(session, rules, rows[r], source, report)
+            if done % 1000 == 0:
+                progress("resolved one by one", done, len(plan.resolved))
+        if balances:
+            if not _opening_balances:
+                raise RuntimeError("no opening balance handler is registered (seamline.runtime.wire registers loyalty's)")
+            for start in range(0, len(balances), BATCH):
+                credited, skipped = _opening_balances[0](session, balances[start : start + BATCH])
+                report.balances_credited += credited
+                report.balances_already_applied += skipped
+                progress("balances", min(start + BATCH, len(balances)), len(balances))
+        session.flush()
+        report.seconds["write"] = round(time.perf_counter() - t1, 3)
+    report.seconds["total"] = round(time.perf_counter() - started, 3)
+    return report
+
+
+def _balance_key(row: ImportRow) -> str:
+    primary = row.identifiers[0]
+    digest = hashlib.sha256(f"{primary.type}\x1f{primary.value}".encode()).hexdigest()[:40]
+    return f"import:opening:{digest}"
+
+
+def _resolve_one(session: Session, rules: IdentifierRules, row: ImportRow, source: str, report: ImportReport) -> list:
+    data = CustomerUpsert(
+        identifiers=[IdentifierIn(type=i.type, value=i.value) for i in row.identifiers],
+        traits=row.traits,
+        consents=[ConsentIn(channel=c.channel, purpose=c.purpose, granted=c.granted) for c in row.consents],
+        source=source,
+    )
+    outcome = service.upsert_customer(session, rules=rules, data=data)
+    report.profiles_created += int(outcome.resolution.created_profile)
+    return [(outcome.resolution.profile_id, row.balance, _balance_key(row))] if row.balance else []
+
+
+def _write_simple(session: Session, cursor, postgres: bool, rows: list[ImportRow], plan: _Plan,  # noqa: ANN001
+                  existing: _Existing, source: str, report: ImportReport, progress: Progress) -> list:
+    writer = BulkWriter(cursor, postgres)
+    now = utcnow()
+    stamp = writer.timestamp(now)
+    cursor.execute("SELECT COALESCE(MAX(id), 0) FROM customer_profile")
+    next_profile = cursor.fetchone()[0] + 1
+    cursor.execute("SELECT COALESCE(MAX(id), 0) FROM customer_identity")
+    next_identity = cursor.fetchone()[0] + 1
+    identity_id = {i: v[0] for i, v in existing.identity.items()}
+    consents_seen = _existing_consents(cursor, postgres, [pid for pid, _ in plan.simple if pid is not None])
+    balances: list[tuple[int, int, str]] = []
+    total = len(plan.simple)
+    for start in range(0, total, BATCH):
+        profiles, identities, links, traits, consents = [], [], [], [], []
+        for pid, members in plan.simple[start : start + BATCH]:
+            if pid is None:
+                pid = next_profile
+                next_profile += 1
+                profiles.append((pid, "active", stamp, stamp))
+            for r in members:
+                row = rows[r]
+                for ident in row.identifiers:
+                    if ident not in identity_id:
+                        identity_id[ident] = next_identity
+                        identities.append((next_identity, ident.type, ident.value, pid, source, stamp, stamp, source))
+                        next_identity += 1
+                primary = identity_id[row.identifiers[0]]
+                for ident in row.identifiers[1:]:
+                    other = identity_id[ident]
+                    # Pairs whose ends both existed are one profile already: nothing new is said.
+                    if ident in existing.identity and row.identifiers[0] in existing.identity:
+                        continue
+                    links.append((min(primary, other), max(primary, other), source, False, False, True, stamp))
+                if row.traits:
+                    traits.append((primary, row.traits, source, now, True))
+                for c in row.consents:
+                    at = c.at.astimezone(timezone.utc) if c.at else now
+                    state = consents_seen.setdefault((pid, c.channel, c.purpose), [None, set(), None])
+                    # Not repeated: the current state already, or this very consent recorded before.
+                    if state[0] == c.granted or (c.granted, at) in state[1]:
+                        continue
+                    consents.append((primary, c.channel, c.purpose, c.granted, source, writer.timestamp(at)))
+                    state[1].add((c.granted, at))
+                    if state[2] is None or at >= state[2]:
+                        state[0], state[2] = c.granted, at
+                if row.balance:
+                    balances.append((pid, row.balance, _balance_key(row)))
+        writer.insert("customer_profile", ["id", "status", "created_at", "updated_at"], profiles)
+        writer.insert("customer_identity", ["id", "type", "value", "profile_id", "source", "created_at", "verified_at",
+                                            "verified_by"], identities)
+        writer.insert("customer_link", ["identity_a_id", "identity_b_id", "source", "forced", "revoked", "trusted",
+                                        "created_at"], links)
+        writer.insert("customer_consent", ["identity_id", "channel", "purpose", "granted", "source", "recorded_at"], consents)
+        if traits:
+            service.set_traits_many(session, traits)
+        report.profiles_created += len(profiles)
+        report.identities_created += len(identities)
+        report.links_created += len(links)
+        report.traits_set += sum(len(t[1]) for t in traits)
+        report.consents_recorded += len(consents)
+        progress("written", min(start + BATCH, total), total)
+    if postgres:
+        for table in ("customer_profile", "customer_identity"):
+            cursor.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT COALESCE(MAX(id), 1) FROM {table}))")
+    return balances
+
+
+def _existing_consents(cursor, postgres: bool, profile_ids: list[int]) -> dict[tuple, list]:  # noqa: ANN001
+    """Per (profile, channel, purpose): [current granted, {(granted, recorded at)}, latest recorded at]."""
+    mark = "%s" if postgres else "?"
+    found: dict[tuple, list] = {}
+    for start in range(0, len(profile_ids), _LOOKUP_CHUNK):
+        chunk = profile_ids[start : start + _LOOKUP_CHUNK]
+        cursor.execute(
+            "SELECT i.profile_id, c.channel, c.purpose, c.granted, c.recorded_at FROM customer_consent c "
+            f"JOIN customer_identity i ON i.id = c.identity_id WHERE i.profile_id IN ({', '.join([mark] * len(chunk))}) "
+            "ORDER BY c.recorded_at, c.id",
+            chunk,
+        )
+        for pid, channel, purpose, granted, recorded_at in cursor.fetchall():
+            at = _as_time(recorded_at)
+            state = found.setdefault((pid, channel, purpose), [None, set(), None])
+            state[0], state[2] = bool(granted), at
+            state[1].add((bool(granted), at))
+    return found
+
+
+def _as_time(value: Any) -> datetime:
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
