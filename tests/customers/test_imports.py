@@ -22,6 +22,7 @@ from seamline.customers.models import (
     CustomerTrait,
 )
 from seamline.customers.schemas import CustomerUpsert, IdentifierIn
+from seamline.loyalty import ledger
 from seamline.loyalty.models import LoyaltyAccount, LoyaltyEntry
 from seamline.runtime import wire
 
@@ -79,6 +80,23 @@ def test_a_file_imports_people_with_their_identifiers_traits_consents_and_balanc
     assert consents[("sms", "marketing")]["granted"] is False
     assert _balance(client, admin_headers, anna) == 1500
     assert _balance(client, admin_headers, olga) == 250
+    with database.read() as session:
+        assert ledger.check(session) == []
+
+
+def test_an_opening_balance_of_a_member_adds_to_the_account_they_have(database, settings, client, admin_headers):
+    rules = IdentifierRules(settings)
+    body = CustomerUpsert(identifiers=[IdentifierIn(type="phone", value="+79161234567")])
+    anna = database.run_write(lambda s: service.upsert_customer(s, rules=rules, data=body)).resolution.profile_id
+    adjusted = client.post(f"/v1/customers/{anna}/loyalty/adjustments", headers=admin_headers,
+                           json={"points": 100, "reason": "adjust", "comment": "before the move", "staff": "boss"})
+    assert adjusted.status_code == 201, adjusted.text
+    report = _import(database, settings, b"phone,loyalty.opening_balance\n8 916 123 45 67,400\n")
+    assert report.balances_credited == 1
+    assert _balance(client, admin_headers, anna) == 500
+    with database.read() as session:
+        assert session.scalar(select(func.count()).select_from(LoyaltyAccount)) == 1
+        assert ledger.check(session) == []
 
 
 def test_bad_rows_are_reported_all_at_once_and_nothing_is_written(database, settings):
