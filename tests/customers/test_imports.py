@@ -99,7 +99,7 @@ def test_an_opening_balance_of_a_member_adds_to_the_account_they_have(database, 
         assert ledger.check(session) == []
 
 
-def test_bad_rows_are_reported_all_at_once_and_nothing_is_written(database, settings):
+def test_bad_rows_are_reported_all_at_once_and_nothing_is_written(database, settings, monkeypatch):
     before = _counts(database)
     bad = (
         "email,phone,trait.name,consent.email.marketing,consent_at,loyalty.opening_balance,nickname\n"
@@ -129,6 +129,11 @@ def test_bad_rows_are_reported_all_at_once_and_nothing_is_written(database, sett
         (7, "loyalty.opening_balance"), (8, "loyalty.opening_balance"), (9, ""), (10, ""), (11, "consent.fax.marketing"),
     ], invalid.value.errors
     assert "duplicate of row 2" in invalid.value.errors[7].reason
+    # The same answer when processes check pieces of the file (as they do for a large one).
+    monkeypatch.setattr(imports, "VALIDATE_CHUNK", 3)
+    with pytest.raises(imports.ImportInvalid) as in_pieces:
+        imports.validate(rows, format="csv", rules=IdentifierRules(settings), workers=2)
+    assert in_pieces.value.errors == invalid.value.errors
     assert _counts(database) == before
 
 

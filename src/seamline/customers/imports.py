@@ -30,9 +30,12 @@ import csv
 import hashlib
 import io
 import json
+import multiprocessing
+import os
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timezone
 from typing import Any
@@ -42,6 +45,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 from sqlalchemy.orm import Session
 
+from seamline.core.config import Settings
 from seamline.core.db import Database
 from seamline.core.errors import Unprocessable
 from seamline.core.time import utcnow
@@ -56,6 +60,8 @@ BALANCE_COLUMN = "loyalty.opening_balance"
 #: Errors answered at most (the CLI prints them all).
 MAX_REPORTED_ERRORS = 1000
 BATCH = 5000
+#: Rows per piece of the file a validating process takes (a file of fewer than two is checked in-process).
+VALIDATE_CHUNK = 20_000
 _LOOKUP_CHUNK = 900
 
 #: (session, [(profile id, points, idempotency key)]) -> (credited, already applied)
@@ -164,7 +170,6 @@ class _Validator:
         self.rules = rules
         self.errors: list[RowError] = []
         self.rows: list[ImportRow] = []
-        self._seen: dict[int, int] = {}
 
     def error(self, row: int, column: str, reason: str) -> None:
         self.errors.append(RowError(row, column, reason))
@@ -228,23 +233,26 @@ class _Validator:
         seen: set[Identifier] = set()
         unique = [i for i in identifiers if not (i in seen or seen.add(i))]
         unique.sort(key=lambda i: (self.rules.priority[i.type], i.value))
-        row = ImportRow(number, unique, traits, checked, points or None, ignored)
-        fingerprint = hash((tuple(unique), json.dumps(traits, sort_keys=True, default=str),
-                            tuple((c.channel, c.purpose, c.granted, c.at) for c in checked), points))
-        if fingerprint in self._seen:
-            self.error(number, "", f"duplicate of row {self._seen[fingerprint]}")
-            return
-        self._seen[fingerprint] = number
-        self.rows.append(row)
+        self.rows.append(ImportRow(number, unique, traits, checked, points or None, ignored))
 
 
-def parse_csv(text: str, rules: IdentifierRules, progress: Progress = _no_progress) -> tuple[list[ImportRow], list[RowError]]:
-    check = _Validator(rules)
-    reader = csv.reader(io.StringIO(text))
-    header = next(reader, None)
-    if not header:
-        return [], [RowError(1, "", "empty file: a header row is expected")]
-    columns: list[tuple[str, str, Any]] = []  # (kind, column name, parsed)
+def _duplicates(rows: list[ImportRow]) -> list[RowError]:
+    """Rows equal to an earlier row once normalized (the same export line twice)."""
+    first: dict[int, int] = {}
+    errors = []
+    for row in rows:
+        fingerprint = hash((tuple(row.identifiers), json.dumps(row.traits, sort_keys=True, default=str),
+                            tuple((c.channel, c.purpose, c.granted, c.at) for c in row.consents), row.balance))
+        if fingerprint in first:
+            errors.append(RowError(row.number, "", f"duplicate of row {first[fingerprint]}"))
+        else:
+            first[fingerprint] = row.number
+    return errors
+
+
+def _csv_columns(header: list[str], check: _Validator) -> list[tuple[str, str, Any]]:
+    """(kind, column name, parsed) per column; unknown columns are errors of row 1."""
+    columns: list[tuple[str, str, Any]] = []
     for name in (h.strip() for h in header):
         parts = name.split(".")
         if name == BALANCE_COLUMN:
@@ -261,19 +269,18 @@ def parse_csv(text: str, rules: IdentifierRules, progress: Progress = _no_progre
             columns.append(("identifier", name, check.identifier_type(name)))
         else:
             check.error(1, name, "unknown column")
-    if check.errors:
-        return [], check.errors
+    return columns
+
+
+def _check_csv_rows(check: _Validator, columns: list[tuple[str, str, Any]], items: list[tuple[int, list[str]]]) -> None:
     width = len(columns)
-    for values in reader:
-        number = reader.line_num
-        if not any(v.strip() for v in values):
-            continue
+    for number, values in items:
         if len(values) != width:
             check.error(number, "", f"{len(values)} fields, the header has {width}")
             continue
         pairs, traits, consents, balance = [], {}, [], None
         consent_at, consent_at_of = None, {}
-        for (kind, name, parsed), value in zip(columns, values):
+        for (kind, _name, parsed), value in zip(columns, values):
             if kind == "consent_at":
                 consent_at = value
             elif kind == "consent_at_of":
@@ -288,17 +295,11 @@ def parse_csv(text: str, rules: IdentifierRules, progress: Progress = _no_progre
             elif kind == "balance":
                 balance = value
         check.add(number, pairs, traits, consents, balance, BALANCE_COLUMN)
-        if number % 50_000 == 0:
-            progress("validated", len(check.rows), 0)
-    return check.rows, check.errors
 
 
-def parse_jsonl(text: str, rules: IdentifierRules, progress: Progress = _no_progress) -> tuple[list[ImportRow], list[RowError]]:
-    check = _Validator(rules)
+def _check_jsonl_rows(check: _Validator, _columns: Any, items: list[tuple[int, str]]) -> None:
     allowed = {"identifiers", "traits", "consents", "opening_balance"}
-    for number, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
+    for number, line in items:
         try:
             item = json.loads(line)
         except ValueError as exc:
@@ -329,22 +330,77 @@ def parse_jsonl(text: str, rules: IdentifierRules, progress: Progress = _no_prog
             else:
                 consents.append((c["channel"], c["purpose"], c.get("granted"), c.get("at"), column))
         check.add(number, pairs, traits, consents, item.get("opening_balance"), "opening_balance")
-        if number % 50_000 == 0:
-            progress("validated", len(check.rows), 0)
+
+
+_CHECKERS = {"csv": _check_csv_rows, "jsonl": _check_jsonl_rows}
+_worker_rules: IdentifierRules | None = None
+
+
+def _start_worker(settings: Settings) -> None:
+    global _worker_rules
+    _worker_rules = IdentifierRules(settings)
+
+
+def _check_chunk(format: str, columns: Any, items: list) -> tuple[list[ImportRow], list[RowError]]:
+    check = _Validator(_worker_rules)
+    _CHECKERS[format](check, columns, items)
     return check.rows, check.errors
 
 
-def validate(data: bytes, *, format: str, rules: IdentifierRules, progress: Progress = _no_progress) -> list[ImportRow]:
-    """Every row of the file, checked; `ImportInvalid` with every problem if any."""
+def _items(text: str, format: str, check: _Validator) -> tuple[Any, list]:
+    """The file's header (CSV columns) and its rows as (row number, fields or line)."""
+    if format == "jsonl":
+        return None, [(n, line) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
+    reader = csv.reader(io.StringIO(text))
+    header = next(reader, None)
+    if not header:
+        check.error(1, "", "empty file: a header row is expected")
+        return [], []
+    columns = _csv_columns(header, check)
+    items = []
+    for values in reader:
+        if any(v.strip() for v in values):
+            items.append((reader.line_num, values))
+    return columns, items
+
+
+def validate(data: bytes, *, format: str, rules: IdentifierRules, progress: Progress = _no_progress,
+             workers: int = 1) -> list[ImportRow]:
+    """Every row of the file, checked; `ImportInvalid` with every problem if any. With `workers`
+    > 1 and a large file, identifiers are normalized in that many processes (phone and email
+    normalization is most of the time of an import)."""
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise ImportInvalid([RowError(0, "", f"not UTF-8 text: {exc}")]) from None
     if "\x00" in text:
         raise ImportInvalid([RowError(0, "", "the file holds a NUL character")])
-    if format not in ("csv", "jsonl"):
+    if format not in _CHECKERS:
         raise Unprocessable(f"Unknown import format {format!r} (csv or jsonl)", code="unknown_import_format")
-    rows, errors = (parse_csv if format == "csv" else parse_jsonl)(text, rules, progress)
+    check = _Validator(rules)
+    columns, items = _items(text, format, check)
+    del text
+    if check.errors:
+        raise ImportInvalid(check.errors)
+    rows: list[ImportRow] = []
+    errors: list[RowError] = []
+    chunk = VALIDATE_CHUNK
+    if workers > 1 and len(items) > 2 * chunk:
+        context = multiprocessing.get_context("spawn")  # safe in a threaded server, unlike fork
+        with ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker,
+                                 initargs=(rules.settings,)) as pool:
+            futures = [pool.submit(_check_chunk, format, columns, items[i : i + chunk]) for i in range(0, len(items), chunk)]
+            for future in futures:
+                done_rows, done_errors = future.result()
+                rows += done_rows
+                errors += done_errors
+                progress("validated", len(rows) + len(errors), len(items))
+    else:
+        for start in range(0, len(items), chunk):
+            _CHECKERS[format](check, columns, items[start : start + chunk])
+            progress("validated", len(check.rows) + len(check.errors), len(items))
+        rows, errors = check.rows, check.errors
+    errors = sorted(errors + _duplicates(rows), key=lambda e: e.row)
     if errors:
         raise ImportInvalid(errors)
     if not rows:
@@ -467,13 +523,14 @@ def _plan(rows: list[ImportRow], existing: _Existing, rules: IdentifierRules) ->
 
 def import_customers(
     database: Database, *, rules: IdentifierRules, data: bytes, format: str, source: str = "import",
-    progress: Progress = _no_progress,
+    progress: Progress = _no_progress, workers: int | None = None,
 ) -> ImportReport:
     """Validate, plan and write a whole file (see the module's docstring); `ImportInvalid` if any
     row is bad, and then nothing is written."""
     started = time.perf_counter()
     report = ImportReport(sha256=hashlib.sha256(data).hexdigest())
-    rows = validate(data, format=format, rules=rules, progress=progress)
+    workers = workers or rules.settings.customers_import_workers or os.cpu_count() or 1
+    rows = validate(data, format=format, rules=rules, progress=progress, workers=workers)
     report.rows = len(rows)
     report.identifiers = sum(len(r.identifiers) for r in rows)
     report.ignored_identifiers = sum(r.ignored for r in rows)
@@ -590,8 +647,7 @@ def _write_simple(session: Session, cursor, postgres: bool, rows: list[ImportRow
         writer.insert("customer_link", ["identity_a_id", "identity_b_id", "source", "forced", "revoked", "trusted",
                                         "created_at"], links)
         writer.insert("customer_consent", ["identity_id", "channel", "purpose", "granted", "source", "recorded_at"], consents)
-        if traits:
-            service.set_traits_many(session, traits)
+        service.insert_trait_rows(session, traits)
         report.profiles_created += len(profiles)
         report.identities_created += len(identities)
         report.links_created += len(links)
