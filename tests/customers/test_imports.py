@@ -236,3 +236,17 @@ def test_the_command_imports_in_a_process_of_its_own(database, settings, tmp_pat
     assert "written: 3/3" in done.stderr  # progress
     again = _cli(settings, "customers", "import", str(FIXTURES / "import.csv"))
     assert json.loads(again.stdout)["identities_created"] == 0
+
+
+def test_a_larger_file_sets_every_trait_once_and_again_changes_nothing(database, settings):
+    lines = ["email,trait.first_name,trait.city"] + [f"person{i}@example.com,Имя {i},Город {i % 7}" for i in range(1500)]
+    data = ("\n".join(lines) + "\n").encode()
+    report = _import(database, settings, data)
+    assert report.people == 1500 and report.traits_set == 3000
+    with database.read() as session:
+        pid = service.lookup(session, rules=IdentifierRules(settings), type_name="email", value="person1234@example.com").id
+        traits = service.traits_of(session, service.identity_ids_of(session, pid))
+    assert traits["first_name"]["value"] == "Имя 1234" and traits["city"]["value"] == "Город 2"
+    before = _counts(database)
+    assert _import(database, settings, data).identities_created == 0
+    assert _counts(database) == before

@@ -157,12 +157,21 @@ def insert_trait_rows(session: Session, observations: list[TraitObservation]) ->
             if seen is None or (seen[5], seen[4]) <= (verified, observed_at):
                 latest[(identity_id, key)] = (identity_id, key, json.dumps(value), source, observed_at, verified)
     rows = [(*row[:4], sql.time(row[4]), row[5]) for row in latest.values()]
-    sql.insert_rows(
-        "customer_trait", ("identity_id", "key", "value", "source", "observed_at", "verified"), rows,
-        suffix="ON CONFLICT (identity_id, key) DO UPDATE SET value = excluded.value, source = excluded.source, "
-               "observed_at = excluded.observed_at, verified = excluded.verified "
-               "WHERE customer_trait.observed_at <= excluded.observed_at AND (excluded.verified OR NOT customer_trait.verified)",
-    )
+    columns = "identity_id, key, value, source, observed_at, verified"
+    upsert = ("ON CONFLICT (identity_id, key) DO UPDATE SET value = excluded.value, source = excluded.source, "
+              "observed_at = excluded.observed_at, verified = excluded.verified "
+              "WHERE customer_trait.observed_at <= excluded.observed_at AND (excluded.verified OR NOT customer_trait.verified)")
+    if sql.sqlite or len(rows) < 1000:
+        sql.insert_rows("customer_trait", columns.split(", "), rows, suffix=upsert)
+        return
+    # PostgreSQL: COPY into a temporary table, then one upsert (a row-by-row upsert is 10x slower).
+    sql.execute("CREATE TEMPORARY TABLE IF NOT EXISTS tmp_customer_trait (identity_id BIGINT, key TEXT, value JSON, "
+                "source TEXT, observed_at TIMESTAMPTZ, verified BOOLEAN) ON COMMIT DROP")
+    sql.execute("TRUNCATE tmp_customer_trait")
+    with sql.cursor.copy(f"COPY tmp_customer_trait ({columns}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row(row)
+    sql.execute(f"INSERT INTO customer_trait ({columns}) SELECT {columns} FROM tmp_customer_trait {upsert}")
 
 
 @functools.cache
