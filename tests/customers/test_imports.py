@@ -250,3 +250,24 @@ def test_a_larger_file_sets_every_trait_once_and_again_changes_nothing(database,
     before = _counts(database)
     assert _import(database, settings, data).identities_created == 0
     assert _counts(database) == before
+
+
+def test_a_later_row_links_a_stored_identifier_to_one_the_file_created(database, settings):
+    rules = IdentifierRules(settings)
+    body = CustomerUpsert(identifiers=[IdentifierIn(type="phone", value="+79161234567"),
+                                       IdentifierIn(type="loyalty_card", value="2000000000017")])
+    anna = database.run_write(lambda s: service.upsert_customer(s, rules=rules, data=body)).resolution.profile_id
+    rows = (
+        "email,phone,card,trait.city\n"
+        "anna@example.com,+79161234567,,\n"       # a new email beside her stored phone
+        "anna@example.com,,2000000000017,\n"      # the new email beside her stored card: linked too
+        "anna@example.com,+79161234567,,Тверь\n"  # a pair said before: not stored again
+    ).encode()
+    report = _import(database, settings, rows)
+    assert report.people == 1 and report.people_existing == 1 and report.links_created == 2
+    with database.read() as session:
+        email = session.scalar(select(CustomerIdentity.id).where(CustomerIdentity.value == "anna@example.com"))
+        linked = session.scalars(select(func.count()).select_from(CustomerLink).where(
+            (CustomerLink.identity_a_id == email) | (CustomerLink.identity_b_id == email))).one()
+    assert linked == 2
+    assert _profile_of(database, settings, "email", "anna@example.com") == anna

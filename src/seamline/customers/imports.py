@@ -457,34 +457,36 @@ class _Plan:
     simple: list[tuple[int | None, list[int]]]
     #: Rows resolved one by one, in file order.
     resolved: list[int]
+    #: Per row, the index of each of its identifiers (in the row's order) among the file's.
+    row_index: list[list[int]]
+    #: Per identifier index, its stored identity's id (0: new).
+    identity_ids: list[int]
 
 
 def _plan(rows: list[ImportRow], existing: _Existing, rules: IdentifierRules) -> _Plan:
     index: dict[Identifier, int] = {}
-    row_a: list[int] = []
-    row_b: list[int] = []
-    row_primary = np.empty(len(rows), dtype=np.int64)
-    for r, row in enumerate(rows):
-        first = index.setdefault(row.identifiers[0], len(index))
-        row_primary[r] = first
-        for ident in row.identifiers[1:]:
-            row_a.append(first)
-            row_b.append(index.setdefault(ident, len(index)))
+    row_index = [[index.setdefault(ident, len(index)) for ident in row.identifiers] for row in rows]
     n_ident = len(index)
+    row_primary = np.fromiter((ids[0] for ids in row_index), dtype=np.int64, count=len(rows))
+    row_a = [ids[0] for ids in row_index for _ in range(len(ids) - 1)]
+    row_b = [k for ids in row_index for k in ids[1:]]
+    identity_ids = [0] * n_ident
     profile_node: dict[int, int] = {}
     ext_a, ext_b = [], []
-    for ident, i in index.items():
-        if ident in existing.identity:
-            pid = existing.identity[ident][1]
+    for ident, (identity_id, pid, _verified) in existing.identity.items():
+        i = index.get(ident)
+        if i is not None:
+            identity_ids[i] = identity_id
             ext_a.append(i)
             ext_b.append(profile_node.setdefault(pid, n_ident + len(profile_node)))
     n = n_ident + len(profile_node)
     a = np.array(row_a + ext_a, dtype=np.int64)
     b = np.array(row_b + ext_b, dtype=np.int64)
-    _, labels = connected_components(coo_matrix((np.ones(len(a), dtype=np.int8), (a, b)), shape=(n, n)), directed=False)
+    ncomp, labels = connected_components(coo_matrix((np.ones(len(a), dtype=np.int8), (a, b)), shape=(n, n)), directed=False)
     row_comp = labels[row_primary]
 
-    # Components that need the per-request path.
+    # Components that need the per-request path: more than one profile, a profile not active, a
+    # claimed identifier, or more identifiers of a type than its limit.
     complex_comps: set[int] = set()
     profiles_of: dict[int, list[int]] = defaultdict(list)
     for pid, node in profile_node.items():
@@ -495,19 +497,19 @@ def _plan(rows: list[ImportRow], existing: _Existing, rules: IdentifierRules) ->
     for ident, (_iid, _pid, verified) in existing.identity.items():
         if not verified and ident in index:
             complex_comps.add(int(labels[index[ident]]))
-    # Per-type counts of each component: new identifiers plus its existing profile's.
-    new_types: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-    for ident, i in index.items():
-        if ident not in existing.identity:
-            new_types[int(labels[i])][ident.type] += 1
-    for comp, counts in new_types.items():
-        if comp in complex_comps:
-            continue
-        total = dict(counts)
-        for pid in profiles_of.get(comp, ()):
-            for type_name, count in existing.profile_counts.get(pid, {}).items():
-                total[type_name] = total.get(type_name, 0) + count
-        if any(count > rules.limit(t) for t, count in total.items()):
+    type_names = sorted({ident.type for ident in index})
+    code = {t: k for k, t in enumerate(type_names)}
+    kinds = np.fromiter((code[ident.type] for ident in index), dtype=np.int64, count=n_ident)
+    new = np.ones(n_ident, dtype=bool)
+    new[ext_a] = False
+    width = len(type_names)
+    counts = np.bincount(labels[:n_ident][new] * width + kinds[new], minlength=ncomp * width).reshape(ncomp, width)
+    limits = np.array([rules.limit(t) for t in type_names])
+    complex_comps.update(np.flatnonzero((counts > limits).any(axis=1)).tolist())
+    for comp, pids in profiles_of.items():
+        stored = existing.profile_counts.get(pids[0], {})
+        if comp not in complex_comps and any(counts[comp, k] and counts[comp, k] + stored.get(t, 0) > limits[k]
+                                             for k, t in enumerate(type_names)):
             complex_comps.add(comp)
 
     simple_rows: dict[int, list[int]] = defaultdict(list)
@@ -515,7 +517,7 @@ def _plan(rows: list[ImportRow], existing: _Existing, rules: IdentifierRules) ->
     for r, comp in enumerate(row_comp.tolist()):
         (resolved.append(r) if comp in complex_comps else simple_rows[comp].append(r))
     simple = [(profiles_of[c][0] if c in profiles_of else None, members) for c, members in simple_rows.items()]
-    return _Plan(simple, resolved)
+    return _Plan(simple, resolved, row_index, identity_ids)
 
 
 # --- write -------------------------------------------------------------------------------------
@@ -601,8 +603,9 @@ def _write_simple(session: Session, cursor, postgres: bool, rows: list[ImportRow
     cursor.execute("SELECT COALESCE(MAX(id), 0) FROM customer_profile")
     next_profile = cursor.fetchone()[0] + 1
     cursor.execute("SELECT COALESCE(MAX(id), 0) FROM customer_identity")
-    next_identity = cursor.fetchone()[0] + 1
-    identity_id = {i: v[0] for i, v in existing.identity.items()}
+    next_identity = first_new = cursor.fetchone()[0] + 1
+    identity_ids = plan.identity_ids
+    linked: set[tuple[int, int]] = set()
     consents_seen = _existing_consents(cursor, postgres, [pid for pid, _ in plan.simple if pid is not None])
     balances: list[tuple[int, int, str]] = []
     total = len(plan.simple)
@@ -614,19 +617,22 @@ def _write_simple(session: Session, cursor, postgres: bool, rows: list[ImportRow
                 next_profile += 1
                 profiles.append((pid, "active", stamp, stamp))
             for r in members:
-                row = rows[r]
-                for ident in row.identifiers:
-                    if ident not in identity_id:
-                        identity_id[ident] = next_identity
+                row, keys = rows[r], plan.row_index[r]
+                for k, ident in zip(keys, row.identifiers):
+                    if not identity_ids[k]:
+                        identity_ids[k] = next_identity
                         identities.append((next_identity, ident.type, ident.value, pid, source, stamp, stamp, source))
                         next_identity += 1
-                primary = identity_id[row.identifiers[0]]
-                for ident in row.identifiers[1:]:
-                    other = identity_id[ident]
-                    # Pairs whose ends both existed are one profile already: nothing new is said.
-                    if ident in existing.identity and row.identifiers[0] in existing.identity:
+                primary = identity_ids[keys[0]]
+                for k in keys[1:]:
+                    other = identity_ids[k]
+                    pair = (min(primary, other), max(primary, other))
+                    # Ends that both existed are one profile already: nothing new is said. A pair
+                    # is stored once, however many rows say it.
+                    if (primary < first_new and other < first_new) or pair in linked:
                         continue
-                    links.append((min(primary, other), max(primary, other), source, False, False, True, stamp))
+                    linked.add(pair)
+                    links.append((*pair, source, False, False, True, stamp))
                 if row.traits:
                     traits.append((primary, row.traits, source, now, True))
                 for c in row.consents:
