@@ -241,7 +241,11 @@ def _duplicates(rows: list[ImportRow]) -> list[RowError]:
     first: dict[int, int] = {}
     errors = []
     for row in rows:
-        fingerprint = hash((tuple(row.identifiers), json.dumps(row.traits, sort_keys=True, default=str),
+        try:  # CSV traits are text: hashable as they are; JSON values may not be
+            traits: Any = hash(frozenset(row.traits.items()))
+        except TypeError:
+            traits = json.dumps(row.traits, sort_keys=True, default=str)
+        fingerprint = hash((tuple(row.identifiers), traits,
                             tuple((c.channel, c.purpose, c.granted, c.at) for c in row.consents), row.balance))
         if fingerprint in first:
             errors.append(RowError(row.number, "", f"duplicate of row {first[fingerprint]}"))
