@@ -147,10 +147,8 @@ def _no_progress(_stage: str, _done: int, _total: int) -> None:
 
 
 def detect_format(name: str | None, content_type: str | None = None) -> str:
-    hint = f"{name or ''} {content_type or ''}".lower()
-    if "jsonl" in hint or "ndjson" in hint or "json" in hint:
-        return "jsonl"
-    return "csv"
+    """jsonl for a name or content type that says JSON (`.jsonl`, `.ndjson`, `application/x-ndjson`), else csv."""
+    return "jsonl" if "json" in f"{name or ''} {content_type or ''}".lower() else "csv"
 
 
 def _date(text: str) -> datetime:
