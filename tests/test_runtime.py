@@ -48,18 +48,19 @@ def test_a_new_process_has_the_apps_wiring():
     probe = (
         "import json; from seamline import runtime; runtime.wire(); "
         "from seamline.inbox.adapters import ADAPTERS; from seamline.commerce import events, payment_providers, promotions, redemption; "
-        "from seamline.inbox import canned, routing; from seamline.customers import login_codes, resolution; "
+        "from seamline.inbox import canned, routing; from seamline.customers import imports, login_codes, resolution; "
         "print(json.dumps({'channels': sorted(ADAPTERS), 'cancelled': len(events._cancelled), 'handed_over': len(events._handed_over), "
         "'returned': len(events._returned), 'providers': sorted(payment_providers.PROVIDERS), 'redeemers': len(redemption._redeemer), "
         "'conditions': sorted(promotions._checkers), 'signals': len(routing.PRIORITY_SIGNALS), 'variables': len(canned.PROVIDERS), "
-        "'senders': len(login_codes._SENDERS), 'merged': len(resolution._merged_listeners)}))"
+        "'senders': len(login_codes._SENDERS), 'merged': len(resolution._merged_listeners), "
+        "'opening_balances': len(imports._opening_balances)}))"
     )
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True)
     assert json.loads(result.stdout) == {
         "channels": ["email", "phone", "sms", "telegram", "viber", "vk", "webchat", "whatsapp"],
         "cancelled": 2, "handed_over": 2, "returned": 1,  # payments and loyalty; loyalty
         "providers": ["on_pickup", "test", "wallet", "webhook"], "redeemers": 1, "conditions": ["tiers", "traits"],
-        "signals": 2, "variables": 1, "senders": 1, "merged": 1,
+        "signals": 2, "variables": 1, "senders": 1, "merged": 1, "opening_balances": 1,
     }
 
 

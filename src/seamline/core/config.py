@@ -118,6 +118,14 @@ class Settings(BaseSettings):
         description="Purposes a consent can be given for (personal_data: processing under 152-FZ)",
     )
 
+    customers_import_max_bytes: int = Field(
+        default=1024 * 1024 * 1024, ge=1024, description="Largest customer import file accepted over HTTP (docs/import.md)"
+    )
+    customers_import_workers: int = Field(
+        default=0, ge=0, le=64,
+        description="Processes that normalize a large import file's identifiers; 0: one per CPU (docs/import.md)",
+    )
+
     event_max_bytes: int = Field(default=32 * 1024, ge=1024, description="Largest accepted event (its JSON), as Segment's 32 KB")
     event_batch_max_bytes: int = Field(
         default=500 * 1024, ge=1024, description="Largest accepted request body after gzip, as Segment's 500 KB per batch"

@@ -55,6 +55,7 @@ _COLLECTION = frozenset(f"/v1/{name}" for name in ("identify", "track", "page", 
 _ATTACHMENTS = ("/v1/webchat/attachments", "/v1/inbox/attachments")
 _EMAILS = ("/v1/channels/email/messages", "/v1/inbox/channels/email/messages")  # the second: its deprecated name
 _STOCK_FILES = "/v1/stock/imports"
+_CUSTOMER_FILES = "/v1/customers/imports"
 
 
 def group_of(method: str, path: str) -> str | None:
@@ -238,6 +239,7 @@ def body_limits(settings: Settings) -> BodyLimits:
         **{path: attachment for path in _ATTACHMENTS},
         **{path: (max(default, settings.inbox_email_max_bytes), "email_too_large") for path in _EMAILS},
         _STOCK_FILES: (max(default, settings.commerce_sync_max_bytes), "payload_too_large"),
+        _CUSTOMER_FILES: (max(default, settings.customers_import_max_bytes), "payload_too_large"),
         "/v1/channels/telephony/callback-requests": (default, "payload_too_large"),  # a public form, not a provider
     }
     prefixes = (("/v1/channels/", max(default, PROVIDER_WEBHOOK_MAX_BYTES), "payload_too_large"),
@@ -307,7 +309,7 @@ class BodyLimit:
 
 #: Bodies not checked by `NoNul` (their query strings and paths are): collection (per event),
 #: files, and what providers send, stored raw and normalized without NULs.
-_NUL_UNCHECKED_BODIES = _COLLECTION | {*_ATTACHMENTS, *_EMAILS, _STOCK_FILES}
+_NUL_UNCHECKED_BODIES = _COLLECTION | {*_ATTACHMENTS, *_EMAILS, _STOCK_FILES, _CUSTOMER_FILES}
 _NUL_UNCHECKED_PREFIXES = tuple(f"/v1/channels/{name}/" for name in ("telegram", "whatsapp", "vk", "viber", "sms"))
 _NUL_ESCAPE = b"\\u0000"  # how JSON writes a NUL (raw control characters are not JSON)
 

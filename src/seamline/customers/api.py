@@ -5,14 +5,15 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session
 
 from seamline.core.openapi import errors
 from seamline.core.deps import AdminKey, AppSettings, ReadKey, ReadSession, WriteKey, WriteSession, get_database
-from seamline.core.errors import Unprocessable
+from seamline.core.errors import PayloadTooLarge, Unprocessable, UnsupportedMediaType
 from seamline.core.pagination import decode_cursor, encode_cursor
 from seamline.core.schemas import path_id
-from seamline.customers import login_codes, resolution, service
+from seamline.customers import imports, login_codes, resolution, service
 from seamline.customers.identifiers import IdentifierRules
 from seamline.customers.schemas import (
     ConflictPage,
@@ -20,6 +21,7 @@ from seamline.customers.schemas import (
     ConflictResolve,
     ConsentCreate,
     ConsentRead,
+    CustomerImportRead,
     CustomerPage,
     CustomerRead,
     CustomerUpsert,
@@ -88,6 +90,44 @@ def upsert_customer(
     response = get_database(request).run_write(work)
     _count_merges(request, "link", len(response["merged_customer_ids"]))
     return response
+
+
+_IMPORT_FORMATS = {"text/csv": "csv", "application/csv": "csv", "application/x-ndjson": "jsonl",
+                   "application/jsonl": "jsonl", "application/x-jsonlines": "jsonl"}
+_IMPORT_BODY = {
+    "required": True,
+    "content": {
+        "text/csv": {"schema": {"type": "string", "description": "One person per row (docs/import.md)"}},
+        "application/x-ndjson": {"schema": {"type": "string", "description": "One JSON object per line (docs/import.md)"}},
+    },
+}
+
+
+@router.post("/customers/imports", response_model=CustomerImportRead, openapi_extra={"requestBody": _IMPORT_BODY},
+             responses=errors(415, 422, notes={415: "neither CSV nor JSONL",
+                                               422: "`import_invalid`: every bad row in `details.errors` (the first "
+                                                    "1,000; `details.error_count` counts all); nothing imported"}))
+async def import_customers(request: Request, rules: Rules, settings: AppSettings, _: AdminKey) -> Any:
+    """Import customers from a CRM export: the raw body, `text/csv` or `application/x-ndjson`.
+    The whole file is checked first; any bad row rejects it (422, every problem listed) and nothing
+    is written. Then it is resolved against the identity graph and written in one transaction,
+    synchronously (a million people take about a minute). Importing the same file again changes
+    nothing."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type not in _IMPORT_FORMATS:
+        raise UnsupportedMediaType(f"Send the file as text/csv or application/x-ndjson, not {content_type or 'nothing'}",
+                                   code="unsupported_media_type")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > settings.customers_import_max_bytes:
+            raise PayloadTooLarge(f"The file is larger than {settings.customers_import_max_bytes} bytes",
+                                  code="payload_too_large")
+    report = await run_in_threadpool(
+        imports.import_customers, get_database(request), rules=rules, data=bytes(body),
+        format=_IMPORT_FORMATS[content_type], source="import",
+    )
+    return report.as_dict()
 
 
 @router.get("/customers", response_model=CustomerPage)

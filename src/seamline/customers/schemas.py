@@ -241,3 +241,25 @@ class LoginCodeVerify(RequestModel):
 class LoginCodeVerified(BaseModel):
     customer_id: int
     created: bool = Field(description="A new profile was created by this login")
+
+
+class CustomerImportRead(BaseModel):
+    """What a customer import did (docs/import.md)."""
+
+    sha256: str = Field(description="SHA-256 of the file")
+    rows: int
+    identifiers: int = Field(description="Identifiers in the file after normalization")
+    ignored_identifiers: int = Field(description="Blocked values (placeholders) that link nobody")
+    people: int = Field(description="People written in bulk (rows of the same person counted once)")
+    people_new: int
+    people_existing: int = Field(description="People who were already customers")
+    rows_resolved_one_by_one: int = Field(description="Rows that merge existing profiles, break a merge rule or vouch for a "
+                                                      "claimed identifier: resolved as single upserts")
+    profiles_created: int
+    identities_created: int
+    links_created: int
+    traits_set: int
+    consents_recorded: int
+    balances_credited: int
+    balances_already_applied: int
+    seconds: dict[str, float]

@@ -75,7 +75,7 @@ def find_account(session: Session, profile_id: int) -> LoyaltyAccount | None:
 
 def account_for(
     session: Session, profile_id: int, *, program: ProgramPut, create: bool, channel: str | None = None,
-    now: datetime | None = None,
+    now: datetime | None = None, welcome: bool = True,
 ) -> LoyaltyAccount | None:
     """The customer's account, locked for a change; opened (with the welcome bonus) when `create`.
     Two profiles merged into one person each with an account: the later account's points,
@@ -88,7 +88,7 @@ def account_for(
         account = LoyaltyAccount(profile_id=canonical, enrolled_channel=channel, created_at=now, updated_at=now)
         session.add(account)
         session.flush()
-        if program.welcome_points:
+        if program.welcome_points and welcome:
             credit(session, account, program.welcome_points, kind="welcome", program=program, channel=channel,
                    key=f"welcome:{account.id}", now=now, reference=f"account:{account.id}")
         return account

@@ -36,6 +36,7 @@ from seamline.core.auth.models import ApiKey
 from seamline.core.db import DriverSQL
 from seamline.core.errors import Unprocessable
 from seamline.core.time import utcnow
+from seamline.customers import imports as customer_imports
 from seamline.customers import resolution
 from seamline.customers import service as customers_service
 from seamline.customers.models import CustomerIdentity, CustomerTrait
@@ -223,7 +224,8 @@ def _in_tiers(session: Session, profile_id: int, wanted: Any) -> bool:
 def subscribe() -> None:
     """What loyalty does when other domains act (called once by `seamline.runtime.wire`): points
     for a handed-over order, back for a return or a cancellation; accounts folded when two
-    profiles merge; points spent at checkout; the `tiers` condition of promotions."""
+    profiles merge; points spent at checkout; the `tiers` condition of promotions; opening
+    balances of a customer import."""
     commerce_events.on_order_handed_over(_on_handover)
     commerce_events.on_order_returned(on_return)
     commerce_events.on_order_cancelled(on_cancel)
@@ -231,6 +233,7 @@ def subscribe() -> None:
     redemption.register(Redeemer())
     promotions.register_condition("tiers", _in_tiers)
     wallet.offer_as_payment()
+    customer_imports.register_opening_balances(open_balances)
 
 
 # --- staff adjustments ----------------------------------------------------------------------------
@@ -263,6 +266,71 @@ def adjust(
     log.info("loyalty adjustment", account_id=account.id, customer_id=customer_id, points=data.points, reason=data.reason,
              staff=data.staff, api_key_id=api_key_id, entry_id=entry.id)
     return entry, True
+
+
+def open_balances(session: Session, items: list[tuple[int, int, str]], *, now: datetime | None = None) -> tuple[int, int]:
+    """Opening balances of a customer import (`customers.imports`): per (profile id, points,
+    idempotency key), an `adjust` credit in the ledger unless that key is there already; an
+    account opened for it gets no welcome bonus (the balance is what the old system owed).
+    Profiles without an account (and without profiles merged into them), the usual case of an
+    import, get account, entry and lot in three set-based inserts; others go through
+    `account_for` and `credit`. Returns (credited, already applied)."""
+    now, program = _now(now), rules.get_program(session)
+    sql = DriverSQL(session)
+    done = set(session.scalars(select(LoyaltyEntry.idempotency_key)
+                               .where(LoyaltyEntry.idempotency_key.in_([key for _, _, key in items]))))
+    todo = [(pid, points, key) for pid, points, key in items if key not in done and points > 0]
+    profiles = sorted({pid for pid, _, _ in todo})
+    busy: set[int] = set()
+    for start in range(0, len(profiles), 900):
+        chunk = profiles[start : start + 900]
+        marks = ", ".join("?" * len(chunk))
+        busy.update(r[0] for r in sql.execute(f"SELECT profile_id FROM loyalty_account WHERE profile_id IN ({marks})", chunk))
+        busy.update(r[0] for r in sql.execute(
+            f"SELECT merged_into_id FROM customer_profile WHERE merged_into_id IN ({marks})", chunk))
+        busy.update(r[0] for r in sql.execute(
+            f"SELECT id FROM customer_profile WHERE status <> 'active' AND id IN ({marks})", chunk))
+    fresh: dict[int, list[tuple[int, str]]] = {}
+    credited = 0
+    for profile_id, points, key in todo:
+        if profile_id in busy:
+            account = ledger.account_for(session, profile_id, program=program, create=True, now=now, welcome=False)
+            ledger.credit(session, account, points, kind="adjust", program=program, now=now, key=key,
+                          reference="import", comment="opening balance")
+            credited += 1
+        else:
+            fresh.setdefault(profile_id, []).append((points, key))
+    if fresh:
+        session.flush()
+        stamp, expires = sql.time(now), ledger.expiry_of(program, now)
+        expires = sql.time(expires) if expires else None
+        account_ids = _new_ids(sql, "loyalty_account", len(fresh))
+        sql.insert_rows("loyalty_account", ("id", "profile_id", "points_available", "points_pending", "wallet_balance",
+                                            "tier_spend", "created_at", "updated_at"),
+                        [(aid, pid, sum(p for p, _ in credits), 0, 0, 0, stamp, stamp)
+                         for aid, (pid, credits) in zip(account_ids, fresh.items())])
+        entries = [(aid, points, key) for aid, credits in zip(account_ids, fresh.values()) for points, key in credits]
+        entry_ids = _new_ids(sql, "loyalty_entry", len(entries))
+        sql.insert_rows("loyalty_entry", ("id", "account_id", "kind", "available_delta", "pending_delta", "spend_delta",
+                                          "available_at", "expires_at", "reference", "comment", "idempotency_key",
+                                          "created_at"),
+                        [(eid, aid, "adjust", points, 0, 0, stamp, expires, "import", "opening balance", key, stamp)
+                         for eid, (aid, points, key) in zip(entry_ids, entries)])
+        sql.insert_rows("loyalty_lot", ("account_id", "entry_id", "state", "points", "remaining", "available_at", "expires_at"),
+                        [(aid, eid, "available", points, points, stamp, expires)
+                         for eid, (aid, points, _key) in zip(entry_ids, entries)])
+        credited += len(entries)
+    return credited, len(items) - credited
+
+
+def _new_ids(sql: DriverSQL, table: str, count: int) -> list[int]:
+    """`count` ids for rows inserted with explicit ids: from the sequence on PostgreSQL (safe beside
+    concurrent inserts), after the largest on SQLite (one writer at a time)."""
+    if not sql.sqlite:
+        return [r[0] for r in sql.execute(f"SELECT nextval(pg_get_serial_sequence('{table}', 'id')) "
+                                          "FROM generate_series(1, ?)", (count,)).fetchall()]
+    first = sql.execute(f"SELECT COALESCE(MAX(id), 0) + 1 FROM {table}").fetchone()[0]
+    return list(range(first, first + count))
 
 
 def adjustments(session: Session, *, limit: int, before_id: int | None) -> list[LoyaltyEntry]:
