@@ -119,7 +119,8 @@ class Settings(BaseSettings):
     )
 
     customers_import_max_bytes: int = Field(
-        default=1024 * 1024 * 1024, ge=1024, description="Largest customer import file accepted over HTTP (docs/import.md)"
+        default=256 * 1024 * 1024, ge=1024,
+        description="Largest customer import file accepted over HTTP, held in memory while it runs (docs/import.md; the command has no limit)"
     )
     customers_import_workers: int = Field(
         default=0, ge=0, le=64,

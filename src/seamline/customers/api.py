@@ -111,8 +111,8 @@ async def import_customers(request: Request, rules: Rules, settings: AppSettings
     """Import customers from a CRM export: the raw body, `text/csv` or `application/x-ndjson`.
     The whole file is checked first; any bad row rejects it (422, every problem listed) and nothing
     is written. Then it is resolved against the identity graph and written in one transaction,
-    synchronously (a million people take about a minute). Importing the same file again changes
-    nothing."""
+    synchronously (a million people take minutes: prefer `seamline customers import` for those;
+    docs/import.md). Importing the same file again changes nothing."""
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type not in _IMPORT_FORMATS:
         raise UnsupportedMediaType(f"Send the file as text/csv or application/x-ndjson, not {content_type or 'nothing'}",
