@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from sqlalchemy.orm import Session
 
 from seamline.core.openapi import errors
@@ -41,6 +42,13 @@ from seamline.customers.sections import SectionRegistry
 from seamline.customers.timeline import TimelineQuery, TimelineRegistry, decode_timeline_cursor
 
 router = APIRouter(prefix="/v1", tags=["customers"])
+
+
+@router.api_route("/customers/imports", methods=["GET", "PUT", "PATCH", "DELETE"], include_in_schema=False)
+def _imports_other_methods() -> None:
+    """405 (with `Allow: POST`), not `GET /customers/{customer_id}` refusing "imports" as an id:
+    registered before the id routes, so Starlette matches it first."""
+    raise StarletteHTTPException(405)
 
 CustomerId = Annotated[int, path_id(description="A customer id; a merged id leads to its survivor")]
 Limit = Annotated[int, Query(ge=1, le=200)]
