@@ -71,7 +71,7 @@ from seamline.core.deps import (
     WriteSession,
     get_database,
 )
-from seamline.core.errors import PayloadTooLarge, UnsupportedMediaType
+from seamline.core.limits import read_upload
 from seamline.core.openapi import errors, replayed
 from seamline.core.pagination import CursorQuery
 from seamline.core.schemas import DateTime, path_id, query_id
@@ -585,20 +585,12 @@ async def import_stock_file(
     rejects it (422, every problem listed) and nothing changes. Then, in one transaction, on
     hand is set through `sync` movements and list prices are updated. The same content again:
     200, status `unchanged`."""
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    formats = {"text/csv": "csv", "application/csv": "csv", "application/xml": "commerceml", "text/xml": "commerceml"}
-    if content_type not in formats:
-        raise UnsupportedMediaType(f"Send the file as text/csv or application/xml, not {content_type or 'nothing'}",
-                                   code="unsupported_media_type")
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > settings.commerce_sync_max_bytes:
-            raise PayloadTooLarge(f"The file is larger than {settings.commerce_sync_max_bytes} bytes",
-                                  code="payload_too_large")
+    file_format, data = await read_upload(
+        request, formats={"text/csv": "csv", "application/csv": "csv", "application/xml": "commerceml", "text/xml": "commerceml"},
+        expected="text/csv or application/xml", limit=settings.commerce_sync_max_bytes)
     run = await run_in_threadpool(
-        sync.import_data, get_database(request), settings=settings, data=bytes(body), file_name=file_name,
-        format=formats[content_type], source="http",
+        sync.import_data, get_database(request), settings=settings, data=data, file_name=file_name,
+        format=file_format, source="http",
     )
     if run["status"] == "rejected":
         file_level = any(p.get("field") == "file" for p in run["report"]["problems"])

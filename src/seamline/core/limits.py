@@ -46,7 +46,7 @@ import orjson
 from fastapi import FastAPI, Request
 
 from seamline.core.config import Settings
-from seamline.core.errors import TooManyRequests, error_body
+from seamline.core.errors import PayloadTooLarge, TooManyRequests, UnsupportedMediaType, error_body
 from seamline.core.schemas import nul_paths
 
 #: Where `RateLimit` leaves the request's group for `charge_key` (an ASGI scope extension key).
@@ -399,3 +399,19 @@ def install_limits(app: FastAPI, settings: Settings) -> None:
     app.add_middleware(NoNul)
     app.add_middleware(BodyLimit, limits=body_limits(settings))
     app.add_middleware(RateLimit, limiter=app.state.rate_limiter)  # outside: a flood is refused before its body
+
+
+async def read_upload(request: Request, *, formats: dict[str, str], expected: str, limit: int) -> tuple[str, bytes]:
+    """A file sent as the raw body (an import): its format, by `Content-Type` among `formats`
+    (content type -> format; 415 naming `expected` otherwise), and its bytes, read up to
+    `limit` (413 the moment it passes, for a chunked body the limit middleware cannot size)."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type not in formats:
+        raise UnsupportedMediaType(f"Send the file as {expected}, not {content_type or 'nothing'}", code="unsupported_media_type")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise PayloadTooLarge(f"The file is larger than {limit} bytes", code="payload_too_large")
+    return formats[content_type], bytes(body)
+

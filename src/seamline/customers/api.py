@@ -11,7 +11,8 @@ from sqlalchemy.orm import Session
 
 from seamline.core.openapi import errors
 from seamline.core.deps import AdminKey, AppSettings, ReadKey, ReadSession, WriteKey, WriteSession, get_database
-from seamline.core.errors import PayloadTooLarge, Unprocessable, UnsupportedMediaType
+from seamline.core.errors import Unprocessable
+from seamline.core.limits import read_upload
 from seamline.core.pagination import decode_cursor, encode_cursor
 from seamline.core.schemas import path_id
 from seamline.customers import imports, login_codes, resolution, service
@@ -121,19 +122,10 @@ async def import_customers(request: Request, rules: Rules, settings: AppSettings
     is written. Then it is resolved against the identity graph and written in one transaction,
     synchronously (a million people take minutes: prefer `seamline customers import` for those;
     docs/import.md). Importing the same file again changes nothing."""
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if content_type not in _IMPORT_FORMATS:
-        raise UnsupportedMediaType(f"Send the file as text/csv or application/x-ndjson, not {content_type or 'nothing'}",
-                                   code="unsupported_media_type")
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > settings.customers_import_max_bytes:
-            raise PayloadTooLarge(f"The file is larger than {settings.customers_import_max_bytes} bytes",
-                                  code="payload_too_large")
+    file_format, data = await read_upload(request, formats=_IMPORT_FORMATS, expected="text/csv or application/x-ndjson",
+                                          limit=settings.customers_import_max_bytes)
     report = await run_in_threadpool(
-        imports.import_customers, get_database(request), rules=rules, data=bytes(body),
-        format=_IMPORT_FORMATS[content_type], source="import",
+        imports.import_customers, get_database(request), rules=rules, data=data, format=file_format, source="import",
     )
     return report.as_dict()
 
