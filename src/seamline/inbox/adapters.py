@@ -109,6 +109,9 @@ class ChannelAdapter:
     #: The consent channel (customers' vocabulary) a reply on this channel needs not withdrawn
     consent_channel: ClassVar[str | None] = None
     realtime: ClassVar[bool] = False
+    #: Whether Seamline sends on this channel at all (the phone channel only logs calls): only
+    #: such channels without a live connection get a send queue (`outbound.<channel>`)
+    sends: ClassVar[bool] = True
     #: Load a conversation puts on an agent (a call: the agent's whole capacity)
     weight: ClassVar[int] = 1
 

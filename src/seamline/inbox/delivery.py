@@ -286,10 +286,10 @@ def send_message(database: Database, settings: Settings, args: dict[str, Any]) -
 
 
 def register_tasks(tasks: TaskRegistry, database: Database, settings: Settings) -> None:
-    """Bind the send task to a queue per channel without a live connection, each limited to its
-    channel's rate (call after the adapters are registered)."""
+    """Bind the send task to a queue per sending channel without a live connection, each limited
+    to its channel's rate (call after the adapters are registered)."""
     queues = {service.send_queue(name): throttle.ChannelLimiter(name, settings)
-              for name, adapter in sorted(ADAPTERS.items()) if not adapter.realtime}
+              for name, adapter in sorted(ADAPTERS.items()) if adapter.sends and not adapter.realtime}
     tasks.add(service.SEND, lambda _context, args: send_message(database, settings, args), queues=queues)
 
 

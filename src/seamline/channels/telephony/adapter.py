@@ -18,6 +18,7 @@ CHANNEL = "phone"
 class PhoneAdapter(ChannelAdapter):
     name = CHANNEL
     consent_channel = "phone_call"
+    sends = False
 
     def address(self, session: Session, *, customer_id: int, thread: dict[str, Any]) -> dict[str, Any]:
         raise Unprocessable("Calls are made from the agent's phone; reply in writing on another channel (channel: sms, ...)",
