@@ -213,6 +213,17 @@ def test_the_api_imports_for_an_admin_key_only(client, database, admin_headers, 
     assert done.json()["people"] == 3 and done.json()["balances_credited"] == 2
 
 
+def test_a_file_that_is_not_text_or_is_empty_is_refused_with_nothing_written(client, database, admin_headers):
+    before = _counts(database)
+    csv_headers = {**admin_headers, "Content-Type": "text/csv"}
+    for body, reason in ((b"email\n\xff\xfeanna@example.com\n", "not UTF-8"), (b"", "empty file"),
+                         (b"email\nanna@example.com\x00\n", "NUL")):
+        refused = client.post("/v1/customers/imports", content=body, headers=csv_headers)
+        assert refused.status_code == 422 and refused.json()["error"]["code"] == "import_invalid", refused.text
+        assert reason in refused.json()["error"]["details"]["errors"][0]["reason"]
+    assert _counts(database) == before
+
+
 def _cli(settings, *args: str) -> subprocess.CompletedProcess[str]:
     """`seamline` as cron would run it: a new process, settings from the environment only."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("SEAMLINE_")}

@@ -158,6 +158,7 @@ def insert_trait_rows(session: Session, observations: list[TraitObservation]) ->
                 latest[(identity_id, key)] = (identity_id, key, json.dumps(value), source, observed_at, verified)
     rows = [(*row[:4], sql.time(row[4]), row[5]) for row in latest.values()]
     columns = "identity_id, key, value, source, observed_at, verified"
+    # `_trait_upsert`'s rule written as text for the driver: change the two together.
     upsert = ("ON CONFLICT (identity_id, key) DO UPDATE SET value = excluded.value, source = excluded.source, "
               "observed_at = excluded.observed_at, verified = excluded.verified "
               "WHERE customer_trait.observed_at <= excluded.observed_at AND (excluded.verified OR NOT customer_trait.verified)")
