@@ -66,6 +66,7 @@ def world(database, settings_for) -> Iterator[dict]:
         database.url, storefront_api_key=make_key(database, Scope.write, name="storefront"), storefront_write_key=write_key,
         storefront_products=["cream"], login_codes_reveal=True, inbox_telegram_webhook_secret=SecretStr(TG_SECRET),
         inbox_telegram_bot_token=SecretStr("123456:journey"), inbox_telegram_api_base="http://127.0.0.1:9",
+        serve_worker=True,  # as `seamline serve` on its own: the provider's messages are processed after the answer
     )
     with live_server(create_app(settings, database=database)) as url:
         api = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {admin_key}"}, timeout=10)
@@ -197,6 +198,9 @@ def test_the_journey(browser, world, tmp_path):  # noqa: PLR0915 - one story, to
         accepted = httpx.post(f"{url}/v1/channels/telegram/webhook", json=update,
                               headers={"X-Telegram-Bot-Api-Secret-Token": TG_SECRET})
         assert accepted.status_code == 200, accepted.text
+    deadline = time.monotonic() + WAIT / 1000  # acknowledged once stored: the server's worker processes them
+    while api.get("/v1/inbox/inbound", params={"status": "received"}).json()["items"] and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert api.get("/v1/customers/lookup", params={"telegram_id": "111111111"}).json()["id"] == anna
 
     # 6. The agent goes online; Anna asks in the website's chat.

@@ -94,7 +94,7 @@ def build(settings: Settings | None = None, *, database: Database | None = None)
     inbox_service.register(runtime.sections, runtime.timeline)
     destinations.register_tasks(runtime.tasks, runtime.database, settings)
     inbox_webhooks.register_tasks(runtime.tasks, runtime.database, settings)
-    inbox_delivery.register_tasks(runtime.tasks, runtime.database, settings)
+    inbox_delivery.register_tasks(runtime.tasks, runtime.database, settings, runtime.identifier_rules)
     for periodic in runtime.periodic_tasks():
         runtime.tasks.every(periodic)
     return runtime

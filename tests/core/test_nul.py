@@ -18,6 +18,7 @@ from seamline.events import service as events_service
 from seamline.inbox import service as inbox_service
 from tests.core.test_auth import assert_error
 from tests.inbox.conftest import conversation_of as _conversation_of
+from tests.inbox.conftest import process_inbound
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 TELEGRAM_SECRET = "webhook-secret-1"
@@ -151,8 +152,11 @@ def test_a_messenger_text_with_nul_is_kept_without_it(client, admin_headers):
     response = client.post("/v1/channels/telegram/webhook", content=update.encode(),
                            headers={"X-Telegram-Bot-Api-Secret-Token": TELEGRAM_SECRET, "Content-Type": "application/json"})
     (stored,) = response.json()["stored"]
-    assert response.status_code == 200 and stored["error"] is None, response.text
-    message_id = stored["message_id"]
+    assert response.status_code == 200 and stored["status"] == "received", response.text
+    assert process_inbound(client) == 1
+    (row,) = client.get("/v1/inbox/inbound", headers=admin_headers).json()["items"]
+    assert row["status"] == "processed" and row["error"] is None, row
+    message_id = row["message_id"]
     conversation = client.get(f"/v1/inbox/conversations/{_conversation_of(client, admin_headers, message_id)}",
                               headers=admin_headers).json()
     assert conversation["messages"][-1]["text"] == "Здравствуйте! Можно вернуть один тюбик крема?"

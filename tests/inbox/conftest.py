@@ -9,6 +9,7 @@ from sqlalchemy import update
 
 from seamline.core.queue.models import Job
 from seamline.core.time import utcnow
+from seamline.inbox import delivery
 from seamline.inbox.models import InboxChannelThrottle
 
 
@@ -96,3 +97,10 @@ def pause_over(database, **throttle) -> None:
     with database.write() as session:
         session.execute(update(InboxChannelThrottle).values(paused_until=None, **throttle))
         session.execute(update(Job).where(Job.task == "inbox.send", Job.attempts == 0).values(run_at=utcnow()))
+
+
+def process_inbound(client) -> int:
+    """Process what provider webhooks stored, as the workers would (the tests' app runs none):
+    how many stored parts were taken."""
+    state = client.app.state
+    return delivery.process_inbound_due(state.database, rules=state.identifier_rules, settings=state.settings)

@@ -17,7 +17,7 @@ from pydantic import SecretStr
 from seamline.app import create_app
 from seamline.inbox import delivery
 from tests.channels.fakes import FakeJsonApi
-from tests.inbox.conftest import conversation, create_agent, pause_over
+from tests.inbox.conftest import conversation, create_agent, pause_over, process_inbound
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "telegram"
 SECRET, TOKEN = "webhook-secret-1", "123456:ABC-test-token"
@@ -53,6 +53,7 @@ def telegram_customer(client, write_headers, *, email: str | None = "anna@exampl
     update_ = json.loads((FIXTURES / "text_message.json").read_text())
     response = client.post("/v1/channels/telegram/webhook", json=update_, headers={"X-Telegram-Bot-Api-Secret-Token": SECRET})
     assert response.status_code == 200, response.text
+    process_inbound(client)
     identifiers = [{"type": "telegram_id", "value": "111111111"}] + ([{"type": "email", "value": email}] if email else [])
     return client.post("/v1/customers", json={"identifiers": identifiers}, headers=write_headers).json()["customer"]["id"]
 

@@ -24,14 +24,13 @@ async def provider_body(request: Request, max_bytes: int) -> bytes:
 
 
 def stored_view(accepted: list[delivery.Accepted]) -> list[dict[str, Any]]:
-    return [{"duplicate": a.duplicate, "message_id": a.message_id, "error": a.error} for a in accepted]
+    return [{"duplicate": a.duplicate, "status": a.status, "message_id": a.message_id, "error": a.error} for a in accepted]
 
 
 async def accept_messages(request: Request, adapter: ChannelAdapter, body: bytes) -> list[delivery.Accepted]:
-    """Verify the provider, store each message part and process it (in a worker thread)."""
-    return await run_in_threadpool(
-        delivery.accept, get_database(request), rules=request.app.state.identifier_rules, settings=request.app.state.settings,
-        adapter=adapter, headers=dict(request.headers), body=body)
+    """Verify the provider and store its message parts for processing (in a worker thread)."""
+    return await run_in_threadpool(delivery.accept, get_database(request), settings=request.app.state.settings,
+                                   adapter=adapter, headers=dict(request.headers), body=body)
 
 
 async def accept_messages_and_statuses(request: Request, adapter: ChannelAdapter, body: bytes) -> dict[str, Any]:

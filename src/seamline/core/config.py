@@ -233,6 +233,10 @@ class Settings(BaseSettings):
     inbox_reopen_hours: float = Field(
         default=24.0, ge=0, description="A customer message within this time after resolution reopens the conversation; later ones start a new one"
     )
+    inbox_inbound_batch: int = Field(
+        default=50, ge=1, le=5000,
+        description="Provider messages processed in one transaction after their webhooks were answered (larger: more throughput, longer write locks)",
+    )
     inbox_attachment_max_bytes: int = Field(default=10 * 1024 * 1024, ge=1, description="Largest file a customer or agent may attach")
     inbox_survey: Literal["csat", "nps", "none"] = Field(default="csat", description="Question sent on the same channel after resolution")
     inbox_language: Literal["ru", "en"] = Field(default="ru", description="Language of the inbox's own messages to customers (survey questions, the default subject of email replies)")

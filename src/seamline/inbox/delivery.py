@@ -1,10 +1,15 @@
 """Moving messages in and out through the channel adapters.
 
-Inbound (`accept`): verify the provider, store each raw part under its unique (channel,
-provider id) in a transaction of its own (a repeat stops there), then process it in another:
-find or create the person from the sender's identifiers and put the message in their
-conversation. A part that fails to process stays stored as `failed` with the error, is logged,
-shown by `GET /v1/inbox/inbound?status=failed`, and retried by the inbox job: nothing is lost.
+Inbound from a provider's webhook (`accept`): verify the provider, store every raw part of the
+request under its unique (channel, provider id) with one `inbox.inbound` job in one
+transaction (a repeat stops there), and answer: the provider is acknowledged as soon as what it
+sent is durable. The job (`process_inbound`) then turns stored parts into messages in batches,
+one batch at a time in the whole cluster and in the order they were stored: for each part, find
+or create the person from the sender's identifiers and put the message in their conversation.
+A part that fails to process stays stored as `failed` with the error (its savepoint is rolled
+back, the rest of the batch goes on), is logged, shown by `GET /v1/inbox/inbound?status=failed`,
+and retried by the inbox job: nothing is lost. The web chat, whose sender waits for their own
+message back, stores and processes in one transaction (`store_and_process`).
 
 Outbound (`send_message`): a reply on a channel without a live connection is queued with its
 job (`service.SEND`, in the channel's queue `outbound.<channel>`) in the transaction that
@@ -20,13 +25,14 @@ sends it once more, the one window no provider's API lets us close.
 from __future__ import annotations
 
 import random
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -34,7 +40,7 @@ from sqlalchemy.orm import Session
 from seamline.core.config import Settings
 from seamline.core.db import Database
 from seamline.core.errors import AppError, describe_error
-from seamline.core.queue import Defer, Retry, TaskRegistry, run_due
+from seamline.core.queue import Defer, Priority, Retry, Task, TaskRegistry, run_due
 from seamline.core.schemas import strip_nul
 from seamline.core.time import utcnow
 from seamline.customers import resolution
@@ -62,6 +68,16 @@ from seamline.inbox.models import (
 log = structlog.get_logger("seamline.inbox.delivery")
 
 
+#: Turning stored provider messages into conversation messages (`process_inbound`). Every
+#: webhook request that stored something new enqueues one; a job that finds another one
+#: processing (the cluster processes one batch at a time, so messages keep their order) comes
+#: back shortly, and one that finds nothing left simply ends.
+INBOUND = Task("inbox.inbound", queue="inbound", priority=Priority.high, max_attempts=1000)
+#: The PostgreSQL advisory lock held by the one processing batch (SQLite's single writer is one).
+_PROCESSING_LOCK = 0x5EA7_1B0C
+_BUSY_RETRY = timedelta(milliseconds=200)
+
+
 @dataclass
 class Accepted:
     inbound_id: int | None
@@ -70,6 +86,8 @@ class Accepted:
     message_id: int | None = None
     error: str | None = None
     view: Any = None
+    #: The stored part's state: received (waiting for its batch), processed or failed
+    status: str = "received"
 
 
 def store_raw(session: Session, *, channel: str, provider_message_id: str, raw: bytes) -> int | None:
@@ -82,11 +100,95 @@ def store_raw(session: Session, *, channel: str, provider_message_id: str, raw: 
     )
 
 
-def accept(database: Database, *, rules: IdentifierRules, settings: Settings, adapter: ChannelAdapter,
-           headers: dict[str, str], body: bytes) -> list[Accepted]:
+def accept(database: Database, *, settings: Settings, adapter: ChannelAdapter, headers: dict[str, str],
+           body: bytes) -> list[Accepted]:
+    """Verify the provider and store the request's message parts with the job that processes
+    them, in one transaction: what is acknowledged is durable and will be processed."""
+    adapter.verify(headers, body, settings=settings)
+    parts = adapter.split(body)
+    if not parts:
+        return []
+
+    def work(session: Session) -> list[Accepted]:
+        accepted = []
+        for provider_id, raw in parts:
+            inbound_id = store_raw(session, channel=adapter.name, provider_message_id=provider_id, raw=raw)
+            accepted.append(Accepted(inbound_id, provider_id, duplicate=False) if inbound_id is not None
+                            else _duplicate(session, adapter.name, provider_id))
+        if any(not a.duplicate for a in accepted):
+            INBOUND.enqueue(session)
+        return accepted
+
+    return database.run_write(work)
+
+
+def accept_and_process(database: Database, *, rules: IdentifierRules, settings: Settings, adapter: ChannelAdapter,
+                       headers: dict[str, str], body: bytes) -> list[Accepted]:
+    """As `accept`, but each part is also processed before the answer, which says whether it
+    became a message (the email endpoint: a mail relay posts one message at a time and is told
+    at once when it is malformed)."""
     adapter.verify(headers, body, settings=settings)
     return [store_and_process(database, rules=rules, settings=settings, channel=adapter.name, provider_message_id=provider_id,
                               raw=raw) for provider_id, raw in adapter.split(body)]
+
+
+def _take_processing_turn(session: Session) -> bool:
+    """Whether this transaction may process a batch now (PostgreSQL: no other one is; on SQLite
+    the write transaction already excludes every other writer)."""
+    if session.get_bind().dialect.name != "postgresql":
+        return True
+    return bool(session.scalar(text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": _PROCESSING_LOCK}))
+
+
+def _process_batch(session: Session, rules: IdentifierRules, settings: Settings, limit: int) -> int | None:
+    """Process up to `limit` stored parts, oldest first, each in a savepoint of this one
+    transaction: how many were taken, or None when another transaction is processing."""
+    if not _take_processing_turn(session):
+        return None
+    rows = session.scalars(select(InboxInbound).where(InboxInbound.status == "received").order_by(InboxInbound.id)
+                           .limit(limit).with_for_update()).all()
+    for row in rows:
+        mark = realtime.mark(session)
+        try:
+            with session.begin_nested():
+                _process_row(session, row, rules, settings)
+        except Exception as exc:  # noqa: BLE001 - kept on the row, visible and retried
+            realtime.discard_since(session, mark)
+            row.status, row.error, row.attempts = "failed", _describe(exc, inbound_id=row.id)[:2000], row.attempts + 1
+    return len(rows)
+
+
+def process_inbound(database: Database, *, rules: IdentifierRules, settings: Settings, batch: int | None = None,
+                    budget_seconds: float = 5.0) -> int | None:
+    """Process what webhooks stored, batch after batch, until nothing is left or `budget_seconds`
+    have passed (then another job carries on): how many parts were taken, or None when another
+    worker was processing (nothing was done here)."""
+    batch = batch or settings.inbox_inbound_batch
+    started, done = time.monotonic(), 0
+    while True:
+        taken = database.run_write(lambda session: _process_batch(session, rules, settings, batch))
+        if taken is None:
+            return done or None
+        done += taken
+        if taken < batch:
+            return done
+        if time.monotonic() - started > budget_seconds:
+            database.run_write(lambda session: INBOUND.enqueue(session))
+            return done
+
+
+def _inbound_job(database: Database, rules: IdentifierRules, settings: Settings) -> None:
+    if process_inbound(database, rules=rules, settings=settings) is None:
+        raise Defer(_BUSY_RETRY)  # its parts may have come after the running batch chose its own
+
+
+def process_inbound_due(database: Database, *, rules: IdentifierRules, settings: Settings) -> int:
+    """Every stored part waiting for its batch, processed here and now (tests and cron; the
+    workers do it otherwise): how many were taken."""
+    total = 0
+    while (taken := process_inbound(database, rules=rules, settings=settings)):
+        total += taken
+    return total
 
 
 def store_and_process(database: Database, *, rules: IdentifierRules, settings: Settings, channel: str,
@@ -106,7 +208,8 @@ def store_and_process(database: Database, *, rules: IdentifierRules, settings: S
             found = _duplicate(session, channel, provider_message_id)
         else:
             row = session.get(InboxInbound, inbound_id)
-            found = Accepted(inbound_id, provider_message_id, duplicate=False, message_id=_process_row(session, row, rules, settings))
+            found = Accepted(inbound_id, provider_message_id, duplicate=False, message_id=_process_row(session, row, rules, settings),
+                             status="processed")
         if view is not None and found.message_id is not None:
             found.view = view(session, found.message_id)
         return found
@@ -122,14 +225,14 @@ def store_and_process(database: Database, *, rules: IdentifierRules, settings: S
                 return _duplicate(session, channel, provider_message_id)
             session.execute(update(InboxInbound).where(InboxInbound.id == inbound_id).values(
                 status="failed", error=error[:2000], attempts=1))
-        return Accepted(inbound_id, provider_message_id, duplicate=False, error=error)
+        return Accepted(inbound_id, provider_message_id, duplicate=False, error=error, status="failed")
 
 
 def _duplicate(session: Session, channel: str, provider_message_id: str) -> Accepted:
     row = session.scalar(select(InboxInbound).where(InboxInbound.channel == channel,
                                                     InboxInbound.provider_message_id == provider_message_id[:255]))
     return Accepted(row.id if row else None, provider_message_id, duplicate=True, message_id=row.message_id if row else None,
-                    error=row.error if row else None)
+                    error=row.error if row else None, status=row.status if row else "received")
 
 
 def _describe(exc: Exception, **context: Any) -> str:
@@ -215,9 +318,12 @@ def process(database: Database, *, rules: IdentifierRules, settings: Settings, i
         return None, error
 
 
-def retry_inbound(database: Database, *, rules: IdentifierRules, settings: Settings, limit: int = 100) -> int:
-    """Process again what failed or was left unprocessed (a crash between storing and processing)."""
-    stale = utcnow() - timedelta(seconds=30)
+def retry_inbound(database: Database, *, rules: IdentifierRules, settings: Settings, limit: int = 100,
+                  stale_seconds: float = 30) -> int:
+    """Process again what failed, or what is still waiting `stale_seconds` after it was stored
+    (its batches are behind, or their worker died: rows are locked while processed, so nothing
+    runs twice)."""
+    stale = utcnow() - timedelta(seconds=stale_seconds)
     with database.read() as session:
         ids = list(session.scalars(select(InboxInbound.id).where(
             InboxInbound.status.in_(("received", "failed")), InboxInbound.received_at <= stale,
@@ -285,9 +391,14 @@ def send_message(database: Database, settings: Settings, args: dict[str, Any]) -
         raise Retry(delay, error)
 
 
-def register_tasks(tasks: TaskRegistry, database: Database, settings: Settings) -> None:
-    """Bind the send task to a queue per sending channel without a live connection, each limited
-    to its channel's rate (call after the adapters are registered)."""
+def register_tasks(tasks: TaskRegistry, database: Database, settings: Settings, rules: IdentifierRules) -> None:
+    """Bind inbound processing, and the send task to a queue per sending channel without a live
+    connection, each limited to its channel's rate (call after the adapters are registered)."""
+    tasks.add(INBOUND, lambda _context, _args: _inbound_job(database, rules, settings))
+    _register_sends(tasks, database, settings)
+
+
+def _register_sends(tasks: TaskRegistry, database: Database, settings: Settings) -> None:
     queues = {service.send_queue(name): throttle.ChannelLimiter(name, settings)
               for name, adapter in sorted(ADAPTERS.items()) if adapter.sends and not adapter.realtime}
     tasks.add(service.SEND, lambda _context, args: send_message(database, settings, args), queues=queues)
@@ -298,7 +409,7 @@ def send_due(database: Database, *, settings: Settings, limit: int = 100) -> int
     do it otherwise), each within its rate limit: how many messages were tried (one that found
     its channel paused was not)."""
     tasks = TaskRegistry()
-    register_tasks(tasks, database, settings)
+    _register_sends(tasks, database, settings)
     return sum(run_due(database, tasks, queue, limit=limit, task=service.SEND.name) for queue in tasks.queues)
 
 

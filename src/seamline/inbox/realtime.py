@@ -136,8 +136,20 @@ def _dispatch_after_commit(session: Session) -> None:
 
 
 @event.listens_for(Session, "after_soft_rollback")
-def _drop_after_rollback(session: Session, _previous_transaction) -> None:  # noqa: ANN001
-    session.info.pop("inbox_notices", None)
+def _drop_after_rollback(session: Session, previous_transaction) -> None:  # noqa: ANN001
+    if not previous_transaction.nested:  # a savepoint's own are dropped by `discard_since`
+        session.info.pop("inbox_notices", None)
+
+
+def mark(session: Session) -> int:
+    """Where this session's waiting notices end now (before a savepoint)."""
+    return len(session.info.get("inbox_notices", ()))
+
+
+def discard_since(session: Session, where: int) -> None:
+    """Drop the notices added after `mark` (their savepoint was rolled back; on PostgreSQL
+    NOTIFY is rolled back with it)."""
+    del session.info.get("inbox_notices", [])[where:]
 
 
 class PostgresListener:

@@ -26,7 +26,7 @@ from tests.channels.sms.conftest import (
     stored_inbound,
     website_customer,
 )
-from tests.inbox.conftest import create_agent, reply
+from tests.inbox.conftest import create_agent, process_inbound, reply
 
 SECRET, TOKEN = "gateway-secret-1", "gateway-token"
 
@@ -61,6 +61,7 @@ def post(client, payload, *, secret: str | None = SECRET, signed_at: float | Non
     headers = {"Content-Type": "application/json", **({"X-Seamline-Signature": sign(secret, stamp, body)} if secret else {})}
     response = client.post(WEBHOOK, content=body, headers=headers)
     assert response.status_code == expect, response.text
+    process_inbound(client)
     return response.json()
 
 

@@ -23,7 +23,7 @@ from tests.channels.sms.conftest import (
     stored_inbound,
     website_customer,
 )
-from tests.inbox.conftest import create_agent, reply
+from tests.inbox.conftest import create_agent, process_inbound, reply
 
 SECRET, LOGIN, PASSWORD = "callback-secret-2", "shop", "smsc-password"
 
@@ -59,6 +59,7 @@ def callback(client, fields: dict, *, secret: str | None = SECRET, charset: str 
     body = urlencode(fields, encoding=charset or "windows-1251")
     response = client.post(WEBHOOK, params=params, content=body, headers={"Content-Type": "application/x-www-form-urlencoded"})
     assert response.status_code == expect, response.text
+    process_inbound(client)
     return response
 
 

@@ -19,7 +19,7 @@ from tests.channels.sms.conftest import (
     message,
     stored_inbound,
 )
-from tests.inbox.conftest import Visitor, create_agent, reply
+from tests.inbox.conftest import Visitor, create_agent, process_inbound, reply
 
 SECRET, API_ID = "callback-secret-1", "A1B2C3D4-0000-1111-2222-333344445555"
 
@@ -54,6 +54,7 @@ def client(sms_settings, database):
 def callback(client, fields: dict, *, secret: str | None = SECRET, expect: int = 200):
     response = client.post(WEBHOOK, params={"secret": secret} if secret is not None else {}, data=fields)
     assert response.status_code == expect, response.text
+    process_inbound(client)
     return response
 
 

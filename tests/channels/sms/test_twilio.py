@@ -25,7 +25,7 @@ from tests.channels.sms.conftest import (
     stored_inbound,
     website_customer,
 )
-from tests.inbox.conftest import create_agent, reply
+from tests.inbox.conftest import create_agent, process_inbound, reply
 
 ACCOUNT, TOKEN = "ACXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX", "twilio-auth-token"
 PUBLIC = "https://crm.example.com"
@@ -61,6 +61,7 @@ def post(client, params: dict, *, token: str | None = TOKEN, url: str = PUBLIC +
     headers = {"X-Twilio-Signature": twilio_signature(token, url, list(params.items()))} if token else {}
     response = client.post(WEBHOOK, data=params, headers=headers)
     assert response.status_code == expect, response.text
+    process_inbound(client)
     return response
 
 

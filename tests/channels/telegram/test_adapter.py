@@ -15,7 +15,7 @@ from pydantic import SecretStr
 from seamline.app import create_app
 from seamline.inbox import delivery
 from tests.channels.fakes import FakeJsonApi
-from tests.inbox.conftest import conversation, create_agent, pause_over, reply
+from tests.inbox.conftest import conversation, create_agent, pause_over, process_inbound, reply
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "telegram"
 SECRET, TOKEN = "webhook-secret-1", "123456:ABC-test-token"
@@ -54,6 +54,7 @@ def deliver(client, update: dict, secret: str | None = SECRET, expect: int = 200
     headers = {"X-Telegram-Bot-Api-Secret-Token": secret} if secret is not None else {}
     response = client.post("/v1/channels/telegram/webhook", json=update, headers=headers)
     assert response.status_code == expect, response.text
+    process_inbound(client)
     return response.json()
 
 

@@ -19,7 +19,7 @@ from seamline.channels.viber.adapter import signature
 from seamline.customers.models import CustomerIdentity
 from seamline.inbox import delivery
 from tests.channels.fakes import FakeJsonApi
-from tests.inbox.conftest import conversation, create_agent, reply
+from tests.inbox.conftest import conversation, create_agent, process_inbound, reply
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "viber"
 TOKEN, SENDER = "4453b6ac12345678-e02c5f12174805f9-daec9cbb5448c51f", "Магазин Ромашка"
@@ -61,6 +61,7 @@ def post(client, body: bytes, *, sign: str | None = TOKEN, expect: int = 200) ->
         headers["X-Viber-Content-Signature"] = signature(sign, body)
     response = client.post("/v1/channels/viber/webhook", content=body, headers=headers)
     assert response.status_code == expect, response.text
+    process_inbound(client)
     return response.json()
 
 

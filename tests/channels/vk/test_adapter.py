@@ -15,7 +15,7 @@ from pydantic import SecretStr
 from seamline.app import create_app
 from seamline.inbox import delivery
 from tests.channels.fakes import FakeJsonApi
-from tests.inbox.conftest import conversation, create_agent, reply
+from tests.inbox.conftest import conversation, create_agent, process_inbound, reply
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "vk"
 SECRET, CODE, TOKEN, GROUP = "vk-secret-1", "8f2a1c3d", "vk1.a.community-token", "229876543"
@@ -58,6 +58,7 @@ def client(vk_settings, database):
 def post(client, body: bytes, *, expect: int = 200) -> str:
     response = client.post("/v1/channels/vk/webhook", content=body, headers={"Content-Type": "application/json"})
     assert response.status_code == expect, response.text
+    process_inbound(client)
     return response.text
 
 

@@ -18,7 +18,7 @@ from seamline.channels.whatsapp.adapter import signature
 from seamline.inbox import delivery
 from seamline.inbox.models import InboxConversation
 from tests.channels.fakes import FakeJsonApi
-from tests.inbox.conftest import conversation, create_agent, reply
+from tests.inbox.conftest import conversation, create_agent, process_inbound, reply
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "whatsapp"
 APP_SECRET, VERIFY, TOKEN, NUMBER_ID = "app-secret-1", "verify-me", "EAAG-test", "106540352242922"
@@ -66,6 +66,7 @@ def post(client, body: bytes, *, sign: str | None = APP_SECRET, expect: int = 20
         headers["X-Hub-Signature-256"] = signature(sign, body)
     response = client.post("/v1/channels/whatsapp/webhook", content=body, headers=headers)
     assert response.status_code == expect, response.text
+    process_inbound(client)
     return response.json()
 
 

@@ -56,7 +56,7 @@ async def receive_email(request: Request, _: WriteKey) -> dict[str, Any]:
     if not body.strip():
         raise BadRequest("The body must be one RFC 822 message", code="empty_email")
     accepted = await run_in_threadpool(
-        delivery.accept, get_database(request), rules=request.app.state.identifier_rules, settings=settings, adapter=ADAPTER,
+        delivery.accept_and_process, get_database(request), rules=request.app.state.identifier_rules, settings=settings, adapter=ADAPTER,
         headers=dict(request.headers), body=body,
     )
     item = accepted[0]

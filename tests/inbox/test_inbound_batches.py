@@ -1,0 +1,131 @@
+"""Provider webhooks are answered once what they sent is stored; the `inbox.inbound` job turns
+the stored parts into messages in batches, in the order they came, one batch at a time in the
+cluster, and a part that fails is set aside without holding up the rest of its batch. Telegram
+is the provider (its documented update format)."""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from pydantic import SecretStr
+from sqlalchemy import func, select, text
+
+from seamline.app import create_app
+from seamline.core.queue import TaskRegistry, run_due
+from seamline.core.queue.models import Job
+from seamline.inbox import delivery, realtime, service
+from seamline.inbox.models import InboxConversation, InboxInbound, InboxMessage
+from tests.inbox.conftest import process_inbound
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "telegram"
+SECRET = "webhook-secret-1"
+
+
+@pytest.fixture
+def client(settings, database):
+    tg = settings.model_copy(update={"inbox_telegram_webhook_secret": SecretStr(SECRET), "inbox_inbound_batch": 2})
+    with TestClient(create_app(tg, database=database)) as test_client:
+        yield test_client
+
+
+def update(n: int, words: str) -> dict:
+    """The documented text message, as the n-th one of the same chat."""
+    body = copy.deepcopy(json.loads((FIXTURES / "text_message.json").read_text()))
+    body["update_id"] += n
+    body["message"]["message_id"] += n
+    body["message"]["text"] = words
+    return body
+
+
+def post(client, body: dict) -> dict:
+    response = client.post("/v1/channels/telegram/webhook", json=body, headers={"X-Telegram-Bot-Api-Secret-Token": SECRET})
+    assert response.status_code == 200, response.text
+    (stored,) = response.json()["stored"]
+    return stored
+
+
+def inbound_jobs(database) -> int:
+    with database.read() as session:
+        return session.scalar(select(func.count()).select_from(Job).where(Job.task == delivery.INBOUND.name))
+
+
+def customer_texts(database) -> list[str]:
+    with database.read() as session:
+        return list(session.scalars(select(InboxMessage.text).where(InboxMessage.direction == "in").order_by(InboxMessage.id)))
+
+
+def statuses(database) -> list[str]:
+    with database.read() as session:
+        return list(session.scalars(select(InboxInbound.status).order_by(InboxInbound.id)))
+
+
+def test_the_provider_is_answered_once_its_message_is_stored_and_the_job_processes_it_in_order(client, database, settings):
+    words = ["Здравствуйте!", "Заказ 1042", "Можно забрать сегодня?", "Спасибо"]
+    for n, text_ in enumerate(words):
+        stored = post(client, update(n, text_))
+        assert stored == {"duplicate": False, "status": "received", "message_id": None, "error": None}
+    assert post(client, update(0, words[0]))["duplicate"] is True  # Telegram sent it again: still one row
+    with database.read() as session:
+        assert session.scalar(select(func.count()).select_from(InboxConversation)) == 0  # answered before processing
+    assert statuses(database) == ["received"] * 4 and inbound_jobs(database) == 4  # one per request that stored something
+
+    tasks = TaskRegistry()
+    delivery.register_tasks(tasks, database, client.app.state.settings, client.app.state.identifier_rules)
+    assert run_due(database, tasks, "inbound", limit=1) == 1  # the first job takes every batch waiting (two of 2)
+    assert customer_texts(database) == words and statuses(database) == ["processed"] * 4
+    with database.read() as session:
+        assert session.scalar(select(func.count()).select_from(InboxConversation)) == 1
+    assert run_due(database, tasks, "inbound") == 3 and inbound_jobs(database) == 0  # the others find nothing left
+
+
+def test_a_part_that_fails_is_set_aside_and_the_rest_of_its_batch_goes_on(client, database, monkeypatch):
+    publish = service.publish_message
+
+    def publish_then_fail(session, conversation, message, **kwargs):  # fails after telling the watchers
+        view = publish(session, conversation, message, **kwargs)
+        if message.text == "boom":
+            raise RuntimeError("the adapter could not read this one")
+        return view
+
+    told: list[str] = []
+    dispatch = realtime.HUB.dispatch
+    monkeypatch.setattr(service, "publish_message", publish_then_fail)
+    monkeypatch.setattr(realtime.HUB, "dispatch", lambda topics, payload: (
+        told.append((payload.get("message") or {}).get("text")), dispatch(topics, payload)))
+    for n, text_ in enumerate(["first", "boom", "third"]):
+        post(client, update(n, text_))
+    assert process_inbound(client) == 3
+    assert statuses(database) == ["processed", "failed", "processed"]
+    assert customer_texts(database) == ["first", "third"]  # the failed one left nothing behind
+    with database.read() as session:
+        failed = session.scalar(select(InboxInbound).where(InboxInbound.status == "failed"))
+    assert "could not read this one" in failed.error and failed.attempts == 1
+    deadline = time.monotonic() + 5  # on PostgreSQL the notices come back through LISTEN
+    while not {"first", "third"} <= set(told) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert {"first", "third"} <= set(told) and "boom" not in told  # nobody was told of what was rolled back
+
+    monkeypatch.setattr(service, "publish_message", publish)
+    assert delivery.retry_inbound(database, rules=client.app.state.identifier_rules, settings=client.app.state.settings,
+                                  stale_seconds=0) == 1
+    assert customer_texts(database) == ["first", "third", "boom"]
+
+
+def test_one_batch_at_a_time_in_the_cluster(client, database):
+    if database.is_sqlite:
+        pytest.skip("SQLite has one writer: its write transaction is the turn")
+    post(client, update(0, "Здравствуйте!"))
+    state = client.app.state
+    with database.write() as other:  # another worker is processing a batch
+        other.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": delivery._PROCESSING_LOCK})
+        assert delivery.process_inbound(database, rules=state.identifier_rules, settings=state.settings) is None
+        tasks = TaskRegistry()
+        delivery.register_tasks(tasks, database, state.settings, state.identifier_rules)
+        assert run_due(database, tasks, "inbound") == 0  # the job comes back shortly: its part may be after that batch
+        assert statuses(database) == ["received"] and inbound_jobs(database) == 1
+    assert process_inbound(client) == 1 and statuses(database) == ["processed"]
