@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import json
+import threading
 import time
 from pathlib import Path
 
@@ -72,15 +73,18 @@ def test_the_provider_is_answered_once_its_message_is_stored_and_the_job_process
     assert post(client, update(0, words[0]))["duplicate"] is True  # Telegram sent it again: still one row
     with database.read() as session:
         assert session.scalar(select(func.count()).select_from(InboxConversation)) == 0  # answered before processing
-    assert statuses(database) == ["received"] * 4 and inbound_jobs(database) == 4  # one per request that stored something
+    assert statuses(database) == ["received"] * 4 and inbound_jobs(database) == 1  # one queued job stands for them all
 
     tasks = TaskRegistry()
     delivery.register_tasks(tasks, database, client.app.state.settings, client.app.state.identifier_rules)
-    assert run_due(database, tasks, "inbound", limit=1) == 1  # the first job takes every batch waiting (two of 2)
+    assert run_due(database, tasks, "inbound") == 1  # it takes every batch waiting (two of 2)
     assert customer_texts(database) == words and statuses(database) == ["processed"] * 4
     with database.read() as session:
         assert session.scalar(select(func.count()).select_from(InboxConversation)) == 1
-    assert run_due(database, tasks, "inbound") == 3 and inbound_jobs(database) == 0  # the others find nothing left
+    assert inbound_jobs(database) == 0
+    post(client, update(9, "Ещё вопрос"))  # after a job started, the next webhook queues the next job
+    assert inbound_jobs(database) == 1 and run_due(database, tasks, "inbound") == 1
+    assert customer_texts(database)[-1] == "Ещё вопрос"
 
 
 def test_a_part_that_fails_is_set_aside_and_the_rest_of_its_batch_goes_on(client, database, monkeypatch):
@@ -121,11 +125,36 @@ def test_one_batch_at_a_time_in_the_cluster(client, database):
         pytest.skip("SQLite has one writer: its write transaction is the turn")
     post(client, update(0, "Здравствуйте!"))
     state = client.app.state
+    done: list[int] = []
     with database.write() as other:  # another worker is processing a batch
         other.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": delivery._PROCESSING_LOCK})
-        assert delivery.process_inbound(database, rules=state.identifier_rules, settings=state.settings) is None
-        tasks = TaskRegistry()
-        delivery.register_tasks(tasks, database, state.settings, state.identifier_rules)
-        assert run_due(database, tasks, "inbound") == 0  # the job comes back shortly: its part may be after that batch
-        assert statuses(database) == ["received"] and inbound_jobs(database) == 1
-    assert process_inbound(client) == 1 and statuses(database) == ["processed"]
+        waiting = threading.Thread(target=lambda: done.append(
+            delivery.process_inbound(database, rules=state.identifier_rules, settings=state.settings)))
+        waiting.start()
+        waiting.join(0.5)
+        assert waiting.is_alive() and statuses(database) == ["received"]  # it waits for its turn
+    waiting.join(10)
+    assert done == [1] and statuses(database) == ["processed"]
+
+
+def test_a_coalesced_job_waits_for_the_enqueue_it_stands_for(database):
+    """The job holding the key is locked by an enqueue until that commits: a job giving its key
+    up as it starts cannot look before what the enqueue's transaction wrote is there."""
+    from seamline.core.queue import service as queue_service
+
+    with database.write() as session:
+        first = delivery.INBOUND.enqueue(session, dedupe_key="k", coalesce=True)
+    with database.write() as session:
+        assert delivery.INBOUND.enqueue(session, dedupe_key="k", coalesce=True) == first  # it stands for this one too
+    if database.is_sqlite:
+        return  # one writer: the release cannot run while the enqueue's transaction is open
+    released = threading.Event()
+    with database.write() as session:
+        assert delivery.INBOUND.enqueue(session, dedupe_key="k", coalesce=True) == first
+        releasing = threading.Thread(target=lambda: (database.run_write(lambda s: queue_service.release_key(s, first)),
+                                                     released.set()))
+        releasing.start()
+        assert not released.wait(0.5)  # the job cannot give its key up (and look) before this commits
+    assert released.wait(10)
+    with database.write() as session:
+        assert delivery.INBOUND.enqueue(session, dedupe_key="k", coalesce=True) != first  # the next job

@@ -40,7 +40,8 @@ from sqlalchemy.orm import Session
 from seamline.core.config import Settings
 from seamline.core.db import Database
 from seamline.core.errors import AppError, describe_error
-from seamline.core.queue import Defer, Priority, Retry, Task, TaskRegistry, run_due
+from seamline.core.queue import Defer, JobContext, Priority, Retry, Task, TaskRegistry, run_due
+from seamline.core.queue import service as queue_service
 from seamline.core.schemas import strip_nul
 from seamline.core.time import utcnow
 from seamline.customers import resolution
@@ -69,13 +70,14 @@ log = structlog.get_logger("seamline.inbox.delivery")
 
 
 #: Turning stored provider messages into conversation messages (`process_inbound`). Every
-#: webhook request that stored something new enqueues one; a job that finds another one
-#: processing (the cluster processes one batch at a time, so messages keep their order) comes
-#: back shortly, and one that finds nothing left simply ends.
+#: webhook request that stored something new enqueues it, coalesced: one queued job stands for
+#: all the requests until it starts (then the next request queues the next one), so a burst
+#: of webhooks costs a few jobs, not one each. The cluster processes one batch at a time, so
+#: messages keep their order.
 INBOUND = Task("inbox.inbound", queue="inbound", priority=Priority.high, max_attempts=1000)
+_INBOUND_KEY = "inbox.inbound"
 #: The PostgreSQL advisory lock held by the one processing batch (SQLite's single writer is one).
 _PROCESSING_LOCK = 0x5EA7_1B0C
-_BUSY_RETRY = timedelta(milliseconds=200)
 
 
 @dataclass
@@ -116,7 +118,7 @@ def accept(database: Database, *, settings: Settings, adapter: ChannelAdapter, h
             accepted.append(Accepted(inbound_id, provider_id, duplicate=False) if inbound_id is not None
                             else _duplicate(session, adapter.name, provider_id))
         if any(not a.duplicate for a in accepted):
-            INBOUND.enqueue(session)
+            INBOUND.enqueue(session, dedupe_key=_INBOUND_KEY, coalesce=True)
         return accepted
 
     return database.run_write(work)
@@ -132,22 +134,21 @@ def accept_and_process(database: Database, *, rules: IdentifierRules, settings: 
                               raw=raw) for provider_id, raw in adapter.split(body)]
 
 
-def _take_processing_turn(session: Session) -> bool:
-    """Whether this transaction may process a batch now (PostgreSQL: no other one is; on SQLite
-    the write transaction already excludes every other writer)."""
-    if session.get_bind().dialect.name != "postgresql":
-        return True
-    return bool(session.scalar(text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": _PROCESSING_LOCK}))
+def _take_processing_turn(session: Session) -> None:
+    """Wait until no other transaction is processing a batch (PostgreSQL; on SQLite the write
+    transaction already excludes every other writer)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PROCESSING_LOCK})
 
 
-def _process_batch(session: Session, rules: IdentifierRules, settings: Settings, limit: int) -> int | None:
+def _process_batch(session: Session, rules: IdentifierRules, settings: Settings, limit: int) -> int:
     """Process up to `limit` stored parts, oldest first, each in a savepoint of this one
-    transaction: how many were taken, or None when another transaction is processing."""
-    if not _take_processing_turn(session):
-        return None
-    rows = session.scalars(select(InboxInbound).where(InboxInbound.status == "received").order_by(InboxInbound.id)
-                           .limit(limit).with_for_update()).all()
-    for row in rows:
+    transaction: how many were taken (a part a retry is processing right now is skipped)."""
+    _take_processing_turn(session)
+    ids = list(session.scalars(select(InboxInbound.id).where(InboxInbound.status == "received").order_by(InboxInbound.id)
+                               .limit(limit).with_for_update(skip_locked=True)))
+    for inbound_id in ids:
+        row = session.get(InboxInbound, inbound_id)
         mark = realtime.mark(session)
         try:
             with session.begin_nested():
@@ -155,31 +156,30 @@ def _process_batch(session: Session, rules: IdentifierRules, settings: Settings,
         except Exception as exc:  # noqa: BLE001 - kept on the row, visible and retried
             realtime.discard_since(session, mark)
             row.status, row.error, row.attempts = "failed", _describe(exc, inbound_id=row.id)[:2000], row.attempts + 1
-    return len(rows)
+        session.flush()
+        session.expunge_all()  # written: each flush would go over every object the batch loaded
+    return len(ids)
 
 
 def process_inbound(database: Database, *, rules: IdentifierRules, settings: Settings, batch: int | None = None,
-                    budget_seconds: float = 5.0) -> int | None:
+                    budget_seconds: float = 5.0) -> int:
     """Process what webhooks stored, batch after batch, until nothing is left or `budget_seconds`
-    have passed (then another job carries on): how many parts were taken, or None when another
-    worker was processing (nothing was done here)."""
+    have passed (then another job carries on): how many parts were taken."""
     batch = batch or settings.inbox_inbound_batch
     started, done = time.monotonic(), 0
     while True:
         taken = database.run_write(lambda session: _process_batch(session, rules, settings, batch))
-        if taken is None:
-            return done or None
         done += taken
         if taken < batch:
             return done
         if time.monotonic() - started > budget_seconds:
-            database.run_write(lambda session: INBOUND.enqueue(session))
+            database.run_write(lambda session: INBOUND.enqueue(session, dedupe_key=_INBOUND_KEY, coalesce=True))
             return done
 
 
-def _inbound_job(database: Database, rules: IdentifierRules, settings: Settings) -> None:
-    if process_inbound(database, rules=rules, settings=settings) is None:
-        raise Defer(_BUSY_RETRY)  # its parts may have come after the running batch chose its own
+def _inbound_job(database: Database, rules: IdentifierRules, settings: Settings, context: JobContext) -> None:
+    database.run_write(lambda session: queue_service.release_key(session, context.job_id))  # later webhooks queue the next job
+    process_inbound(database, rules=rules, settings=settings)
 
 
 def process_inbound_due(database: Database, *, rules: IdentifierRules, settings: Settings) -> int:
@@ -394,7 +394,7 @@ def send_message(database: Database, settings: Settings, args: dict[str, Any]) -
 def register_tasks(tasks: TaskRegistry, database: Database, settings: Settings, rules: IdentifierRules) -> None:
     """Bind inbound processing, and the send task to a queue per sending channel without a live
     connection, each limited to its channel's rate (call after the adapters are registered)."""
-    tasks.add(INBOUND, lambda _context, _args: _inbound_job(database, rules, settings))
+    tasks.add(INBOUND, lambda context, _args: _inbound_job(database, rules, settings, context))
     _register_sends(tasks, database, settings)
 
 

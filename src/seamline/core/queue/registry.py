@@ -36,13 +36,13 @@ class Task:
 
     def enqueue(self, session: Session, args: dict[str, Any] | None = None, *, run_at: datetime | None = None,
                 delay: timedelta | None = None, priority: Priority | None = None, dedupe_key: str | None = None,
-                queue: str | None = None) -> int | None:
+                queue: str | None = None, coalesce: bool = False) -> int | None:
         """`queue`: another queue than the task's own, for a task whose jobs are split over
         queues of their own (e.g. a send per channel, each queue with its channel's rate limit)."""
         from seamline.core.queue import service
 
         return service.enqueue(session, self, args, run_at=run_at, delay=delay, priority=priority, dedupe_key=dedupe_key,
-                               queue=queue)
+                               queue=queue, coalesce=coalesce)
 
 
 class Limiter(Protocol):
