@@ -44,11 +44,12 @@ def _enqueue_statement(dialect: str, dedupe: bool, coalesce: bool) -> Any:
     if key not in _ENQUEUE:
         insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
         statement = insert(_jobs)
+        live = _jobs.c.state != literal(DEAD, literal_execute=True)  # as the index says it: a bound value infers no index
         if coalesce:  # a no-op update: it locks the job that holds the key until this transaction ends
-            statement = statement.on_conflict_do_update(index_elements=["dedupe_key"], index_where=_jobs.c.state != DEAD,
+            statement = statement.on_conflict_do_update(index_elements=["dedupe_key"], index_where=live,
                                                         set_={"dedupe_key": statement.excluded.dedupe_key})
         elif dedupe:
-            statement = statement.on_conflict_do_nothing(index_elements=["dedupe_key"], index_where=_jobs.c.state != DEAD)
+            statement = statement.on_conflict_do_nothing(index_elements=["dedupe_key"], index_where=live)
         _ENQUEUE[key] = statement.returning(_jobs.c.id)
     return _ENQUEUE[key]
 
