@@ -20,6 +20,7 @@ from seamline.app import create_app
 from seamline.core.queue import TaskRegistry, run_due
 from seamline.core.queue.models import Job
 from seamline.inbox import delivery, realtime, service
+from seamline.inbox.adapters import adapter_for
 from seamline.inbox.models import InboxConversation, InboxInbound, InboxMessage
 from tests.inbox.conftest import process_inbound
 
@@ -34,13 +35,19 @@ def client(settings, database):
         yield test_client
 
 
-def update(n: int, words: str) -> dict:
-    """The documented text message, as the n-th one of the same chat."""
+def update(n: int, words: str, chat: int | None = None) -> dict:
+    """The documented text message, as the n-th one of its chat (another person's with `chat`)."""
     body = copy.deepcopy(json.loads((FIXTURES / "text_message.json").read_text()))
-    body["update_id"] += n
+    body["update_id"] += n + (chat or 0) * 1000
     body["message"]["message_id"] += n
     body["message"]["text"] = words
+    if chat is not None:
+        body["message"]["from"]["id"] = body["message"]["chat"]["id"] = chat
     return body
+
+
+def lane(body: dict) -> int:
+    return delivery.lane_of(adapter_for("telegram"), json.dumps(body).encode(), 4)
 
 
 def post(client, body: dict) -> dict:
@@ -123,18 +130,24 @@ def test_a_part_that_fails_is_set_aside_and_the_rest_of_its_batch_goes_on(client
 def test_one_batch_at_a_time_in_the_cluster(client, database):
     if database.is_sqlite:
         pytest.skip("SQLite has one writer: its write transaction is the turn")
-    post(client, update(0, "Здравствуйте!"))
+    anna = update(0, "Здравствуйте!")
+    other_chat = next(c for c in range(222222222, 222222300) if lane(update(0, "", c)) != lane(anna))
+    post(client, anna)
+    post(client, update(0, "Добрый день", other_chat))
     state = client.app.state
     done: list[int] = []
-    with database.write() as other:  # another worker is processing a batch
-        other.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": delivery._PROCESSING_LOCK})
+    with database.write() as other:  # another worker is processing a batch of Anna's lane
+        other.execute(text("SELECT pg_advisory_xact_lock(:kind, :lane)"), {"kind": delivery._PROCESSING_LOCK, "lane": lane(anna)})
         waiting = threading.Thread(target=lambda: done.append(
-            delivery.process_inbound(database, rules=state.identifier_rules, settings=state.settings)))
+            delivery.process_inbound(database, rules=state.identifier_rules, settings=state.settings, lane=lane(anna))))
         waiting.start()
         waiting.join(0.5)
-        assert waiting.is_alive() and statuses(database) == ["received"]  # it waits for its turn
+        assert waiting.is_alive() and statuses(database) == ["received", "received"]  # it waits for its turn
+        assert delivery.process_inbound(database, rules=state.identifier_rules, settings=state.settings,
+                                        lane=lane(update(0, "", other_chat))) == 1  # another lane goes on meanwhile
+        assert statuses(database) == ["received", "processed"]
     waiting.join(10)
-    assert done == [1] and statuses(database) == ["processed"]
+    assert done == [1] and statuses(database) == ["processed", "processed"]
 
 
 def test_a_coalesced_job_waits_for_the_enqueue_it_stands_for(database):

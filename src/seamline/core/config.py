@@ -237,6 +237,10 @@ class Settings(BaseSettings):
         default=50, ge=1, le=5000,
         description="Provider messages processed in one transaction after their webhooks were answered (larger: more throughput, longer write locks)",
     )
+    inbox_inbound_lanes: int = Field(
+        default=4, ge=1, le=256,
+        description="Lanes of provider messages by sender: a lane is processed in order, one batch at a time; lanes run side by side on the workers",
+    )
     inbox_attachment_max_bytes: int = Field(default=10 * 1024 * 1024, ge=1, description="Largest file a customer or agent may attach")
     inbox_survey: Literal["csat", "nps", "none"] = Field(default="csat", description="Question sent on the same channel after resolution")
     inbox_language: Literal["ru", "en"] = Field(default="ru", description="Language of the inbox's own messages to customers (survey questions, the default subject of email replies)")

@@ -26,13 +26,14 @@ from __future__ import annotations
 
 import random
 import time
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import and_, or_, select, text, update
+from sqlalchemy import and_, literal, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -69,15 +70,36 @@ from seamline.inbox.models import (
 log = structlog.get_logger("seamline.inbox.delivery")
 
 
-#: Turning stored provider messages into conversation messages (`process_inbound`). Every
-#: webhook request that stored something new enqueues it, coalesced: one queued job stands for
-#: all the requests until it starts (then the next request queues the next one), so a burst
-#: of webhooks costs a few jobs, not one each. The cluster processes one batch at a time, so
-#: messages keep their order.
+#: Turning stored provider messages into conversation messages (`process_inbound`), one job
+#: per lane. A stored part waits in its sender's lane (`lane_of`); a lane is processed one batch
+#: at a time in the whole cluster, in the order its parts were stored, so each person's messages
+#: keep their order, while lanes run side by side on every worker. Every webhook request that
+#: stored something enqueues its lanes' jobs, coalesced: one queued job stands for all the
+#: requests until it starts (then the next request queues the next one), so a burst of webhooks
+#: costs a few jobs, not one each.
 INBOUND = Task("inbox.inbound", queue="inbound", priority=Priority.high, max_attempts=1000)
-_INBOUND_KEY = "inbox.inbound"
-#: The PostgreSQL advisory lock held by the one processing batch (SQLite's single writer is one).
+#: The PostgreSQL advisory lock (class, lane) held by a lane's batch (SQLite's single writer is one).
 _PROCESSING_LOCK = 0x5EA7_1B0C
+
+
+def _inbound_key(lane: int) -> str:
+    return f"inbox.inbound:{lane}"
+
+
+def lane_of(adapter: ChannelAdapter, raw: bytes, lanes: int) -> int:
+    """The lane of a part's sender: the same person on a channel always gets the same one. A
+    part that cannot be read goes to lane 0 (it fails there and is set aside, as anywhere)."""
+    if lanes <= 1:
+        return 0
+    try:
+        inbound = adapter.parse(raw)
+    except Exception:  # noqa: BLE001 - processing reports it
+        return 0
+    # What the provider vouches for is the same in every message of a person (a shared contact
+    # card adds a claimed phone to one of them)
+    vouched = set(inbound.identifiers) - set(inbound.claimed)
+    sender = min(vouched or inbound.identifiers or [(str(inbound.customer_id), "")])
+    return zlib.crc32(f"{adapter.name}\x1f{sender[0]}\x1f{sender[1]}".encode()) % lanes
 
 
 @dataclass
@@ -92,12 +114,12 @@ class Accepted:
     status: str = "received"
 
 
-def store_raw(session: Session, *, channel: str, provider_message_id: str, raw: bytes) -> int | None:
+def store_raw(session: Session, *, channel: str, provider_message_id: str, raw: bytes, lane: int = 0) -> int | None:
     """The stored row's id, or None when this (channel, provider id) was stored before."""
     insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     return session.scalar(
         insert(InboxInbound).values(channel=channel, provider_message_id=provider_message_id[:255], payload=raw,
-                                    status="received", attempts=0, received_at=utcnow())
+                                    status="received", attempts=0, received_at=utcnow(), lane=lane)
         .on_conflict_do_nothing(index_elements=["channel", "provider_message_id"]).returning(InboxInbound.id)
     )
 
@@ -111,14 +133,19 @@ def accept(database: Database, *, settings: Settings, adapter: ChannelAdapter, h
     if not parts:
         return []
 
+    lanes = [lane_of(adapter, raw, settings.inbox_inbound_lanes) for _, raw in parts]
+
     def work(session: Session) -> list[Accepted]:
-        accepted = []
-        for provider_id, raw in parts:
-            inbound_id = store_raw(session, channel=adapter.name, provider_message_id=provider_id, raw=raw)
-            accepted.append(Accepted(inbound_id, provider_id, duplicate=False) if inbound_id is not None
-                            else _duplicate(session, adapter.name, provider_id))
-        if any(not a.duplicate for a in accepted):
-            INBOUND.enqueue(session, dedupe_key=_INBOUND_KEY, coalesce=True)
+        accepted, waiting = [], set()
+        for (provider_id, raw), lane in zip(parts, lanes, strict=True):
+            inbound_id = store_raw(session, channel=adapter.name, provider_message_id=provider_id, raw=raw, lane=lane)
+            if inbound_id is None:
+                accepted.append(_duplicate(session, adapter.name, provider_id))
+            else:
+                accepted.append(Accepted(inbound_id, provider_id, duplicate=False))
+                waiting.add(lane)
+        for lane in sorted(waiting):
+            INBOUND.enqueue(session, {"lane": lane}, dedupe_key=_inbound_key(lane), coalesce=True)
         return accepted
 
     return database.run_write(work)
@@ -134,18 +161,19 @@ def accept_and_process(database: Database, *, rules: IdentifierRules, settings: 
                               raw=raw) for provider_id, raw in adapter.split(body)]
 
 
-def _take_processing_turn(session: Session) -> None:
-    """Wait until no other transaction is processing a batch (PostgreSQL; on SQLite the write
-    transaction already excludes every other writer)."""
+def _take_processing_turn(session: Session, lane: int) -> None:
+    """Wait until no other transaction is processing a batch of `lane` (PostgreSQL; on SQLite
+    the write transaction already excludes every other writer)."""
     if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PROCESSING_LOCK})
+        session.execute(text("SELECT pg_advisory_xact_lock(:kind, :lane)"), {"kind": _PROCESSING_LOCK, "lane": lane})
 
 
-def _process_batch(session: Session, rules: IdentifierRules, settings: Settings, limit: int) -> int:
-    """Process up to `limit` stored parts, oldest first, each in a savepoint of this one
-    transaction: how many were taken (a part a retry is processing right now is skipped)."""
-    _take_processing_turn(session)
-    ids = list(session.scalars(select(InboxInbound.id).where(InboxInbound.status == "received").order_by(InboxInbound.id)
+def _process_batch(session: Session, rules: IdentifierRules, settings: Settings, lane: int, limit: int) -> int:
+    """Process up to `limit` stored parts of `lane`, oldest first, each in a savepoint of this
+    one transaction: how many were taken (a part a retry is processing right now is skipped)."""
+    _take_processing_turn(session, lane)
+    waiting = InboxInbound.status == literal("received", literal_execute=True)  # the partial index's own predicate
+    ids = list(session.scalars(select(InboxInbound.id).where(waiting, InboxInbound.lane == lane).order_by(InboxInbound.id)
                                .limit(limit).with_for_update(skip_locked=True)))
     for inbound_id in ids:
         row = session.get(InboxInbound, inbound_id)
@@ -161,34 +189,35 @@ def _process_batch(session: Session, rules: IdentifierRules, settings: Settings,
     return len(ids)
 
 
-def process_inbound(database: Database, *, rules: IdentifierRules, settings: Settings, batch: int | None = None,
-                    budget_seconds: float = 5.0) -> int:
-    """Process what webhooks stored, batch after batch, until nothing is left or `budget_seconds`
-    have passed (then another job carries on): how many parts were taken."""
+def process_inbound(database: Database, *, rules: IdentifierRules, settings: Settings, lane: int = 0,
+                    batch: int | None = None, budget_seconds: float = 5.0) -> int:
+    """Process what webhooks stored in `lane`, batch after batch, until nothing is left or
+    `budget_seconds` have passed (then another job carries on): how many parts were taken."""
     batch = batch or settings.inbox_inbound_batch
     started, done = time.monotonic(), 0
     while True:
-        taken = database.run_write(lambda session: _process_batch(session, rules, settings, batch))
+        taken = database.run_write(lambda session: _process_batch(session, rules, settings, lane, batch))
         done += taken
         if taken < batch:
             return done
         if time.monotonic() - started > budget_seconds:
-            database.run_write(lambda session: INBOUND.enqueue(session, dedupe_key=_INBOUND_KEY, coalesce=True))
+            database.run_write(lambda session: INBOUND.enqueue(session, {"lane": lane}, dedupe_key=_inbound_key(lane),
+                                                               coalesce=True))
             return done
 
 
-def _inbound_job(database: Database, rules: IdentifierRules, settings: Settings, context: JobContext) -> None:
+def _inbound_job(database: Database, rules: IdentifierRules, settings: Settings, context: JobContext, lane: int) -> None:
     database.run_write(lambda session: queue_service.release_key(session, context.job_id))  # later webhooks queue the next job
-    process_inbound(database, rules=rules, settings=settings)
+    process_inbound(database, rules=rules, settings=settings, lane=lane)
 
 
 def process_inbound_due(database: Database, *, rules: IdentifierRules, settings: Settings) -> int:
-    """Every stored part waiting for its batch, processed here and now (tests and cron; the
-    workers do it otherwise): how many were taken."""
-    total = 0
-    while (taken := process_inbound(database, rules=rules, settings=settings)):
-        total += taken
-    return total
+    """Every stored part waiting for its batch, in every lane, processed here and now (tests and
+    cron; the workers do it otherwise): how many were taken."""
+    with database.read() as session:
+        lanes = sorted(session.scalars(select(InboxInbound.lane).where(InboxInbound.status == "received").distinct()))
+    return sum(process_inbound(database, rules=rules, settings=settings, lane=lane, budget_seconds=float("inf"))
+               for lane in lanes)
 
 
 def store_and_process(database: Database, *, rules: IdentifierRules, settings: Settings, channel: str,
@@ -394,7 +423,7 @@ def send_message(database: Database, settings: Settings, args: dict[str, Any]) -
 def register_tasks(tasks: TaskRegistry, database: Database, settings: Settings, rules: IdentifierRules) -> None:
     """Bind inbound processing, and the send task to a queue per sending channel without a live
     connection, each limited to its channel's rate (call after the adapters are registered)."""
-    tasks.add(INBOUND, lambda context, _args: _inbound_job(database, rules, settings, context))
+    tasks.add(INBOUND, lambda context, args: _inbound_job(database, rules, settings, context, int(args.get("lane", 0))))
     _register_sends(tasks, database, settings)
 
 

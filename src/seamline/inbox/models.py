@@ -21,9 +21,11 @@ from sqlalchemy import (
     Index,
     Integer,
     LargeBinary,
+    SmallInteger,
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, validates
 
@@ -212,10 +214,14 @@ class InboxInbound(Base):
     message_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("inbox_message.id"), nullable=True)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    #: The sender's lane (`delivery.lane_of`): a lane is processed in order, lanes side by side
+    lane: Mapped[int] = mapped_column(SmallInteger, default=0, server_default="0")
 
     __table_args__ = (
         UniqueConstraint("channel", "provider_message_id"),
         Index("ix_inbox_inbound_status", "status", "received_at"),
+        Index("ix_inbox_inbound_waiting", "lane", "id", postgresql_where=text("status = 'received'"),
+              sqlite_where=text("status = 'received'")),
     )
 
 
