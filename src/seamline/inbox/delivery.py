@@ -193,7 +193,7 @@ def process_inbound(database: Database, *, rules: IdentifierRules, settings: Set
                     batch: int | None = None, budget_seconds: float = 5.0) -> int:
     """Process what webhooks stored in `lane`, batch after batch, until nothing is left or
     `budget_seconds` have passed (then another job carries on): how many parts were taken."""
-    batch = batch or settings.inbox_inbound_batch
+    batch = batch or settings.inbox_inbound_batch or (50 if database.is_sqlite else 1)
     started, done = time.monotonic(), 0
     while True:
         taken = database.run_write(lambda session: _process_batch(session, rules, settings, lane, batch))
