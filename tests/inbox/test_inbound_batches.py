@@ -127,6 +127,21 @@ def test_a_part_that_fails_is_set_aside_and_the_rest_of_its_batch_goes_on(client
     assert customer_texts(database) == ["first", "third", "boom"]
 
 
+def test_a_part_left_without_its_job_is_handed_back_to_its_lane(client, database):
+    """A crash between storing and processing (or a lane beyond a lowered lane count): the inbox
+    job gives the lane its job back, and the lane processes the part in its order."""
+    post(client, update(0, "Здравствуйте!"))
+    with database.write() as session:
+        session.execute(Job.__table__.delete().where(Job.task == delivery.INBOUND.name))  # as if it was lost
+    state = client.app.state
+    assert delivery.retry_inbound(database, rules=state.identifier_rules, settings=state.settings) == 0  # not stale yet
+    assert delivery.retry_inbound(database, rules=state.identifier_rules, settings=state.settings, stale_seconds=0) == 1
+    assert statuses(database) == ["received"] and inbound_jobs(database) == 1  # handed to its lane, not processed aside
+    tasks = TaskRegistry()
+    delivery.register_tasks(tasks, database, state.settings, state.identifier_rules)
+    assert run_due(database, tasks, "inbound") == 1 and customer_texts(database) == ["Здравствуйте!"]
+
+
 def test_one_batch_at_a_time_in_the_cluster(client, database):
     if database.is_sqlite:
         pytest.skip("SQLite has one writer: its write transaction is the turn")

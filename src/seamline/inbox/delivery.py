@@ -1,11 +1,12 @@
 """Moving messages in and out through the channel adapters.
 
 Inbound from a provider's webhook (`accept`): verify the provider, store every raw part of the
-request under its unique (channel, provider id) with one `inbox.inbound` job in one
-transaction (a repeat stops there), and answer: the provider is acknowledged as soon as what it
-sent is durable. The job (`process_inbound`) then turns stored parts into messages in batches,
-one batch at a time in the whole cluster and in the order they were stored: for each part, find
-or create the person from the sender's identifiers and put the message in their conversation.
+request under its unique (channel, provider id), in its sender's lane, with its lane's
+`inbox.inbound` job in one transaction (a repeat stops there), and answer: the provider is
+acknowledged as soon as what it sent is durable. The job (`process_inbound`) then turns a
+lane's stored parts into messages in batches, one batch of a lane at a time in the whole
+cluster and in the order they were stored: for each part, find or create the person from the
+sender's identifiers and put the message in their conversation.
 A part that fails to process stays stored as `failed` with the error (its savepoint is rolled
 back, the rest of the batch goes on), is logged, shown by `GET /v1/inbox/inbound?status=failed`,
 and retried by the inbox job: nothing is lost. The web chat, whose sender waits for their own
@@ -33,7 +34,7 @@ from datetime import timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import and_, literal, or_, select, text, update
+from sqlalchemy import and_, func, literal, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -349,17 +350,23 @@ def process(database: Database, *, rules: IdentifierRules, settings: Settings, i
 
 def retry_inbound(database: Database, *, rules: IdentifierRules, settings: Settings, limit: int = 100,
                   stale_seconds: float = 30) -> int:
-    """Process again what failed, or what is still waiting `stale_seconds` after it was stored
-    (its batches are behind, or their worker died: rows are locked while processed, so nothing
-    runs twice)."""
+    """Process again what failed; and make sure what is still waiting `stale_seconds` after it
+    was stored has its lane's job (a crash between storing and processing, a lane beyond a
+    lowered `inbox_inbound_lanes`): the lane processes it, so a person's messages keep their
+    order even when the lanes are behind. How many parts were retried or handed to their lane."""
     stale = utcnow() - timedelta(seconds=stale_seconds)
     with database.read() as session:
-        ids = list(session.scalars(select(InboxInbound.id).where(
-            InboxInbound.status.in_(("received", "failed")), InboxInbound.received_at <= stale,
+        failed = list(session.scalars(select(InboxInbound.id).where(
+            InboxInbound.status == "failed", InboxInbound.received_at <= stale,
             InboxInbound.attempts < settings.delivery_max_attempts).order_by(InboxInbound.id).limit(limit)))
-    for inbound_id in ids:
+        waiting = session.execute(select(InboxInbound.lane, func.count()).where(
+            InboxInbound.status == "received", InboxInbound.received_at <= stale).group_by(InboxInbound.lane)).all()
+    if waiting:
+        database.run_write(lambda session: [INBOUND.enqueue(session, {"lane": lane}, dedupe_key=_inbound_key(lane), coalesce=True)
+                                            for lane, _ in sorted(waiting)])
+    for inbound_id in failed:
         process(database, rules=rules, settings=settings, inbound_id=inbound_id)
-    return len(ids)
+    return len(failed) + sum(count for _, count in waiting)
 
 
 def _outbound(session: Session, message: InboxMessage) -> OutboundMessage:
