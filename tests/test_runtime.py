@@ -100,6 +100,22 @@ def test_inbox_run_jobs_sends_a_queued_telegram_reply(settings, database, admin_
         bot.close()
 
 
+def test_inbox_run_jobs_processes_what_a_webhook_stored(settings, database, admin_headers):
+    """Without workers (cron), the command turns the provider messages webhooks answered into
+    conversation messages."""
+    telegram = {"inbox_telegram_webhook_secret": SecretStr("webhook-secret-1")}
+    with TestClient(create_app(settings.model_copy(update=telegram), database=database)) as client:
+        answered = client.post("/v1/channels/telegram/webhook", json=fixture("text_message"),
+                               headers={"X-Telegram-Bot-Api-Secret-Token": "webhook-secret-1"})
+        assert answered.status_code == 200 and answered.json()["stored"][0]["status"] == "received", answered.text
+        assert client.get("/v1/inbox/conversations", headers=admin_headers).json()["items"] == []
+
+    done = json.loads(seamline(settings, "inbox", "run-jobs").stdout)
+    assert done["inbound_processed"] == 1, done
+    with TestClient(create_app(settings, database=database)) as client:
+        assert only_conversation(client, admin_headers)["messages"][0]["text"] == fixture("text_message")["message"]["text"]
+
+
 def test_commerce_expire_gives_spent_points_back(client, shop, database, staff_headers):  # noqa: F811 - fixtures
     headers = shop["headers"]
     cid = customer_id(client, headers)

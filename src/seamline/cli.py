@@ -306,19 +306,20 @@ def loyalty_run_jobs(database_url: DatabaseUrl = None) -> None:
 
 @inbox_app.command("run-jobs")
 def inbox_run_jobs(database_url: DatabaseUrl = None) -> None:
-    """Flag SLA breaches, wake snoozed conversations, retry failed inbound messages, send queued
-    replies and webhooks, poll the IMAP mailbox once, remove old chat sessions: what the
-    job queue does on its intervals, for cron when those are 0."""
+    """Process the provider messages webhooks stored, flag SLA breaches, wake snoozed
+    conversations, retry failed inbound messages, send queued replies and webhooks, poll the
+    IMAP mailbox once, remove old chat sessions: what the job queue's workers do, for cron."""
     import httpx
 
     from seamline.channels.email import adapter as email_adapter
     from seamline.channels.webchat import adapter as webchat_adapter
     from seamline.customers.identifiers import IdentifierRules
-    from seamline.inbox import tasks
+    from seamline.inbox import delivery, tasks
 
     settings = _settings(database_url)
     database, rules = _database(settings), IdentifierRules(settings)
-    done = tasks.run_due(database, settings=settings, rules=rules)
+    inbound = delivery.process_inbound_due(database, rules=rules, settings=settings)  # before anything answers them
+    done = tasks.run_due(database, settings=settings, rules=rules) | {"inbound_processed": inbound}
     with httpx.Client() as client:
         done.update(tasks.send_due(database, settings=settings, client=client))
     if settings.inbox_imap_host:

@@ -83,8 +83,9 @@ INBOUND = Task("inbox.inbound", queue="inbound", priority=Priority.high, max_att
 _PROCESSING_LOCK = 0x5EA7_1B0C
 
 
-def _inbound_key(lane: int) -> str:
-    return f"inbox.inbound:{lane}"
+def _queue_lane(session: Session, lane: int) -> None:
+    """Make sure `lane` has a queued job (coalesced: a queued one already stands for this)."""
+    INBOUND.enqueue(session, {"lane": lane}, dedupe_key=f"inbox.inbound:{lane}", coalesce=True)
 
 
 def lane_of(adapter: ChannelAdapter, raw: bytes, lanes: int) -> int:
@@ -146,7 +147,7 @@ def accept(database: Database, *, settings: Settings, adapter: ChannelAdapter, h
                 accepted.append(Accepted(inbound_id, provider_id, duplicate=False))
                 waiting.add(lane)
         for lane in sorted(waiting):
-            INBOUND.enqueue(session, {"lane": lane}, dedupe_key=_inbound_key(lane), coalesce=True)
+            _queue_lane(session, lane)
         return accepted
 
     return database.run_write(work)
@@ -202,8 +203,7 @@ def process_inbound(database: Database, *, rules: IdentifierRules, settings: Set
         if taken < batch:
             return done
         if time.monotonic() - started > budget_seconds:
-            database.run_write(lambda session: INBOUND.enqueue(session, {"lane": lane}, dedupe_key=_inbound_key(lane),
-                                                               coalesce=True))
+            database.run_write(lambda session: _queue_lane(session, lane))
             return done
 
 
@@ -362,8 +362,7 @@ def retry_inbound(database: Database, *, rules: IdentifierRules, settings: Setti
         waiting = session.execute(select(InboxInbound.lane, func.count()).where(
             InboxInbound.status == "received", InboxInbound.received_at <= stale).group_by(InboxInbound.lane)).all()
     if waiting:
-        database.run_write(lambda session: [INBOUND.enqueue(session, {"lane": lane}, dedupe_key=_inbound_key(lane), coalesce=True)
-                                            for lane, _ in sorted(waiting)])
+        database.run_write(lambda session: [_queue_lane(session, lane) for lane, _ in sorted(waiting)])
     for inbound_id in failed:
         process(database, rules=rules, settings=settings, inbound_id=inbound_id)
     return len(failed) + sum(count for _, count in waiting)
