@@ -110,7 +110,8 @@ VOCABULARIES: dict[str, dict[str, str]] = {
         "entry": N_("Entry"), "campaign": N_("Campaign"), "birthday": N_("Birthday"), "payment": N_("Payment"),
     },
     #: The job queue (core/queue): its queues and its periodic tasks (`Periodic.name`).
-    "job_queue": {"periodic": N_("Periodic tasks"), "webhooks": N_("Webhooks"), "outbound": N_("Outgoing messages")},
+    "job_queue": {"periodic": N_("Periodic tasks"), "webhooks": N_("Webhooks"), "outbound": N_("Outgoing messages"),
+                  "inbound": N_("Incoming messages")},
     "periodic_task": {
         "stock-sync": N_("Import stock files from the accounting system"), "order-expiry": N_("Cancel orders whose hold ran out"),
         "refunds": N_("Resend refunds a provider could not take"), "loyalty": N_("Loyalty: held points, expiry, birthdays, tiers"),
