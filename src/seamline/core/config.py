@@ -150,7 +150,7 @@ class Settings(BaseSettings):
         "no on PostgreSQL, where `seamline worker` processes run the jobs",
     )
     worker_concurrency: int = Field(default=2, ge=1, le=64, description="Jobs one worker runs at once per queue, unless `seamline worker --queue NAME=N` says otherwise")
-    worker_poll_seconds: float = Field(default=0.5, gt=0, le=60, description="How often an idle worker looks for due jobs")
+    worker_poll_seconds: float = Field(default=0.5, gt=0, le=60, description="How often an idle worker looks for due jobs; a new job wakes workers at once (PostgreSQL: all, by NOTIFY; SQLite: this process's)")
     job_lease_seconds: float = Field(
         default=60.0, ge=2, le=3600,
         description="How long a job stays a worker's without its heartbeat; a job of a worker that died runs again after this",

@@ -23,10 +23,11 @@ from collections.abc import Iterable
 from typing import Any
 
 import orjson
-import psycopg
 import structlog
 from sqlalchemy import event, text
 from sqlalchemy.orm import Session
+
+from seamline.core import listen
 
 log = structlog.get_logger("seamline.inbox.realtime")
 CHANNEL = "seamline_inbox"
@@ -152,36 +153,13 @@ def discard_since(session: Session, where: int) -> None:
     del session.info.get("inbox_notices", [])[where:]
 
 
-class PostgresListener:
+class PostgresListener(listen.PostgresListener):
     """LISTENs on PostgreSQL in a thread and dispatches what arrives to this process's hub."""
 
     def __init__(self, url: str, hub: Hub = HUB):
-        self.url = url.replace("postgresql+psycopg://", "postgresql://")
         self.hub = hub
-        self._stop = threading.Event()
-        self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="seamline-inbox-listen", daemon=True)
+        super().__init__(url, CHANNEL, self._dispatch, name="seamline-inbox-listen")
 
-    def start(self) -> PostgresListener:
-        self._thread.start()
-        self._ready.wait(10)
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                with psycopg.connect(self.url, autocommit=True) as connection:
-                    connection.execute(f"LISTEN {CHANNEL}")
-                    self._ready.set()
-                    while not self._stop.is_set():
-                        for notice in connection.notifies(timeout=0.5):
-                            message = orjson.loads(notice.payload)
-                            self.hub.dispatch(message["t"], message["p"])
-            except Exception:  # noqa: BLE001 - reconnect; notices meanwhile are lost, clients refetch
-                log.exception("inbox listener lost its connection; reconnecting")
-                self._ready.set()
-                self._stop.wait(1)
+    def _dispatch(self, payload: str) -> None:
+        message = orjson.loads(payload)
+        self.hub.dispatch(message["t"], message["p"])

@@ -106,6 +106,49 @@ def test_a_failing_job_is_retried_with_backoff_then_kept_dead_until_staff_retry_
         database.run_write(lambda s: service.retry_dead(s, flaky_id))  # not dead any more
 
 
+def test_a_new_job_wakes_an_idle_worker_at_once(database):
+    """With a 60 s poll, only the wake can start the job in time: PostgreSQL's NOTIFY (which
+    reaches workers in every process), or on SQLite the commit telling this process's workers."""
+    registry, done = TaskRegistry(), []
+    registry.add(NOTE, lambda _ctx, args: done.append((args["n"], time.monotonic())))
+    worker = Worker(database, registry, poll_seconds=60).start()
+    try:
+        time.sleep(0.3)  # every queue has looked, found nothing and waits
+        for n in range(3):
+            enqueued = time.monotonic()
+            database.run_write(lambda s, n=n: NOTE.enqueue(s, {"n": n}))
+            wait_for(lambda n=n: len(done) == n + 1, timeout=5)
+            assert done[-1][1] - enqueued < 2
+        with pytest.raises(AssertionError), database.write() as session:  # a rollback wakes nobody in vain
+            NOTE.enqueue(session, {"n": 99})
+            raise AssertionError
+        assert "queue_wakes" not in session.info
+    finally:
+        worker.stop()
+    assert [n for n, _ in done] == [0, 1, 2]
+
+
+def test_a_listening_worker_waits_until_its_next_job_is_due(database):
+    """On PostgreSQL every enqueue is announced, so an idle queue need not poll: it waits until
+    its soonest delayed job, never less than the poll (a rate-limited queue is not spun on), and
+    looks every LISTENING_FALLBACK_SECONDS when nothing waits."""
+    if database.is_sqlite:
+        pytest.skip("SQLite has no NOTIFY: its workers poll")
+    from seamline.core.queue.worker import LISTENING_FALLBACK_SECONDS
+
+    worker = Worker(database, TaskRegistry(), queues={"q1": 1}, poll_seconds=0.2, periodic=False).start()
+    try:
+        wait_for(lambda: worker._listener.connected)
+        assert worker._idle_wait("q1") == LISTENING_FALLBACK_SECONDS
+        database.run_write(lambda s: NOTE.enqueue(s, delay=timedelta(seconds=3)))
+        assert 2 < worker._idle_wait("q1") <= 3
+        database.run_write(lambda s: NOTE.enqueue(s))
+        assert worker._idle_wait("q1") == 0.2
+    finally:
+        worker.stop()
+    assert Worker(database, TaskRegistry(), poll_seconds=0.2)._idle_wait("q1") == 0.2  # not listening: the poll
+
+
 def test_a_deferred_job_waits_without_spending_an_attempt_and_keeps_its_new_args(database):
     registry, seen = TaskRegistry(), []
     patient = Task("test.patient", queue="q1", max_attempts=1)

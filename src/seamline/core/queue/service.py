@@ -5,11 +5,12 @@ the transaction of the change that causes it."""
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, bindparam, case, delete, exists, func, literal, select, union_all, update
+from sqlalchemy import and_, bindparam, case, delete, event, exists, func, literal, select, text, union_all, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -73,7 +74,44 @@ def enqueue(session: Session, task: Task, args: dict[str, Any] | None = None, *,
         "locked_by": None, "locked_until": None, "finished_at": None,
     }
     statement = _enqueue_statement(session.get_bind().dialect.name, dedupe_key is not None, coalesce and dedupe_key is not None)
-    return session.execute(statement, values).scalar()
+    job_id = session.execute(statement, values).scalar()
+    if job_id is not None:  # a delayed job too: workers then know when to look next
+        wake_workers(session, values["queue"])
+    return job_id
+
+
+#: Where a job that is new or back in its queue is announced (PostgreSQL `pg_notify`, delivered
+#: at commit); the payload is the queue's name, or ALL_QUEUES.
+WAKE_CHANNEL = "seamline_jobs"
+ALL_QUEUES = "*"
+_NOTIFY = text(f"SELECT pg_notify('{WAKE_CHANNEL}', :queue)")
+#: The workers of this process (`Worker.start` adds itself): told after a commit on SQLite,
+#: where nothing else can tell them.
+LOCAL_WAKERS: list[Callable[[str], None]] = []
+
+
+def wake_workers(session: Session, queue: str) -> None:
+    """Tell the workers that `queue` has a job to look at, once this transaction commits: on
+    PostgreSQL a `pg_notify` reaches every worker of the cluster (`Worker` LISTENs); on SQLite the
+    workers of this process. A hint only (a worker also looks on its own), so a wake for a
+    savepoint that is rolled back costs a look and nothing else."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(_NOTIFY, {"queue": queue})
+    else:
+        session.info.setdefault("queue_wakes", set()).add(queue)
+
+
+@event.listens_for(Session, "after_commit")
+def _wake_local_workers(session: Session) -> None:
+    for queue in session.info.pop("queue_wakes", ()):
+        for wake in list(LOCAL_WAKERS):
+            wake(queue)
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _forget_wakes(session: Session, previous_transaction) -> None:  # noqa: ANN001
+    if not previous_transaction.nested:
+        session.info.pop("queue_wakes", None)
 
 
 def release_key(session: Session, job_id: int) -> None:
@@ -92,6 +130,11 @@ def _due_probe() -> Any:
 
 
 _DUE_PROBE = _due_probe()
+
+
+def next_run_at(session: Session, queue: str) -> datetime | None:
+    """When the soonest queued job of `queue` is due (already, or later), None if none waits."""
+    return _aware(session.scalar(select(func.min(Job.run_at)).where(IS_QUEUED, Job.queue == queue)))
 
 
 def due_levels(session: Session, queue: str, now: datetime) -> list[int]:
@@ -205,11 +248,14 @@ def release(session: Session, job_ids: list[int], *, worker: str) -> int:
     """Give back jobs a stopping worker did not start (the attempt is not counted)."""
     if not job_ids:
         return 0
-    return session.execute(
+    released = session.execute(
         update(Job).where(Job.id.in_(job_ids), Job.locked_by == worker, Job.state == RUNNING)
         .values(state=QUEUED, locked_by=None, locked_until=None, attempts=Job.attempts - 1)
         .execution_options(synchronize_session=False)
     ).rowcount
+    if released:
+        wake_workers(session, ALL_QUEUES)
+    return released
 
 
 def has_expired_leases(session: Session, now: datetime) -> bool:
@@ -222,7 +268,7 @@ def rescue(session: Session, *, now: datetime | None = None) -> int:
     now = now or utcnow()
     expired = and_(Job.state == RUNNING, Job.locked_until < now)
     out_of_attempts = Job.attempts >= Job.max_attempts
-    return session.execute(
+    rescued = session.execute(
         update(Job).where(expired).values(
             state=case((out_of_attempts, DEAD), else_=QUEUED), locked_by=None, locked_until=None, run_at=now,
             finished_at=case((out_of_attempts, now), else_=None),
@@ -230,6 +276,9 @@ def rescue(session: Session, *, now: datetime | None = None) -> int:
                             else_=Job.last_error),
         ).execution_options(synchronize_session=False)
     ).rowcount
+    if rescued:
+        wake_workers(session, ALL_QUEUES)
+    return rescued
 
 
 # --- periodic tasks ------------------------------------------------------------------------------
@@ -343,6 +392,7 @@ def retry_dead(session: Session, job_id: int, now: datetime | None = None) -> No
     ).rowcount
     if changed != 1:
         raise NotFound(f"No dead job {job_id}", code="job_not_found")
+    wake_workers(session, ALL_QUEUES)
 
 
 def dead_jobs(session: Session, *, limit: int = 100) -> list[Job]:

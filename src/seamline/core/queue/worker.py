@@ -6,6 +6,12 @@ Any number of workers may run, in any process on any machine that reaches the da
 (`seamline worker`); `seamline serve` runs one inside itself on the embedded default. A worker
 asks each queue with a read first and takes the write lock only to claim what is due, so idle
 workers cost SQLite's single writer nothing.
+
+A new job wakes the workers at once instead of at their next look (`service.wake_workers`): on
+PostgreSQL through LISTEN/NOTIFY, which reaches every worker of the cluster, so an idle worker
+there looks only when its next delayed job is due, or every `LISTENING_FALLBACK_SECONDS`; on
+SQLite the workers of the enqueuing process are woken, and every worker also looks each
+`poll_seconds`.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from typing import Any
 import structlog
 
 from seamline.core.db import Database
+from seamline.core.listen import PostgresListener
 from seamline.core.queue import service
 from seamline.core.queue.models import DEAD
 from seamline.core.queue.registry import Defer, JobContext, Retry, TaskRegistry
@@ -35,6 +42,10 @@ log = structlog.get_logger("seamline.queue")
 #: deferred (not started yet, e.g. a channel's rate limit), dead, failed (a periodic run), lost
 #: (the lease went to another worker).
 Observer = Callable[[str, str, str, float], None]
+
+#: While LISTENing, how long an idle queue waits at most when no job is due sooner (a safety net:
+#: every new or returning job is announced).
+LISTENING_FALLBACK_SECONDS = 10.0
 
 
 class Worker:
@@ -54,10 +65,15 @@ class Worker:
         self._found_work: dict[str, bool] = {}
         self._pools = {queue: ThreadPoolExecutor(max_workers=n, thread_name_prefix=f"job-{queue}") for queue, n in self.queues.items()}
         self._threads: list[threading.Thread] = []
+        self._listener: PostgresListener | None = None
 
     # --- lifecycle ---------------------------------------------------------------------------
 
     def start(self) -> Worker:
+        if not self.database.is_sqlite:
+            self._listener = PostgresListener(self.database.url, service.WAKE_CHANNEL, self._woken, name="queue-listen",
+                                              on_connect=self.notify).start()
+        service.LOCAL_WAKERS.append(self._woken)
         for queue in self.queues:
             self._threads.append(threading.Thread(target=self._dispatch, args=(queue,), name=f"queue-{queue}", daemon=True))
         self._threads.append(threading.Thread(target=self._upkeep, name="queue-upkeep", daemon=True))
@@ -70,9 +86,13 @@ class Worker:
         """Stop claiming, let running jobs finish (up to `timeout`), then return. A job still
         running after that keeps its lease until it runs out; another worker then takes it."""
         self._stopping.set()
+        if self._woken in service.LOCAL_WAKERS:
+            service.LOCAL_WAKERS.remove(self._woken)
         self.notify()
         for thread in self._threads:
             thread.join(timeout=timeout)
+        if self._listener:
+            self._listener.stop()
         for pool in self._pools.values():
             pool.shutdown(wait=True, cancel_futures=False)
         log.info("worker stopped", worker=self.name)
@@ -91,6 +111,12 @@ class Worker:
         for wake in self._wakes.values():
             wake.set()
 
+    def _woken(self, queue: str) -> None:
+        if queue == service.ALL_QUEUES:
+            self.notify()
+        elif queue in self._wakes:
+            self._wakes[queue].set()
+
     # --- claiming ----------------------------------------------------------------------------
 
     def _free(self, queue: str) -> int:
@@ -105,8 +131,27 @@ class Worker:
                 log.exception("claiming failed", queue=queue)
                 claimed = 0
             if not claimed:
-                self._wakes[queue].wait(self.poll_seconds)
+                self._wakes[queue].wait(self._idle_wait(queue))
                 self._wakes[queue].clear()
+
+    def _idle_wait(self, queue: str) -> float:
+        """How long `queue` may wait for a wake before it looks again: `poll_seconds` unless every
+        new job is announced to this worker (LISTENing), then until its next delayed job is due
+        (never less than `poll_seconds`: a rate-limited queue with due jobs is not spun on)."""
+        if self._listener is None or not self._listener.connected:
+            return self.poll_seconds
+        longest = max(self.poll_seconds, LISTENING_FALLBACK_SECONDS)
+        if self._free(queue) <= 0:  # a finishing job wakes the queue
+            return longest
+        try:
+            with self.database.read() as session:
+                next_at = service.next_run_at(session, queue)
+        except Exception:  # noqa: BLE001 - a database hiccup: look again soon
+            log.exception("reading the next due job failed", queue=queue)
+            return self.poll_seconds
+        if next_at is None:
+            return longest
+        return min(longest, max(self.poll_seconds, (next_at - utcnow()).total_seconds()))
 
     def _claim(self, queue: str) -> int:
         free = self._free(queue)
