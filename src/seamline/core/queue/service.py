@@ -96,13 +96,17 @@ def wake_workers(session: Session, queue: str) -> None:
     workers of this process. A hint only (a worker also looks on its own), so a wake for a
     savepoint that is rolled back costs a look and nothing else."""
     if session.get_bind().dialect.name == "postgresql":
-        session.execute(_NOTIFY, {"queue": queue})
+        notified = session.info.setdefault("queue_notified", set())
+        if queue not in notified:  # once per queue and transaction: a bulk enqueue pays one round trip
+            session.execute(_NOTIFY, {"queue": queue})
+            notified.add(queue)
     else:
         session.info.setdefault("queue_wakes", set()).add(queue)
 
 
 @event.listens_for(Session, "after_commit")
 def _wake_local_workers(session: Session) -> None:
+    session.info.pop("queue_notified", None)
     for queue in session.info.pop("queue_wakes", ()):
         for wake in list(LOCAL_WAKERS):
             wake(queue)
@@ -110,6 +114,7 @@ def _wake_local_workers(session: Session) -> None:
 
 @event.listens_for(Session, "after_soft_rollback")
 def _forget_wakes(session: Session, previous_transaction) -> None:  # noqa: ANN001
+    session.info.pop("queue_notified", None)  # a rolled-back savepoint took its NOTIFY with it
     if not previous_transaction.nested:
         session.info.pop("queue_wakes", None)
 
