@@ -210,7 +210,8 @@ def fast_phone(value: str, region: str) -> str | None:
     if len(value) > _MAX_INPUT_LENGTH or _PLAIN_PHONE.fullmatch(value) is None:
         return None
     plus = value[0] == "+"
-    digits = value[plus:].replace(" ", "").replace("-", "").replace("(", "").replace(")", "").replace(".", "")
+    digits = value[1:] if plus else value
+    digits = digits.replace(" ", "").replace("-", "").replace("(", "").replace(")", "").replace(".", "")
     if len(digits) < 3:
         return None
     if plus:
