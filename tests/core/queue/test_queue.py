@@ -128,6 +128,34 @@ def test_a_new_job_wakes_an_idle_worker_at_once(database):
     assert [n for n, _ in done] == [0, 1, 2]
 
 
+def test_a_new_job_is_announced_once_and_a_coalesced_enqueue_not_again(database):
+    """On PostgreSQL: one NOTIFY per queue and transaction however many jobs it adds, none for a
+    rolled-back one, none for an enqueue that joins the job already announced."""
+    if database.is_sqlite:
+        pytest.skip("PostgreSQL's NOTIFY")
+    import psycopg
+
+    with psycopg.connect(database.url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True) as listener:
+        listener.execute(f"LISTEN {service.WAKE_CHANNEL}")
+
+        def announced() -> list[str]:
+            return [notice.payload for notice in listener.notifies(timeout=0.3)]
+
+        with database.write() as session:
+            for n in range(5):
+                NOTE.enqueue(session, {"n": n})
+            Task("other", queue="q2").enqueue(session)
+        assert sorted(announced()) == ["q1", "q2"]
+        with pytest.raises(RuntimeError), database.write() as session:
+            NOTE.enqueue(session)
+            raise RuntimeError
+        assert announced() == []
+        database.run_write(lambda s: NOTE.enqueue(s, dedupe_key="lane-1", coalesce=True))
+        assert announced() == ["q1"]
+        database.run_write(lambda s: NOTE.enqueue(s, dedupe_key="lane-1", coalesce=True))
+        assert announced() == []
+
+
 def test_a_listening_worker_waits_until_its_next_job_is_due(database):
     """On PostgreSQL every enqueue is announced, so an idle queue need not poll: it waits until
     its soonest delayed job, never less than the poll (a rate-limited queue is not spun on), and

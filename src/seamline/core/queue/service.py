@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, bindparam, case, delete, event, exists, func, literal, select, text, union_all, update
+from sqlalchemy import (and_, bindparam, case, delete, event, exists, func, literal, literal_column, select, text, union_all,
+                        update)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -51,7 +52,10 @@ def _enqueue_statement(dialect: str, dedupe: bool, coalesce: bool) -> Any:
                                                         set_={"dedupe_key": statement.excluded.dedupe_key})
         elif dedupe:
             statement = statement.on_conflict_do_nothing(index_elements=["dedupe_key"], index_where=live)
-        _ENQUEUE[key] = statement.returning(_jobs.c.id)
+        returning = [_jobs.c.id]
+        if coalesce and dialect == "postgresql":  # xmax is 0 on a row this statement inserted
+            returning.append(literal_column("xmax = 0").label("inserted"))
+        _ENQUEUE[key] = statement.returning(*returning)
     return _ENQUEUE[key]
 
 
@@ -74,10 +78,12 @@ def enqueue(session: Session, task: Task, args: dict[str, Any] | None = None, *,
         "locked_by": None, "locked_until": None, "finished_at": None,
     }
     statement = _enqueue_statement(session.get_bind().dialect.name, dedupe_key is not None, coalesce and dedupe_key is not None)
-    job_id = session.execute(statement, values).scalar()
-    if job_id is not None:  # a delayed job too: workers then know when to look next
-        wake_workers(session, values["queue"])
-    return job_id
+    row = session.execute(statement, values).first()
+    if row is None:  # deduplicated: the job waiting already was announced
+        return None
+    if len(row) == 1 or row.inserted:  # a delayed job too: workers then know when to look next
+        wake_workers(session, values["queue"])  # (a coalesced enqueue joins a job already announced)
+    return row.id
 
 
 #: Where a job that is new or back in its queue is announced (PostgreSQL `pg_notify`, delivered
