@@ -3,7 +3,8 @@
 `email_validator.validate_email` (~75 µs) and `phonenumbers.parse` + `is_valid_number`
 (~65-95 µs) dominate a bulk import. Most values are a plain ASCII address or a run of digits
 with the usual separators; on those, the libraries' steps reduce to a few checks, done here with
-the libraries' own data (email_validator's special-use names, phonenumbers' metadata). Each
+the libraries' own data (email_validator's special-use names, phonenumbers' metadata; a phone's
+validity is still phonenumbers' own `is_valid_number`; `parse` is what is mirrored). Each
 function returns the normalized value, or None when the input is not such a shape or a branch
 of the library could apply that is not mirrored here: the caller then asks the library, so
 unusual inputs and every error still come from it. `tests/customers/test_identifier_normalization.py`
@@ -67,24 +68,10 @@ def _pattern(regex: str | None) -> re.Pattern | None:
     return re.compile(regex) if regex else None
 
 
-def _desc(desc) -> tuple[frozenset[int], re.Pattern] | None:
-    """A number description as (possible lengths, pattern); None when it matches nothing."""
-    if desc is None or not desc.national_number_pattern:
-        return None
-    return frozenset(desc.possible_length), re.compile(desc.national_number_pattern)
-
-
-def _matches(desc: tuple[frozenset[int], re.Pattern], nsn: str) -> bool:
-    """phonenumbers' `_is_number_matching_desc`: no possible lengths means any length."""
-    lengths, pattern = desc
-    return (not lengths or len(nsn) in lengths) and pattern.fullmatch(nsn) is not None
-
-
 class _Rules:
     """What the fast path reads of one region's metadata, with its patterns compiled once."""
 
-    __slots__ = ("country_code", "idd", "national_prefix", "transform", "general", "lengths",
-                 "local_lengths", "leading_digits", "general_desc", "type_descs")
+    __slots__ = ("country_code", "idd", "national_prefix", "transform", "general", "lengths", "local_lengths")
 
     def __init__(self, metadata: PhoneMetadata):
         self.country_code = metadata.country_code
@@ -96,28 +83,10 @@ class _Rules:
         self.general = _pattern(general.national_number_pattern)
         self.lengths = general.possible_length
         self.local_lengths = general.possible_length_local_only
-        self.leading_digits = None if metadata.leading_digits is None else re.compile(metadata.leading_digits)
-        self.general_desc = _desc(general)
-        # _number_type_helper consults mobile only when its pattern differs from fixed-line's
-        types = [] if metadata.same_mobile_and_fixed_line_pattern else [metadata.mobile]
-        types += [metadata.fixed_line, metadata.premium_rate, metadata.toll_free, metadata.shared_cost,
-                  metadata.voip, metadata.personal_number, metadata.pager, metadata.uan, metadata.voicemail]
-        self.type_descs = [d for d in map(_desc, types) if d is not None]
 
     def is_general(self, digits: str) -> bool:
         """phonenumbers' `_match_national_number` against the general description."""
         return self.general is not None and self.general.fullmatch(digits) is not None
-
-    def has_type(self, nsn: str) -> bool:
-        """`_number_type_helper(nsn, metadata) != UNKNOWN`: it returns the first type whose
-        description matches, after the general one, so one is found iff the general description
-        and any type's description match (the order of the types does not matter)."""
-        if self.general_desc is None or not _matches(self.general_desc, nsn):
-            return False
-        for desc in self.type_descs:  # not any(): a generator costs more than these matches
-            if _matches(desc, nsn):
-                return True
-        return False
 
     def strip_national_prefix(self, nsn: str) -> str | None:
         """The national number `parse` keeps after trying to strip the national prefix, or None
@@ -148,42 +117,22 @@ def _region_rules(region: str) -> _Rules | None:
     return None if metadata is None else _Rules(metadata)
 
 
-_Choice = tuple[_Rules | None, _Rules | None]
-
-
-def _final_rules(country_code: int, region: str) -> _Rules | None:
-    """The rules `is_valid_number_for_region` validates with; None where it answers False
-    (no metadata, or another country code: not so in phonenumbers' tables today)."""
-    metadata = PhoneMetadata.metadata_for_region_or_calling_code(country_code, region.upper())
-    usable = metadata is not None and (region == phonenumbers.REGION_CODE_FOR_NON_GEO_ENTITY
-                                       or metadata.country_code == country_code)
-    return _Rules(metadata) if usable else None
-
-
 @lru_cache(maxsize=None)
-def _code_rules(country_code: int) -> tuple[_Rules, tuple[_Choice, ...]]:
-    """For a known country code: the rules `parse` reads its numbers with (its main region's),
-    and the regions `region_code_for_number` chooses from, in order, as (rules that select the
-    region, rules that validate in it). A code's only region is chosen without selection;
-    regions without metadata are skipped, as there."""
-    regions = phonenumbers.COUNTRY_CODE_TO_REGION_CODE[country_code]
-    main = _Rules(PhoneMetadata.metadata_for_region_or_calling_code(country_code, regions[0]))
-    if len(regions) == 1:
-        return main, ((None, _final_rules(country_code, regions[0])),)
-    return main, tuple((selector, _final_rules(country_code, region)) for region in regions
-                       if (selector := _region_rules(region.upper())) is not None)
+def _main_rules(country_code: int) -> _Rules:
+    """The rules `parse` reads a known country code's numbers with: its main region's."""
+    region = phonenumbers.COUNTRY_CODE_TO_REGION_CODE[country_code][0]
+    return _Rules(PhoneMetadata.metadata_for_region_or_calling_code(country_code, region))
 
 
 def _is_valid(country_code: int, nsn: str) -> bool:
-    """`phonenumbers.is_valid_number` of the number with this country code and national
-    significant number: its region is the code's only one, or the first whose leading digits
-    match the start (or, without leading digits, where a type is found); then a type must be
-    found in that region's metadata."""
-    for selector, final in _code_rules(country_code)[1]:
-        if (selector is None or (selector.leading_digits.match(nsn) if selector.leading_digits is not None
-                                 else selector.has_type(nsn))):
-            return final is not None and final.has_type(nsn)
-    return False
+    """`is_valid_number` of what `parse` would return: the national number as an integer, and
+    its leading zeros recorded (as `parse` does), so the library sees the same number."""
+    number = phonenumbers.PhoneNumber(country_code=country_code, national_number=int(nsn))
+    zeros = len(nsn) - len(nsn.lstrip("0"))
+    if zeros and len(nsn) > 1:
+        number.italian_leading_zero = True
+        number.number_of_leading_zeros = min(zeros, len(nsn) - 1)
+    return phonenumbers.is_valid_number(number)
 
 
 def fast_phone(value: str, region: str) -> str | None:
@@ -201,8 +150,8 @@ def fast_phone(value: str, region: str) -> str | None:
       only in `parse`'s clear case (no national prefix at the start of the rest, the rest
       matches the region's general pattern and the whole number does not); other numbers
       starting with the country code are left to the library;
-    - then the national prefix (`_Rules.strip_national_prefix`), the length limits and the
-      validity (`_is_valid`).
+    - then the national prefix (`_Rules.strip_national_prefix`) and the length limits; validity
+      is the library's own `is_valid_number` (`_is_valid`).
 
     The E.164 form is '+', the country code and the national number as kept: `parse` records
     its leading zeros and `format_number` writes them back.
@@ -224,7 +173,7 @@ def fast_phone(value: str, region: str) -> str | None:
                 break
         else:
             return None
-        rules = _code_rules(country_code)[0]
+        rules = _main_rules(country_code)
     else:
         if region not in phonenumbers.SUPPORTED_REGIONS:
             return None
@@ -240,7 +189,7 @@ def fast_phone(value: str, region: str) -> str | None:
             if rules.is_general(digits) or not rules.is_general(rest):
                 return None
             nsn = rest
-            rules = _code_rules(country_code)[0]
+            rules = _main_rules(country_code)
     if len(nsn) < 2:
         return None
     nsn = rules.strip_national_prefix(nsn)

@@ -3,7 +3,7 @@
 `8 (916) 123-45-67` and `+79161234567` are one phone; ` Anna@Example.COM ` and
 `anna@example.com` one email. Normalization happens once, here, before anything is stored or
 looked up. Emails and phones of the common shapes take the fast paths of `fast_normalize`
-(equal to the libraries on them, 8-25x cheaper); anything else goes to email_validator and
+(equal to the libraries on them: phones ~3x, emails ~25x cheaper); anything else goes to email_validator and
 phonenumbers.
 """
 
@@ -19,6 +19,10 @@ from email_validator import EmailNotValidError, validate_email
 from seamline.core.config import Settings
 from seamline.core.errors import Unprocessable
 from seamline.customers.fast_normalize import fast_email, fast_phone
+
+# Keep phonenumbers' compiled metadata patterns instead of recompiling them through `re`'s small
+# cache: its own switch for programs that check numbers of many regions (is_valid_number 20 -> 14 µs).
+phonenumbers.enable_pattern_cache()
 
 MAX_VALUE_LENGTH = 320
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
