@@ -9,6 +9,7 @@ import copy
 import json
 import threading
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -19,10 +20,11 @@ from sqlalchemy import func, select, text
 from seamline.app import create_app
 from seamline.core.queue import TaskRegistry, run_due
 from seamline.core.queue.models import Job
+from seamline.core.time import utcnow
 from seamline.inbox import delivery, realtime, service
 from seamline.inbox.adapters import adapter_for
 from seamline.inbox.models import InboxConversation, InboxInbound, InboxMessage
-from tests.inbox.conftest import process_inbound
+from tests.inbox.conftest import create_agent, process_inbound
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "telegram"
 SECRET = "webhook-secret-1"
@@ -187,3 +189,99 @@ def test_a_coalesced_job_waits_for_the_enqueue_it_stands_for(database):
     assert released.wait(10)
     with database.write() as session:
         assert delivery.INBOUND.enqueue(session, dedupe_key="k", coalesce=True) != first  # the next job
+
+
+def test_messages_continuing_assigned_conversations_go_in_together_in_order(client, database, admin_headers, monkeypatch):
+    """Anna's conversation is an agent's: her next messages in one batch are processed together
+    (`receive_continuing`: one INSERT, no routing) and keep their order; Boris, new, and the
+    message Anna sends after a photo (processed on its own) go through `receive`, in order."""
+    agent = create_agent(client, admin_headers)
+    post(client, update(0, "Здравствуйте!"))
+    process_inbound(client)
+    one_by_one: list[str] = []
+    together: list[list[str]] = []
+    receive, receive_continuing = service.receive, service.receive_continuing
+    monkeypatch.setattr(service, "receive", lambda session, **kw: (one_by_one.append(kw["inbound"].text), receive(session, **kw))[1])
+    monkeypatch.setattr(service, "receive_continuing", lambda session, items: (
+        together.append([inbound.text for inbound, _ in items]), receive_continuing(session, items))[1])
+    told: list[tuple[list[str], str]] = []
+    dispatch = realtime.HUB.dispatch
+    monkeypatch.setattr(realtime.HUB, "dispatch", lambda topics, payload: (
+        told.append((sorted(topics), (payload.get("message") or {}).get("text"))), dispatch(topics, payload)))
+
+    batch_settings = client.app.state.settings.model_copy(update={"inbox_inbound_batch": 10})
+    words = ["Заказ 1042", "Можно забрать сегодня?", "Спасибо"]
+    for n, text_ in enumerate(words, start=1):
+        post(client, update(n, text_))
+    post(client, update(0, "Добрый день", chat=222222222))
+    state = client.app.state
+    assert delivery.process_inbound_due(database, rules=state.identifier_rules, settings=batch_settings) == 4
+    assert together == [words] and one_by_one == ["Добрый день"]
+    texts = customer_texts(database)  # Boris may be in another lane, processed before or after
+    assert [t for t in texts if t != "Добрый день"] == ["Здравствуйте!", *words] and "Добрый день" in texts
+    assert set(statuses(database)) == {"processed"}
+    with database.read() as session:
+        anna = session.scalar(select(InboxConversation).where(InboxConversation.assignee_id == agent["id"])
+                              .order_by(InboxConversation.id).limit(1))
+        last = session.scalar(select(InboxMessage).where(InboxMessage.conversation_id == anna.id).order_by(InboxMessage.id.desc()).limit(1))
+        linked = dict(session.execute(select(InboxInbound.message_id, InboxMessage.text).join(
+            InboxMessage, InboxMessage.id == InboxInbound.message_id)).all())
+    assert last.text == "Спасибо" and abs(anna.last_message_at - last.created_at) < timedelta(seconds=1)
+    assert anna.awaiting_reply_since is not None
+    assert anna.status == "open" and anna.channel_state["telegram"]["provider_ids"][-1] == last.provider_message_id
+    assert sorted(linked.values()) == sorted(["Здравствуйте!", *words, "Добрый день"])  # each part points at its message
+    deadline = time.monotonic() + 5  # on PostgreSQL the notices come back through LISTEN
+    while [t for _, t in told if t in words] != words and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert [(topics, t) for topics, t in told if t in words] == [
+        ([f"agent:{agent['id']}", f"conversation:{anna.id}", f"webchat:{anna.customer_id}"], t) for t in words]
+
+    one_by_one.clear(), together.clear()
+    post(client, update(5, "Вот фото"))  # her conversation was resolved meanwhile: this one reopens it on its own ...
+    post(client, update(6, "и ещё"))  # ... and the next follows it, in order
+    with database.write() as session:
+        session.execute(InboxConversation.__table__.update().where(InboxConversation.id == anna.id).values(status="resolved"))
+    assert delivery.process_inbound_due(database, rules=state.identifier_rules, settings=batch_settings) == 2
+    assert together == [] and one_by_one == ["Вот фото", "и ещё"] and customer_texts(database)[-2:] == ["Вот фото", "и ещё"]
+
+
+def test_a_sender_held_back_keeps_their_later_messages_behind_them(client, database, admin_headers):
+    """`_split` directly: a part that must go on its own (here: with a file) takes its sender's
+    later parts with it, while another person's continuations still go together."""
+    create_agent(client, admin_headers)
+    post(client, update(0, "Здравствуйте!"))
+    post(client, update(0, "Добрый день", chat=222222222))
+    process_inbound(client)
+    with database.read() as session:
+        assert session.scalar(select(func.count()).select_from(InboxConversation).where(
+            InboxConversation.assignee_id.is_not(None), InboxConversation.status == "open")) == 2
+    telegram = adapter_for("telegram")
+    anna_photo, anna_text, boris_text = (telegram.parse(json.dumps(update(n, t, chat)).encode()) for n, t, chat in [
+        (1, "фото", None), (2, "Вот", None), (1, "Ещё вопрос", 222222222)])
+    anna_photo.attachment_ids = [1]
+    rows = [InboxInbound(id=n, channel="telegram", provider_message_id=str(n), payload=b"") for n in (1, 2, 3)]
+    with database.write() as session:
+        continuing, rest = delivery._split(session, client.app.state.identifier_rules,
+                                           list(zip(rows, [anna_photo, anna_text, boris_text], strict=True)))
+        assert [row.id for row, _, _ in continuing] == [3] and [row.id for row in rest] == [1, 2]
+        _, rest = delivery._split(session, client.app.state.identifier_rules, [(rows[0], None), (rows[1], anna_text)])
+        assert [row.id for row in rest] == [1]  # a part that cannot be read holds nobody back: its sender is unknown
+
+
+def test_a_failing_batch_of_continuations_falls_back_to_one_by_one(client, database, admin_headers, monkeypatch):
+    create_agent(client, admin_headers)
+    post(client, update(0, "Здравствуйте!"))
+    process_inbound(client)
+
+    def fail(session, items):
+        session.add(InboxMessage(conversation_id=items[0][1].id, direction="in", kind="message", channel="telegram",
+                                 text="half-written", delivery_status="received", meta={}, created_at=utcnow()))
+        session.flush()
+        raise RuntimeError("a batch that fails halfway")
+
+    monkeypatch.setattr(service, "receive_continuing", fail)
+    for n, text_ in enumerate(["Заказ 1042", "Спасибо"], start=1):
+        post(client, update(n, text_))
+    assert process_inbound(client) == 2
+    assert customer_texts(database) == ["Здравствуйте!", "Заказ 1042", "Спасибо"]  # nothing half-written stayed
+    assert set(statuses(database)) == {"processed"}

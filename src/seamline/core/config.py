@@ -233,11 +233,10 @@ class Settings(BaseSettings):
     inbox_reopen_hours: float = Field(
         default=24.0, ge=0, description="A customer message within this time after resolution reopens the conversation; later ones start a new one"
     )
-    inbox_inbound_batch: int | None = Field(
-        default=None, ge=1, le=5000,
-        description="Provider messages of a lane processed in one transaction after their webhooks were answered. Unset: 50 on SQLite "
-        "(its one writer: fewer commits), 1 on PostgreSQL (lanes run side by side; a long transaction would hold the agents' load rows "
-        "other lanes are routing to)",
+    inbox_inbound_batch: int = Field(
+        default=100, ge=1, le=5000,
+        description="Provider messages of a lane taken in one batch after their webhooks were answered: those continuing an assigned "
+        "conversation go in together; the rest one by one (on PostgreSQL, one transaction each)",
     )
     inbox_inbound_lanes: int = Field(
         default=4, ge=1, le=256,

@@ -442,6 +442,31 @@ def on_profiles_merged(listener) -> None:  # noqa: ANN001 - Callable[[Session, d
 # --- staff actions: manual merge, conflicts, unmerge ---------------------------------------
 
 
+def canonical_profiles(session: Session, profile_ids: Iterable[int]) -> dict[int, CustomerProfile]:
+    """`canonical_profile` of many ids at once, one query per step of the longest merge chain
+    (a batch of inbound messages from known senders); an unknown id is left out."""
+    profile_ids = list(profile_ids)
+    found: dict[int, CustomerProfile] = {}
+    links: dict[int, int | None] = {}  # id -> the id it was merged into (None: it is where its chain ends)
+    frontier = set(profile_ids)
+    while frontier:
+        for profile in session.scalars(select(CustomerProfile).where(CustomerProfile.id.in_(sorted(frontier)))):
+            found[profile.id] = profile
+            links[profile.id] = profile.merged_into_id if profile.status == "merged" else None
+        frontier = {target for target in links.values() if target is not None and target not in links}
+    canonical = {}
+    for profile_id in profile_ids:
+        current, seen = profile_id, set()
+        while links.get(current) is not None:
+            if current in seen:
+                raise Conflict("Merge chain loops", code="merge_chain_cycle")
+            seen.add(current)
+            current = links[current]
+        if current in found:
+            canonical[profile_id] = found[current]
+    return canonical
+
+
 def canonical_profile(session: Session, profile_id: int) -> CustomerProfile:
     """The profile a (possibly merged) id now lives in."""
     profile = session.get(CustomerProfile, profile_id)

@@ -6,6 +6,7 @@ import functools
 import json
 import re
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
@@ -340,14 +341,28 @@ def merged_profile_ids(session: Session, profile_id: int) -> list[int]:
     memo = session.info.setdefault("merged_profile_ids", {}) if session.info.get("read_only") else None
     if memo is not None and profile_id in memo:
         return list(memo[profile_id])
-    found, frontier = [profile_id], [profile_id]
-    while frontier:
-        frontier = [i for i in session.scalars(
-            select(CustomerProfile.id).where(CustomerProfile.merged_into_id.in_(frontier), CustomerProfile.status == "merged")
-        ) if i not in found]
-        found.extend(frontier)
+    found = merged_profile_ids_many(session, [profile_id])[profile_id]
     if memo is not None:
         memo[profile_id] = tuple(found)
+    return found
+
+
+def merged_profile_ids_many(session: Session, profile_ids: Iterable[int]) -> dict[int, list[int]]:
+    """`merged_profile_ids` of many canonical profiles (none merged into another of them) at once:
+    one query per level of the deepest merge tree, whatever their number (a batch of inbound
+    messages)."""
+    found = {profile_id: [profile_id] for profile_id in profile_ids}
+    root_of = {profile_id: profile_id for profile_id in found}
+    frontier = list(found)
+    while frontier:
+        rows = session.execute(select(CustomerProfile.id, CustomerProfile.merged_into_id).where(
+            CustomerProfile.merged_into_id.in_(frontier), CustomerProfile.status == "merged")).all()
+        frontier = []
+        for merged_id, into_id in rows:
+            if merged_id not in root_of:  # a loop would be a bug, not a reason to hang
+                root_of[merged_id] = root_of[into_id]
+                found[root_of[into_id]].append(merged_id)
+                frontier.append(merged_id)
     return found
 
 

@@ -6,7 +6,9 @@ request under its unique (channel, provider id), in its sender's lane, with its 
 acknowledged as soon as what it sent is durable. The job (`process_inbound`) then turns a
 lane's stored parts into messages in batches, one batch of a lane at a time in the whole
 cluster and in the order they were stored: for each part, find or create the person from the
-sender's identifiers and put the message in their conversation.
+sender's identifiers and put the message in their conversation. Parts that continue a
+conversation an agent has, from a known sender, are processed together with set-based
+statements (`_split`); the rest one by one.
 A part that fails to process stays stored as `failed` with the error (its savepoint is rolled
 back, the rest of the batch goes on), is logged, shown by `GET /v1/inbox/inbound?status=failed`,
 and retried by the inbox job: nothing is lost. The web chat, whose sender waits for their own
@@ -28,7 +30,8 @@ from __future__ import annotations
 import random
 import time
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -55,6 +58,7 @@ from seamline.inbox import realtime, service, throttle
 from seamline.inbox.adapters import (
     ADAPTERS,
     ChannelAdapter,
+    InboundMessage,
     NewAttachment,
     OutboundMessage,
     SendError,
@@ -163,48 +167,122 @@ def accept_and_process(database: Database, *, rules: IdentifierRules, settings: 
                               raw=raw) for provider_id, raw in adapter.split(body)]
 
 
-def _take_processing_turn(session: Session, lane: int) -> None:
-    """Wait until no other transaction is processing a batch of `lane` (PostgreSQL; on SQLite
-    the write transaction already excludes every other writer)."""
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SELECT pg_advisory_xact_lock(:kind, :lane)"), {"kind": _PROCESSING_LOCK, "lane": lane})
+@contextmanager
+def _lane_turn(database: Database, lane: int) -> Iterator[None]:
+    """Wait until no other worker of the cluster is processing `lane`, and hold it for the block
+    (PostgreSQL: a session-level advisory lock on a connection of its own, so the batch and its
+    rest can be several transactions and a killed worker's lock goes with its connection; on
+    SQLite each batch is one write transaction, which already excludes every other writer)."""
+    if database.is_sqlite:
+        yield
+        return
+    key = {"kind": _PROCESSING_LOCK, "lane": lane}
+    with database.write_engine.connect() as connection:
+        connection.execute(text("SELECT pg_advisory_lock(:kind, :lane)"), key)
+        connection.commit()
+        try:
+            yield
+        finally:
+            connection.execute(text("SELECT pg_advisory_unlock(:kind, :lane)"), key)
+            connection.commit()
 
 
-def _process_batch(session: Session, rules: IdentifierRules, settings: Settings, lane: int, limit: int) -> int:
-    """Process up to `limit` stored parts of `lane`, oldest first, each in a savepoint of this
-    one transaction: how many were taken (a part a retry is processing right now is skipped)."""
-    _take_processing_turn(session, lane)
+def _split(session: Session, rules: IdentifierRules, parts: list[tuple[InboxInbound, InboundMessage | None]],
+           ) -> tuple[list[tuple[InboxInbound, InboundMessage, InboxConversation]], list[InboxInbound]]:
+    """Split a batch into the messages that continue an open conversation an agent has, from a
+    sender whose identifiers are all on one person (most of what providers send: processed
+    together, `service.receive_continuing`), and the rest, each processed on its own
+    (`_process_row`: a new person or conversation, routing, a reopening, files). Each sender's
+    order holds: once a sender has a part among the rest, their later parts go there too."""
+    eligible = [inbound is not None and inbound.customer_id is None and inbound.continue_within is None
+                and not (inbound.attachments or inbound.attachment_ids or inbound.thread_refs) for _, inbound in parts]
+    senders = known_senders(session, rules, [inbound.identifiers if ok else [] for (_, inbound), ok in zip(parts, eligible)])
+    latest = service.latest_conversations(
+        session, customers_service.merged_profile_ids_many(session, {p for p in senders if p is not None}))
+    continuing, rest, held = [], [], set()
+    for (row, inbound), person in zip(parts, senders):
+        who = {("person", person), *(inbound.identifiers if inbound else ())}
+        conversation = latest.get(person)
+        if (person is None or who & held or conversation is None or conversation.status != "open"
+                or conversation.assignee_id is None):
+            rest.append(row)
+            held |= who
+        else:
+            continuing.append((row, inbound, conversation))
+    return continuing, rest
+
+
+def _parsed(row: InboxInbound) -> InboundMessage | None:
+    """The normalized message of a stored part, or None when it cannot be read (processing it
+    on its own then records why)."""
+    try:
+        # What providers send may carry NULs (C strings, UTF-16 read as 8-bit); PostgreSQL text
+        # cannot hold them, so they are dropped here, for every channel, and the message is kept.
+        return strip_nul(adapter_for(row.channel).parse(row.payload))
+    except Exception:  # noqa: BLE001 - `_process_row` raises it again where it is recorded
+        return None
+
+
+def _process_batch(session: Session, rules: IdentifierRules, settings: Settings, lane: int, limit: int, *,
+                   rest_later: bool) -> tuple[int, list[int]]:
+    """Process up to `limit` stored parts of `lane`, oldest first: those continuing an assigned
+    conversation together, in one savepoint (if it fails, they join the rest), then the rest,
+    each in a savepoint of its own, or, with `rest_later`, left for the caller to process one
+    transaction each. (How many parts were taken, the ids left to the caller.)"""
     waiting = InboxInbound.status == literal("received", literal_execute=True)  # the partial index's own predicate
-    ids = list(session.scalars(select(InboxInbound.id).where(waiting, InboxInbound.lane == lane).order_by(InboxInbound.id)
-                               .limit(limit).with_for_update(skip_locked=True)))
-    for inbound_id in ids:
-        row = session.get(InboxInbound, inbound_id)
+    rows = list(session.scalars(select(InboxInbound).where(waiting, InboxInbound.lane == lane).order_by(InboxInbound.id)
+                                .limit(limit).with_for_update(skip_locked=True)))
+    parts = [(row, _parsed(row)) for row in rows]
+    continuing, rest = _split(session, rules, parts)
+    if continuing:
         mark = realtime.mark(session)
         try:
             with session.begin_nested():
-                _process_row(session, row, rules, settings)
+                messages = service.receive_continuing(session, [(inbound, conversation) for _, inbound, conversation in continuing])
+                for (row, _, _), message in zip(continuing, messages, strict=True):
+                    _processed(row, message.id)
+                session.flush()
+        except Exception as exc:  # noqa: BLE001 - each then goes on its own, where a failure is kept on its row
+            realtime.discard_since(session, mark)
+            log.warning("a batch of continuing messages failed; processing them one by one", error=describe_error(exc)[:500])
+            rest = sorted([*rest, *(row for row, _, _ in continuing)], key=lambda row: row.id)
+    if rest_later:
+        return len(rows), [row.id for row in rest]
+    parsed = dict(parts)
+    for row in rest:
+        mark = realtime.mark(session)
+        try:
+            with session.begin_nested():
+                _process_row(session, row, rules, settings, parsed.get(row))
         except Exception as exc:  # noqa: BLE001 - kept on the row, visible and retried
             realtime.discard_since(session, mark)
             row.status, row.error, row.attempts = "failed", _describe(exc, inbound_id=row.id)[:2000], row.attempts + 1
         session.flush()
-        session.expunge_all()  # written: each flush would go over every object the batch loaded
-    return len(ids)
+    return len(rows), []
 
 
 def process_inbound(database: Database, *, rules: IdentifierRules, settings: Settings, lane: int = 0,
                     batch: int | None = None, budget_seconds: float = 5.0) -> int:
     """Process what webhooks stored in `lane`, batch after batch, until nothing is left or
-    `budget_seconds` have passed (then another job carries on): how many parts were taken."""
-    batch = batch or settings.inbox_inbound_batch or (50 if database.is_sqlite else 1)
+    `budget_seconds` have passed (then another job carries on): how many parts were taken.
+    On PostgreSQL the parts that are not simple continuations go one transaction each after
+    their batch: routing locks the chosen agent's load row, and a transaction routing several
+    conversations would deadlock with other lanes doing the same."""
+    batch = batch or settings.inbox_inbound_batch
+    one_by_one = not database.is_sqlite
     started, done = time.monotonic(), 0
-    while True:
-        taken = database.run_write(lambda session: _process_batch(session, rules, settings, lane, batch))
-        done += taken
-        if taken < batch:
-            return done
-        if time.monotonic() - started > budget_seconds:
-            database.run_write(lambda session: _queue_lane(session, lane))
-            return done
+    with _lane_turn(database, lane):
+        while True:
+            taken, rest = database.run_write(
+                lambda session: _process_batch(session, rules, settings, lane, batch, rest_later=one_by_one))
+            for inbound_id in rest:
+                process(database, rules=rules, settings=settings, inbound_id=inbound_id)
+            done += taken
+            if taken < batch:
+                return done
+            if time.monotonic() - started > budget_seconds:
+                database.run_write(lambda session: _queue_lane(session, lane))
+                return done
 
 
 def _inbound_job(database: Database, rules: IdentifierRules, settings: Settings, context: JobContext, lane: int) -> None:
@@ -272,27 +350,40 @@ def _describe(exc: Exception, **context: Any) -> str:
     return error
 
 
-def _known_profile(session: Session, rules: IdentifierRules, identifiers: list[tuple[str, str]]) -> int | None:
-    """The active profile already holding every one of these identifiers, or None (something is
-    new or belongs elsewhere: identity resolution must decide)."""
-    wanted = set()
-    for pair in identifiers:
-        try:
-            known = rules.normalize(*pair)
-        except AppError:
-            return None
-        if rules.is_blocked(known):
-            return None
-        wanted.add((known.type, known.value))
-    rows = session.execute(select(CustomerIdentity.type, CustomerIdentity.value, CustomerIdentity.profile_id).where(
-        or_(*(and_(CustomerIdentity.type == t, CustomerIdentity.value == v) for t, v in wanted)))).all()
-    if {(r.type, r.value) for r in rows} != wanted:
-        return None
-    profiles = {resolution.canonical_profile(session, pid).id for pid in {r.profile_id for r in rows}}
-    if len(profiles) != 1:
-        return None
-    profile = resolution.canonical_profile(session, profiles.pop())
-    return profile.id if profile.status == "active" else None
+def known_senders(session: Session, rules: IdentifierRules, senders: list[list[tuple[str, str]]]) -> list[int | None]:
+    """For each sender's identifiers, the active profile already holding every one of them, or
+    None (something is new, blocked or belongs elsewhere: identity resolution must decide).
+    One query for the identifiers of all the senders and one per step of their merge chains."""
+    wanted: list[set[tuple[str, str]] | None] = []
+    for identifiers in senders:
+        pairs: set[tuple[str, str]] | None = set()
+        for pair in identifiers:
+            try:
+                known = rules.normalize(*pair)
+            except AppError:
+                pairs = None
+                break
+            if rules.is_blocked(known):
+                pairs = None
+                break
+            pairs.add((known.type, known.value))
+        wanted.append(pairs or None)
+    every = sorted({pair for pairs in wanted if pairs for pair in pairs})
+    owner: dict[tuple[str, str], int] = {}
+    for start in range(0, len(every), 200):
+        owner.update({(t, v): profile_id for t, v, profile_id in session.execute(
+            select(CustomerIdentity.type, CustomerIdentity.value, CustomerIdentity.profile_id).where(
+                or_(*(and_(CustomerIdentity.type == t, CustomerIdentity.value == v) for t, v in every[start:start + 200]))))})
+    canonical = resolution.canonical_profiles(session, set(owner.values()))
+    found: list[int | None] = []
+    for pairs in wanted:
+        if pairs is None or not all(pair in owner for pair in pairs):
+            found.append(None)
+            continue
+        profiles = {canonical.get(owner[pair]) for pair in pairs}
+        profile = profiles.pop() if len(profiles) == 1 else None
+        found.append(profile.id if profile is not None and profile.status == "active" else None)
+    return found
 
 
 def resolve_sender(session: Session, *, rules: IdentifierRules, identifiers: list[tuple[str, str]], name: str | None,
@@ -302,7 +393,7 @@ def resolve_sender(session: Session, *, rules: IdentifierRules, identifiers: lis
     goes through identity resolution, where `claimed` ones (the provider does not vouch for
     them) join nobody who exists."""
     if identifiers:
-        known = _known_profile(session, rules, identifiers)
+        known = known_senders(session, rules, [identifiers])[0]
         if known is not None:
             return known
     outcome = customers_service.upsert_customer(session, rules=rules, data=CustomerUpsert(
@@ -315,18 +406,22 @@ def resolve_sender(session: Session, *, rules: IdentifierRules, identifiers: lis
     return profile_id
 
 
-def _process_row(session: Session, row: InboxInbound, rules: IdentifierRules, settings: Settings) -> int:
-    # What providers send may carry NULs (C strings, UTF-16 read as 8-bit); PostgreSQL text cannot
-    # hold them, so they are dropped here, for every channel, and the message is kept.
-    inbound = strip_nul(adapter_for(row.channel).parse(row.payload))
+def _process_row(session: Session, row: InboxInbound, rules: IdentifierRules, settings: Settings,
+                 inbound: InboundMessage | None = None) -> int:
+    """Turn one stored part into a message (`inbound`: the part already parsed by `_parsed`)."""
+    inbound = inbound or strip_nul(adapter_for(row.channel).parse(row.payload))  # see `_parsed` on NULs
     customer_id = inbound.customer_id
     if customer_id is None:
         customer_id = resolve_sender(session, rules=rules, identifiers=inbound.identifiers, name=inbound.sender_name,
                                      source=row.channel, claimed=inbound.claimed)
     message = service.receive(session, settings=settings, inbound=inbound, customer_id=customer_id)
-    row.status, row.message_id, row.processed_at, row.error = "processed", message.id, utcnow(), None
-    row.attempts += 1
+    _processed(row, message.id)
     return message.id
+
+
+def _processed(row: InboxInbound, message_id: int) -> None:
+    row.status, row.message_id, row.processed_at, row.error = "processed", message_id, utcnow(), None
+    row.attempts += 1
 
 
 def process(database: Database, *, rules: IdentifierRules, settings: Settings, inbound_id: int) -> tuple[int | None, str | None]:

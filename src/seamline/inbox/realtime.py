@@ -112,26 +112,40 @@ def _short(payload: dict[str, Any]) -> dict[str, Any]:
 
 
 def notify(session: Session, topics: Iterable[str], payload: dict[str, Any]) -> None:
-    """Send `payload` to `topics` once this session's transaction commits."""
+    """Send `payload` to `topics` once this session's transaction commits (on PostgreSQL, every
+    notice of the transaction goes out with one statement just before the commit: NOTIFY is
+    transactional, and a batch's notices cost one round trip)."""
     topics = sorted(set(topics))
-    if not topics:
+    if topics:
+        session.info.setdefault("inbox_notices", []).append((topics, _short(payload)))
+
+
+def _notify_body(topics: list[str], payload: dict[str, Any]) -> str:
+    body = orjson.dumps({"t": topics, "p": payload}, default=str).decode()
+    if len(body.encode()) > MAX_NOTIFY_BYTES:  # still too big (many files, long headers): ids only
+        slim = {k: v for k, v in payload.items() if not isinstance(v, (dict, list))}
+        for key in ("message", "conversation"):
+            if isinstance(payload.get(key), dict):
+                slim[key] = {"id": payload[key].get("id"), "truncated": True}
+        body = orjson.dumps({"t": topics, "p": slim}, default=str).decode()
+    return body
+
+
+@event.listens_for(Session, "before_commit")
+def _notify_postgres_before_commit(session: Session) -> None:
+    if session.in_nested_transaction():  # a savepoint's release: its notices wait for the transaction
         return
-    payload = _short(payload)
-    if HUB.use_postgres and session.get_bind().dialect.name == "postgresql":
-        body = orjson.dumps({"t": topics, "p": payload}, default=str).decode()
-        if len(body.encode()) > MAX_NOTIFY_BYTES:  # still too big (many files, long headers): ids only
-            slim = {k: v for k, v in payload.items() if not isinstance(v, (dict, list))}
-            for key in ("message", "conversation"):
-                if isinstance(payload.get(key), dict):
-                    slim[key] = {"id": payload[key].get("id"), "truncated": True}
-            body = orjson.dumps({"t": topics, "p": slim}, default=str).decode()
-        session.execute(text("SELECT pg_notify(:channel, :body)"), {"channel": CHANNEL, "body": body})
-    else:
-        session.info.setdefault("inbox_notices", []).append((topics, payload))
+    if not (session.info.get("inbox_notices") and HUB.use_postgres and session.get_bind().dialect.name == "postgresql"):
+        return
+    notices = session.info.pop("inbox_notices")
+    session.execute(text("SELECT pg_notify(:channel, :body)"),
+                    [{"channel": CHANNEL, "body": _notify_body(topics, payload)} for topics, payload in notices])
 
 
 @event.listens_for(Session, "after_commit")
 def _dispatch_after_commit(session: Session) -> None:
+    if session.in_nested_transaction():  # a savepoint's release, not the commit
+        return
     for topics, payload in session.info.pop("inbox_notices", ()):
         HUB.dispatch(topics, orjson.loads(orjson.dumps(payload, default=str)))
 
@@ -148,8 +162,7 @@ def mark(session: Session) -> int:
 
 
 def discard_since(session: Session, where: int) -> None:
-    """Drop the notices added after `mark` (their savepoint was rolled back; on PostgreSQL
-    NOTIFY is rolled back with it)."""
+    """Drop the notices added after `mark` (their savepoint was rolled back)."""
     del session.info.get("inbox_notices", [])[where:]
 
 

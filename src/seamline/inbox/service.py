@@ -479,6 +479,29 @@ def _latest_conversation(session: Session, customer_id: int, settings: Settings,
     return latest
 
 
+def latest_conversations(session: Session, persons: dict[int, list[int]]) -> dict[int, InboxConversation]:
+    """For each person (their canonical profile id: every profile id merged into it, as
+    `person_ids`), their latest conversation as `_latest_conversation` finds it, whatever its
+    status, locked (in id order, as every batch locks them); people with none are left out."""
+    owner = {profile_id: person for person, profile_ids in persons.items() for profile_id in profile_ids}
+    if not owner:
+        return {}
+    newest_first = (InboxConversation.last_message_at.desc(), InboxConversation.id.desc())
+    ranked = (select(InboxConversation.id, InboxConversation.customer_id, InboxConversation.last_message_at,
+                     func.row_number().over(partition_by=InboxConversation.customer_id, order_by=newest_first).label("rank"))
+              .where(InboxConversation.customer_id.in_(sorted(owner)), InboxConversation.merged_into_id.is_(None)).subquery())
+    latest: dict[int, tuple[Any, int]] = {}
+    for conversation_id, customer_id, last_message_at in session.execute(
+            select(ranked.c.id, ranked.c.customer_id, ranked.c.last_message_at).where(ranked.c.rank == 1)):
+        person = owner[customer_id]
+        if person not in latest or (last_message_at, conversation_id) > latest[person]:
+            latest[person] = (last_message_at, conversation_id)
+    person_of = {conversation_id: person for person, (_, conversation_id) in latest.items()}
+    locked = session.scalars(select(InboxConversation).where(InboxConversation.id.in_(sorted(person_of)))
+                             .order_by(InboxConversation.id).with_for_update())
+    return {person_of[c.id]: c for c in locked if c.merged_into_id is None}
+
+
 SCORE = re.compile(r"^\s*(\d{1,2})\s*[.!]?\s*$")
 
 
@@ -519,14 +542,7 @@ def receive(session: Session, *, settings: Settings, inbound: InboundMessage, cu
         sla.start_clocks(session, conversation, now)
         routing.enqueue(conversation, settings, at=now)
     message = _add_message(session, conversation, inbound, direction="in", meta=inbound.meta)
-    conversation.channel = conversation.reply_channel = inbound.channel
-    conversation.last_message_at = now
-    if conversation.awaiting_reply_since is None:
-        conversation.awaiting_reply_since = now
-    thread = dict((conversation.channel_state or {}).get(inbound.channel) or {})
-    thread.update({k: v for k, v in (inbound.meta.get("thread") or {}).items()})
-    thread["provider_ids"] = ([*thread.get("provider_ids", []), inbound.provider_message_id])[-THREAD_IDS_KEPT:]
-    conversation.channel_state = {**(conversation.channel_state or {}), inbound.channel: thread}
+    _customer_wrote(conversation, inbound, now)
     if not created and conversation.status != "open":
         previous = conversation.status
         _change_status(session, conversation, "open", settings)
@@ -549,13 +565,47 @@ def receive(session: Session, *, settings: Settings, inbound: InboundMessage, cu
     return message
 
 
-def _add_message(session: Session, conversation: InboxConversation, inbound: InboundMessage, *, direction: str,
+def receive_continuing(session: Session, items: list[tuple[InboundMessage, InboxConversation]]) -> list[InboxMessage]:
+    """`receive` for a batch of messages that each continue an open conversation an agent has
+    (most of what providers send): the messages go in with one INSERT, nothing is routed. The
+    caller has locked each conversation and checked it is open and assigned, and that the
+    message has no files and no thread references (those go through `receive`)."""
+    now = utcnow()
+    messages = [_new_message(conversation, inbound, direction="in", meta=inbound.meta) for inbound, conversation in items]
+    session.add_all(messages)
+    session.flush()
+    for (inbound, conversation), message in zip(items, messages, strict=True):
+        _customer_wrote(conversation, inbound, now)
+        sla.customer_wrote(session, conversation, now)
+        publish_message(session, conversation, message, without_files=True)
+    return messages
+
+
+def _customer_wrote(conversation: InboxConversation, inbound: InboundMessage, now: datetime) -> None:
+    """The conversation's own record of a customer's message: its channel becomes the reply
+    channel, it waits for an answer, and the channel's thread state keeps the provider's id."""
+    conversation.channel = conversation.reply_channel = inbound.channel
+    conversation.last_message_at = now
+    if conversation.awaiting_reply_since is None:
+        conversation.awaiting_reply_since = now
+    thread = dict((conversation.channel_state or {}).get(inbound.channel) or {})
+    thread.update({k: v for k, v in (inbound.meta.get("thread") or {}).items()})
+    thread["provider_ids"] = ([*thread.get("provider_ids", []), inbound.provider_message_id])[-THREAD_IDS_KEPT:]
+    conversation.channel_state = {**(conversation.channel_state or {}), inbound.channel: thread}
+
+
+def _new_message(conversation: InboxConversation, inbound: InboundMessage, *, direction: str,
                  meta: dict[str, Any]) -> InboxMessage:
-    message = InboxMessage(
+    return InboxMessage(
         conversation_id=conversation.id, direction=direction, kind=inbound.kind, channel=inbound.channel, text=inbound.text or "",
         html=inbound.html, provider_message_id=inbound.provider_message_id, delivery_status="received",
         meta={k: v for k, v in meta.items() if k != "thread"}, created_at=utcnow(),
     )
+
+
+def _add_message(session: Session, conversation: InboxConversation, inbound: InboundMessage, *, direction: str,
+                 meta: dict[str, Any]) -> InboxMessage:
+    message = _new_message(conversation, inbound, direction=direction, meta=meta)
     session.add(message)
     session.flush()
     for file in inbound.attachments:

@@ -112,6 +112,8 @@ def wake_workers(session: Session, queue: str) -> None:
 
 @event.listens_for(Session, "after_commit")
 def _wake_local_workers(session: Session) -> None:
+    if session.in_nested_transaction():  # a savepoint's release: the jobs are not committed yet
+        return
     session.info.pop("queue_notified", None)
     for queue in session.info.pop("queue_wakes", ()):
         for wake in list(LOCAL_WAKERS):
