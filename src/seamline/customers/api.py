@@ -83,13 +83,16 @@ def upsert_customer(
     body: CustomerUpsert, request: Request, rules: Rules, sections: Sections, key: WriteKey
 ) -> dict[str, Any]:
     """Find or create the profile of these identifiers; profiles they link are merged (within
-    the merge rules) and traits are merged latest-wins. Safe to retry."""
+    the merge rules) and traits are merged latest-wins. Safe to retry. The answer carries the
+    profile as the upsert left it (its `profile`, `identities` and `consents` sections); the
+    whole 360 is `GET /v1/customers/{id}`."""
 
     def work(session: Session) -> dict[str, Any]:
         outcome = service.upsert_customer(session, rules=rules, data=body)
         result = outcome.resolution
         return {
-            "customer": service.render_customer(session, sections=sections, profile_id=result.profile_id),
+            "customer": service.render_customer(session, sections=sections, profile_id=result.profile_id,
+                                                only=service.OWN_SECTIONS),
             "created": result.created_profile,
             "merged_customer_ids": [m.absorbed_id for m in result.merges],
             "conflict_ids": [c.id for c in result.conflicts],

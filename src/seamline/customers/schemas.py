@@ -95,7 +95,8 @@ class CustomerRead(BaseModel):
 
 
 class CustomerUpsertResult(BaseModel):
-    customer: CustomerRead
+    customer: CustomerRead = Field(description="The profile as the upsert left it: its profile, identities and consents "
+                                   "sections (the whole 360 is GET /v1/customers/{id})")
     created: bool
     merged_customer_ids: list[int]
     conflict_ids: list[int]

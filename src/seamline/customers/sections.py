@@ -7,7 +7,7 @@ privacy export call them all.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,8 +53,9 @@ class SectionRegistry:
     def names(self) -> list[str]:
         return list(self._sections)
 
-    def build(self, session: Session, context: CustomerContext) -> dict[str, Any]:
-        return {name: provider(session, context) for name, provider in self._sections.items()}
+    def build(self, session: Session, context: CustomerContext, *, only: Collection[str] | None = None) -> dict[str, Any]:
+        """Every section, or those named in `only`."""
+        return {name: provider(session, context) for name, provider in self._sections.items() if only is None or name in only}
 
     def export(self, session: Session, context: CustomerContext) -> dict[str, Any]:
         return {name: provider(session, context) for name, provider in self._exports.items()}

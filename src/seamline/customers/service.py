@@ -6,7 +6,7 @@ import functools
 import json
 import re
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
@@ -387,18 +387,26 @@ def customer_360(session: Session, *, sections: SectionRegistry, customer_id: in
     return _render(session, sections, profile)
 
 
-def _render(session: Session, sections: SectionRegistry, profile: CustomerProfile) -> dict[str, Any]:
+#: The sections of this module: what an upsert writes, and all its answer carries (the other
+#: modules' sections, the person's orders, points and conversations, are the 360's:
+#: `GET /v1/customers/{id}`; rendering them was 70 % of an upsert's transaction).
+OWN_SECTIONS = ("profile", "identities", "consents")
+
+
+def _render(session: Session, sections: SectionRegistry, profile: CustomerProfile, *,
+            only: Collection[str] | None = None) -> dict[str, Any]:
     return {
         "id": profile.id,
         "status": profile.status,
         "created_at": profile.created_at,
         "updated_at": profile.updated_at,
-        "sections": sections.build(session, context_of(session, profile)),
+        "sections": sections.build(session, context_of(session, profile), only=only),
     }
 
 
-def render_customer(session: Session, *, sections: SectionRegistry, profile_id: int) -> dict[str, Any]:
-    return _render(session, sections, get_profile(session, profile_id))
+def render_customer(session: Session, *, sections: SectionRegistry, profile_id: int,
+                    only: Collection[str] | None = None) -> dict[str, Any]:
+    return _render(session, sections, get_profile(session, profile_id), only=only)
 
 
 def lookup(session: Session, *, rules: IdentifierRules, type_name: str, value: str) -> CustomerProfile:
