@@ -129,7 +129,10 @@ def test_upsert_creates_then_returns_the_same_profile(api):
     assert customer["status"] == "active"
     assert identifiers_of(customer) == {("email", "anna@example.com")}
     assert traits_of(customer) == {"first_name": "Анна"}
-    assert set(customer["sections"]) >= {"profile", "identities", "consents"}
+    assert set(customer["sections"]) == {"profile", "identities", "consents"}  # what the upsert writes ...
+    whole = api.get(customer["id"])
+    assert {"orders", "loyalty", "conversations"} <= set(whole["sections"])  # ... the 360 is read on its own
+    assert {k: whole["sections"][k] for k in customer["sections"]} == customer["sections"]
 
     second = api.upsert(("email", "anna@example.com"))
     assert second["created"] is False
@@ -764,3 +767,23 @@ def test_replaying_an_upsert_changes_nothing(api):
     assert after["merges"] == before["merges"]
     assert after["sections"] == before["sections"]
     assert len(api.listing()["items"]) == 1
+
+
+def test_merge_chains_are_followed_for_many_profiles_at_once(api, database):
+    """`canonical_profiles` and `merged_profile_ids_many` (a batch of inbound messages reads its
+    senders' people with them) agree with their one-profile versions on a chain of merges."""
+    from seamline.customers import resolution
+    from seamline.customers import service as customers_service
+    from seamline.customers.models import CustomerProfile
+
+    a, b, c, d = (api.upsert(("email", f"{n}@example.com"))["customer"]["id"] for n in "abcd")
+    assert api.merge(b, c).status_code == 200  # the newer into the older: c into b
+    assert api.merge(a, b).status_code == 200  # b (holding c) into a: c -> b -> a
+    with database.read() as session:
+        assert session.get(CustomerProfile, c).merged_into_id == b  # a chain of two steps
+        canonical = resolution.canonical_profiles(session, [a, b, c, d, 10**9])
+        assert {k: v.id for k, v in canonical.items()} == {a: a, b: a, c: a, d: d}  # an unknown id is left out
+        assert all(canonical[i].id == resolution.canonical_profile(session, i).id for i in (a, b, c, d))
+        many = customers_service.merged_profile_ids_many(session, [a, d])
+        assert sorted(many[a]) == [a, b, c] and many[d] == [d]
+        assert sorted(customers_service.merged_profile_ids(session, a)) == [a, b, c]
