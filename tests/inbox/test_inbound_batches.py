@@ -285,3 +285,15 @@ def test_a_failing_batch_of_continuations_falls_back_to_one_by_one(client, datab
     assert process_inbound(client) == 2
     assert customer_texts(database) == ["Здравствуйте!", "Заказ 1042", "Спасибо"]  # nothing half-written stayed
     assert set(statuses(database)) == {"processed"}
+
+
+def test_a_lane_is_free_again_when_its_worker_stops_with_an_error(database):
+    """The lane's turn is a session-level lock on PostgreSQL: it must not outlive an error."""
+    if database.is_sqlite:
+        pytest.skip("SQLite has one writer: its write transaction is the turn")
+    with pytest.raises(RuntimeError), delivery._lane_turn(database, 3):
+        with database.write() as other:  # another worker cannot take the lane meanwhile
+            assert other.scalar(text("SELECT pg_try_advisory_xact_lock(:kind, 3)"), {"kind": delivery._PROCESSING_LOCK}) is False
+        raise RuntimeError("the batch failed")
+    with database.write() as other:
+        assert other.scalar(text("SELECT pg_try_advisory_xact_lock(:kind, 3)"), {"kind": delivery._PROCESSING_LOCK}) is True

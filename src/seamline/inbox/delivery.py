@@ -4,8 +4,8 @@ Inbound from a provider's webhook (`accept`): verify the provider, store every r
 request under its unique (channel, provider id), in its sender's lane, with its lane's
 `inbox.inbound` job in one transaction (a repeat stops there), and answer: the provider is
 acknowledged as soon as what it sent is durable. The job (`process_inbound`) then turns a
-lane's stored parts into messages in batches, one batch of a lane at a time in the whole
-cluster and in the order they were stored: for each part, find or create the person from the
+lane's stored parts into messages in batches, by one worker of the whole cluster at a time
+per lane, and in the order they were stored: for each part, find or create the person from the
 sender's identifiers and put the message in their conversation. Parts that continue a
 conversation an agent has, from a known sender, are processed together with set-based
 statements (`_split`); the rest one by one.
@@ -76,14 +76,15 @@ log = structlog.get_logger("seamline.inbox.delivery")
 
 
 #: Turning stored provider messages into conversation messages (`process_inbound`), one job
-#: per lane. A stored part waits in its sender's lane (`lane_of`); a lane is processed one batch
-#: at a time in the whole cluster, in the order its parts were stored, so each person's messages
-#: keep their order, while lanes run side by side on every worker. Every webhook request that
+#: per lane. A stored part waits in its sender's lane (`lane_of`); a lane is processed by one
+#: worker of the whole cluster at a time (`_lane_turn`), in the order its parts were stored, so
+#: each person's messages keep their order, while lanes run side by side on every worker. Every webhook request that
 #: stored something enqueues its lanes' jobs, coalesced: one queued job stands for all the
 #: requests until it starts (then the next request queues the next one), so a burst of webhooks
 #: costs a few jobs, not one each.
 INBOUND = Task("inbox.inbound", queue="inbound", priority=Priority.high, max_attempts=1000)
-#: The PostgreSQL advisory lock (class, lane) held by a lane's batch (SQLite's single writer is one).
+#: The PostgreSQL advisory lock (class, lane) held by the worker processing a lane (`_lane_turn`;
+#: on SQLite the single writer is the turn).
 _PROCESSING_LOCK = 0x5EA7_1B0C
 
 
