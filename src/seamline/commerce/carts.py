@@ -159,6 +159,7 @@ def merge_strays(session: Session, owner: Owner, *, channel: str, now: datetime 
                 mine.updated_at = now
         target.coupons = list(dict.fromkeys([*target.coupons, *stray.coupons]))[:MAX_COUPONS]
         stray.status, stray.merged_into_id, stray.profile_id = "merged", target.id, owner.profile_id
+        stray.updated_at = now  # the stamp says the cart changed (the analytics mirror reads by it)
         _change(session, target, "merged", channel=channel, now=now, detail=f"cart {stray.id}")
     session.flush()
     return target

@@ -184,7 +184,10 @@ class CommerceOrder(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
-    __table_args__ = (Index("ix_commerce_order_open", "status", "reserved_until"),)
+    __table_args__ = (
+        Index("ix_commerce_order_open", "status", "reserved_until"),
+        Index("ix_commerce_order_updated_at", "updated_at"),  # the analytics mirror reads by it
+    )
 
 
 class CommerceOrderLine(Base):
@@ -323,6 +326,7 @@ class CommerceCart(Base):
               sqlite_where=text("status = 'active' AND profile_id IS NULL AND anonymous_id IS NOT NULL"),
               postgresql_where=text("status = 'active' AND profile_id IS NULL AND anonymous_id IS NOT NULL")),
         Index("ix_commerce_cart_abandoned", "status", "updated_at"),
+        Index("ix_commerce_cart_updated_at", "updated_at"),  # the analytics mirror reads by it
     )
 
 

@@ -272,6 +272,18 @@ class Settings(BaseSettings):
         default=SecretStr(""),
         description="Shared secret of the PBX's call webhooks (X-Seamline-Signature: sha256=<HMAC-SHA256 of the raw body>); empty: the webhook refuses everything",
     )
+    analytics_backend: Literal["duckdb", "postgres", "spark"] = Field(
+        default="duckdb",
+        description="Where analytics run: duckdb (a mirror file kept fresh by a job; the embedded default), postgres "
+        "(the operational PostgreSQL database itself, through views; no mirror) or spark (PySpark over the mirror's Parquet copy)",
+    )
+    analytics_mirror_path: str = Field(default="seamline-analytics.duckdb", description="The DuckDB mirror file")
+    analytics_parquet_dir: str = Field(
+        default="seamline-analytics-parquet", description="Where `seamline analytics sync --parquet` writes the tables Spark reads"
+    )
+    analytics_sync_seconds: float = Field(
+        default=60.0, ge=0, description="How often the job queue copies new rows into the DuckDB mirror (duckdb backend); 0: off"
+    )
     console_session_hours: int = Field(default=12, ge=1, le=24 * 30, description="How long a staff console sign-in lasts")
     console_login_free_attempts: int = Field(
         default=5, ge=1, le=100,

@@ -31,7 +31,11 @@ class CustomerProfile(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
-    __table_args__ = (CheckConstraint("status IN ('active', 'merged', 'erased')", name="status"),)
+    __table_args__ = (
+        CheckConstraint("status IN ('active', 'merged', 'erased')", name="status"),
+        # the change stamp the analytics mirror reads by (a merge, unmerge or erasure moves it)
+        Index("ix_customer_profile_updated_at", "updated_at"),
+    )
 
 
 class CustomerIdentity(Base):

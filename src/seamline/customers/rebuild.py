@@ -253,6 +253,10 @@ def rebuild_profiles(database: Database, *, rules: IdentifierRules, dry_run: boo
             now = utcnow()
             writer = BulkWriter(cursor, postgres)
             stamp = writer.timestamp(now)
+            # Every profile whose identifiers change carries it in its stamp (the analytics mirror
+            # re-reads the identifiers of stamped profiles); new and retired ones are stamped below.
+            touched = (set(pids[moved].tolist()) | set(new_pids[moved].tolist()) | set(reactivated)) - set(new_profiles)
+            touched -= set(retired)
             if new_profiles:
                 writer.insert(
                     "customer_profile", ["id", "status", "created_at", "updated_at"],
@@ -282,6 +286,8 @@ def rebuild_profiles(database: Database, *, rules: IdentifierRules, dry_run: boo
                 cursor.execute(
                     "UPDATE customer_profile SET merged_into_id = NULL WHERE status = 'active' AND merged_into_id IS NOT NULL"
                 )
+            if touched:
+                writer.stamp_profiles(sorted(touched), stamp)
             fresh = [r for r in refused if r[0] not in conflict_links]
             if fresh:
                 writer.insert(
@@ -352,6 +358,14 @@ class BulkWriter:
         if self.postgres:
             self.cursor.execute(f"ANALYZE {temp}")
         self.cursor.execute(f"UPDATE {table} SET {column} = {temp}.v FROM {temp} WHERE {table}.id = {temp}.id")
+        self.cursor.execute(f"DROP TABLE {temp}")
+
+    def stamp_profiles(self, profile_ids: list[int], stamp: datetime | str) -> None:
+        temp = "tmp_stamped_profile"
+        self._temp(temp, "BIGINT")
+        self._fill_temp(temp, profile_ids, profile_ids)
+        mark = "%s" if self.postgres else "?"
+        self.cursor.execute(f"UPDATE customer_profile SET updated_at = {mark} WHERE id IN (SELECT id FROM {temp})", (stamp,))
         self.cursor.execute(f"DROP TABLE {temp}")
 
     def retire_profiles(self, profile_ids: list[int], into: list[int], stamp: datetime | str) -> None:

@@ -131,8 +131,11 @@ class InboxConversation(Base):
     merged_into_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("inbox_conversation.id"), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    #: Moves with every change (the analytics mirror re-reads changed conversations by it).
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
     __table_args__ = (
+        Index("ix_inbox_conversation_updated_at", "updated_at"),
         Index("ix_inbox_conversation_queue", "status", "assignee_id", "queue_rank_at"),
         Index("ix_inbox_conversation_sla_due", "sla_next_due_at"),
         Index("ix_inbox_conversation_snoozed", "status", "snoozed_until"),

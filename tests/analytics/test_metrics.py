@@ -1,0 +1,75 @@
+"""Each metric on the hand-made world of world.py, on every backend (conftest.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+from seamline.analytics import metrics
+from seamline.analytics.metrics import Filters
+from tests.analytics import world
+
+PERIOD = Filters(start=world.START, end=world.END)
+
+
+@pytest.fixture
+def w(database, warehouse_for):
+    world.build(database)
+    with warehouse_for(database) as warehouse:
+        yield warehouse
+
+
+def test_conversion_counts_purchases_from_where_they_started_to_where_they_were_completed(w):
+    """Six purchases start: carts 1 (web: Anna's first product), 2 (+ its merged app cart 3,
+    whose product came first: app), 4 (web, abandoned), 5 (app, cancelled), and orders 4 (store)
+    and 5 (call center) without a cart. Four complete: 4/6 = 66.67 %. Cross-channel: 1 (web ->
+    app, handed over in a store) and 2 (app -> web): 2 of 4 = 50 %."""
+    result = metrics.conversion(w, PERIOD)
+    assert (result["started"], result["completed"], result["rate"]) == (6, 4, 66.67)
+    assert (result["cross_channel"], result["cross_channel_share"]) == (2, 50.0)
+    by = {row["started_channel"]: (row["started"], row["completed"], row["rate"]) for row in result["by_channel"]}
+    assert by == {"web": (2, 1, 50.0), "app": (2, 1, 50.0), "store": (1, 1, 100.0), "call_center": (1, 1, 100.0)}
+    paths = {(r["started_channel"], r["placed_channel"], r["handed_over"]): (r["purchases"], r["revenue"])
+             for r in result["matrix"]}
+    assert paths == {("web", "app", "store"): (1, 1000), ("app", "web", None): (1, 3000),
+                     ("store", "store", "store"): (1, 400), ("call_center", "call_center", None): (1, 900)}
+
+
+def test_conversion_filters_by_started_channel_and_period(w):
+    assert metrics.conversion(w, Filters(start=world.START, end=world.END, channel="web"))["started"] == 2
+    # only what started in the first day: carts 1 (web, h0) and 3->2 (app, h12)
+    first_day = metrics.conversion(w, Filters(start=world.START, end=world.h(13).replace(tzinfo=None)))
+    assert (first_day["started"], first_day["completed"]) == (2, 2)
+
+
+def test_click_and_collect(w):
+    """Remote purchased orders 1, 2, 5; pickups 1 and 5: 66.67 %. Ready for pickup: 1 and 5;
+    picked up: 1, 24 h after it was ready. Online purchased orders 1, 2, 5; order 1 returned in
+    a store: 33.33 %."""
+    cc = metrics.click_and_collect(w, PERIOD)
+    assert (cc["remote_orders"], cc["pickup_orders"], cc["share"]) == (3, 2, 66.67)
+    assert (cc["ready_for_pickup"], cc["picked_up"], cc["pickup_rate"]) == (2, 1, 50.0)
+    assert cc["hours_to_pickup_mean"] == 24.0 and cc["hours_to_pickup_median"] == 24.0
+    assert (cc["online_orders"], cc["online_orders_returned_in_store"], cc["store_return_rate"]) == (3, 1, 33.33)
+    assert cc["store_return_amount"] == 500
+
+
+def test_nps_and_csat(w):
+    """NPS answers 10, 9, 7, 3: 2 promoters, 1 detractor of 4 -> 50 - 25 = 25. By channel:
+    telegram 9, 7 -> 50; web 10, 3 -> 0. CSAT 5, 4, 2 in the period: 2 of 3 satisfied."""
+    result = metrics.satisfaction(w, PERIOD)
+    assert (result["nps"]["answers"], result["nps"]["score"]) == (4, 25.0)
+    assert {row["channel"]: row["score"] for row in result["nps"]["by"]} == {"telegram": 50.0, "web": 0.0}
+    assert (result["csat"]["answers"], result["csat"]["score"]) == (3, 66.67)
+    by_agent = metrics.satisfaction(w, PERIOD, by="agent")
+    assert {row["agent"]: row["score"] for row in by_agent["nps"]["by"]} == {"1": 66.67, "2": -100.0}
+
+
+def test_contact_center(w):
+    """Conversation 1: answered in 10 min, resolved in 70; 2: answered in 30, SLA breached; 3:
+    not answered yet."""
+    result = metrics.contact_center(w, PERIOD)
+    assert (result["conversations"], result["answered"], result["resolved"], result["breached"]) == (3, 2, 1, 1)
+    assert result["first_response_mean"] == 20.0 and result["resolution_mean"] == 70.0
+    assert result["sla_met"] == 66.67
+    by = {row["channel"]: row["conversations"] for row in result["by"]}
+    assert by == {"telegram": 2, "web": 1}

@@ -1,0 +1,139 @@
+"""A small operational world whose metrics are computed by hand in the tests' docstrings.
+
+Rows go straight into the operational tables (with the times the metrics need); the services'
+own paths into those tables are tested by their modules, and the mirror's sync of real merges,
+unmerges and erasures by test_mirror.py.
+
+People: Anna (profile 1; her anonymous web profile 4 was merged into it), Boris (2), Vera (3).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+from seamline.commerce.models import (
+    CommerceCart,
+    CommerceCartChange,
+    CommerceLocation,
+    CommerceOrder,
+    CommerceOrderStatus,
+    CommerceReturn,
+)
+from seamline.customers.models import CustomerIdentity, CustomerProfile
+from seamline.events.models import EventRecord, EventSource
+from seamline.inbox.models import InboxAgent, InboxConversation, InboxSurvey
+
+T0 = datetime(2026, 11, 2, 10, 0, tzinfo=timezone.utc)
+START, END = datetime(2026, 11, 1), datetime(2026, 12, 1)  # the metrics' naive UTC period
+
+
+def h(hours: float) -> datetime:
+    return T0 + timedelta(hours=hours)
+
+
+def build(database) -> None:  # noqa: ANN001
+    with database.write() as s:
+        s.add_all([CustomerProfile(id=i, status="active", created_at=T0, updated_at=T0) for i in (1, 2, 3)])
+        s.flush()
+        s.add(CustomerProfile(id=4, status="merged", merged_into_id=1, created_at=T0, updated_at=T0))
+        s.flush()
+        s.add_all([
+            CustomerIdentity(id=1, type="user_id", value="anna", profile_id=1, source="test", created_at=T0),
+            CustomerIdentity(id=2, type="anonymous_id", value="anon-anna", profile_id=1, source="test", created_at=T0),
+            CustomerIdentity(id=3, type="user_id", value="boris", profile_id=2, source="test", created_at=T0),
+            CustomerIdentity(id=4, type="user_id", value="vera", profile_id=3, source="test", created_at=T0),
+            CustomerIdentity(id=5, type="email", value="vera@example.com", profile_id=3, source="test", created_at=T0),
+        ])
+        s.add_all([
+            CommerceLocation(id=1, code="S1", kind="store", name_ru="Тверская", name_en="Tverskaya", pickup_enabled=True),
+            CommerceLocation(id=2, code="S2", kind="store", name_ru="Арбат", name_en="Arbat", pickup_enabled=True),
+        ])
+        s.flush()
+        order = dict(payment_method="card", currency="RUB")
+        s.add_all([
+            # 1: Anna, started on the web, paid in the app, picked up in store S1, returned in S2
+            CommerceOrder(id=1, profile_id=1, channel="app", completed_channel="store", status="completed",
+                          fulfilment="pickup", pickup_location_id=1, total=1000, created_at=h(5), updated_at=h(30), **order),
+            # 2: Boris, started in the app, ordered on the web, shipped
+            CommerceOrder(id=2, profile_id=2, channel="web", status="shipped", fulfilment="delivery", total=3000,
+                          created_at=h(24), updated_at=h(30), **order),
+            # 3: Vera, app, cancelled
+            CommerceOrder(id=3, profile_id=3, channel="app", status="cancelled", fulfilment="pickup", pickup_location_id=2,
+                          total=700, created_at=h(72), updated_at=h(80), **order),
+            # 4: Boris at the till, no cart
+            CommerceOrder(id=4, profile_id=2, channel="store", completed_channel="store", status="completed",
+                          fulfilment="in_store", total=400, created_at=h(100), updated_at=h(100), **order),
+            # 5: Vera by phone, waiting in store S2
+            CommerceOrder(id=5, profile_id=3, channel="call_center", status="ready_for_pickup", fulfilment="pickup",
+                          pickup_location_id=2, total=900, created_at=h(96), updated_at=h(98), **order),
+        ])
+        s.flush()
+        s.add_all([
+            CommerceOrderStatus(order_id=1, status="confirmed", channel="app", created_at=h(5)),
+            CommerceOrderStatus(order_id=1, status="ready_for_pickup", channel="store", created_at=h(6)),
+            CommerceOrderStatus(order_id=1, status="completed", channel="store", created_at=h(30)),
+            CommerceOrderStatus(order_id=5, status="ready_for_pickup", channel="store", created_at=h(98)),
+            CommerceOrderStatus(order_id=3, status="cancelled", channel="app", created_at=h(80)),
+        ])
+        cart = dict(status="ordered")
+        s.add_all([
+            CommerceCart(id=1, profile_id=1, channel="app", order_id=1, created_at=h(0), updated_at=h(5), **cart),
+            CommerceCart(id=2, profile_id=2, channel="web", order_id=2, created_at=h(20), updated_at=h(24), **cart),
+            CommerceCart(id=4, profile_id=3, channel="web", status="active", created_at=h(48), updated_at=h(48)),
+            CommerceCart(id=5, profile_id=3, channel="app", order_id=3, created_at=h(70), updated_at=h(72), **cart),
+        ])
+        s.flush()
+        s.add(CommerceCart(id=3, profile_id=2, channel="app", status="merged", merged_into_id=2, created_at=h(12),
+                           updated_at=h(20)))
+        s.flush()
+        s.add_all([
+            CommerceCartChange(cart_id=1, kind="product_added", sku="A", quantity=1, channel="web", created_at=h(0)),
+            CommerceCartChange(cart_id=1, kind="merged", channel="app", created_at=h(4)),
+            CommerceCartChange(cart_id=1, kind="ordered", channel="app", created_at=h(5)),
+            CommerceCartChange(cart_id=3, kind="product_added", sku="B", quantity=1, channel="app", created_at=h(12)),
+            CommerceCartChange(cart_id=2, kind="product_added", sku="C", quantity=1, channel="web", created_at=h(20)),
+            CommerceCartChange(cart_id=2, kind="ordered", channel="web", created_at=h(24)),
+            CommerceCartChange(cart_id=4, kind="product_added", sku="A", quantity=1, channel="web", created_at=h(48)),
+            CommerceCartChange(cart_id=5, kind="product_added", sku="A", quantity=1, channel="app", created_at=h(70)),
+            CommerceCartChange(cart_id=5, kind="ordered", channel="app", created_at=h(72)),
+        ])
+        s.add(CommerceReturn(order_id=1, profile_id=1, location_id=2, channel="store", amount=500, currency="RUB",
+                             full=False, created_at=h(80)))
+        s.add_all([InboxAgent(id=1, name="Olga", email="olga@example.com"),
+                   InboxAgent(id=2, name="Pavel", email="pavel@example.com")])
+        s.flush()
+        conversation = dict(reply_channel="telegram", status="open")
+        s.add_all([
+            InboxConversation(id=1, customer_id=1, channel="telegram", assignee_id=1, created_at=h(0),
+                              first_response_at=h(10 / 60), resolved_at=h(70 / 60), **{**conversation, "status": "resolved"}),
+            InboxConversation(id=2, customer_id=2, channel="web", assignee_id=2, created_at=h(0),
+                              first_response_at=h(0.5), sla_breaches=["first_response"], **conversation),
+            InboxConversation(id=3, customer_id=3, channel="telegram", created_at=h(1), **conversation),
+        ])
+        s.flush()
+        survey = dict(conversation_id=1, customer_id=1, agent_id=1)
+        s.add_all([
+            InboxSurvey(kind="nps", channel="web", score=10, sent_at=h(2), answered_at=h(3), **survey),
+            InboxSurvey(kind="nps", channel="telegram", score=9, sent_at=h(2), answered_at=h(3), **survey),
+            InboxSurvey(kind="nps", channel="telegram", score=7, sent_at=h(2), answered_at=h(3), **survey),
+            InboxSurvey(kind="nps", channel="web", score=3, sent_at=h(2), answered_at=h(3), **{**survey, "agent_id": 2}),
+            InboxSurvey(kind="nps", channel="web", score=None, sent_at=h(2), **survey),  # not answered
+            InboxSurvey(kind="csat", channel="telegram", score=5, sent_at=h(2), answered_at=h(3), **survey),
+            InboxSurvey(kind="csat", channel="telegram", score=4, sent_at=h(2), answered_at=h(3), **survey),
+            InboxSurvey(kind="csat", channel="web", score=2, sent_at=h(2), answered_at=h(3), **survey),
+            InboxSurvey(kind="csat", channel="web", score=5, sent_at=h(2), answered_at=datetime(2026, 12, 5, tzinfo=timezone.utc),
+                        **survey),  # after the period
+        ])
+        s.add(EventSource(id=1, name="site", channel="web", created_at=T0))
+        s.flush()
+
+
+def add_events(database, rows: list[tuple[str, str, str, float]]) -> None:  # noqa: ANN001
+    """(person key, channel, event name, hours after T0) -> track events."""
+    with database.write() as s:
+        start = (s.query(EventRecord).count() or 0) + 1
+        for n, (person, channel, name, hours) in enumerate(rows, start):
+            s.add(EventRecord(source_id=1, message_id=f"m{n}", type="track", name=name, person=person, channel=channel,
+                              user_id=person[2:] if person.startswith("u:") else None,
+                              anonymous_id=person[2:] if person.startswith("a:") else None,
+                              timestamp=h(hours), received_at=h(hours), payload="{}"))
