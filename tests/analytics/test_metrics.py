@@ -73,3 +73,61 @@ def test_contact_center(w):
     assert result["sla_met"] == 66.67
     by = {row["channel"]: row["conversations"] for row in result["by"]}
     assert by == {"telegram": 2, "web": 1}
+
+
+def test_cohorts_and_repeat_purchases(w):
+    """Completed purchases of known people: Anna (order 1, app), Boris (2 on the web, then 4 at
+    the till), Vera (5, call center). One November cohort of 3; Boris bought twice: 33.33 %."""
+    by_month = metrics.cohorts(w, PERIOD)
+    assert by_month["cohorts"] == [{"cohort": "2026-11-01", "people": 3,
+                                    "retention": [{"offset": 0, "people": 3, "rate": 100.0}]}]
+    assert (by_month["people"], by_month["repeat_buyers"], by_month["repeat_purchase_rate"]) == (3, 1, 33.33)
+    by_channel = metrics.cohorts(w, PERIOD, by="channel")
+    assert {c["cohort"]: c["people"] for c in by_channel["cohorts"]} == {"app": 1, "web": 1, "call_center": 1}
+    by_week = metrics.cohorts(w, PERIOD, unit="week")
+    assert [c["cohort"] for c in by_week["cohorts"]] == ["2026-11-02"]  # a Monday
+
+
+def test_historic_clv_is_net_revenue_per_customer(w):
+    """Net revenue 1000 - 500 returned + 3000 + 400 + 900 = 4800 over 4 orders of 3 people:
+    average order 1200, CLV 1600. Three people cannot fit the predictive models."""
+    result = metrics.clv(w, PERIOD)
+    assert result["customers"] == 3
+    assert result["historic"]["average_order_value"] == 1200.0 and result["historic"]["clv"] == 1600.0
+    assert result["predictive"]["fitted"] is False
+
+
+def test_omnichannel_against_single_channel_customers(w):
+    """Anna (web -> app -> store) and Boris (app -> web; store) are omnichannel; Vera (call
+    center only) is not."""
+    result = metrics.omnichannel(w, PERIOD)
+    omni, single = result["omnichannel"], result["single_channel"]
+    assert (omni["customers"], omni["orders"], omni["revenue"]) == (2, 3, 3900)
+    assert omni["average_check"] == 1466.67 and omni["repeat_rate"] == 50.0 and omni["revenue_per_customer"] == 1950.0
+    assert (single["customers"], single["orders"], single["average_check"]) == (1, 1, 900.0)
+
+
+@pytest.fixture
+def with_activity(database):
+    from seamline.inbox.models import InboxMessage
+
+    world.build(database)
+    world.add_events(database, [("u:anna", "web", "Product Viewed", 0), ("a:anon-anna", "web", "Product Viewed", 1),
+                                ("u:anna", "app", "Product Viewed", 3), ("u:boris", "web", "Product Viewed", 20),
+                                ("a:unknown", "web", "Product Viewed", 30)])
+    with database.write() as s:
+        for n, direction in enumerate(["in", "out", "in", "out"]):
+            s.add(InboxMessage(conversation_id=1, direction=direction, channel="telegram", created_at=world.h(n / 10)))
+
+
+def test_engagement_per_channel(with_activity, database, warehouse_for):
+    """Web: Anna (2 events, under her user id and her anonymous id), Boris and an unknown
+    visitor: 3 people, 4 events. Active days: Nov 2 {Anna}, Nov 3 {Boris, unknown}: DAU 3/30,
+    MAU 3, stickiness 3.33 %. Telegram: Anna wrote twice. Two outbound messages, one answered."""
+    with warehouse_for(database) as w:
+        result = metrics.engagement(w, PERIOD)
+    by = {row["channel"]: row for row in result["channels"]}
+    assert (by["web"]["active_people"], by["web"]["events_per_person"]) == (3, 1.333)
+    assert (by["web"]["dau"], by["web"]["mau"], by["web"]["stickiness"]) == (0.1, 3.0, 3.33)
+    assert (by["app"]["active_people"], by["telegram"]["active_people"], by["telegram"]["messages_per_person"]) == (1, 1, 2.0)
+    assert (result["outbound_messages"], result["replied"], result["replies_per_outbound"]) == (2, 1, 0.5)

@@ -304,3 +304,249 @@ def contact_center(w: Warehouse, f: Filters, *, by: str = "channel") -> dict:
         return out
 
     return {**shape(total), "by": [{by: row["key"], **shape(row)} for row in grouped]}
+
+
+# --- people's purchases: the base of cohorts, CLV and omni vs single ---------------------------
+
+
+def _bought(w: Warehouse, f: Filters) -> ibis.Table:
+    """Completed purchases of known people placed before the period's end (history included:
+    a first purchase is the first one ever)."""
+    p = purchases(w)
+    p = p.filter(p.completed, p.person_id.notnull(), p.order_id.notnull(), p.ordered_at < f.end)
+    returns = w.table("returns").group_by("order_id").aggregate(returned=_.amount.sum())
+    joined = p.left_join(returns, p.order_id == returns.order_id)
+    return joined.select(*[p[c] for c in p.columns], net=p.total - joined.returned.fill_null(0))
+
+
+# --- 4. retention cohorts ---------------------------------------------------------------------
+
+
+def cohorts(w: Warehouse, f: Filters, *, unit: str = "month", by: str = "period") -> dict:
+    """People by their first purchase's month or week (or, `by="channel"`, by the channel of that
+    first purchase), and the share of each cohort that bought again in each later period."""
+    if unit not in ("month", "week") or by not in ("period", "channel"):
+        raise ValueError("unit: month|week; by: period|channel")
+    bought = _bought(w, f)
+    first = bought.select(
+        person_id=bought.person_id, ordered_at=bought.ordered_at, placed_channel=bought.placed_channel,
+        n=ibis.row_number().over(group_by=bought.person_id, order_by=[bought.ordered_at, bought.order_id]),
+    )
+    first = first.filter(first.n == 0).select(person_id=_.person_id, first_at=_.ordered_at, channel=_.placed_channel)
+    first = first.filter(first.first_at >= f.start)
+    truncate = "M" if unit == "month" else "W"
+    joined = bought.join(first, "person_id")
+    cohort_start = joined.first_at.truncate(truncate)
+    period_start = joined.ordered_at.truncate(truncate)
+    if unit == "month":
+        offset = (period_start.year() - cohort_start.year()) * 12 + period_start.month() - cohort_start.month()
+    else:
+        offset = ((period_start.epoch_seconds() - cohort_start.epoch_seconds()) / (7 * 86400)).round().cast("int64")
+    key = cohort_start.cast("date").cast("string") if by == "period" else joined.channel
+    activity = joined.select(cohort=key, offset=offset, person_id=joined.person_id)
+    sizes = w.execute(activity.filter(activity.offset == 0).group_by("cohort").aggregate(people=_.person_id.nunique()))
+    active = w.execute(activity.group_by(["cohort", "offset"]).aggregate(people=_.person_id.nunique()))
+    repeat = bought.join(first, "person_id").group_by("person_id").aggregate(orders=_.order_id.nunique())
+    repeat_row = w.execute(repeat.aggregate(people=_.count(), repeaters=(_.orders >= 2).sum()))
+    size_of = dict(zip(sizes["cohort"], sizes["people"]))
+    rows = []
+    for cohort in sorted(size_of):
+        periods = active[active["cohort"] == cohort].sort_values("offset")
+        size = int(size_of[cohort])
+        rows.append({"cohort": cohort, "people": size,
+                     "retention": [{"offset": int(o), "people": int(n), "rate": _rate(int(n), size)}
+                                   for o, n in zip(periods["offset"], periods["people"])]})
+    people, repeaters = int(repeat_row["people"].iloc[0] or 0), int(repeat_row["repeaters"].iloc[0] or 0)
+    return {"unit": unit, "by": by, "cohorts": rows, "people": people, "repeat_buyers": repeaters,
+            "repeat_purchase_rate": _rate(repeaters, people)}
+
+
+# --- 6. CLV -----------------------------------------------------------------------------------
+
+WEEK = 7 * 86400.0
+
+
+def _customer_summary(w: Warehouse, f: Filters) -> ibis.Table:
+    """Per person: orders, net revenue, first and last purchase, and the RFM summary BG/NBD and
+    Gamma-Gamma are fitted on (in weeks; a repeat purchase is one on a later day)."""
+    bought = _bought(w, f)
+    days = bought.group_by([bought.person_id, bought.ordered_at.truncate("D").name("day")]).aggregate(
+        value=_.net.sum(), orders=_.order_id.nunique(), channels=_.placed_channel.nunique())
+    first = days.group_by("person_id").aggregate(first_day=_.day.min())
+    joined = days.join(first, "person_id")
+    end = ibis.literal(f.end).epoch_seconds()
+    return joined.group_by("person_id").aggregate(
+        orders=joined.orders.sum(),
+        revenue=joined.value.sum(),
+        first_day=joined.first_day.min(),
+        last_day=joined.day.max(),
+        frequency=joined.day.count() - 1,
+        recency=(joined.day.max().epoch_seconds() - joined.first_day.min().epoch_seconds()) / WEEK,
+        age=(end - joined.first_day.min().epoch_seconds()) / WEEK,
+        repeat_value=ibis.cases((joined.day > joined.first_day, joined.value), else_=ibis.null("int64")).mean(),
+    )
+
+
+def clv(w: Warehouse, f: Filters, *, horizon_months: int = 12) -> dict:
+    """Historic CLV (average order value × purchase frequency per customer-year × average
+    customer lifetime in years, which is net revenue per customer so far) and predictive CLV
+    (BG/NBD × Gamma-Gamma over the next `horizon_months`, fitted on every customer's history)."""
+    from seamline.analytics import clv as models  # scipy: imported when used
+
+    summary = w.execute(_customer_summary(w, f))
+    people = len(summary)
+    result: dict = {"customers": people, "historic": None, "predictive": None}
+    if not people:
+        return result
+    orders, revenue = float(summary["orders"].sum()), float(summary["revenue"].sum())
+    years = summary["age"].astype(float) * 7 / 365.25
+    aov = revenue / orders
+    frequency = orders / float(years.sum()) if years.sum() else None
+    lifetime = float(years.mean())
+    result["historic"] = {
+        "average_order_value": round(aov, 2), "orders": int(orders), "revenue": int(revenue),
+        "purchase_frequency_per_year": round(frequency, 4) if frequency else None,
+        "average_lifetime_years": round(lifetime, 4),
+        "clv": round(revenue / people, 2),
+    }
+    x = summary["frequency"].to_numpy(dtype=float)
+    t_x, big_t = summary["recency"].to_numpy(dtype=float), summary["age"].to_numpy(dtype=float)
+    repeaters = x > 0
+    if repeaters.sum() < 3 or people < 10:
+        result["predictive"] = {"fitted": False, "reason": "too few repeat customers to fit (need 10 customers, 3 repeat)"}
+        return result
+    try:
+        purchases_model = models.fit_bgnbd(x, t_x, big_t)
+        value_model = models.fit_gamma_gamma(x[repeaters], summary["repeat_value"].to_numpy(dtype=float)[repeaters])
+    except Exception as exc:  # noqa: BLE001 - a fit that does not converge is reported, not raised
+        result["predictive"] = {"fitted": False, "reason": str(exc)}
+        return result
+    average = summary["repeat_value"].fillna(0).to_numpy(dtype=float)
+    predicted = models.predicted_clv(purchases_model, value_model, frequency=x, recency=t_x, age=big_t,
+                                     average_value=average, periods=horizon_months)
+    alive = purchases_model.probability_alive(x, t_x, big_t)
+    result["predictive"] = {
+        "fitted": True,
+        "horizon_months": horizon_months,
+        "bgnbd": {k: round(float(v), 6) for k, v in vars(purchases_model).items() if isinstance(v, float)},
+        "gamma_gamma": {k: round(float(v), 6) for k, v in vars(value_model).items() if isinstance(v, float)},
+        "clv_mean": round(float(predicted.mean()), 2),
+        "clv_total": round(float(predicted.sum()), 2),
+        "probability_alive_mean": round(float(alive.mean()), 4),
+        "top": [{"person_id": int(p), "clv": round(float(v), 2)}
+                for p, v in sorted(zip(summary["person_id"], predicted), key=lambda pv: -pv[1])[:20]],
+    }
+    return result
+
+
+# --- 9. omnichannel vs single-channel customers -------------------------------------------------
+
+
+def omnichannel(w: Warehouse, f: Filters) -> dict:
+    """Customers who bought in the period, split by how many channels their purchases touched
+    (started, placed or handed over; two or more: omnichannel): average check, orders per
+    customer, repeat rate and net revenue per customer side by side."""
+    p = _in_period(_bought(w, f), "ordered_at", f)
+    touched = (
+        p.select(person_id=p.person_id, channel=p.started_channel)
+        .union(p.select(person_id=p.person_id, channel=p.placed_channel))
+        .union(p.filter(p.handed_over.notnull()).select(person_id=p.person_id, channel=p.handed_over))
+    )
+    breadth = touched.group_by("person_id").aggregate(channels=_.channel.nunique())
+    per_person = p.group_by("person_id").aggregate(orders=_.order_id.nunique(), revenue=_.net.sum(),
+                                                  gross=_.total.sum())
+    joined = per_person.join(breadth, "person_id")
+    kind = ibis.cases((joined.channels >= 2, "omnichannel"), else_="single_channel")
+    grouped = w.execute(
+        joined.select(kind=kind, orders=joined.orders, revenue=joined.revenue, gross=joined.gross).group_by("kind").aggregate(
+            customers=_.count(), orders=_.orders.sum(), revenue=_.revenue.sum(), gross=_.gross.sum(),
+            repeaters=(_.orders >= 2).sum())
+    )
+    out = {}
+    for row in _records(grouped):
+        n, orders = row["customers"], row["orders"]
+        out[row["kind"]] = {
+            "customers": n, "orders": orders, "revenue": row["revenue"],
+            "average_check": round(row["gross"] / orders, 2) if orders else None,
+            "orders_per_customer": round(orders / n, 3) if n else None,
+            "repeat_rate": _rate(row["repeaters"], n),
+            "revenue_per_customer": round(row["revenue"] / n, 2) if n else None,
+        }
+    empty = {"customers": 0, "orders": 0, "revenue": 0, "average_check": None, "orders_per_customer": None,
+             "repeat_rate": None, "revenue_per_customer": None}
+    return {"omnichannel": out.get("omnichannel", empty), "single_channel": out.get("single_channel", empty)}
+
+
+# --- 7. engagement ----------------------------------------------------------------------------
+
+#: Extra touch sources (marketing's opens and clicks, later): callables `(warehouse) -> table of
+#: (who: string, channel: string, ts: timestamp, kind: string)`, counted like events.
+TOUCH_SOURCES: list = []
+
+
+def register_touch_source(source) -> None:  # noqa: ANN001
+    if source not in TOUCH_SOURCES:
+        TOUCH_SOURCES.append(source)
+
+
+def _activity(w: Warehouse) -> ibis.Table:
+    """Every action of a person: events (who = the person, else the event's own key) and the
+    messages they wrote (kind "message")."""
+    events = _events(w)
+    acts = events.filter(events.type.isin(("track", "page", "screen"))).select(
+        who=events.person_id.cast("string").fill_null(events.person_key), channel=events.channel, ts=events.ts,
+        kind=ibis.literal("event"))
+    messages, conversations, people = w.table("messages"), w.table("conversations"), w.table("people")
+    inbound = messages.filter(messages.direction == "in")
+    joined = inbound.join(conversations, inbound.conversation_id == conversations.id).left_join(
+        people, conversations.customer_id == people.profile_id)
+    wrote = joined.select(who=joined.person_id.fill_null(joined.customer_id).cast("string"), channel=inbound.channel,
+                          ts=inbound.created_at, kind=ibis.literal("message"))
+    union = acts.union(wrote)
+    for source in TOUCH_SOURCES:
+        union = union.union(source(w))
+    return union
+
+
+def engagement(w: Warehouse, f: Filters) -> dict:
+    """Per channel: active people, events and messages per active person, DAU / WAU / MAU (means
+    over the period's days, weeks and months) and stickiness (DAU / MAU); replies per outbound
+    message."""
+    acts = _in_period(_activity(w), "ts", f)
+    if f.channel:
+        acts = acts.filter(acts.channel == f.channel)
+    per_channel = w.execute(acts.group_by("channel").aggregate(
+        people=_.who.nunique(), events=(_.kind == "event").sum(), messages=(_.kind == "message").sum()))
+
+    def mean_active(unit: str) -> dict:
+        counted = acts.group_by([acts.channel, acts.ts.truncate(unit).name("bucket")]).aggregate(people=_.who.nunique())
+        frame = w.execute(counted.group_by("channel").aggregate(total=_.people.sum()))
+        return dict(zip(frame["channel"], frame["total"]))
+
+    days = max((f.end - f.start).total_seconds() / 86400, 1.0)
+    daily, weekly, monthly = mean_active("D"), mean_active("W"), mean_active("M")
+    weeks, months = max(days / 7, 1.0), max(days / 30.4375, 1.0)
+    channels = []
+    for row in _records(per_channel.sort_values("channel")):
+        channel, people = row["channel"], row["people"]
+        dau, wau, mau = daily.get(channel, 0) / days, weekly.get(channel, 0) / weeks, monthly.get(channel, 0) / months
+        channels.append({
+            "channel": channel, "active_people": people,
+            "events_per_person": round(row["events"] / people, 3) if people else None,
+            "messages_per_person": round(row["messages"] / people, 3) if people else None,
+            "dau": round(dau, 3), "wau": round(wau, 3), "mau": round(mau, 3),
+            "stickiness": _rate(dau, mau),
+        })
+    messages = _in_period(w.table("messages"), "created_at", f).filter(_.kind == "message")
+    if f.channel:
+        messages = messages.filter(messages.channel == f.channel)
+    ordered = messages.select(
+        direction=messages.direction,
+        next_direction=messages.direction.lead().over(group_by=messages.conversation_id,
+                                                      order_by=[messages.created_at, messages.id]),
+    )
+    replies = w.execute(ordered.filter(ordered.direction == "out").aggregate(
+        outbound=_.count(), replied=(_.next_direction == "in").sum()))
+    outbound, replied = int(replies["outbound"].iloc[0] or 0), int(replies["replied"].iloc[0] or 0)
+    return {"channels": channels, "outbound_messages": outbound, "replied": replied,
+            "replies_per_outbound": round(replied / outbound, 4) if outbound else None}

@@ -73,6 +73,8 @@ def postgres_views() -> list[str]:
             expression = _PG_DERIVED.get((spec.name, column))
             if expression is None:
                 expression = f'"{column}" AT TIME ZONE \'UTC\'' if kind == "TIMESTAMP" else f'"{column}"'
+            if kind == "VARCHAR":  # text, as in the mirror (a union of varchar(32) and varchar(330) is refused)
+                expression = f"({expression})::text"
             columns.append(f"{expression} AS {column}")
         where = ""
         if spec.where is not None:
