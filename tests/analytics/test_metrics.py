@@ -117,7 +117,8 @@ def with_activity(database):
                                 ("a:unknown", "web", "Product Viewed", 30)])
     with database.write() as s:
         for n, direction in enumerate(["in", "out", "in", "out"]):
-            s.add(InboxMessage(conversation_id=1, direction=direction, channel="telegram", created_at=world.h(n / 10)))
+            s.add(InboxMessage(conversation_id=1, direction=direction, channel="telegram",
+                               created_at=world.h(0.05 + n / 10)))
 
 
 def test_engagement_per_channel(with_activity, database, warehouse_for):
@@ -131,3 +132,41 @@ def test_engagement_per_channel(with_activity, database, warehouse_for):
     assert (by["web"]["dau"], by["web"]["mau"], by["web"]["stickiness"]) == (0.1, 3.0, 3.33)
     assert (by["app"]["active_people"], by["telegram"]["active_people"], by["telegram"]["messages_per_person"]) == (1, 1, 2.0)
     assert (result["outbound_messages"], result["replied"], result["replies_per_outbound"]) == (2, 1, 0.5)
+
+
+def test_journeys_before_each_purchase(with_activity, database, warehouse_for):
+    """Order 1 (Anna, h5): web h0, telegram h0.05 and h0.25, web h1, app h3, the app order h5 ->
+    web, telegram, web, app (6 raw touches, 5 h). Order 2 (Boris, h24): web h20, the web order
+    -> web. Order 4 (Boris at the till, h100): web, web order, store -> web, store (80 h).
+    Order 5 (Vera by phone): call_center."""
+    with warehouse_for(database) as w:
+        result = metrics.journeys(w, PERIOD)
+    assert result["purchases"] == 4
+    assert (result["touches_to_purchase_mean"], result["raw_touches_to_purchase_mean"]) == (2.0, 3.0)
+    assert result["hours_to_purchase_mean"] == 22.25
+    assert sorted(tuple(p["path"]) for p in result["top_paths"]) == sorted(
+        [("web", "telegram", "web", "app"), ("web",), ("web", "store"), ("call_center",)])
+    links = {(link["source"], link["target"]): link["value"] for link in result["sankey"]}
+    assert links == {("1. web", "2. telegram"): 1, ("1. web", "(purchase)"): 1, ("1. web", "2. store"): 1,
+                     ("1. call_center", "(purchase)"): 1, ("2. telegram", "3. web"): 1, ("2. store", "(purchase)"): 1,
+                     ("3. web", "4. app"): 1, ("4. app", "(purchase)"): 1}
+
+
+def test_attribution_models(with_activity, database, warehouse_for):
+    """The journeys above. First touch: web 3 (4400), call center 1. Last touch: one each to
+    app, web, store, call center. Linear: web 0.5 + 1 + 0.5 = 2, telegram and app 0.25, store
+    0.5, call center 1."""
+    with warehouse_for(database) as w:
+        result = metrics.attribution(w, PERIOD)
+    models = {name: {row["touch"]: (row["conversions"], row["revenue"]) for row in rows}
+              for name, rows in result["models"].items()}
+    assert (result["purchases"], result["revenue"]) == (4, 5300)
+    assert models["first_touch"]["web"] == (3.0, 4400.0) and models["first_touch"]["call_center"] == (1.0, 900.0)
+    assert {k: v[0] for k, v in models["last_touch"].items() if v[0]} == {"app": 1.0, "web": 1.0, "store": 1.0,
+                                                                        "call_center": 1.0}
+    assert models["linear"]["web"] == (2.0, 3700.0)
+    assert models["linear"]["telegram"][0] == 0.25 and models["linear"]["store"][0] == 0.5
+    for name in ("time_decay", "position_based", "markov"):
+        assert sum(v[0] for v in models[name].values()) == pytest.approx(4.0, abs=1e-3)
+        assert sum(v[1] for v in models[name].values()) == pytest.approx(5300.0, abs=0.1)
+    assert result["markov"]["conversion_probability"] == 1.0  # everyone who touched bought

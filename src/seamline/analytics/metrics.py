@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import ibis
 import pandas as pd
@@ -550,3 +550,156 @@ def engagement(w: Warehouse, f: Filters) -> dict:
     outbound, replied = int(replies["outbound"].iloc[0] or 0), int(replies["replied"].iloc[0] or 0)
     return {"channels": channels, "outbound_messages": outbound, "replied": replied,
             "replies_per_outbound": round(replied / outbound, 4) if outbound else None}
+
+
+# --- 2. journeys and 8. attribution -------------------------------------------------------------
+
+SEP = "\x1f"  # between touches in a path (no channel or UTM value holds it)
+LOOKBACK_DAYS = 30
+DIMENSIONS = ("channel", "source")
+
+
+def _touches(w: Warehouse, dimension: str) -> ibis.Table:
+    """Every touch of a known person: events (page, screen, track), messages they wrote
+    (calls included) and orders they placed (a store or call-center purchase is a touch too).
+    `label` is the channel, or (`dimension="source"`) the event's UTM source, "(direct)" without."""
+    if dimension not in DIMENSIONS:
+        raise ValueError(f"dimension: one of {DIMENSIONS}")
+    events = _events(w)
+    events = events.filter(events.type.isin(("track", "page", "screen")), events.person_id.notnull())
+    direct = ibis.literal("(direct)")
+    from_events = events.select(person_id=events.person_id, ts=events.ts, last=ibis.literal(0),
+                                label=events.channel if dimension == "channel" else events.utm_source.fill_null(direct))
+    messages, conversations, people = w.table("messages"), w.table("conversations"), w.table("people")
+    inbound = messages.filter(messages.direction == "in")
+    joined = inbound.join(conversations, inbound.conversation_id == conversations.id).join(
+        people, conversations.customer_id == people.profile_id)
+    from_messages = joined.select(person_id=joined.person_id, ts=inbound.created_at, last=ibis.literal(0),
+                                  label=inbound.channel if dimension == "channel" else direct)
+    orders = _orders(w)
+    orders = orders.filter(orders.person_id.notnull(), orders.status.isin(PURCHASED))
+    from_orders = orders.select(person_id=orders.person_id, ts=orders.created_at, last=ibis.literal(1),
+                                label=orders.channel if dimension == "channel" else direct)
+    union = from_events.union(from_messages).union(from_orders)
+    return union.mutate(label=union.label.cast("string"))
+
+
+def _collapse(table: ibis.Table, group: str) -> ibis.Table:
+    """Touches in a row with the same label become one (at the first one's time), numbered."""
+    marked = table.mutate(previous=table.label.lag().over(group_by=table[group], order_by=[table.ts, table.last]))
+    kept = marked.filter(marked.previous.isnull() | (marked.previous != marked.label)).drop("previous")
+    return kept.mutate(step=ibis.row_number().over(group_by=kept[group], order_by=[kept.ts, kept.last]))
+
+
+def _path_of(w: Warehouse, table: ibis.Table, group: str) -> ibis.Table:
+    """One row per `group` with its touches' labels joined in step order (`path`)."""
+    if w.backend == "spark":  # Spark cannot order an aggregation: sort (step, label) pairs instead
+        pairs = ibis.struct({"step": table.step, "label": table.label}).collect()
+        aggregated = table.group_by(group).aggregate(pairs=pairs, touches=_.count())
+        return aggregated.select(group, "touches", path=ibis.literal(SEP).join(aggregated.pairs.sort().map(lambda p: p.label)))
+    aggregated = table.group_by(group).aggregate(labels=table.label.collect(order_by=table.step), touches=_.count())
+    return aggregated.select(group, "touches", path=ibis.literal(SEP).join(aggregated.labels))
+
+
+def _journeys(w: Warehouse, f: Filters, dimension: str, lookback_days: int) -> tuple[ibis.Table, ibis.Table]:
+    """(collapsed touches of each purchase in the period, one row per purchase with its path)."""
+    p = _in_period(purchases(w), "ordered_at", f)
+    p = p.filter(p.completed, p.person_id.notnull(), p.order_id.notnull())
+    if f.channel:
+        p = p.filter(p.placed_channel == f.channel)
+    if f.store is not None:
+        p = p.filter(p.pickup_location_id == f.store)
+    t = _touches(w, dimension)
+    window = ibis.interval(days=lookback_days)
+    joined = p.join(t, [p.person_id == t.person_id, t.ts <= p.ordered_at, t.ts > p.ordered_at - window])
+    touches = joined.select(order_id=p.order_id, ordered_at=p.ordered_at, total=p.total, label=t.label, ts=t.ts,
+                            last=t.last)
+    collapsed = _collapse(touches, "order_id")
+    raw = touches.group_by("order_id").aggregate(raw_touches=_.count(), first_ts=_.ts.min())
+    paths = _path_of(w, collapsed, "order_id")
+    per_order = p.select(order_id=p.order_id, total=p.total, ordered_at=p.ordered_at).join(paths, "order_id").join(
+        raw, "order_id")
+    return collapsed, per_order
+
+
+def journeys(w: Warehouse, f: Filters, *, dimension: str = "channel", lookback_days: int = LOOKBACK_DAYS,
+             top: int = 20, sankey_steps: int = 5) -> dict:
+    """The touches before each purchase (`lookback_days`, runs in one channel collapsed): top
+    paths, a Sankey of transitions between steps, time and touches to purchase."""
+    collapsed, per_order = _journeys(w, f, dimension, lookback_days)
+    hours = (per_order.ordered_at.epoch_seconds() - per_order.first_ts.epoch_seconds()) / 3600.0
+    summary = _records(w.execute(per_order.aggregate(
+        purchases=_.count(), touches_mean=_.touches.mean(), raw_touches_mean=_.raw_touches.mean(),
+        hours_mean=hours.mean(), hours_median=hours.approx_median())))[0]
+    paths = w.execute(per_order.group_by("path").aggregate(purchases=_.count(), revenue=_.total.sum(),
+                                                          hours_mean=hours.mean())
+                      .order_by([ibis.desc("purchases"), "path"]).limit(top))
+    last_step = collapsed.step.max().over(group_by=collapsed.order_id)
+    steps = collapsed.mutate(final=last_step)
+    nxt = steps.label.lead().over(group_by=steps.order_id, order_by=steps.step)
+    links = steps.select(step=steps.step, source=steps.label, target=nxt.fill_null("(purchase)"), final=steps.final)
+    links = links.filter(links.step < sankey_steps)
+    flows = w.execute(links.group_by(["step", "source", "target"]).aggregate(value=_.count()).order_by(["step", "source", "target"]))
+    sankey = []
+    for row in _records(flows):
+        step = row["step"] + 1  # 1-based in what people read
+        target = row["target"] if row["target"] == "(purchase)" else f"{step + 1}. {row['target']}"
+        sankey.append({"source": f"{step}. {row['source']}", "target": target, "value": row["value"]})
+    return {
+        "dimension": dimension, "lookback_days": lookback_days,
+        "purchases": summary["purchases"],
+        "touches_to_purchase_mean": None if summary["touches_mean"] is None else round(summary["touches_mean"], 3),
+        "raw_touches_to_purchase_mean": None if summary["raw_touches_mean"] is None else round(summary["raw_touches_mean"], 3),
+        "hours_to_purchase_mean": None if summary["hours_mean"] is None else round(summary["hours_mean"], 2),
+        "hours_to_purchase_median": None if summary["hours_median"] is None else round(summary["hours_median"], 2),
+        "top_paths": [{"path": row["path"].split(SEP), "purchases": row["purchases"], "revenue": row["revenue"],
+                       "hours_mean": None if row["hours_mean"] is None else round(row["hours_mean"], 2)}
+                      for row in _records(paths)],
+        "sankey": sankey,
+    }
+
+
+def attribution(w: Warehouse, f: Filters, *, dimension: str = "channel", lookback_days: int = LOOKBACK_DAYS,
+                half_life_days: float = 7.0) -> dict:
+    """Purchases and revenue in the period credited to channels (or UTM sources) by every model:
+    first touch, last touch, linear, time decay, position based, and the Markov chain's removal
+    effect (over converted journeys and the paths of people who did not buy)."""
+    from seamline.analytics import attribution as models
+
+    collapsed, per_order = _journeys(w, f, dimension, lookback_days)
+    converted = w.execute(per_order.group_by("path").aggregate(purchases=_.count(), revenue=_.total.sum()))
+    journeys_ = [models.Journey(tuple(path.split(SEP)), people=float(n), conversions=float(n), revenue=float(revenue or 0))
+                 for path, n, revenue in zip(converted["path"], converted["purchases"], converted["revenue"])]
+    credit: dict[str, dict] = {}
+    for model in ("first_touch", "last_touch", "linear", "position_based"):
+        credit[model] = models.rule_based(journeys_, model) if journeys_ else models.Credit()
+    # time decay in the database: a touch's weight halves every `half_life_days` before the purchase
+    age_days = (collapsed.ordered_at.epoch_seconds() - collapsed.ts.epoch_seconds()) / 86400.0
+    weighted = collapsed.mutate(weight=ibis.literal(0.5).pow(age_days / half_life_days))
+    weighted = weighted.mutate(share=weighted.weight / weighted.weight.sum().over(group_by=weighted.order_id))
+    decay = w.execute(weighted.group_by("label").aggregate(conversions=_.share.sum(), revenue=(_.share * _.total).sum()))
+    credit["time_decay"] = models.Credit(dict(zip(decay["label"], decay["conversions"].astype(float))),
+                                         dict(zip(decay["label"], decay["revenue"].astype(float))))
+    # people who touched but did not buy in the period: their last `lookback_days` of touches
+    buyers = _in_period(purchases(w), "ordered_at", f)
+    buyers = buyers.filter(buyers.completed, buyers.person_id.notnull()).select("person_id").distinct()
+    t = _touches(w, dimension)
+    t = t.filter(t.ts < f.end, t.ts >= max(f.start, f.end - timedelta(days=lookback_days)))
+    lost = t.anti_join(buyers, "person_id")
+    lost_paths = _path_of(w, _collapse(lost, "person_id"), "person_id")
+    unconverted = w.execute(lost_paths.group_by("path").aggregate(people=_.count()))
+    chain = journeys_ + [models.Journey(tuple(path.split(SEP)), people=float(n))
+                         for path, n in zip(unconverted["path"], unconverted["people"])]
+    markov = models.markov(chain) if chain else models.MarkovCredit()
+    credit["markov"] = markov
+    labels = sorted({label for c in credit.values() for label in c.conversions})
+    return {
+        "dimension": dimension, "lookback_days": lookback_days, "half_life_days": half_life_days,
+        "purchases": int(converted["purchases"].sum()) if len(converted) else 0,
+        "revenue": int(converted["revenue"].sum()) if len(converted) else 0,
+        "models": {name: [{"touch": label, "conversions": round(c.conversions.get(label, 0.0), 4),
+                           "revenue": round(c.revenue.get(label, 0.0), 2)} for label in labels]
+                   for name, c in credit.items()},
+        "markov": {"conversion_probability": round(markov.conversion_probability, 6),
+                   "removal_effects": {k: round(v, 6) for k, v in sorted(markov.removal_effects.items())}},
+    }
