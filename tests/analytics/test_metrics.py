@@ -170,3 +170,40 @@ def test_attribution_models(with_activity, database, warehouse_for):
         assert sum(v[0] for v in models[name].values()) == pytest.approx(4.0, abs=1e-3)
         assert sum(v[1] for v in models[name].values()) == pytest.approx(5300.0, abs=0.1)
     assert result["markov"]["conversion_probability"] == 1.0  # everyone who touched bought
+
+
+@pytest.fixture
+def funnel_world(database):
+    world.build(database)
+    world.add_events(database, [
+        ("a:anon-anna", "web", "Product Viewed", 0), ("u:anna", "web", "Product Added", 1),
+        ("u:anna", "web", "Page X", 1.5), ("u:anna", "web", "Checkout Started", 2),
+        ("u:boris", "web", "Product Viewed", 20), ("u:boris", "web", "Checkout Started", 21),
+        ("u:boris", "web", "Product Added", 22),
+        ("u:vera", "web", "Product Added", 30),
+        ("a:x", "app", "Product Viewed", 40), ("a:x", "app", "Product Added", 40 + 200),
+    ])
+
+
+STEPS = ["Product Viewed", "Product Added", "Checkout Started"]
+
+
+def test_funnel_in_order_strict_and_any_order(funnel_world, database, warehouse_for):
+    """Anna: viewed, added, (another page), checkout. Boris: viewed, checkout, added. Vera only
+    added. A visitor viewed in the app and added 200 h later (outside the 168 h window).
+    In order: 3, 2 (Anna, Boris), 1 (Anna). Strict: Boris's next event after viewing is the
+    checkout, Anna's after adding is another page: 3, 1, 0. Any order: 3, 2, 2."""
+    with warehouse_for(database) as w:
+        ordered = metrics.funnel(w, PERIOD, steps=STEPS, dropped_after=1)
+        strict = metrics.funnel(w, PERIOD, steps=STEPS, order="strict")
+        any_order = metrics.funnel(w, PERIOD, steps=STEPS, order="any")
+        by_channel = metrics.funnel(w, PERIOD, steps=STEPS, breakdown="channel")
+        after_two = metrics.funnel(w, PERIOD, steps=STEPS, dropped_after=2)
+    assert [s["people"] for s in ordered["steps"]] == [3, 2, 1]
+    assert [s["rate"] for s in ordered["steps"]] == [100.0, 66.67, 33.33]
+    assert ordered["steps"][2]["hours_from_first_mean"] == 2.0
+    assert [s["people"] for s in strict["steps"]] == [3, 1, 0]
+    assert [s["people"] for s in any_order["steps"]] == [3, 2, 2]
+    assert {g["key"]: [s["people"] for s in g["steps"]] for g in by_channel["groups"]} == {"app": [1, 0, 0], "web": [2, 2, 1]}
+    assert ordered["dropped"] == {"after_step": 1, "people": ["a:x"]}
+    assert after_two["dropped"] == {"after_step": 2, "people": [2]}  # Boris

@@ -703,3 +703,96 @@ def attribution(w: Warehouse, f: Filters, *, dimension: str = "channel", lookbac
         "markov": {"conversion_probability": round(markov.conversion_probability, 6),
                    "removal_effects": {k: round(v, 6) for k, v in sorted(markov.removal_effects.items())}},
     }
+
+
+# --- 3. funnels -------------------------------------------------------------------------------
+
+FUNNEL_ORDERS = ("ordered", "strict", "any")
+BREAKDOWNS = ("channel", "utm_source", "utm_medium", "utm_campaign")
+
+
+def funnel(w: Warehouse, f: Filters, *, steps: list[str], window_hours: float = 168.0, order: str = "ordered",
+           breakdown: str | None = None, dropped_after: int | None = None, limit: int = 1000) -> dict:
+    """People through ordered steps (event names) within `window_hours` of their first step in
+    the period. `ordered`: each step after the one before, others may come between; `strict`:
+    each step the very next event; `any`: step k counts people who did any k of the steps.
+    `breakdown` by the first step's channel or UTM; `dropped_after=k`: who reached step k and
+    not k + 1 (up to `limit` people)."""
+    if not 1 <= len(steps) <= 20 or order not in FUNNEL_ORDERS or (breakdown and breakdown not in BREAKDOWNS):
+        raise ValueError("2 to 20 steps; order: ordered|strict|any; breakdown: channel|utm_source|utm_medium|utm_campaign")
+    if dropped_after is not None and not 1 <= dropped_after < len(steps):
+        raise ValueError("dropped_after: a step number from 1 to the number of steps - 1")
+    window = window_hours * 3600.0
+    events = _events(w)
+    events = events.filter(events.type.isin(("track", "page", "screen")), events.ts >= f.start,
+                           events.ts < f.end + timedelta(hours=window_hours))
+    events = events.select(who=events.person_id.cast("string").fill_null(events.person_key), id=events.id, name=events.name,
+                           ts=events.ts, key=events[breakdown].cast("string") if breakdown else ibis.literal("(all)"),
+                           channel=events.channel)
+    first_step = events.filter(events.name == steps[0], events.ts < f.end)
+    if f.channel:
+        first_step = first_step.filter(first_step.channel == f.channel)
+    ranked = first_step.mutate(n=ibis.row_number().over(group_by=first_step.who, order_by=[first_step.ts, first_step.id]))
+    entry = ranked.filter(ranked.n == 0).select(who=_.who, key=_.key, t1=_.ts, at=_.ts, id=_.id)
+    reached: list[ibis.Table] = [entry]
+    if order == "any":
+        anchor = entry.select("who", "key", "t1")
+        relevant = events.filter(events.name.isin(steps))
+        inside = relevant.join(anchor, [relevant.who == anchor.who, relevant.ts >= anchor.t1,
+                                        relevant.ts.epoch_seconds() <= anchor.t1.epoch_seconds() + window])
+        done = inside.group_by([anchor.who, anchor.key, anchor.t1]).aggregate(k=inside.name.nunique(), last=inside.ts.max())
+        reached = [done.filter(done.k >= k).select(who=_.who, key=_.key, t1=_.t1, at=_.last) for k in range(1, len(steps) + 1)]
+    elif order == "ordered":
+        for name in steps[1:]:
+            previous = reached[-1]
+            candidates = events.filter(events.name == name)
+            joined = candidates.join(previous, [candidates.who == previous.who, candidates.ts > previous.at,
+                                                candidates.ts.epoch_seconds() <= previous.t1.epoch_seconds() + window])
+            reached.append(joined.group_by([previous.who, previous.key, previous.t1]).aggregate(at=candidates.ts.min()))
+    else:  # strict: the very next event of the person is the next step
+        sequence = events.mutate(
+            next_name=events.name.lead().over(group_by=events.who, order_by=[events.ts, events.id]),
+            next_ts=events.ts.lead().over(group_by=events.who, order_by=[events.ts, events.id]),
+            next_id=events.id.lead().over(group_by=events.who, order_by=[events.ts, events.id]),
+        )
+        for name in steps[1:]:
+            previous = reached[-1]
+            joined = sequence.join(previous, sequence.id == previous.id)
+            joined = joined.filter(joined.next_name == name,
+                                   joined.next_ts.epoch_seconds() <= joined.t1.epoch_seconds() + window)
+            reached.append(joined.select(who=previous.who, key=previous.key, t1=previous.t1, at=joined.next_ts,
+                                         id=joined.next_id))
+    counted = None
+    for k, table in enumerate(reached, start=1):
+        step = table.group_by("key").aggregate(
+            people=_.who.nunique(), hours=((_.at.epoch_seconds() - _.t1.epoch_seconds()) / 3600.0).mean()
+        ).mutate(step=ibis.literal(k))
+        counted = step if counted is None else counted.union(step)
+    frame = w.execute(counted)
+    groups = sorted(set(frame["key"].fillna("(none)")))
+    result_groups = []
+    for key in groups:
+        rows = frame[frame["key"].fillna("(none)") == key].set_index("step")
+        first = int(rows["people"].get(1, 0))
+        out, before = [], first
+        for k, name in enumerate(steps, start=1):
+            people = int(rows["people"].get(k, 0))
+            hours = rows["hours"].get(k) if k in rows.index else None
+            out.append({"step": k, "name": name, "people": people, "rate": _rate(people, first),
+                        "rate_from_previous": _rate(people, before),
+                        "hours_from_first_mean": None if hours is None or pd.isna(hours) else round(float(hours), 2)})
+            before = people
+        result_groups.append({"key": key, "steps": out})
+    result: dict = {"order": order, "window_hours": window_hours, "breakdown": breakdown, "groups": result_groups}
+    if len(result_groups) and breakdown is None:
+        result["steps"] = result_groups[0]["steps"]
+    elif not result_groups:
+        result["steps"] = [{"step": k, "name": n, "people": 0, "rate": None, "rate_from_previous": None,
+                            "hours_from_first_mean": None} for k, n in enumerate(steps, start=1)]
+    if dropped_after is not None:
+        stayed = reached[dropped_after].select("who")
+        gone = reached[dropped_after - 1].anti_join(stayed, "who").select("who").distinct().order_by("who").limit(limit)
+        who = list(w.execute(gone)["who"])
+        result["dropped"] = {"after_step": dropped_after,
+                             "people": [int(x) if x.isdigit() else x for x in who]}
+    return result
