@@ -18,6 +18,7 @@ from seamline.channels.viber.api import router as viber_router
 from seamline.channels.vk.api import router as vk_router
 from seamline.channels.webchat.api import router as webchat_router
 from seamline.channels.whatsapp.api import router as whatsapp_router
+from seamline.analytics.api import router as analytics_router
 from seamline.commerce.api import router as commerce_router
 from seamline.core.auth.api import router as api_keys_router
 from seamline.core.config import Settings, get_settings
@@ -144,10 +145,11 @@ ROUTERS = (
     api_keys_router,
     inbox_router,
     storefront_router,
+    analytics_router,
 )
 
 DOCUMENT_TAGS = ("health", "api keys", "customers", "auth", "events", "commerce", "promotions", "pos", "carts",
-                 "payments", "returns", "stock sync", "loyalty", "store", "inbox", "webchat")
+                 "payments", "returns", "stock sync", "loyalty", "store", "inbox", "webchat", "analytics")
 
 
 class PathCORS:

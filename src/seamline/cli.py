@@ -37,6 +37,8 @@ inbox_app = typer.Typer(help="The unified inbox: scheduled work and the email ma
 app.add_typer(inbox_app, name="inbox")
 jobs_app = typer.Typer(help="The job queue: what waits, what died.", no_args_is_help=True)
 app.add_typer(jobs_app, name="jobs")
+analytics_app = typer.Typer(help="Analytics: the mirror and reports.", no_args_is_help=True)
+app.add_typer(analytics_app, name="analytics")
 staff_app = typer.Typer(help="Staff accounts of the console.", no_args_is_help=True)
 app.add_typer(staff_app, name="staff")
 
@@ -223,6 +225,53 @@ def events_prune(
     result = prune(database, retention_days=settings.event_retention_days, now=utcnow(), export_to=export_to, dry_run=dry_run)
     database.dispose()
     typer.echo(json.dumps(result))
+
+
+@analytics_app.command("sync")
+def analytics_sync(
+    full: Annotated[bool, typer.Option("--full", help="Start the mirror afresh and copy everything (a backfill)")] = False,
+    parquet: Annotated[bool, typer.Option("--parquet", help="Also write the Parquet copy the Spark backend reads")] = False,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Copy what changed since the last sync into the analytics mirror (the job queue does it every
+    analytics_sync_seconds); prints the rows copied per table."""
+    from seamline.analytics import tasks
+
+    settings = _settings(database_url)
+    database = _database(settings)
+    report = tasks.sync(database, settings, full=full, parquet=parquet or None)
+    database.dispose()
+    typer.echo(json.dumps({"rows": report.rows, "erased_people": report.erased_people, "seconds": report.seconds}))
+
+
+@analytics_app.command("report")
+def analytics_report(
+    output: Annotated[Path, typer.Option("-o", "--output", help="The HTML file to write")],
+    start: Annotated[str | None, typer.Option("--from", help="First day, YYYY-MM-DD (default: 29 days before --to)")] = None,
+    end: Annotated[str | None, typer.Option("--to", help="Last day, YYYY-MM-DD (default: today)")] = None,
+    language: Annotated[str, typer.Option("--language", help="ru or en")] = "ru",
+    sync_first: Annotated[bool, typer.Option("--sync/--no-sync", help="Sync the mirror first")] = True,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """A self-contained HTML report of every metric with its charts, for sending to management."""
+    from datetime import date
+
+    from seamline.analytics import report, service, tasks
+
+    if language not in ("ru", "en"):
+        raise typer.BadParameter("ru or en", param_hint="--language")
+    try:
+        first, last = (date.fromisoformat(v) if v else None for v in (start, end))
+    except ValueError as exc:
+        raise typer.BadParameter("dates are YYYY-MM-DD") from exc
+    settings = _settings(database_url)
+    database = _database(settings)
+    if sync_first and settings.analytics_backend != "postgres":
+        tasks.sync(database, settings)
+    data = service.dashboard(settings, database, service.filters(start=first, end=last))
+    database.dispose()
+    output.write_text(report.render(data, language=language), encoding="utf-8")
+    typer.echo(json.dumps({"written": str(output), "seconds": data["seconds"]["total"]}))
 
 
 @commerce_app.command("expire")

@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from seamline import channels
+from seamline.analytics import tasks as analytics_tasks
 from seamline.commerce import orders as commerce_orders
 from seamline.commerce import payments as commerce_payments
 from seamline.commerce import service as commerce_service
@@ -63,7 +64,8 @@ class Runtime:
         """Each domain's periodic work, as its settings ask (run once per period by the queue)."""
         return (commerce_tasks.periodic_tasks(self.database, self.settings)
                 + loyalty_tasks.periodic_tasks(self.database, self.settings)
-                + inbox_tasks.periodic_tasks(self.database, self.settings, self.identifier_rules))
+                + inbox_tasks.periodic_tasks(self.database, self.settings, self.identifier_rules)
+                + analytics_tasks.periodic_tasks(self.database, self.settings))
 
     @property
     def serves_jobs(self) -> bool:

@@ -207,3 +207,16 @@ def test_funnel_in_order_strict_and_any_order(funnel_world, database, warehouse_
     assert {g["key"]: [s["people"] for s in g["steps"]] for g in by_channel["groups"]} == {"app": [1, 0, 0], "web": [2, 2, 1]}
     assert ordered["dropped"] == {"after_step": 1, "people": ["a:x"]}
     assert after_two["dropped"] == {"after_step": 2, "people": [2]}  # Boris
+
+
+def test_the_people_behind_a_number(w):
+    """Purchases started on the web: Anna's (completed) and Vera's abandoned cart; NPS
+    detractors: the answer 3 (Anna's conversation); omnichannel customers: Anna and Boris."""
+    web = metrics.people_behind(w, PERIOD, metric="conversion", selector={"started_channel": "web"})
+    assert (web["total"], web["people"]) == (2, [1, 3])
+    done = metrics.people_behind(w, PERIOD, metric="conversion", selector={"started_channel": "web", "completed": "true"})
+    assert done["people"] == [1]
+    detractors = metrics.people_behind(w, PERIOD, metric="satisfaction", selector={"kind": "nps", "group": "detractors"})
+    assert detractors["people"] == [1]
+    assert metrics.people_behind(w, PERIOD, metric="omnichannel", selector={"kind": "omnichannel"})["people"] == [1, 2]
+    assert metrics.people_behind(w, PERIOD, metric="cohorts", selector={"cohort": "2026-11-01"})["total"] == 3

@@ -796,3 +796,65 @@ def funnel(w: Warehouse, f: Filters, *, steps: list[str], window_hours: float = 
         result["dropped"] = {"after_step": dropped_after,
                              "people": [int(x) if x.isdigit() else x for x in who]}
     return result
+
+
+# --- drill-down: the people behind a number -----------------------------------------------------
+
+DRILLS = ("conversion", "cohorts", "satisfaction", "omnichannel", "engagement")
+
+
+def people_behind(w: Warehouse, f: Filters, *, metric: str, selector: dict[str, str], limit: int = 1000) -> dict:
+    """The people counted in one cell of a metric: `selector` names the cell with the metric's own
+    keys (conversion: started_channel, placed_channel, handed_over, completed=true|false;
+    cohorts: cohort (a month or week start) and unit; satisfaction: kind, channel, group
+    (promoters|passives|detractors|satisfied|unsatisfied); omnichannel: kind; engagement:
+    channel). Known people by id; unknown visitors (engagement) by their event key."""
+    if metric == "conversion":
+        p = _in_period(purchases(w), "started_at", f)
+        for key in ("started_channel", "placed_channel", "handed_over"):
+            if selector.get(key):
+                p = p.filter(p[key] == selector[key])
+        if selector.get("completed") in ("true", "false"):
+            p = p.filter(p.completed == (selector["completed"] == "true"))
+        who = p.filter(p.person_id.notnull()).select(who=p.person_id.cast("string"))
+    elif metric == "cohorts":
+        bought = _bought(w, f)
+        first = bought.group_by("person_id").aggregate(first_at=_.ordered_at.min())
+        first = first.filter(first.first_at >= f.start)
+        unit = "W" if selector.get("unit") == "week" else "M"
+        first = first.filter(first.first_at.truncate(unit).cast("date").cast("string") == selector.get("cohort", ""))
+        who = first.select(who=first.person_id.cast("string"))
+    elif metric == "satisfaction":
+        surveys, people = w.table("surveys"), w.table("people")
+        s = _in_period(surveys.filter(surveys.score.notnull()), "answered_at", f)
+        if selector.get("kind"):
+            s = s.filter(s.kind == selector["kind"])
+        if selector.get("channel"):
+            s = s.filter(s.channel == selector["channel"])
+        groups = {"promoters": s.score >= 9, "passives": (s.score >= 7) & (s.score <= 8), "detractors": s.score <= 6,
+                  "satisfied": s.score >= 4, "unsatisfied": s.score <= 3}
+        if selector.get("group") in groups:
+            s = s.filter(groups[selector["group"]])
+        joined = s.join(people, s.customer_id == people.profile_id)
+        who = joined.select(who=joined.person_id.cast("string"))
+    elif metric == "omnichannel":
+        p = _in_period(_bought(w, f), "ordered_at", f)
+        touched = (p.select(person_id=p.person_id, channel=p.started_channel)
+                   .union(p.select(person_id=p.person_id, channel=p.placed_channel))
+                   .union(p.filter(p.handed_over.notnull()).select(person_id=p.person_id, channel=p.handed_over)))
+        breadth = touched.group_by("person_id").aggregate(channels=_.channel.nunique())
+        omni = selector.get("kind", "omnichannel") == "omnichannel"
+        breadth = breadth.filter(breadth.channels >= 2 if omni else breadth.channels < 2)
+        who = breadth.select(who=breadth.person_id.cast("string"))
+    elif metric == "engagement":
+        acts = _in_period(_activity(w), "ts", f)
+        if selector.get("channel"):
+            acts = acts.filter(acts.channel == selector["channel"])
+        who = acts.select("who")
+    else:
+        raise ValueError(f"drill-down exists for {', '.join(DRILLS)}")
+    distinct = who.distinct()
+    total = int(w.execute(distinct.count()))
+    listed = list(w.execute(distinct.order_by("who").limit(limit))["who"])
+    return {"metric": metric, "selector": selector, "total": total,
+            "people": [int(x) if str(x).isdigit() else x for x in listed]}

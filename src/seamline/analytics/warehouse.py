@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import threading
+from pathlib import Path
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -160,7 +161,14 @@ def spark_warehouse(parquet_dir: str) -> Warehouse:
 
 
 def mirror_path(settings: Settings) -> str:
-    return settings.analytics_mirror_path
+    """`analytics_mirror_path`, or beside the SQLite database, or in the working directory."""
+    if settings.analytics_mirror_path:
+        return settings.analytics_mirror_path
+    if settings.database_url.startswith("sqlite"):
+        database = sa.engine.make_url(settings.database_url).database
+        if database and database != ":memory:" and not database.startswith("file:"):
+            return str(Path(database).expanduser().with_suffix(".analytics.duckdb"))
+    return "seamline-analytics.duckdb"
 
 
 @contextmanager

@@ -277,7 +277,10 @@ class Settings(BaseSettings):
         description="Where analytics run: duckdb (a mirror file kept fresh by a job; the embedded default), postgres "
         "(the operational PostgreSQL database itself, through views; no mirror) or spark (PySpark over the mirror's Parquet copy)",
     )
-    analytics_mirror_path: str = Field(default="seamline-analytics.duckdb", description="The DuckDB mirror file")
+    analytics_mirror_path: str = Field(
+        default="", description="The DuckDB mirror file; empty: beside the SQLite database (<name>.analytics.duckdb), "
+        "else ./seamline-analytics.duckdb"
+    )
     analytics_parquet_dir: str = Field(
         default="seamline-analytics-parquet", description="Where `seamline analytics sync --parquet` writes the tables Spark reads"
     )
