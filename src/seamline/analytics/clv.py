@@ -102,11 +102,17 @@ def _distinct(*columns: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
 
 
 def _maximize(negative_log_likelihood, start: np.ndarray) -> tuple[np.ndarray, float]:  # noqa: ANN001
-    """Minimize over log-parameters (Nelder-Mead to find the basin, then BFGS to polish)."""
+    """Minimize over log-parameters: a short Nelder-Mead to find the basin (robust where the
+    surface is flat far from the optimum), then BFGS to converge (a few hundred evaluations
+    where Nelder-Mead alone needed thousands: 40 s on 27,000 customers against 1 s)."""
     rough = minimize(negative_log_likelihood, start, method="Nelder-Mead",
-                     options={"maxiter": 4000, "xatol": 1e-8, "fatol": 1e-10})
-    polished = minimize(negative_log_likelihood, rough.x, method="BFGS")
-    best = polished if polished.success and polished.fun <= rough.fun else rough
+                     options={"maxiter": 400, "xatol": 1e-3, "fatol": 1e-6})
+    polished = minimize(negative_log_likelihood, rough.x, method="BFGS", options={"gtol": 1e-6})
+    near = polished if np.isfinite(polished.fun) and polished.fun <= rough.fun else rough
+    # BFGS's finite-difference gradient stops a hair short; a tight simplex from there is cheap
+    final = minimize(negative_log_likelihood, near.x, method="Nelder-Mead",
+                     options={"maxiter": 800, "xatol": 1e-8, "fatol": 1e-10, "initial_simplex": None})
+    best = final if final.fun <= near.fun else near
     if not np.isfinite(best.fun):
         raise Unprocessable("The model could not be fitted to these data", code="clv_fit_failed")
     return np.exp(best.x), -float(best.fun)

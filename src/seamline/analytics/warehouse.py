@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import threading
 from pathlib import Path
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -40,6 +40,23 @@ class Warehouse:
 
     def __init__(self, backend: str, connection: Any, *, database: str | None = None):
         self.backend, self.connection, self._database = backend, connection, database
+        self._cache: dict[Any, ibis.Table] = {}
+
+    def cached(self, key: Any, build: Callable[[], ibis.Table]) -> ibis.Table:
+        """`build()`'s table, computed once per warehouse session and kept as a temporary table
+        (DuckDB, PostgreSQL) or a cached DataFrame (Spark): what several metrics, or several
+        queries of one metric, read (purchases, events with their person, touches)."""
+        if key not in self._cache:
+            self._cache[key] = build().cache()
+        return self._cache[key]
+
+    def release(self) -> None:
+        for table in self._cache.values():
+            try:
+                table.release()
+            except Exception:  # noqa: BLE001 - the connection closes anyway
+                pass
+        self._cache.clear()
 
     def table(self, name: str) -> ibis.Table:
         if name not in LOGICAL:
@@ -180,13 +197,19 @@ def open_warehouse(settings: Settings, database: Database) -> Iterator[Warehouse
             raise AnalyticsUnavailable("analytics_backend=postgres needs a PostgreSQL database_url")
         ensure_postgres_views(database)
         connection = _postgres_connection(database)
+        warehouse = Warehouse("postgres", connection, database=SCHEMA)
         try:
-            yield Warehouse("postgres", connection, database=SCHEMA)
+            yield warehouse
         finally:
+            warehouse.release()
             connection.disconnect()
         return
     if backend == "spark":
-        yield spark_warehouse(settings.analytics_parquet_dir)
+        warehouse = spark_warehouse(settings.analytics_parquet_dir)
+        try:
+            yield warehouse
+        finally:
+            warehouse.release()
         return
     path = mirror_path(settings)
     if not os.path.exists(path):
@@ -194,7 +217,9 @@ def open_warehouse(settings: Settings, database: Database) -> Iterator[Warehouse
                                    "every minute)")
     with mirror_module.locked(path, exclusive=False):
         connection = ibis.duckdb.connect(path, read_only=True)
+        warehouse = Warehouse("duckdb", connection)
         try:
-            yield Warehouse("duckdb", connection)
+            yield warehouse
         finally:
+            warehouse.release()
             connection.disconnect()
