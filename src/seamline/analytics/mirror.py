@@ -10,8 +10,9 @@ reloads a big table:
   still open when its neighbours were copied, on PostgreSQL) is remembered as a *hole* and looked
   for again at each sync for `HOLE_TTL` (a rolled-back id never comes);
 - **mutable tables** (profiles, orders, carts, conversations, surveys) are read by their change
-  stamp (`updated_at`), from the last sync's stamp less `STAMP_MARGIN` (a transaction commits a
-  little after it stamps), and replace their older copies;
+  stamp (`updated_at`): the rows stamped since the previous sync began, less `STAMP_MARGIN` (a
+  transaction commits a little after it stamps; servers' clocks differ a little), replace their
+  older copies;
 - **identities** are re-read for the profiles whose stamp moved (a merge, an unmerge, an
   erasure and the batch rebuild stamp every profile whose identifiers they move), plus new ones;
 - **small dimension tables** (stores, agents) are copied whole: they hold a few thousand rows;
@@ -223,25 +224,22 @@ class Mirror:
         stamp = spec.stamp_expression()
         with self._writing() as connection:
             state = _State(connection, spec.name)
+        # Everything committed before the previous sync began was read by it, except a transaction
+        # that stamped its rows before that and committed after: the margin covers those.
         since = None if state.last_stamp is None else (state.last_stamp - STAMP_MARGIN).replace(tzinfo=timezone.utc)
+        began = _naive_utc(datetime.now(timezone.utc))
         touched: list[int] = []
         after = 0
-        newest = state.last_stamp
         while True:
-            query = sa.select(*columns, stamp.label("_stamp")).where(key > after)
+            query = sa.select(*columns).where(key > after)
             if since is not None:
                 query = query.where(stamp >= since)
             rows = self._read(query.order_by(key).limit(CHUNK))
-            if rows:
-                stamps = [_naive_utc(row[-1]) for row in rows if row[-1] is not None]
-                if stamps:
-                    newest = max([newest, *stamps]) if newest else max(stamps)
             with self._writing() as connection:
                 state = _State(connection, spec.name)
-                report.rows[spec.name] = report.rows.get(spec.name, 0) + self._load(
-                    connection, spec, [row[:-1] for row in rows], replace=True)
+                report.rows[spec.name] = report.rows.get(spec.name, 0) + self._load(connection, spec, rows, replace=True)
                 if len(rows) < CHUNK:
-                    state.last_stamp = newest
+                    state.last_stamp = began
                 state.save()
             touched += [row[0] for row in rows]
             if len(rows) < CHUNK:
