@@ -67,19 +67,19 @@ def build(path: str, *, people: int, events: int, orders: int) -> None:
         f" {pick(['web', 'web', 'app', 'app', 'call_center'])}, c.created_at + to_minutes(k * 7)"
         f" FROM carts c, range(0, 1 + CAST(floor(random() * 4) AS INT)) r(k)",
         f"INSERT INTO orders SELECT o.i, 1 + CAST(floor(random() * {people}) AS BIGINT), ch, CASE WHEN st = 'completed'"
-        f" THEN CASE WHEN ful = 'pickup' OR ful = 'in_store' THEN 'store' ELSE ch END END, st, ful,"
-        f" CASE WHEN ful = 'pickup' THEN 1 + o.i % 30 END, 500 + CAST(floor(random() * 20000) AS BIGINT), 'RUB', t, t"
+        f" THEN CASE WHEN ful = 'click_and_collect' OR ful = 'in_store' THEN 'store' ELSE ch END END, st, ful,"
+        f" CASE WHEN ful = 'click_and_collect' THEN 1 + o.i % 30 END, 500 + CAST(floor(random() * 20000) AS BIGINT), 'RUB', t, t"
         f" FROM (SELECT i, CASE WHEN i <= {from_carts} THEN {pick(['web', 'app', 'app'])} ELSE"
         f" {pick(['store', 'store', 'store', 'call_center'])} END AS ch,"
         f" {pick(['completed'] * 6 + ['shipped', 'confirmed', 'cancelled', 'ready_for_pickup'])} AS st,"
         f" {YEAR} AS t FROM range(1, {orders} + 1) t(i)) o,"
-        f" LATERAL (SELECT CASE WHEN o.ch = 'store' THEN 'in_store' ELSE {pick(['pickup', 'pickup', 'delivery'])} END AS ful)",
+        f" LATERAL (SELECT CASE WHEN o.ch = 'store' THEN 'in_store' ELSE {pick(['click_and_collect', 'click_and_collect', 'delivery'])} END AS ful)",
         "UPDATE carts SET created_at = o.created_at - INTERVAL 2 HOUR FROM orders o WHERE carts.order_id = o.id",
         "UPDATE cart_changes SET created_at = c.created_at + to_minutes(cart_changes.id % 50) FROM carts c"
         " WHERE cart_changes.cart_id = c.id",
         "INSERT INTO order_statuses SELECT row_number() OVER (), id, s, 'store', created_at + to_hours(h) FROM orders,"
         " (VALUES ('confirmed', 0), ('ready_for_pickup', 3), ('completed', 27)) v(s, h)"
-        " WHERE fulfilment = 'pickup' AND (s <> 'completed' OR status = 'completed')",
+        " WHERE fulfilment = 'click_and_collect' AND (s <> 'completed' OR status = 'completed')",
         "INSERT INTO returns SELECT row_number() OVER (), id, profile_id, 1 + id % 30, 'store', total / 2, created_at"
         " + INTERVAL 5 DAY FROM orders WHERE status = 'completed' AND id % 20 = 0",
         "INSERT INTO locations SELECT i, 'S' || i, 'store', 'Магазин ' || i, 'Store ' || i FROM range(1, 31) t(i)",

@@ -10,7 +10,7 @@ answer in the web chat, which needs no provider.
 
 Deterministic: one seeded `random.Random` per concern. Services stamp some facts with the clock
 (order status changes, loyalty earnings, inbox messages), so only order placements and till
-sales are spread over the last 60 days.
+sales are spread over the last 120 days (several monthly cohorts).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 
 from seamline import runtime
 from seamline.channels.webchat import service as webchat
-from seamline.commerce import catalog, orders, payments, pos, promotions, returns, stock
+from seamline.commerce import carts, catalog, orders, payments, pos, promotions, returns, stock
 from seamline.commerce.models import (
     CommerceLocation,
     CommerceOrder,
@@ -37,6 +37,7 @@ from seamline.commerce.models import (
     CommerceReturn,
 )
 from seamline.commerce.schemas import (
+    CartCheckoutIn,
     CategoryPut,
     CouponPut,
     FulfilmentIn,
@@ -63,6 +64,8 @@ from seamline.customers import service as customers_service
 from seamline.customers.identifiers import IdentifierRules
 from seamline.customers.schemas import CustomerUpsert, IdentifierIn
 from seamline.events import service as events_service
+from seamline.events.ingest import check_message
+from seamline.events.models import EventSource
 from seamline.inbox import agents as inbox_agents
 from seamline.inbox import canned, delivery, routing, sla
 from seamline.inbox import service as inbox
@@ -369,7 +372,9 @@ def fill_world(db: Database, settings: Settings, *, journeys: list[Any], stores:
         _enrol(session, rules, people, random.Random(f"{seed}/loyalty"))
     world = _World(db, settings, rules, people, {s.code: location_code(s.code) for s in shops}, now, seed)
     world.place_orders()
+    world.browse()
     world.converse(agent_ids, keys["storefront_write_key"])
+    world.ask_nps(agent_ids, keys["storefront_write_key"])
     return {**keys, "staff_users": staff, "logins": [login.__dict__ for login in logins], "order_errors": world.errors}
 
 
@@ -516,6 +521,7 @@ class _World:
         self.seed = seed
         self.errors: list[str] = []
         self.receipt = 1000
+        self.event_no = 0
 
     # -- stock as the orders see it (enough to choose lines a store can give) --
 
@@ -572,7 +578,7 @@ class _World:
             return self.now - timedelta(minutes=rng.uniform(1, 20))  # their hold is short: placed just now
         if outcome == "ready":
             return self.now - timedelta(hours=rng.uniform(2, 40))
-        return self.now - timedelta(days=rng.uniform(2, 60), seconds=rng.randint(0, 86_399))
+        return self.now - timedelta(days=rng.uniform(2, 120), seconds=rng.randint(0, 86_399))
 
     def _order(self, who: _Customer, outcome: str, rng: random.Random, n: int) -> None:
         p = who.person
@@ -582,8 +588,9 @@ class _World:
         if outcome == "journey":  # the DESIGN.md journey: app, click & collect near the office, one tube back at home
             office = self.shops.get("store:msk-city", home)
             self.free[("CREAM-50", office)] = self.free.get(("CREAM-50", office), 0) - 2
+            # she put it in her cart on the website the evening before and paid in the app
             order_id, code = self._place(who, "app", [LineIn(sku="CREAM-50", quantity=2)], "click_and_collect", office,
-                                         "test", at - timedelta(days=12))
+                                         "test", at - timedelta(days=12), cart=("web", at - timedelta(days=12, hours=20)))
             payments.pay_with_test_provider(db, settings=settings, order_id=order_id, channel="app")
             self._write(lambda s: orders.mark_ready(s, settings=settings, order_id=order_id, channel="store"))
             self._hand_over(order_id, code, office)
@@ -616,7 +623,11 @@ class _World:
         if not lines:
             return
         method = "test" if outcome == "pending_payment" or (channel != "call_center" and rng.random() < 0.6) else "on_pickup"
-        order_id, code = self._place(who, channel, lines, kind, store, method, at)
+        cart = None
+        if channel in ("web", "app") and rng.random() < 0.6:  # through a cart, started here or in the other channel
+            started = channel if rng.random() < 0.55 else ("app" if channel == "web" else "web")
+            cart = (started, at - timedelta(hours=rng.uniform(0.2, 30)))
+        order_id, code = self._place(who, channel, lines, kind, store, method, at, cart=cart, rng=rng)
         if outcome == "pending_payment":
             return
         if method == "test":
@@ -649,7 +660,10 @@ class _World:
         return self.db.run_write(work)
 
     def _place(self, who: _Customer, channel: str, lines: list[LineIn], kind: str, store: str | None, method: str,
-               at: datetime) -> tuple[int, str | None]:
+               at: datetime, *, cart: tuple[str, datetime] | None = None,
+               rng: random.Random | None = None) -> tuple[int, str | None]:
+        """An order placed in `channel` at `at`; with `cart` (channel, when), through a cart the
+        person filled there then, with the shop's events around it (views, add to cart, checkout)."""
         p = who.person
         address = None
         if kind == "delivery":
@@ -665,8 +679,112 @@ class _World:
                                         now=at)
             return placed.order.id, placed.order.pickup_code
 
+        def through_cart(session: Session) -> tuple[int, str | None]:
+            owner = carts.owner_of(session, rules=self.rules, customer_id=who.profile_id, anonymous_id=None)
+            for line in lines:
+                carts.set_line(session, owner, sku=line.sku, quantity=line.quantity, channel=cart[0], now=cart[1])
+            placed = carts.checkout(session, settings=self.settings, rules=self.rules, owner=owner,
+                                    data=CartCheckoutIn(channel=channel, fulfilment=data.fulfilment, payment_method=method),
+                                    idempotency_key=None, now=at)
+            return placed.order.id, placed.order.pickup_code
+
+        placed = self._write(through_cart if cart else work)
         who.orders += 1
-        return self._write(work)
+        if channel in ("web", "app"):
+            rng = rng or random.Random(f"{self.seed}/events/{placed[0]}")
+            started, when = cart or (channel, at - timedelta(minutes=rng.uniform(3, 40)))
+            steps = [("Product Viewed", started, when - timedelta(minutes=rng.uniform(2, 30) * k), {"sku": lines[0].sku})
+                     for k in range(rng.randint(1, 3), 0, -1)]
+            steps += [("Product Added", started, when, {"sku": lines[0].sku}),
+                      ("Checkout Started", channel, at - timedelta(minutes=2), {}),
+                      ("Order Completed", channel, at, {"order_id": str(placed[0])})]
+            self._track(who, steps, rng)
+        return placed
+
+    # -- the shop's events, and the people who looked and did not buy --
+
+    def _track(self, who: _Customer | None, steps: list[tuple[str, str, datetime, dict[str, Any]]], rng: random.Random,
+               *, anonymous_id: str | None = None) -> None:
+        """Track events as the storefront's tracker sends them (web and app sources), the first
+        one with the campaign that brought the visit, if any."""
+        user_id = who.person.user_id if who is not None and "user_id" in who.kinds else None
+        anonymous_id = anonymous_id or (who.anonymous_ids[0] if who is not None and who.anonymous_ids else None)
+        if user_id is None and anonymous_id is None:
+            return
+        source = rng.choice(("google", "yandex", "vk", "email", None, None, None, None))
+        with self.db.write() as session:
+            sources = {s.channel: s for s in session.scalars(select(EventSource).where(EventSource.channel.in_(("web", "app"))))}
+            for n, (name, channel, when, properties) in enumerate(steps):
+                self.event_no += 1
+                raw: dict[str, Any] = {"type": "track", "event": name, "properties": properties,
+                                       "messageId": f"demo-event-{self.event_no}", "timestamp": when.isoformat()}
+                if user_id:
+                    raw["userId"] = user_id
+                if anonymous_id:
+                    raw["anonymousId"] = anonymous_id
+                if n == 0 and source:
+                    raw["context"] = {"campaign": {"source": source, "medium": "email" if source == "email" else "cpc",
+                                                   "name": "winter"}}
+                event = check_message(raw, default_type=None, batch_sent_at=None, received_at=when, max_bytes=32_768)
+                events_service.store_events(session, source=sources[channel], events=[event], received_at=when)
+
+    def browse(self) -> None:
+        """People who looked and did not buy (the funnels' drop-outs) and carts left behind by
+        visitors nobody knows (started purchases that never completed)."""
+        rng = random.Random(f"{self.seed}/browse")
+        lookers = [c for c in self.people if c.index != 0]
+        for n in range(min(len(lookers), 90)):
+            who = lookers[rng.randrange(len(lookers))]
+            channel = rng.choice(("web", "web", "app"))
+            when = self.now - timedelta(days=rng.uniform(1, 60))
+            sku = rng.choice(list(_POPULAR))
+            steps = [("Product Viewed", channel, when + timedelta(minutes=k), {"sku": sku}) for k in range(rng.randint(1, 3))]
+            if rng.random() < 0.4:
+                steps.append(("Product Added", channel, when + timedelta(minutes=5), {"sku": sku}))
+                if rng.random() < 0.3:
+                    steps.append(("Checkout Started", channel, when + timedelta(minutes=9), {}))
+            self._track(who, steps, rng)
+        for n in range(25):
+            anonymous_id = f"demo-visitor-{n}"
+            channel = rng.choice(("web", "web", "app"))
+            when = self.now - timedelta(days=rng.uniform(1, 60))
+            sku = rng.choice(list(_POPULAR))
+
+            def leave(session: Session, a: str = anonymous_id, c: str = channel, w: datetime = when, k: str = sku) -> None:
+                owner = carts.owner_of(session, rules=self.rules, customer_id=None, anonymous_id=a)
+                carts.set_line(session, owner, sku=k, quantity=1, channel=c, now=w)
+
+            try:
+                self._write(leave)
+            except AppError as exc:
+                self.errors.append(f"abandoned cart: {exc.code}")
+                continue
+            self._track(None, [("Product Viewed", channel, when - timedelta(minutes=4), {"sku": sku}),
+                               ("Product Added", channel, when, {"sku": sku})], rng, anonymous_id=anonymous_id)
+
+    def ask_nps(self, agent_ids: dict[str, int], write_key: str) -> None:
+        """Buyers asking in the web chat whether their order is on its way; the agent answers and
+        resolves; the NPS question follows and most answer it (the web chat needs no provider:
+        what is asked is really sent)."""
+        rng = random.Random(f"{self.seed}/nps")
+        nps = _demo_settings(self.settings, inbox_survey="nps")
+        buyers = [c for c in self.people if c.orders and c.anonymous_ids and not c.conversation and c.index != 0]
+        rng.shuffle(buyers)
+        for n, who in enumerate(buyers[:24]):
+            who.conversation = True
+            ru = who.person.locale == "ru"
+            token = self._chat(who, write_key)
+            conversation_id = self._webchat(token, "Подскажите, мой заказ уже в пути?" if ru else "Is my order on its way?",
+                                            f"demo-nps-{n}-q")
+            agent = self._assignee(conversation_id, agent_ids)
+            answer = "Да, заказ собран и передан в доставку." if ru else "Yes, your order is packed and on its way."
+            self._write(lambda s, c=conversation_id, a=agent, t=answer: inbox.reply(
+                s, settings=self.settings, conversation_id=c, agent_id=a, text=t))
+            self._write(lambda s, c=conversation_id, a=agent: inbox.set_status(
+                s, settings=nps, conversation_id=c, status="resolved", agent_id=a))
+            if rng.random() < 0.85:
+                score = rng.choices(range(11), [1, 1, 1, 1, 2, 2, 3, 5, 8, 10, 9])[0]
+                self._webchat(token, str(score), f"demo-nps-{n}-a")
 
     def _hand_over(self, order_id: int, code: str | None, store: str) -> None:
         self._write(lambda s: pos.hand_over(s, settings=self.settings, store=pos.store_by_code(s, store),

@@ -71,3 +71,14 @@ def warehouse_for(analytics_backend, tmp_path, settings_for) -> Callable:
             yield warehouse
 
     return build
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _stop_spark():
+    """The JVM goes down with the test session (not in an atexit hook that logs to a closed stream)."""
+    yield
+    from seamline.analytics import warehouse
+
+    if warehouse._spark_session is not None:
+        warehouse._spark_session.stop()
+        warehouse._spark_session = None

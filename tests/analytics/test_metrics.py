@@ -90,7 +90,7 @@ def test_cohorts_and_repeat_purchases(w):
 
 def test_historic_clv_is_net_revenue_per_customer(w):
     """Net revenue 1000 - 500 returned + 3000 + 400 + 900 = 4800 over 4 orders of 3 people:
-    average order 1200, CLV 1600. Three people cannot fit the predictive models."""
+    average order 1200, CLV 1600. Three people cannot fit the predictive models (20 repeat customers needed)."""
     result = metrics.clv(w, PERIOD)
     assert result["customers"] == 3
     assert result["historic"]["average_order_value"] == 1200.0 and result["historic"]["clv"] == 1600.0

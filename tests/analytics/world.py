@@ -53,18 +53,18 @@ def build(database) -> None:  # noqa: ANN001
         s.add_all([
             # 1: Anna, started on the web, paid in the app, picked up in store S1, returned in S2
             CommerceOrder(id=1, profile_id=1, channel="app", completed_channel="store", status="completed",
-                          fulfilment="pickup", pickup_location_id=1, total=1000, created_at=h(5), updated_at=h(30), **order),
+                          fulfilment="click_and_collect", pickup_location_id=1, total=1000, created_at=h(5), updated_at=h(30), **order),
             # 2: Boris, started in the app, ordered on the web, shipped
             CommerceOrder(id=2, profile_id=2, channel="web", status="shipped", fulfilment="delivery", total=3000,
                           created_at=h(24), updated_at=h(30), **order),
             # 3: Vera, app, cancelled
-            CommerceOrder(id=3, profile_id=3, channel="app", status="cancelled", fulfilment="pickup", pickup_location_id=2,
+            CommerceOrder(id=3, profile_id=3, channel="app", status="cancelled", fulfilment="click_and_collect", pickup_location_id=2,
                           total=700, created_at=h(72), updated_at=h(80), **order),
             # 4: Boris at the till, no cart
             CommerceOrder(id=4, profile_id=2, channel="store", completed_channel="store", status="completed",
                           fulfilment="in_store", total=400, created_at=h(100), updated_at=h(100), **order),
             # 5: Vera by phone, waiting in store S2
-            CommerceOrder(id=5, profile_id=3, channel="call_center", status="ready_for_pickup", fulfilment="pickup",
+            CommerceOrder(id=5, profile_id=3, channel="call_center", status="ready_for_pickup", fulfilment="click_and_collect",
                           pickup_location_id=2, total=900, created_at=h(96), updated_at=h(98), **order),
         ])
         s.flush()

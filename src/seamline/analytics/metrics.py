@@ -21,6 +21,8 @@ from seamline.analytics.warehouse import Warehouse
 
 #: Orders that count as a completed purchase (placed, not cancelled, not waiting for payment).
 PURCHASED = ("confirmed", "ready_for_pickup", "shipped", "completed")
+#: The fulfilment of an order collected in a store (commerce's `FulfilmentIn.kind`).
+CLICK_AND_COLLECT = "click_and_collect"
 
 
 @dataclass(frozen=True)
@@ -189,11 +191,11 @@ def click_and_collect(w: Warehouse, f: Filters) -> dict:
     if f.store is not None:
         orders = orders.filter(orders.pickup_location_id == f.store)
     remote = orders.filter(orders.fulfilment != "in_store", orders.status.isin(PURCHASED))
-    shares = w.execute(remote.aggregate(remote=_.count(), pickup=(_.fulfilment == "pickup").sum()))
+    shares = w.execute(remote.aggregate(remote=_.count(), pickup=(_.fulfilment == CLICK_AND_COLLECT).sum()))
     statuses = w.table("order_statuses")
     ready = statuses.filter(statuses.status == "ready_for_pickup").group_by("order_id").aggregate(ready_at=_.created_at.min())
     done = statuses.filter(statuses.status == "completed").group_by("order_id").aggregate(done_at=_.created_at.min())
-    pickups = orders.filter(orders.fulfilment == "pickup").join(ready, orders.id == ready.order_id)
+    pickups = orders.filter(orders.fulfilment == CLICK_AND_COLLECT).join(ready, orders.id == ready.order_id)
     pickups = pickups.left_join(done, pickups.id == done.order_id)
     timing = pickups.select(
         picked=pickups.done_at.notnull(),
@@ -374,6 +376,7 @@ def cohorts(w: Warehouse, f: Filters, *, unit: str = "month", by: str = "period"
 
 WEEK = 7 * 86400.0
 FIT_SAMPLE = 20_000
+MIN_REPEATERS = 20  # fewer repeat customers than this cannot pin four parameters
 
 
 def _customer_summary(w: Warehouse, f: Filters) -> ibis.Table:
@@ -422,8 +425,9 @@ def clv(w: Warehouse, f: Filters, *, horizon_months: int = 12) -> dict:
     x = summary["frequency"].to_numpy(dtype=float)
     t_x, big_t = summary["recency"].to_numpy(dtype=float), summary["age"].to_numpy(dtype=float)
     repeaters = x > 0
-    if repeaters.sum() < 3 or people < 10:
-        result["predictive"] = {"fitted": False, "reason": "too few repeat customers to fit (need 10 customers, 3 repeat)"}
+    if repeaters.sum() < MIN_REPEATERS:
+        result["predictive"] = {"fitted": False, "reason": f"too few repeat customers to fit ({int(repeaters.sum())} of "
+                                                           f"the {MIN_REPEATERS} needed)"}
         return result
     values = summary["repeat_value"].to_numpy(dtype=float)
     # The fit needs a sample, not everyone: 20,000 customers pin the four parameters far tighter
@@ -435,6 +439,10 @@ def clv(w: Warehouse, f: Filters, *, horizon_months: int = 12) -> dict:
         value_model = models.fit_gamma_gamma(x[fit][sampled], values[fit][sampled])
     except Exception as exc:  # noqa: BLE001 - a fit that does not converge is reported, not raised
         result["predictive"] = {"fitted": False, "reason": str(exc)}
+        return result
+    if not all(1e-6 < v < 1e6 for v in (value_model.p, value_model.q, value_model.v)):
+        # a shape of a million: the spend of one purchase does not vary across people in these data
+        result["predictive"] = {"fitted": False, "reason": "the spend model does not fit these data (degenerate parameters)"}
         return result
     average = summary["repeat_value"].fillna(0).to_numpy(dtype=float)
     predicted = models.predicted_clv(purchases_model, value_model, frequency=x, recency=t_x, age=big_t,

@@ -183,10 +183,11 @@ def _cart_for_change(session: Session, owner: Owner, *, channel: str, now: datet
     return cart
 
 
-def set_line(session: Session, owner: Owner, *, sku: str, quantity: int, channel: str) -> CommerceCart:
+def set_line(session: Session, owner: Owner, *, sku: str, quantity: int, channel: str,
+             now: datetime | None = None) -> CommerceCart:
     """Put `quantity` of a SKU in the cart (0 removes it). Setting, not adding, so a retry
-    changes nothing. More than is sellable anywhere is refused."""
-    now = utcnow()
+    changes nothing. More than is sellable anywhere is refused. `now`: for imports and the demo."""
+    now = now or utcnow()
     variant = variants_by_sku(session, [sku])[sku]
     cart = _cart_for_change(session, owner, channel=channel, now=now)
     line = session.scalar(select(CommerceCartLine).where(CommerceCartLine.cart_id == cart.id,
@@ -304,15 +305,15 @@ def cart_view(session: Session, *, settings: Settings, owner: Owner, channel: st
 
 def checkout(
     session: Session, *, settings: Settings, rules: IdentifierRules, owner: Owner, data: CartCheckoutIn,
-    idempotency_key: str | None,
+    idempotency_key: str | None, now: datetime | None = None,
 ) -> orders.Placed:
     """The cart becomes an order (priced, allocated and reserved as any order); the person starts
-    a new cart. A retry with the same Idempotency-Key returns the same order."""
+    a new cart. A retry with the same Idempotency-Key returns the same order. `now`: for the demo."""
     if idempotency_key:
         done = session.scalar(select(CommerceOrder).where(CommerceOrder.idempotency_key == idempotency_key))
         if done is not None:
             return orders.Placed(done, False)
-    now = utcnow()
+    now = now or utcnow()
     cart = merge_strays(session, owner, channel=data.channel, now=now)
     lines = _lines(session, cart) if cart else []
     if not lines:
