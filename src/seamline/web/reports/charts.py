@@ -222,7 +222,8 @@ def bars(categories: list[str], series: list[tuple[str, list[Any]]], *, line: tu
     """Grouped bars of `series` over `categories`; `line` (a percent) on a second axis."""
     option = _base(legend=len(series) > 1 or line is not None)
     category_axis = {"type": "category", "data": categories,
-                     "axisLabel": {"interval": 0, "hideOverlap": True, "overflow": "truncate", "width": 110}}
+                     "axisLabel": {"interval": 0, "hideOverlap": True, "overflow": "break",
+                                   "width": 110 if horizontal else 90}}
     value_axis: dict[str, Any] = {"type": "value", "minInterval": 0 if percent else 1}
     if percent:
         value_axis["axisLabel"] = {"formatter": "{value} %"}
@@ -230,6 +231,7 @@ def bars(categories: list[str], series: list[tuple[str, list[Any]]], *, line: tu
         option["xAxis"], option["yAxis"] = value_axis, {**category_axis, "inverse": True}
     else:
         option["xAxis"], option["yAxis"] = category_axis, [value_axis] if line else value_axis
+        option["grid"]["bottom"] = 28  # room for a category's name broken over two lines
     option["series"] = [{"type": "bar", "name": name, "data": values, "barMaxWidth": 36,
                          "label": {"show": len(series) <= 2 and len(categories) <= 8,
                                    "position": "right" if horizontal else "top"}} for name, values in series]
@@ -260,21 +262,34 @@ def sankey(links: list[dict[str, Any]], name: Callable[[str], str]) -> dict[str,
 
 
 def side_by_side(panels: list[tuple[str, list[str], list[Any]]]) -> dict[str, Any]:
-    """Small bar charts in a 2×2 grid: (title, categories, values) each, own scale each."""
-    option: dict[str, Any] = {"color": PALETTE, "animation": False, "tooltip": {"trigger": "axis", "confine": True},
-                              "title": [], "grid": [], "xAxis": [], "yAxis": [], "series": []}
+    """Small bar charts, one scale each: (title, categories, values) per panel; two columns,
+    one column on a narrow screen (an ECharts media query: the option stays plain JSON)."""
+
+    def layout(columns: int) -> dict[str, Any]:
+        rows = -(-len(panels) // columns)
+        height = 100 / rows
+        titles, grids = [], []
+        for i in range(len(panels)):
+            left, top = (i % columns) * (100 / columns), (i // columns) * height
+            titles.append({"left": f"{left + 1:.1f}%", "top": f"{top:.1f}%"})
+            grids.append({"left": f"{left + 1:.1f}%", "width": f"{100 / columns - 4:.1f}%", "top": f"{top + height * 0.2:.1f}%",
+                          "height": f"{height * 0.62:.1f}%"})
+        return {"title": titles, "grid": grids}
+
+    base: dict[str, Any] = {"color": PALETTE, "animation": False, "tooltip": {"trigger": "axis", "confine": True},
+                            "title": [], "grid": [], "xAxis": [], "yAxis": [], "series": []}
     for i, (title, categories, values) in enumerate(panels):
-        left, top = (i % 2) * 50, (i // 2) * 50
-        option["title"].append({"text": title, "left": f"{left + 2}%", "top": f"{top}%",
-                                "textStyle": {"fontSize": 13, "fontWeight": 600}})
-        option["grid"].append({"left": f"{left + 2}%", "width": "44%", "top": f"{top + 9}%", "height": "32%",
-                               "containLabel": True})
-        option["xAxis"].append({"type": "category", "gridIndex": i, "data": categories, "axisLabel": {"interval": 0}})
-        option["yAxis"].append({"type": "value", "gridIndex": i, "splitNumber": 3})
-        option["series"].append({"type": "bar", "xAxisIndex": i, "yAxisIndex": i, "barMaxWidth": 40,
-                                 "label": {"show": True, "position": "top"},
-                                 "data": [{"value": v, "itemStyle": {"color": PALETTE[j]}} for j, v in enumerate(values)]})
-    return option
+        base["title"].append({"text": title, "textStyle": {"fontSize": 13, "fontWeight": 600}})
+        base["grid"].append({"containLabel": True})
+        base["xAxis"].append({"type": "category", "gridIndex": i, "data": categories, "axisLabel": {"interval": 0}})
+        base["yAxis"].append({"type": "value", "gridIndex": i, "splitNumber": 3})
+        base["series"].append({"type": "bar", "xAxisIndex": i, "yAxisIndex": i, "barMaxWidth": 40,
+                               "label": {"show": True, "position": "top"},
+                               "data": [{"value": v, "itemStyle": {"color": PALETTE[j]}} for j, v in enumerate(values)]})
+    for key, value in layout(2).items():
+        for target, place in zip(base[key], value):
+            target.update(place)
+    return {"baseOption": base, "media": [{"query": {"maxWidth": 560}, "option": layout(1)}]}
 
 
 # --- one function per metric --------------------------------------------------------------------
@@ -592,7 +607,7 @@ def omnichannel(data: dict, w: Words) -> list[Section]:
         (w.t("Orders per customer"), names, [side[k].get("orders_per_customer") for k in kinds]),
         (w.t("Repeat purchase rate, %"), names, [side[k].get("repeat_rate") for k in kinds]),
         (w.t("Net revenue per customer, %(currency)s", currency=w.currency), names,
-         [w.minor(side[k].get("revenue_per_customer")) for k in kinds])]), height=440))
+         [w.minor(side[k].get("revenue_per_customer")) for k in kinds])]), height=520))
     return [section]
 
 
