@@ -256,7 +256,8 @@ def analytics_report(
     """A self-contained HTML report of every metric with its charts, for sending to management."""
     from datetime import date
 
-    from seamline.analytics import report, service, tasks
+    from seamline.analytics import service, tasks
+    from seamline.web.reports import report
 
     if language not in ("ru", "en"):
         raise typer.BadParameter("ru or en", param_hint="--language")
@@ -270,7 +271,8 @@ def analytics_report(
         tasks.sync(database, settings)
     data = service.dashboard(settings, database, service.filters(start=first, end=last))
     database.dispose()
-    output.write_text(report.render(data, language=language), encoding="utf-8")
+    output.write_text(report.render(data, language=language, currency=settings.commerce_currency,
+                                    timezone_name=settings.console_timezone), encoding="utf-8")
     typer.echo(json.dumps({"written": str(output), "seconds": data["seconds"]["total"]}))
 
 

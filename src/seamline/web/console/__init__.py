@@ -24,6 +24,7 @@ STATIC = Path(__file__).parent / "static"
 
 def install(app: FastAPI) -> None:
     from seamline.web.console.pages import (
+        analytics,
         auth,
         commerce,
         customers,
@@ -36,7 +37,8 @@ def install(app: FastAPI) -> None:
         store,
     )
 
-    for area in (auth, inbox, customers, commerce, store, loyalty, settings, dashboard, realtime, landing):
+    for area in (auth, inbox, customers, commerce, store, loyalty, settings, dashboard, analytics, realtime,
+                 landing):
         app.include_router(area.router, include_in_schema=False)
     app.mount("/console/static", StaticFiles(directory=STATIC), name="console-static")
 
