@@ -220,3 +220,8 @@ def test_the_people_behind_a_number(w):
     assert detractors["people"] == [1]
     assert metrics.people_behind(w, PERIOD, metric="omnichannel", selector={"kind": "omnichannel"})["people"] == [1, 2]
     assert metrics.people_behind(w, PERIOD, metric="cohorts", selector={"cohort": "2026-11-01"})["total"] == 3
+    not_handed = metrics.people_behind(w, PERIOD, metric="conversion", selector={
+        "started_channel": "app", "placed_channel": "web", "handed_over": "none", "completed": "true"})
+    assert not_handed["people"] == [2]  # Boris's shipped order
+    in_store = Filters(start=world.START, end=world.END, store=1)  # narrowed like the metric: picked up in S1
+    assert metrics.people_behind(w, in_store, metric="conversion", selector={})["people"] == [1]

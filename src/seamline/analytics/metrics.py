@@ -854,14 +854,21 @@ DRILLS = ("conversion", "cohorts", "satisfaction", "omnichannel", "engagement")
 
 def people_behind(w: Warehouse, f: Filters, *, metric: str, selector: dict[str, str], limit: int = 1000) -> dict:
     """The people counted in one cell of a metric: `selector` names the cell with the metric's own
-    keys (conversion: started_channel, placed_channel, handed_over, completed=true|false;
+    keys (conversion: started_channel, placed_channel, handed_over (`none`: not handed over),
+    completed=true|false, narrowed by the filters' channel and store as the metric is;
     cohorts: cohort (a month or week start) and unit; satisfaction: kind, channel, group
     (promoters|passives|detractors|satisfied|unsatisfied); omnichannel: kind; engagement:
     channel). Known people by id; unknown visitors (engagement) by their event key."""
     if metric == "conversion":
         p = _in_period(purchases(w), "started_at", f)
+        if f.channel:  # narrowed as `conversion` is
+            p = p.filter(p.started_channel == f.channel)
+        if f.store is not None:
+            p = p.filter(p.pickup_location_id == f.store)
         for key in ("started_channel", "placed_channel", "handed_over"):
-            if selector.get(key):
+            if selector.get(key) == "none":  # not handed over (yet)
+                p = p.filter(p[key].isnull())
+            elif selector.get(key):
                 p = p.filter(p[key] == selector[key])
         if selector.get("completed") in ("true", "false"):
             p = p.filter(p.completed == (selector["completed"] == "true"))

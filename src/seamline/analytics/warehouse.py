@@ -47,7 +47,10 @@ class Warehouse:
         (DuckDB, PostgreSQL) or a cached DataFrame (Spark): what several metrics, or several
         queries of one metric, read (purchases, events with their person, touches)."""
         if key not in self._cache:
-            self._cache[key] = build().cache()
+            table = build().cache()
+            if self.backend == "postgres":  # a new temporary table has no statistics: the planner guessed nested loops
+                self.connection.raw_sql(f'ANALYZE "{table.get_name()}"').close()
+            self._cache[key] = table
         return self._cache[key]
 
     def release(self) -> None:

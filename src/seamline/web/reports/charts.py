@@ -313,7 +313,7 @@ def conversion(data: dict, w: Words) -> list[Section]:
               "handed_over": w.channel(r["handed_over"]), "purchases": r["purchases"], "revenue": r["revenue"]},
              drill={"purchases": {"metric": "conversion", "started_channel": r["started_channel"],
                                   "placed_channel": r["placed_channel"], "completed": "true",
-                                  **({"handed_over": r["handed_over"]} if r["handed_over"] else {})}})
+                                  "handed_over": r["handed_over"] or "none"}})
          for r in data.get("matrix") or []])
     main = Section("conversion", w.t(TITLES["conversion"]), kpis=[
         Kpi(w.t("Purchases started"), data.get("started")), Kpi(w.t("Completed purchases"), data.get("completed")),

@@ -283,8 +283,7 @@ def people_page(request: Request, metric: str = "", staff: Staff = permitted("an
             else:
                 selector = {k: params[k] for k in SELECTOR_KEYS if params.get(k)}
                 assert q.filters is not None
-                period = Filters(start=q.filters.start, end=q.filters.end)
-                found = service.drill(request.app.state.settings, request.app.state.database, period, metric=metric,
+                found = service.drill(request.app.state.settings, request.app.state.database, q.filters, metric=metric,
                                       selector=selector, limit=PEOPLE_LIMIT)
                 ids, total = found["people"], found["total"]
                 context["selector"] = _describe(selector, words)
@@ -307,7 +306,9 @@ def _describe(selector: dict[str, str], words: charts.Words) -> list[tuple[str, 
     for key, value in selector.items():
         if key == "unit":
             continue
-        if key in ("started_channel", "placed_channel", "handed_over", "channel"):
+        if key == "handed_over" and value == "none":
+            shown = "—"
+        elif key in ("started_channel", "placed_channel", "handed_over", "channel"):
             shown = words.channel(value)
         elif key == "cohort":
             shown = charts._cohort_name(value, selector.get("unit", "month"), "period", words)  # noqa: SLF001
