@@ -10,7 +10,9 @@ cream. The clerk of that store hands the order over by its pickup code in the co
 in Telegram (a fixture update through the adapter: her shared contact joins the same profile) and
 asks in the website's chat whether she can return one tube. The agent sees, in one window, the
 order and the points beside the chat, and answers; the answer appears in her chat. She returns
-one tube in another store. Stock and points are then right in the API, the app and the console.
+one tube in another store. Stock and points are then right in the API, the app and the console,
+and the marketer's analytics show the purchase started on the website and finished in the app,
+picked up in a store.
 
 Screenshots of the key screens go to `$SEAMLINE_SCREENSHOTS` (the README's come from
 `SEAMLINE_SCREENSHOTS=docs/screenshots pytest tests/test_journey_browser.py -k sqlite`), else to
@@ -30,6 +32,7 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
+from seamline.analytics.tasks import sync
 from seamline.app import create_app
 from seamline.core.auth.schemas import Scope
 from seamline.events import service as events_service
@@ -52,14 +55,14 @@ def browser() -> Iterator:
 
 
 @pytest.fixture
-def world(database, settings_for) -> Iterator[dict]:
+def world(database, settings_for, tmp_path) -> Iterator[dict]:
     """A shop with the cream in two stores, a loyalty program, staff, and the live server."""
     admin_key = make_key(database, Scope.admin, name="journey admin")
     with database.write() as session:
         _, write_key = events_service.create_source(session, name="Website", channel="web")
         for email, role, store in (("clerk-office@shop.example", "clerk", "store-office"),
                                    ("clerk-home@shop.example", "clerk", "store-home"),
-                                   ("agent@shop.example", "agent", None)):
+                                   ("agent@shop.example", "agent", None), ("marketer@shop.example", "marketer", None)):
             create_staff_user(session, email=email, name=email.split("@")[0], password=PASSWORD, role=role,
                               locale="ru", store=store, skills=["returns"] if role == "agent" else None)
     settings = settings_for(
@@ -67,6 +70,7 @@ def world(database, settings_for) -> Iterator[dict]:
         storefront_products=["cream"], login_codes_reveal=True, inbox_telegram_webhook_secret=SecretStr(TG_SECRET),
         inbox_telegram_bot_token=SecretStr("123456:journey"), inbox_telegram_api_base="http://127.0.0.1:9",
         serve_worker=True,  # as `seamline serve` on its own: the provider's messages are processed after the answer
+        analytics_mirror_path=str(tmp_path / "analytics.duckdb"),
     )
     with live_server(create_app(settings, database=database)) as url:
         api = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {admin_key}"}, timeout=10)
@@ -116,7 +120,7 @@ def _console_login(page, url: str, email: str) -> None:  # noqa: ANN001
     page.wait_for_selector("[data-test=staff-name]", timeout=WAIT)
 
 
-def test_the_journey(browser, world, tmp_path):  # noqa: PLR0915 - one story, told in order
+def test_the_journey(browser, world, database, tmp_path):  # noqa: PLR0915 - one story, told in order
     url, api = world["url"], world["api"]
     shots = Shots(Path(os.environ.get("SEAMLINE_SCREENSHOTS") or tmp_path / "screenshots"))
     website = browser.new_context(viewport={"width": 1280, "height": 860}, locale="ru-RU")
@@ -259,5 +263,17 @@ def test_the_journey(browser, world, tmp_path):  # noqa: PLR0915 - one story, to
     clerk.goto(f"{url}/console/loyalty/customers/{anna}")
     assert "150" in clerk.locator("main").inner_text()
     shots(phone, "9-app-account")
+
+    # 10. The next month the marketer sees, in the cross-channel conversion report, that her
+    # purchase started on the website and finished in the app, picked up in a store.
+    sync(database, world["settings"])
+    marketer = staff_office.new_page()
+    _console_login(marketer, url, "marketer@shop.example")
+    marketer.goto(f"{url}/console/analytics")
+    matrix = marketer.locator("[data-test=table-conversion-matrix]")
+    matrix.wait_for(timeout=WAIT)
+    rows = [[cell.strip() for cell in row.split("\t")] for row in matrix.locator("tbody tr").all_inner_texts()]
+    assert ["Сайт", "Мобильное приложение", "Магазин", "1"] in [row[:4] for row in rows], rows
+    shots(marketer, "10-console-analytics")
     for context in (website, app, staff_office, staff_home, agent):
         context.close()
