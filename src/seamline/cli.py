@@ -580,6 +580,14 @@ def demo(
     os.environ.update(keys)
     kept = demo_data.write_environment(url, environment | keys)
     get_settings.cache_clear()
+    # The analytics mirror at once, so the console's Analytics area has the demo's data from the
+    # first page (the worker keeps it fresh from then on).
+    from seamline.analytics import tasks as analytics_tasks
+    from seamline.core.db import Database
+
+    demo_database = Database(get_settings())
+    synced = analytics_tasks.sync(demo_database, get_settings()) if get_settings().analytics_backend != "postgres" else None
+    demo_database.dispose()
     took = time.monotonic() - started
 
     by_status = ", ".join(f"{n} {status}" for status, n in summary["orders_by_status"].items())
@@ -591,6 +599,8 @@ def demo(
     echo(f"  {summary['products']} products in {summary['locations']} stores and warehouses")
     echo(f"  {summary['orders']} orders: {by_status}")
     echo(f"  {summary['conversations']} conversations: {inbox}")
+    if synced is not None:
+        echo(f"  analytics mirror: {synced.total} rows copied (console: Analytics)")
     echo(f"admin API key: {summary['admin_key']}")
     echo(f"try: curl -H 'Authorization: Bearer {summary['admin_key']}' 'http://{host}:{port}/v1/customers/lookup?phone=8%20916%20123-45-67'")
     if migrations.describe(url) != migrations.describe(usual_url):
