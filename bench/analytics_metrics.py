@@ -1,8 +1,8 @@
 """Every dashboard metric over a big mirror, on DuckDB (issue 21).
 
 Builds a DuckDB mirror with the logical tables (`seamline.analytics.schema.LOGICAL`) filled by
-DuckDB's own generators — 300,000 people (5 % of profiles merged into another), 10,000,000
-events over a year, 1,000,000 orders (800,000 from carts, the rest at the till or by phone),
+DuckDB's own generators — 300,000 people (5 % of profiles merged into another), about 10,000,000
+events over a year (in visits of 1-19 events, each visit one person in one channel), 1,000,000 orders (800,000 from carts, the rest at the till or by phone),
 their carts, cart changes, statuses, returns, conversations, messages and survey answers — then
 times each metric of the dashboard over the whole year, beside DuckDB's own time for a plain
 scan + group-by of the tables that metric reads, in the same run.
@@ -52,13 +52,15 @@ def build(path: str, *, people: int, events: int, orders: int) -> None:
         f" FROM range(1, {people} + 1) t(i)",
         f"INSERT INTO identities SELECT 2 * i, 'user_id', 'u' || i, i FROM range(1, {people} + 1) t(i)"
         f" UNION ALL SELECT 2 * i + 1, 'anonymous_id', 'a' || i, i FROM range(1, {people} + 1) t(i)",
-        # events: a page or a track, mostly product views; 20 % carry a UTM source
-        f"INSERT INTO events SELECT i, CASE WHEN random() < 0.4 THEN 'page' ELSE 'track' END,"
+        # events come in visits: a person, a channel and a campaign per visit, 1-19 events a minute apart
+        # (mostly product views); about `events` in all
+        f"INSERT INTO events SELECT row_number() OVER (), CASE WHEN random() < 0.4 THEN 'page' ELSE 'track' END,"
         f" {pick(['Product Viewed'] * 5 + ['Product Added'] * 2 + ['Checkout Started', 'Order Completed', 'Page'])},"
-        f" CASE WHEN random() < 0.5 THEN 'u:u' ELSE 'a:a' END || (1 + CAST(floor(random() * {people}) AS BIGINT)),"
-        f" {pick(['web'] * 11 + ['app'] * 8 + ['telegram'])}, {YEAR},"
-        f" CASE WHEN random() < 0.2 THEN {pick(['google', 'yandex', 'vk', 'email'])} END,"
-        f" NULL, NULL FROM range(1, {events} + 1) t(i)",
+        f" v.person_key, v.channel, v.t + to_minutes(k), v.utm, NULL, NULL FROM"
+        f" (SELECT CASE WHEN random() < 0.5 THEN 'u:u' ELSE 'a:a' END || (1 + CAST(floor(random() * {people}) AS BIGINT))"
+        f" AS person_key, {pick(['web'] * 11 + ['app'] * 8 + ['telegram'])} AS channel, {YEAR} AS t,"
+        f" CASE WHEN random() < 0.2 THEN {pick(['google', 'yandex', 'vk', 'email'])} END AS utm,"
+        f" 1 + CAST(floor(random() * 19) AS INT) AS n FROM range(1, {events // 10} + 1) s(i)) v, range(0, v.n) r(k)",
         f"INSERT INTO carts SELECT i, 1 + CAST(floor(random() * {people}) AS BIGINT),"
         f" CASE WHEN i > {from_carts} AND i % 5 = 0 THEN i - {from_carts} END,"
         f" CASE WHEN i <= {from_carts} THEN i END, {YEAR}, TIMESTAMP '2026-12-31' FROM range(1, {carts} + 1) t(i)",
