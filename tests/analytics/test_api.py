@@ -45,6 +45,8 @@ def test_each_metric_answers_in_one_shape(api, read_headers):
     people = api.get("/v1/analytics/people", params={**PERIOD, "metric": "conversion", "started_channel": "web"},
                      headers=read_headers)
     assert people.json()["people"] == [1, 3]
+    gold = api.get("/v1/analytics/conversion", params={**PERIOD, "trait": "tier:gold"}, headers=read_headers).json()
+    assert (gold["data"]["started"], gold["filters"]["traits"], gold["filters"]["segment_people"]) == (1, {"tier": "gold"}, 1)
     dashboard = api.get("/v1/analytics/dashboard", params=PERIOD, headers=read_headers).json()
     assert set(dashboard["metrics"]) >= {"conversion", "funnel", "clv", "contact_center"}
     assert dashboard["freshness"]["synced"] is True
@@ -59,6 +61,10 @@ def test_bad_input_is_a_clear_422(api, read_headers):
     assert one_step.status_code == 422
     bad_dimension = api.get("/v1/analytics/attribution", params={"dimension": "weather"}, headers=read_headers)
     assert bad_dimension.status_code == 422
+    no_value = api.get("/v1/analytics/conversion", params={"trait": "tier"}, headers=read_headers)
+    assert no_value.status_code == 422
+    six = api.get("/v1/analytics/conversion", params={"trait": [f"k{i}:v" for i in range(6)]}, headers=read_headers)
+    assert six.status_code == 422
 
 
 def test_analytics_need_a_key_with_read_scope(api, database):

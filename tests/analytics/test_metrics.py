@@ -225,3 +225,25 @@ def test_the_people_behind_a_number(w):
     assert not_handed["people"] == [2]  # Boris's shipped order
     in_store = Filters(start=world.START, end=world.END, store=1)  # narrowed like the metric: picked up in S1
     assert metrics.people_behind(w, in_store, metric="conversion", selector={})["people"] == [1]
+
+
+def test_a_segment_by_traits_narrows_every_metric(database, warehouse_for):
+    """tier:gold is Anna alone (her browser's unverified "silver" is not her tier): her cart-1
+    purchase, her conversation, the surveys about it, one omnichannel customer."""
+    from seamline.analytics import service
+
+    world.build(database)
+    gold = service.resolved(database, service.filters(start=world.START.date(), end=world.END.date(),
+                                                      traits={"tier": "gold"}))
+    silver = service.resolved(database, service.filters(start=world.START.date(), end=world.END.date(),
+                                                        traits={"tier": "silver"}))
+    assert (gold.people, silver.people) == ((1,), (2,))
+    with warehouse_for(database) as w:
+        conversion = metrics.conversion(w, gold)
+        assert (conversion["started"], conversion["completed"]) == (1, 1)
+        assert metrics.contact_center(w, gold)["conversations"] == 1
+        assert metrics.satisfaction(w, gold)["nps"]["answers"] == 4  # all the answers are about Anna's conversation
+        assert metrics.omnichannel(w, gold)["omnichannel"]["customers"] == 1
+        assert metrics.omnichannel(w, silver)["omnichannel"]["customers"] == 1  # Boris
+        assert metrics.cohorts(w, silver)["people"] == 1
+        assert metrics.people_behind(w, gold, metric="conversion", selector={})["people"] == [1]

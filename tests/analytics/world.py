@@ -19,7 +19,7 @@ from seamline.commerce.models import (
     CommerceOrderStatus,
     CommerceReturn,
 )
-from seamline.customers.models import CustomerIdentity, CustomerProfile
+from seamline.customers.models import CustomerIdentity, CustomerProfile, CustomerTrait
 from seamline.events.models import EventRecord, EventSource
 from seamline.inbox.models import InboxAgent, InboxConversation, InboxSurvey
 
@@ -43,6 +43,12 @@ def build(database) -> None:  # noqa: ANN001
             CustomerIdentity(id=3, type="user_id", value="boris", profile_id=2, source="test", created_at=T0),
             CustomerIdentity(id=4, type="user_id", value="vera", profile_id=3, source="test", created_at=T0),
             CustomerIdentity(id=5, type="email", value="vera@example.com", profile_id=3, source="test", created_at=T0),
+        ])
+        s.flush()
+        s.add_all([  # Anna is gold (her browser once claimed silver, unverified: not what counts), Boris silver
+            CustomerTrait(identity_id=1, key="tier", value="gold", source="test", observed_at=T0, verified=True),
+            CustomerTrait(identity_id=2, key="tier", value="silver", source="web", observed_at=h(1), verified=False),
+            CustomerTrait(identity_id=3, key="tier", value="silver", source="test", observed_at=T0, verified=True),
         ])
         s.add_all([
             CommerceLocation(id=1, code="S1", kind="store", name_ru="Тверская", name_en="Tverskaya", pickup_enabled=True),

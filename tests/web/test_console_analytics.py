@@ -172,3 +172,15 @@ def test_a_mirror_never_synced_is_explained(client, database, settings, tmp_path
     section = client.get("/console/analytics/sections/conversion", headers=HX)
     assert section.status_code == 200 and "зеркало ещё не синхронизировано" in section.text
     assert client.get("/console/analytics/conversion.csv?table=conversion:by_channel").status_code == 503
+
+
+def test_a_segment_by_trait_narrows_the_page(client, synced, staff_client):
+    """tier:gold is Anna alone: one purchase started, one completed; a malformed segment is said."""
+    staff_client("marketer", locale="ru")
+    summary = {row[0]: row[1] for row in _csv(client.get("/console/analytics/conversion.csv", params={
+        **PERIOD, "table": "conversion:summary", "trait": "tier:gold"}))[1:]}
+    assert list(summary.values())[:2] == ["1", "1"]
+    page = client.get("/console/analytics", params={**PERIOD, "trait": "tier:gold"})
+    assert page.status_code == 200 and 'value="tier:gold"' in page.text and "trait=tier%3Agold" in page.text
+    bad = client.get("/console/analytics", params={**PERIOD, "trait": "gold"})
+    assert "признак:значение" in bad.text

@@ -9,7 +9,7 @@ through `event_people`, so a merge re-attributes history and an unmerge splits i
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import ibis
@@ -33,7 +33,10 @@ class Filters:
     end: datetime
     channel: str | None = None
     store: int | None = None
-    extra: dict[str, str] = field(default_factory=dict)
+    #: a segment by traits: ((key, value), ...); `people` are the persons in it (resolved on the
+    #: operational database by `service`), None for everyone
+    segment: tuple[tuple[str, str], ...] = ()
+    people: tuple[int, ...] | None = None
 
 
 def _rate(part: float, whole: float) -> float | None:
@@ -143,6 +146,22 @@ def _purchases(w: Warehouse) -> ibis.Table:
     )
 
 
+def _segment(f: Filters, table: ibis.Table, column: str = "person_id") -> ibis.Table:
+    """Only the rows of people in the filters' segment (all rows without one)."""
+    if f.people is None:
+        return table
+    members = ibis.memtable({"segment_person": list(f.people)}, schema={"segment_person": "int64"})
+    return table.semi_join(members, table[column] == members.segment_person)
+
+
+def _segment_profiles(w: Warehouse, f: Filters, table: ibis.Table, column: str) -> ibis.Table:
+    """`_segment` for a table keyed by profile (conversations, surveys): through `people`."""
+    if f.people is None:
+        return table
+    profiles = _segment(f, w.table("people")).select("profile_id")
+    return table.semi_join(profiles, table[column] == profiles.profile_id)
+
+
 def _in_period(table: ibis.Table, column: str, f: Filters) -> ibis.Table:
     return table.filter(table[column] >= f.start, table[column] < f.end)
 
@@ -150,7 +169,7 @@ def _in_period(table: ibis.Table, column: str, f: Filters) -> ibis.Table:
 def conversion(w: Warehouse, f: Filters) -> dict:
     """Cross-channel conversion: completed purchases / started purchases × 100, overall, per
     channel where purchases started, and as a started -> placed -> handed over matrix."""
-    p = _in_period(purchases(w), "started_at", f)
+    p = _segment(f, _in_period(purchases(w), "started_at", f))
     if f.channel:
         p = p.filter(p.started_channel == f.channel)
     if f.store is not None:
@@ -187,7 +206,7 @@ def conversion(w: Warehouse, f: Filters) -> dict:
 def click_and_collect(w: Warehouse, f: Filters) -> dict:
     """Click & collect: its share of remote orders, pickup rate, time to pickup, and online
     orders returned in a store."""
-    orders = _in_period(w.table("orders"), "created_at", f)
+    orders = _segment(f, _in_period(_orders(w), "created_at", f))
     if f.store is not None:
         orders = orders.filter(orders.pickup_location_id == f.store)
     remote = orders.filter(orders.fulfilment != "in_store", orders.status.isin(PURCHASED))
@@ -236,7 +255,7 @@ def satisfaction(w: Warehouse, f: Filters, *, by: str = "channel") -> dict:
     """NPS (% promoters 9-10 − % detractors 0-6) and CSAT (% of 4-5 answers on 1-5), overall and
     by channel, agent, store (of the person's latest pickup) or month."""
     surveys = w.table("surveys")
-    answered = _in_period(surveys.filter(surveys.score.notnull()), "answered_at", f)
+    answered = _segment_profiles(w, f, _in_period(surveys.filter(surveys.score.notnull()), "answered_at", f), "customer_id")
     if f.channel:
         answered = answered.filter(answered.channel == f.channel)
     keys = {"channel": answered.channel, "agent": answered.agent_id.cast("string"),
@@ -282,7 +301,8 @@ def satisfaction(w: Warehouse, f: Filters, *, by: str = "channel") -> dict:
 def contact_center(w: Warehouse, f: Filters, *, by: str = "channel") -> dict:
     """First response and resolution times (minutes), SLA met %, by channel or agent."""
     conversations = w.table("conversations")
-    c = _in_period(conversations.filter(conversations.merged_into_id.isnull()), "created_at", f)
+    c = _segment_profiles(w, f, _in_period(conversations.filter(conversations.merged_into_id.isnull()), "created_at", f),
+                          "customer_id")
     if f.channel:
         c = c.filter(c.channel == f.channel)
     key = c.channel if by == "channel" else c.assignee_id.cast("string")
@@ -324,7 +344,7 @@ def _bought(w: Warehouse, f: Filters) -> ibis.Table:
     """Completed purchases of known people placed before the period's end (history included:
     a first purchase is the first one ever)."""
     p = purchases(w)
-    p = p.filter(p.completed, p.person_id.notnull(), p.order_id.notnull(), p.ordered_at < f.end)
+    p = _segment(f, p.filter(p.completed, p.person_id.notnull(), p.order_id.notnull(), p.ordered_at < f.end))
     returns = w.table("returns").group_by("order_id").aggregate(returned=_.amount.sum())
     joined = p.left_join(returns, p.order_id == returns.order_id)
     return joined.select(*[p[c] for c in p.columns], net=p.total - joined.returned.fill_null(0))
@@ -538,7 +558,7 @@ def engagement(w: Warehouse, f: Filters) -> dict:
     """Per channel: active people, events and messages per active person, DAU / WAU / MAU (means
     over the period's days, weeks and months) and stickiness (DAU / MAU); replies per outbound
     message."""
-    acts = _in_period(_activity(w), "ts", f)
+    acts = _segment(f, _in_period(_activity(w), "ts", f))
     if f.channel:
         acts = acts.filter(acts.channel == f.channel)
     counts = w.execute(acts.group_by("channel").aggregate(events=(acts.kind == "event").sum(),
@@ -547,7 +567,7 @@ def engagement(w: Warehouse, f: Filters) -> dict:
     # count below is a plain count of distinct rows of it, far smaller than the activity itself.
     who = acts.select(channel=acts.channel, day=acts.ts.truncate("D"), person_id=acts.person_id,
                       person_key=ibis.cases((acts.person_id.isnull(), acts.person_key), else_=ibis.null("string")))
-    daily_rows = w.cached(("active days", f.start, f.end, f.channel), lambda: who.distinct())
+    daily_rows = w.cached(("active days", f.start, f.end, f.channel, f.segment), lambda: who.distinct())
 
     def active(unit: str | None) -> dict:
         columns = [daily_rows.channel, daily_rows.person_id, daily_rows.person_key]
@@ -576,6 +596,9 @@ def engagement(w: Warehouse, f: Filters) -> dict:
             "stickiness": _rate(dau, mau),
         })
     messages = _in_period(w.table("messages"), "created_at", f).filter(_.kind == "message")
+    if f.people is not None:
+        conversations = _segment_profiles(w, f, w.table("conversations"), "customer_id").select("id")
+        messages = messages.semi_join(conversations, messages.conversation_id == conversations.id)
     if f.channel:
         messages = messages.filter(messages.channel == f.channel)
     ordered = messages.select(
@@ -649,7 +672,7 @@ def _journeys(w: Warehouse, f: Filters, dimension: str, lookback_days: int) -> t
     """(collapsed touches of each purchase in the period, one row per purchase with its path),
     both kept for the warehouse session; the second is made from the first, not again from the
     touches (on PostgreSQL that made a plan forty times slower)."""
-    key = ("journeys", dimension, lookback_days, f.start, f.end, f.channel, f.store)
+    key = ("journeys", dimension, lookback_days, f.start, f.end, f.channel, f.store, f.segment)
     collapsed = w.cached((*key, "collapsed"), lambda: _purchase_touches(w, f, dimension, lookback_days))
 
     def per_order() -> ibis.Table:
@@ -663,7 +686,7 @@ def _journeys(w: Warehouse, f: Filters, dimension: str, lookback_days: int) -> t
 def _purchase_touches(w: Warehouse, f: Filters, dimension: str, lookback_days: int) -> ibis.Table:
     """Each purchase's touches in the lookback, collapsed, with the purchase's total and time and
     its raw (uncollapsed) touch count and first touch time."""
-    p = _in_period(purchases(w), "ordered_at", f)
+    p = _segment(f, _in_period(purchases(w), "ordered_at", f))
     p = p.filter(p.completed, p.person_id.notnull(), p.order_id.notnull())
     if f.channel:
         p = p.filter(p.placed_channel == f.channel)
@@ -742,7 +765,7 @@ def attribution(w: Warehouse, f: Filters, *, dimension: str = "channel", lookbac
     buyers = buyers.filter(buyers.completed, buyers.person_id.notnull()).select("person_id").distinct()
     t = _touches(w, dimension)
     t = t.filter(t.ts < f.end, t.ts >= max(f.start, f.end - timedelta(days=lookback_days)))
-    lost = t.anti_join(buyers, "person_id")
+    lost = _segment(f, t.anti_join(buyers, "person_id"))
     lost_paths = _path_of(w, _collapse(lost, "person_id"), "person_id")
     unconverted = w.execute(lost_paths.group_by("path").aggregate(people=_.count()))
     chain = journeys_ + [models.Journey(tuple(path.split(SEP)), people=float(n))
@@ -781,8 +804,8 @@ def funnel(w: Warehouse, f: Filters, *, steps: list[str], window_hours: float = 
         raise ValueError("dropped_after: a step number from 1 to the number of steps - 1")
     window = window_hours * 3600.0
     events = _events(w)
-    events = events.filter(events.type.isin(("track", "page", "screen")), events.ts >= f.start,
-                           events.ts < f.end + timedelta(hours=window_hours))
+    events = _segment(f, events.filter(events.type.isin(("track", "page", "screen")), events.ts >= f.start,
+                                       events.ts < f.end + timedelta(hours=window_hours)))
     events = events.select(who=events.person_id.cast("string").fill_null(events.person_key), id=events.id, name=events.name,
                            ts=events.ts, key=events[breakdown].cast("string") if breakdown else ibis.literal("(all)"),
                            channel=events.channel)
@@ -868,7 +891,7 @@ def people_behind(w: Warehouse, f: Filters, *, metric: str, selector: dict[str, 
     (promoters|passives|detractors|satisfied|unsatisfied); omnichannel: kind; engagement:
     channel). Known people by id; unknown visitors (engagement) by their event key."""
     if metric == "conversion":
-        p = _in_period(purchases(w), "started_at", f)
+        p = _segment(f, _in_period(purchases(w), "started_at", f))
         if f.channel:  # narrowed as `conversion` is
             p = p.filter(p.started_channel == f.channel)
         if f.store is not None:
@@ -890,7 +913,7 @@ def people_behind(w: Warehouse, f: Filters, *, metric: str, selector: dict[str, 
         who = first.select(who=first.person_id.cast("string"))
     elif metric == "satisfaction":
         surveys, people = w.table("surveys"), w.table("people")
-        s = _in_period(surveys.filter(surveys.score.notnull()), "answered_at", f)
+        s = _segment_profiles(w, f, _in_period(surveys.filter(surveys.score.notnull()), "answered_at", f), "customer_id")
         if selector.get("kind"):
             s = s.filter(s.kind == selector["kind"])
         if selector.get("channel"):
@@ -911,7 +934,7 @@ def people_behind(w: Warehouse, f: Filters, *, metric: str, selector: dict[str, 
         breadth = breadth.filter(breadth.channels >= 2 if omni else breadth.channels < 2)
         who = breadth.select(who=breadth.person_id.cast("string"))
     elif metric == "engagement":
-        acts = _in_period(_activity(w), "ts", f)
+        acts = _segment(f, _in_period(_activity(w), "ts", f))
         if selector.get("channel"):
             acts = acts.filter(acts.channel == selector["channel"])
         who = acts.select(who=acts.person_id.cast("string").fill_null(acts.person_key))

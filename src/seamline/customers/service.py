@@ -552,6 +552,39 @@ def profiles_by_name(session: Session, q: str, limit: int) -> list[int]:
     return sorted(found or ())[:limit]
 
 
+def profiles_with_traits(session: Session, traits: dict[str, str]) -> list[int]:
+    """Active profiles whose traits, as the 360 shows them (per key the chosen observation, see
+    `traits_of`), equal every value given, compared as text (`"gold"`, `5`, `true`): a segment.
+    Found in two steps: profiles with any observation of the value, then the rule that chooses."""
+    forms: dict[str, set[str]] = {}
+    for key, wanted in traits.items():
+        forms[key] = {json.dumps(wanted), json.dumps(wanted, ensure_ascii=False)}
+        try:
+            forms[key].add(json.dumps(json.loads(wanted)))  # a number, true, false
+        except ValueError:
+            pass
+    found: set[int] | None = None
+    for key, texts in forms.items():
+        ids = set(session.scalars(
+            select(CustomerIdentity.profile_id).distinct()
+            .join(CustomerTrait, CustomerTrait.identity_id == CustomerIdentity.id)
+            .join(CustomerProfile, CustomerProfile.id == CustomerIdentity.profile_id)
+            .where(CustomerProfile.status == "active", CustomerTrait.key == key, cast(CustomerTrait.value, String).in_(texts))))
+        found = ids if found is None else found & ids
+    matching: list[int] = []
+    candidates = sorted(found or ())
+    for start in range(0, len(candidates), 2000):
+        batch = candidates[start:start + 2000]
+        identities: dict[int, list[int]] = {p: [] for p in batch}
+        for profile_id, identity_id in session.execute(
+                select(CustomerIdentity.profile_id, CustomerIdentity.id).where(CustomerIdentity.profile_id.in_(batch))):
+            identities[profile_id].append(identity_id)
+        for profile_id, chosen in traits_by_profile(session, identities).items():
+            if all(key in chosen and json.dumps(chosen[key].get("value")) in texts for key, texts in forms.items()):
+                matching.append(profile_id)
+    return sorted(matching)
+
+
 # --- privacy: export and erase --------------------------------------------------------------
 
 

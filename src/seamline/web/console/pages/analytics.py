@@ -51,6 +51,8 @@ class Query:
     end: date | None = None
     channel: str | None = None
     store: int | None = None
+    #: a segment: key:value of traits the people must have
+    traits: list[str] = field(default_factory=list)
     steps: list[str] = field(default_factory=lambda: list(service.DEFAULT_FUNNEL))
     order: str = "ordered"
     window_hours: float = 168.0
@@ -106,6 +108,7 @@ class Query:
             out.append(("channel", self.channel))
         if self.store is not None:
             out.append(("store", str(self.store)))
+        out += [("trait", t) for t in self.traits]
         if metric == "funnel":
             out += [("step", s) for s in self.steps] + [("order", self.order), ("window_hours", f"{self.window_hours:g}")]
             if self.breakdown:
@@ -139,6 +142,7 @@ def parse(request: Request) -> Query:
             q.store = int(params["store"])
         except ValueError:
             q.store = None
+    q.traits = [t.strip()[:400] for t in params.getlist("trait") if t.strip()][:service.MAX_TRAITS]
     steps = [s.strip()[:200] for s in params.getlist("step") if s.strip()]
     if steps:
         q.steps = steps[:MAX_STEPS]
@@ -150,9 +154,14 @@ def parse(request: Request) -> Query:
     q.breakdown = params.get("breakdown") if params.get("breakdown") in BREAKDOWNS else None
     q.unit = "week" if params.get("unit") == "week" else "month"
     q.dimension = "source" if params.get("dimension") == "source" else "channel"
+    traits: dict[str, str] = {}
+    try:
+        traits = service.parse_traits(q.traits)
+    except Unprocessable:
+        problems.append(translate(request, "A segment is written as trait:value, e.g. tier:gold."))
     if not problems:
         try:
-            q.filters = service.filters(start=q.start, end=q.end, channel=q.channel, store=q.store)
+            q.filters = service.filters(start=q.start, end=q.end, channel=q.channel, store=q.store, traits=traits)
         except Unprocessable as exc:
             problems.append(translate(request, "The period starts after it ends.") if "after" in exc.message
                             else translate(request, "The period may be at most %(days)s days.", days=service.MAX_DAYS))
