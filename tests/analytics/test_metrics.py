@@ -206,6 +206,13 @@ def test_funnel_in_order_strict_and_any_order(funnel_world, database, warehouse_
     assert [s["people"] for s in any_order["steps"]] == [3, 2, 2]
     assert {g["key"]: [s["people"] for s in g["steps"]] for g in by_channel["groups"]} == {"app": [1, 0, 0], "web": [2, 2, 1]}
     assert ordered["dropped"] == {"after_step": 1, "people": ["a:x"]}
+    from seamline.analytics import service
+
+    with warehouse_for(database) as w:
+        by_tier = service.run_metric(w, "funnel", PERIOD, **service.with_trait_values(
+            database, "funnel", {"steps": STEPS, "breakdown": "trait:tier"}))
+    assert {g["key"]: [s["people"] for s in g["steps"]] for g in by_tier["groups"]} == {
+        "gold": [1, 1, 1], "silver": [1, 1, 0], "(none)": [1, 0, 0]}  # Anna, Boris, the visitor
     assert after_two["dropped"] == {"after_step": 2, "people": [2]}  # Boris
 
 

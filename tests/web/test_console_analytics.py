@@ -184,3 +184,11 @@ def test_a_segment_by_trait_narrows_the_page(client, synced, staff_client):
     assert page.status_code == 200 and 'value="tier:gold"' in page.text and "trait=tier%3Agold" in page.text
     bad = client.get("/console/analytics", params={**PERIOD, "trait": "gold"})
     assert "признак:значение" in bad.text
+
+
+def test_a_funnel_broken_down_by_a_trait(client, synced, staff_client):
+    staff_client("marketer", locale="en")
+    section = client.get("/console/analytics/sections/funnel", params={
+        **PERIOD, "step": ["Product Viewed", "Product Added"], "breakdown_trait": "tier"})
+    assert section.status_code == 200 and "gold" in section.text and "silver" in section.text
+    assert 'value="tier"' in section.text  # the form keeps what was asked

@@ -55,7 +55,9 @@ def funnel(
     start: From = None, end: To = None, channel: Channel = None,
     window_hours: Annotated[float, Query(gt=0, le=24 * 90)] = 168.0,
     order: Literal["ordered", "strict", "any"] = "ordered",
-    breakdown: Literal["channel", "utm_source", "utm_medium", "utm_campaign"] | None = None,
+    breakdown: Annotated[str | None, Query(pattern=r"^(channel|utm_source|utm_medium|utm_campaign|trait:[^\x00]{1,128})$",
+                                           description="channel, utm_source, utm_medium, utm_campaign or trait:<key> "
+                                           "(by the person's trait)")] = None,
     dropped_after: Annotated[int | None, Query(ge=1, le=19)] = None,
     trait: Traits = None,
 ) -> dict:

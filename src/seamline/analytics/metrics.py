@@ -792,23 +792,37 @@ BREAKDOWNS = ("channel", "utm_source", "utm_medium", "utm_campaign")
 
 
 def funnel(w: Warehouse, f: Filters, *, steps: list[str], window_hours: float = 168.0, order: str = "ordered",
-           breakdown: str | None = None, dropped_after: int | None = None, limit: int = 1000) -> dict:
+           breakdown: str | None = None, dropped_after: int | None = None, limit: int = 1000,
+           trait_values: dict[int, str] | None = None) -> dict:
     """People through ordered steps (event names) within `window_hours` of their first step in
     the period. `ordered`: each step after the one before, others may come between; `strict`:
     each step the very next event; `any`: step k counts people who did any k of the steps.
-    `breakdown` by the first step's channel or UTM; `dropped_after=k`: who reached step k and
-    not k + 1 (up to `limit` people)."""
-    if not 1 <= len(steps) <= 20 or order not in FUNNEL_ORDERS or (breakdown and breakdown not in BREAKDOWNS):
-        raise ValueError("2 to 20 steps; order: ordered|strict|any; breakdown: channel|utm_source|utm_medium|utm_campaign")
+    `breakdown` by the first step's channel or UTM, or (`trait:<key>`) by the person's trait, whose
+    values `trait_values` gives ({person id: value}, `service` reads them; people without one and
+    unknown visitors are "(none)"); `dropped_after=k`: who reached step k and not k + 1 (up to
+    `limit` people)."""
+    by_trait = bool(breakdown and breakdown.startswith("trait:"))
+    if not 1 <= len(steps) <= 20 or order not in FUNNEL_ORDERS or (breakdown and breakdown not in BREAKDOWNS
+                                                                    and not by_trait):
+        raise ValueError("2 to 20 steps; order: ordered|strict|any; "
+                         "breakdown: channel|utm_source|utm_medium|utm_campaign|trait:<key>")
     if dropped_after is not None and not 1 <= dropped_after < len(steps):
         raise ValueError("dropped_after: a step number from 1 to the number of steps - 1")
     window = window_hours * 3600.0
     events = _events(w)
     events = _segment(f, events.filter(events.type.isin(("track", "page", "screen")), events.ts >= f.start,
                                        events.ts < f.end + timedelta(hours=window_hours)))
+    if by_trait:
+        values = trait_values or {}
+        table = ibis.memtable({"trait_person": list(values), "trait_value": [str(v) for v in values.values()]},
+                              schema={"trait_person": "int64", "trait_value": "string"})
+        joined = events.left_join(table, events.person_id == table.trait_person)
+        events = joined.select(*[events[c] for c in events.columns], key=table.trait_value.fill_null("(none)"))
+        key = events.key
+    else:
+        key = events[breakdown].cast("string") if breakdown else ibis.literal("(all)")
     events = events.select(who=events.person_id.cast("string").fill_null(events.person_key), id=events.id, name=events.name,
-                           ts=events.ts, key=events[breakdown].cast("string") if breakdown else ibis.literal("(all)"),
-                           channel=events.channel)
+                           ts=events.ts, key=key, channel=events.channel)
     first_step = events.filter(events.name == steps[0], events.ts < f.end)
     if f.channel:
         first_step = first_step.filter(first_step.channel == f.channel)

@@ -67,6 +67,19 @@ def parse_traits(values: list[str]) -> dict[str, str]:
     return traits
 
 
+def with_trait_values(database: Database, name: str, params: dict[str, Any]) -> dict[str, Any]:
+    """A funnel's `breakdown=trait:<key>`: each person's value of the trait (as the 360 shows it)."""
+    breakdown = params.get("breakdown") or ""
+    if name != "funnel" or not breakdown.startswith("trait:"):
+        return params
+    key = breakdown.removeprefix("trait:")
+    if not key or len(key) > 128:
+        raise Unprocessable("breakdown=trait:<key> names a trait", code="analytics_bad_parameter")
+    with database.read() as session:
+        values = customers_service.trait_values(session, key)
+    return {**params, "trait_values": values}
+
+
 def resolved(database: Database, f: Filters) -> Filters:
     """`f` with its segment's people: the profiles whose traits match, live from the operational
     database (as the 360 shows traits), each standing for its person."""
@@ -78,6 +91,8 @@ def resolved(database: Database, f: Filters) -> Filters:
 
 
 def run_metric(warehouse: Warehouse, name: str, f: Filters, **params: Any) -> dict:
+    """`name` over `f` (whose segment is resolved, `resolved`); a funnel broken down by a trait
+    gets the trait's values passed as `trait_values` (`with_trait_values`)."""
     try:
         return METRICS[name](warehouse, f, **params)
     except ValueError as exc:  # a parameter out of its range
@@ -102,6 +117,7 @@ def compute(settings: Settings, database: Database, name: str, f: Filters, **par
     """One metric, with the period it covers, the backend and how long it took."""
     started = time.perf_counter()
     f = resolved(database, f)
+    params = with_trait_values(database, name, params)
     with open_warehouse(settings, database) as warehouse:
         data = run_metric(warehouse, name, f, **params)
     return {

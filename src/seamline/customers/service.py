@@ -6,7 +6,7 @@ import functools
 import json
 import re
 from collections import Counter
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
@@ -552,6 +552,29 @@ def profiles_by_name(session: Session, q: str, limit: int) -> list[int]:
     return sorted(found or ())[:limit]
 
 
+def trait_values(session: Session, key: str, *, limit: int = 1_000_000) -> dict[int, Any]:
+    """{active profile id: its value of the trait `key`}, as the 360 shows it (the chosen
+    observation: `traits_of`), for everyone who has one (an analytics breakdown)."""
+    candidates = list(session.scalars(
+        select(CustomerIdentity.profile_id).distinct()
+        .join(CustomerTrait, CustomerTrait.identity_id == CustomerIdentity.id)
+        .join(CustomerProfile, CustomerProfile.id == CustomerIdentity.profile_id)
+        .where(CustomerProfile.status == "active", CustomerTrait.key == key).limit(limit)))
+    return {profile_id: chosen[key]["value"] for profile_id, chosen in _chosen_traits(session, candidates)
+            if key in chosen}
+
+
+def _chosen_traits(session: Session, profile_ids: list[int]) -> Iterator[tuple[int, dict[str, dict[str, Any]]]]:
+    """(profile id, its traits as `traits_of` chooses them) for many profiles, 2,000 at a time."""
+    for start in range(0, len(profile_ids), 2000):
+        batch = profile_ids[start:start + 2000]
+        identities: dict[int, list[int]] = {p: [] for p in batch}
+        for profile_id, identity_id in session.execute(
+                select(CustomerIdentity.profile_id, CustomerIdentity.id).where(CustomerIdentity.profile_id.in_(batch))):
+            identities[profile_id].append(identity_id)
+        yield from traits_by_profile(session, identities).items()
+
+
 def profiles_with_traits(session: Session, traits: dict[str, str]) -> list[int]:
     """Active profiles whose traits, as the 360 shows them (per key the chosen observation, see
     `traits_of`), equal every value given, compared as text (`"gold"`, `5`, `true`): a segment.
@@ -571,18 +594,8 @@ def profiles_with_traits(session: Session, traits: dict[str, str]) -> list[int]:
             .join(CustomerProfile, CustomerProfile.id == CustomerIdentity.profile_id)
             .where(CustomerProfile.status == "active", CustomerTrait.key == key, cast(CustomerTrait.value, String).in_(texts))))
         found = ids if found is None else found & ids
-    matching: list[int] = []
-    candidates = sorted(found or ())
-    for start in range(0, len(candidates), 2000):
-        batch = candidates[start:start + 2000]
-        identities: dict[int, list[int]] = {p: [] for p in batch}
-        for profile_id, identity_id in session.execute(
-                select(CustomerIdentity.profile_id, CustomerIdentity.id).where(CustomerIdentity.profile_id.in_(batch))):
-            identities[profile_id].append(identity_id)
-        for profile_id, chosen in traits_by_profile(session, identities).items():
-            if all(key in chosen and json.dumps(chosen[key].get("value")) in texts for key, texts in forms.items()):
-                matching.append(profile_id)
-    return sorted(matching)
+    return sorted(profile_id for profile_id, chosen in _chosen_traits(session, sorted(found or ()))
+                  if all(key in chosen and json.dumps(chosen[key]["value"]) in texts for key, texts in forms.items()))
 
 
 # --- privacy: export and erase --------------------------------------------------------------

@@ -152,6 +152,10 @@ def parse(request: Request) -> Query:
     except ValueError:
         q.window_hours = 168.0
     q.breakdown = params.get("breakdown") if params.get("breakdown") in BREAKDOWNS else None
+    trait_key = (params.get("breakdown_trait") or "").strip() or (
+        params["breakdown"][6:].strip() if (params.get("breakdown") or "").startswith("trait:") else "")
+    if trait_key:  # the person's trait (a typed key wins over the list)
+        q.breakdown = f"trait:{trait_key[:128]}"
     q.unit = "week" if params.get("unit") == "week" else "month"
     q.dimension = "source" if params.get("dimension") == "source" else "channel"
     traits: dict[str, str] = {}
