@@ -6,6 +6,7 @@ import pytest
 
 from seamline.analytics import tasks
 from seamline.core.auth.schemas import Scope
+from seamline.core.config import RateLimit
 from tests.analytics import world
 from tests.conftest import make_key
 
@@ -82,3 +83,15 @@ def test_an_empty_mirror_says_how_to_fill_it(database, settings, tmp_path, read_
     with TestClient(create_app(settings, database=database)) as client:
         response = client.get("/v1/analytics/conversion", headers=read_headers)
     assert response.status_code == 503 and "seamline analytics sync" in response.json()["error"]["message"]
+
+
+def test_analytics_reads_have_a_rate_limit(synced, database, read_headers):
+    """Each request may scan millions of rows: a key (and an IP) gets a budget per minute."""
+    from fastapi.testclient import TestClient
+
+    from seamline.app import create_app
+
+    limited = synced.model_copy(update={"rate_limits": {**synced.rate_limits, "analytics": RateLimit(ip=100, key=2)}})
+    with TestClient(create_app(limited, database=database)) as client:
+        answers = [client.get("/v1/analytics/status", headers=read_headers).status_code for _ in range(3)]
+    assert answers == [200, 200, 429]

@@ -59,7 +59,9 @@ _CUSTOMER_FILES = "/v1/customers/imports"
 
 
 def group_of(method: str, path: str) -> str | None:
-    """The rate-limit group of a request (only writes are limited), or None."""
+    """The rate-limit group of a request (writes, and the analytics' heavy reads), or None."""
+    if method == "GET" and path.startswith("/v1/analytics/"):
+        return "analytics"  # each request may scan millions of rows
     if method != "POST":
         return None
     if path in _COLLECTION:
