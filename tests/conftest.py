@@ -78,12 +78,16 @@ def database_url(request, postgres_server, tmp_path_factory) -> str:
 
 
 @pytest.fixture(scope="session")
-def settings_for():
+def settings_for(tmp_path_factory):
+    mirrors = tmp_path_factory.mktemp("analytics-mirrors")
+
     def build(url: str, **overrides) -> Settings:
         # No background threads (delivery, the job worker) in tests unless a test asks.
         quiet = {"serve_worker": False, "commerce_expire_interval_seconds": 0, "commerce_refund_retry_seconds": 0,
                  "loyalty_job_interval_seconds": 0, "inbox_job_interval_seconds": 0,
-                 "inbox_imap_poll_seconds": 0, "analytics_sync_seconds": 0}
+                 "inbox_imap_poll_seconds": 0, "analytics_sync_seconds": 0,
+                 # one analytics mirror per database, never in the working directory
+                 "analytics_mirror_path": str(mirrors / f"{abs(hash(url))}.duckdb")}
         if not url.startswith("sqlite"):  # SQLite keeps its key file beside the database (core/crypto.py)
             quiet["secret_key"] = "seamline-tests-secret-key-0123456789abcdef"
         return Settings(_env_file=None, database_url=url, log_level="WARNING", **{**quiet, **overrides})

@@ -58,6 +58,8 @@ def test_bad_input_is_a_clear_422(api, read_headers):
     assert backwards.status_code == 422 and backwards.json()["error"]["code"] == "analytics_bad_period"
     too_long = api.get("/v1/analytics/conversion", params={"from": "2020-01-01", "to": "2026-11-01"}, headers=read_headers)
     assert too_long.status_code == 422
+    unix_time = api.get("/v1/analytics/conversion", params={"to": "0"}, headers=read_headers)
+    assert unix_time.status_code == 422  # a date is YYYY-MM-DD, never a number read as Unix time
     one_step = api.get("/v1/analytics/funnel", params={"steps": ["A"]}, headers=read_headers)
     assert one_step.status_code == 422
     bad_dimension = api.get("/v1/analytics/attribution", params={"dimension": "weather"}, headers=read_headers)

@@ -12,11 +12,12 @@ from fastapi import APIRouter, Query, Request
 from seamline.analytics import metrics, service
 from seamline.core.deps import ReadKey, get_database, get_settings
 from seamline.core.openapi import errors
+from seamline.core.schemas import IsoDate
 
 router = APIRouter(prefix="/v1/analytics", tags=["analytics"], responses=errors(401, 403, 422, 503))
 
-From = Annotated[date | None, Query(alias="from", description="First day (UTC) of the period; default: 29 days before `to`")]
-To = Annotated[date | None, Query(alias="to", description="Last day (UTC) of the period, included; default: today")]
+From = Annotated[IsoDate | None, Query(alias="from", description="First day (UTC) of the period; default: 29 days before `to`")]
+To = Annotated[IsoDate | None, Query(alias="to", description="Last day (UTC) of the period, included; default: today")]
 Channel = Annotated[str | None, Query(max_length=32, pattern=r"^[a-z_]+$", description="Only this channel")]
 Store = Annotated[int | None, Query(ge=1, le=2**63 - 1, description="Only orders picked up in this store (location id)")]
 Dimension = Annotated[Literal["channel", "source"], Query(description="Touches by channel or by UTM source")]

@@ -24,7 +24,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Any, get_args
 
 from fastapi import Path, Query
@@ -199,6 +199,18 @@ def _iso_text(value: Any) -> Any:
 DateTime = Annotated[datetime, Strict(False), BeforeValidator(_iso_text)]
 #: A date-time given as ISO 8601 text with its zone (`Z` or an offset).
 AwareDateTime = Annotated[AwareDatetime, Strict(False), BeforeValidator(_iso_text)]
+
+
+def _iso_date_text(value: Any) -> Any:
+    """A date comes as YYYY-MM-DD (or, from Python, a date): not a number pydantic would read as
+    Unix time."""
+    if isinstance(value, date) or (isinstance(value, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", value)):
+        return value
+    raise PydanticCustomError("date_type", "Input should be a date as YYYY-MM-DD, e.g. 2026-05-01")
+
+
+#: A date given as YYYY-MM-DD. JSON schema: {"type": "string", "format": "date"}.
+IsoDate = Annotated[date, Strict(False), BeforeValidator(_iso_date_text)]
 
 
 def _query_bool(value: Any) -> Any:
