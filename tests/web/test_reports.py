@@ -81,3 +81,14 @@ def test_chart_options_are_plain_json_and_tables_keep_numbers():
     assert charts.csv_bytes(main.table("matrix"), words).decode("utf-8-sig").splitlines()[1] == \
         "Website,Mobile app,Store,1,10"
     assert pickup.empty
+
+
+def test_a_csv_cell_an_attacker_wrote_is_never_a_formula():
+    """A campaign source comes from any visitor's tracker (the public write key): in a CSV a
+    marketer opens in Excel, it stays text."""
+    words = charts.Words("en")
+    table = charts.Table("paths", "Paths", [charts.Column("source", "Source", "text"), charts.Column("n", "Purchases")],
+                         [charts.Row({"source": '=HYPERLINK("http://evil.example","x")', "n": 1}),
+                          charts.Row({"source": "@SUM(1)", "n": 2}), charts.Row({"source": "google", "n": 3})])
+    lines = charts.csv_bytes(table, words).decode("utf-8-sig").splitlines()
+    assert lines[1].startswith('"\'=HYPERLINK(') and lines[2] == "'@SUM(1),2" and lines[3] == "google,3"

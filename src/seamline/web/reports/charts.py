@@ -675,8 +675,14 @@ def csv_value(value: Any, kind: str, words: Words) -> Any:
     if kind == "money":
         return _plain(words.minor(value))
     if kind == "text":
-        return value
+        # Text comes from outside too (a campaign source any visitor's tracker may send, event and
+        # trait names): a cell Excel would read as a formula is written as text (OWASP's rule).
+        text = str(value)
+        return "'" + text if text[:1] in _FORMULA_STARTS else text
     return _plain(value)
+
+
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 def _plain(value: Any) -> Any:
