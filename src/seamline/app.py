@@ -19,6 +19,8 @@ from seamline.channels.vk.api import router as vk_router
 from seamline.channels.webchat.api import router as webchat_router
 from seamline.channels.whatsapp.api import router as whatsapp_router
 from seamline.analytics.api import router as analytics_router
+from seamline.marketing.segments.api import people_router as marketing_people_router
+from seamline.marketing.segments.api import router as segments_router
 from seamline.commerce.api import router as commerce_router
 from seamline.core.auth.api import router as api_keys_router
 from seamline.core.config import Settings, get_settings
@@ -146,10 +148,12 @@ ROUTERS = (
     inbox_router,
     storefront_router,
     analytics_router,
+    segments_router,
+    marketing_people_router,
 )
 
 DOCUMENT_TAGS = ("health", "api keys", "customers", "auth", "events", "commerce", "promotions", "pos", "carts",
-                 "payments", "returns", "stock sync", "loyalty", "store", "inbox", "webchat", "analytics")
+                 "payments", "returns", "stock sync", "loyalty", "store", "inbox", "webchat", "analytics", "marketing")
 
 
 class PathCORS:

@@ -90,6 +90,7 @@ def _authenticate(database: Database, raw: str) -> ApiKey:
 AdminKey = Annotated[ApiKey, Depends(require(Scope.admin))]
 WriteKey = Annotated[ApiKey, Depends(require(Scope.write))]
 ReadKey = Annotated[ApiKey, Depends(require(Scope.read))]
+MarketingKey = Annotated[ApiKey, Depends(require(Scope.marketing))]
 IdempotencyKey = Annotated[
     str | None,
     Header(alias="Idempotency-Key", min_length=1, max_length=200, description="Retries with the same key do the work once"),

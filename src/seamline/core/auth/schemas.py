@@ -19,6 +19,9 @@ class Scope(StrEnum):
     loyalty_adjust = "loyalty_adjust"
     #: A support agent's console: the inbox (conversations, replies, the customer's single window).
     agent = "agent"
+    #: Marketing automation: segments, journeys, campaigns, templates (it messages customers in bulk,
+    #: so neither write nor read grants it).
+    marketing = "marketing"
 
 
 class ApiKeyCreate(RequestModel):

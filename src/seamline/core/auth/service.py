@@ -29,6 +29,7 @@ _GRANTS: dict[Scope, set[Scope]] = {
     Scope.track: {Scope.admin, Scope.write, Scope.track},
     Scope.loyalty_adjust: {Scope.admin, Scope.loyalty_adjust},
     Scope.agent: {Scope.admin, Scope.write, Scope.agent},
+    Scope.marketing: {Scope.admin, Scope.marketing},
 }
 
 

@@ -1,0 +1,244 @@
+"""The rule language of segments: what a marketer can ask about a person, as JSON.
+
+A rule is a condition (`trait`, `consent`, `identifier`, `event`, `orders`, `loyalty`, `inbox`,
+`cart`, `segment`) or a group (`and`, `or`, `not`) of rules:
+
+    {"type": "and", "rules": [
+        {"type": "trait", "key": "city", "op": "eq", "value": "Moscow"},
+        {"type": "consent", "channel": "email"},
+        {"type": "event", "name": "Product Viewed", "where": [{"property": "category", "op": "eq", "value": "creams"}],
+         "count": {"op": "gte", "value": 3}, "within_days": 30},
+        {"type": "not", "rule": {"type": "orders", "within_days": 30}}]}
+
+docs/marketing.md defines each condition. Counted conditions (events, orders) hold for people
+with none when the comparison holds for zero ("fewer than 2 orders" includes people with no
+orders). A rule is bounded (`MAX_CONDITIONS`, `MAX_DEPTH`) so that its SQL stays reasonable.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal, Union
+
+from pydantic import Field, StrictBool, StrictFloat, StrictInt, StrictStr, model_validator
+
+from seamline.core.schemas import Id, RequestModel
+
+MAX_CONDITIONS = 40
+MAX_DEPTH = 6
+
+Key = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_\-$ ]+$")]
+Code = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:\-]+$")]
+Name = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")]
+Scalar = Union[StrictStr, StrictInt, StrictFloat, StrictBool]
+Days = Annotated[int, Field(ge=1, le=3650)]
+
+
+class Compare(RequestModel):
+    """A comparison of a number: `{"op": "gte", "value": 3}`."""
+
+    op: Literal["eq", "ne", "gt", "gte", "lt", "lte"]
+    value: float = Field(ge=-1e15, le=1e15)
+
+    def holds(self, number: float) -> bool:
+        return {"eq": number == self.value, "ne": number != self.value, "gt": number > self.value,
+                "gte": number >= self.value, "lt": number < self.value, "lte": number <= self.value}[self.op]
+
+
+AT_LEAST_ONE = Compare(op="gte", value=1)
+
+ValueOp = Literal["eq", "ne", "in", "not_in", "contains", "gt", "gte", "lt", "lte", "exists", "not_exists",
+                  "before", "after", "within_last_days", "more_than_days_ago"]
+#: Operators and the value each takes.
+VALUE_KINDS: dict[str, str] = {
+    "eq": "scalar", "ne": "scalar", "in": "list", "not_in": "list", "contains": "text", "gt": "number", "gte": "number",
+    "lt": "number", "lte": "number", "exists": "none", "not_exists": "none", "before": "date", "after": "date",
+    "within_last_days": "days", "more_than_days_ago": "days",
+}
+
+
+class _ValueTest(RequestModel):
+    """A test of a JSON value (a trait, an event property)."""
+
+    op: ValueOp
+    value: Scalar | list[Scalar] | None = None
+
+    @model_validator(mode="after")
+    def _value_fits_op(self):  # noqa: ANN202
+        kind, value = VALUE_KINDS[self.op], self.value
+        ok = {
+            "scalar": isinstance(value, (str, int, float, bool)),
+            "list": isinstance(value, list) and 1 <= len(value) <= 100 and all(isinstance(v, (str, int, float)) and not isinstance(v, bool) for v in value),
+            "text": isinstance(value, str) and 1 <= len(value) <= 200,
+            "number": isinstance(value, (int, float)) and not isinstance(value, bool),
+            "none": value is None,
+            "date": isinstance(value, str) and len(value) >= 10 and value[:4].isdigit() and value[4] == "-",
+            "days": isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 36500,
+        }[kind]
+        if not ok:
+            wanted = {"scalar": "a string, number or boolean", "list": "a list of 1-100 strings or numbers",
+                      "text": "a string", "number": "a number", "none": "no value", "date": "an ISO 8601 date (YYYY-MM-DD...)",
+                      "days": "a whole number of days"}[kind]
+            raise ValueError(f"the operator {self.op} takes {wanted}")
+        if isinstance(value, str) and (len(value) > 500 or "\x00" in value):
+            raise ValueError("a value is at most 500 characters, without NUL")
+        return self
+
+
+class TraitRule(_ValueTest):
+    """The person's trait as their profile shows it (the latest verified value, else the latest)."""
+
+    type: Literal["trait"]
+    key: Key
+
+
+class PropertyFilter(_ValueTest):
+    """A test of an event's property (`a.b` for a nested one)."""
+
+    property: Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_\-$ ]+(\.[A-Za-z0-9_\-$ ]+){0,4}$")]
+
+
+class ConsentRule(RequestModel):
+    """The person's latest consent for this channel and purpose is `granted` (true: given; false:
+    withdrawn, or never given)."""
+
+    type: Literal["consent"]
+    channel: Code
+    purpose: Code = "marketing"
+    granted: StrictBool = True
+
+
+class IdentifierRule(RequestModel):
+    """The person has an identifier of this type (an email, a phone, a loyalty card...)."""
+
+    type: Literal["identifier"]
+    identifier_type: Code
+    verified_only: StrictBool = False
+
+
+class EventRule(RequestModel):
+    """How many times the person did something (a track event, or a page or screen by its name)."""
+
+    type: Literal["event"]
+    name: Name
+    kind: Literal["track", "page", "screen"] = "track"
+    where: list[PropertyFilter] = Field(default_factory=list, max_length=10)
+    count: Compare = AT_LEAST_ONE
+    within_days: Days | None = None
+    channel: Code | None = None
+
+
+class OrderRule(RequestModel):
+    """The person's orders (not cancelled), optionally of a channel, picked up in a store, with a
+    product of a category, placed within the last days: their count and revenue (minor units)."""
+
+    type: Literal["orders"]
+    count: Compare | None = None
+    revenue: Compare | None = None
+    within_days: Days | None = None
+    channel: Code | None = None
+    store: Code | None = Field(default=None, description="A location's code")
+    category: Code | None = Field(default=None, description="A category's code (its subcategories too)")
+
+    @model_validator(mode="after")
+    def _default_count(self):  # noqa: ANN202
+        if self.count is None and self.revenue is None:
+            self.count = AT_LEAST_ONE
+        return self
+
+
+class LoyaltyRule(RequestModel):
+    """The person's loyalty account: its tier, its spendable points (no account: no tier, 0 points)."""
+
+    type: Literal["loyalty"]
+    tier: list[Code] | None = Field(default=None, min_length=1, max_length=20)
+    points: Compare | None = None
+
+    @model_validator(mode="after")
+    def _something(self):  # noqa: ANN202
+        if self.tier is None and self.points is None:
+            raise ValueError("a loyalty condition needs tier or points")
+        return self
+
+
+class InboxRule(RequestModel):
+    """The person's support history: a conversation still open, their last NPS answer (0-10)."""
+
+    type: Literal["inbox"]
+    open_conversation: StrictBool | None = None
+    last_nps: Compare | None = None
+
+    @model_validator(mode="after")
+    def _something(self):  # noqa: ANN202
+        if self.open_conversation is None and self.last_nps is None:
+            raise ValueError("an inbox condition needs open_conversation or last_nps")
+        return self
+
+
+class CartRule(RequestModel):
+    """The person has an active cart with something in it, untouched for at least `idle_minutes`."""
+
+    type: Literal["cart"]
+    idle_minutes: Annotated[int, Field(ge=0, le=60 * 24 * 90)] = 0
+
+
+class SegmentRule(RequestModel):
+    """The person is a member of another segment."""
+
+    type: Literal["segment"]
+    segment_id: Id
+
+
+class AndRule(RequestModel):
+    type: Literal["and"]
+    rules: list[Rule] = Field(min_length=1, max_length=MAX_CONDITIONS)
+
+
+class OrRule(RequestModel):
+    type: Literal["or"]
+    rules: list[Rule] = Field(min_length=1, max_length=MAX_CONDITIONS)
+
+
+class NotRule(RequestModel):
+    type: Literal["not"]
+    rule: Rule
+
+
+Condition = Union[TraitRule, ConsentRule, IdentifierRule, EventRule, OrderRule, LoyaltyRule, InboxRule, CartRule, SegmentRule]
+Rule = Annotated[Union[AndRule, OrRule, NotRule, TraitRule, ConsentRule, IdentifierRule, EventRule, OrderRule, LoyaltyRule,
+                       InboxRule, CartRule, SegmentRule], Field(discriminator="type")]
+for _group in (AndRule, OrRule, NotRule):
+    _group.model_rebuild()
+
+
+def walk(rule: Rule, depth: int = 1):  # noqa: ANN201 - a generator of (condition, depth)
+    """Every condition of a rule, with its depth."""
+    if isinstance(rule, (AndRule, OrRule)):
+        for inner in rule.rules:
+            yield from walk(inner, depth + 1)
+    elif isinstance(rule, NotRule):
+        yield from walk(rule.rule, depth + 1)
+    else:
+        yield rule, depth
+
+
+def check_size(rule: Rule) -> None:
+    """Refuse a rule too big or too deep to evaluate quickly (a ValueError naming the limit)."""
+    conditions = list(walk(rule))
+    if len(conditions) > MAX_CONDITIONS:
+        raise ValueError(f"a segment rule has at most {MAX_CONDITIONS} conditions (this one has {len(conditions)})")
+    if max(depth for _, depth in conditions) > MAX_DEPTH:
+        raise ValueError(f"a segment rule nests at most {MAX_DEPTH} levels")
+
+
+def referenced_segments(rule: Rule) -> set[int]:
+    return {c.segment_id for c, _ in walk(rule) if isinstance(c, SegmentRule)}
+
+
+def time_dependent(rule: Rule) -> bool:
+    """Whether membership can change with nothing happening but time (a window of days, an idle cart)."""
+    for condition, _ in walk(rule):
+        if getattr(condition, "within_days", None) is not None or isinstance(condition, CartRule):
+            return True
+        if isinstance(condition, TraitRule) and condition.op in ("within_last_days", "more_than_days_ago"):
+            return True
+    return False
