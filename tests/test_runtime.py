@@ -53,14 +53,17 @@ def test_a_new_process_has_the_apps_wiring():
         "'returned': len(events._returned), 'providers': sorted(payment_providers.PROVIDERS), 'redeemers': len(redemption._redeemer), "
         "'conditions': sorted(promotions._checkers), 'signals': len(routing.PRIORITY_SIGNALS), 'variables': len(canned.PROVIDERS), "
         "'senders': len(login_codes._SENDERS), 'merged': len(resolution._merged_listeners), "
-        "'opening_balances': len(imports._opening_balances)}))"
+        "'opening_balances': len(imports._opening_balances), 'placed': len(events._placed), 'carts': len(events._cart_changed), "
+        "'customer_changes': len(__import__('seamline.customers.changes').customers.changes._listeners), "
+        "'events_stored': len(__import__('seamline.events.service').events.service._stored_listeners)}))"
     )
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True)
     assert json.loads(result.stdout) == {
         "channels": ["email", "phone", "sms", "telegram", "viber", "vk", "webchat", "whatsapp"],
-        "cancelled": 2, "handed_over": 2, "returned": 1,  # payments and loyalty; loyalty
+        "cancelled": 3, "handed_over": 3, "returned": 2,  # payments, loyalty and marketing; loyalty and marketing
         "providers": ["on_pickup", "test", "wallet", "webhook"], "redeemers": 1, "conditions": ["tiers", "traits"],
         "signals": 2, "variables": 1, "senders": 1, "merged": 1, "opening_balances": 1,
+        "placed": 1, "carts": 1, "customer_changes": 1, "events_stored": 1,  # marketing's reactor
     }
 
 

@@ -45,6 +45,7 @@ from seamline.inbox import webhooks as inbox_webhooks
 from seamline.loyalty import ledger as loyalty_ledger
 from seamline.loyalty import service as loyalty_service
 from seamline.loyalty import tasks as loyalty_tasks
+from seamline.marketing import reactor as marketing_reactor
 
 
 @dataclass
@@ -65,7 +66,8 @@ class Runtime:
         return (commerce_tasks.periodic_tasks(self.database, self.settings)
                 + loyalty_tasks.periodic_tasks(self.database, self.settings)
                 + inbox_tasks.periodic_tasks(self.database, self.settings, self.identifier_rules)
-                + analytics_tasks.periodic_tasks(self.database, self.settings))
+                + analytics_tasks.periodic_tasks(self.database, self.settings)
+                + marketing_reactor.periodic_tasks(self.database, self.settings))
 
     @property
     def serves_jobs(self) -> bool:
@@ -97,6 +99,7 @@ def build(settings: Settings | None = None, *, database: Database | None = None)
     destinations.register_tasks(runtime.tasks, runtime.database, settings)
     inbox_webhooks.register_tasks(runtime.tasks, runtime.database, settings)
     inbox_delivery.register_tasks(runtime.tasks, runtime.database, settings, runtime.identifier_rules)
+    marketing_reactor.register_tasks(runtime.tasks, runtime.database, settings)
     for periodic in runtime.periodic_tasks():
         runtime.tasks.every(periodic)
     return runtime
@@ -113,6 +116,7 @@ def wire() -> None:
     inbox_routing.register_priority_signal(_vip_priority)
     inbox_canned.register_variables(_order_variables)
     login_codes.register_sender(_send_login_code)
+    marketing_reactor.subscribe()
 
 
 # --- what the inbox and login codes learn from sibling domains ---------------------------------

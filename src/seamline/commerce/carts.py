@@ -25,7 +25,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from seamline.commerce import orders
+from seamline.commerce import events, orders
 from seamline.commerce.catalog import variants_by_sku
 from seamline.commerce.models import (
     CommerceCart,
@@ -133,6 +133,7 @@ def _change(session: Session, cart: CommerceCart, kind: str, *, channel: str, no
     session.add(CommerceCartChange(cart_id=cart.id, kind=kind, sku=sku, quantity=quantity, detail=detail[:200],
                                    channel=channel, created_at=now))
     cart.channel, cart.updated_at = channel, now
+    events.cart_changed(session, events.CartChanged(cart.id, cart.profile_id, cart.anonymous_id, kind))
 
 
 def merge_strays(session: Session, owner: Owner, *, channel: str, now: datetime | None = None) -> CommerceCart | None:

@@ -75,6 +75,29 @@ class RefundRequested:
     return_id: int | None
 
 
+@dataclass(frozen=True)
+class OrderPlaced:
+    """A new order (online, by phone, or a sale at a till)."""
+
+    order_id: int
+    profile_id: int | None
+    channel: str
+    total: int
+    currency: str
+
+
+@dataclass(frozen=True)
+class CartChanged:
+    """Something was put in, taken out of, or done to a cart (its change log has what)."""
+
+    cart_id: int
+    profile_id: int | None
+    anonymous_id: str | None
+    kind: str
+
+
+_placed: list[Callable[[Session, OrderPlaced], None]] = []
+_cart_changed: list[Callable[[Session, CartChanged], None]] = []
 _returned: list[Callable[[Session, OrderReturned], None]] = []
 _cancelled: list[Callable[[Session, OrderCancelled], None]] = []
 _handed_over: list[Callable[[Session, OrderHandedOver], None]] = []
@@ -90,6 +113,26 @@ def _subscribe(listeners: list, callback: Callable) -> Callable[[], None]:
             listeners.remove(callback)
 
     return unsubscribe
+
+
+def on_order_placed(callback: Callable[[Session, OrderPlaced], None]) -> Callable[[], None]:
+    """Call `callback(session, event)` for every new order (not for a retried request)."""
+    return _subscribe(_placed, callback)
+
+
+def on_cart_changed(callback: Callable[[Session, CartChanged], None]) -> Callable[[], None]:
+    """Call `callback(session, event)` for every change of a cart."""
+    return _subscribe(_cart_changed, callback)
+
+
+def order_placed(session: Session, event: OrderPlaced) -> None:
+    for listener in list(_placed):
+        listener(session, event)
+
+
+def cart_changed(session: Session, event: CartChanged) -> None:
+    for listener in list(_cart_changed):
+        listener(session, event)
 
 
 def on_order_returned(callback: Callable[[Session, OrderReturned], None]) -> Callable[[], None]:

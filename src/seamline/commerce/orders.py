@@ -157,6 +157,7 @@ def place_order(
     promotions.redeem(session, priced, order_id=order.id, customer_id=customer_id,
                       postgres=session.get_bind().dialect.name == "postgresql")
     redemption.debit(session, priced, order_id=order.id, customer_id=customer_id, channel=data.channel)
+    events.order_placed(session, events.OrderPlaced(order.id, customer_id, data.channel, priced.total, settings.commerce_currency))
     return Placed(order, True, lines=lines, reservations=reservations, history=history,
                   location_codes={loc.id: loc.code for loc in candidates})
 

@@ -362,6 +362,7 @@ def record_sale(
                       postgres=session.get_bind().dialect.name == "postgresql")
     redemption.debit(session, priced, order_id=order.id, customer_id=customer_id, channel="store")
     session.flush()
+    events.order_placed(session, events.OrderPlaced(order.id, customer_id, "store", priced.total, priced.currency))
     # The goods leave with the customer now: payments records the till's capture (what a return
     # refunds), loyalty earns the points.
     events.order_handed_over(session, events.OrderHandedOver(order, "store"))

@@ -288,6 +288,11 @@ class Settings(BaseSettings):
     analytics_sync_seconds: float = Field(
         default=60.0, ge=0, description="How often the job queue copies new rows into the DuckDB mirror (duckdb backend); 0: off"
     )
+    marketing_segment_refresh_seconds: float = Field(
+        default=600.0, ge=0,
+        description="How often every segment is evaluated again over everyone (people also move in and out incrementally, "
+        "at once, when something happens to them; this catches what time alone changes, e.g. a 30-day window); 0: off",
+    )
     console_session_hours: int = Field(default=12, ge=1, le=24 * 30, description="How long a staff console sign-in lasts")
     console_login_free_attempts: int = Field(
         default=5, ge=1, le=100,

@@ -32,6 +32,7 @@ from sqlalchemy.orm import Session
 from seamline.core.db import DriverSQL
 from seamline.core.errors import Conflict, NotFound, TransactionConflict
 from seamline.core.time import utcnow
+from seamline.customers import changes
 from seamline.customers.identifiers import DEVICE_TYPES, Identifier, IdentifierRules
 from seamline.customers.models import (
     CustomerConflict,
@@ -426,6 +427,7 @@ def _retire_absorbed(
         survivor_profile.updated_at = now
     for listener in list(_merged_listeners):
         listener(session, dict(final_target))
+    changes.changed(session, profile_ids=[*absorbed_into, *final_target.values()])
 
 
 #: Called as `listener(session, {absorbed profile id: the profile it now lives in})` inside the
@@ -657,6 +659,7 @@ def unmerge(session: Session, *, rules: IdentifierRules, merge_id: int, actor: s
     holder.updated_at = now
     merge.undone_at, merge.undone_by = now, actor
     session.flush()
+    changes.changed(session, profile_ids=result_ids)
     return Unmerge(merge, result_ids, revoked)
 
 

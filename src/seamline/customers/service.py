@@ -21,7 +21,7 @@ from seamline.core.db import DriverSQL
 from seamline.core.errors import Gone, NotFound, TransactionConflict, Unprocessable
 from seamline.core.pagination import decode_cursor, encode_cursor
 from seamline.core.time import utcnow
-from seamline.customers import resolution
+from seamline.customers import changes, resolution
 from seamline.customers.identifiers import DEVICE_TYPES, Identifier, IdentifierRules
 from seamline.customers.models import (
     CustomerConflict,
@@ -142,6 +142,7 @@ def set_traits_many(session: Session, observations: list[TraitObservation]) -> N
                 }
     if latest:
         session.execute(_trait_upsert(session.get_bind().dialect.name), list(latest.values()))
+        changes.changed(session, identity_ids={identity_id for identity_id, _ in latest})
 
 
 def insert_trait_rows(session: Session, observations: list[TraitObservation]) -> None:
@@ -158,6 +159,7 @@ def insert_trait_rows(session: Session, observations: list[TraitObservation]) ->
             if seen is None or (seen[5], seen[4]) <= (verified, observed_at):
                 latest[(identity_id, key)] = (identity_id, key, json.dumps(value), source, observed_at, verified)
     rows = [(*row[:4], sql.time(row[4]), row[5]) for row in latest.values()]
+    changes.changed(session, identity_ids={identity_id for identity_id, _ in latest})
     columns = "identity_id, key, value, source, observed_at, verified"
     # `_trait_upsert`'s rule written as text for the driver: change the two together.
     upsert = ("ON CONFLICT (identity_id, key) DO UPDATE SET value = excluded.value, source = excluded.source, "
@@ -275,6 +277,8 @@ def record_consents(
         current[key] = consent.granted
         added.append(row)
     session.flush()
+    if added:
+        changes.changed(session, profile_ids=[profile_id])
     return added
 
 
@@ -695,6 +699,7 @@ def erase_customer(
     counts.update({name: n for name, n in removed_elsewhere.items() if n})
     profile.status = "erased"
     profile.updated_at = utcnow()
+    changes.changed(session, profile_ids=[profile.id])
     erasure = CustomerErasure(profile_id=profile.id, requested_by=actor, reason=reason, removed_counts=dict(counts))
     session.add(erasure)
     session.flush()

@@ -164,7 +164,20 @@ def store_events(
         )
         enqueue_identity_work(session, events=new, source=source, linked=linked)
         destinations.enqueue(session, source=source, events=new)
+        for listener in list(_stored_listeners):
+            listener(session, source=source, events=new)
     return StoreOutcome(len(new), len(events) - len(new))
+
+
+#: Called as `listener(session, source=..., events=[CheckedEvent, ...])` in the transaction that
+#: stores new events (never for a replay), so what it writes commits with them (marketing queues
+#: its reaction to them). Registered once by the composition root.
+_stored_listeners: list = []
+
+
+def on_stored(listener) -> None:  # noqa: ANN001 - Callable[..., None]
+    if listener not in _stored_listeners:
+        _stored_listeners.append(listener)
 
 
 def _try(rules: IdentifierRules, type_name: str, value: Any) -> Identifier | None:
