@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from seamline.marketing.segments import compiler, service
+from seamline.marketing.segments import compiler, facts, service
 from tests.marketing import world
 from tests.marketing.world import NOW
 
@@ -80,6 +80,8 @@ CASES = [
 @pytest.fixture
 def built(database):
     world.build(database)
+    with database.write() as session:
+        facts.rebuild(session)
     return database
 
 
@@ -102,3 +104,26 @@ def _each(database, rule) -> set[int]:
 def test_condition(built, rule, expected):
     assert _full(built, rule) == expected
     assert _each(built, rule) == expected
+
+
+def test_rebuilt_facts_equal_refreshed_ones(built):
+    """The rebuild (SQL) and the reactor's refresh (Python) write the same facts."""
+    from sqlalchemy import select
+
+    from seamline.marketing.segments.models import MarketingProfileFact
+
+    def snapshot():
+        with built.read() as s:
+            return {(f.key, f.profile_id): (f.kind, f.text_value, None if f.number_value is None else round(f.number_value, 3))
+                    for f in s.scalars(select(MarketingProfileFact))}
+
+    rebuilt = snapshot()
+    assert rebuilt[("trait:tier", 1)] == ("string", "gold", None)
+    assert rebuilt[("trait:age", 3)] == ("number", "30", 30.0)
+    assert rebuilt[("consent:email:marketing", 2)][1] == "withdrawn"
+    assert rebuilt[("orders:count", 1)] == ("number", "3", 3.0)  # with her merged profile's order
+    assert rebuilt[("orders:revenue", 1)] == ("number", "13000", 13000.0)
+    assert ("orders:count", 5) not in rebuilt and ("trait:vip", 3) not in rebuilt  # erased; null
+    with built.write() as s:
+        facts.refresh(s, {1: [1, 4], 2: [2], 3: [3]}, {5})
+    assert snapshot() == rebuilt

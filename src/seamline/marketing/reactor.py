@@ -34,6 +34,7 @@ from seamline.core.time import utcnow
 from seamline.customers import changes as customer_changes
 from seamline.customers.models import CustomerIdentity
 from seamline.events import service as events_service
+from seamline.marketing.segments import facts
 from seamline.marketing.segments import service as segments
 from seamline.marketing.segments.models import MarketingSegment
 
@@ -76,6 +77,7 @@ def _queue(session: Session, *, cause: str, profiles: list[int] = (), identities
     if total == 0:
         return
     if total > BULK:
+        facts.mark_stale(session)
         REFRESH.enqueue(session, {"cause": cause}, dedupe_key="marketing:refresh-all")
         return
     for start in range(0, max(len(profiles), len(identities), len(persons)), CHUNK):

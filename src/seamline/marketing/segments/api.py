@@ -42,8 +42,9 @@ def create_segment(body: SegmentCreate, session: WriteSession, key: MarketingKey
 
 
 @router.post("/estimate")
-def estimate(body: SegmentEstimate, session: ReadSession, _: MarketingKey) -> EstimateRead:
-    """How many people a rule holds for now, and a few of their ids (while a rule is edited)."""
+def estimate(body: SegmentEstimate, session: WriteSession, _: MarketingKey) -> EstimateRead:
+    """How many people a rule holds for now, and a few of their ids (while a rule is edited).
+    Nothing of the segments is written (the first estimate ever builds marketing's profile facts)."""
     return EstimateRead(**service.estimate(session, rule=body.rules))
 
 

@@ -9,7 +9,11 @@ expression serves two scopes:
 - a few people (`Scope.of`): the incremental evaluation after something happened to them; every
   subquery is then limited to their identities and records, so it reads a few index ranges.
 
-Whose is a record: events, traits, consents and identifiers hang off identities, which always
+Traits and consents are read from marketing's profile facts (segments/facts.py: each person's
+chosen trait and latest consent, indexed by value), which the reactor refreshes for the people
+it evaluates.
+
+Whose is a record: events and identifiers hang off identities, which always
 belong to a live profile; orders, carts, accounts and conversations keep the profile id they
 were made with, which may since have been merged into another (`merged_into_id`, possibly over
 several merges). Everyone's scope maps such ids to their live profile with a recursive query
@@ -22,22 +26,22 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, case, false, func, literal, not_, or_, select, true, union_all
+from sqlalchemy import and_, case, false, func, literal, not_, or_, select, union_all
 from sqlalchemy.sql.elements import ColumnElement
 
 from seamline.commerce.models import (CommerceCart, CommerceCartLine, CommerceCategory, CommerceLocation, CommerceOrder,
                                       CommerceOrderLine, CommerceProduct, CommerceVariant)
 from seamline.core.jsonsql import json_kind, json_number, json_text
-from seamline.customers.models import CustomerConsent, CustomerIdentity, CustomerProfile, CustomerTrait
+from seamline.customers.models import CustomerIdentity, CustomerProfile
 from seamline.events.models import EventRecord
 from seamline.inbox.models import InboxConversation, InboxSurvey
 from seamline.loyalty.models import LoyaltyAccount
+from seamline.marketing.segments import facts
 from seamline.marketing.segments import rules as r
-from seamline.marketing.segments.models import MarketingSegmentMember
+from seamline.marketing.segments.models import MarketingProfileFact, MarketingSegmentMember
 
 P = CustomerProfile.__table__
-#: Orders that count: placed and not cancelled (a returned order still happened).
-COUNTED_ORDER = CommerceOrder.status.notin_(("cancelled", "pending_payment"))
+COUNTED_ORDER = facts.COUNTED_ORDER
 #: Conversations that are still the business's or the customer's to answer.
 OPEN_CONVERSATION = ("open", "pending", "snoozed")
 
@@ -87,24 +91,13 @@ def members(rule: r.Rule, scope: Scope) -> Any:
 # --- whose is a record ---------------------------------------------------------------------
 
 
-def _merged_roots() -> Any:
-    """(id, root) of every merged profile: the live profile it now belongs to."""
-    merged = CustomerProfile.__table__.alias("merged")
-    base = select(merged.c.id, merged.c.merged_into_id.label("root")).where(merged.c.status == "merged")
-    walk = base.cte("merged_walk", recursive=True)
-    up = CustomerProfile.__table__.alias("up")
-    walk = walk.union_all(select(walk.c.id, up.c.merged_into_id).join(up, up.c.id == walk.c.root).where(up.c.status == "merged"))
-    final = CustomerProfile.__table__.alias("final")
-    return select(walk.c.id, walk.c.root).join(final, final.c.id == walk.c.root).where(final.c.status != "merged").subquery()
-
-
 def _owner(column: Any, scope: Scope) -> tuple[Any, list[Any], list[Any]]:
     """The live profile a record's profile id belongs to: (expression, joins, filters)."""
     if scope.people is not None:
         expression = case(scope.owners, value=column, else_=column) if len(scope.owners) > len(scope.people) else column
         return expression, [], [column.in_(list(scope.owners))]
     if scope._roots is None:
-        scope._roots = _merged_roots()
+        scope._roots = facts.merged_roots()
     roots = scope._roots
     return func.coalesce(roots.c.root, column), [(roots, roots.c.id == column)], []
 
@@ -138,11 +131,9 @@ def _days_ago(scope: Scope, days: int) -> str:
     return (scope.now - timedelta(days=days)).isoformat()
 
 
-def value_test(value: Any, test: r._ValueTest, scope: Scope, *, path: tuple[str, ...] = (), text_column: bool = False) -> Any:
-    """A trait's or a property's JSON value against a test (a missing or null value fails every
-    test but `not_exists`)."""
-    kind, text = json_kind(value, path, text_column=text_column), json_text(value, path, text_column=text_column)
-    number = json_number(value, path, text_column=text_column)
+def value_test(kind: Any, text: Any, number: Any, test: r._ValueTest, scope: Scope) -> Any:
+    """A JSON value, as its kind, its text and its number (`core.jsonsql`, or a fact's columns),
+    against a test (a missing or null value fails every test but `not_exists`)."""
     present = and_(kind.is_not(None), kind != "null")
     op, wanted = test.op, test.value
     if op == "exists":
@@ -180,14 +171,29 @@ def value_test(value: Any, test: r._ValueTest, scope: Scope, *, path: tuple[str,
     raise ValueError(f"unknown operator {op}")
 
 
+def json_value_test(column: Any, test: r._ValueTest, scope: Scope, *, path: tuple[str, ...] = (), text_column: bool = False) -> Any:
+    """`value_test` of the JSON value at `path` of a column."""
+    return value_test(json_kind(column, path, text_column=text_column), json_text(column, path, text_column=text_column),
+                      json_number(column, path, text_column=text_column), test, scope)
+
+
 def _compare(expression: Any, compare: r.Compare) -> Any:
     return {"eq": expression == compare.value, "ne": expression != compare.value, "gt": expression > compare.value,
             "gte": expression >= compare.value, "lt": expression < compare.value, "lte": expression <= compare.value}[compare.op]
 
 
-def _counted(query: Any, owner: Any, test: Any, zero_holds: bool) -> ColumnElement[bool]:
+def _existence(compare: r.Compare) -> bool:
+    """Whether a count comparison only asks "at least one" or "none"."""
+    return (compare.op, compare.value) in (("gte", 1), ("gt", 0), ("eq", 0), ("lt", 1), ("lte", 0))
+
+
+def _counted(query: Any, owner: Any, test: Any, zero_holds: bool, *, any_record: bool = False) -> ColumnElement[bool]:
     """People whose records (grouped by owner) pass `test`; when the test holds for none at all,
-    everyone but those with records that fail it."""
+    everyone but those with records that fail it. `any_record`: the test is "at least one" (or,
+    with `zero_holds`, "none"), so no counting is needed: a semi-join (or anti-join) of the records."""
+    if any_record:
+        having_some = query.with_only_columns(owner.label("profile_id"))
+        return P.c.id.notin_(having_some) if zero_holds else P.c.id.in_(having_some)
     grouped = query.with_only_columns(owner.label("profile_id")).group_by(owner)
     if zero_holds:
         return P.c.id.notin_(grouped.having(not_(test)))
@@ -197,39 +203,27 @@ def _counted(query: Any, owner: Any, test: Any, zero_holds: bool) -> ColumnEleme
 # --- conditions ------------------------------------------------------------------------------
 
 
-def _trait(rule: r.TraitRule, scope: Scope) -> ColumnElement[bool]:
-    """The chosen observation (`customers.service.traits_of`): no other observation of the key on
-    the person's identities is better (verified first, then latest, then the higher identity)."""
-    identity, _ = _identities(scope)
-    trait, other, other_identity = CustomerTrait.__table__, CustomerTrait.__table__.alias("better"), CustomerIdentity.__table__.alias("better_ident")
-    better = select(literal(1)).select_from(other.join(other_identity, other_identity.c.id == other.c.identity_id)).where(
-        other_identity.c.profile_id == identity.c.profile_id, other.c.key == trait.c.key, other.c.identity_id != trait.c.identity_id,
-        or_(and_(other.c.verified == true(), trait.c.verified == false()),
-            and_(other.c.verified == trait.c.verified,
-                 or_(other.c.observed_at > trait.c.observed_at,
-                     and_(other.c.observed_at == trait.c.observed_at, other.c.identity_id > trait.c.identity_id)))))
-    chosen = select(identity.c.profile_id).select_from(trait.join(identity, identity.c.id == trait.c.identity_id)).where(
-        trait.c.key == rule.key, ~better.exists())
+def _facts(key: str, scope: Scope) -> tuple[Any, Any]:
+    """(the facts of this key, the query of their profiles) within the scope."""
+    fact = MarketingProfileFact.__table__
+    query = select(fact.c.profile_id).where(fact.c.key == key)
     if scope.people is not None:
-        chosen = chosen.where(identity.c.profile_id.in_(scope.people))
-    if rule.op == "not_exists":  # no chosen value, or a null one
-        kind = json_kind(trait.c.value)
-        return P.c.id.notin_(chosen.where(kind.is_not(None), kind != "null"))
-    return P.c.id.in_(chosen.where(value_test(trait.c.value, rule, scope)))
+        query = query.where(fact.c.profile_id.in_(scope.people))
+    return fact, query
+
+
+def _trait(rule: r.TraitRule, scope: Scope) -> ColumnElement[bool]:
+    """The trait as the profile shows it (the chosen observation: segments/facts.py)."""
+    fact, query = _facts(facts.trait_key(rule.key), scope)
+    if rule.op == "not_exists":
+        return P.c.id.notin_(query)
+    return P.c.id.in_(query.where(value_test(fact.c.kind, fact.c.text_value, fact.c.number_value, rule, scope)))
 
 
 def _consent(rule: r.ConsentRule, scope: Scope) -> ColumnElement[bool]:
     """The latest consent of this channel and purpose through any of the person's identities."""
-    identity, _ = _identities(scope)
-    consent = CustomerConsent.__table__
-    ranked = select(identity.c.profile_id, consent.c.granted, func.row_number().over(
-        partition_by=identity.c.profile_id, order_by=(consent.c.recorded_at.desc(), consent.c.id.desc())).label("rank")
-    ).select_from(consent.join(identity, identity.c.id == consent.c.identity_id)).where(
-        consent.c.channel == rule.channel, consent.c.purpose == rule.purpose)
-    if scope.people is not None:
-        ranked = ranked.where(identity.c.profile_id.in_(scope.people))
-    latest = ranked.subquery()
-    granted = select(latest.c.profile_id).where(latest.c.rank == 1, latest.c.granted == true())
+    fact, query = _facts(facts.consent_key(rule.channel, rule.purpose), scope)
+    granted = query.where(fact.c.text_value == "granted")
     return P.c.id.in_(granted) if rule.granted else P.c.id.notin_(granted)
 
 
@@ -252,7 +246,7 @@ def _event(rule: r.EventRule, scope: Scope) -> ColumnElement[bool]:
     if rule.channel is not None:
         where.append(event.c.channel == rule.channel)
     for test in rule.where:
-        where.append(value_test(event.c.payload, test, scope, path=("properties", *test.property.split(".")), text_column=True))
+        where.append(json_value_test(event.c.payload, test, scope, path=("properties", *test.property.split(".")), text_column=True))
     if scope.people is not None:  # a few people: their keys first, then their events (the timeline index)
         own = CustomerIdentity.__table__.alias("own")
         own_key = case((own.c.type == "user_id", literal("u:")), else_=literal("a:")) + own.c.value
@@ -262,10 +256,36 @@ def _event(rule: r.EventRule, scope: Scope) -> ColumnElement[bool]:
         identity.c.type.in_(("user_id", "anonymous_id")), key == event.c.person))).where(*where)
     if scope.people is not None:
         query = query.where(identity.c.profile_id.in_(scope.people))
-    return _counted(query, identity.c.profile_id, _compare(func.count(), rule.count), rule.count.holds(0))
+    return _counted(query, identity.c.profile_id, _compare(func.count(), rule.count), rule.count.holds(0),
+                    any_record=_existence(rule.count))
+
+
+def _orders_from_facts(rule: r.OrderRule, scope: Scope) -> ColumnElement[bool] | None:
+    """The common order conditions from the person's order facts (count and revenue of all time;
+    any or none within a window: the last order's time), or None when the rule needs the orders."""
+    if rule.channel or rule.store or rule.category:
+        return None
+    if rule.within_days is not None:
+        if rule.revenue is not None or rule.count is None or not _existence(rule.count):
+            return None
+        fact, query = _facts("orders:last_at", scope)
+        recent = query.where(fact.c.number_value >= (scope.now - timedelta(days=rule.within_days)).timestamp())
+        return P.c.id.notin_(recent) if rule.count.holds(0) else P.c.id.in_(recent)
+    held = []
+    for key, compare in (("orders:count", rule.count), ("orders:revenue", rule.revenue)):
+        if compare is not None:  # no fact: none of them, 0
+            fact, query = _facts(key, scope)
+            if compare.holds(0):
+                held.append(P.c.id.notin_(query.where(not_(_compare(fact.c.number_value, compare)))))
+            else:
+                held.append(P.c.id.in_(query.where(_compare(fact.c.number_value, compare))))
+    return and_(*held)
 
 
 def _orders(rule: r.OrderRule, scope: Scope) -> ColumnElement[bool]:
+    from_facts = _orders_from_facts(rule, scope)
+    if from_facts is not None:
+        return from_facts
     order = CommerceOrder.__table__
     where: list[Any] = [COUNTED_ORDER, order.c.profile_id.is_not(None)]
     if rule.within_days is not None:
@@ -283,6 +303,8 @@ def _orders(rule: r.OrderRule, scope: Scope) -> ColumnElement[bool]:
                                     .join(CommerceProduct, CommerceProduct.id == CommerceVariant.product_id)
                                     .where(CommerceProduct.category_id.in_(categories))))
     query, owner = _by_record(order, order.c.profile_id, scope, where)
+    if rule.revenue is None and rule.count is not None and _existence(rule.count):
+        return _counted(query, owner, None, rule.count.holds(0), any_record=True)
     tests, zero = [], True
     if rule.count is not None:
         tests.append(_compare(func.count(), rule.count))

@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, Float, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from seamline.core.auth.models import BigId
@@ -72,3 +72,40 @@ class MarketingSegmentChange(Base):
         Index("ix_marketing_segment_change_profile", "profile_id", "at"),
         Index("ix_marketing_segment_change_segment", "segment_id", "id"),
     )
+
+
+class MarketingProfileFact(Base):
+    """What segments ask most about a person, one row per fact, indexed for set lookups: each
+    trait as the profile shows it (`trait:<key>`, the chosen observation), each consent's latest
+    state (`consent:<channel>:<purpose>`, text `granted` or `withdrawn`).
+
+    A projection of `customer_trait` and `customer_consent` that marketing owns (segments/facts.py):
+    refreshed for the people of every reactor job before their segments are evaluated, rebuilt in
+    full when it may be stale. Reading a million traits through it takes an index range instead of
+    parsing every observation's JSON and choosing among a person's identities (bench/README.md)."""
+
+    __tablename__ = "marketing_profile_fact"
+
+    key: Mapped[str] = mapped_column(String(160), primary_key=True)
+    profile_id: Mapped[int] = mapped_column(BigId, ForeignKey("customer_profile.id", ondelete="CASCADE"), primary_key=True)
+    #: string, number, boolean, object, array (a null value is no fact)
+    kind: Mapped[str] = mapped_column(String(8))
+    #: A string as it is, a number or a boolean as JSON writes it, an object or array as JSON.
+    text_value: Mapped[str | None] = mapped_column(Text, nullable=True)
+    number_value: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+    __table_args__ = (
+        Index("ix_marketing_profile_fact_text", "key", "text_value"),
+        Index("ix_marketing_profile_fact_number", "key", "number_value"),
+        Index("ix_marketing_profile_fact_profile", "profile_id"),
+    )
+
+
+class MarketingState(Base):
+    """Small named facts about marketing itself (when the profile facts were last rebuilt)."""
+
+    __tablename__ = "marketing_state"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

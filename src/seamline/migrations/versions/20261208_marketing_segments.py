@@ -1,4 +1,4 @@
-"""marketing segments: definitions, members, entries and exits (issue 22)
+"""marketing segments: definitions, members, entries and exits, profile facts (issue 22)
 
 Revision ID: 20261208_marketing_segments
 Revises: 20261207_analytics_stamps
@@ -55,9 +55,28 @@ def upgrade() -> None:
     )
     op.create_index("ix_marketing_segment_change_profile", "marketing_segment_change", ["profile_id", "at"])
     op.create_index("ix_marketing_segment_change_segment", "marketing_segment_change", ["segment_id", "id"])
+    op.create_table(
+        "marketing_profile_fact",
+        sa.Column("key", sa.String(160), primary_key=True),
+        sa.Column("profile_id", BigId, sa.ForeignKey("customer_profile.id", ondelete="CASCADE"), primary_key=True),
+        sa.Column("kind", sa.String(8), nullable=False),
+        sa.Column("text_value", sa.Text(), nullable=True),
+        sa.Column("number_value", sa.Float(), nullable=True),
+    )
+    op.create_index("ix_marketing_profile_fact_text", "marketing_profile_fact", ["key", "text_value"])
+    op.create_index("ix_marketing_profile_fact_number", "marketing_profile_fact", ["key", "number_value"])
+    op.create_index("ix_marketing_profile_fact_profile", "marketing_profile_fact", ["profile_id"])
+    op.create_table(
+        "marketing_state",
+        sa.Column("name", sa.String(64), primary_key=True),
+        sa.Column("value", sa.JSON(), nullable=False),
+        sa.Column("updated_at", At, nullable=False),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("marketing_state")
+    op.drop_table("marketing_profile_fact")
     op.drop_table("marketing_segment_change")
     op.drop_table("marketing_segment_member")
     op.drop_table("marketing_segment")
