@@ -1,0 +1,1 @@
+"""Journeys: triggered scenarios a person goes through step by step (waits, branches, messages)."""
