@@ -278,6 +278,11 @@ class CommerceCoupon(Base):
     usage_limit: Mapped[int | None] = mapped_column(Integer, nullable=True)
     per_customer_limit: Mapped[int | None] = mapped_column(Integer, nullable=True)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    #: A personal coupon (marketing gives them): only this customer (and profiles merged into
+    #: them) may use it.
+    profile_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("customer_profile.id"), nullable=True)
+    #: Not usable from then on.
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 class CommerceCouponRedemption(Base):

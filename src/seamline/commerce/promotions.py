@@ -47,6 +47,8 @@ from seamline.commerce.models import (
 from seamline.commerce.priced import AppliedPromotion, PricedCart, PricedLine
 from seamline.commerce.schemas import CouponPut, PromotionPut
 from seamline.core.errors import Conflict, NotFound, Unprocessable
+from seamline.core.time import utcnow
+from seamline.customers import resolution
 from seamline.customers import service as customers_service
 
 #: A condition checker: (session, profile id, the condition's value) -> whether the customer qualifies.
@@ -156,9 +158,15 @@ def _uses(session: Session, coupon_id: int, profile_id: int | None) -> int:
     return session.scalar(query) or 0
 
 
-def _coupon_problem(session: Session, coupon: CommerceCoupon | None, customer_id: int | None) -> str | None:
+def _coupon_problem(session: Session, coupon: CommerceCoupon | None, customer_id: int | None,
+                    now: datetime | None = None) -> str | None:
     if coupon is None or not coupon.active:
         return "unknown or inactive coupon"
+    if coupon.expires_at is not None and coupon.expires_at <= (now or utcnow()):
+        return "the coupon has expired"
+    if coupon.profile_id is not None and (
+            customer_id is None or resolution.canonical_profile(session, coupon.profile_id).id != customer_id):
+        return "the coupon is another customer's"
     if coupon.usage_limit is not None and _uses(session, coupon.id, None) >= coupon.usage_limit:
         return "the coupon has been used up"
     if coupon.per_customer_limit is not None:
@@ -197,7 +205,7 @@ def apply(
     candidates = [_Candidate(p, None) for p in _automatic(promotions.values(), now)]
     for code in codes:
         coupon = found.get(code)
-        problem = _coupon_problem(session, coupon, customer_id)
+        problem = _coupon_problem(session, coupon, customer_id, now)
         promotion = promotions.get(coupon.promotion_id) if coupon else None
         if problem is None and (promotion is None or not _in_window(promotion, now)):
             problem = "the promotion is not running"

@@ -293,6 +293,25 @@ class Settings(BaseSettings):
         description="How often every segment is evaluated again over everyone (people also move in and out incrementally, "
         "at once, when something happens to them; this catches what time alone changes, e.g. a 30-day window); 0: off",
     )
+    marketing_advance_seconds: float = Field(
+        default=1.0, ge=0, description="How often the job queue moves people whose journey wait has ended (events that "
+        "move people run their steps at once); 0: off")
+    marketing_public_url: str = Field(
+        default="http://127.0.0.1:8000", pattern=r"^https?://[^\s/]+(/[^\s]*)?$",
+        description="Where links in marketing messages point (the shop's cart, tracked links, unsubscribe): this server's public address",
+    )
+    marketing_locale: Literal["ru", "en"] = Field(
+        default="ru", description="The language of a marketing message when the person's locale trait does not say")
+    marketing_timezone: str = Field(
+        default="Europe/Moscow", description="A person's time zone when their timezone trait does not say (waits until a time of day, quiet hours)")
+    marketing_quiet_hours: str = Field(
+        default="21:00-09:00", pattern=r"^(([01][0-9]|2[0-3]):[0-5][0-9]-([01][0-9]|2[0-3]):[0-5][0-9])?$",
+        description="Local hours (HH:MM-HH:MM) when marketing messages are held until the end, not sent; empty: none",
+    )
+    marketing_cap_messages: int = Field(
+        default=4, ge=0, le=1000, description="At most this many marketing messages per person per marketing_cap_days, all "
+        "journeys and campaigns together (transactional messages do not count); 0: no cap")
+    marketing_cap_days: int = Field(default=7, ge=1, le=365, description="The window of marketing_cap_messages, in days")
     console_session_hours: int = Field(default=12, ge=1, le=24 * 30, description="How long a staff console sign-in lasts")
     console_login_free_attempts: int = Field(
         default=5, ge=1, le=100,

@@ -130,9 +130,11 @@ def choose(session: Session, *, settings: Settings, customer_id: int, channel: s
 
 def send(session: Session, *, settings: Settings, customer_id: int, text: str, channel: str | None = None,
          purpose: str = "service", source: str | None = None, idempotency_key: str | None = None,
-         to: str | None = None) -> tuple[InboxMessage, bool]:
+         to: str | None = None, html: str | None = None, extra: dict[str, Any] | None = None) -> tuple[InboxMessage, bool]:
     """Queue a message to a customer on the best channel (or to `to`, see `choose`); (the
-    message, whether new)."""
+    message, whether new). `html`: its HTML version (email); `extra`: more for the channel,
+    kept in the message's meta: `subject` (an email's own subject, not a reply's), `marketing`
+    (the marketing message it is: email adds List-Unsubscribe), `push` (a push's url and icon)."""
     key = service.scoped_key("outbound", idempotency_key) if idempotency_key else None
     earlier = service.replayed(session, key, text=text)
     if earlier is not None:
@@ -143,9 +145,9 @@ def send(session: Session, *, settings: Settings, customer_id: int, text: str, c
     adapter = ADAPTERS[route.channel]
     now = utcnow()
     message = InboxMessage(
-        conversation_id=conversation.id, direction="out", kind="message", channel=route.channel, text=text,
+        conversation_id=conversation.id, direction="out", kind="message", channel=route.channel, text=text, html=html,
         delivery_status="sent" if adapter.realtime else "queued", next_attempt_at=None if adapter.realtime else now,
-        meta={"address": route.address, "purpose": purpose, **({"source": source} if source else {})},
+        meta={**(extra or {}), "address": route.address, "purpose": purpose, **({"source": source} if source else {})},
         idempotency_key=key, created_at=now,
     )
     session.add(message)

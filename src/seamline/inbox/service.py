@@ -71,6 +71,7 @@ SYSTEM_TEXTS = {
     "conversation.sla_breached": "SLA breached: %(clocks)s",
     "conversation.email_left": "The customer left %(email)s: replies go by email",
     "conversation.called_back": "Called the customer back",
+    "conversation.task": "Task: %(text)s",
 }
 
 
@@ -640,6 +641,27 @@ def history_conversation(session: Session, settings: Settings, customer_id: int,
     )
     session.add(conversation)
     session.flush()
+    return conversation
+
+
+def open_task(session: Session, *, settings: Settings, customer_id: int, text: str, label: str,
+              data: dict[str, Any] | None = None) -> InboxConversation:
+    """A task for the agents about a customer (marketing's "notify an agent"): the person's
+    conversation (as `history_conversation` finds it, on the channel they last wrote on) gets a
+    system message with `text` and `label`, and is opened and queued like a customer's message,
+    so routing gives it to an agent who sees everything about the person."""
+    channel = session.scalar(
+        select(InboxMessage.channel).join(InboxConversation, InboxConversation.id == InboxMessage.conversation_id)
+        .where(InboxConversation.customer_id.in_(person_ids(session, customer_id)), InboxMessage.direction == "in")
+        .order_by(InboxMessage.id.desc()).limit(1)) or "phone"
+    conversation = history_conversation(session, settings, customer_id, channel=channel, thread={})
+    system_event(session, conversation, key="conversation.task", params={"text": text}, data=data)
+    set_labels(session, conversation_id=conversation.id, add=[label], remove=[])
+    if conversation.status != "open":
+        _change_status(session, conversation, "open", settings)
+        if conversation.assignee_id is None:
+            routing.route(session, conversation, settings)
+    conversation.last_message_at = utcnow()
     return conversation
 
 

@@ -9,7 +9,10 @@ and none happens for a change that rolled back. The job, exactly once (an `in_tr
 
 - finds the live profiles concerned (an event's user id or anonymous id through the identity
   graph; a record's profile id through merges);
-- re-evaluates every segment for them (`segments.service.evaluate_people`).
+- re-evaluates every segment for them (`segments.service.evaluate_people`);
+- tells journeys what happened (`journeys.engine`): segment entries and exits, the events
+  themselves (triggers, awaited events, goals), orders placed (goals); people moved are due
+  now and the `marketing.advance` job is queued to run their steps.
 
 A change touching more than `BULK` people (a customer import) queues one full refresh of every
 segment instead. Listeners queue nothing while no segment is active (one indexed look at a small
@@ -19,8 +22,10 @@ table; a "yes" is remembered for a few seconds, which at worst queues a job that
 from __future__ import annotations
 
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
+
+import orjson
 
 from sqlalchemy import and_, exists, or_, select
 from sqlalchemy.orm import Session
@@ -32,14 +37,19 @@ from seamline.core.queue import Periodic, Priority, Task, TaskRegistry
 from seamline.core.queue.registry import Defer, JobContext
 from seamline.core.time import utcnow
 from seamline.customers import changes as customer_changes
+from seamline.customers import resolution
 from seamline.customers.models import CustomerIdentity
+from seamline.events.models import EventRecord
 from seamline.events import service as events_service
+from seamline.marketing.journeys import engine
+from seamline.marketing.journeys.models import MarketingJourney
 from seamline.marketing.segments import facts
 from seamline.marketing.segments import service as segments
 from seamline.marketing.segments.models import MarketingSegment
 
 REACT = Task("marketing.react", queue="marketing", priority=Priority.high, in_transaction=True, max_attempts=5)
 REFRESH = Task("marketing.refresh", queue="marketing", priority=Priority.normal)
+ADVANCE = Task("marketing.advance", queue="marketing", priority=Priority.normal)
 #: More people than this in one change: refresh every segment in full instead.
 BULK = 2000
 #: People per job (a bigger change is split).
@@ -51,8 +61,8 @@ IDENTITY_WAITS = 25
 
 
 class _InUse:
-    """Whether any segment is active: a "yes" is trusted for `ttl` seconds, a "no" never (a
-    segment created in another process counts at once)."""
+    """Whether any segment or journey is active: a "yes" is trusted for `ttl` seconds, a "no"
+    never (one created in another process counts at once)."""
 
     def __init__(self, ttl: float = 5.0):
         self.ttl, self.until = ttl, float("-inf")
@@ -61,7 +71,8 @@ class _InUse:
         now = time.monotonic()
         if now < self.until:
             return True
-        if session.scalar(select(exists().where(MarketingSegment.status == "active"))):
+        if session.scalar(select(exists().where(MarketingSegment.status == "active"))) or session.scalar(
+                select(exists().where(MarketingJourney.status == "active"))):
             self.until = now + self.ttl
             return True
         return False
@@ -70,28 +81,35 @@ class _InUse:
 IN_USE = _InUse()
 
 
-def _queue(session: Session, *, cause: str, profiles: list[int] = (), identities: list[int] = (), persons: list[str] = ()) -> None:
+def _queue(session: Session, *, cause: str, profiles: list[int] = (), identities: list[int] = (), persons: list[str] = (),
+           events: tuple[int, list[str]] | None = None, orders: list[list[int]] = ()) -> None:
     if not IN_USE(session):
         return
     total = len(profiles) + len(identities) + len(persons)
     if total == 0:
         return
-    if total > BULK:
+    if total > BULK and not events and not orders:
         facts.mark_stale(session)
         REFRESH.enqueue(session, {"cause": cause}, dedupe_key="marketing:refresh-all")
         return
     for start in range(0, max(len(profiles), len(identities), len(persons)), CHUNK):
-        REACT.enqueue(session, {"cause": cause, "profiles": list(profiles[start:start + CHUNK]),
-                                "identities": list(identities[start:start + CHUNK]),
-                                "persons": list(persons[start:start + CHUNK])})
+        args: dict[str, Any] = {"cause": cause, "profiles": list(profiles[start:start + CHUNK]),
+                                "identities": list(identities[start:start + CHUNK]), "persons": list(persons[start:start + CHUNK])}
+        if start == 0 and events:
+            args["events"] = {"source_id": events[0], "message_ids": events[1]}
+        if start == 0 and orders:
+            args["orders"] = [list(o) for o in orders]
+        REACT.enqueue(session, args)
 
 
 # --- listeners -------------------------------------------------------------------------------
 
 
 def _on_events(session: Session, *, source: Any, events: list[Any]) -> None:
-    persons = sorted({events_service.person_key(user_id=e.user_id, anonymous_id=e.anonymous_id) for e in events})
-    _queue(session, cause="event", persons=persons)
+    for start in range(0, len(events), CHUNK):
+        chunk = events[start:start + CHUNK]
+        persons = sorted({events_service.person_key(user_id=e.user_id, anonymous_id=e.anonymous_id) for e in chunk})
+        _queue(session, cause="event", persons=persons, events=(source.id, [e.message_id for e in chunk]))
 
 
 def _on_customers(session: Session, *, profile_ids: list[int], identity_ids: list[int]) -> None:
@@ -103,7 +121,8 @@ def _on_order(session: Session, event: Any) -> None:
     if profile_id is None and getattr(event, "order", None) is not None:
         profile_id = event.order.profile_id
     if profile_id is not None:
-        _queue(session, cause="order", profiles=[profile_id])
+        placed = [[profile_id, event.order_id, event.total]] if isinstance(event, commerce_events.OrderPlaced) else []
+        _queue(session, cause="order", profiles=[profile_id], orders=placed)
 
 
 def _on_cart(session: Session, event: commerce_events.CartChanged) -> None:
@@ -127,35 +146,76 @@ def subscribe() -> None:
 # --- the job ---------------------------------------------------------------------------------
 
 
-def _profiles_of(session: Session, *, identities: list[int], persons: list[str]) -> tuple[set[int], list[str]]:
-    """The profiles holding these identities and person keys; the user-id keys nobody holds yet."""
+def _profiles_of(session: Session, *, identities: list[int], persons: list[str]) -> tuple[set[int], dict[str, int], list[str]]:
+    """The profiles holding these identities and person keys, {person key: profile}, and the
+    user-id keys nobody holds yet."""
     found: set[int] = set()
     if identities:
         found.update(session.scalars(select(CustomerIdentity.profile_id).where(CustomerIdentity.id.in_(identities))))
+    holders: dict[str, int] = {}
     missing: list[str] = []
     if persons:
         wanted = {("user_id" if p.startswith("u:") else "anonymous_id", p[2:]): p for p in persons}
         by_type = {kind: [v for k, v in wanted if k == kind] for kind in ("user_id", "anonymous_id")}
         held = session.execute(select(CustomerIdentity.type, CustomerIdentity.value, CustomerIdentity.profile_id).where(or_(
             *(and_(CustomerIdentity.type == kind, CustomerIdentity.value.in_(values)) for kind, values in by_type.items() if values)))).all()
-        seen = set()
         for kind, value, profile_id in held:
             found.add(profile_id)
-            seen.add((kind, value))
-        missing = [p for key, p in wanted.items() if key not in seen and key[0] == "user_id"]
-    return found, missing
+            holders[wanted[(kind, value)]] = profile_id
+        missing = [p for key, p in wanted.items() if p not in holders and key[0] == "user_id"]
+    return found, holders, missing
 
 
-def react(session: Session, args: dict[str, Any]) -> list[segments.Change]:
+def _happened(session: Session, events: dict[str, Any], holders: dict[str, int]) -> list[engine.Happened]:
+    """The stored events of a batch, as journeys see them (of people the identity graph knows)."""
+    rows = session.execute(select(EventRecord.person, EventRecord.name, EventRecord.type, EventRecord.payload, EventRecord.timestamp)
+                           .where(EventRecord.source_id == events["source_id"], EventRecord.message_id.in_(events["message_ids"]))
+                           .order_by(EventRecord.id)).all()
+    happened = []
+    for person, name, kind, payload, at in rows:
+        if person in holders and name:
+            message = orjson.loads(payload)
+            properties = message.get("properties") if isinstance(message.get("properties"), dict) else {}
+            happened.append(engine.Happened(holders[person], name, kind, properties, at))
+    return happened
+
+
+def react(session: Session, args: dict[str, Any], *, now: datetime | None = None) -> list[segments.Change]:
     """The job's work (see the module doc); the segment changes it made."""
-    profiles, missing = _profiles_of(session, identities=args.get("identities") or [], persons=args.get("persons") or [])
+    now = now or utcnow()
+    profiles, holders, missing = _profiles_of(session, identities=args.get("identities") or [], persons=args.get("persons") or [])
     waits = args.get("waits", 0)
     if missing and waits < IDENTITY_WAITS and events_service.identity_work_backlog(session) > 0:
         raise Defer(IDENTITY_WAIT, {**args, "waits": waits + 1})
     profiles.update(args.get("profiles") or [])
     if not profiles:
         return []
-    return segments.evaluate_people(session, profile_ids=profiles, cause=args.get("cause", "event"))
+    changes = segments.evaluate_people(session, profile_ids=profiles, cause=args.get("cause", "event"), now=now)
+    canonical = {p: c.id for p, c in resolution.canonical_profiles(session, profiles).items()}
+    moved = engine.on_segment_changes(session, changes, now=now)
+    if args.get("events"):
+        happened = [engine.Happened(canonical.get(h.profile_id, h.profile_id), h.name, h.kind, h.properties, h.at)
+                    for h in _happened(session, args["events"], holders)]
+        moved += engine.on_events(session, happened, now=now)
+    if args.get("orders"):
+        moved += engine.on_orders(session, [(canonical.get(p, p), o, t) for p, o, t in args["orders"]], now=now)
+    if moved:
+        ADVANCE.enqueue(session, {}, dedupe_key="marketing:advance", coalesce=True)
+    return changes
+
+
+def advance(database: Database, settings: Settings, *, budget_seconds: float = 20.0, batch: int = 200) -> int:
+    """Run due journey steps in batches (one transaction each) until none is due or the budget is
+    spent (then the job queues itself again); how many enrollments ran."""
+    began, total = time.monotonic(), 0
+    while True:
+        ran = database.run_write(lambda s: engine.advance_due(s, settings=settings, limit=batch))
+        total += ran
+        if ran < batch:
+            return total
+        if time.monotonic() - began > budget_seconds:
+            database.run_write(lambda s: ADVANCE.enqueue(s, {}, dedupe_key="marketing:advance-more"))
+            return total
 
 
 def refresh_all(database: Database, *, cause: str = "refresh", only_due: bool = False, settings: Settings | None = None) -> int:
@@ -179,11 +239,17 @@ def register_tasks(registry: TaskRegistry, database: Database, settings: Setting
 
     registry.add(REACT, _react)
     registry.add(REFRESH, lambda _context, args: refresh_all(database, cause=args.get("cause", "refresh")))
+    registry.add(ADVANCE, lambda _context, _args: advance(database, settings))
 
 
 def periodic_tasks(database: Database, settings: Settings) -> list[Periodic]:
-    if not settings.marketing_segment_refresh_seconds:
-        return []
-    # Checked every tenth of the period: each segment is refreshed when its own evaluation ages.
-    every = max(5.0, settings.marketing_segment_refresh_seconds / 10)
-    return [Periodic("marketing.segments", every, lambda: refresh_all(database, only_due=True, settings=settings), queue="marketing")]
+    tasks = []
+    if settings.marketing_segment_refresh_seconds:
+        # Checked every tenth of the period: each segment is refreshed when its own evaluation ages.
+        every = max(5.0, settings.marketing_segment_refresh_seconds / 10)
+        tasks.append(Periodic("marketing.segments", every, lambda: refresh_all(database, only_due=True, settings=settings),
+                              queue="marketing"))
+    if settings.marketing_advance_seconds:
+        tasks.append(Periodic("marketing.journeys", settings.marketing_advance_seconds, lambda: advance(database, settings),
+                              queue="marketing"))
+    return tasks

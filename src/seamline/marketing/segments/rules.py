@@ -242,3 +242,66 @@ def time_dependent(rule: Rule) -> bool:
         if isinstance(condition, TraitRule) and condition.op in ("within_last_days", "more_than_days_ago"):
             return True
     return False
+
+
+def _kind(value: object) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    return "string" if isinstance(value, str) else "other"
+
+
+def passes(test: _ValueTest, value: object, *, now_iso: str) -> bool:
+    """`test` on a JSON value in Python, as the SQL of `compiler.value_test` decides it (an event
+    that starts a journey is matched here, not in the database)."""
+    kind, wanted, op = _kind(value), test.value, test.op
+    number = float(value) if kind == "number" else None
+    text = ("true" if value else "false") if kind == "boolean" else value if kind == "string" else None
+    if op == "exists":
+        return kind is not None
+    if op == "not_exists":
+        return kind is None
+    if op in ("eq", "ne"):
+        if isinstance(wanted, bool):
+            same = kind == "boolean" and text == ("true" if wanted else "false")
+        elif isinstance(wanted, (int, float)):
+            same = number is not None and number == wanted
+        else:
+            same = kind == "string" and text == wanted
+        return same if op == "eq" else (kind is not None and not same)
+    if op in ("in", "not_in"):
+        inside = (kind == "string" and text in [w for w in wanted if isinstance(w, str)]) or (
+            number is not None and number in [w for w in wanted if not isinstance(w, str)])
+        return inside if op == "in" else (kind is not None and not inside)
+    if op == "contains":
+        return kind == "string" and wanted.lower() in text.lower()
+    if op in ("gt", "gte", "lt", "lte"):
+        if number is None:
+            return False
+        return {"gt": number > wanted, "gte": number >= wanted, "lt": number < wanted, "lte": number <= wanted}[op]
+    if kind != "string":
+        return False
+    if op == "before":
+        return text < wanted
+    if op == "after":
+        return text > wanted
+    from datetime import datetime, timedelta
+
+    cutoff = (datetime.fromisoformat(now_iso) - timedelta(days=wanted)).isoformat()[:10]
+    if op == "within_last_days":
+        return cutoff <= text <= now_iso
+    return text < cutoff  # more_than_days_ago
+
+
+def properties_pass(filters: list[PropertyFilter], properties: dict, *, now_iso: str) -> bool:
+    """Every filter holds for the event's properties (a nested property by its dotted path)."""
+    for test in filters:
+        value: object = properties
+        for part in test.property.split("."):
+            value = value.get(part) if isinstance(value, dict) else None
+        if not passes(test, value, now_iso=now_iso):
+            return False
+    return True
