@@ -19,6 +19,8 @@ from seamline.channels.vk.api import router as vk_router
 from seamline.channels.webchat.api import router as webchat_router
 from seamline.channels.whatsapp.api import router as whatsapp_router
 from seamline.analytics.api import router as analytics_router
+from seamline.marketing.journeys.api import router as journeys_router
+from seamline.marketing.messages.api import router as templates_router
 from seamline.marketing.segments.api import people_router as marketing_people_router
 from seamline.marketing.segments.api import router as segments_router
 from seamline.commerce.api import router as commerce_router
@@ -150,6 +152,8 @@ ROUTERS = (
     analytics_router,
     segments_router,
     marketing_people_router,
+    journeys_router,
+    templates_router,
 )
 
 DOCUMENT_TAGS = ("health", "api keys", "customers", "auth", "events", "commerce", "promotions", "pos", "carts",

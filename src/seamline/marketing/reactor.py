@@ -204,6 +204,14 @@ def react(session: Session, args: dict[str, Any], *, now: datetime | None = None
     return changes
 
 
+def dates(database: Database, settings: Settings) -> int:
+    """Enroll the people whose date came round (`journeys.engine.date_triggers`), then run them."""
+    enrolled = database.run_write(lambda s: engine.date_triggers(s, settings=settings))
+    if enrolled:
+        advance(database, settings)
+    return enrolled
+
+
 def advance(database: Database, settings: Settings, *, budget_seconds: float = 20.0, batch: int = 200) -> int:
     """Run due journey steps in batches (one transaction each) until none is due or the budget is
     spent (then the job queues itself again); how many enrollments ran."""
@@ -252,4 +260,6 @@ def periodic_tasks(database: Database, settings: Settings) -> list[Periodic]:
     if settings.marketing_advance_seconds:
         tasks.append(Periodic("marketing.journeys", settings.marketing_advance_seconds, lambda: advance(database, settings),
                               queue="marketing"))
+        # dates (birthdays, days since the last order) are looked at every quarter of an hour
+        tasks.append(Periodic("marketing.dates", 900, lambda: dates(database, settings), queue="marketing"))
     return tasks

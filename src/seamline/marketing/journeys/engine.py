@@ -26,7 +26,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import structlog
-from sqlalchemy import and_, select
+from sqlalchemy import and_, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -40,13 +40,14 @@ from seamline.inbox.models import InboxMessage
 from seamline.loyalty import ledger as loyalty_ledger
 from seamline.loyalty import rules as loyalty_rules
 from seamline.marketing.journeys import service
-from seamline.marketing.journeys.definition import (BranchStep, Definition, EventGoal, EventTrigger, GiveCouponStep,
+from seamline.marketing.journeys.definition import (BranchStep, DateTrigger, Definition, EventGoal, EventTrigger, GiveCouponStep,
                                                     GivePointsStep, NotifyAgentStep, OrderGoal, SegmentTrigger, SendStep,
                                                     SplitStep, UpdateTraitStep, WaitStep)
 from seamline.marketing.journeys.models import MarketingEnrollment, MarketingEnrollmentStep, MarketingJourney
 from seamline.marketing.messages import service as messages
 from seamline.marketing.messages.models import MarketingMessage
-from seamline.marketing.segments import compiler
+from seamline.marketing.segments import compiler, facts
+from seamline.marketing.segments.models import MarketingProfileFact
 from seamline.marketing.segments.rules import properties_pass
 
 log = structlog.get_logger("seamline.marketing.journeys")
@@ -355,3 +356,32 @@ def on_segment_changes(session: Session, changes: list[Any], *, now: datetime | 
                 service.finish(enrollment, "segment_exit", now)
                 moved += 1
     return moved
+
+
+def date_triggers(session: Session, *, settings: Settings, now: datetime | None = None, limit: int = 5000) -> int:
+    """Enroll the people whose date came round today (`DateTrigger`: a date trait's day every
+    year, or a number of days after a date trait or the last order), once the day's `at` time has
+    passed in the shop's time zone; each person once a day (then the journey's re-entry rule)."""
+    now = now or utcnow()
+    zone = ZoneInfo(settings.marketing_timezone)
+    local = now.astimezone(zone)
+    day_start = datetime.combine(local.date(), time(0), tzinfo=zone).astimezone(now.tzinfo)
+    enrolled = 0
+    for journey, definition in service.active_journeys(session):
+        trigger = definition.trigger
+        if not isinstance(trigger, DateTrigger) or local.time() < time.fromisoformat(trigger.at):
+            continue
+        target = local.date() - timedelta(days=trigger.days_after)
+        fact = MarketingProfileFact
+        key = "orders:last_at" if trigger.trait == "last_order" else facts.trait_key(trigger.trait)
+        matches = (func.substr(fact.text_value, 6, 5) == target.strftime("%m-%d") if trigger.annual
+                   else func.substr(fact.text_value, 1, 10) == target.isoformat())
+        today = select(MarketingEnrollment.profile_id).where(MarketingEnrollment.journey_id == journey.id,
+                                                             MarketingEnrollment.entered_at >= day_start)
+        people = session.scalars(select(fact.profile_id).where(fact.key == key, fact.kind == "string", matches,
+                                                               fact.profile_id.notin_(today)).limit(limit))
+        for profile_id in list(people):
+            enrollment, _why = service.enroll(session, journey=journey, profile_id=profile_id,
+                                              context={"occasion": target.isoformat()}, now=now)
+            enrolled += enrollment is not None
+    return enrolled

@@ -21,8 +21,10 @@ from seamline.core.errors import Conflict, NotFound, Unprocessable
 from seamline.core.time import utcnow
 from seamline.customers import resolution
 from seamline.customers import service as customers_service
-from seamline.marketing.journeys.definition import (BranchStep, Definition, GiveCouponStep, SegmentTrigger, SendStep)
+from seamline.marketing.journeys import library
+from seamline.marketing.journeys.definition import BranchStep, Definition, GiveCouponStep, SegmentTrigger, SendStep
 from seamline.marketing.journeys.models import MarketingEnrollment, MarketingEnrollmentStep, MarketingJourney, MarketingJourneyVersion
+from seamline.marketing.messages import service as messages
 from seamline.marketing.messages.models import MarketingTemplate
 from seamline.marketing.segments import compiler
 from seamline.marketing.segments import rules as segment_rules
@@ -119,6 +121,28 @@ def create_journey(session: Session, *, name: str, description: str, definition:
     session.add(MarketingJourneyVersion(journey_id=journey.id, version=1, definition=dumped, created_at=now))
     session.flush()
     return journey, True
+
+
+def create_from_library(session: Session, *, data: Any, created_by: str, locale: str,
+                        idempotency_key: str | None = None) -> tuple[MarketingJourney, bool]:
+    """A ready-made journey (journeys/library.py) as a draft, with its message templates."""
+    if idempotency_key is not None:
+        earlier = session.scalar(select(MarketingJourney).where(MarketingJourney.idempotency_key == idempotency_key))
+        if earlier is not None:
+            return earlier, False
+    ready = library.ready(data.template)
+    if ready.needs_promotion and not data.promotion:
+        raise Unprocessable("This journey gives a coupon: name the promotion (one that requires a coupon)",
+                            code="promotion_required", details={"template": data.template})
+    name = data.name or ready.name.get(locale, ready.name["en"])
+    template_ids = {}
+    for key, content in ready.messages.items():
+        template, _ = messages.create_template(session, name=f"{name}: {key}", content=content, created_by=created_by)
+        template_ids[key] = template.id
+    definition = DEFINITION.validate_python(ready.build(template_ids, data.promotion, data.channel))
+    journey, new = create_journey(session, name=name, description=ready.description, definition=definition, created_by=created_by,
+                                  template=data.template, idempotency_key=idempotency_key)
+    return journey, new
 
 
 def update_journey(session: Session, *, journey_id: int, name: str | None = None, description: str | None = None,

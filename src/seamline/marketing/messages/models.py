@@ -49,7 +49,7 @@ class MarketingMessage(Base):
     channel: Mapped[str | None] = mapped_column(String(32), nullable=True)
     locale: Mapped[str | None] = mapped_column(String(8), nullable=True)
     inbox_message_id: Mapped[int | None] = mapped_column(BigId, nullable=True)
-    #: queued (handed to outbound) | skipped
+    #: queued (handed to outbound) | skipped | test (a marketer's test send: not counted by caps)
     status: Mapped[str] = mapped_column(String(8))
     reason: Mapped[str | None] = mapped_column(String(40), nullable=True)
     detail: Mapped[str | None] = mapped_column(Text, nullable=True)

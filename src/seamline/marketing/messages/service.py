@@ -58,8 +58,10 @@ def list_templates(session: Session) -> list[MarketingTemplate]:
 
 
 def _content(data: Any) -> dict[str, dict[str, str]]:
-    content = {locale: {part: value for part, value in parts.model_dump(exclude_none=True).items() if value}
-               for locale, parts in data.items()}
+    """A template's content (`TemplateContent`, or a plain {locale: {part: text}}), checked."""
+    pairs = data.items() if hasattr(data, "items") else ()
+    content = {locale: {part: value for part, value in (parts.model_dump(exclude_none=True) if hasattr(parts, "model_dump") else parts).items()
+                        if value} for locale, parts in pairs}
     render.check(content)
     return content
 
@@ -146,7 +148,7 @@ def context_for(session: Session, settings: Settings, *, profile_id: int, needs:
                 now: datetime | None = None) -> dict[str, Any]:
     """The template context of a person: only what the template reads is loaded."""
     now = now or utcnow()
-    context: dict[str, Any] = dict(extra or {})
+    context: dict[str, Any] = {"shop_url": f"{settings.marketing_public_url}/shop", **(extra or {})}
     context["person"] = person_of(session, settings, profile_id)
     if "cart" in needs:
         context["cart"] = cart_of(session, settings, profile_id)
@@ -200,12 +202,13 @@ class Outcome:
 def deliver(session: Session, *, settings: Settings, profile_id: int, template: MarketingTemplate, channel: str | None,
             key: str, context: dict[str, Any] | None = None, journey_id: int | None = None, enrollment_id: int | None = None,
             step_id: str | None = None, arm: str | None = None, cap: tuple[int, int] | None = None,
-            now: datetime | None = None) -> Outcome:
+            now: datetime | None = None, test: bool = False) -> Outcome:
     """One marketing message to a person (see the module doc). `key`: idempotency (a retry of
-    the same step returns what was done); `cap`: the caller's own (messages, days)."""
+    the same step returns what was done); `cap`: the caller's own (messages, days); `test`: a
+    marketer's test send (no quiet hours, no caps, not counted by them; consent still needed)."""
     now = now or utcnow()
     person = person_of(session, settings, profile_id)
-    held = quiet_until(settings, person["timezone"], now)
+    held = None if test else quiet_until(settings, person["timezone"], now)
     if held is not None:
         return Outcome("held", until=held, reason="quiet_hours")
     record = dict(profile_id=profile_id, template_id=template.id, template_version=template.version, journey_id=journey_id,
@@ -217,17 +220,17 @@ def deliver(session: Session, *, settings: Settings, profile_id: int, template: 
         session.flush()
         return Outcome("skipped", message=message, reason=reason)
 
-    if settings.marketing_cap_messages and sent_recently(
+    if not test and settings.marketing_cap_messages and sent_recently(
             session, profile_id=profile_id, since=now - timedelta(days=settings.marketing_cap_days)) >= settings.marketing_cap_messages:
         return skip("capped")
-    if cap is not None and sent_recently(session, profile_id=profile_id, since=now - timedelta(days=cap[1]),
+    if not test and cap is not None and sent_recently(session, profile_id=profile_id, since=now - timedelta(days=cap[1]),
                                          journey_id=journey_id) >= cap[0]:
         return skip("journey_capped")
     needs = render.variables(template.content)
     rendered = render.render(template.content, {**context_for(session, settings, profile_id=profile_id, needs=needs, now=now),
                                                 **(context or {})},
                              locale=person["locale"], timezone=person["timezone"], default_locale=settings.marketing_locale)
-    message = MarketingMessage(**record, channel=channel, locale=rendered.locale, status="queued")
+    message = MarketingMessage(**record, channel=channel, locale=rendered.locale, status="queued" if not test else "test")
     session.add(message)
     session.flush()
     try:
@@ -242,4 +245,13 @@ def deliver(session: Session, *, settings: Settings, profile_id: int, template: 
         message.status, message.reason, message.detail = "skipped", exc.code, str(exc)[:500]
         return Outcome("skipped", message=message, reason=exc.code)
     message.inbox_message_id, message.channel = sent.id, sent.channel
-    return Outcome("queued", message=message)
+    return Outcome(message.status, message=message)
+
+
+def preview(session: Session, *, settings: Settings, template: MarketingTemplate, profile_id: int, locale: str | None,
+            context: dict[str, Any] | None = None) -> render.Rendered:
+    """The template as this person would get it now (nothing is sent)."""
+    person = person_of(session, settings, profile_id)
+    full = {**context_for(session, settings, profile_id=profile_id, needs=render.variables(template.content)), **(context or {})}
+    return render.render(template.content, full, locale=locale or person["locale"], timezone=person["timezone"],
+                         default_locale=settings.marketing_locale)
