@@ -6,48 +6,18 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import pytest
-from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from seamline.app import create_app
 from seamline.commerce.models import CommerceCoupon
-from seamline.core.auth.schemas import Scope
 from seamline.core.time import utcnow
 from seamline.inbox.models import InboxMessage
 from seamline.marketing.journeys import engine
 from seamline.marketing.journeys.models import MarketingEnrollment
 from seamline.marketing.messages.models import MarketingMessage
 from tests.commerce.conftest import put
-from tests.commerce.conftest import shop as _shop  # noqa: F401 - the fixture, under its own name below
-from tests.conftest import make_key
-from tests.marketing.test_segments_api import react, send, server_key  # noqa: F401 - fixtures and helpers
+from tests.marketing.test_segments_api import react, send
 
 PICKUP = {"kind": "click_and_collect", "location": "store-arbat"}
-
-
-@pytest.fixture
-def settings(database, settings_for):
-    """Email reaches people (a relay that the outbound worker, not run here, would use); no quiet
-    hours and no global cap unless a test asks."""
-    return settings_for(database.url, inbox_smtp_host="127.0.0.1", inbox_smtp_port=2525, inbox_email_address="shop@example.com",
-                        marketing_quiet_hours="", marketing_cap_messages=0)
-
-
-@pytest.fixture
-def client(settings, database):
-    with TestClient(create_app(settings, database=database)) as test_client:
-        yield test_client
-
-
-@pytest.fixture
-def marketer(database) -> dict[str, str]:
-    return {"Authorization": f"Bearer {make_key(database, Scope.marketing, name='marketer')}"}
-
-
-@pytest.fixture
-def shop(_shop):  # noqa: F811
-    return _shop
 
 
 def anna(client, headers, *, consent: bool = True, **traits) -> int:
@@ -89,7 +59,7 @@ def abandoned_cart(client, shop, marketer) -> dict:
     return journey
 
 
-def leave_cart(client, shop, server_key, customer_id: int) -> None:  # noqa: F811
+def leave_cart(client, shop, server_key, customer_id: int) -> None:
     response = client.put("/v1/carts/current/lines/CREAM-50", headers=shop["headers"], params={"customer_id": customer_id},
                           json={"quantity": 2, "channel": "web"})
     assert response.status_code == 200, response.text
@@ -97,7 +67,7 @@ def leave_cart(client, shop, server_key, customer_id: int) -> None:  # noqa: F81
     react(client)
 
 
-def test_abandoned_cart_reminds_then_a_purchase_in_the_app_converts(client, shop, marketer, server_key):  # noqa: F811
+def test_abandoned_cart_reminds_then_a_purchase_in_the_app_converts(client, shop, marketer, server_key):
     journey = abandoned_cart(client, shop, marketer)
     customer_id = anna(client, shop["headers"])
     leave_cart(client, shop, server_key, customer_id)
@@ -131,7 +101,7 @@ def test_abandoned_cart_reminds_then_a_purchase_in_the_app_converts(client, shop
     assert counts == {"in_journey": 0, "at_step": {}, "left": {"goal": 1}}
 
 
-def test_no_purchase_gives_a_personal_coupon_once(client, shop, marketer, server_key):  # noqa: F811
+def test_no_purchase_gives_a_personal_coupon_once(client, shop, marketer, server_key):
     journey = abandoned_cart(client, shop, marketer)
     customer_id = anna(client, shop["headers"], locale="en")
     leave_cart(client, shop, server_key, customer_id)
@@ -155,7 +125,7 @@ def test_no_purchase_gives_a_personal_coupon_once(client, shop, marketer, server
     assert mine["rejected_coupons"] == [] and mine["discount"] == 19900
 
 
-def test_without_consent_nothing_is_sent_and_the_skip_is_recorded(client, shop, marketer, server_key):  # noqa: F811
+def test_without_consent_nothing_is_sent_and_the_skip_is_recorded(client, shop, marketer, server_key):
     journey = abandoned_cart(client, shop, marketer)
     customer_id = anna(client, shop["headers"], consent=False)
     leave_cart(client, shop, server_key, customer_id)
