@@ -19,17 +19,23 @@ provider. It:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
 from seamline.core.config import Settings
-from seamline.core.errors import AppError, Conflict, NotFound, Unprocessable
+from seamline.core.errors import AppError, Conflict, Gone, NotFound, Unprocessable
 from seamline.core.queue import Priority
+from seamline.core.queue.service import enqueue_many
 from seamline.core.time import utcnow
+from seamline.customers import resolution
 from seamline.customers import service as customers_service
+from seamline.customers.models import CustomerConsent, CustomerIdentity
 from seamline.inbox import service, throttle
 from seamline.inbox.adapters import ADAPTERS, ChannelAdapter, adapter_for
 from seamline.inbox.models import InboxConversation, InboxMessage
@@ -44,6 +50,9 @@ class Route:
 
 
 def last_used_channel(session: Session, customer_id: int) -> str | None:
+    known = service.prefetched(session, "last_channel", customer_id)
+    if known is not None:
+        return known or None
     return session.scalar(
         select(InboxMessage.channel).join(InboxConversation, InboxConversation.id == InboxMessage.conversation_id)
         .where(InboxConversation.customer_id.in_(service.person_ids(session, customer_id)), InboxMessage.direction == "in")
@@ -52,6 +61,9 @@ def last_used_channel(session: Session, customer_id: int) -> str | None:
 
 def _threads(session: Session, customer_id: int) -> dict[str, dict[str, Any]]:
     """Each channel's thread state from the person's most recent conversation that has one."""
+    known = service.prefetched(session, "threads", customer_id)
+    if known is not None:
+        return {channel: dict(thread) for channel, thread in known.items()}
     found: dict[str, dict[str, Any]] = {}
     rows = session.scalars(select(InboxConversation.channel_state).where(
         InboxConversation.customer_id.in_(service.person_ids(session, customer_id)))
@@ -63,6 +75,9 @@ def _threads(session: Session, customer_id: int) -> dict[str, dict[str, Any]]:
 
 
 def _consents(session: Session, customer_id: int) -> dict[tuple[str, str], bool]:
+    known = service.prefetched(session, "consents", customer_id)
+    if known is not None:
+        return known
     ids = [i for p in service.person_ids(session, customer_id) for i in customers_service.identity_ids_of(session, p)]
     return {(c["channel"], c["purpose"]): c["granted"] for c in customers_service.current_consents(session, ids)}
 
@@ -128,6 +143,21 @@ def choose(session: Session, *, settings: Settings, customer_id: int, channel: s
                         details={"customer_id": customer_id, "purpose": purpose, "reasons": reasons})
 
 
+@dataclass
+class Outgoing:
+    """One message of `send_many` (the arguments of `send`)."""
+
+    customer_id: int
+    text: str
+    channel: str | None = None
+    purpose: str = "service"
+    source: str | None = None
+    idempotency_key: str | None = None
+    to: str | None = None
+    html: str | None = None
+    extra: dict[str, Any] | None = None
+
+
 def send(session: Session, *, settings: Settings, customer_id: int, text: str, channel: str | None = None,
          purpose: str = "service", source: str | None = None, idempotency_key: str | None = None,
          to: str | None = None, html: str | None = None, extra: dict[str, Any] | None = None) -> tuple[InboxMessage, bool]:
@@ -139,23 +169,142 @@ def send(session: Session, *, settings: Settings, customer_id: int, text: str, c
     earlier = service.replayed(session, key, text=text)
     if earlier is not None:
         return earlier, False
-    customers_service.get_profile(session, customer_id)
+    profile = customers_service.get_profile(session, customer_id)
     route = choose(session, settings=settings, customer_id=customer_id, channel=channel, purpose=purpose, to=to)
-    conversation = service.history_conversation(session, settings, customer_id, channel=route.channel, thread=route.thread)
-    adapter = ADAPTERS[route.channel]
-    now = utcnow()
-    message = InboxMessage(
-        conversation_id=conversation.id, direction="out", kind="message", channel=route.channel, text=text, html=html,
-        delivery_status="sent" if adapter.realtime else "queued", next_attempt_at=None if adapter.realtime else now,
-        meta={**(extra or {}), "address": route.address, "purpose": purpose, **({"source": source} if source else {})},
+    message = _write(session, settings, Outgoing(profile.id, text, channel, purpose, source, idempotency_key, to, html, extra), route, key)
+    session.flush()
+    service.queue_send(session, message, priority=_priority(purpose))
+    service.publish_message(session, session.get(InboxConversation, message.conversation_id), message)
+    return message, True
+
+
+def _priority(purpose: str) -> Priority:
+    return Priority.bulk if purpose == "marketing" else Priority.high
+
+
+def _values(conversation: InboxConversation, item: Outgoing, route: Route, key: str | None, now: datetime) -> dict[str, Any]:
+    """The outbound message's columns."""
+    realtime = ADAPTERS[route.channel].realtime
+    return dict(
+        conversation_id=conversation.id, direction="out", kind="message", channel=route.channel, text=item.text, html=item.html,
+        delivery_status="sent" if realtime else "queued", next_attempt_at=None if realtime else now,
+        meta={**(item.extra or {}), "address": route.address, "purpose": item.purpose, **({"source": item.source} if item.source else {})},
         idempotency_key=key, created_at=now,
     )
+
+
+def _write(session: Session, settings: Settings, item: Outgoing, route: Route, key: str | None) -> InboxMessage:
+    """The message in the person's history conversation (not flushed)."""
+    conversation = service.history_conversation(session, settings, item.customer_id, channel=route.channel, thread=route.thread)
+    now = utcnow()
+    message = InboxMessage(**_values(conversation, item, route, key, now))
     session.add(message)
-    session.flush()
-    service.queue_send(session, message, priority=Priority.bulk if purpose == "marketing" else Priority.high)
     conversation.last_message_at = now
-    service.publish_message(session, conversation, message)
-    return message, True
+    return message
+
+
+def send_many(session: Session, *, settings: Settings, items: list[Outgoing]) -> list[tuple[InboxMessage, bool] | AppError]:
+    """`send` for many messages at once (a campaign, a journey's step for many people), each
+    with the same rules; for each item (the message, whether new) or the error `send` would have
+    raised (that item only). What routing needs to know about the people (their profiles,
+    identifiers, consents, threads, last channel) is read for all of them in a few queries, the
+    messages are written in one flush and their jobs queued in one statement per channel."""
+    results: list[tuple[InboxMessage, bool] | AppError | None] = [None] * len(items)
+    keys = {i: service.scoped_key("outbound", item.idempotency_key) for i, item in enumerate(items) if item.idempotency_key}
+    sent_before = {m.idempotency_key: m for m in session.scalars(
+        select(InboxMessage).where(InboxMessage.idempotency_key.in_(list(keys.values()))))} if keys else {}
+    for i, key in keys.items():
+        earlier = sent_before.get(key)
+        if earlier is not None:  # as `service.replayed` decides it
+            results[i] = (earlier, False) if earlier.text == items[i].text else Unprocessable(
+                "This Idempotency-Key was used for a different message", code="idempotency_key_reused",
+                details={"message_id": earlier.id})
+    pending = [i for i, result in enumerate(results) if result is None]
+    live = resolution.canonical_profiles(session, {items[i].customer_id for i in pending})
+    routed: list[tuple[int, Outgoing, Route]] = []
+    written: list[tuple[int, InboxMessage, str, InboxConversation]] = []
+    people = sorted({p.id for p in live.values() if p.status == "active"})
+    with _prefetch(session, people):
+        for i in pending:
+            item = items[i]
+            profile = live.get(item.customer_id)
+            try:
+                if profile is None:
+                    raise NotFound(f"Customer {item.customer_id} not found", code="customer_not_found")
+                if profile.status == "erased":
+                    raise Gone(f"Customer {item.customer_id} was erased", code="customer_erased", details={"customer_id": item.customer_id})
+                route = choose(session, settings=settings, customer_id=profile.id, channel=item.channel, purpose=item.purpose, to=item.to)
+            except AppError as exc:
+                results[i] = exc
+                continue
+            routed.append((i, replace(item, customer_id=profile.id), route))
+        # one conversation per person: the first message's channel decides it, as sending one by one would
+        wanted: dict[int, tuple[str, dict[str, Any]]] = {}
+        for _i, item, route in routed:
+            wanted.setdefault(item.customer_id, (route.channel, route.thread))
+        conversations = service.history_conversations(session, settings, wanted, session.info["inbox_prefetch"]["person_ids"])
+        now = utcnow()
+        rows = [_values(conversations[item.customer_id], item, route, keys.get(i), now) for i, item, route in routed]
+        messages = list(session.scalars(insert(InboxMessage).returning(InboxMessage, sort_by_parameter_order=True), rows)) if rows else []
+        for (i, item, _route), message in zip(routed, messages, strict=True):
+            conversation = conversations[item.customer_id]
+            if conversation.last_message_at != now:
+                conversation.last_message_at = now
+            written.append((i, message, item.purpose, conversation))
+    by_queue: dict[tuple[str, Priority], list[int]] = {}
+    for i, message, purpose, conversation in written:
+        if message.delivery_status == "queued":
+            by_queue.setdefault((message.channel, _priority(purpose)), []).append(message.id)
+        service.publish_message(session, conversation, message, without_files=True)
+        results[i] = (message, True)
+    for (channel, priority), ids in by_queue.items():
+        enqueue_many(session, service.SEND, [{"message_id": message_id} for message_id in ids], priority=priority,
+                     queue=service.send_queue(channel))
+    return results
+
+
+@contextmanager
+def _prefetch(session: Session, customer_ids: list[int]) -> Iterator[None]:
+    """Load what routing asks per person (`service.prefetched`) for all of these live profiles."""
+    families = customers_service.merged_profile_ids_many(session, customer_ids) if customer_ids else {}
+    owner = {member: person for person, members in families.items() for member in members}
+    identity_owner: dict[int, int] = {}
+    verified: dict[int, dict[str, list[str]]] = {p: {} for p in families}
+    for profile_id, identity_id, kind, value, verified_at in session.execute(
+            select(CustomerIdentity.profile_id, CustomerIdentity.id, CustomerIdentity.type, CustomerIdentity.value,
+                   CustomerIdentity.verified_at).where(CustomerIdentity.profile_id.in_(list(owner))).order_by(CustomerIdentity.id)):
+        identity_owner[identity_id] = owner[profile_id]
+        if verified_at is not None:
+            verified[owner[profile_id]].setdefault(kind, []).append(value)
+    consents: dict[int, dict[tuple[str, str], bool]] = {p: {} for p in families}
+    for identity_id, channel, purpose, granted in session.execute(
+            select(CustomerConsent.identity_id, CustomerConsent.channel, CustomerConsent.purpose, CustomerConsent.granted)
+            .where(CustomerConsent.identity_id.in_(list(identity_owner))).order_by(CustomerConsent.recorded_at, CustomerConsent.id)):
+        consents[identity_owner[identity_id]][(channel, purpose)] = granted
+    threads: dict[int, dict[str, dict[str, Any]]] = {p: {} for p in families}
+    for customer_id, state in session.execute(
+            select(InboxConversation.customer_id, InboxConversation.channel_state).where(InboxConversation.customer_id.in_(list(owner)))
+            .order_by(InboxConversation.last_message_at.desc(), InboxConversation.id.desc())):
+        for channel, thread in (state or {}).items():
+            threads[owner[customer_id]].setdefault(channel, dict(thread or {}))
+    last_channel: dict[int, str] = {p: "" for p in families}
+    latest = (select(InboxConversation.customer_id, func.max(InboxMessage.id).label("id"))
+              .join(InboxMessage, InboxMessage.conversation_id == InboxConversation.id)
+              .where(InboxConversation.customer_id.in_(list(owner)), InboxMessage.direction == "in")
+              .group_by(InboxConversation.customer_id).subquery())
+    newest: dict[int, tuple[int, str]] = {}
+    for customer_id, message_id, channel in session.execute(
+            select(latest.c.customer_id, latest.c.id, InboxMessage.channel).join(InboxMessage, InboxMessage.id == latest.c.id)):
+        person = owner[customer_id]
+        if person not in newest or message_id > newest[person][0]:
+            newest[person] = (message_id, channel)
+    last_channel.update({person: channel for person, (_, channel) in newest.items()})
+    session.info["inbox_prefetch"] = {"person_ids": families, "verified": verified, "consents": consents, "threads": threads,
+                                      "last_channel": last_channel}
+    try:
+        yield
+    finally:
+        session.info.pop("inbox_prefetch", None)
 
 
 def get_message(session: Session, message_id: int) -> InboxMessage:

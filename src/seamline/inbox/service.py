@@ -13,7 +13,7 @@ import re
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import delete, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from seamline.core.config import Settings
@@ -665,6 +665,37 @@ def open_task(session: Session, *, settings: Settings, customer_id: int, text: s
     return conversation
 
 
+def history_conversations(session: Session, settings: Settings, wanted: dict[int, tuple[str, dict[str, Any]]],
+                          families: dict[int, list[int]]) -> dict[int, InboxConversation]:
+    """`history_conversation` for many live profiles at once ({profile: (channel, thread)},
+    with each one's merged profile ids): their latest conversations in one query (locked), the
+    new ones written in one flush."""
+    now = utcnow()
+    recent = now - timedelta(hours=settings.inbox_reopen_hours)
+    owner = {member: person for person, members in families.items() for member in members if person in wanted}
+    latest: dict[int, InboxConversation] = {}
+    for conversation in session.scalars(
+            select(InboxConversation).where(InboxConversation.customer_id.in_(list(owner)), InboxConversation.merged_into_id.is_(None))
+            .order_by(InboxConversation.last_message_at.desc(), InboxConversation.id.desc()).with_for_update()):
+        latest.setdefault(owner[conversation.customer_id], conversation)
+    found: dict[int, InboxConversation] = {}
+    new: list[dict[str, Any]] = []
+    for person, (channel, thread) in wanted.items():
+        current = latest.get(person)
+        if current is not None and (current.status != "resolved" or (current.resolved_at or current.last_message_at) >= recent):
+            if channel not in (current.channel_state or {}):
+                current.channel_state = {**(current.channel_state or {}), channel: thread}
+            found[person] = current
+            continue
+        new.append(dict(customer_id=person, channel=channel, reply_channel=channel, status="resolved", resolved_at=now, priority=0,
+                        labels=[], channel_state={channel: thread}, weight=routing.weight_of(channel, settings), created_at=now,
+                        last_message_at=now, updated_at=now, sla_breaches=[]))
+    if new:  # one bulk INSERT ... RETURNING (the unit of work's per-object bookkeeping cost more than the insert)
+        for conversation in session.scalars(insert(InboxConversation).returning(InboxConversation, sort_by_parameter_order=True), new):
+            found[conversation.customer_id] = conversation
+    return found
+
+
 def add_logged(session: Session, conversation: InboxConversation, inbound: InboundMessage, *, direction: str,
                agent_id: int | None = None) -> InboxMessage:
     """Log something that happened elsewhere (an answered call) in the conversation, without
@@ -1011,7 +1042,18 @@ def canonical_customer_id(session: Session, customer_id: int) -> int:
 
 
 def person_ids(session: Session, customer_id: int) -> list[int]:
+    known = prefetched(session, "person_ids", customer_id)
+    if known is not None:
+        return list(known)
     return customers_service.merged_profile_ids(session, canonical_customer_id(session, customer_id))
+
+
+def prefetched(session: Session, kind: str, key: Any) -> Any:
+    """What a bulk send (`outbound.send_many`) loaded for many people at once, or None: the
+    per-person lookups of routing (the person's profile ids, identifiers, consents, threads)
+    read it instead of asking the database once per message."""
+    store = session.info.get("inbox_prefetch")
+    return None if store is None else store.get(kind, {}).get(key)
 
 
 def _conversations(session: Session, context: CustomerContext) -> list[InboxConversation]:
@@ -1088,6 +1130,9 @@ def identities_of_type(session: Session, customer_id: int, type_name: str) -> li
     """The customer's verified identifiers of one type (e.g. their email addresses), oldest
     first: messages go only where a trusted party vouched the person is (a phone a browser
     merely typed may be someone else's; docs/customers.md, "Trust")."""
+    known = prefetched(session, "verified", customer_id)
+    if known is not None:
+        return list(known.get(type_name, []))
     ids = person_ids(session, customer_id)
     return list(session.scalars(select(CustomerIdentity.value).where(
         CustomerIdentity.profile_id.in_(ids), CustomerIdentity.type == type_name,

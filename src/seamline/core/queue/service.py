@@ -86,6 +86,21 @@ def enqueue(session: Session, task: Task, args: dict[str, Any] | None = None, *,
     return row.id
 
 
+def enqueue_many(session: Session, task: Task, args: list[dict[str, Any]], *, priority: Priority | None = None,
+                 queue: str | None = None) -> int:
+    """Add many jobs of one task in the caller's transaction, in one statement (no dedupe keys):
+    a bulk send's messages. How many were added."""
+    if not args:
+        return 0
+    now = utcnow()
+    rows = [{"queue": queue or task.queue, "task": task.name, "args": a, "priority": int(priority if priority is not None else task.priority),
+             "state": QUEUED, "run_at": now, "attempts": 0, "max_attempts": task.max_attempts, "dedupe_key": None, "created_at": now,
+             "last_error": None, "locked_by": None, "locked_until": None, "finished_at": None} for a in args]
+    session.execute(_jobs.insert(), rows)
+    wake_workers(session, queue or task.queue)
+    return len(rows)
+
+
 #: Where a job that is new or back in its queue is announced (PostgreSQL `pg_notify`, delivered
 #: at commit); the payload is the queue's name, or ALL_QUEUES.
 WAKE_CHANNEL = "seamline_jobs"

@@ -26,7 +26,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import structlog
-from sqlalchemy import and_, func, select
+from sqlalchemy import and_, func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -45,7 +45,7 @@ from seamline.marketing.journeys.definition import (BranchStep, DateTrigger, Def
                                                     SplitStep, UpdateTraitStep, WaitStep)
 from seamline.marketing.journeys.models import MarketingEnrollment, MarketingEnrollmentStep, MarketingJourney
 from seamline.marketing.messages import service as messages
-from seamline.marketing.messages.models import MarketingMessage
+from seamline.marketing.messages.models import MarketingMessage, MarketingTemplate
 from seamline.marketing.segments import compiler, facts
 from seamline.marketing.segments.models import MarketingProfileFact
 from seamline.marketing.segments.rules import properties_pass
@@ -186,7 +186,7 @@ def run(session: Session, settings: Settings, enrollment: MarketingEnrollment, n
                 enrollment.wake_at = outcome.until
                 return
             if _record(session, enrollment, step.id, {"status": outcome.status, "reason": outcome.reason,
-                                                      "message_id": outcome.message.id if outcome.message else None}, now):
+                                                      "message_id": outcome.message_id}, now):
                 enrollment.step_id = step.next
             continue
         if isinstance(step, BranchStep):
@@ -240,6 +240,50 @@ def _is_holdout(definition: Definition, arm_name: str) -> bool:
     return any(arm.holdout and arm.name == arm_name for step in definition.steps if isinstance(step, SplitStep) for arm in step.arms)
 
 
+def _send_together(session: Session, settings: Settings, due: list[MarketingEnrollment], now: datetime) -> set[int]:
+    """The send steps the due people are at, all at once (`messages.deliver_many`): a campaign's
+    or a busy journey's thousands of messages cost a few queries each, not one round of lookups
+    per person. Each sent step is recorded as `run` records it; the ids of those held by quiet
+    hours (they wait for the morning) are returned."""
+    at_send: list[tuple[MarketingEnrollment, Definition, SendStep]] = []
+    for enrollment in due:
+        if enrollment.step_id is None or enrollment.waiting_step is not None:
+            continue
+        definition = service.definition_of(session, enrollment.journey_id, enrollment.version)
+        step = definition.step(enrollment.step_id)
+        if isinstance(step, SendStep):
+            at_send.append((enrollment, definition, step))
+    if not at_send:
+        return set()
+    done = {(row[0], row[1]) for row in session.execute(select(MarketingEnrollmentStep.enrollment_id, MarketingEnrollmentStep.step_id).where(
+        MarketingEnrollmentStep.enrollment_id.in_([e.id for e, _, _ in at_send])))}
+    todo = [(e, d, s) for e, d, s in at_send if (e.id, s.id) not in done]
+    for enrollment, _definition, step in at_send:
+        if (enrollment.id, step.id) in done:  # sent before (a worker died after): move on
+            enrollment.step_id = step.next
+    journeys = {j.id: j for j in session.scalars(select(MarketingJourney).where(MarketingJourney.id.in_({e.journey_id for e, _, _ in todo})))}
+    templates = {t.id: t for t in session.scalars(select(MarketingTemplate).where(MarketingTemplate.id.in_({s.template_id for _, _, s in todo})))}
+    outcomes = messages.deliver_many(session, settings=settings, now=now, items=[
+        messages.Delivery(e.profile_id, templates[s.template_id], s.channel, key=f"journey:{e.id}:{s.id}",
+                          context={**e.context, "journey": {"id": e.journey_id, "name": journeys[e.journey_id].name}},
+                          journey_id=e.journey_id, enrollment_id=e.id, step_id=s.id, arm=e.arm,
+                          cap=(d.frequency_cap.messages, d.frequency_cap.days) if d.frequency_cap else None)
+        for e, d, s in todo])
+    held: set[int] = set()
+    steps = []
+    for (enrollment, _definition, step), outcome in zip(todo, outcomes, strict=True):
+        if outcome.status == "held":
+            enrollment.wake_at = outcome.until
+            held.add(enrollment.id)
+            continue
+        steps.append({"enrollment_id": enrollment.id, "step_id": step.id, "at": now,
+                      "outcome": {"status": outcome.status, "reason": outcome.reason, "message_id": outcome.message_id}})
+        enrollment.step_id = step.next
+    if steps:
+        session.execute(insert(MarketingEnrollmentStep.__table__), steps)
+    return held
+
+
 def advance_due(session: Session, *, settings: Settings, now: datetime | None = None, limit: int = 200) -> int:
     """Run the due enrollments of active journeys (up to `limit`); how many ran."""
     now = now or utcnow()
@@ -249,7 +293,13 @@ def advance_due(session: Session, *, settings: Settings, now: datetime | None = 
     if session.get_bind().dialect.name == "postgresql":
         query = query.with_for_update(of=MarketingEnrollment, skip_locked=True)
     due = list(session.scalars(query))
+    held = _send_together(session, settings, due, now)
     for enrollment in due:
+        if enrollment.id in held:
+            continue
+        if enrollment.step_id is None and enrollment.waiting_step is None and not enrollment.arm:
+            service.finish(enrollment, "completed", now)  # the end: nothing to run, nothing to fail
+            continue
         try:
             with session.begin_nested():
                 run(session, settings, enrollment, now)

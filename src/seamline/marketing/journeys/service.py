@@ -39,11 +39,14 @@ def _parsed(journey_id: int, version: int, definition_json: str) -> Definition:
 
 
 def definition_of(session: Session, journey_id: int, version: int) -> Definition:
-    """A version's definition (parsed once per process: versions never change)."""
-    row = session.get(MarketingJourneyVersion, (journey_id, version))
-    if row is None:
-        raise NotFound(f"Journey {journey_id} has no version {version}", code="journey_version_not_found")
-    return _parsed(journey_id, version, json.dumps(row.definition, sort_keys=True))
+    """A version's definition (parsed once per process, found once per transaction: versions never change)."""
+    memo = session.info.setdefault("journey_definitions", {})
+    if (journey_id, version) not in memo:
+        row = session.get(MarketingJourneyVersion, (journey_id, version))
+        if row is None:
+            raise NotFound(f"Journey {journey_id} has no version {version}", code="journey_version_not_found")
+        memo[(journey_id, version)] = _parsed(journey_id, version, json.dumps(row.definition, sort_keys=True))
+    return memo[(journey_id, version)]
 
 
 def current_definition(journey: MarketingJourney) -> Definition:

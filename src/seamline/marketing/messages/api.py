@@ -64,5 +64,4 @@ def test_send(template_id: PathId, body: TestSendIn, session: WriteSession, _: M
     key = f"test:{idempotency_key}" if idempotency_key else f"test:{uuid.uuid4().hex}"
     outcome = service.deliver(session, settings=settings, profile_id=profile.id, template=service.get_template(session, template_id),
                               channel=body.channel, key=key, test=True)
-    return TestSendRead(status=outcome.status, reason=outcome.reason, message_id=outcome.message.inbox_message_id if outcome.message else None,
-                        channel=outcome.message.channel if outcome.message else None)
+    return TestSendRead(status=outcome.status, reason=outcome.reason, message_id=outcome.inbox_message_id, channel=outcome.channel)

@@ -18,23 +18,25 @@ outbound with purpose `service`, exempt from caps and quiet hours.
 
 from __future__ import annotations
 
+import functools
+import json
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
 from seamline.commerce import carts as commerce_carts
 from seamline.commerce.models import CommerceProduct, CommerceVariant
 from seamline.core.config import Settings
-from seamline.core.errors import AppError, Conflict, NotFound, Unprocessable
+from seamline.core.errors import AppError, NotFound
 from seamline.core.time import utcnow
+from seamline.customers import resolution
 from seamline.customers import service as customers_service
 from seamline.inbox import outbound
-from seamline.loyalty import ledger as loyalty_ledger
-from seamline.loyalty.models import LoyaltyLot
+from seamline.loyalty.models import LoyaltyAccount, LoyaltyLot
 from seamline.marketing.messages import render
 from seamline.marketing.messages.models import MarketingMessage, MarketingTemplate
 
@@ -99,19 +101,35 @@ def _value(trait: Any) -> Any:
     return trait.get("value") if isinstance(trait, dict) else trait
 
 
-def person_of(session: Session, settings: Settings, profile_id: int) -> dict[str, Any]:
-    """What a template knows of the person, and their locale and time zone."""
-    traits = {k: _value(v) for k, v in customers_service.traits_of(session, customers_service.identity_ids_of(session, profile_id)).items()}
-    locale = next((str(traits[k]).lower()[:2] for k in LOCALE_TRAITS if isinstance(traits.get(k), str)), None)
-    zone = next((traits[k] for k in TIMEZONE_TRAITS if isinstance(traits.get(k), str)), None)
+def people_of(session: Session, settings: Settings, profile_ids: list[int]) -> dict[int, dict[str, Any]]:
+    """What a template knows of each person, and their locale and time zone (one query for all)."""
+    identities = resolution.identity_ids_by_profile(session, profile_ids)
+    chosen = customers_service.traits_by_profile(session, {p: identities.get(p, []) for p in profile_ids})
+    found = {}
+    for profile_id in profile_ids:
+        traits = {k: _value(v) for k, v in chosen.get(profile_id, {}).items()}
+        locale = next((str(traits[k]).lower()[:2] for k in LOCALE_TRAITS if isinstance(traits.get(k), str)), None)
+        zone = next((traits[k] for k in TIMEZONE_TRAITS if isinstance(traits.get(k), str)), None)
+        if zone and not _zone_exists(zone):
+            zone = None
+        first = traits.get("first_name") or traits.get("firstName")
+        found[profile_id] = {"id": profile_id, "name": customers_service.display_name(traits) or "", "first_name": first or "",
+                             "traits": traits, "locale": locale if locale in render.LOCALES else settings.marketing_locale,
+                             "timezone": zone or settings.marketing_timezone}
+    return found
+
+
+@functools.lru_cache(maxsize=1024)
+def _zone_exists(zone: str) -> bool:
     try:
-        ZoneInfo(zone) if zone else None
+        ZoneInfo(zone)
     except (ZoneInfoNotFoundError, ValueError):
-        zone = None
-    first = traits.get("first_name") or traits.get("firstName")
-    return {"id": profile_id, "name": customers_service.display_name(traits) or "", "first_name": first or "",
-            "traits": traits, "locale": locale if locale in render.LOCALES else settings.marketing_locale,
-            "timezone": zone or settings.marketing_timezone}
+        return False
+    return True
+
+
+def person_of(session: Session, settings: Settings, profile_id: int) -> dict[str, Any]:
+    return people_of(session, settings, [profile_id])[profile_id]
 
 
 def cart_of(session: Session, settings: Settings, profile_id: int) -> dict[str, Any]:
@@ -133,15 +151,26 @@ def cart_of(session: Session, settings: Settings, profile_id: int) -> dict[str, 
             "url": f"{settings.marketing_public_url}/shop/cart"}
 
 
+def points_of_many(session: Session, profile_ids: list[int], now: datetime) -> dict[int, dict[str, Any]]:
+    """Each person's points: spendable, pending, tier, and what expires within 30 days."""
+    found = {p: {"available": 0, "pending": 0, "tier": None, "expiring": []} for p in profile_ids}
+    owners = {}
+    for account_id, profile_id, available, pending, tier in session.execute(
+            select(LoyaltyAccount.id, LoyaltyAccount.profile_id, LoyaltyAccount.points_available, LoyaltyAccount.points_pending,
+                   LoyaltyAccount.tier).where(LoyaltyAccount.profile_id.in_(profile_ids))):
+        owners[account_id] = profile_id
+        found[profile_id].update(available=available, pending=pending, tier=tier)
+    if owners:
+        for account_id, remaining, at in session.execute(
+                select(LoyaltyLot.account_id, LoyaltyLot.remaining, LoyaltyLot.expires_at).where(
+                    LoyaltyLot.account_id.in_(list(owners)), LoyaltyLot.remaining > 0, LoyaltyLot.expires_at.is_not(None),
+                    LoyaltyLot.expires_at <= now + timedelta(days=30)).order_by(LoyaltyLot.expires_at)):
+            found[owners[account_id]]["expiring"].append({"points": remaining, "at": at})
+    return found
+
+
 def points_of(session: Session, profile_id: int, now: datetime) -> dict[str, Any]:
-    account = loyalty_ledger.find_account(session, profile_id)
-    if account is None:
-        return {"available": 0, "pending": 0, "tier": None, "expiring": []}
-    expiring = [{"points": remaining, "at": at} for remaining, at in session.execute(
-        select(LoyaltyLot.remaining, LoyaltyLot.expires_at).where(
-            LoyaltyLot.account_id == account.id, LoyaltyLot.remaining > 0, LoyaltyLot.expires_at.is_not(None),
-            LoyaltyLot.expires_at <= now + timedelta(days=30)).order_by(LoyaltyLot.expires_at).limit(10))]
-    return {"available": account.points_available, "pending": account.points_pending, "tier": account.tier, "expiring": expiring}
+    return points_of_many(session, [profile_id], now)[profile_id]
 
 
 def context_for(session: Session, settings: Settings, *, profile_id: int, needs: set[str], extra: dict[str, Any] | None = None,
@@ -182,70 +211,130 @@ def quiet_until(settings: Settings, zone: str, now: datetime) -> datetime | None
     return datetime.combine(day, end, tzinfo=local.tzinfo).astimezone(now.tzinfo)
 
 
-def sent_recently(session: Session, *, profile_id: int, since: datetime, journey_id: int | None = None) -> int:
-    query = select(func.count()).select_from(MarketingMessage).where(
-        MarketingMessage.profile_id == profile_id, MarketingMessage.status == "queued", MarketingMessage.created_at >= since)
-    if journey_id is not None:
-        query = query.where(MarketingMessage.journey_id == journey_id)
-    return session.scalar(query) or 0
-
-
 @dataclass
 class Outcome:
-    #: queued | held | skipped
+    #: queued | held | skipped | test
     status: str
-    message: MarketingMessage | None = None
+    #: The `MarketingMessage` recorded (none when held: nothing was decided yet)
+    message_id: int | None = None
+    inbox_message_id: int | None = None
+    channel: str | None = None
     until: datetime | None = None
     reason: str | None = None
 
 
+@dataclass
+class Delivery:
+    """One marketing message to a person. `key`: idempotency (a retry of the same step returns
+    what was done); `cap`: the caller's own (messages, days); `test`: a marketer's test send (no
+    quiet hours, no caps, not counted by them; consent still needed)."""
+
+    profile_id: int
+    template: MarketingTemplate
+    channel: str | None
+    key: str
+    context: dict[str, Any] | None = None
+    journey_id: int | None = None
+    enrollment_id: int | None = None
+    step_id: str | None = None
+    arm: str | None = None
+    cap: tuple[int, int] | None = None
+    test: bool = False
+
+
 def deliver(session: Session, *, settings: Settings, profile_id: int, template: MarketingTemplate, channel: str | None,
-            key: str, context: dict[str, Any] | None = None, journey_id: int | None = None, enrollment_id: int | None = None,
-            step_id: str | None = None, arm: str | None = None, cap: tuple[int, int] | None = None,
-            now: datetime | None = None, test: bool = False) -> Outcome:
-    """One marketing message to a person (see the module doc). `key`: idempotency (a retry of
-    the same step returns what was done); `cap`: the caller's own (messages, days); `test`: a
-    marketer's test send (no quiet hours, no caps, not counted by them; consent still needed)."""
+            key: str, now: datetime | None = None, **extra: Any) -> Outcome:
+    """One marketing message to a person (see the module doc and `Delivery`)."""
+    return deliver_many(session, settings=settings, items=[Delivery(profile_id, template, channel, key, **extra)], now=now)[0]
+
+
+def _sent_counts(session: Session, profile_ids: list[int], since: datetime, *, by_journey: bool) -> dict[Any, int]:
+    columns = [MarketingMessage.profile_id, MarketingMessage.journey_id] if by_journey else [MarketingMessage.profile_id]
+    rows = session.execute(select(*columns, func.count()).where(
+        MarketingMessage.profile_id.in_(profile_ids), MarketingMessage.status == "queued", MarketingMessage.created_at >= since)
+        .group_by(*columns))
+    return {tuple(row[:-1]) if by_journey else row[0]: row[-1] for row in rows}
+
+
+def deliver_many(session: Session, *, settings: Settings, items: list[Delivery], now: datetime | None = None) -> list[Outcome]:
+    """`deliver` for many people at once (a campaign, a journey step due for many): each with the
+    same rules, what they need read for all of them in a few queries, the messages handed over
+    with `outbound.send_many`."""
     now = now or utcnow()
-    person = person_of(session, settings, profile_id)
-    held = None if test else quiet_until(settings, person["timezone"], now)
-    if held is not None:
-        return Outcome("held", until=held, reason="quiet_hours")
-    record = dict(profile_id=profile_id, template_id=template.id, template_version=template.version, journey_id=journey_id,
-                  enrollment_id=enrollment_id, step_id=step_id, arm=arm, created_at=now)
+    ids = sorted({item.profile_id for item in items})
+    people = people_of(session, settings, ids)
+    outcomes: list[Outcome | None] = [None] * len(items)
+    since_global = now - timedelta(days=settings.marketing_cap_days)
+    counted = _sent_counts(session, ids, since_global, by_journey=False) if settings.marketing_cap_messages else {}
+    caps = {item.cap for item in items if item.cap is not None and not item.test}
+    journey_counted = {cap: _sent_counts(session, ids, now - timedelta(days=cap[1]), by_journey=True) for cap in caps}
+    needs: set[str] = set()
+    for item in items:
+        needs |= _variables(item.template)
+    points = points_of_many(session, ids, now) if "points" in needs else {}
+    records: list[dict[str, Any]] = []
+    record_of: dict[int, dict[str, Any]] = {}
+    handed: list[tuple[int, dict[str, Any], render.Rendered]] = []
+    for i, item in enumerate(items):
+        person = people[item.profile_id]
+        held = None if item.test else quiet_until(settings, person["timezone"], now)
+        if held is not None:
+            outcomes[i] = Outcome("held", until=held, reason="quiet_hours")
+            continue
+        record = dict(profile_id=item.profile_id, template_id=item.template.id, template_version=item.template.version,
+                      journey_id=item.journey_id, enrollment_id=item.enrollment_id, step_id=item.step_id, arm=item.arm,
+                      channel=item.channel, locale=None, inbox_message_id=None, status="skipped", reason=None, detail=None,
+                      created_at=now)
+        records.append(record)
+        record_of[i] = record
+        if not item.test and settings.marketing_cap_messages and counted.get(item.profile_id, 0) >= settings.marketing_cap_messages:
+            record["reason"] = "capped"
+            continue
+        if not item.test and item.cap is not None and journey_counted[item.cap].get((item.profile_id, item.journey_id), 0) >= item.cap[0]:
+            record["reason"] = "journey_capped"
+            continue
+        context = {"shop_url": f"{settings.marketing_public_url}/shop", "person": person, **(item.context or {})}
+        template_needs = _variables(item.template)
+        if "points" in template_needs:
+            context["points"] = points[item.profile_id]
+        if "cart" in template_needs:
+            context["cart"] = cart_of(session, settings, item.profile_id)
+        rendered = render.render(item.template.content, context, locale=person["locale"], timezone=person["timezone"],
+                                 default_locale=settings.marketing_locale)
+        record.update(locale=rendered.locale, status="test" if item.test else "queued")
+        handed.append((i, record, rendered))
+        if not item.test:  # later items of the batch see this one under the caps
+            counted[item.profile_id] = counted.get(item.profile_id, 0) + 1
+            for cap in caps:
+                journey_counted[cap][(item.profile_id, item.journey_id)] = journey_counted[cap].get((item.profile_id, item.journey_id), 0) + 1
+    sent = outbound.send_many(session, settings=settings, items=[
+        outbound.Outgoing(items[i].profile_id, rendered.text, channel=items[i].channel, purpose="marketing",
+                          source=f"marketing:{items[i].key}"[:200], idempotency_key=f"marketing:{items[i].key}", html=rendered.html,
+                          extra={"subject": rendered.subject, "marketing": True})
+        for i, _record, rendered in handed])
+    for (_i, record, _rendered), result in zip(handed, sent, strict=True):
+        if isinstance(result, AppError):
+            record.update(status="skipped", reason=result.code, detail=str(result)[:500])
+        else:
+            record.update(inbox_message_id=result[0].id, channel=result[0].channel)
+    # the records in one INSERT (ids back in order): no ORM objects for a bulk send
+    table = MarketingMessage.__table__
+    ids = list(session.scalars(insert(table).returning(table.c.id, sort_by_parameter_order=True), records)) if records else []
+    for record, message_id in zip(records, ids, strict=True):
+        record["id"] = message_id
+    for i, record in record_of.items():
+        outcomes[i] = Outcome(record["status"], message_id=record["id"], inbox_message_id=record["inbox_message_id"],
+                              channel=record["channel"], reason=record["reason"])
+    return outcomes
 
-    def skip(reason: str, detail: str | None = None) -> Outcome:
-        message = MarketingMessage(**record, channel=channel, status="skipped", reason=reason, detail=detail)
-        session.add(message)
-        session.flush()
-        return Outcome("skipped", message=message, reason=reason)
 
-    if not test and settings.marketing_cap_messages and sent_recently(
-            session, profile_id=profile_id, since=now - timedelta(days=settings.marketing_cap_days)) >= settings.marketing_cap_messages:
-        return skip("capped")
-    if not test and cap is not None and sent_recently(session, profile_id=profile_id, since=now - timedelta(days=cap[1]),
-                                         journey_id=journey_id) >= cap[0]:
-        return skip("journey_capped")
-    needs = render.variables(template.content)
-    rendered = render.render(template.content, {**context_for(session, settings, profile_id=profile_id, needs=needs, now=now),
-                                                **(context or {})},
-                             locale=person["locale"], timezone=person["timezone"], default_locale=settings.marketing_locale)
-    message = MarketingMessage(**record, channel=channel, locale=rendered.locale, status="queued" if not test else "test")
-    session.add(message)
-    session.flush()
-    try:
-        with session.begin_nested():
-            sent, _new = outbound.send(session, settings=settings, customer_id=profile_id, text=rendered.text, channel=channel,
-                                       purpose="marketing", source=f"marketing:{message.id}", idempotency_key=f"marketing:{key}",
-                                       html=rendered.html, extra={"subject": rendered.subject, "marketing": {"message_id": message.id}})
-    except (Conflict, Unprocessable) as exc:
-        message.status, message.reason, message.detail = "skipped", exc.code, str(exc)[:500]
-        return Outcome("skipped", message=message, reason=exc.code)
-    except AppError as exc:  # the person is gone (erased) or unknown
-        message.status, message.reason, message.detail = "skipped", exc.code, str(exc)[:500]
-        return Outcome("skipped", message=message, reason=exc.code)
-    message.inbox_message_id, message.channel = sent.id, sent.channel
-    return Outcome(message.status, message=message)
+def _variables(template: MarketingTemplate) -> set[str]:
+    return _variables_of(template.id, template.version, json.dumps(template.content, sort_keys=True))
+
+
+@functools.lru_cache(maxsize=512)
+def _variables_of(template_id: int, version: int, content_json: str) -> set[str]:
+    return frozenset(render.variables(json.loads(content_json)))
 
 
 def preview(session: Session, *, settings: Settings, template: MarketingTemplate, profile_id: int, locale: str | None,
