@@ -242,10 +242,10 @@ def send_many(session: Session, *, settings: Settings, items: list[Outgoing]) ->
         wanted: dict[int, tuple[str, dict[str, Any]]] = {}
         for _i, item, route in routed:
             wanted.setdefault(item.customer_id, (route.channel, route.thread))
-        conversations = service.history_conversations(session, settings, wanted, session.info["inbox_prefetch"]["person_ids"])
         now = utcnow()
+        conversations = service.history_conversations(session, settings, wanted, session.info["inbox_prefetch"]["person_ids"], now=now)
         rows = [_values(conversations[item.customer_id], item, route, keys.get(i), now) for i, item, route in routed]
-        messages = list(session.scalars(insert(InboxMessage).returning(InboxMessage, sort_by_parameter_order=True), rows)) if rows else []
+        messages = _insert_messages(session, rows)
         for (i, item, _route), message in zip(routed, messages, strict=True):
             conversation = conversations[item.customer_id]
             if conversation.last_message_at != now:
@@ -261,6 +261,17 @@ def send_many(session: Session, *, settings: Settings, items: list[Outgoing]) ->
         enqueue_many(session, service.SEND, [{"message_id": message_id} for message_id in ids], priority=priority,
                      queue=service.send_queue(channel))
     return results
+
+
+def _insert_messages(session: Session, rows: list[dict[str, Any]]) -> list[InboxMessage]:
+    """The messages in one INSERT ... RETURNING, in the order of `rows`: matched by their keys
+    when every row has one (PostgreSQL then needs no ordering column), else returned in order."""
+    if not rows:
+        return []
+    if all(row["idempotency_key"] for row in rows):
+        by_key = {m.idempotency_key: m for m in session.scalars(insert(InboxMessage).returning(InboxMessage), rows)}
+        return [by_key[row["idempotency_key"]] for row in rows]
+    return list(session.scalars(insert(InboxMessage).returning(InboxMessage, sort_by_parameter_order=True), rows))
 
 
 @contextmanager

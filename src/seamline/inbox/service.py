@@ -666,11 +666,11 @@ def open_task(session: Session, *, settings: Settings, customer_id: int, text: s
 
 
 def history_conversations(session: Session, settings: Settings, wanted: dict[int, tuple[str, dict[str, Any]]],
-                          families: dict[int, list[int]]) -> dict[int, InboxConversation]:
+                          families: dict[int, list[int]], *, now: datetime | None = None) -> dict[int, InboxConversation]:
     """`history_conversation` for many live profiles at once ({profile: (channel, thread)},
     with each one's merged profile ids): their latest conversations in one query (locked), the
-    new ones written in one flush."""
-    now = utcnow()
+    new ones written in one statement."""
+    now = now or utcnow()
     recent = now - timedelta(hours=settings.inbox_reopen_hours)
     owner = {member: person for person, members in families.items() for member in members if person in wanted}
     latest: dict[int, InboxConversation] = {}
@@ -691,7 +691,7 @@ def history_conversations(session: Session, settings: Settings, wanted: dict[int
                         labels=[], channel_state={channel: thread}, weight=routing.weight_of(channel, settings), created_at=now,
                         last_message_at=now, updated_at=now, sla_breaches=[]))
     if new:  # one bulk INSERT ... RETURNING (the unit of work's per-object bookkeeping cost more than the insert)
-        for conversation in session.scalars(insert(InboxConversation).returning(InboxConversation, sort_by_parameter_order=True), new):
+        for conversation in session.scalars(insert(InboxConversation).returning(InboxConversation), new):
             found[conversation.customer_id] = conversation
     return found
 

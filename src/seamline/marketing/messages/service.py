@@ -215,8 +215,7 @@ def quiet_until(settings: Settings, zone: str, now: datetime) -> datetime | None
 class Outcome:
     #: queued | held | skipped | test
     status: str
-    #: The `MarketingMessage` recorded (none when held: nothing was decided yet)
-    message_id: int | None = None
+    #: The inbox's message (none when skipped or held)
     inbox_message_id: int | None = None
     channel: str | None = None
     until: datetime | None = None
@@ -317,14 +316,11 @@ def deliver_many(session: Session, *, settings: Settings, items: list[Delivery],
             record.update(status="skipped", reason=result.code, detail=str(result)[:500])
         else:
             record.update(inbox_message_id=result[0].id, channel=result[0].channel)
-    # the records in one INSERT (ids back in order): no ORM objects for a bulk send
-    table = MarketingMessage.__table__
-    ids = list(session.scalars(insert(table).returning(table.c.id, sort_by_parameter_order=True), records)) if records else []
-    for record, message_id in zip(records, ids, strict=True):
-        record["id"] = message_id
+    if records:  # in one statement, no ORM objects: a bulk send's thousands cost one round trip
+        session.execute(insert(MarketingMessage.__table__), records)
     for i, record in record_of.items():
-        outcomes[i] = Outcome(record["status"], message_id=record["id"], inbox_message_id=record["inbox_message_id"],
-                              channel=record["channel"], reason=record["reason"])
+        outcomes[i] = Outcome(record["status"], inbox_message_id=record["inbox_message_id"], channel=record["channel"],
+                              reason=record["reason"])
     return outcomes
 
 
