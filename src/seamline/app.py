@@ -19,6 +19,7 @@ from seamline.channels.vk.api import router as vk_router
 from seamline.channels.webchat.api import router as webchat_router
 from seamline.channels.whatsapp.api import router as whatsapp_router
 from seamline.analytics.api import router as analytics_router
+from seamline.marketing.campaigns.api import router as campaigns_router
 from seamline.marketing.journeys.api import router as journeys_router
 from seamline.marketing.messages.api import router as templates_router
 from seamline.marketing.segments.api import people_router as marketing_people_router
@@ -154,6 +155,7 @@ ROUTERS = (
     marketing_people_router,
     journeys_router,
     templates_router,
+    campaigns_router,
 )
 
 DOCUMENT_TAGS = ("health", "api keys", "customers", "auth", "events", "commerce", "promotions", "pos", "carts",

@@ -9,6 +9,7 @@ from seamline.customers import models as _customers  # noqa: F401
 from seamline.events import models as _events  # noqa: F401
 from seamline.inbox import models as _inbox  # noqa: F401
 from seamline.loyalty import models as _loyalty  # noqa: F401
+from seamline.marketing.campaigns import models as _campaigns  # noqa: F401
 from seamline.marketing.journeys import models as _journeys  # noqa: F401
 from seamline.marketing.messages import models as _messages  # noqa: F401
 from seamline.marketing.segments import models as _segments  # noqa: F401

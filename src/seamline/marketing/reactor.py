@@ -41,6 +41,7 @@ from seamline.customers import resolution
 from seamline.customers.models import CustomerIdentity
 from seamline.events.models import EventRecord
 from seamline.events import service as events_service
+from seamline.marketing.campaigns import service as campaign_service
 from seamline.marketing.journeys import engine
 from seamline.marketing.journeys.models import MarketingJourney
 from seamline.marketing.segments import facts
@@ -50,6 +51,7 @@ from seamline.marketing.segments.models import MarketingSegment
 REACT = Task("marketing.react", queue="marketing", priority=Priority.high, in_transaction=True, max_attempts=5)
 REFRESH = Task("marketing.refresh", queue="marketing", priority=Priority.normal)
 ADVANCE = Task("marketing.advance", queue="marketing", priority=Priority.normal)
+CAMPAIGNS = Task("marketing.campaigns", queue="marketing", priority=Priority.normal)
 #: More people than this in one change: refresh every segment in full instead.
 BULK = 2000
 #: People per job (a bigger change is split).
@@ -204,6 +206,21 @@ def react(session: Session, args: dict[str, Any], *, now: datetime | None = None
     return changes
 
 
+def campaigns(database: Database, settings: Settings, *, now: datetime | None = None) -> int:
+    """Start the campaigns whose time came, pick the winners of A/B tests that ended (each in its
+    own transaction), then run the steps that became due; how many campaigns moved."""
+    now = now or utcnow()
+    with database.read() as session:
+        starting, testing = campaign_service.due(session, now)
+    for campaign_id in starting:
+        database.run_write(lambda s, i=campaign_id: campaign_service.start(s, campaign_id=i, now=now))
+    for campaign_id in testing:
+        database.run_write(lambda s, i=campaign_id: campaign_service.pick_winner(s, campaign_id=i, now=now))
+    if starting or testing:
+        advance(database, settings)
+    return len(starting) + len(testing)
+
+
 def dates(database: Database, settings: Settings) -> int:
     """Enroll the people whose date came round (`journeys.engine.date_triggers`), then run them."""
     enrolled = database.run_write(lambda s: engine.date_triggers(s, settings=settings))
@@ -248,6 +265,7 @@ def register_tasks(registry: TaskRegistry, database: Database, settings: Setting
     registry.add(REACT, _react)
     registry.add(REFRESH, lambda _context, args: refresh_all(database, cause=args.get("cause", "refresh")))
     registry.add(ADVANCE, lambda _context, _args: advance(database, settings))
+    registry.add(CAMPAIGNS, lambda _context, _args: campaigns(database, settings))
 
 
 def periodic_tasks(database: Database, settings: Settings) -> list[Periodic]:
@@ -260,6 +278,7 @@ def periodic_tasks(database: Database, settings: Settings) -> list[Periodic]:
     if settings.marketing_advance_seconds:
         tasks.append(Periodic("marketing.journeys", settings.marketing_advance_seconds, lambda: advance(database, settings),
                               queue="marketing"))
+        tasks.append(Periodic("marketing.campaigns", 15, lambda: campaigns(database, settings), queue="marketing"))
         # dates (birthdays, days since the last order) are looked at every quarter of an hour
         tasks.append(Periodic("marketing.dates", 900, lambda: dates(database, settings), queue="marketing"))
     return tasks

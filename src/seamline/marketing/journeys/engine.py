@@ -56,6 +56,8 @@ log = structlog.get_logger("seamline.marketing.journeys")
 MAX_STEPS_AT_ONCE = 60
 #: How long a holdout person is followed for the goal (their conversions are the baseline).
 HOLDOUT_FOLLOW = timedelta(days=7)
+#: An order this long after a journey ended still counts as its conversion.
+ATTRIBUTION_WINDOW = timedelta(days=7)
 #: Inbox label of the tasks a journey gives agents.
 TASK_LABEL = "marketing"
 
@@ -406,7 +408,10 @@ def on_events(session: Session, happened: list[Happened], *, now: datetime | Non
 
 
 def on_orders(session: Session, orders: list[tuple[int, int, int]], *, now: datetime | None = None) -> int:
-    """(profile id, order id, total) of new orders: journeys whose goal is an order end converted."""
+    """(profile id, order id, total) of new orders: journeys whose goal is an order end converted;
+    a journey that ended (its last step done, or a holdout's follow-up) less than
+    `ATTRIBUTION_WINDOW` ago counts the order as its conversion too (the campaign's message was
+    the last step: the purchase comes after)."""
     now = now or utcnow()
     by_person = {profile_id: (order_id, total) for profile_id, order_id, total in orders}
     converted = 0
@@ -414,6 +419,14 @@ def on_orders(session: Session, orders: list[tuple[int, int, int]], *, now: date
         if isinstance(service.definition_of(session, enrollment.journey_id, enrollment.version).goal, OrderGoal):
             order_id, total = by_person[enrollment.profile_id]
             _convert(enrollment, now, order_id=order_id, revenue=total)
+            converted += 1
+    for enrollment in session.scalars(select(MarketingEnrollment).where(
+            MarketingEnrollment.profile_id.in_(sorted(by_person)), MarketingEnrollment.status == "done",
+            MarketingEnrollment.exit_reason.in_(("completed", "holdout")), MarketingEnrollment.converted_at.is_(None),
+            MarketingEnrollment.finished_at >= now - ATTRIBUTION_WINDOW).with_for_update()):
+        if isinstance(service.definition_of(session, enrollment.journey_id, enrollment.version).goal, OrderGoal):
+            enrollment.converted_at = now
+            enrollment.conversion_order_id, enrollment.conversion_revenue = by_person[enrollment.profile_id]
             converted += 1
     return converted
 

@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import TypeAdapter
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -61,7 +61,9 @@ def get_journey(session: Session, journey_id: int, *, lock: bool = False) -> Mar
 
 
 def list_journeys(session: Session, *, include_archived: bool = False) -> list[MarketingJourney]:
-    query = select(MarketingJourney).order_by(MarketingJourney.id)
+    """Journeys (not the ones campaigns run on: those are shown as campaigns)."""
+    query = select(MarketingJourney).where(or_(MarketingJourney.template.is_(None), MarketingJourney.template != "campaign")).order_by(
+        MarketingJourney.id)
     if not include_archived:
         query = query.where(MarketingJourney.status != "archived")
     return list(session.scalars(query))
@@ -236,7 +238,7 @@ def _insert_enrollment(session: Session, values: dict[str, Any]) -> int | None:
     table = MarketingEnrollment.__table__
     dialect = session.get_bind().dialect.name
     insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table).values(**values)
-    statement = insert.on_conflict_do_nothing(index_elements=["journey_id", "profile_id"], index_where=table.c.status == "waiting")
+    statement = insert.on_conflict_do_nothing(index_elements=["journey_id", "profile_id"], index_where=text("status = 'waiting'"))
     return session.execute(statement.returning(table.c.id)).scalar()
 
 

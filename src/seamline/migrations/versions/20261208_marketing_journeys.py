@@ -1,4 +1,4 @@
-"""marketing journeys, templates and messages; personal coupons (issue 22)
+"""marketing journeys, templates, messages and campaigns; personal coupons (issue 22)
 
 Revision ID: 20261208_marketing_journeys
 Revises: 20261208_marketing_segments
@@ -109,6 +109,29 @@ def upgrade() -> None:
     op.create_index("ix_marketing_message_profile", "marketing_message", ["profile_id", "created_at"])
     op.create_index("ix_marketing_message_journey", "marketing_message", ["journey_id", "step_id"])
     op.create_index("ix_marketing_message_inbox", "marketing_message", ["inbox_message_id"])
+    op.create_table(
+        "marketing_campaign",
+        sa.Column("id", BigId, primary_key=True, autoincrement=True),
+        sa.Column("name", sa.String(200), nullable=False),
+        sa.Column("segment_id", BigId, sa.ForeignKey("marketing_segment.id"), nullable=False),
+        sa.Column("status", sa.String(16), nullable=False),
+        sa.Column("variants", sa.JSON(), nullable=False),
+        sa.Column("holdout_percent", sa.Integer(), nullable=False),
+        sa.Column("channel", sa.String(32), nullable=True),
+        sa.Column("send_at", At, nullable=True),
+        sa.Column("local_time", sa.String(5), nullable=True),
+        sa.Column("per_minute", sa.Integer(), nullable=True),
+        sa.Column("ab_test", sa.JSON(), nullable=True),
+        sa.Column("winner", sa.String(40), nullable=True),
+        sa.Column("journey_id", BigId, sa.ForeignKey("marketing_journey.id"), nullable=True),
+        sa.Column("audience", sa.Integer(), nullable=False),
+        sa.Column("created_by", sa.String(200), nullable=False),
+        sa.Column("idempotency_key", sa.String(200), nullable=True, unique=True),
+        sa.Column("created_at", At, nullable=False),
+        sa.Column("started_at", At, nullable=True),
+        sa.Column("test_ends_at", At, nullable=True),
+        sa.Column("finished_at", At, nullable=True),
+    )
     with op.batch_alter_table("commerce_coupon") as batch:
         batch.add_column(sa.Column("profile_id", BigId, nullable=True))
         batch.add_column(sa.Column("expires_at", At, nullable=True))
@@ -120,6 +143,7 @@ def downgrade() -> None:
         batch.drop_constraint("fk_commerce_coupon_profile_id_customer_profile", type_="foreignkey")
         batch.drop_column("expires_at")
         batch.drop_column("profile_id")
+    op.drop_table("marketing_campaign")
     op.drop_table("marketing_message")
     op.drop_table("marketing_template")
     op.drop_table("marketing_enrollment_step")
