@@ -290,3 +290,22 @@ def test_preview_with_a_real_profile_and_test_send(client, shop, marketer, local
     assert test["status"] == "test" and test["channel"] == "email" and test["message_id"]
     bad = client.post("/v1/marketing/templates", headers=marketer, json={"name": "x", "content": {"ru": {"text": "{% for %}"}}})
     assert bad.status_code == 422 and bad.json()["error"]["code"] == "invalid_template"
+
+
+def test_a_browser_cannot_start_someone_elses_journey(client, shop, marketer, server_key, write_key):
+    """The website's write key is public: "Store Entered" sent as Anna's user id starts nothing
+    for her; sent from her own device (an anonymous id the identity graph gave her) it does."""
+    put(client, shop["headers"], "/v1/promotions/VISIT15", {"name_ru": "Скидка", "name_en": "Off", "kind": "percent", "value": 15,
+                                                            "requires_coupon": True})
+    created = client.post("/v1/marketing/journeys", headers=marketer, json={"template": "store_visit", "promotion": "VISIT15",
+                                                                           "channel": "email"}).json()
+    client.post(f"/v1/marketing/journeys/{created['id']}/start", headers=marketer)
+    customer_id = anna(client, shop["headers"])
+    send(client, write_key, "track", userId="anna", anonymousId="attacker-device", event="Store Entered", properties={"store": "store-arbat"})
+    react(client)
+    assert messages_of(client, customer_id) == []
+    send(client, server_key, "identify", userId="anna", anonymousId="annas-phone")  # her app, vouched for by the backend
+    react(client)
+    send(client, write_key, "track", userId="anna", anonymousId="annas-phone", event="Store Entered", properties={"store": "store-arbat"})
+    react(client)
+    assert len(messages_of(client, customer_id)) == 1

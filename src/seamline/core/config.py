@@ -42,6 +42,7 @@ DEFAULT_RATE_LIMITS: dict[str, dict[str, int]] = {
     "callback": {"ip": 60, "key": 600},
     "login_codes": {"ip": 1200, "key": 1200},
     "analytics": {"ip": 120, "key": 120},
+    "segments": {"ip": 120, "key": 120},
 }
 
 

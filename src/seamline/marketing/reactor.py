@@ -39,7 +39,8 @@ from seamline.core.time import utcnow
 from seamline.customers import changes as customer_changes
 from seamline.customers import resolution
 from seamline.customers.models import CustomerIdentity
-from seamline.events.models import EventRecord
+from seamline.customers.signing import valid_user_hash
+from seamline.events.models import EventRecord, EventSource
 from seamline.events import service as events_service
 from seamline.marketing.campaigns import service as campaign_service
 from seamline.marketing.journeys import engine
@@ -110,7 +111,10 @@ def _queue(session: Session, *, cause: str, profiles: list[int] = (), identities
 def _on_events(session: Session, *, source: Any, events: list[Any]) -> None:
     for start in range(0, len(events), CHUNK):
         chunk = events[start:start + CHUNK]
-        persons = sorted({events_service.person_key(user_id=e.user_id, anonymous_id=e.anonymous_id) for e in chunk})
+        persons = {events_service.person_key(user_id=e.user_id, anonymous_id=e.anonymous_id) for e in chunk}
+        # a browser's user id may be a claim: its device's anonymous id is what journeys trust (`_happened`)
+        persons |= {events_service.person_key(anonymous_id=e.anonymous_id) for e in chunk if e.user_id and e.anonymous_id}
+        persons = sorted(persons)
         _queue(session, cause="event", persons=persons, events=(source.id, [e.message_id for e in chunk]))
 
 
@@ -168,21 +172,35 @@ def _profiles_of(session: Session, *, identities: list[int], persons: list[str])
     return found, holders, missing
 
 
-def _happened(session: Session, events: dict[str, Any], holders: dict[str, int]) -> list[engine.Happened]:
-    """The stored events of a batch, as journeys see them (of people the identity graph knows)."""
-    rows = session.execute(select(EventRecord.person, EventRecord.name, EventRecord.type, EventRecord.payload, EventRecord.timestamp)
+def _happened(session: Session, events: dict[str, Any], holders: dict[str, int], settings: Settings | None) -> list[engine.Happened]:
+    """The stored events of a batch, as journeys see them (of people the identity graph knows).
+
+    A website's or an app's write key is public: the user id such an event carries is a claim
+    (anyone can send "Store Entered" as anyone). Journeys act on it (messages, coupons), so they
+    take such an event as its device's: the person holding its anonymous id. A server-side
+    source's events, and a user id the site signed (`context.userHash`), are taken as they are."""
+    source = session.get(EventSource, events["source_id"])
+    secret = settings.inbox_webchat_identity_secret.get_secret_value() if settings is not None else ""
+    rows = session.execute(select(EventRecord.person, EventRecord.user_id, EventRecord.anonymous_id, EventRecord.name, EventRecord.type,
+                                  EventRecord.payload, EventRecord.timestamp)
                            .where(EventRecord.source_id == events["source_id"], EventRecord.message_id.in_(events["message_ids"]))
                            .order_by(EventRecord.id)).all()
     happened = []
-    for person, name, kind, payload, at in rows:
-        if person in holders and name:
-            message = orjson.loads(payload)
+    for person, user_id, anonymous_id, name, kind, payload, at in rows:
+        if not name:
+            continue
+        message = orjson.loads(payload)
+        if user_id and not (source is not None and source.server_side):
+            context = message.get("context") if isinstance(message.get("context"), dict) else {}
+            if not valid_user_hash(secret, user_id, context.get("userHash")):
+                person = events_service.person_key(anonymous_id=anonymous_id) if anonymous_id else None
+        if person in holders:
             properties = message.get("properties") if isinstance(message.get("properties"), dict) else {}
             happened.append(engine.Happened(holders[person], name, kind, properties, at))
     return happened
 
 
-def react(session: Session, args: dict[str, Any], *, now: datetime | None = None) -> list[segments.Change]:
+def react(session: Session, args: dict[str, Any], *, now: datetime | None = None, settings: Settings | None = None) -> list[segments.Change]:
     """The job's work (see the module doc); the segment changes it made."""
     now = now or utcnow()
     profiles, holders, missing = _profiles_of(session, identities=args.get("identities") or [], persons=args.get("persons") or [])
@@ -197,7 +215,7 @@ def react(session: Session, args: dict[str, Any], *, now: datetime | None = None
     moved = engine.on_segment_changes(session, changes, now=now)
     if args.get("events"):
         happened = [engine.Happened(canonical.get(h.profile_id, h.profile_id), h.name, h.kind, h.properties, h.at)
-                    for h in _happened(session, args["events"], holders)]
+                    for h in _happened(session, args["events"], holders, settings)]
         moved += engine.on_events(session, happened, now=now)
     if args.get("orders"):
         moved += engine.on_orders(session, [(canonical.get(p, p), o, t) for p, o, t in args["orders"]], now=now)
@@ -260,7 +278,7 @@ def refresh_all(database: Database, *, cause: str = "refresh", only_due: bool = 
 
 def register_tasks(registry: TaskRegistry, database: Database, settings: Settings) -> None:
     def _react(context: JobContext, args: dict[str, Any]) -> None:
-        react(context.session, args)
+        react(context.session, args, settings=settings)
 
     registry.add(REACT, _react)
     registry.add(REFRESH, lambda _context, args: refresh_all(database, cause=args.get("cause", "refresh")))
