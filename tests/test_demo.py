@@ -406,3 +406,20 @@ def test_world_staff_and_storefront_keys(client, sqlite_world, database, setting
     assert client.get("/v1/catalog/products/hand-cream", headers=storefront).status_code == 200
     chat = client.post("/v1/webchat/sessions", json={"writeKey": world["storefront_write_key"], "anonymousId": "visitor-1"})
     assert chat.status_code in (200, 201), chat.text
+
+
+def test_world_marketing(world, database):
+    """The marketer finds segments filled, the abandoned cart and the store visit running, more
+    ready-made journeys as drafts, and a campaign draft with two variants and a holdout."""
+    from seamline.marketing.campaigns.models import MarketingCampaign
+    from seamline.marketing.journeys.models import MarketingJourney
+    from seamline.marketing.segments.models import MarketingSegment
+
+    with database.read() as session:
+        segments = {s.name: s.member_count for s in session.scalars(select(MarketingSegment))}
+        journeys = {j.template: j.status for j in session.scalars(select(MarketingJourney))}
+        campaign = session.scalar(select(MarketingCampaign))
+    assert len(segments) == 3 and all(count > 0 for count in segments.values()), segments
+    assert journeys == {"abandoned_cart": "active", "store_visit": "active", "birthday": "draft", "post_purchase_nps": "draft",
+                        "win_back": "draft"}
+    assert campaign.status == "draft" and [v["name"] for v in campaign.variants] == ["A", "B"] and campaign.holdout_percent == 10

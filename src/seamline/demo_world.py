@@ -81,6 +81,13 @@ from seamline.loyalty import rules as loyalty_rules
 from seamline.loyalty import service as loyalty
 from seamline.loyalty.models import LoyaltyAccount
 from seamline.loyalty.schemas import CardCreate, ChannelBonus, ProgramPut, Tier
+from seamline.marketing.campaigns import service as campaign_service
+from seamline.marketing.campaigns.schemas import CampaignCreate
+from seamline.marketing.journeys import service as journey_service
+from seamline.marketing.journeys.schemas import JourneyFromTemplate
+from seamline.marketing.messages import service as message_service
+from seamline.marketing.segments import service as segments
+from seamline.marketing.segments.schemas import SegmentCreate
 
 # --- the catalog ---------------------------------------------------------------------------------
 
@@ -375,7 +382,43 @@ def fill_world(db: Database, settings: Settings, *, journeys: list[Any], stores:
     world.browse()
     world.converse(agent_ids, keys["storefront_write_key"])
     world.ask_nps(agent_ids, keys["storefront_write_key"])
+    db.run_write(lambda session: _marketing(session, now))
     return {**keys, "staff_users": staff, "logins": [login.__dict__ for login in logins], "order_errors": world.errors}
+
+
+def _marketing(session: Session, now: datetime) -> None:
+    """Marketing the marketer finds in the demo: promotions that take personal coupons, segments
+    (filled), the abandoned cart and the store visit running, more ready-made journeys as drafts,
+    and a campaign draft with two variants and a holdout (docs/marketing.md)."""
+    for code, name_ru, name_en, value in (("COMEBACK10", "Скидка 10% по персональному купону", "10% off with a personal coupon", 10),
+                                          ("VISIT15", "Скидка 15% в магазине сегодня", "15% off in the store today", 15)):
+        promotions.put_promotion(session, code=code, data=PromotionPut(name_ru=name_ru, name_en=name_en, kind="percent", value=value,
+                                                                       requires_coupon=True))
+    made = {}
+    for key, name, rule in (
+            ("points", "Есть баллы лояльности", {"type": "loyalty", "points": {"op": "gte", "value": 1}}),
+            ("app", "Покупали в приложении за 90 дней", {"type": "orders", "channel": "app", "within_days": 90}),
+            ("lapsed", "Давно не покупали, есть согласие на email", {"type": "and", "rules": [
+                {"type": "orders"}, {"type": "not", "rule": {"type": "orders", "within_days": 30}},
+                {"type": "consent", "channel": "email"}]})):
+        segment, _ = segments.create_segment(session, data=SegmentCreate(name=name, rules=rule), created_by="demo")
+        segments.evaluate(session, segment_id=segment.id, now=now, cause="created")
+        made[key] = segment.id
+    for template, promotion, start in (("abandoned_cart", "COMEBACK10", True), ("store_visit", "VISIT15", True), ("birthday", None, False),
+                                       ("post_purchase_nps", None, False), ("win_back", "COMEBACK10", False)):
+        journey, _ = journey_service.create_from_library(
+            session, data=JourneyFromTemplate(template=template, promotion=promotion), created_by="demo", locale="ru")
+        if start:
+            journey_service.set_status(session, journey_id=journey.id, action="start", now=now)
+    variants = []
+    for name, text in (("A", "{{ person.first_name or 'Здравствуйте' }}, зимняя распродажа: до −30% на уход за лицом. {{ shop_url }}"),
+                       ("B", "Скидки до 30% только неделю, {{ person.first_name or 'друг' }}! {{ shop_url }}")):
+        template, _ = message_service.create_template(session, name=f"Зимняя распродажа, вариант {name}", created_by="demo",
+                                                      content={"ru": {"subject": "Зимняя распродажа", "text": text}})
+        variants.append({"name": name, "template_id": template.id, "percent": 50})
+    campaign_service.create_campaign(session, created_by="demo", data=CampaignCreate(
+        name="Зимняя распродажа", segment_id=made["lapsed"], variants=variants, holdout_percent=10, local_time="11:00",
+        ab_test={"test_percent": 20, "metric": "converted", "after_hours": 24}))
 
 
 def _catalog(session: Session, settings: Settings, now: datetime) -> None:
