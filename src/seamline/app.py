@@ -22,6 +22,7 @@ from seamline.analytics.api import router as analytics_router
 from seamline.marketing.campaigns.api import router as campaigns_router
 from seamline.marketing.journeys.api import router as journeys_router
 from seamline.marketing.messages.api import router as templates_router
+from seamline.marketing.messages.tracking_api import router as tracking_router
 from seamline.marketing.segments.api import people_router as marketing_people_router
 from seamline.marketing.segments.api import router as segments_router
 from seamline.commerce.api import router as commerce_router
@@ -156,6 +157,7 @@ ROUTERS = (
     journeys_router,
     templates_router,
     campaigns_router,
+    tracking_router,
 )
 
 DOCUMENT_TAGS = ("health", "api keys", "customers", "auth", "events", "commerce", "promotions", "pos", "carts",

@@ -43,6 +43,7 @@ DEFAULT_RATE_LIMITS: dict[str, dict[str, int]] = {
     "login_codes": {"ip": 1200, "key": 1200},
     "analytics": {"ip": 120, "key": 120},
     "segments": {"ip": 120, "key": 120},
+    "tracking": {"ip": 600, "key": 0},
 }
 
 

@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import base64
 import os
+import hashlib
+import hmac
 import secrets
 import threading
 from pathlib import Path
@@ -145,6 +147,15 @@ class SecretBox:
                 f"A stored secret was encrypted with another key than {self.where} (was SEAMLINE_SECRET_KEY changed, "
                 "or the key file lost? an earlier key can be listed in SEAMLINE_SECRET_KEY_FALLBACKS)",
                 code="secret_key_mismatch") from None
+
+    def derive(self, purpose: str) -> bytes:
+        """A key for one purpose (signing links in messages), derived from this server's key, so
+        every server of a cluster signs alike and no second secret needs configuring."""
+        primary = self._key(create=True)
+        if primary is None:
+            raise SecretKeyError("Set SEAMLINE_SECRET_KEY (at least 32 random characters, the same on every server) to sign "
+                                 "links", code="secret_key_required")
+        return hmac.new(primary.encode(), f"seamline:{purpose}".encode(), hashlib.sha256).digest()
 
     def reseal(self, stored: str) -> str | None:
         """A better value to store instead of `stored` (in clear, or under a fallback key), or None

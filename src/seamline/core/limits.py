@@ -62,6 +62,8 @@ def group_of(method: str, path: str) -> str | None:
     """The rate-limit group of a request (writes, and the analytics' heavy reads), or None."""
     if method == "GET" and path.startswith("/v1/analytics/"):
         return "analytics"  # each request may scan millions of rows
+    if path.startswith(("/t/", "/u/")):
+        return "tracking"  # marketing messages' public links: anyone may follow them
     if method in ("POST", "PATCH") and path.startswith("/v1/marketing/segments"):
         return "segments"  # an estimate or an evaluation may read a million profiles
     if method != "POST":

@@ -74,6 +74,9 @@ class OutboundMessage:
     attachments: list[NewAttachment]
     #: The conversation's per-channel state (e.g. the email thread's Message-IDs)
     thread: dict[str, Any]
+    #: A marketing message's own facts ({"unsubscribe_url": ...}): email sends it as a message of
+    #: its own (no "Re:"), with List-Unsubscribe headers (RFC 8058); None for everything else
+    marketing: dict[str, Any] | None = None
 
 
 @dataclass

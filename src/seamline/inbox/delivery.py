@@ -467,11 +467,13 @@ def retry_inbound(database: Database, *, rules: IdentifierRules, settings: Setti
 def _outbound(session: Session, message: InboxMessage) -> OutboundMessage:
     conversation = session.get(InboxConversation, message.conversation_id)
     files = session.scalars(select(InboxAttachment).where(InboxAttachment.message_id == message.id).order_by(InboxAttachment.id))
+    meta = message.meta or {}
     return OutboundMessage(
-        message_id=message.id, conversation_id=conversation.id, address=(message.meta or {}).get("address") or {},
-        text=message.text, html=message.html, subject=conversation.subject,
+        message_id=message.id, conversation_id=conversation.id, address=meta.get("address") or {},
+        text=message.text, html=message.html, subject=meta.get("subject") or conversation.subject,
         attachments=[NewAttachment(f.filename, f.content_type, f.data) for f in files],
         thread=dict((conversation.channel_state or {}).get(message.channel) or {}),
+        marketing=meta["marketing"] if isinstance(meta.get("marketing"), dict) else None,
     )
 
 

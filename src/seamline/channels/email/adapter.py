@@ -105,6 +105,8 @@ class EmailAdapter(ChannelAdapter):
             raise SendError("Email is not configured (inbox_smtp_host, inbox_email_address)", temporary=True)
         domain = settings.inbox_email_address.rsplit("@", 1)[-1]
         message_id = make_message_id(domain)
+        if message.marketing is not None:
+            return self._send_marketing(message, settings=settings, message_id=message_id)
         subject = message.thread.get("subject") or message.subject or ("Ваше обращение" if settings.inbox_language == "ru" else "Your request")
         if not subject.lower().startswith("re:"):
             subject = f"Re: {subject}"
@@ -118,13 +120,28 @@ class EmailAdapter(ChannelAdapter):
             in_reply_to=message.thread.get("last_message_id"), references=references[-20:],
             attachments=[(a.filename, a.content_type, a.data) for a in message.attachments],
         )
+        self._smtp(settings, mail)
+        return SendResult(provider_message_id=message_id, status="sent", meta={"email": {"message_id": message_id, "subject": subject}})
+
+    def _send_marketing(self, message: OutboundMessage, *, settings: Settings, message_id: str) -> SendResult:
+        """A marketing message: its own subject (not a reply), and one-click unsubscribe (RFC 8058:
+        List-Unsubscribe with an https link and List-Unsubscribe-Post, which mail clients show as
+        an "Unsubscribe" button that POSTs to the link)."""
+        unsubscribe = message.marketing.get("unsubscribe_url")
+        headers = {"List-Unsubscribe": f"<{unsubscribe}>", "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"} if unsubscribe else {}
+        mail = build_message(
+            from_address=settings.inbox_email_address, from_name=settings.inbox_email_name, to=[message.address["email"]],
+            subject=message.subject or "", text=message.text, html=message.html, message_id=message_id, headers=headers)
+        self._smtp(settings, mail)
+        return SendResult(provider_message_id=message_id, status="sent", meta={"email": {"message_id": message_id, "subject": message.subject}})
+
+    def _smtp(self, settings: Settings, mail: Any) -> None:
         sender = SmtpSender(host=settings.inbox_smtp_host, port=settings.inbox_smtp_port, username=settings.inbox_smtp_username or None,
                             password=settings.inbox_smtp_password.get_secret_value() or None, security=settings.inbox_smtp_security)
         try:
             sender.send(mail)
         except EmailSendError as exc:
             raise SendError(str(exc), temporary=exc.temporary) from exc
-        return SendResult(provider_message_id=message_id, status="sent", meta={"email": {"message_id": message_id, "subject": subject}})
 
     def jobs(self, database: Database, settings: Settings, rules: IdentifierRules) -> list[Periodic]:
         if not settings.inbox_imap_host or not settings.inbox_imap_poll_seconds:

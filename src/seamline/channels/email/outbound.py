@@ -72,6 +72,7 @@ def build_message(
     in_reply_to: str | None = None,
     references: Iterable[str] = (),
     attachments: Iterable[Attachment] = (),
+    headers: dict[str, str] | None = None,
 ) -> EmailMessage:
     """A multipart/alternative (plain + HTML) message, wrapped in multipart/mixed with attachments.
 
@@ -89,6 +90,8 @@ def build_message(
     refs = [_bracketed(r) for r in references if r and r.strip("<> ")]
     if refs:
         msg["References"] = " ".join(refs)
+    for name, value in (headers or {}).items():
+        msg[name] = value
     msg.set_content(text)
     msg.add_alternative(html if html is not None else text_to_html(text), subtype="html")
     for item in attachments:

@@ -54,6 +54,10 @@ class MarketingMessage(Base):
     reason: Mapped[str | None] = mapped_column(String(40), nullable=True)
     detail: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    #: What the person did with it (messages/tracking.py): first open, first click, unsubscribe.
+    opened_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    clicked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    unsubscribed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
     __table_args__ = (
         Index("ix_marketing_message_profile", "profile_id", "created_at"),

@@ -37,7 +37,7 @@ from seamline.customers import resolution
 from seamline.customers import service as customers_service
 from seamline.inbox import outbound
 from seamline.loyalty.models import LoyaltyAccount, LoyaltyLot
-from seamline.marketing.messages import render
+from seamline.marketing.messages import render, tracking
 from seamline.marketing.messages.models import MarketingMessage, MarketingTemplate
 
 #: Traits that say how to address a person (set by the shop's sign-up, an import, the app).
@@ -273,7 +273,7 @@ def deliver_many(session: Session, *, settings: Settings, items: list[Delivery],
     points = points_of_many(session, ids, now) if "points" in needs else {}
     records: list[dict[str, Any]] = []
     record_of: dict[int, dict[str, Any]] = {}
-    handed: list[tuple[int, dict[str, Any], render.Rendered]] = []
+    handed: list[tuple[int, dict[str, Any], render.Rendered, str]] = []
     for i, item in enumerate(items):
         person = people[item.profile_id]
         held = None if item.test else quiet_until(settings, person["timezone"], now)
@@ -292,7 +292,9 @@ def deliver_many(session: Session, *, settings: Settings, items: list[Delivery],
         if not item.test and item.cap is not None and journey_counted[item.cap].get((item.profile_id, item.journey_id), 0) >= item.cap[0]:
             record["reason"] = "journey_capped"
             continue
-        context = {"shop_url": f"{settings.marketing_public_url}/shop", "person": person, **(item.context or {})}
+        unsubscribe = tracking.unsubscribe_url(settings, item.key)
+        context = {"shop_url": f"{settings.marketing_public_url}/shop", "person": person, "unsubscribe_url": unsubscribe,
+                   **(item.context or {})}
         template_needs = _variables(item.template)
         if "points" in template_needs:
             context["points"] = points[item.profile_id]
@@ -300,8 +302,10 @@ def deliver_many(session: Session, *, settings: Settings, items: list[Delivery],
             context["cart"] = cart_of(session, settings, item.profile_id)
         rendered = render.render(item.template.content, context, locale=person["locale"], timezone=person["timezone"],
                                  default_locale=settings.marketing_locale)
+        if rendered.html:
+            rendered.html = tracking.tracked_html(settings, item.key, rendered.html)
         record.update(locale=rendered.locale, status="test" if item.test else "queued")
-        handed.append((i, record, rendered))
+        handed.append((i, record, rendered, unsubscribe))
         if not item.test:  # later items of the batch see this one under the caps
             counted[item.profile_id] = counted.get(item.profile_id, 0) + 1
             for cap in caps:
@@ -309,9 +313,9 @@ def deliver_many(session: Session, *, settings: Settings, items: list[Delivery],
     sent = outbound.send_many(session, settings=settings, items=[
         outbound.Outgoing(items[i].profile_id, rendered.text, channel=items[i].channel, purpose="marketing",
                           source=f"marketing:{items[i].key}"[:200], idempotency_key=f"marketing:{items[i].key}", html=rendered.html,
-                          extra={"subject": rendered.subject, "marketing": True})
-        for i, _record, rendered in handed])
-    for (_i, record, _rendered), result in zip(handed, sent, strict=True):
+                          extra={"subject": rendered.subject, "marketing": {"unsubscribe_url": unsubscribe}})
+        for i, _record, rendered, unsubscribe in handed])
+    for (_i, record, _rendered, _unsubscribe), result in zip(handed, sent, strict=True):
         if isinstance(result, AppError):
             record.update(status="skipped", reason=result.code, detail=str(result)[:500])
         else:

@@ -105,6 +105,9 @@ def upgrade() -> None:
         sa.Column("reason", sa.String(40), nullable=True),
         sa.Column("detail", sa.Text(), nullable=True),
         sa.Column("created_at", At, nullable=False),
+        sa.Column("opened_at", At, nullable=True),
+        sa.Column("clicked_at", At, nullable=True),
+        sa.Column("unsubscribed_at", At, nullable=True),
     )
     op.create_index("ix_marketing_message_profile", "marketing_message", ["profile_id", "created_at"])
     op.create_index("ix_marketing_message_journey", "marketing_message", ["journey_id", "step_id"])
