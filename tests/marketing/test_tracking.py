@@ -90,3 +90,23 @@ def test_bad_tokens(client):
     assert client.get("/u/nothing.here").status_code == 404
     assert client.post("/u/nothing.here").status_code == 404
     assert client.get("/t/o/nothing.here.gif").status_code == 200  # a pixel is a pixel: nothing recorded
+
+
+FIXTURE = __import__("pathlib").Path(__file__).resolve().parents[1] / "fixtures" / "email" / "dsn_failed.eml"
+
+
+def test_a_bounce_marks_the_message_failed_and_starts_no_conversation(client, shop, marketer, smtp, write_headers):  # noqa: F811
+    customer_id = anna(client, shop["headers"])
+    record = send_one(client, marketer, customer_id)
+    sent_id = email.message_from_bytes(smtp[0].received[0], policy=policy.default)["Message-ID"].strip("<>")
+    dsn = FIXTURE.read_bytes().replace(b"ORIGINAL_ID", sent_id.encode())
+    assert [s.status for s in __import__("seamline.channels.email.bounces", fromlist=["x"]).statuses_of(
+        dsn.replace(b"Action: failed", b"Action: delayed"))] == []  # a delay is not a bounce
+    answer = client.post("/v1/channels/email/messages", content=dsn, headers={**write_headers, "Content-Type": "message/rfc822"})
+    assert answer.status_code == 202 and answer.json()["statuses_applied"] == 1 and answer.json()["inbound_id"] is None
+    from seamline.inbox.models import InboxConversation, InboxInbound, InboxMessage
+    with client.app.state.database.read() as s:
+        message = s.get(InboxMessage, record.inbox_message_id)
+        assert message.delivery_status == "failed" and message.error.startswith("bounced (5.1.1) anna@example.com")
+        assert s.scalar(select(InboxInbound.id)) is None  # nothing stored as a customer's message
+        assert len(s.scalars(select(InboxConversation)).all()) == 1

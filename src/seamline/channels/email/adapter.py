@@ -34,8 +34,10 @@ from seamline.core.errors import Unprocessable
 from seamline.core.queue import Periodic
 from seamline.customers.identifiers import IdentifierRules
 from seamline.inbox import delivery, service
+from seamline.channels.email import bounces
 from seamline.inbox.adapters import (
     ChannelAdapter,
+    DeliveryStatus,
     InboundMessage,
     NewAttachment,
     OutboundMessage,
@@ -72,7 +74,11 @@ class EmailAdapter(ChannelAdapter):
         return bool(settings.inbox_smtp_host and settings.inbox_email_address)
 
     def split(self, body: bytes) -> list[tuple[str, bytes]]:
-        return [(provider_id_of(body), body)]
+        """The mail as one message; none when it is a bounce (`parse_statuses` reads it)."""
+        return [] if bounces.is_report(body) else [(provider_id_of(body), body)]
+
+    def parse_statuses(self, body: bytes) -> list[DeliveryStatus]:
+        return bounces.statuses_of(body)
 
     def parse(self, raw: bytes) -> InboundMessage:
         try:
@@ -162,6 +168,9 @@ def poll_mailbox(database: Database, *, settings: Settings, rules: IdentifierRul
     with mailbox(settings) as box:
         fetched = box.fetch_unseen(limit=limit)
         for _uid, raw in fetched:
+            if bounces.is_report(raw):  # a bounce: the returned message's status, not a conversation
+                delivery.apply_statuses(database, channel=CHANNEL, statuses=bounces.statuses_of(raw))
+                continue
             with database.write() as session:
                 inbound_id = delivery.store_raw(session, channel=CHANNEL, provider_message_id=provider_id_of(raw), raw=raw)
             if inbound_id is not None:

@@ -30,11 +30,13 @@ _BODY = {"requestBody": {"required": True, "content": {
 
 
 class EmailAccepted(BaseModel):
-    inbound_id: int = Field(description="The raw message as stored (`GET /v1/inbox/inbound`)")
-    provider_message_id: str = Field(description="Its Message-ID (or a digest of the message when it has none)")
+    inbound_id: int | None = Field(description="The raw message as stored (`GET /v1/inbox/inbound`); none for a bounce report")
+    provider_message_id: str | None = Field(description="Its Message-ID (or a digest of the message when it has none); a bounce's: "
+                                            "the Message-ID of our message it returns")
     duplicate: bool = Field(description="Stored before: nothing done again")
     message_id: int | None = Field(description="The inbox message it became, when processed")
     error: str | None = Field(description="Why it could not be processed (kept on the stored message, retried)")
+    statuses_applied: int = Field(default=0, description="A bounce report (DSN, RFC 3464): how many of our messages it marked failed")
 
 
 _RESPONSES = errors(400, 401, 403, 413, 422, notes={400: "`empty_email`", 422: "`malformed_email` (stored, retried)", 413: "`email_too_large`"})
@@ -55,10 +57,18 @@ async def receive_email(request: Request, _: WriteKey) -> dict[str, Any]:
             raise PayloadTooLarge(f"An email may be at most {settings.inbox_email_max_bytes} bytes", code="email_too_large")
     if not body.strip():
         raise BadRequest("The body must be one RFC 822 message", code="empty_email")
+    statuses = ADAPTER.parse_statuses(body)
+    if statuses:  # a bounce (DSN): the returned message failed; nobody wrote
+        ADAPTER.verify(dict(request.headers), body, settings=settings)
+        applied = await run_in_threadpool(delivery.apply_statuses, get_database(request), channel=ADAPTER.name, statuses=statuses)
+        return {"inbound_id": None, "provider_message_id": statuses[0].provider_message_id, "duplicate": False, "message_id": None,
+                "error": None, "statuses_applied": applied}
     accepted = await run_in_threadpool(
         delivery.accept_and_process, get_database(request), rules=request.app.state.identifier_rules, settings=settings, adapter=ADAPTER,
         headers=dict(request.headers), body=body,
     )
+    if not accepted:  # a report without a failure (delayed, delivered): nothing to do
+        return {"inbound_id": None, "provider_message_id": None, "duplicate": False, "message_id": None, "error": None}
     item = accepted[0]
     return {"inbound_id": item.inbound_id, "provider_message_id": item.provider_message_id, "duplicate": item.duplicate,
             "message_id": item.message_id, "error": item.error}
