@@ -130,9 +130,11 @@ def choose(session: Session, *, settings: Settings, customer_id: int, channel: s
 
 def send(session: Session, *, settings: Settings, customer_id: int, text: str, channel: str | None = None,
          purpose: str = "service", source: str | None = None, idempotency_key: str | None = None,
-         to: str | None = None) -> tuple[InboxMessage, bool]:
+         to: str | None = None, push: dict[str, Any] | None = None) -> tuple[InboxMessage, bool]:
     """Queue a message to a customer on the best channel (or to `to`, see `choose`); (the
-    message, whether new)."""
+    message, whether new). `push`: what a push notification shows beyond the text (`title`,
+    `url`, `icon`, `tag`, `urgency`; `schemas.PushOptions`), kept in `meta.push` and given to
+    the adapter as `OutboundMessage.data`."""
     key = service.scoped_key("outbound", idempotency_key) if idempotency_key else None
     earlier = service.replayed(session, key, text=text)
     if earlier is not None:
@@ -145,7 +147,8 @@ def send(session: Session, *, settings: Settings, customer_id: int, text: str, c
     message = InboxMessage(
         conversation_id=conversation.id, direction="out", kind="message", channel=route.channel, text=text,
         delivery_status="sent" if adapter.realtime else "queued", next_attempt_at=None if adapter.realtime else now,
-        meta={"address": route.address, "purpose": purpose, **({"source": source} if source else {})},
+        meta={"address": route.address, "purpose": purpose, **({"source": source} if source else {}),
+              **({"push": push} if push else {})},
         idempotency_key=key, created_at=now,
     )
     session.add(message)
