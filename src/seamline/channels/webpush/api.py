@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Response
 
 from seamline.channels.webpush import adapter, service
 from seamline.channels.webpush.schemas import (
