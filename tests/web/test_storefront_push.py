@@ -13,7 +13,10 @@ from pydantic import SecretStr
 from seamline.app import create_app
 from seamline.channels.webpush.adapter import public_key
 from tests.channels.webpush.push_service import PushService
-from tests.web.test_storefront import PHONE, keys, log_in  # noqa: F401 - the keys fixture
+from seamline.core.auth.schemas import Scope
+from seamline.events import service as events_service
+from tests.conftest import make_key
+from tests.web.test_storefront import PHONE, log_in
 
 ORIGIN = "http://testserver"
 
@@ -26,7 +29,15 @@ def service():
 
 
 @pytest.fixture
-def settings(database, settings_for, keys):  # noqa: F811 - the fixture imported above
+def keys(database) -> dict[str, str]:
+    with database.write() as session:
+        _source, write_key = events_service.create_source(session, name="Shop", channel="web")
+        _source, app_write_key = events_service.create_source(session, name="App", channel="app")
+    return {"api": make_key(database, Scope.write, name="storefront"), "write": write_key, "app_write": app_write_key}
+
+
+@pytest.fixture
+def settings(database, settings_for, keys):
     vapid = ec.generate_private_key(ec.SECP256R1()).private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()).decode()
     return settings_for(database.url, storefront_api_key=keys["api"], storefront_write_key=keys["write"],
@@ -58,7 +69,7 @@ def test_the_account_page_offers_notifications_with_the_vapid_key(client, settin
     assert client.get("/app/sw.js").headers["service-worker-allowed"] == "/app/"
 
 
-def test_without_web_push_there_is_no_control(database, settings_for, keys):  # noqa: F811
+def test_without_web_push_there_is_no_control(database, settings_for, keys):
     plain = settings_for(database.url, storefront_api_key=keys["api"], storefront_write_key=keys["write"], login_codes_reveal=True)
     with TestClient(create_app(plain, database=database)) as client:
         log_in(client, PHONE)
