@@ -12,9 +12,9 @@ from pydantic import SecretStr
 
 from seamline.app import create_app
 from seamline.channels.webpush.adapter import public_key
-from tests.channels.webpush.push_service import PushService
 from seamline.core.auth.schemas import Scope
 from seamline.events import service as events_service
+from tests.channels.webpush.push_service import PushService
 from tests.conftest import make_key
 from tests.web.test_storefront import PHONE, log_in
 
