@@ -108,7 +108,11 @@ def access_token(info: dict[str, Any], *, renew: bool = False) -> str:
                 raise CredentialsError(f"the FCM service account's key cannot be read ({type(exc).__name__})") from exc
             _credentials[key] = credentials
         if renew or not credentials.valid:
-            credentials.refresh(GoogleRequest())
+            request = GoogleRequest()  # a requests session of its own, closed once the token is in
+            try:
+                credentials.refresh(request)
+            finally:
+                request.session.close()
         return credentials.token
 
 
