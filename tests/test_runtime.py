@@ -59,7 +59,7 @@ def test_a_new_process_has_the_apps_wiring():
     )
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True)
     assert json.loads(result.stdout) == {
-        "channels": ["email", "phone", "sms", "telegram", "viber", "vk", "webchat", "whatsapp"],
+        "channels": ["email", "mobilepush", "phone", "sms", "telegram", "viber", "vk", "webchat", "webpush", "whatsapp"],
         "cancelled": 3, "handed_over": 3, "returned": 2,  # payments, loyalty and marketing; loyalty and marketing
         "providers": ["on_pickup", "test", "wallet", "webhook"], "redeemers": 1, "conditions": ["tiers", "traits"],
         "signals": 2, "variables": 1, "senders": 1, "merged": 1, "opening_balances": 1,

@@ -11,12 +11,14 @@ from starlette.middleware.cors import CORSMiddleware
 
 from seamline import __version__
 from seamline.channels.email.api import router as email_router
+from seamline.channels.mobilepush.api import router as mobilepush_router
 from seamline.channels.sms.api import router as sms_router
 from seamline.channels.telegram.api import router as telegram_router
 from seamline.channels.telephony.api import router as telephony_router
 from seamline.channels.viber.api import router as viber_router
 from seamline.channels.vk.api import router as vk_router
 from seamline.channels.webchat.api import router as webchat_router
+from seamline.channels.webpush.api import router as webpush_router
 from seamline.channels.whatsapp.api import router as whatsapp_router
 from seamline.analytics.api import router as analytics_router
 from seamline.marketing.campaigns.api import router as campaigns_router
@@ -144,6 +146,8 @@ ROUTERS = (
     sms_router,
     email_router,
     telephony_router,
+    webpush_router,
+    mobilepush_router,
     customers_router,
     loyalty_router,
     commerce_router,

@@ -1,6 +1,8 @@
 """Every table of every domain, imported in one place for Alembic and the test schema."""
 
+from seamline.channels.mobilepush import models as _mobilepush  # noqa: F401
 from seamline.channels.telephony import models as _telephony  # noqa: F401
+from seamline.channels.webpush import models as _webpush  # noqa: F401
 from seamline.commerce import models as _commerce  # noqa: F401
 from seamline.core.auth import models as _auth  # noqa: F401
 from seamline.core.queue import models as _queue  # noqa: F401

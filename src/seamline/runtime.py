@@ -18,6 +18,8 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from seamline import channels
+from seamline.channels.mobilepush import service as mobilepush_service
+from seamline.channels.webpush import service as webpush_service
 from seamline.analytics import tasks as analytics_tasks
 from seamline.commerce import orders as commerce_orders
 from seamline.commerce import payments as commerce_payments
@@ -96,6 +98,9 @@ def build(settings: Settings | None = None, *, database: Database | None = None)
     commerce_service.register(runtime.sections, runtime.timeline, settings=settings)
     loyalty_service.register(runtime.sections, runtime.timeline)
     inbox_service.register(runtime.sections, runtime.timeline)
+    # Push subscriptions and device tokens: in the privacy export, deleted at erasure.
+    runtime.sections.register("webpush_subscriptions", None, export=webpush_service.export, erase=webpush_service.erase)
+    runtime.sections.register("mobilepush_devices", None, export=mobilepush_service.export, erase=mobilepush_service.erase)
     destinations.register_tasks(runtime.tasks, runtime.database, settings)
     inbox_webhooks.register_tasks(runtime.tasks, runtime.database, settings)
     inbox_delivery.register_tasks(runtime.tasks, runtime.database, settings, runtime.identifier_rules)

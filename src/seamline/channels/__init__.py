@@ -9,7 +9,7 @@ import importlib
 from seamline.inbox.adapters import ChannelAdapter
 
 #: Every channel, in the order the console lists them.
-CHANNELS = ("webchat", "email", "telegram", "whatsapp", "vk", "viber", "sms", "telephony")
+CHANNELS = ("webchat", "email", "telegram", "whatsapp", "vk", "viber", "sms", "webpush", "mobilepush", "telephony")
 
 
 def adapters() -> list[ChannelAdapter]:

@@ -44,6 +44,8 @@ DEFAULT_RATE_LIMITS: dict[str, dict[str, int]] = {
     "analytics": {"ip": 120, "key": 120},
     "segments": {"ip": 120, "key": 120},
     "tracking": {"ip": 600, "key": 0},
+    "push": {"ip": 6000, "key": 60000},
+    "shop_push": {"ip": 60, "key": 0},
 }
 
 
@@ -259,7 +261,8 @@ class Settings(BaseSettings):
     )
     inbox_webchat_session_days: int = Field(default=30, ge=1, description="Web chat sessions are removed by the inbox job this long after they opened (the widget then opens a new one)")
     inbox_rate_limits: dict[str, float] = Field(
-        default_factory=lambda: {"telegram": 30, "whatsapp": 80, "vk": 20, "viber": 20, "sms": 10, "email": 5},
+        default_factory=lambda: {"telegram": 30, "whatsapp": 80, "vk": 20, "viber": 20, "sms": 10, "email": 5,
+                                 "webpush": 100, "mobilepush": 500},
         description="Messages per second each channel may send, all server processes together (the providers' limits: "
         "Telegram about 30/s per bot, WhatsApp Cloud API 80/s per number, VK 20 requests/s per community token); "
         "JSON; channels not named: 10/s",
@@ -392,6 +395,52 @@ class Settings(BaseSettings):
     )
     inbox_viber_sender_name: str = Field(default="Support", max_length=28, description="Sender name shown on replies (at most 28 characters)")
     inbox_viber_api_base: str = Field(default="https://chatapi.viber.com", description="Viber REST API base URL (send_message is {base}/pa/send_message)")
+    inbox_webpush_vapid_private_key: SecretStr = Field(
+        default=SecretStr(""),
+        description="The VAPID key pair's private key (P-256) that signs every web push (RFC 8292): PEM, or the raw 32 bytes "
+        "base64url-encoded; the browser subscribes with its public key (GET /v1/channels/webpush/vapid-public-key). "
+        "Empty: web push off",
+    )
+    inbox_webpush_vapid_subject: str = Field(
+        default="mailto:support@example.com", pattern=r"^(mailto:\S+@\S+|https://\S+)$",
+        description="The VAPID `sub` claim: a mailto: or https: contact the push services can reach the sender at",
+    )
+    inbox_webpush_ttl_seconds: int = Field(
+        default=86_400, ge=0, le=2_419_200,
+        description="How long a push service keeps a notification for a browser that is offline (TTL header); 0: now or never",
+    )
+    inbox_webpush_endpoint_hosts: list[str] = Field(
+        default_factory=lambda: ["fcm.googleapis.com", "android.googleapis.com", "updates.push.services.mozilla.com",
+                                 "*.push.apple.com", "*.notify.windows.com"],
+        description="Push services a subscription's endpoint may point at (the browsers' own: Chrome and Chromium-based, "
+        "Firefox, Safari, Edge); HTTPS only, \"*.\" for subdomains, \"http://host\" to allow plain HTTP to a host (tests). "
+        "Seamline POSTs to these URLs, so any other host is refused",
+    )
+    inbox_mobilepush_fcm_credentials_file: str = Field(
+        default="", description="Path of the Firebase service account's JSON key file (FCM HTTP v1); empty: see inbox_mobilepush_fcm_credentials"
+    )
+    inbox_mobilepush_fcm_credentials: SecretStr = Field(
+        default=SecretStr(""),
+        description="The Firebase service account's JSON key itself (instead of a file). Neither set: mobile push off",
+    )
+    inbox_mobilepush_fcm_project_id: str = Field(
+        default="", description="The Firebase project id; empty: the service account's project_id"
+    )
+    inbox_mobilepush_fcm_base_url: str = Field(
+        default="https://fcm.googleapis.com", description="FCM API base URL (messages:send is {base}/v1/projects/{project}/messages:send)"
+    )
+    inbox_mobilepush_ttl_seconds: int = Field(
+        default=86_400, ge=0, le=2_419_200, description="How long FCM and APNs keep a notification for a device that is offline"
+    )
+    inbox_push_urgency: Literal["very-low", "low", "normal", "high"] = Field(
+        default="normal",
+        description="Urgency of push notifications unless a message asks for another: web push's Urgency header (RFC 8030); "
+        "high also makes FCM (priority high) and APNs (apns-priority 10) deliver at once",
+    )
+    inbox_push_default_title: str = Field(
+        default="Seamline", max_length=100,
+        description="Title of a push notification (web and mobile) whose message has no subject nor push title",
+    )
     inbox_email_address: str = Field(default="", description="The support mailbox's address: From of replies, and where customers write")
     inbox_email_name: str = Field(default="Support", description="Display name of replies' From")
     inbox_email_max_bytes: int = Field(default=25 * 1024 * 1024, ge=1024, description="Largest email accepted over HTTP (POST /v1/channels/email/messages)")

@@ -4,12 +4,12 @@ no NUL character in any text.
 Three plain ASGI middlewares, installed by `install_limits` in the app factory (inside the request
 log, so refused requests are logged and counted like any other):
 
-- `RateLimit` — the public endpoints (collection, the web chat, the call-back form, login codes)
-  are *groups* (`group_of`); each group has a budget per client IP and one per key
-  (`Settings.rate_limits`, requests per minute). The middleware charges the IP before the body is
-  read; the key is charged by `charge_key` where the endpoint knows it (a source's write key, an
-  API key: `core/deps.require`), which is a no-op outside the groups. Over budget: 429
-  `rate_limited` with `Retry-After`.
+- `RateLimit` — the public endpoints (collection, the web chat, the call-back form, login codes,
+  push registrations, the demo shop's push routes) are *groups* (`group_of`); each group has a
+  budget per client IP and one per key (`Settings.rate_limits`, requests per minute). The
+  middleware charges the IP before the body is read; the key is charged by `charge_key` where
+  the endpoint knows it (a source's write key, an API key: `core/deps.require`), which is a
+  no-op outside the groups. Over budget: 429 `rate_limited` with `Retry-After`.
 - `BodyLimit` — every request body is at most `Settings.http_max_body_bytes`, except the routes
   that take files or provider payloads, which have their own larger limits (`body_limits`).
   A declared `Content-Length` over the limit is refused before anything is read; a chunked
@@ -56,6 +56,8 @@ _ATTACHMENTS = ("/v1/webchat/attachments", "/v1/inbox/attachments")
 _EMAILS = ("/v1/channels/email/messages", "/v1/inbox/channels/email/messages")  # the second: its deprecated name
 _STOCK_FILES = "/v1/stock/imports"
 _CUSTOMER_FILES = "/v1/customers/imports"
+_PUSH_REGISTRATIONS = frozenset({"/v1/channels/webpush/subscriptions", "/v1/channels/mobilepush/devices"})
+_SHOP_PUSH = ("/shop/push/", "/app/push/")  # the demo storefront's own push routes (a logged-in visitor)
 
 
 def group_of(method: str, path: str) -> str | None:
@@ -76,6 +78,10 @@ def group_of(method: str, path: str) -> str | None:
         return "callback"
     if path in ("/v1/auth/login-codes", "/v1/auth/login-codes/verify"):
         return "login_codes"
+    if path in _PUSH_REGISTRATIONS:
+        return "push"
+    if path.startswith(_SHOP_PUSH):
+        return "shop_push"
     return None
 
 
@@ -247,6 +253,7 @@ def body_limits(settings: Settings) -> BodyLimits:
         _STOCK_FILES: (max(default, settings.commerce_sync_max_bytes), "payload_too_large"),
         _CUSTOMER_FILES: (max(default, settings.customers_import_max_bytes), "payload_too_large"),
         "/v1/channels/telephony/callback-requests": (default, "payload_too_large"),  # a public form, not a provider
+        **{path: (default, "payload_too_large") for path in _PUSH_REGISTRATIONS},  # API bodies, not a provider's
     }
     prefixes = (("/v1/channels/", max(default, PROVIDER_WEBHOOK_MAX_BYTES), "payload_too_large"),
                 # The demo's stand-in for the providers' APIs (web/demo_sink.py) receives agents' files.

@@ -38,14 +38,19 @@ class SectionRegistry:
         self._erasers: dict[str, Eraser] = {}
 
     def register(
-        self, name: str, provider: SectionProvider, *, export: SectionProvider | None = None, erase: Eraser | None = None
+        self, name: str, provider: SectionProvider | None, *, export: SectionProvider | None = None, erase: Eraser | None = None
     ) -> None:
         """`export` gives the fuller data-subject export of the section (defaults to `provider`);
-        `erase` removes the module's personal data of the person when they are erased."""
-        if name in self._sections:
+        `erase` removes the module's personal data of the person when they are erased. Without a
+        `provider` the section is not part of the 360 view, only of the export and the erasure."""
+        if name in self._sections or name in self._exports:
             raise ValueError(f"customer section {name!r} is registered twice")
-        self._sections[name] = provider
-        self._exports[name] = export or provider
+        if provider is not None:
+            self._sections[name] = provider
+        export = export or provider
+        if export is None:
+            raise ValueError(f"customer section {name!r} needs a provider or an export")
+        self._exports[name] = export
         if erase is not None:
             self._erasers[name] = erase
 

@@ -12,6 +12,12 @@ An adapter turns a provider's inbound request into normalized messages and sends
 - `send(message, settings=...)` delivers a reply (raising `SendError`, temporary or not);
 - `parse_statuses(body)` reads delivery reports.
 
+A channel whose addresses live in a table of its own (push subscriptions, device tokens) has
+two more hooks, since `send` runs outside any transaction: `prepare(session, message)` reads
+the live addresses in the transaction that claims the message, and `settle(session, message,
+meta)` records what the attempt learned about them (a subscription the provider says is gone)
+in the transaction that records the attempt.
+
 Channels with a live connection (web chat) set `realtime = True`: a reply is delivered by the
 real-time hub when its transaction commits, not by the outbound worker.
 """
@@ -77,6 +83,9 @@ class OutboundMessage:
     #: A marketing message's own facts ({"unsubscribe_url": ...}): email sends it as a message of
     #: its own (no "Re:"), with List-Unsubscribe headers (RFC 8058); None for everything else
     marketing: dict[str, Any] | None = None
+    #: What the sender added for push channels (`InboxMessage.meta["push"]`: `title`, `url`,
+    #: `icon`, `tag`, `urgency`); other channels ignore it
+    data: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -99,10 +108,13 @@ class SendError(Exception):
     retried and the channel paused, for `retry_after` seconds when the provider said so;
     permanent: the message fails and goes to the dead-letter list."""
 
-    def __init__(self, message: str, *, temporary: bool, retry_after: float | None = None):
+    def __init__(self, message: str, *, temporary: bool, retry_after: float | None = None,
+                 meta: dict[str, Any] | None = None):
         super().__init__(message)
         self.temporary = temporary
         self.retry_after = retry_after
+        #: What the attempt learned (kept in the message's meta, passed to `settle`)
+        self.meta = meta or {}
 
 
 class ChannelAdapter:
@@ -136,6 +148,15 @@ class ChannelAdapter:
 
     def send(self, message: OutboundMessage, *, settings: Any) -> SendResult:
         raise SendError(f"Channel {self.name} cannot send", temporary=False)
+
+    def prepare(self, session: Session, message: OutboundMessage) -> OutboundMessage:
+        """The message as `send` gets it, read in the transaction that claims it (e.g. the
+        customer's live push subscriptions now, not when it was queued)."""
+        return message
+
+    def settle(self, session: Session, message: OutboundMessage, meta: dict[str, Any]) -> None:  # noqa: B027 - optional
+        """Record what an attempt learned (`SendResult.meta` or `SendError.meta`), in the
+        transaction that records the attempt: e.g. revoke a subscription the provider says is gone."""
 
     def parse_statuses(self, body: bytes) -> list[DeliveryStatus]:
         return []

@@ -554,7 +554,8 @@ def send_outbound(body: OutboundCreate, session: WriteSession, settings: AppSett
     "Outbound"). 422 `customer_unreachable` lists every channel's reason; a retry with the same
     `Idempotency-Key` returns the first message (200)."""
     message, new = outbound.send(session, settings=settings, customer_id=body.customer_id, text=body.text,
-                                 channel=body.channel, purpose=body.purpose, source=body.source, idempotency_key=idempotency_key)
+                                 channel=body.channel, purpose=body.purpose, source=body.source, idempotency_key=idempotency_key,
+                                 push=body.push.model_dump(exclude_none=True) if body.push else None)
     if not new:
         response.status_code = 200
     return outbound.outbound_view(message, body.customer_id)

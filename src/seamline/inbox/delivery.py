@@ -474,6 +474,7 @@ def _outbound(session: Session, message: InboxMessage) -> OutboundMessage:
         attachments=[NewAttachment(f.filename, f.content_type, f.data) for f in files],
         thread=dict((conversation.channel_state or {}).get(message.channel) or {}),
         marketing=meta["marketing"] if isinstance(meta.get("marketing"), dict) else None,
+        data=dict(meta.get("push") or {}),
     )
 
 
@@ -498,7 +499,8 @@ def _start(session: Session, settings: Settings, message_id: int) -> _Claim | De
     if channel.paused_until is not None:
         message.next_attempt_at = channel.paused_until
         return Defer(channel.paused_until - now)
-    return _Claim(message.id, message.channel, message.attempts, _outbound(session, message), channel.failures)
+    outbound = adapter_for(message.channel).prepare(session, _outbound(session, message))
+    return _Claim(message.id, message.channel, message.attempts, outbound, channel.failures)
 
 
 def send_message(database: Database, settings: Settings, args: dict[str, Any]) -> None:
@@ -512,14 +514,15 @@ def send_message(database: Database, settings: Settings, args: dict[str, Any]) -
     try:
         result = adapter_for(step.channel).send(step.outbound, settings=settings)
     except SendError as exc:
-        error, temporary, retry_after = str(exc), exc.temporary, exc.retry_after
+        error, temporary, retry_after, learned = str(exc), exc.temporary, exc.retry_after, exc.meta
     except Exception as exc:  # noqa: BLE001 - an adapter bug is recorded on the message like any failure
         log.exception("adapter send crashed", message_id=step.message_id)
-        error, temporary, retry_after = describe_error(exc), True, None
+        error, temporary, retry_after, learned = describe_error(exc), True, None, {}
     else:
         _sent(database, step, result)
         return
-    delay = database.run_write(lambda session: _failed(session, settings, step, error, temporary=temporary, retry_after=retry_after))
+    delay = database.run_write(lambda session: _failed(session, settings, step, error, temporary=temporary,
+                                                       retry_after=retry_after, learned=learned))
     if delay is not None:
         raise Retry(delay, error)
 
@@ -552,6 +555,7 @@ def _sent(database: Database, claim: _Claim, result: SendResult) -> None:
         message.delivery_status, message.provider_message_id = result.status, result.provider_message_id
         message.attempts, message.error, message.next_attempt_at = claim.attempts + 1, None, None
         message.meta = {**(message.meta or {}), **result.meta}
+        adapter_for(claim.channel).settle(session, claim.outbound, result.meta)
         conversation = session.get(InboxConversation, message.conversation_id, with_for_update=True)
         thread = dict((conversation.channel_state or {}).get(claim.channel) or {})
         if result.provider_message_id:
@@ -569,10 +573,14 @@ def _status_notice(session: Session, conversation: InboxConversation, message: I
 
 
 def _failed(session: Session, settings: Settings, claim: _Claim, error: str, *, temporary: bool,
-            retry_after: float | None = None) -> timedelta | None:
-    """Record a failed attempt; the delay before the next one, or None: the message failed."""
+            retry_after: float | None = None, learned: dict[str, Any] | None = None) -> timedelta | None:
+    """Record a failed attempt (and what it `learned`, e.g. push subscriptions gone); the delay
+    before the next one, or None: the message failed."""
     message = session.get(InboxMessage, claim.message_id, with_for_update=True)
     message.attempts, message.error = claim.attempts + 1, error[:2000]
+    if learned:
+        message.meta = {**(message.meta or {}), **learned}
+        adapter_for(claim.channel).settle(session, claim.outbound, learned)
     if temporary:
         until = throttle.outage(session, claim.channel, error=error, settings=settings, retry_after=retry_after)
         log.warning("channel paused after a temporary failure", channel=claim.channel, until=until.isoformat(), error=error[:300])

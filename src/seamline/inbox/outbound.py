@@ -160,11 +160,16 @@ class Outgoing:
 
 def send(session: Session, *, settings: Settings, customer_id: int, text: str, channel: str | None = None,
          purpose: str = "service", source: str | None = None, idempotency_key: str | None = None,
-         to: str | None = None, html: str | None = None, extra: dict[str, Any] | None = None) -> tuple[InboxMessage, bool]:
+         to: str | None = None, html: str | None = None, extra: dict[str, Any] | None = None,
+         push: dict[str, Any] | None = None) -> tuple[InboxMessage, bool]:
     """Queue a message to a customer on the best channel (or to `to`, see `choose`); (the
     message, whether new). `html`: its HTML version (email); `extra`: more for the channel,
     kept in the message's meta: `subject` (an email's own subject, not a reply's), `marketing`
-    (the marketing message it is: email adds List-Unsubscribe), `push` (a push's url and icon)."""
+    (the marketing message it is: email adds List-Unsubscribe); `push`: what a push
+    notification shows beyond the text (`title`, `url`, `icon`, `tag`, `urgency`;
+    `schemas.PushOptions`), kept in `meta.push` and given to the adapter as `OutboundMessage.data`."""
+    if push:
+        extra = {**(extra or {}), "push": push}
     key = service.scoped_key("outbound", idempotency_key) if idempotency_key else None
     earlier = service.replayed(session, key, text=text)
     if earlier is not None:

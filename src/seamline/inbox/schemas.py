@@ -141,6 +141,23 @@ class WebhookCreate(RequestModel):
     secret: Annotated[str, StringConstraints(min_length=16, max_length=200)] | None = None
 
 
+#: A link a notification opens: an absolute http(s) URL, or a path on the site that subscribed.
+ClickUrl = Annotated[str, StringConstraints(min_length=1, max_length=2000, pattern=r"^(https?://[^\s]+|/[^\s]*)$")]
+
+
+class PushOptions(RequestModel):
+    """What a push notification shows beyond the text (web push and mobile push; other channels
+    ignore it). Kept in the message's `meta.push`."""
+
+    title: line_text(100) | None = Field(default=None, description="Default: the conversation's subject, else `inbox_push_default_title`")
+    url: ClickUrl | None = Field(default=None, description="Opened when the notification is clicked", examples=["https://shop.example.com/orders/1042"])
+    icon: ClickUrl | None = Field(default=None, description="An image shown with a web notification")
+    tag: Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[\w.:\-]+$")] | None = Field(
+        default=None, description="A newer notification with the same tag replaces the older one on the device")
+    urgency: Literal["very-low", "low", "normal", "high"] | None = Field(
+        default=None, description="Default: `inbox_push_urgency`; `high` also makes FCM and APNs deliver at once")
+
+
 class OutboundCreate(RequestModel):
     customer_id: Id
     text: free_text(4096) = Field(min_length=1, examples=["Ваш заказ 1042 готов к выдаче в магазине на Тверской."])
@@ -149,6 +166,7 @@ class OutboundCreate(RequestModel):
     purpose: Literal["service", "marketing"] = Field(
         default="service", description="service: needs the channel's service consent not withdrawn; marketing: needs marketing consent granted")
     source: line_text(100) | None = Field(default=None, description="Who sends it, for the history (e.g. orders, loyalty)")
+    push: PushOptions | None = Field(default=None, description="Title, click URL, icon, tag of a push notification (webpush, mobilepush)")
 
 
 # --- responses ------------------------------------------------------------------------------------

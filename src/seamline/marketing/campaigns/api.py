@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 
 from seamline.core.deps import IdempotencyKey, MarketingKey, ReadSession, WriteSession
-from seamline.core.openapi import errors
+from seamline.core.openapi import errors, replayed
 from seamline.core.schemas import PathId
 from seamline.marketing.campaigns import service
 from seamline.marketing.campaigns.models import MarketingCampaign
@@ -27,7 +27,7 @@ def list_campaigns(session: ReadSession, _: MarketingKey) -> list[CampaignRead]:
     return [_read(session, c) for c in service.list_campaigns(session)]
 
 
-@router.post("", status_code=201)
+@router.post("", status_code=201, responses=replayed(CampaignRead))
 def create_campaign(body: CampaignCreate, session: WriteSession, key: MarketingKey, response: Response,
                     idempotency_key: IdempotencyKey = None) -> CampaignRead:
     """A draft campaign: a message (or A/B variants) to a segment's members, with an optional

@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, Response
 
 from seamline.core.deps import AppSettings, IdempotencyKey, MarketingKey, ReadSession, WriteSession
-from seamline.core.openapi import errors
+from seamline.core.openapi import errors, replayed
 from seamline.core.schemas import PathId, QueryId
 from seamline.marketing.journeys import library, service
 from seamline.marketing.journeys.models import MarketingJourney
@@ -38,7 +38,7 @@ def list_journeys(session: ReadSession, _: MarketingKey, include_archived: bool 
     return [_read(session, j) for j in service.list_journeys(session, include_archived=include_archived)]
 
 
-@router.post("/journeys", status_code=201, responses=errors(409))
+@router.post("/journeys", status_code=201, responses={**replayed(JourneyRead), **errors(409)})
 def create_journey(body: JourneyCreate | JourneyFromTemplate, session: WriteSession, key: MarketingKey, settings: AppSettings,
                    response: Response, idempotency_key: IdempotencyKey = None) -> JourneyRead:
     """Create a journey as a draft: from a definition, or from a ready-made one (with its message

@@ -8,7 +8,7 @@ import uuid
 from fastapi import APIRouter, Response
 
 from seamline.core.deps import AppSettings, IdempotencyKey, MarketingKey, ReadSession, WriteSession
-from seamline.core.openapi import errors
+from seamline.core.openapi import errors, replayed
 from seamline.core.schemas import PathId
 from seamline.customers import service as customers_service
 from seamline.marketing.messages import service
@@ -23,7 +23,7 @@ def list_templates(session: ReadSession, _: MarketingKey) -> list[TemplateRead]:
     return [TemplateRead.model_validate(t) for t in service.list_templates(session)]
 
 
-@router.post("", status_code=201)
+@router.post("", status_code=201, responses=replayed(TemplateRead))
 def create_template(body: TemplateCreate, session: WriteSession, key: MarketingKey, response: Response,
                     idempotency_key: IdempotencyKey = None) -> TemplateRead:
     """A message in Russian and/or English; each part a Jinja2 template (docs/marketing.md,

@@ -10,7 +10,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 
 from seamline.core.deps import IdempotencyKey, MarketingKey, ReadSession, WriteSession
-from seamline.core.openapi import errors
+from seamline.core.openapi import errors, replayed
 from seamline.core.schemas import PathId, QueryId
 from seamline.customers import service as customers_service
 from seamline.marketing.segments import service
@@ -29,7 +29,7 @@ def list_segments(session: ReadSession, _: MarketingKey, include_archived: bool 
     return [_read(s) for s in service.list_segments(session, include_archived=include_archived)]
 
 
-@router.post("", status_code=201, responses=errors(409))
+@router.post("", status_code=201, responses={**replayed(SegmentRead), **errors(409)})
 def create_segment(body: SegmentCreate, session: WriteSession, key: MarketingKey, response: Response,
                    idempotency_key: IdempotencyKey = None) -> SegmentRead:
     """Create a segment and fill it (a full evaluation); a retry with the same Idempotency-Key returns it."""

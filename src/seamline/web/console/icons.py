@@ -31,12 +31,14 @@ SERVER = _svg('<rect x="2" y="2" width="12" height="5" rx="1"/><rect x="2" y="9"
               '<path d="M4.5 4.5h.01M4.5 11.5h.01"/>')
 CODE = _svg('<path d="M5.5 4 1.8 8l3.7 4M10.5 4l3.7 4-3.7 4"/>')
 PERSON = _svg('<circle cx="8" cy="5.2" r="3"/><path d="M2.5 14.2c.8-3 2.9-4.6 5.5-4.6s4.7 1.6 5.5 4.6"/>')
+BELL = _svg('<path d="M4 11.5V7.2a4 4 0 0 1 8 0v4.3l1.2 1.3H2.8z"/><path d="M6.6 14.2a1.5 1.5 0 0 0 2.8 0"/>')
 DOT = _svg('<circle cx="8" cy="8" r="2.5" fill="currentColor"/>')
 
 #: Channel code -> its icon (the label beside it is translated in the template).
 CHANNEL_ICONS: dict[str, Markup] = {
     "web": GLOBE, "app": MOBILE, "store": SHOP, "pos": SHOP, "call_center": HANDSET, "phone": HANDSET, "email": ENVELOPE,
     "sms": BUBBLE, "webchat": BUBBLE, "telegram": PLANE, "whatsapp": BUBBLE, "vk": BUBBLE, "viber": BUBBLE,
-    "messenger": BUBBLE, "loyalty": STAR, "server": SERVER, "api": CODE, "console": PERSON, "other": DOT,
+    "webpush": BELL, "mobilepush": BELL, "messenger": BUBBLE, "loyalty": STAR, "server": SERVER, "api": CODE,
+    "console": PERSON, "other": DOT,
 }
 

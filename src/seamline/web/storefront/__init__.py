@@ -4,7 +4,8 @@ phone-sized layout with a bottom tab bar). It talks to Seamline only through the
 (`client.py`), as a retailer's own backend would; see docs/storefront.md.
 
 Pages (the same under `/shop` and `/app`): `/` catalog, `/p/{code}` product, `/cart`, `/login`,
-`/checkout`, `/orders/{id}`, `/account`, `/logout`; static files under `/shop-static/`.
+`/checkout`, `/orders/{id}`, `/account`, `/logout`; the push service worker `/sw.js` and the
+"Notify me" posts `/push/subscription`, `/push/device`; static files under `/shop-static/`.
 
 Stable `data-test` attributes for browser tests:
 
@@ -38,6 +39,7 @@ Stable `data-test` attributes for browser tests:
 | `card-number` | loyalty card number on the account page |
 | `account-order` | an order in the account's list (with `data-order-id`) |
 | `logout` | the log-out button |
+| `push-notify` | the "Notify me" card (`data-state` off or on); inside it `push-enable` (the button) and `push-status` |
 | `error` | a readable error message on any page |
 | `not-configured` | the page shown when the storefront has no keys |
 """

@@ -27,11 +27,11 @@ from collections.abc import Awaitable, Callable
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 from babel.numbers import get_currency_precision
 from fastapi import APIRouter, Request
-from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
 
@@ -290,6 +290,16 @@ def not_configured(request: Request) -> Response:
 @router.get("/app", include_in_schema=False)
 async def to_home(request: Request) -> Response:
     return RedirectResponse(f"{request.url.path}/", status_code=307)
+
+
+@router.get("/shop/sw.js", include_in_schema=False)
+@router.get("/app/sw.js", include_in_schema=False)
+async def service_worker(request: Request) -> Response:
+    """The service worker that shows the shop's web push notifications, served from the look's
+    own folder so that its scope covers the look's pages."""
+    look = request.url.path.split("/")[1]
+    return FileResponse(STATIC / "sw.js", media_type="application/javascript; charset=utf-8",
+                        headers={"Cache-Control": "no-cache", "Service-Worker-Allowed": f"/{look}/"})
 
 
 @router.get("/shop-static/{name}", include_in_schema=False)
@@ -656,6 +666,7 @@ async def order_page(shop: Shop) -> Response:
             "currency": currency, "products": [_line_properties(shop, line, currency) for line in order["lines"]],
         })
     return await shop.render("order.html", order=order, pickup=pickup, points=points, error=error,
+                             push_key=await shop.api.vapid_public_key(),
                              status_text=shop._(STATUS_TEXT.get(order["status"], order["status"])),
                              fulfilment_text=shop._(FULFILMENT_TEXT.get(order["fulfilment"], order["fulfilment"])))
 
@@ -669,5 +680,61 @@ async def account_page(shop: Shop) -> Response:
     cards = [c for c in (account or {}).get("cards", []) if c.get("status") == "active"]
     orders = customer.get("sections", {}).get("orders", [])
     return await shop.render("account.html", customer=customer, account=account, card=cards[0] if cards else None,
-                             orders=orders, status_texts={k: shop._(v) for k, v in STATUS_TEXT.items()})
+                             orders=orders, status_texts={k: shop._(v) for k, v in STATUS_TEXT.items()},
+                             push_key=await shop.api.vapid_public_key())
+
+
+# --- push notifications: the "Notify me" control ----------------------------------------------------
+# The browser subscribes (web push) or the app's native shell hands over its FCM token (mobile
+# push); the shop's backend registers it with its server key for the customer of the signed
+# login cookie. Nothing the page sends says whose it is. The cookie is SameSite=Lax, as for the
+# shop's forms, and these JSON posts must also come from the shop's own origin.
+
+
+async def _push_body(shop: Shop) -> dict[str, Any] | Response:
+    """The posted JSON object, or the refusal: 401 without a login, 403 from another origin."""
+    if not shop.session:
+        return JSONResponse({"error": {"code": "login_required", "message": shop._("Log in first.")}}, status_code=401)
+    origin, host = shop.request.headers.get("origin", ""), shop.request.headers.get("host", "")
+    if not origin or not host or urlsplit(origin).netloc != host:
+        return JSONResponse({"error": {"code": "cross_site_request", "message": "Not from this shop's pages"}}, status_code=403)
+    if shop.request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
+        return JSONResponse({"error": {"code": "unsupported_media_type", "message": "JSON only"}}, status_code=415)
+    try:
+        body = json.loads(await shop.request.body())
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        return JSONResponse({"error": {"code": "validation_error", "message": "A JSON object"}}, status_code=422)
+    return body
+
+
+async def _registered(call: Awaitable[dict[str, Any]]) -> Response:
+    try:
+        row = await call
+    except ApiError as exc:
+        return JSONResponse({"error": {"code": exc.code, "message": exc.message}}, status_code=exc.status)
+    return JSONResponse({"id": row["id"]})
+
+
+@page("/push/subscription", methods=("POST",))
+async def push_subscription(shop: Shop) -> Response:
+    """The browser's `PushSubscription.toJSON()`, for the logged-in customer."""
+    body = await _push_body(shop)
+    if isinstance(body, Response):
+        return body
+    user_agent = re.sub(r"[\x00-\x1f\x7f]", "", shop.request.headers.get("user-agent", ""))[:500] or None
+    return await _registered(shop.api.register_web_push(shop.customer_id, body, user_agent))
+
+
+@page("/push/device", methods=("POST",))
+async def push_device(shop: Shop) -> Response:
+    """The app's FCM token (`{"token", "platform"}` from the native shell), for the logged-in customer."""
+    body = await _push_body(shop)
+    if isinstance(body, Response):
+        return body
+    token, platform = body.get("token"), body.get("platform")
+    if not isinstance(token, str) or not isinstance(platform, str) or set(body) - {"token", "platform"}:
+        return JSONResponse({"error": {"code": "validation_error", "message": "token and platform"}}, status_code=422)
+    return await _registered(shop.api.register_device(shop.customer_id, token, platform))
 

@@ -158,3 +158,22 @@ class SeamlineClient:
 
     async def loyalty_program(self) -> dict[str, Any]:
         return await self.call("GET", "/v1/loyalty/program")
+
+    # --- push notifications --------------------------------------------------------------------
+
+    async def vapid_public_key(self) -> str | None:
+        """The key the browser subscribes with; None when the server has no web push."""
+        try:
+            return (await self.call("GET", "/v1/channels/webpush/vapid-public-key"))["public_key"]
+        except ApiError as exc:
+            if exc.status in (404, 409):
+                return None
+            raise
+
+    async def register_web_push(self, customer_id: int, subscription: dict[str, Any], user_agent: str | None) -> dict[str, Any]:
+        return await self.call("POST", "/v1/channels/webpush/subscriptions", json={
+            "customer_id": customer_id, "subscription": subscription, **({"user_agent": user_agent} if user_agent else {})})
+
+    async def register_device(self, customer_id: int, token: str, platform: str) -> dict[str, Any]:
+        return await self.call("POST", "/v1/channels/mobilepush/devices",
+                               json={"customer_id": customer_id, "token": token, "platform": platform})

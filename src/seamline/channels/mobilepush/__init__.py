@@ -1,0 +1,1 @@
+"""Mobile push: notifications to customers' app installs through FCM HTTP v1 (`inbox_mobilepush_*` settings)."""

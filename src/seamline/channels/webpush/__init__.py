@@ -1,0 +1,1 @@
+"""Web push: notifications to customers' browsers (VAPID, aes128gcm; `inbox_webpush_*` settings)."""
