@@ -38,14 +38,14 @@ def create_campaign(body: CampaignCreate, session: WriteSession, key: MarketingK
     return _read(session, campaign)
 
 
-@router.get("/{campaign_id}", responses=errors(404))
+@router.get("/{campaign_id:int}", responses=errors(404))
 def get_campaign(campaign_id: PathId, session: ReadSession, _: MarketingKey) -> CampaignRead:
     """The campaign and its results per variant and holdout: people, queued, delivered, skipped by
     reason, converted, revenue, the lift over the holdout."""
     return _read(session, service.get_campaign(session, campaign_id), results=True)
 
 
-@router.post("/{campaign_id}/schedule", responses=errors(404, 409))
+@router.post("/{campaign_id:int}/schedule", responses=errors(404, 409))
 def schedule(campaign_id: PathId, session: WriteSession, _: MarketingKey) -> CampaignRead:
     """Send it at `send_at` (now when it has none). Scheduling again changes nothing."""
     campaign = service.schedule(session, campaign_id=campaign_id)
@@ -53,7 +53,7 @@ def schedule(campaign_id: PathId, session: WriteSession, _: MarketingKey) -> Cam
     return _read(session, campaign)
 
 
-@router.post("/{campaign_id}/cancel", responses=errors(404, 409))
+@router.post("/{campaign_id:int}/cancel", responses=errors(404, 409))
 def cancel(campaign_id: PathId, session: WriteSession, _: MarketingKey) -> CampaignRead:
     """Nobody else gets it (those already sent to stay sent). Cancelling again changes nothing."""
     return _read(session, service.cancel(session, campaign_id=campaign_id))

@@ -54,13 +54,13 @@ def create_journey(body: JourneyCreate | JourneyFromTemplate, session: WriteSess
     return _read(session, journey)
 
 
-@router.get("/journeys/{journey_id}", responses=errors(404))
+@router.get("/journeys/{journey_id:int}", responses=errors(404))
 def get_journey(journey_id: PathId, session: ReadSession, _: MarketingKey) -> JourneyRead:
     """The journey, with how many people are at each step and why those who left did."""
     return _read(session, service.get_journey(session, journey_id), counts=True)
 
 
-@router.patch("/journeys/{journey_id}", responses=errors(404, 409))
+@router.patch("/journeys/{journey_id:int}", responses=errors(404, 409))
 def update_journey(journey_id: PathId, body: JourneyUpdate, session: WriteSession, _: MarketingKey) -> JourneyRead:
     """A new definition is a new version: people already in the journey finish the version they
     entered with; people entering from now on get the new one."""
@@ -75,26 +75,26 @@ def _status(session, journey_id: int, action: str) -> JourneyRead:  # noqa: ANN0
     return _read(session, journey)
 
 
-@router.post("/journeys/{journey_id}/start", responses=errors(404, 409))
+@router.post("/journeys/{journey_id:int}/start", responses=errors(404, 409))
 def start(journey_id: PathId, session: WriteSession, _: MarketingKey) -> JourneyRead:
     """People enter (on its trigger) and move; after a pause, waits that ended meanwhile run now.
     Starting a running journey changes nothing."""
     return _status(session, journey_id, "start")
 
 
-@router.post("/journeys/{journey_id}/pause", responses=errors(404, 409))
+@router.post("/journeys/{journey_id:int}/pause", responses=errors(404, 409))
 def pause(journey_id: PathId, session: WriteSession, _: MarketingKey) -> JourneyRead:
     """Nobody enters and nobody moves until it starts again; everyone keeps their place."""
     return _status(session, journey_id, "pause")
 
 
-@router.post("/journeys/{journey_id}/archive", responses=errors(404, 409))
+@router.post("/journeys/{journey_id:int}/archive", responses=errors(404, 409))
 def archive(journey_id: PathId, session: WriteSession, _: MarketingKey) -> JourneyRead:
     """Everyone in it leaves (`archived`); it can no longer be edited or started."""
     return _status(session, journey_id, "archive")
 
 
-@router.post("/journeys/{journey_id}/enroll", responses=errors(404, 409, 410))
+@router.post("/journeys/{journey_id:int}/enroll", responses=errors(404, 409, 410))
 def enroll(journey_id: PathId, body: EnrollIn, session: WriteSession, _: MarketingKey) -> EnrollOutcome:
     """Put a customer into an active journey now (its audience and re-entry rules apply). Sending
     it again while they are in it changes nothing (`reason`: already_in)."""
@@ -106,7 +106,7 @@ def enroll(journey_id: PathId, body: EnrollIn, session: WriteSession, _: Marketi
                          enrollment=EnrollmentRead.model_validate(enrollment) if enrollment is not None else None)
 
 
-@router.get("/journeys/{journey_id}/enrollments", responses=errors(404))
+@router.get("/journeys/{journey_id:int}/enrollments", responses=errors(404))
 def enrollments(journey_id: PathId, session: ReadSession, _: MarketingKey, status: Literal["waiting", "done"] | None = None,
                 limit: Annotated[int, Query(ge=1, le=500)] = 50, before_id: QueryId = None) -> list[EnrollmentRead]:
     """People in (or through) the journey, newest first: their step, until when they wait, why they left."""
@@ -114,7 +114,7 @@ def enrollments(journey_id: PathId, session: ReadSession, _: MarketingKey, statu
             service.enrollments_page(session, journey_id=journey_id, status=status, limit=limit, before_id=before_id)]
 
 
-@router.get("/enrollments/{enrollment_id}", responses=errors(404))
+@router.get("/enrollments/{enrollment_id:int}", responses=errors(404))
 def enrollment(enrollment_id: PathId, session: ReadSession, _: MarketingKey) -> EnrollmentRead:
     """One person's way through a journey, each step passed with what came of it."""
     found = EnrollmentRead.model_validate(service.get_enrollment(session, enrollment_id))

@@ -35,17 +35,17 @@ def create_template(body: TemplateCreate, session: WriteSession, key: MarketingK
     return TemplateRead.model_validate(template)
 
 
-@router.get("/{template_id}", responses=errors(404))
+@router.get("/{template_id:int}", responses=errors(404))
 def get_template(template_id: PathId, session: ReadSession, _: MarketingKey) -> TemplateRead:
     return TemplateRead.model_validate(service.get_template(session, template_id))
 
 
-@router.patch("/{template_id}", responses=errors(404))
+@router.patch("/{template_id:int}", responses=errors(404))
 def update_template(template_id: PathId, body: TemplateUpdate, session: WriteSession, _: MarketingKey) -> TemplateRead:
     return TemplateRead.model_validate(service.update_template(session, template_id=template_id, name=body.name, content=body.content))
 
 
-@router.post("/{template_id}/preview", responses=errors(404, 410))
+@router.post("/{template_id:int}/preview", responses=errors(404, 410))
 def preview(template_id: PathId, body: PreviewIn, session: ReadSession, _: MarketingKey, settings: AppSettings) -> PreviewRead:
     """The message as this customer would get it now (their name, cart, points), and the names
     the template used that had no value. Nothing is sent."""
@@ -55,7 +55,7 @@ def preview(template_id: PathId, body: PreviewIn, session: ReadSession, _: Marke
     return PreviewRead(**rendered.__dict__)
 
 
-@router.post("/{template_id}/test-send", responses=errors(404, 410))
+@router.post("/{template_id:int}/test-send", responses=errors(404, 410))
 def test_send(template_id: PathId, body: TestSendIn, session: WriteSession, _: MarketingKey, settings: AppSettings,
               idempotency_key: IdempotencyKey = None) -> TestSendRead:
     """Send the message to one customer (the marketer's own profile) now: no quiet hours, no

@@ -48,12 +48,12 @@ def estimate(body: SegmentEstimate, session: WriteSession, _: MarketingKey) -> E
     return EstimateRead(**service.estimate(session, rule=body.rules))
 
 
-@router.get("/{segment_id}", responses=errors(404))
+@router.get("/{segment_id:int}", responses=errors(404))
 def get_segment(segment_id: PathId, session: ReadSession, _: MarketingKey) -> SegmentRead:
     return _read(service.get_segment(session, segment_id))
 
 
-@router.patch("/{segment_id}", responses=errors(404, 409))
+@router.patch("/{segment_id:int}", responses=errors(404, 409))
 def update_segment(segment_id: PathId, body: SegmentUpdate, session: WriteSession, _: MarketingKey) -> SegmentRead:
     """Rename, describe, or change the rule (then evaluated again at once: people who no longer
     fit exit, newcomers enter). Sending the same change again changes nothing."""
@@ -63,14 +63,14 @@ def update_segment(segment_id: PathId, body: SegmentUpdate, session: WriteSessio
     return _read(segment)
 
 
-@router.post("/{segment_id}/evaluate", responses=errors(404, 409))
+@router.post("/{segment_id:int}/evaluate", responses=errors(404, 409))
 def evaluate(segment_id: PathId, session: WriteSession, _: MarketingKey) -> EvaluationRead:
     """Evaluate the segment over everyone now (it is also done periodically)."""
     outcome = service.evaluate(session, segment_id=segment_id, cause="refresh")
     return EvaluationRead(**outcome.__dict__)
 
 
-@router.post("/{segment_id}/archive", responses=errors(404, 409))
+@router.post("/{segment_id:int}/archive", responses=errors(404, 409))
 def archive(segment_id: PathId, session: WriteSession, _: MarketingKey) -> SegmentRead:
     """Stop evaluating the segment and empty it; its history stays. Archiving again changes nothing."""
     segment = service.get_segment(session, segment_id)
@@ -79,7 +79,7 @@ def archive(segment_id: PathId, session: WriteSession, _: MarketingKey) -> Segme
     return _read(segment)
 
 
-@router.get("/{segment_id}/members", responses=errors(404))
+@router.get("/{segment_id:int}/members", responses=errors(404))
 def members(segment_id: PathId, session: ReadSession, _: MarketingKey,
             limit: Annotated[int, Query(ge=1, le=1000)] = 100, after_id: QueryId = None) -> MemberPage:
     """Members in profile id order; pass `next_after_id` as `after_id` for the next page."""
@@ -91,7 +91,7 @@ def members(segment_id: PathId, session: ReadSession, _: MarketingKey,
 people_router = APIRouter(prefix="/v1/marketing/customers", tags=["marketing"], responses=errors(401, 403, 404, 410))
 
 
-@people_router.get("/{customer_id}/segments")
+@people_router.get("/{customer_id:int}/segments")
 def segments_of_customer(customer_id: PathId, session: ReadSession, _: MarketingKey) -> dict:
     """The segments a customer is in now, and their latest entries and exits."""
     profile = customers_service.get_profile(session, customer_id)
