@@ -119,7 +119,7 @@ def render(content: dict[str, Any], context: dict[str, Any], *, locale: str | No
             if len(text) > MAX_RENDERED:
                 raise Unprocessable(f"The {part} renders to more than {MAX_RENDERED} characters", code="template_too_long")
             out[part] = " ".join(text.split()) if part == "subject" else text
-    except TemplateError as exc:
+    except (TemplateError, TypeError, ValueError, ArithmeticError, LookupError) as exc:  # a filter given what it cannot take
         raise Unprocessable(f"The template failed to render: {exc}", code="template_render_failed") from None
     finally:
         _MISSING.reset(token)
