@@ -128,7 +128,7 @@ def test_every_page_renders_in_the_readers_language(client, staff_client, world,
                          "Выдать купон промоакции COMEBACK10 на 3 дня", "Цель Заказ в любом канале"):
             assert sentence in cart, sentence
         assert "Отправить шаблон «Брошенная корзина: reminder», канал: Эл. почта" in cart
-        assert "A/B-тест A · 50 % → 2 , B · 50 % → 2" in split and "Работает" in split
+        assert "Случайно разделить клиентов на ветки (каждого — навсегда) A · 50 % → 2 , B · 50 % → 2" in split and "Работает" in split
         assert "Ждать 1 ч 30 мин" in split and "прошли: 2" in split
         assert "Сообщение пропущено: нет согласия на рассылку" in steps and "Ветка" in steps
         assert "ждёт конца последнего ожидания" in split and "Если корзина пуста" in pages["/console/marketing/journeys/new"]
@@ -138,7 +138,7 @@ def test_every_page_renders_in_the_readers_language(client, staff_client, world,
         assert "All of: Trait city = Moscow Consented to marketing: Email" in segment
         assert "Draft" in cart and "Wait 1 h" in cart and "Give a personal coupon of promotion COMEBACK10 for 3 days" in cart
         assert "If something is in the cart → 3 , else → the end" in cart
-        assert "A/B split A · 50 % → 2 , B · 50 % → 2" in split and "Active" in split
+        assert "Split people at random (each for good) into arms A · 50 % → 2 , B · 50 % → 2" in split and "Active" in split
         assert "Message skipped: no marketing consent" in steps
     if locale == "ru":  # no code of marketing's left untranslated on a Russian page (the JSON shown as JSON aside)
         for url in URLS:

@@ -319,7 +319,7 @@ class Words:
                 if arm.holdout:
                     name += " · " + self.t("holdout: gets nothing, followed for the goal")
                 arms.append(Transition(name, None if arm.holdout else arm.next))
-            return self.t("A/B split"), arms
+            return self.t("Split people at random (each for good) into arms"), arms
         if isinstance(step, d.SendStep):
             name = self.template(step.template_id)
             if step.channel:

@@ -487,6 +487,7 @@ def _results_context(session: Session, request: Request, journey_id: int) -> dic
     found = results.results(session, journey_id)
     definition = journeys.current_definition(journey)
     steps = {s.id: s for s in words.steps(definition)}
+    found["sends"].sort(key=lambda send: steps[send.step_id].number if send.step_id in steps else 10**6)  # as the steps go
     reasons = sorted({reason for send in found["sends"] for reason in send.skipped})
     send_names = [f"{steps[s.step_id].number}. {steps[s.step_id].text}" if s.step_id in steps else s.step_id for s in found["sends"]]
     sends_chart = None
@@ -494,13 +495,15 @@ def _results_context(session: Session, request: Request, journey_id: int) -> dic
         series = [(words.t("Queued"), [s.queued for s in found["sends"]])]
         series += [(words.t("Skipped: %(reason)s", reason=words.label.send_reason(reason)),
                     [s.skipped.get(reason, 0) for s in found["sends"]]) for reason in reasons]
-        sends_chart = charts.bars([f"{steps[s.step_id].number}" if s.step_id in steps else s.step_id for s in found["sends"]],
-                                  series, horizontal=False)
-        for one in sends_chart["series"]:
-            one["stack"] = "messages"
+        sends_chart = charts.bars([words.t("Step %(n)s", n=steps[s.step_id].number) if s.step_id in steps else s.step_id
+                                   for s in found["sends"]], series)
+        for one in sends_chart["series"]:  # one bar per step: queued and each reason stacked
+            one["stack"], one["label"] = "messages", {"show": False}
     arm_names = [_arm_name(words, a) for a in found["arms"]]
-    arms_chart = charts.bars(arm_names, [(words.t("Conversion, %"), [a.rate or 0 for a in found["arms"]])], percent=True) \
-        if found["arms"] else None
+    arms_chart = None
+    if len(found["arms"]) > 1 and any(a.converted for a in found["arms"]):
+        arms_chart = charts.bars([a.arm or words.t("Without an arm") for a in found["arms"]],
+                                 [(words.t("Conversion, %"), [a.rate or 0 for a in found["arms"]])], percent=True)
     return {"journey": journey, **found, "steps": steps, "reasons": reasons, "send_names": send_names, "arm_names": arm_names,
             "sends_chart": sends_chart, "arms_chart": arms_chart, "currency": request.app.state.settings.commerce_currency}
 

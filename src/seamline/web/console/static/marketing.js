@@ -34,5 +34,7 @@
     const form = pick.closest("form");
     form.elements.customer_id.value = pick.dataset.pick;
     form.requestSubmit();
+    const list = pick.closest("[data-test=customer-pick]");
+    if (list) list.remove();  // chosen: the preview below says for whom
   });
 })();
