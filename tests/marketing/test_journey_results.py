@@ -71,6 +71,29 @@ def test_results_by_step_and_arm(client, admin_headers, marketer):
     assert (second.step_id, second.queued) == ("again", 0)
     assert second.skipped == {"journey_capped": len(consenting), "no_marketing_consent": len(sent) - len(consenting)}
     assert first.total == second.total == len(sent)
+    assert (first.delivered, first.failed, first.opened, first.clicked, first.unsubscribed) == (0, 0, 0, 0, 0)
+
+    # the channel's word and the person's: one delivered and opened and clicked, one bounced
+    reader, bounced = consenting[0], consenting[1]
+
+    def track(session):  # noqa: ANN001, ANN202
+        from sqlalchemy import select
+
+        from seamline.inbox.models import InboxMessage
+        from seamline.marketing.messages.models import MarketingMessage
+
+        for customer_id, status in ((reader, "read"), (bounced, "failed")):
+            message = session.scalar(select(MarketingMessage).where(MarketingMessage.profile_id == customer_id,
+                                                                    MarketingMessage.step_id == "hello"))
+            session.get(InboxMessage, message.inbox_message_id).delivery_status = status
+            if status == "read":
+                message.opened_at = message.clicked_at = utcnow()
+
+    client.app.state.database.run_write(track)
+    with client.app.state.database.read() as s:
+        first = results.send_steps(s, journey_id)[0]
+    assert (first.queued, first.delivered, first.failed, first.opened, first.clicked, first.unsubscribed) == (
+        len(consenting), 1, 1, 1, 1, 0)
 
     a_person = next(c for c in people if arm_of[c] == "A")
     _convert(client, entered[a_person], 101, 250_00)

@@ -326,7 +326,7 @@ def test_the_results_of_a_journey(client, staff_client, world, settings):
     assert "echarts.min.js" in html and '"stack": "messages"' in html
     sends = _text(re.search(r'data-test="results-sends">(.*?)</table>', html, re.S).group(1))
     assert "В очереди" in sends and "Пропущено: нет согласия на рассылку" in sends
-    assert re.search(r"2\. Отправить шаблон «Привет», канал: Эл. почта 1 1 2", sends), sends
+    assert re.search(r"2\. Отправить шаблон «Привет», канал: Эл. почта 1 0 0 0 0 0 1 2", sends), sends
     assert "150,00" in text and "Конверсия" in text
     journeys_list = _text(_get(client, "/console/marketing/journeys"))
     assert "A/B привет" in journeys_list and "150,00" in journeys_list
@@ -343,3 +343,12 @@ def test_words_of_every_ready_made_journey_and_step_are_russian():
     missing = [code for code, ready in library.READY.items() if ru.gettext(ready.description) == ready.description]
     assert not missing, "add the descriptions of these ready-made journeys to marketing.po: " + ", ".join(missing)
     assert page.PERMISSION == "marketing"
+
+
+def test_what_is_not_there_is_said_in_the_readers_words(client, staff_client):
+    staff_client("marketer", locale="ru")
+    for url, words in (("/console/marketing/segments/999", "Такого сегмента нет."), ("/console/marketing/journeys/999", "Такого пути нет."),
+                       ("/console/marketing/enrollments/999", "Под этим номером никого нет ни в одном пути."),
+                       ("/console/marketing/templates/999", "Такого шаблона нет.")):
+        response = client.get(url)
+        assert response.status_code == 404 and words in response.text, url

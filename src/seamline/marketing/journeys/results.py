@@ -22,6 +22,7 @@ from typing import Any
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
+from seamline.inbox.models import InboxMessage
 from seamline.marketing.journeys import service
 from seamline.marketing.journeys.definition import SplitStep
 from seamline.marketing.journeys.models import MarketingEnrollment, MarketingEnrollmentStep, MarketingJourneyVersion
@@ -47,11 +48,18 @@ class Summary:
 
 @dataclass
 class SendStepResult:
-    """One send step's messages: handed to the inbox (`queued`), and skipped with why."""
+    """One send step's messages: handed to the inbox (`queued`), and skipped with why; of the
+    queued ones, what the channel said (`delivered`, or read; `failed`: bounced or given up on)
+    and what the person did (messages/tracking.py: first open, first click, unsubscribe)."""
 
     step_id: str
     queued: int = 0
     skipped: dict[str, int] = field(default_factory=dict)
+    delivered: int = 0
+    failed: int = 0
+    opened: int = 0
+    clicked: int = 0
+    unsubscribed: int = 0
 
     @property
     def total(self) -> int:
@@ -114,22 +122,29 @@ def passed_steps(session: Session, journey_id: int) -> dict[str, int]:
 
 
 def send_steps(session: Session, journey_id: int) -> list[SendStepResult]:
-    """Messages of each send step: queued, and skipped by reason (capped, journey_capped,
-    no_marketing_consent, customer_unreachable, consent_withdrawn...). Messages held by quiet
-    hours are not here: the step runs again when they end and its message counts then. Steps in
-    the order of their first message."""
-    rows = session.execute(select(MarketingMessage.step_id, MarketingMessage.status, MarketingMessage.reason, func.count(),
-                                  func.min(MarketingMessage.id))
+    """Messages of each send step: queued (with their delivery, opens, clicks, unsubscribes),
+    and skipped by reason (capped, journey_capped, no_marketing_consent, customer_unreachable,
+    consent_withdrawn...). Messages held by quiet hours are not here: the step runs again when
+    they end and its message counts then. Steps in the order of their first message."""
+    delivery = InboxMessage.delivery_status
+    rows = session.execute(select(MarketingMessage.step_id, MarketingMessage.status, MarketingMessage.reason, delivery, func.count(),
+                                  func.count(MarketingMessage.opened_at), func.count(MarketingMessage.clicked_at),
+                                  func.count(MarketingMessage.unsubscribed_at), func.min(MarketingMessage.id))
+                           .outerjoin(InboxMessage, InboxMessage.id == MarketingMessage.inbox_message_id)
                            .where(MarketingMessage.journey_id == journey_id, MarketingMessage.step_id.is_not(None),
                                   MarketingMessage.status.in_(("queued", "skipped")))
-                           .group_by(MarketingMessage.step_id, MarketingMessage.status, MarketingMessage.reason))
+                           .group_by(MarketingMessage.step_id, MarketingMessage.status, MarketingMessage.reason, delivery))
     found: dict[str, SendStepResult] = {}
     first: dict[str, int] = {}
-    for step_id, status, reason, n, first_id in rows:
+    for step_id, status, reason, delivered_as, n, opened, clicked, unsubscribed, first_id in rows:
         result = found.setdefault(step_id, SendStepResult(step_id))
         first[step_id] = min(first.get(step_id, first_id), first_id)
         if status == "queued":
             result.queued += int(n)
+            result.delivered += int(n) if delivered_as in ("delivered", "read") else 0
+            result.failed += int(n) if delivered_as == "failed" else 0
+            result.opened, result.clicked = result.opened + int(opened), result.clicked + int(clicked)
+            result.unsubscribed += int(unsubscribed)
         else:
             key = reason or "unknown"
             result.skipped[key] = result.skipped.get(key, 0) + int(n)

@@ -106,7 +106,7 @@ def explain(request: Request, exc: AppError) -> str:
     if exc.code == "customer_erased":
         return t("This customer was erased.")
     if exc.code.startswith(("segment", "journey", "template", "enrollment", "invalid_rule", "invalid_template", "unknown_segment",
-                            "unknown_template", "unknown_promotion", "promotion_required", "idempotency_key")):
+                            "unknown_template", "unknown_promotion", "promotion_required", "idempotency_key_reused")):
         return _explain_marketing(request, exc)
     return exc.message
 
@@ -141,8 +141,10 @@ def _explain_marketing(request: Request, exc: AppError) -> str:
         return t("The journey cannot do this now (now: %(status)s).", status=status)
     if exc.code == "journey_archived":
         return t("An archived journey cannot be edited.")
-    if exc.code in ("journey_not_found", "journey_version_not_found", "enrollment_not_found"):
+    if exc.code in ("journey_not_found", "journey_version_not_found"):
         return t("No such journey.")
+    if exc.code == "enrollment_not_found":
+        return t("Nobody is in a journey under this number.")
     if exc.code == "promotion_required":
         return t("This journey gives a coupon: name the promotion (one that requires a coupon).")
     if exc.code == "unknown_promotion":
@@ -163,7 +165,7 @@ def _explain_marketing(request: Request, exc: AppError) -> str:
         return t("The template failed to render: %(detail)s", detail=exc.message.split(": ", 1)[-1])
     if exc.code == "template_too_long":
         return t("The message comes out too long (over 200,000 characters).")
-    if exc.code.startswith("idempotency_key"):
+    if exc.code == "idempotency_key_reused":
         return t("This form was already sent with other values: open the page again.")
     return exc.message
 

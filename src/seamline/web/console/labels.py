@@ -128,6 +128,8 @@ VOCABULARIES: dict[str, dict[str, str]] = {
         "Products Searched": N_("Products Searched"), "Product List Viewed": N_("Product List Viewed"),
         "Coupon Applied": N_("Coupon Applied"), "Signed Up": N_("Signed Up"), "Signed In": N_("Signed In"),
         "Signed Out": N_("Signed Out"),
+        # what ready-made journeys start on (marketing/journeys/library.py): the app's or a beacon's, the server's
+        "Store Entered": N_("Store Entered"), "Back In Stock": N_("Back In Stock"),
     },
     #: Marketing (the console's Marketing area; its sentences: web/console/marketing_words.py).
     "journey_status": {"draft": N_("Draft"), "active": N_("Active"), "paused": N_("Paused"), "archived": N_("Archived")},

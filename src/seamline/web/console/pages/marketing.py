@@ -72,6 +72,16 @@ def _words(request: Request, session: Session | None = None) -> Words:
     return Words(labels.for_reader(request), fmt, currency=settings.commerce_currency, **names)
 
 
+def _read(request: Request, work: Any) -> Any:
+    """`actions.read`, a refusal (a segment, a journey, a template that is not there) said in the
+    reader's words on the console's error page."""
+    try:
+        return read(request, work)
+    except AppError as exc:
+        exc.message = explain(request, exc)
+        raise
+
+
 def _hx(request: Request) -> bool:
     return request.headers.get("hx-request") == "true"
 
@@ -99,7 +109,7 @@ def _segment_rows(session: Session, archived: bool) -> list[Any]:
 @router.get("/segments")
 def segment_list(request: Request, archived: str = "", staff: Staff = permitted(PERMISSION)) -> HTMLResponse:
     show_archived = bool(archived)
-    rows = read(request, lambda s: _segment_rows(s, show_archived))
+    rows = _read(request, lambda s: _segment_rows(s, show_archived))
     template = "marketing/_segment_rows.html" if _hx(request) else "marketing/segments.html"
     return render(request, template, section="marketing", tab="segments", rows=rows, archived=show_archived)
 
@@ -127,14 +137,14 @@ async def segment_estimate(request: Request, staff: Staff = permitted(PERMISSION
     """How many people the rule being edited holds for now (nothing is written): the form's
     live estimate, asked for a moment after the person stops typing."""
     form = await request.form()
-    words = read(request, lambda s: _words(request, s))
+    words = _read(request, lambda s: _words(request, s))
     rule, problem = _parse_rule(words, str(form.get("rules") or ""))
     found: dict[str, Any] | None = None
     who: dict[int, Any] = {}
     if rule is not None:
         found, problem = attempt(request, lambda s: segments.estimate(s, rule=rule, sample=ESTIMATE_SAMPLE))
         if found is not None:
-            who = read(request, lambda s: people.briefs(s, found["sample_ids"]))
+            who = _read(request, lambda s: people.briefs(s, found["sample_ids"]))
     return render(request, "marketing/_estimate.html", found=found, problem=problem, who=who)
 
 
@@ -157,7 +167,7 @@ async def _segment_values(request: Request) -> dict[str, str]:
 @router.post("/segments/new")
 async def segment_create(request: Request, staff: Staff = permitted(PERMISSION)) -> Response:
     values = await _segment_values(request)
-    words = read(request, lambda s: _words(request, s))
+    words = _read(request, lambda s: _words(request, s))
     rule, problem = _parse_rule(words, values["rules"])
     if not values["name"].strip():
         problem = words.t("Give the segment a name.")
@@ -205,14 +215,14 @@ def _done(request: Request, done: str) -> tuple[str, str] | None:
 @router.get("/segments/{segment_id}")
 def segment_page(segment_id: RowId, request: Request, after: str = "", done: str = "",
                  staff: Staff = permitted(PERMISSION)) -> HTMLResponse:
-    context = read(request, lambda s: _segment_context(s, request, segment_id, _after_id(after)))
+    context = _read(request, lambda s: _segment_context(s, request, segment_id, _after_id(after)))
     template = "marketing/_members.html" if _hx(request) and request.headers.get("hx-target") == "members" else "marketing/segment.html"
     return render(request, template, section="marketing", tab="segments", flash=_done(request, done), **context)
 
 
 @router.get("/segments/{segment_id}/edit")
 def segment_edit(segment_id: RowId, request: Request, staff: Staff = permitted(PERMISSION)) -> HTMLResponse:
-    segment = read(request, lambda s: segments.get_segment(s, segment_id))
+    segment = _read(request, lambda s: segments.get_segment(s, segment_id))
     return _segment_form(request, segment=segment, values={"name": segment.name, "description": segment.description,
                                                            "rules": _rule_text(segment.rules)})
 
@@ -220,8 +230,8 @@ def segment_edit(segment_id: RowId, request: Request, staff: Staff = permitted(P
 @router.post("/segments/{segment_id}/edit")
 async def segment_update(segment_id: RowId, request: Request, staff: Staff = permitted(PERMISSION)) -> Response:
     values = await _segment_values(request)
-    segment = read(request, lambda s: segments.get_segment(s, segment_id))
-    words = read(request, lambda s: _words(request, s))
+    segment = _read(request, lambda s: segments.get_segment(s, segment_id))
+    words = _read(request, lambda s: _words(request, s))
     rule, problem = _parse_rule(words, values["rules"])
     if not values["name"].strip():
         problem = words.t("Give the segment a name.")
@@ -245,7 +255,7 @@ def _segment_answer(request: Request, segment_id: int, flash: tuple[str, str], s
     if not _hx(request):
         if flash[0] == "ok":
             return RedirectResponse(f"/console/marketing/segments/{segment_id}", status_code=303)
-    context = read(request, lambda s: _segment_context(s, request, segment_id, None))
+    context = _read(request, lambda s: _segment_context(s, request, segment_id, None))
     template = "marketing/_segment.html" if _hx(request) else "marketing/segment.html"
     return render(request, template, section="marketing", tab="segments", flash=flash, status_code=status_code, **context)
 
@@ -286,7 +296,7 @@ def journey_list(request: Request, archived: str = "", staff: Staff = permitted(
                 "currency": request.app.state.settings.commerce_currency}
 
     return render(request, "marketing/journeys.html", section="marketing", tab="journeys", archived=bool(archived),
-                  **read(request, work))
+                  **_read(request, work))
 
 
 def _send_channels(request: Request) -> list[dict[str, Any]]:
@@ -324,7 +334,7 @@ def _new_journey_page(request: Request, *, values: dict[str, str] | None = None,
         return {"ready": _ready_made(_words(request)), "promotions": _coupon_promotions(session)}
 
     return render(request, "marketing/journey_new.html", section="marketing", tab="journeys", channels=_send_channels(request),
-                  values=values or {}, problem=problem, key=form_key(), status_code=status_code, **read(request, work))
+                  values=values or {}, problem=problem, key=form_key(), status_code=status_code, **_read(request, work))
 
 
 @router.get("/journeys/new")
@@ -415,7 +425,7 @@ def _status_filter(value: str) -> str | None:
 @router.get("/journeys/{journey_id}")
 def journey_page(journey_id: RowId, request: Request, status: str = "", before: str = "", done: str = "",
                  staff: Staff = permitted(PERMISSION)) -> HTMLResponse:
-    context = read(request, lambda s: _journey_context(s, request, journey_id, status=_status_filter(status),
+    context = _read(request, lambda s: _journey_context(s, request, journey_id, status=_status_filter(status),
                                                         before=_after_id(before)))
     return render(request, "marketing/journey.html", section="marketing", tab="journeys", flash=_done(request, done), **context)
 
@@ -429,7 +439,7 @@ def journey_people(journey_id: RowId, request: Request, status: str = "", before
         return {"journey": journey, **_people_rows(session, _words(request, session), journey_id, _status_filter(status),
                                                    _after_id(before))}
 
-    return render(request, "marketing/_people.html", **read(request, work))
+    return render(request, "marketing/_people.html", **_read(request, work))
 
 
 JOURNEY_ACTIONS = ("start", "pause", "archive")
@@ -457,7 +467,7 @@ def journey_action(journey_id: RowId, action: str, request: Request, staff: Staf
     flash = ("error", error) if error else ("ok", _journey_done(request, action))
     if not _hx(request) and not error:
         return RedirectResponse(f"/console/marketing/journeys/{journey_id}", status_code=303)
-    context = read(request, lambda s: _journey_context(s, request, journey_id))
+    context = _read(request, lambda s: _journey_context(s, request, journey_id))
     template = "marketing/_journey.html" if _hx(request) else "marketing/journey.html"
     return render(request, template, section="marketing", tab="journeys", flash=flash, status_code=422 if error else 200,
                   **context)
@@ -478,7 +488,7 @@ def enrollment_page(enrollment_id: RowId, request: Request, staff: Staff = permi
                 "customer": people.briefs(session, [enrollment.profile_id]).get(enrollment.profile_id),
                 "currency": request.app.state.settings.commerce_currency}
 
-    return render(request, "marketing/enrollment.html", section="marketing", tab="journeys", **read(request, work))
+    return render(request, "marketing/enrollment.html", section="marketing", tab="journeys", **_read(request, work))
 
 
 def _results_context(session: Session, request: Request, journey_id: int) -> dict[str, Any]:
@@ -517,7 +527,7 @@ def _arm_name(words: Words, arm: results.ArmResult) -> str:
 @router.get("/journeys/{journey_id}/results")
 def journey_results(journey_id: RowId, request: Request, staff: Staff = permitted(PERMISSION)) -> HTMLResponse:
     return render(request, "marketing/results.html", section="marketing", tab="journeys",
-                  **read(request, lambda s: _results_context(s, request, journey_id)))
+                  **_read(request, lambda s: _results_context(s, request, journey_id)))
 
 
 # --- templates --------------------------------------------------------------------------------
@@ -526,7 +536,7 @@ def journey_results(journey_id: RowId, request: Request, staff: Staff = permitte
 @router.get("/templates")
 def template_list(request: Request, staff: Staff = permitted(PERMISSION)) -> HTMLResponse:
     return render(request, "marketing/templates.html", section="marketing", tab="templates",
-                  rows=read(request, messages.list_templates))
+                  rows=_read(request, messages.list_templates))
 
 
 def _template_values(template: Any | None) -> dict[str, str]:
@@ -589,13 +599,13 @@ async def template_create(request: Request, staff: Staff = permitted(PERMISSION)
 
 @router.get("/templates/{template_id}")
 def template_page(template_id: RowId, request: Request, done: str = "", staff: Staff = permitted(PERMISSION)) -> HTMLResponse:
-    template = read(request, lambda s: messages.get_template(s, template_id))
+    template = _read(request, lambda s: messages.get_template(s, template_id))
     return _template_page(request, template=template, values=_template_values(template), flash=_done(request, done))
 
 
 @router.post("/templates/{template_id}")
 async def template_update(template_id: RowId, request: Request, staff: Staff = permitted(PERMISSION)) -> Response:
-    template = read(request, lambda s: messages.get_template(s, template_id))
+    template = _read(request, lambda s: messages.get_template(s, template_id))
     values, content, problem = await _template_form(request)
     if problem:
         return _template_page(request, template=template, values=values, problem=problem, status_code=422)
@@ -617,7 +627,7 @@ def template_customers(template_id: RowId, request: Request, q: str = "", staff:
             return [people.brief(item["id"], traits=item["traits"], identifiers=item["identifiers"]) for item in found]
 
         try:
-            rows = read(request, work)
+            rows = _read(request, work)
         except AppError:
             rows = []
     return render(request, "marketing/_customer_pick.html", rows=rows, q=q)
@@ -646,7 +656,7 @@ async def template_preview(template_id: RowId, request: Request, staff: Staff = 
         return {"rendered": rendered, "customer": people.briefs(session, [profile.id])[profile.id]}
 
     try:
-        found = read(request, work)
+        found = _read(request, work)
     except AppError as exc:
         return render(request, "marketing/_preview.html", problem=explain(request, exc), status_code=422)
     return render(request, "marketing/_preview.html", problem=None, template_id=template_id, channels=_send_channels(request),
@@ -687,6 +697,6 @@ async def template_test_send(template_id: RowId, request: Request, staff: Staff 
     if error:
         return render(request, "marketing/_test_send.html", problem=error, status_code=422)
     outcome, profile_id = done
-    reasons = read(request, lambda s: _channel_reasons(s, request, profile_id, channel)) \
+    reasons = _read(request, lambda s: _channel_reasons(s, request, profile_id, channel)) \
         if outcome.status == "skipped" and outcome.reason == "customer_unreachable" else {}
     return render(request, "marketing/_test_send.html", problem=None, outcome=outcome, reasons=reasons, channel=channel)
