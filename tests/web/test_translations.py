@@ -22,16 +22,38 @@ def _console_msgids() -> set[tuple[str, str]]:
             for _line, _func, message, _comments in babel_extract(fh, ("_", "gettext", "ngettext"), [], OPTIONS):
                 for msgid in ([message] if isinstance(message, str) else [m for m in (message or ())[:1] if m]):
                     found.add((template.name, msgid))
-    for module in [*(CONSOLE / "pages").glob("*.py"), CONSOLE / "actions.py"]:
+    for module in PYTHON_MODULES():
         text = module.read_text()
         for match in re.finditer(r'(?:translate\(\s*request,\s*|\bt\()"([^"]+)"', text):
             found.add((module.name, match.group(1)))
     return found
 
 
+def PYTHON_MODULES() -> list[Path]:  # noqa: N802
+    """The console's Python that builds sentences: pages, actions, the marketing area's words."""
+    return [*(CONSOLE / "pages").glob("*.py"), CONSOLE / "actions.py", CONSOLE / "marketing_words.py"]
+
+
+def _plural_msgids() -> set[tuple[str, str, str]]:
+    """(file, singular, plural) of every `n("...", "...", count)` (marketing_words.Words.n)."""
+    found = set()
+    for module in PYTHON_MODULES():
+        for match in re.finditer(r'\bn\(\s*"([^"]+)",\s*"([^"]+)"', module.read_text()):
+            found.add((module.name, match.group(1), match.group(2)))
+    return found
+
+
 def test_every_console_string_has_a_russian_translation():
     catalog = i18n.translations("ru")._catalog  # noqa: SLF001 - gettext's own mapping
     missing = sorted(f"{where}: {msgid}" for where, msgid in _console_msgids() if msgid not in catalog)
+    # a plural's three Russian forms (1 день, 2 дня, 5 дней), each with the English placeholders
+    for where, singular, plural in sorted(_plural_msgids()):
+        forms = [catalog.get((singular, i)) for i in range(3)]
+        if not all(forms):
+            missing.append(f"{where}: {singular} / {plural} (msgid_plural, three msgstr forms)")
+        elif any(_placeholders(f) != _placeholders(singular) for f in forms):
+            missing.append(f"{where}: {singular}: a Russian form's params differ")
+    assert _plural_msgids(), "the plural pattern found nothing: the test reads the wrong files"
     assert not missing, "add these to web/locale/ru/LC_MESSAGES/<area>.po:\n" + "\n".join(missing)
 
 
@@ -74,9 +96,31 @@ def test_the_console_has_a_name_for_every_code_the_modules_use():
         "conversation_status": set(CONVERSATION_STATUSES), "identifier_type": set(BUILTIN_IDENTIFIER_TYPES),
         "channel": set(defaults.consent_channels), "consent_purpose": set(defaults.consent_purposes),
         "loyalty_entry": {key.split(".")[1] for key in LOYALTY_TITLES},
+        **_marketing_codes(),
     }
     unnamed = sorted(f"{vocabulary}: {code}" for vocabulary, codes in used.items() for code in codes - set(labels.VOCABULARIES[vocabulary]))
     assert not unnamed, "name these in web/console/labels.py VOCABULARIES:\n" + "\n".join(unnamed)
+
+
+def _marketing_codes() -> dict[str, set[str]]:
+    """The codes marketing keeps that the console names: statuses, kinds of steps and triggers
+    (from the definition's own models), exit reasons, why a message was skipped."""
+    import typing
+
+    from seamline.marketing.journeys import definition, service
+
+    def tags(union: object) -> set[str]:
+        members = typing.get_args(typing.get_args(union)[0])
+        return {typing.get_args(m.model_fields["type"].annotation)[0] for m in members}
+
+    return {
+        "journey_status": {"draft", *(target for _allowed, target in service.STATUS_MOVES.values())},
+        "step_kind": tags(definition.Step), "trigger_kind": tags(definition.Trigger),
+        "exit_reason": {"completed", "goal", "segment_exit", "archived", "merged", "erased", "holdout", "error"},
+        "send_reason": {"capped", "journey_capped", "no_marketing_consent", "customer_unreachable", "consent_withdrawn",
+                        "quiet_hours", "channel_not_configured"},
+        "message_status": {"queued", "skipped", "held", "test"},
+    }
 
 
 def test_every_text_built_in_python_has_a_russian_template(tmp_path):
@@ -132,8 +176,10 @@ def test_a_built_text_reads_in_each_language():
 #: beginnings of their English texts. (Customers' own words are Russian in the pages read below.)
 def _english_on_russian_pages() -> list[re.Pattern[str]]:
     ru = labels.Labels("ru")
-    # references ("order:7") are words of content too (the demo's English canned responses: "Order status")
-    vocabularies = {name: names for name, names in labels.VOCABULARIES.items() if name != "reference"}
+    # references ("order:7") are words of content too (the demo's English canned responses: "Order status"),
+    # and so are the codes of journey steps and triggers ("wait", "send", "event", "date")
+    vocabularies = {name: names for name, names in labels.VOCABULARIES.items()
+                    if name not in ("reference", "step_kind", "trigger_kind")}
     words = {english for vocabulary, names in vocabularies.items() for english in names.values()
              if ru(vocabulary, next(code for code, e in names.items() if e == english)) != english}
     codes = {code for names in vocabularies.values() for code in names if code.islower() or "_" in code}

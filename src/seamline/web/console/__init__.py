@@ -32,12 +32,13 @@ def install(app: FastAPI) -> None:
         inbox,
         landing,
         loyalty,
+        marketing,
         realtime,
         settings,
         store,
     )
 
-    for area in (auth, inbox, customers, commerce, store, loyalty, settings, dashboard, analytics, realtime,
+    for area in (auth, inbox, customers, commerce, store, loyalty, settings, dashboard, analytics, marketing, realtime,
                  landing):
         app.include_router(area.router, include_in_schema=False)
     app.mount("/console/static", StaticFiles(directory=STATIC), name="console-static")

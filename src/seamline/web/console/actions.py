@@ -103,6 +103,70 @@ def explain(request: Request, exc: AppError) -> str:
         return t("Unknown location %(location)s.", location=details.get("location", ""))
     if exc.code == "job_not_found":
         return t("This job is not dead any more (someone retried it already).")
+    if exc.code == "customer_erased":
+        return t("This customer was erased.")
+    if exc.code.startswith(("segment", "journey", "template", "enrollment", "invalid_rule", "invalid_template", "unknown_segment",
+                            "unknown_template", "unknown_promotion", "promotion_required", "idempotency_key_reused")):
+        return _explain_marketing(request, exc)
+    return exc.message
+
+
+def _explain_marketing(request: Request, exc: AppError) -> str:
+    """Marketing's refusals (segments, journeys, templates) in the reader's words."""
+    from seamline.marketing.segments.rules import MAX_CONDITIONS, MAX_DEPTH
+
+    details: dict[str, Any] = exc.details or {}
+    t = lambda message, **values: translate(request, message, **values)  # noqa: E731
+    ids = lambda key: ", ".join(str(v) for v in details.get(key, []))  # noqa: E731
+    words = labels.for_reader(request)
+    if exc.code == "invalid_rule":
+        return t("A segment rule has at most %(conditions)s conditions and %(depth)s levels of nesting.", conditions=MAX_CONDITIONS,
+                 depth=MAX_DEPTH)
+    if exc.code == "unknown_segment":
+        return t("The rule uses segments that do not exist or are archived: %(ids)s.", ids=ids("segment_ids"))
+    if exc.code == "segment_cycle":
+        return t("The rule would make the segment depend on itself.")
+    if exc.code == "segment_archived":
+        return t("The segment is archived: it is neither edited nor evaluated.")
+    if exc.code == "segment_in_use":
+        return t("Other segments use this one (%(ids)s): change their rules first.", ids=ids("segment_ids"))
+    if exc.code == "segment_not_found":
+        return t("No such segment.")
+    if exc.code == "journey_status":
+        status = words.journey_status(details.get("status"))
+        if details.get("action") == "pause":
+            return t("Only a running journey can be paused (now: %(status)s).", status=status)
+        if details.get("action") == "start":
+            return t("An archived journey cannot be started again.")
+        return t("The journey cannot do this now (now: %(status)s).", status=status)
+    if exc.code == "journey_archived":
+        return t("An archived journey cannot be edited.")
+    if exc.code in ("journey_not_found", "journey_version_not_found"):
+        return t("No such journey.")
+    if exc.code == "enrollment_not_found":
+        return t("Nobody is in a journey under this number.")
+    if exc.code == "promotion_required":
+        return t("This journey gives a coupon: name the promotion (one that requires a coupon).")
+    if exc.code == "unknown_promotion":
+        return t("Coupons can only be given for promotions that require one: %(codes)s.", codes=ids("promotions"))
+    if exc.code == "unknown_template":
+        return t("The journey sends templates that do not exist: %(ids)s.", ids=ids("template_ids"))
+    if exc.code == "template_not_found":
+        return t("No such template.")
+    if exc.code == "invalid_template":
+        part = {"subject": t("the subject"), "text": t("the text"), "html": t("the HTML")}.get(details.get("part"), details.get("part", ""))
+        detail = exc.message.split(": ", 1)[-1]
+        if details.get("locale") == "en":
+            return t("The English version: %(part)s does not parse (line %(line)s): %(detail)s", part=part,
+                     line=details.get("line") or "?", detail=detail)
+        return t("The Russian version: %(part)s does not parse (line %(line)s): %(detail)s", part=part,
+                 line=details.get("line") or "?", detail=detail)
+    if exc.code == "template_render_failed":
+        return t("The template failed to render: %(detail)s", detail=exc.message.split(": ", 1)[-1])
+    if exc.code == "template_too_long":
+        return t("The message comes out too long (over 200,000 characters).")
+    if exc.code == "idempotency_key_reused":
+        return t("This form was already sent with other values: open the page again.")
     return exc.message
 
 

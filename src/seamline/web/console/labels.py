@@ -128,7 +128,38 @@ VOCABULARIES: dict[str, dict[str, str]] = {
         "Products Searched": N_("Products Searched"), "Product List Viewed": N_("Product List Viewed"),
         "Coupon Applied": N_("Coupon Applied"), "Signed Up": N_("Signed Up"), "Signed In": N_("Signed In"),
         "Signed Out": N_("Signed Out"),
+        # what ready-made journeys start on (marketing/journeys/library.py): the app's or a beacon's, the server's
+        "Store Entered": N_("Store Entered"), "Back In Stock": N_("Back In Stock"),
     },
+    #: Marketing (the console's Marketing area; its sentences: web/console/marketing_words.py).
+    "journey_status": {"draft": N_("Draft"), "active": N_("Active"), "paused": N_("Paused"), "archived": N_("Archived")},
+    "segment_status": {"active": N_("Active"), "archived": N_("Archived")},
+    "enrollment_status": {"waiting": N_("in the journey"), "done": N_("left")},
+    "exit_reason": {
+        "completed": N_("went through to the end"), "goal": N_("reached the goal"), "segment_exit": N_("left the segment"),
+        "archived": N_("the journey was archived"), "merged": N_("profile merged into another"), "erased": N_("profile erased"),
+        "holdout": N_("holdout, followed to the end"), "error": N_("a step failed"),
+    },
+    #: Why a marketing message was not sent (marketing_message.reason, outbound's refusals) or
+    #: why a channel cannot take it.
+    "send_reason": {
+        "capped": N_("over the frequency cap"), "journey_capped": N_("over the journey's frequency cap"),
+        "no_marketing_consent": N_("no marketing consent"), "consent_withdrawn": N_("consent withdrawn"),
+        "customer_unreachable": N_("no channel reaches the customer"), "quiet_hours": N_("quiet hours"),
+        "channel_not_configured": N_("the channel is not set up"), "channel_unreachable": N_("no address on this channel"),
+        "channel_cannot_send": N_("the channel cannot send this"), "live_channel_only_when_named": N_("a live channel, used only when chosen"),
+        "whatsapp_window_closed": N_("the WhatsApp 24-hour window is closed"), "customer_not_found": N_("no such customer"),
+        "customer_erased": N_("the customer was erased"), "unknown_channel": N_("unknown channel"), "unknown": N_("unknown reason"),
+    },
+    "message_status": {"queued": N_("queued"), "skipped": N_("skipped"), "held": N_("held until quiet hours end"),
+                       "test": N_("test send")},
+    "step_kind": {
+        "wait": N_("Wait"), "branch": N_("Condition"), "split": N_("A/B split"), "send": N_("Message"),
+        "update_trait": N_("Set a trait"), "give_points": N_("Give points"), "give_coupon": N_("Give a coupon"),
+        "notify_agent": N_("Task for an agent"),
+    },
+    "trigger_kind": {"event": N_("An action of the person"), "segment_entered": N_("Entering a segment"), "date": N_("A date"),
+                     "api": N_("Through the API")},
 }
 
 #: Params of a built text whose values are codes: the vocabulary they are words of (a list: each).
