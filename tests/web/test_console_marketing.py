@@ -127,7 +127,7 @@ def test_every_page_renders_in_the_readers_language(client, staff_client, world,
         for sentence in ("Ждать 1 ч", "Если в корзине есть товары → 3 , иначе → конец", "Ждать 1 дн.",
                          "Выдать купон промоакции COMEBACK10 на 3 дня", "Цель Заказ в любом канале"):
             assert sentence in cart, sentence
-        assert "Отправить шаблон «Брошенная корзина: reminder», канал: Эл. почта" in cart
+        assert "Отправить шаблон «Брошенная корзина: напоминание», канал: Эл. почта" in cart
         assert "Случайно разделить клиентов на ветки (каждого — навсегда) A · 50 % → 2 , B · 50 % → 2" in split and "Работает" in split
         assert "Ждать 1 ч 30 мин" in split and "прошли: 2" in split
         assert "Сообщение пропущено: нет согласия на рассылку" in steps and "Ветка" in steps

@@ -168,6 +168,20 @@ READY: dict[str, Ready] = {
 }
 
 
+#: How a ready-made journey's message templates are named, in each language.
+MESSAGE_NAMES = {
+    "reminder": {"ru": "напоминание", "en": "reminder"}, "coupon": {"ru": "купон", "en": "coupon"},
+    "back": {"ru": "снова в наличии", "en": "back in stock"}, "ask": {"ru": "вопрос", "en": "question"},
+    "welcome": {"ru": "приветствие", "en": "welcome"}, "miss_you": {"ru": "скучаем", "en": "we miss you"},
+    "greet": {"ru": "поздравление", "en": "greeting"}, "offer": {"ru": "предложение", "en": "offer"},
+}
+
+
+def message_name(key: str, locale: str) -> str:
+    names = MESSAGE_NAMES.get(key, {})
+    return names.get(locale) or names.get("en") or key
+
+
 def ready(name: str) -> Ready:
     found = READY.get(name)
     if found is None:

@@ -142,7 +142,8 @@ def create_from_library(session: Session, *, data: Any, created_by: str, locale:
     name = data.name or ready.name.get(locale, ready.name["en"])
     template_ids = {}
     for key, content in ready.messages.items():
-        template, _ = messages.create_template(session, name=f"{name}: {key}", content=content, created_by=created_by)
+        template, _ = messages.create_template(session, name=f"{name}: {library.message_name(key, locale)}", content=content,
+                                               created_by=created_by)
         template_ids[key] = template.id
     definition = DEFINITION.validate_python(ready.build(template_ids, data.promotion, data.channel))
     journey, new = create_journey(session, name=name, description=ready.description, definition=definition, created_by=created_by,

@@ -242,10 +242,13 @@ def evaluate(session: Session, *, segment_id: int, now: datetime | None = None, 
             connection.execute(insert(change).from_select(
                 ["segment_id", "profile_id", "change", "cause", "at"],
                 query.with_only_columns(literal(segment.id), query.selected_columns[0], literal(kind), literal(cause), literal(now, type_=change.c.at.type))))
-    exited = connection.execute(delete(member).where(member.c.segment_id == segment.id, ~in_scratch)).rowcount
-    entered = connection.execute(insert(member).from_select(
+    # counted, not read from rowcount: an INSERT ... SELECT of nothing reports -1 on PostgreSQL
+    exited = session.scalar(select(func.count()).select_from(leaving.subquery())) or 0
+    entered = session.scalar(select(func.count()).select_from(entering.subquery())) or 0
+    connection.execute(delete(member).where(member.c.segment_id == segment.id, ~in_scratch))
+    connection.execute(insert(member).from_select(
         ["segment_id", "profile_id", "entered_at"],
-        entering.with_only_columns(literal(segment.id), scratch.c.profile_id, literal(now, type_=member.c.entered_at.type)))).rowcount
+        entering.with_only_columns(literal(segment.id), scratch.c.profile_id, literal(now, type_=member.c.entered_at.type))))
     count = session.scalar(select(func.count()).select_from(scratch)) or 0
     milliseconds = int((time.perf_counter() - started) * 1000)
     segment.member_count, segment.evaluated_at, segment.evaluated_version, segment.evaluation_ms = count, now, segment.version, milliseconds
