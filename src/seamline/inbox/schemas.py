@@ -141,8 +141,9 @@ class WebhookCreate(RequestModel):
     secret: Annotated[str, StringConstraints(min_length=16, max_length=200)] | None = None
 
 
-#: A link a notification opens: an absolute http(s) URL, or a path on the site that subscribed.
-ClickUrl = Annotated[str, StringConstraints(min_length=1, max_length=2000, pattern=r"^(https?://[^\s]+|/[^\s]*)$")]
+#: A link a notification opens: an absolute http(s) URL, or a path on the site that subscribed;
+#: printable ASCII (non-ASCII percent-encoded), which every regular expression dialect reads alike.
+ClickUrl = Annotated[str, StringConstraints(min_length=1, max_length=2000, pattern=r"^(https?://[!-~]+|/[!-~]*)$")]
 
 
 class PushOptions(RequestModel):
@@ -152,7 +153,7 @@ class PushOptions(RequestModel):
     title: line_text(100) | None = Field(default=None, description="Default: the conversation's subject, else `inbox_push_default_title`")
     url: ClickUrl | None = Field(default=None, description="Opened when the notification is clicked", examples=["https://shop.example.com/orders/1042"])
     icon: ClickUrl | None = Field(default=None, description="An image shown with a web notification")
-    tag: Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[\w.:\-]+$")] | None = Field(
+    tag: Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:\-]+$")] | None = Field(
         default=None, description="A newer notification with the same tag replaces the older one on the device")
     urgency: Literal["very-low", "low", "normal", "high"] | None = Field(
         default=None, description="Default: `inbox_push_urgency`; `high` also makes FCM and APNs deliver at once")

@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field, StringConstraints
 from seamline.core.schemas import Id, RequestModel, line_text
 
 Base64Url = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_-]+=*$")]
-Endpoint = Annotated[str, StringConstraints(min_length=1, max_length=2000, pattern=r"^https?://[^\s]+$")]
+Endpoint = Annotated[str, StringConstraints(min_length=1, max_length=2000, pattern=r"^https?://[!-~]+$")]  # printable ASCII
 
 
 class SubscriptionKeys(RequestModel):
