@@ -39,6 +39,9 @@ jobs_app = typer.Typer(help="The job queue: what waits, what died.", no_args_is_
 app.add_typer(jobs_app, name="jobs")
 analytics_app = typer.Typer(help="Analytics: the mirror and reports.", no_args_is_help=True)
 app.add_typer(analytics_app, name="analytics")
+marketing_app = typer.Typer(help="Marketing: segments, journeys and campaigns (what the job queue runs, for cron).",
+                            no_args_is_help=True)
+app.add_typer(marketing_app, name="marketing")
 staff_app = typer.Typer(help="Staff accounts of the console.", no_args_is_help=True)
 app.add_typer(staff_app, name="staff")
 
@@ -242,6 +245,39 @@ def analytics_sync(
     report = tasks.sync(database, settings, full=full, parquet=parquet or None)
     database.dispose()
     typer.echo(json.dumps({"rows": report.rows, "erased_people": report.erased_people, "seconds": report.seconds}))
+
+
+@marketing_app.command("run")
+def marketing_run(
+    refresh: Annotated[bool, typer.Option("--refresh/--no-refresh", help="Also evaluate every segment again over everyone")] = False,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Start due campaigns, enroll people whose date came, run due journey steps (what the job
+    queue does every few seconds), and with --refresh evaluate every segment in full; prints
+    what moved."""
+    from seamline.marketing import reactor
+
+    built = _runtime(_settings(database_url))  # wired: sends need the channel adapters
+    database, settings = built.database, built.settings
+    out = {"campaigns": reactor.campaigns(database, settings), "dates": reactor.dates(database, settings),
+           "steps": reactor.advance(database, settings)}
+    if refresh:
+        out["segments"] = reactor.refresh_all(database)
+    built.close()
+    typer.echo(json.dumps(out))
+
+
+@marketing_app.command("rebuild-facts")
+def marketing_rebuild_facts(database_url: DatabaseUrl = None) -> None:
+    """Rebuild the profile facts segments read (each person's traits, consents and order totals)
+    from their sources: after restoring a backup, or if they are suspected stale."""
+    from seamline.marketing.segments import facts
+
+    settings = _settings(database_url)
+    database = _database(settings)
+    count = database.run_write(facts.rebuild)
+    database.dispose()
+    typer.echo(json.dumps({"facts": count}))
 
 
 @analytics_app.command("report")

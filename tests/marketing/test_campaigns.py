@@ -153,3 +153,21 @@ def test_local_time_and_cancel(client, shop, marketer):
     assert cancelled["status"] == "cancelled"
     assert run_campaigns(client, at=start + timedelta(days=2)) == 0
     assert client.post(f"/v1/marketing/campaigns/{later['id']}/schedule", headers=marketer).status_code == 409
+
+
+def test_cron_command_sends_a_scheduled_campaign(client, shop, marketer, settings):
+    """`seamline marketing run` (cron, when no worker runs) starts the campaign and sends it."""
+    import json
+
+    from tests.test_runtime import seamline
+
+    world = setup(client, shop, marketer, count=3)
+    campaign = client.post("/v1/marketing/campaigns", headers=marketer, json={
+        "name": "Cron", "segment_id": world["segment"], "channel": "email",
+        "variants": [{"name": "A", "template_id": world["templates"][0]}]}).json()
+    journey_id = client.post(f"/v1/marketing/campaigns/{campaign['id']}/schedule", headers=marketer).json()["journey_id"]
+    out = json.loads(seamline(settings, "marketing", "run", SEAMLINE_INBOX_SMTP_HOST="127.0.0.1",
+                              SEAMLINE_INBOX_EMAIL_ADDRESS="shop@example.com", SEAMLINE_MARKETING_QUIET_HOURS="").stdout)
+    assert out["campaigns"] == 1  # started, and its steps run at once
+    assert len(texts(client, journey_id)) == 3
+    assert client.get(f"/v1/marketing/campaigns/{campaign['id']}", headers=marketer).json()["status"] == "sent"
