@@ -163,7 +163,9 @@ def allowed_methods(request: Request, fallback: str | None) -> str | None:
     paths = request.app.openapi().get("paths", {})
     # A path the document names literally (/v1/stock/imports) is that path, not a value of a
     # template beside it (/v1/stock/{sku}) that Starlette may have chosen.
-    template = request.url.path if request.url.path in paths else getattr(request.scope.get("route"), "path", None)
+    # `path_format`: the template without convertors ({id:int} is {id} in the document)
+    route = request.scope.get("route")
+    template = request.url.path if request.url.path in paths else getattr(route, "path_format", getattr(route, "path", None))
     documented = paths.get(template, {}) if template else {}
     methods = [method.upper() for method in documented if method.upper() in _METHODS]
     return ", ".join(methods) if methods else fallback
