@@ -129,7 +129,8 @@ def _engaged(session: Session, enrollment: MarketingEnrollment, how: str) -> boo
 
 def _coupon(session: Session, step: GiveCouponStep, enrollment: MarketingEnrollment, settings: Settings, now: datetime) -> dict[str, Any]:
     promotion = session.scalar(select(CommercePromotion).where(CommercePromotion.code == step.promotion))
-    zone = messages.person_of(session, settings, enrollment.profile_id)["timezone"]
+    person = messages.person_of(session, settings, enrollment.profile_id)
+    zone = person["timezone"]
     local_end = datetime.combine(now.astimezone(ZoneInfo(zone)).date() + timedelta(days=step.valid_days - 1), time(23, 59, 59),
                                  tzinfo=ZoneInfo(zone))
     code = f"{step.promotion[:12].upper()}-{secrets.token_hex(4).upper()}"
@@ -137,7 +138,7 @@ def _coupon(session: Session, step: GiveCouponStep, enrollment: MarketingEnrollm
                                profile_id=enrollment.profile_id, expires_at=local_end.astimezone(now.tzinfo)))
     session.flush()
     coupon = {"code": code, "valid_until": local_end.isoformat(), "promotion": promotion.code,
-              "name": promotion.name_ru if messages.person_of(session, settings, enrollment.profile_id)["locale"] == "ru" else promotion.name_en}
+              "name": promotion.name_ru if person["locale"] == "ru" else promotion.name_en}
     if step.store_from_context and enrollment.context.get("store"):
         coupon["store"] = enrollment.context["store"]
     return coupon

@@ -290,11 +290,6 @@ def steps_of(session: Session, enrollment_id: int) -> list[MarketingEnrollmentSt
                                 .order_by(MarketingEnrollmentStep.id)))
 
 
-def enrollments_of(session: Session, profile_ids: list[int], *, limit: int = 50) -> list[MarketingEnrollment]:
-    return list(session.scalars(select(MarketingEnrollment).where(MarketingEnrollment.profile_id.in_(profile_ids))
-                                .order_by(MarketingEnrollment.id.desc()).limit(limit)))
-
-
 def counts(session: Session, journey_id: int) -> dict[str, Any]:
     """How many are in the journey at each step, and how many left for each reason."""
     waiting = dict(session.execute(select(func.coalesce(MarketingEnrollment.waiting_step, MarketingEnrollment.step_id), func.count())

@@ -234,16 +234,6 @@ def referenced_segments(rule: Rule) -> set[int]:
     return {c.segment_id for c, _ in walk(rule) if isinstance(c, SegmentRule)}
 
 
-def time_dependent(rule: Rule) -> bool:
-    """Whether membership can change with nothing happening but time (a window of days, an idle cart)."""
-    for condition, _ in walk(rule):
-        if getattr(condition, "within_days", None) is not None or isinstance(condition, CartRule):
-            return True
-        if isinstance(condition, TraitRule) and condition.op in ("within_last_days", "more_than_days_ago"):
-            return True
-    return False
-
-
 def _kind(value: object) -> str | None:
     if value is None:
         return None

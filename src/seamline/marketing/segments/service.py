@@ -339,11 +339,6 @@ def members_page(session: Session, *, segment_id: int, limit: int = 50, after_id
     return list(session.scalars(query.order_by(MarketingSegmentMember.profile_id).limit(limit)))
 
 
-def is_member(session: Session, *, segment_id: int, profile_id: int) -> bool:
-    return session.scalar(select(literal(1)).where(and_(
-        MarketingSegmentMember.segment_id == segment_id, MarketingSegmentMember.profile_id == profile_id))) is not None
-
-
 def segments_of(session: Session, profile_ids: list[int]) -> list[tuple[MarketingSegment, datetime]]:
     """The active segments these profiles (one person) are in, with when they entered."""
     rows = session.execute(select(MarketingSegment, func.min(MarketingSegmentMember.entered_at))
