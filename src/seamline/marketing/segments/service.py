@@ -28,7 +28,7 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import TypeAdapter
-from sqlalchemy import BigInteger, Column, MetaData, Table, and_, delete, exists, func, insert, literal, select, text
+from sqlalchemy import BigInteger, Column, MetaData, Table, delete, exists, func, insert, literal, select, text
 from sqlalchemy.orm import Session
 
 from seamline.core.errors import Conflict, NotFound, Unprocessable
