@@ -17,6 +17,7 @@ in-process.
 
 from __future__ import annotations
 
+import functools
 import itertools
 from typing import Any
 
@@ -26,7 +27,11 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error
+from schemathesis.generation.drivers import CoverageGenerator
+from schemathesis.generation.feedback import FeedbackSources
 from schemathesis.generation.modes import GenerationMode
+from schemathesis.generation.overrides import Override
+from schemathesis.pytest._test_builder import enabled_modes
 from schemathesis.specs.openapi.checks import (
     allow_header_conformance,
     content_type_conformance,
@@ -169,6 +174,10 @@ def seeded_client(app, admin_headers, database):
     suppress_health_check=list(HealthCheck),
 )
 def test_answers_match_the_document(case, app, database, seeded_client):
+    _call_and_check(case, app, database)
+
+
+def _call_and_check(case, app, database) -> None:
     # A fresh admin key per case: a generated DELETE /v1/api-keys/{id} may revoke earlier ones.
     key = make_key(database, Scope.admin, name="schemathesis")
     positive = case.meta is not None and case.meta.generation.mode is GenerationMode.POSITIVE
@@ -186,6 +195,41 @@ def test_answers_match_the_document(case, app, database, seeded_client):
         checks = [check for check in _CHECKS if check is not negative_data_rejection]
     case.validate_response(response, checks=checks, headers=headers)
     _schema_valid_is_not_a_validation_error(case, response)
+
+
+# --- the coverage phase of rule-bearing bodies, sampled ------------------------------------------
+# schemathesis.toml turns the coverage phase off where a body holds the recursive rule and step
+# unions (tens of thousands of cases each); this runs an evenly spread sample of exactly those
+# cases, the same on every run.
+
+_COVERAGE_SAMPLE = 300
+_SAMPLED_OPERATIONS = [
+    (method, path) for method, path in (("POST", "/v1/marketing/segments"), ("POST", "/v1/marketing/segments/estimate"),
+                                        ("PATCH", "/v1/marketing/segments/{segment_id}"), ("POST", "/v1/marketing/journeys"),
+                                        ("PATCH", "/v1/marketing/journeys/{journey_id}"))
+]
+
+
+@functools.cache
+def _coverage_sample(method: str, path: str) -> tuple:
+    operation = schema[path][method]
+    assert "coverage" not in [mode.value for mode in enabled_modes(schema.config.phases_for(operation=operation))], (
+        "the coverage phase of this operation runs whole: it needs no sample")
+    cases = list(CoverageGenerator(
+        operation=operation, generation_modes=list(GenerationMode), auth_storage=None, override=Override(),
+        feedback=FeedbackSources(), hooks=None,
+        generation_config=schema.config.generation_for(operation=operation, phase="coverage"),
+    ))
+    assert len(cases) > _COVERAGE_SAMPLE
+    return tuple(cases[:: len(cases) // _COVERAGE_SAMPLE])
+
+
+@pytest.mark.parametrize(("method", "path"), _SAMPLED_OPERATIONS, ids=[f"{m} {p}" for m, p in _SAMPLED_OPERATIONS])
+def test_a_sample_of_the_coverage_of_rule_bodies(method, path, app, database, seeded_client):
+    cases = _coverage_sample(method, path)
+    assert {case.meta.generation.mode for case in cases} == set(GenerationMode)  # both valid and invalid bodies
+    for case in cases:
+        _call_and_check(case, app, database)  # (what it changes of a case, it changes alike each time)
 
 
 # --- the same check along realistic sequences --------------------------------------------------

@@ -198,7 +198,7 @@ def test_pause_holds_everyone_and_a_new_version_leaves_them_on_theirs(client, sh
 def test_store_visit_gives_an_offer_for_that_store_today(client, shop, marketer, server_key):
     put(client, shop["headers"], "/v1/promotions/VISIT15", {"name_ru": "Скидка 15% в магазине", "name_en": "15% in store",
                                                             "kind": "percent", "value": 15, "requires_coupon": True})
-    created = client.post("/v1/marketing/journeys", headers=marketer, json={"template": "store_visit", "promotion": "VISIT15",
+    created = client.post("/v1/marketing/journeys/from-template", headers=marketer, json={"template": "store_visit", "promotion": "VISIT15",
                                                                            "channel": "email"}).json()
     client.post(f"/v1/marketing/journeys/{created['id']}/start", headers=marketer)
     customer_id = anna(client, shop["headers"])
@@ -211,13 +211,13 @@ def test_store_visit_gives_an_offer_for_that_store_today(client, shop, marketer,
     coupon = state.context["coupon"]
     assert coupon["code"] in text and coupon["store"] == "store-arbat" and "Рады видеть вас в магазине" in text
     assert datetime.fromisoformat(coupon["valid_until"]).date() == datetime.now(ZoneInfo("Europe/Moscow")).date()
-    assert client.post("/v1/marketing/journeys", headers=marketer, json={"template": "store_visit"}).status_code == 422
+    assert client.post("/v1/marketing/journeys/from-template", headers=marketer, json={"template": "store_visit"}).status_code == 422
 
 
 def test_birthday_gives_points_and_a_greeting_once_a_year(client, settings, shop, marketer):
     today = datetime.now(ZoneInfo("Europe/Moscow"))
     customer_id = anna(client, shop["headers"], birthday=f"1990-{today.month:02d}-{today.day:02d}")
-    created = client.post("/v1/marketing/journeys", headers=marketer, json={"template": "birthday", "channel": "email"}).json()
+    created = client.post("/v1/marketing/journeys/from-template", headers=marketer, json={"template": "birthday", "channel": "email"}).json()
     client.post(f"/v1/marketing/journeys/{created['id']}/start", headers=marketer)
     client.post("/v1/marketing/segments/estimate", headers=marketer, json={"rules": {"type": "cart"}})  # builds the profile facts
     database = client.app.state.database
@@ -297,7 +297,7 @@ def test_a_browser_cannot_start_someone_elses_journey(client, shop, marketer, se
     for her; sent from her own device (an anonymous id the identity graph gave her) it does."""
     put(client, shop["headers"], "/v1/promotions/VISIT15", {"name_ru": "Скидка", "name_en": "Off", "kind": "percent", "value": 15,
                                                             "requires_coupon": True})
-    created = client.post("/v1/marketing/journeys", headers=marketer, json={"template": "store_visit", "promotion": "VISIT15",
+    created = client.post("/v1/marketing/journeys/from-template", headers=marketer, json={"template": "store_visit", "promotion": "VISIT15",
                                                                            "channel": "email"}).json()
     client.post(f"/v1/marketing/journeys/{created['id']}/start", headers=marketer)
     customer_id = anna(client, shop["headers"])

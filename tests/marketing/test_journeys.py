@@ -49,7 +49,7 @@ def sent_to(client, customer_id: int) -> list[InboxMessage]:
 def abandoned_cart(client, shop, marketer) -> dict:
     put(client, shop["headers"], "/v1/promotions/COMEBACK10", {"name_ru": "Скидка 10%", "name_en": "10% off", "kind": "percent",
                                                                "value": 10, "requires_coupon": True})
-    created = client.post("/v1/marketing/journeys", headers=marketer,
+    created = client.post("/v1/marketing/journeys/from-template", headers=marketer,
                           json={"template": "abandoned_cart", "promotion": "COMEBACK10", "channel": "email"})
     assert created.status_code == 201, created.text
     journey = created.json()

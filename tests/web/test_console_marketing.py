@@ -64,7 +64,7 @@ def world(client, api) -> dict:
     promotion = client.put("/v1/promotions/COMEBACK10", headers=api["admin"], json={
         "name_ru": "Скидка 10%", "name_en": "10% off", "kind": "percent", "value": 10, "requires_coupon": True})
     assert promotion.status_code in (200, 201), promotion.text
-    cart = _post(client, api, "/v1/marketing/journeys", {"template": "abandoned_cart", "promotion": "COMEBACK10", "channel": "email"})
+    cart = _post(client, api, "/v1/marketing/journeys/from-template", {"template": "abandoned_cart", "promotion": "COMEBACK10", "channel": "email"})
     template = _post(client, api, "/v1/marketing/templates", {"name": "Привет", "content": HELLO})
     split = _post(client, api, "/v1/marketing/journeys", {"name": "A/B привет", "definition": {
         "trigger": {"type": "api"}, "goal": {"type": "order"}, "steps": [

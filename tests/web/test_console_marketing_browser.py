@@ -96,7 +96,7 @@ def world(database, settings_for) -> Iterator[dict]:
                 {"id": "points", "type": "give_points", "points": 100, "comment": "Спасибо"},
                 {"id": "coupon", "type": "give_coupon", "promotion": "COMEBACK10", "valid_days": 3, "next": "send_coupon"},
                 {"id": "send_coupon", "type": "send", "template_id": template["id"], "channel": "email"}]}})
-        post("/v1/marketing/journeys", {"template": "abandoned_cart", "promotion": "COMEBACK10", "channel": "email"})
+        post("/v1/marketing/journeys/from-template", {"template": "abandoned_cart", "promotion": "COMEBACK10", "channel": "email"})
         api_journey = post("/v1/marketing/journeys", {"name": "Тест", "definition": {"trigger": {"type": "api"}, "steps": [
             {"id": "w", "type": "wait", "minutes": 1}]}})
         assert api.post(f"/v1/marketing/journeys/{journey['id']}/start", headers=marketing).status_code == 200

@@ -39,16 +39,26 @@ def list_journeys(session: ReadSession, _: MarketingKey, include_archived: bool 
 
 
 @router.post("/journeys", status_code=201, responses={**replayed(JourneyRead), **errors(409)})
-def create_journey(body: JourneyCreate | JourneyFromTemplate, session: WriteSession, key: MarketingKey, settings: AppSettings,
-                   response: Response, idempotency_key: IdempotencyKey = None) -> JourneyRead:
-    """Create a journey as a draft: from a definition, or from a ready-made one (with its message
-    templates in Russian and English). A retry with the same Idempotency-Key returns it."""
-    if isinstance(body, JourneyFromTemplate):
-        journey, new = service.create_from_library(session, data=body, created_by=key.name, locale=settings.marketing_locale,
-                                                   idempotency_key=idempotency_key)
-    else:
-        journey, new = service.create_journey(session, name=body.name, description=body.description, definition=body.definition,
-                                              created_by=key.name, idempotency_key=idempotency_key)
+def create_journey(body: JourneyCreate, session: WriteSession, key: MarketingKey, response: Response,
+                   idempotency_key: IdempotencyKey = None) -> JourneyRead:
+    """Create a journey as a draft from its definition. A retry with the same Idempotency-Key
+    returns it."""
+    journey, new = service.create_journey(session, name=body.name, description=body.description, definition=body.definition,
+                                          created_by=key.name, idempotency_key=idempotency_key)
+    return _created(session, journey, new, response)
+
+
+@router.post("/journeys/from-template", status_code=201, responses={**replayed(JourneyRead), **errors(409)})
+def create_journey_from_template(body: JourneyFromTemplate, session: WriteSession, key: MarketingKey, settings: AppSettings,
+                                 response: Response, idempotency_key: IdempotencyKey = None) -> JourneyRead:
+    """Create a draft from a ready-made journey (`GET /journey-templates`), with its message
+    templates in Russian and English. A retry with the same Idempotency-Key returns it."""
+    journey, new = service.create_from_library(session, data=body, created_by=key.name, locale=settings.marketing_locale,
+                                               idempotency_key=idempotency_key)
+    return _created(session, journey, new, response)
+
+
+def _created(session, journey, new: bool, response: Response) -> JourneyRead:
     if not new:
         response.status_code = 200
     return _read(session, journey)
