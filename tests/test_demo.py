@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from seamline.app import create_app
+from seamline.channels.webpush import adapter as webpush
 from seamline.cli import _settings
 
 from seamline.commerce.models import CommerceLocation, CommerceOrder, CommerceReturn
@@ -217,7 +218,7 @@ def clean_settings_cache(monkeypatch):
     monkeypatch.setenv("SEAMLINE_DATABASE_URL", "sqlite:///unused-by-this-test.db")
     for name in ("SEAMLINE_BLOCKED_EXTRA_VALUES", "SEAMLINE_STOREFRONT_API_KEY", "SEAMLINE_STOREFRONT_WRITE_KEY",
                  "SEAMLINE_STOREFRONT_APP_WRITE_KEY", "SEAMLINE_LOGIN_CODES_REVEAL", "SEAMLINE_STOREFRONT_PRODUCTS",
-                 "SEAMLINE_DEMO", *DEMO_SINK_SETTINGS):
+                 "SEAMLINE_DEMO", "SEAMLINE_INBOX_WEBPUSH_VAPID_PRIVATE_KEY", *DEMO_SINK_SETTINGS):
         monkeypatch.setenv(name, "")  # recorded, so that undo removes what the CLI sets too
         monkeypatch.delenv(name)
     get_settings.cache_clear()
@@ -254,13 +255,15 @@ def test_cli_demo(tmp_path, clean_settings_cache):
     assert json.loads(kept.read_text())["SEAMLINE_STOREFRONT_API_KEY"] == os.environ["SEAMLINE_STOREFRONT_API_KEY"]
     for name in ("SEAMLINE_BLOCKED_EXTRA_VALUES", "SEAMLINE_STOREFRONT_API_KEY", "SEAMLINE_STOREFRONT_WRITE_KEY",
                  "SEAMLINE_STOREFRONT_APP_WRITE_KEY", "SEAMLINE_LOGIN_CODES_REVEAL", "SEAMLINE_STOREFRONT_PRODUCTS",
-                 "SEAMLINE_DEMO", *DEMO_SINK_SETTINGS):
+                 "SEAMLINE_DEMO", "SEAMLINE_INBOX_WEBPUSH_VAPID_PRIVATE_KEY", *DEMO_SINK_SETTINGS):
         del os.environ[name]
     get_settings.cache_clear()
     served = _settings(None)
     assert served.storefront_api_key and served.storefront_write_key and served.login_codes_reveal and served.demo
     assert served.storefront_app_write_key and served.storefront_app_write_key != served.storefront_write_key
     assert served.blocked_extra_values and served.storefront_products
+    # web push is on, with the demo's own key (the shop's "Notify me" and the abandoned cart's reminder)
+    assert webpush.ADAPTER.configured(served) and webpush.public_key(served)
     # the demo's channels send to its local sink (web/demo_sink.py), on the demo's own address
     assert served.inbox_telegram_api_base == "http://127.0.0.1:8000/demo/sink/telegram"
     assert served.inbox_smtp_host == "127.0.0.1" and served.inbox_smtp_security == "none"

@@ -595,6 +595,7 @@ def demo(
     environment = demo_data.demo_environment()
     # A store's shared phone, typed at the till when a customer gives none, must link nobody.
     os.environ.setdefault("SEAMLINE_BLOCKED_EXTRA_VALUES", environment["SEAMLINE_BLOCKED_EXTRA_VALUES"])
+    os.environ.setdefault("SEAMLINE_INBOX_WEBPUSH_VAPID_PRIVATE_KEY", environment["SEAMLINE_INBOX_WEBPUSH_VAPID_PRIVATE_KEY"])
     get_settings.cache_clear()
     migrations.upgrade(url)
     demo_data.write_environment(url, environment)  # before the fill: an interrupted demo is still the demo's

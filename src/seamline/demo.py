@@ -26,6 +26,7 @@ by the commerce module's locations.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import random
@@ -694,7 +695,18 @@ def demo_environment() -> dict[str, str]:
         # The page at / lists the console logins; logs are lines a person reads.
         "SEAMLINE_DEMO": "true",
         "SEAMLINE_STOREFRONT_PRODUCTS": json.dumps([p.code for p in PRODUCTS]),
+        # Web push on: the shop's "Notify me" subscribes the browser, the abandoned cart reminds
+        # it (a key pair of this demo's own; the browser's push service gets the notifications).
+        "SEAMLINE_INBOX_WEBPUSH_VAPID_PRIVATE_KEY": os.environ.get("SEAMLINE_INBOX_WEBPUSH_VAPID_PRIVATE_KEY") or _vapid_key(),
     }
+
+
+def _vapid_key() -> str:
+    """A new P-256 private key, base64url of its raw 32 bytes (what `inbox_webpush_vapid_private_key` takes)."""
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    secret = ec.generate_private_key(ec.SECP256R1()).private_numbers().private_value.to_bytes(32, "big")
+    return base64.urlsafe_b64encode(secret).rstrip(b"=").decode()
 
 
 def write_environment(database_url: str, values: dict[str, str]) -> Path | None:

@@ -386,6 +386,10 @@ def fill_world(db: Database, settings: Settings, *, journeys: list[Any], stores:
     return {**keys, "staff_users": staff, "logins": [login.__dict__ for login in logins], "order_errors": world.errors}
 
 
+#: How long the demo's abandoned cart waits before its reminder (the ready-made one: an hour).
+DEMO_CART_WAIT_MINUTES = 2
+
+
 def _marketing(session: Session, now: datetime) -> None:
     """Marketing the marketer finds in the demo: promotions that take personal coupons, segments
     (filled), the abandoned cart and the store visit running, more ready-made journeys as drafts,
@@ -408,6 +412,10 @@ def _marketing(session: Session, now: datetime) -> None:
                                        ("post_purchase_nps", None, False), ("win_back", "COMEBACK10", False)):
         journey, _ = journey_service.create_from_library(
             session, data=JourneyFromTemplate(template=template, promotion=promotion), created_by="demo", locale="ru")
+        if template == "abandoned_cart":  # the demo's reminder comes after 2 minutes, not an hour: there to be watched
+            definition = journey_service.DEFINITION.validate_python({**journey.definition, "steps": [
+                {**step, "minutes": DEMO_CART_WAIT_MINUTES} if step["id"] == "wait_1h" else step for step in journey.definition["steps"]]})
+            journey_service.update_journey(session, journey_id=journey.id, definition=definition)
         if start:
             journey_service.set_status(session, journey_id=journey.id, action="start", now=now)
     variants = []

@@ -326,7 +326,7 @@ def test_the_results_of_a_journey(client, staff_client, world, settings):
     assert "echarts.min.js" in html and '"stack": "messages"' in html
     sends = _text(re.search(r'data-test="results-sends">(.*?)</table>', html, re.S).group(1))
     assert "В очереди" in sends and "Пропущено: нет согласия на рассылку" in sends
-    assert re.search(r"2\. Отправить шаблон «Привет», канал: Эл. почта 1 0 0 0 0 0 1 2", sends), sends
+    assert re.search(r"2\. Отправить шаблон «Привет», канал: Эл. почта 1 0 0 0 0 0 0 1 2", sends), sends
     assert "150,00" in text and "Конверсия" in text
     journeys_list = _text(_get(client, "/console/marketing/journeys"))
     assert "A/B привет" in journeys_list and "150,00" in journeys_list

@@ -56,6 +56,11 @@ def subscriptions(client, headers, customer_id: int) -> list[dict]:
     return response.json()["items"]
 
 
+def _marketing_consents(client, headers, customer_id: int) -> dict[str, bool]:
+    consents = client.get(f"/v1/customers/{customer_id}/consents", headers=headers).json()
+    return {c["channel"]: c["granted"] for c in consents if c["purpose"] == "marketing" and c["channel"] in ("web_push", "push")}
+
+
 def test_the_account_page_offers_notifications_with_the_vapid_key(client, settings):
     log_in(client, PHONE)
     page = client.get("/shop/account")
@@ -102,8 +107,10 @@ def test_a_subscription_is_registered_for_the_logged_in_customer_only(client, wr
     assert done.status_code == 200, done.text
     [row] = subscriptions(client, write_headers, anna)
     assert row["id"] == done.json()["id"] and row["endpoint"] == browser.endpoint and row["user_agent"] == "Mozilla/5.0 Chrome/140"
-    again = post(client, "/shop/push/subscription", browser.as_json())
+    assert _marketing_consents(client, write_headers, anna) == {}  # the browser's permission is for her orders
+    again = post(client, "/shop/push/subscription", {**browser.as_json(), "offers": True})  # "also offers" ticked
     assert again.json()["id"] == row["id"] and len(subscriptions(client, write_headers, anna)) == 1
+    assert _marketing_consents(client, write_headers, anna) == {"web_push": True}
     bad = post(client, "/shop/push/subscription", {**browser.as_json(), "endpoint": "https://169.254.169.254/x"})
     assert bad.status_code == 422 and bad.json()["error"]["code"] == "endpoint_not_allowed"
     limited = post(client, "/shop/push/subscription", browser.as_json())  # the ninth this minute from this address
@@ -118,5 +125,7 @@ def test_the_app_shell_registers_its_fcm_token(client, write_headers):
     assert done.status_code == 200, done.text
     [device] = client.get("/v1/channels/mobilepush/devices", params={"customer_id": anna}, headers=write_headers).json()["items"]
     assert device["id"] == done.json()["id"] and device["platform"] == "ios"
+    assert post(client, "/app/push/device", {"token": token, "platform": "ios", "offers": True}).status_code == 200
+    assert _marketing_consents(client, write_headers, anna) == {"push": True}
     assert post(client, "/app/push/device", {"token": token, "platform": "ios", "customer_id": 1}).status_code == 422
     assert post(client, "/app/push/device", {"token": token, "platform": "ios"}, origin="https://evil.example").status_code == 403

@@ -98,13 +98,21 @@ def _refusal(adapter: ChannelAdapter, consents: dict[tuple[str, str], bool], pur
 EXACT_ADDRESS = {"sms": ("phone", "phone"), "email": ("email", "email")}
 
 
+#: A channel name for "a push notification, wherever this person gets them": on their phone's
+#: app when they have one registered (it reaches them away from the computer), else in their browser.
+PUSH = "push"
+PUSH_CHANNELS = ("mobilepush", "webpush")
+
+
 def choose(session: Session, *, settings: Settings, customer_id: int, channel: str | None = None,
            purpose: str = "service", to: str | None = None) -> Route:
     """Where a message to this customer goes; raises with every channel's reason when nowhere.
     `to`: that exact phone or email of theirs (with `channel` sms or email), e.g. a login code,
     which must reach the identifier it was asked for and nothing else."""
     consents, threads = _consents(session, customer_id), _threads(session, customer_id)
-    if channel is not None:
+    if channel == PUSH:
+        candidates = [name for name in PUSH_CHANNELS if name in ADAPTERS]
+    elif channel is not None:
         candidates = [channel]
         adapter_for(channel)  # an unknown channel is 422 unknown_channel
     else:

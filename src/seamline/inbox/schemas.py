@@ -162,8 +162,8 @@ class PushOptions(RequestModel):
 class OutboundCreate(RequestModel):
     customer_id: Id
     text: free_text(4096) = Field(min_length=1, examples=["Ваш заказ 1042 готов к выдаче в магазине на Тверской."])
-    channel: Channel | None = Field(default=None, description="Send on this channel; default: the one the customer last wrote on, "
-                                    "else the first of `inbox_outbound_channels` that reaches them")
+    channel: Channel | None = Field(default=None, description="Send on this channel (`push`: their app's push, else their browser's); default: "
+                                    "the one the customer last wrote on, else the first of `inbox_outbound_channels` that reaches them")
     purpose: Literal["service", "marketing"] = Field(
         default="service", description="service: needs the channel's service consent not withdrawn; marketing: needs marketing consent granted")
     source: line_text(100) | None = Field(default=None, description="Who sends it, for the history (e.g. orders, loyalty)")

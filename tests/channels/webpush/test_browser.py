@@ -162,6 +162,7 @@ def test_notify_me_then_a_push_from_seamline_is_shown_and_opens_its_link(browser
     box.wait_for(timeout=WAIT)
     assert page.locator("[data-test=push-enable]").inner_text() == "Получать уведомления"
     page.screenshot(path=str(shots / "push-notify-desktop-ru.png"), full_page=True)
+    page.check("[data-test=push-offers]")  # and offers: her marketing consent for web push
     page.click("[data-test=push-enable]")
     page.wait_for_selector("[data-test=push-notify][data-state=on]", timeout=WAIT)
     assert page.locator("[data-test=push-status]").inner_text() == "Уведомления на этом устройстве включены."
@@ -170,6 +171,8 @@ def test_notify_me_then_a_push_from_seamline_is_shown_and_opens_its_link(browser
     assert asked == {"userVisibleOnly": True, "key": public_key(settings)}  # subscribed with the server's VAPID key
     [row] = api.get("/v1/channels/webpush/subscriptions", params={"customer_id": anna}).json()["items"]
     assert row["endpoint"] == browser_side.endpoint and "Chrome" in row["user_agent"]
+    consents = api.get(f"/v1/customers/{anna}/consents").json()
+    assert [c["granted"] for c in consents if (c["channel"], c["purpose"]) == ("web_push", "marketing")] == [True]
 
     # Seamline sends; the push service checks and decrypts it; the worker gets what it got.
     cdp = context.new_cdp_session(page)

@@ -30,6 +30,7 @@ from seamline.marketing.campaigns.schemas import CampaignCreate
 from seamline.marketing.journeys import service as journeys
 from seamline.marketing.journeys.definition import Definition
 from seamline.marketing.journeys.models import MarketingEnrollment, MarketingJourney
+from seamline.marketing.journeys.results import SENT
 from seamline.marketing.messages.models import MarketingMessage, MarketingTemplate
 from seamline.marketing.segments.models import MarketingSegment, MarketingSegmentMember
 
@@ -228,7 +229,7 @@ def due(session: Session, now: datetime) -> tuple[list[int], list[int]]:
 
 
 def results(session: Session, campaign: MarketingCampaign) -> dict[str, Any]:
-    """Per variant and the holdout: people, messages queued and skipped (by reason), delivered,
+    """Per variant and the holdout: people, messages queued and skipped (by reason), sent, delivered,
     failed (bounced), converted and revenue, with the conversion rate's lift over the holdout."""
     if campaign.journey_id is None:
         return {"arms": {}}
@@ -237,17 +238,18 @@ def results(session: Session, campaign: MarketingCampaign) -> dict[str, Any]:
             select(MarketingEnrollment.arm, func.count(), func.count(MarketingEnrollment.converted_at),
                    func.coalesce(func.sum(MarketingEnrollment.conversion_revenue), 0))
             .where(MarketingEnrollment.journey_id == campaign.journey_id).group_by(MarketingEnrollment.arm)):
-        arms[arm or "-"] = {"people": people, "converted": converted, "revenue": int(revenue), "queued": 0, "delivered": 0, "failed": 0,
+        arms[arm or "-"] = {"people": people, "converted": converted, "revenue": int(revenue), "queued": 0, "sent": 0, "delivered": 0, "failed": 0,
                             "skipped": {}}
     for arm, status, reason, delivery, count in session.execute(
             select(MarketingMessage.arm, MarketingMessage.status, MarketingMessage.reason, InboxMessage.delivery_status, func.count())
             .outerjoin(InboxMessage, InboxMessage.id == MarketingMessage.inbox_message_id)
             .where(MarketingMessage.journey_id == campaign.journey_id)
             .group_by(MarketingMessage.arm, MarketingMessage.status, MarketingMessage.reason, InboxMessage.delivery_status)):
-        row = arms.setdefault(arm or "-", {"people": 0, "converted": 0, "revenue": 0, "queued": 0, "delivered": 0, "failed": 0,
+        row = arms.setdefault(arm or "-", {"people": 0, "converted": 0, "revenue": 0, "queued": 0, "sent": 0, "delivered": 0, "failed": 0,
                                            "skipped": {}})
         if status == "queued":
             row["queued"] += count
+            row["sent"] += count if delivery in SENT else 0
             if delivery in ("delivered", "read"):
                 row["delivered"] += count
             elif delivery == "failed":  # bounced, or given up on

@@ -10,10 +10,10 @@ from fastapi import APIRouter, Query, Response
 from seamline.core.deps import AppSettings, IdempotencyKey, MarketingKey, ReadSession, WriteSession
 from seamline.core.openapi import errors, replayed
 from seamline.core.schemas import PathId, QueryId
-from seamline.marketing.journeys import library, service
+from seamline.marketing.journeys import library, results, service
 from seamline.marketing.journeys.models import MarketingJourney
 from seamline.marketing.journeys.schemas import (EnrollIn, EnrollmentRead, EnrollOutcome, JourneyCreate, JourneyFromTemplate,
-                                                 JourneyRead, JourneyUpdate, StepRead)
+                                                 JourneyRead, JourneyResults, JourneyUpdate, StepRead)
 from seamline.marketing.reactor import ADVANCE
 
 router = APIRouter(prefix="/v1/marketing", tags=["marketing"], responses=errors(401, 403, 422))
@@ -68,6 +68,14 @@ def _created(session, journey, new: bool, response: Response) -> JourneyRead:
 def get_journey(journey_id: PathId, session: ReadSession, _: MarketingKey) -> JourneyRead:
     """The journey, with how many people are at each step and why those who left did."""
     return _read(session, service.get_journey(session, journey_id), counts=True)
+
+
+@router.get("/journeys/{journey_id:int}/results", responses=errors(404))
+def journey_results(journey_id: PathId, session: ReadSession, _: MarketingKey) -> JourneyResults:
+    """What the journey achieved: people who entered, are still in it and converted (with the
+    orders' revenue); each send step's messages (queued, skipped by reason, delivered, failed,
+    opened, clicked, unsubscribed); people past each step; and each A/B arm against the holdout."""
+    return JourneyResults.model_validate(results.results(session, journey_id))
 
 
 @router.patch("/journeys/{journey_id:int}", responses=errors(404, 409))

@@ -183,8 +183,9 @@ class SplitStep(RequestModel):
 
 
 class SendStep(_Step):
-    """Send a template's message. `channel`: one channel, or none for the person's best one
-    (the one they last wrote on, else the configured order). Marketing consent is required."""
+    """Send a template's message. `channel`: one channel (`push`: the person's app push, else
+    their browser's), or none for the person's best one (the one they last wrote on, else the
+    configured order). Marketing consent is required."""
 
     type: Literal["send"]
     template_id: Id

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from seamline.core.errors import Unprocessable
+from seamline.inbox.outbound import PUSH
 
 Message = dict[str, dict[str, str]]
 
@@ -45,7 +46,8 @@ CART_HTML = ('<table>{% for line in cart.lines %}<tr><td>{% if line.image_url %}
 def _abandoned_cart(t: dict[str, int], promotion: str | None, channel: str | None) -> dict[str, Any]:
     steps = [
         {"id": "wait_1h", "type": "wait", "minutes": 60, "next": "still_in_cart"},
-        {"id": "still_in_cart", "type": "branch", "rule": {"type": "cart"}, "next": "remind"},
+        {"id": "still_in_cart", "type": "branch", "rule": {"type": "cart"}, "next": "remind" if channel else "remind_push"},
+        *([_send("remind_push", t["reminder"], PUSH, "remind")] if channel is None else []),
         _send("remind", t["reminder"], channel, "wait_24h"),
         {"id": "wait_24h", "type": "wait", "minutes": 24 * 60, "next": "coupon" if promotion else None},
     ]
@@ -111,11 +113,14 @@ def _store_visit(t: dict[str, int], promotion: str | None, channel: str | None) 
 READY: dict[str, Ready] = {
     "abandoned_cart": Ready(
         {"ru": "Брошенная корзина", "en": "Abandoned cart"},
-        "An hour after a product is added to the cart and nothing is ordered, a reminder with the cart's lines; a personal "
-        "coupon after a day more if there is still no order. An order in any channel ends it.",
-        {"reminder": {"ru": {"subject": "Вы кое-что оставили в корзине", "text": "{{ person.first_name or 'Здравствуйте' }}, товары ждут вас:\n" + CART_LINES_RU,
+        "An hour after a product is added to the cart and nothing is ordered, a reminder with the cart's lines (as a push "
+        "notification to the person's app or browser, and on their best channel, e.g. email); a personal coupon after a day "
+        "more if there is still no order. An order in any channel ends it.",
+        {"reminder": {"ru": {"subject": "Вы кое-что оставили в корзине", "url": "{{ cart.url }}",
+                             "text": "{{ person.first_name or 'Здравствуйте' }}, товары ждут вас:\n" + CART_LINES_RU,
                              "html": "<p>{{ person.first_name or 'Здравствуйте' }}, товары ждут вас:</p>" + CART_HTML.replace("{{ button }}", "Оформить заказ")},
-                      "en": {"subject": "You left something in your cart", "text": "{{ person.first_name or 'Hello' }}, your items are waiting:\n" + CART_LINES_EN,
+                      "en": {"subject": "You left something in your cart", "url": "{{ cart.url }}",
+                             "text": "{{ person.first_name or 'Hello' }}, your items are waiting:\n" + CART_LINES_EN,
                              "html": "<p>{{ person.first_name or 'Hello' }}, your items are waiting:</p>" + CART_HTML.replace("{{ button }}", "Check out")}},
          "coupon": {"ru": {"subject": "Ваш персональный купон", "text": "Купон {{ coupon.code }} на {{ coupon.name }} действует до {{ coupon.valid_until|date }}.\n{{ cart.url }}"},
                     "en": {"subject": "Your personal coupon", "text": "Coupon {{ coupon.code }} for {{ coupon.name }} is valid until {{ coupon.valid_until|date }}.\n{{ cart.url }}"}}},

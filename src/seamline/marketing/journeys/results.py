@@ -29,6 +29,10 @@ from seamline.marketing.journeys.models import MarketingEnrollment, MarketingEnr
 from seamline.marketing.messages.models import MarketingMessage
 
 
+#: Delivery statuses of a message its channel's provider accepted.
+SENT = ("sent", "delivered", "read")
+
+
 @dataclass
 class Summary:
     """A journey's people in a few numbers (the list of journeys shows these)."""
@@ -49,12 +53,15 @@ class Summary:
 @dataclass
 class SendStepResult:
     """One send step's messages: handed to the inbox (`queued`), and skipped with why; of the
-    queued ones, what the channel said (`delivered`, or read; `failed`: bounced or given up on)
+    queued ones, what the channel said (`sent`: its provider took it; `delivered`, or read, when
+    the channel reports receipts; `failed`: bounced or given up on)
     and what the person did (messages/tracking.py: first open, first click, unsubscribe)."""
 
     step_id: str
     queued: int = 0
     skipped: dict[str, int] = field(default_factory=dict)
+    #: accepted by the channel's provider (an SMTP server, a push service, a messenger's API)
+    sent: int = 0
     delivered: int = 0
     failed: int = 0
     opened: int = 0
@@ -141,6 +148,7 @@ def send_steps(session: Session, journey_id: int) -> list[SendStepResult]:
         first[step_id] = min(first.get(step_id, first_id), first_id)
         if status == "queued":
             result.queued += int(n)
+            result.sent += int(n) if delivered_as in SENT else 0
             result.delivered += int(n) if delivered_as in ("delivered", "read") else 0
             result.failed += int(n) if delivered_as == "failed" else 0
             result.opened, result.clicked = result.opened + int(opened), result.clicked + int(clicked)

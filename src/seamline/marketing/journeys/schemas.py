@@ -92,3 +92,49 @@ class EnrollOutcome(BaseModel):
     enrolled: bool
     reason: str | None
     enrollment: EnrollmentRead | None
+
+
+class SummaryRead(BaseModel):
+    entered: int
+    in_journey: int = Field(description="Still in it: waiting for a step, a time or an event, or followed as a holdout")
+    converted: int = Field(description="Reached the goal")
+    revenue: int = Field(description="The converting orders' totals, minor units of the shop's currency")
+    rate: float | None = Field(description="Converted of entered, percent (none before anyone entered)")
+
+    model_config = {"from_attributes": True}
+
+
+class SendResultRead(BaseModel):
+    step_id: str
+    queued: int = Field(description="Messages handed to the inbox's outbound send")
+    skipped: dict[str, int] = Field(description="Messages not sent, by reason (no_marketing_consent, capped, customer_unreachable, ...)")
+    sent: int = Field(description="Accepted by the channel's provider (an SMTP server, a push service, a messenger's API)")
+    delivered: int = Field(description="Reported delivered (or read) by channels that report receipts")
+    failed: int = Field(description="Bounced or given up on by the channel")
+    opened: int
+    clicked: int
+    unsubscribed: int
+
+    model_config = {"from_attributes": True}
+
+
+class ArmRead(BaseModel):
+    arm: str | None = Field(description="The A/B arm; none: people with no arm (no split, or not reached)")
+    holdout: bool
+    entered: int
+    converted: int
+    revenue: int
+    messages: int
+    rate: float | None
+    lift: float | None = Field(description="The arm's conversion rate over the holdout's, percent")
+
+    model_config = {"from_attributes": True}
+
+
+class JourneyResults(BaseModel):
+    summary: SummaryRead
+    passed: dict[str, int] = Field(description="People who passed each step, by step id")
+    sends: list[SendResultRead]
+    arms: list[ArmRead]
+
+    model_config = {"from_attributes": True}

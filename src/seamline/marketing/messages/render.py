@@ -29,7 +29,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from seamline.core.errors import Unprocessable
 from seamline.core.formats import Formats
 
-PARTS = ("subject", "text", "html")
+PARTS = ("subject", "text", "html", "url")
 LOCALES = ("ru", "en")
 #: A rendered part longer than this is refused (a loop gone wrong must not mail a megabyte).
 MAX_RENDERED = 200_000
@@ -99,6 +99,8 @@ class Rendered:
     text: str
     html: str | None
     missing: list[str] = field(default_factory=list)
+    #: Where a push notification opens (an http(s) address; anything else renders as none).
+    url: str | None = None
 
 
 def render(content: dict[str, Any], context: dict[str, Any], *, locale: str | None, timezone: str = "Europe/Moscow",
@@ -118,12 +120,13 @@ def render(content: dict[str, Any], context: dict[str, Any], *, locale: str | No
             text = _compiled(chosen, timezone, part == "html", source).render(**context)
             if len(text) > MAX_RENDERED:
                 raise Unprocessable(f"The {part} renders to more than {MAX_RENDERED} characters", code="template_too_long")
-            out[part] = " ".join(text.split()) if part == "subject" else text
+            out[part] = " ".join(text.split()) if part in ("subject", "url") else text
     except (TemplateError, TypeError, ValueError, ArithmeticError, LookupError) as exc:  # a filter given what it cannot take
         raise Unprocessable(f"The template failed to render: {exc}", code="template_render_failed") from None
     finally:
         _MISSING.reset(token)
-    return Rendered(chosen, out["subject"], out["text"] or "", out["html"], sorted(set(missing)))
+    url = out["url"] if out["url"] and out["url"].lower().startswith(("https://", "http://")) else None
+    return Rendered(chosen, out["subject"], out["text"] or "", out["html"], sorted(set(missing)), url)
 
 
 @functools.lru_cache(maxsize=512)

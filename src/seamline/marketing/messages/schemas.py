@@ -11,11 +11,13 @@ from seamline.core.schemas import Id, RequestModel, free_text, line_text
 
 
 class TemplateParts(RequestModel):
-    """One language's parts: `text` (every channel), `subject` and `html` (email)."""
+    """One language's parts: `text` (every channel), `subject` (email's subject, a push
+    notification's title), `html` (email), `url` (where a push notification opens)."""
 
     subject: line_text(300) | None = None
     text: free_text(10_000)
     html: free_text(200_000) | None = None
+    url: line_text(2000) | None = None
 
 
 class TemplateContent(RequestModel):

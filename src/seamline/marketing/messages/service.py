@@ -313,7 +313,8 @@ def deliver_many(session: Session, *, settings: Settings, items: list[Delivery],
     sent = outbound.send_many(session, settings=settings, items=[
         outbound.Outgoing(items[i].profile_id, rendered.text, channel=items[i].channel, purpose="marketing",
                           source=f"marketing:{items[i].key}"[:200], idempotency_key=f"marketing:{items[i].key}", html=rendered.html,
-                          extra={"subject": rendered.subject, "marketing": {"unsubscribe_url": unsubscribe}})
+                          extra={"subject": rendered.subject, "marketing": {"unsubscribe_url": unsubscribe},
+                                 **({"push": {"url": tracking.click_url(settings, items[i].key, rendered.url)}} if rendered.url else {})})
         for i, _record, rendered, unsubscribe in handed])
     for (_i, record, _rendered, _unsubscribe), result in zip(handed, sent, strict=True):
         if isinstance(result, AppError):

@@ -709,9 +709,13 @@ async def _push_body(shop: Shop) -> dict[str, Any] | Response:
     return body
 
 
-async def _registered(call: Awaitable[dict[str, Any]]) -> Response:
+async def _registered(call: Awaitable[dict[str, Any]], shop: Shop, offers_channel: str | bool) -> Response:
+    """The registration's answer; with the customer's tick on "also offers", their marketing
+    consent on that push channel (the browser's permission alone is for their orders)."""
     try:
         row = await call
+        if offers_channel:
+            await shop.api.grant_marketing(shop.customer_id, offers_channel)
     except ApiError as exc:
         return JSONResponse({"error": {"code": exc.code, "message": exc.message}}, status_code=exc.status)
     return JSONResponse({"id": row["id"]})
@@ -723,8 +727,9 @@ async def push_subscription(shop: Shop) -> Response:
     body = await _push_body(shop)
     if isinstance(body, Response):
         return body
+    offers = body.pop("offers", False) is True
     user_agent = re.sub(r"[\x00-\x1f\x7f]", "", shop.request.headers.get("user-agent", ""))[:500] or None
-    return await _registered(shop.api.register_web_push(shop.customer_id, body, user_agent))
+    return await _registered(shop.api.register_web_push(shop.customer_id, body, user_agent), shop, offers and "web_push")
 
 
 @page("/push/device", methods=("POST",))
@@ -733,8 +738,9 @@ async def push_device(shop: Shop) -> Response:
     body = await _push_body(shop)
     if isinstance(body, Response):
         return body
+    offers = body.pop("offers", False) is True
     token, platform = body.get("token"), body.get("platform")
     if not isinstance(token, str) or not isinstance(platform, str) or set(body) - {"token", "platform"}:
         return JSONResponse({"error": {"code": "validation_error", "message": "token and platform"}}, status_code=422)
-    return await _registered(shop.api.register_device(shop.customer_id, token, platform))
+    return await _registered(shop.api.register_device(shop.customer_id, token, platform), shop, offers and "push")
 

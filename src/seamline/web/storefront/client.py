@@ -174,6 +174,11 @@ class SeamlineClient:
         return await self.call("POST", "/v1/channels/webpush/subscriptions", json={
             "customer_id": customer_id, "subscription": subscription, **({"user_agent": user_agent} if user_agent else {})})
 
+    async def grant_marketing(self, customer_id: int, channel: str) -> None:
+        """The customer agreed, on the shop's page, to offers on this channel."""
+        await self.call("POST", f"/v1/customers/{customer_id}/consents",
+                        json=[{"channel": channel, "purpose": "marketing", "granted": True, "source": "shop"}])
+
     async def register_device(self, customer_id: int, token: str, platform: str) -> dict[str, Any]:
         return await self.call("POST", "/v1/channels/mobilepush/devices",
                                json={"customer_id": customer_id, "token": token, "platform": platform})

@@ -61,8 +61,13 @@
                          body: JSON.stringify(body)})
         .then(function (response) { if (!response.ok) throw new Error("HTTP " + response.status); return response.json(); });
     }
+    var offers = box.querySelector("[data-test=push-offers]");
+    function withOffers(body) {  // the customer's own tick: marketing consent for this push channel
+      if (offers && offers.checked) body.offers = true;
+      return body;
+    }
     function register(subscription) {
-      return post(box.getAttribute("data-post"), subscription.toJSON()).then(function () {
+      return post(box.getAttribute("data-post"), withOffers(subscription.toJSON())).then(function () {
         try { localStorage.setItem(remembered, box.getAttribute("data-customer") + "|" + subscription.endpoint); } catch (e) { /* private mode */ }
         on();
       });
@@ -73,7 +78,7 @@
       button.addEventListener("click", function () {
         button.disabled = true; say("working");
         Promise.resolve(native.pushToken()).then(function (device) {
-          return post(box.getAttribute("data-device"), {token: device.token, platform: device.platform});
+          return post(box.getAttribute("data-device"), withOffers({token: device.token, platform: device.platform}));
         }).then(on, function () { failed(); });
       });
       return;
