@@ -1,7 +1,8 @@
 """The Marketing area in a real Chromium, in Russian: typing a segment's rule updates its live
 size estimate (and says what is wrong with a broken one), the template's RU / EN tabs, a preview
-with a customer found by name (the HTML in a sandboxed frame), and the segment, journey and
-preview pages at 1280 px and on a 390 px phone without anything wider than the window.
+with a customer found by name (the HTML in a sandboxed frame), a campaign made with its form and
+one sent with its results, and the segment, journey, preview and campaign pages at 1280 px and
+on a 390 px phone without anything wider than the window.
 
 Screenshots go to `$SEAMLINE_SCREENSHOTS` (docs/screenshots/marketing-*.png come from
 `SEAMLINE_SCREENSHOTS=docs/screenshots pytest tests/web/test_console_marketing_browser.py`), else
@@ -122,8 +123,51 @@ def world(database, settings_for) -> Iterator[dict]:
                 row.status, row.exit_reason, row.finished_at, row.step_id, row.wake_at = "done", "goal", row.converted_at, None, None
 
         database.run_write(convert)
-        yield {"url": url, "people": people, "segment": segment["id"], "journey": journey["id"], "template": template["id"]}
+        campaign = _sent_campaign(database, settings, post, api, marketing, segment["id"], template["id"])
+        yield {"url": url, "people": people, "segment": segment["id"], "journey": journey["id"], "template": template["id"],
+               "campaign": campaign}
         api.close()
+
+
+def _sent_campaign(database, settings, post, api, marketing, segment_id: int, template_id: int) -> int:  # noqa: ANN001
+    """A campaign of two variants and a holdout, sent to the segment: the channel reported most
+    messages sent, some delivered, opened and clicked; two people bought."""
+    from sqlalchemy import select
+
+    from seamline.inbox.models import InboxMessage
+    from seamline.marketing import reactor
+    from seamline.marketing.messages.models import MarketingMessage
+
+    coupon = post("/v1/marketing/templates", {"name": "Скидка 10 % по промокоду", "content": {
+        "ru": {"subject": "Скидка для вас", "text": "{{ person.first_name }}, дарим скидку 10 %!"}}})
+    campaign = post("/v1/marketing/campaigns", {
+        "name": "Весенняя распродажа", "segment_id": segment_id, "channel": "email", "holdout_percent": 20, "per_minute": 500,
+        "variants": [{"name": "A", "template_id": template_id, "percent": 50}, {"name": "B", "template_id": coupon["id"], "percent": 50}]})
+    scheduled = api.post(f"/v1/marketing/campaigns/{campaign['id']}/schedule", headers=marketing)
+    assert scheduled.status_code == 200, scheduled.text
+    journey_id = scheduled.json()["journey_id"]
+    at = datetime.now(timezone.utc) + timedelta(seconds=1)
+    reactor.campaigns(database, settings, now=at)
+    database.run_write(lambda s: engine.advance_due(s, settings=settings, now=at + timedelta(minutes=1)))
+
+    def report(session):  # noqa: ANN001, ANN202 - what the channel, tracking and the engine record
+        messages = session.scalars(select(MarketingMessage).where(MarketingMessage.status == "queued",
+                                                                  MarketingMessage.journey_id == journey_id)
+                                   .order_by(MarketingMessage.id)).all()
+        for n, message in enumerate(messages):
+            session.get(InboxMessage, message.inbox_message_id).delivery_status = "delivered" if n % 3 else "sent"
+            if n % 2 == 0:
+                message.opened_at = at + timedelta(minutes=5)
+            if n % 4 == 0:
+                message.clicked_at = at + timedelta(minutes=6)
+        for n, message in enumerate(messages[:3:2]):
+            enrollment = session.scalar(select(MarketingEnrollment).where(MarketingEnrollment.journey_id == message.journey_id,
+                                                                          MarketingEnrollment.profile_id == message.profile_id))
+            enrollment.converted_at, enrollment.conversion_order_id = at + timedelta(hours=2), 300 + n
+            enrollment.conversion_revenue = 189_000
+
+    database.run_write(report)
+    return campaign["id"]
 
 
 def _signed_in(browser, url: str, viewport: dict):  # noqa: ANN001, ANN202
@@ -215,4 +259,41 @@ def test_segment_journey_and_preview_fit_desktop_and_phone(browser, world, tmp_p
         assert "контрольная группа" in page.inner_text("[data-test=results-arms]")
         assert page.evaluate(NO_OVERFLOW), (size, "results", page.evaluate("document.documentElement.scrollWidth"))
         page.screenshot(path=str(shots / f"marketing-results-{size}.png"), full_page=True)
+        context.close()
+
+
+def test_a_campaign_is_made_and_its_results_fit_desktop_and_phone(browser, world, tmp_path):
+    url, shots = world["url"], _shots(tmp_path)
+    context, page = _signed_in(browser, url, SIZES["desktop"])
+    page.goto(f"{url}/console/marketing/campaigns")
+    page.click("[data-test=campaign-new]")
+    page.fill("[data-test=campaign-name]", "Тест из браузера")
+    page.select_option("[data-test=campaign-segment]", str(world["segment"]))
+    page.select_option("[data-test=campaign-template-A]", str(world["template"]))
+    page.select_option("[data-test=campaign-template-B]", str(world["template"]))
+    page.fill("[data-test=campaign-percent-A]", "60")
+    page.fill("[data-test=campaign-percent-B]", "60")
+    page.click("[data-test=campaign-create]")
+    problem = page.locator("[data-test=campaign-problem]")
+    assert "Доли вариантов должны в сумме давать 100 (сейчас 120)" in problem.inner_text()  # said, and nothing made
+    assert page.input_value("[data-test=campaign-name]") == "Тест из браузера"
+    page.fill("[data-test=campaign-percent-B]", "40")
+    with page.expect_navigation():
+        page.click("[data-test=campaign-create]")
+    assert "Черновик: ничего не отправлено." in page.inner_text("[data-test=campaign-state]")
+    page.once("dialog", lambda dialog: dialog.dismiss())  # "start sending now?": not now
+    page.click("[data-test=campaign-schedule]")
+    assert page.get_attribute("[data-test=campaign]", "data-status") == "draft"
+    context.close()
+    for size, viewport in SIZES.items():
+        context, page = _signed_in(browser, url, viewport)
+        page.goto(f"{url}/console/marketing/campaigns/new")
+        assert page.evaluate(NO_OVERFLOW), (size, "campaign form", page.evaluate("document.documentElement.scrollWidth"))
+        page.screenshot(path=str(shots / f"marketing-campaign-form-{size}.png"), full_page=True)
+        page.goto(f"{url}/console/marketing/campaigns/{world['campaign']}")
+        results = page.locator("[data-test=campaign-results]")
+        assert "Контрольная группа" in results.inner_text() and "Вариант B" in results.inner_text()
+        assert "Отправлена" in page.inner_text("[data-test=campaign-status]")
+        assert page.evaluate(NO_OVERFLOW), (size, "campaign", page.evaluate("document.documentElement.scrollWidth"))
+        page.screenshot(path=str(shots / f"marketing-campaign-{size}.png"), full_page=True)
         context.close()

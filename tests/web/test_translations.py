@@ -115,6 +115,7 @@ def _marketing_codes() -> dict[str, set[str]]:
 
     return {
         "journey_status": {"draft", *(target for _allowed, target in service.STATUS_MOVES.values())},
+        "campaign_status": {"draft", "scheduled", "sending", "testing", "sent", "cancelled"},  # campaigns/models.py
         "step_kind": tags(definition.Step), "trigger_kind": tags(definition.Trigger),
         "exit_reason": {"completed", "goal", "segment_exit", "archived", "merged", "erased", "holdout", "error"},
         "send_reason": {"capped", "journey_capped", "no_marketing_consent", "customer_unreachable", "consent_withdrawn",

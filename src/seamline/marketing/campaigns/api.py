@@ -40,8 +40,8 @@ def create_campaign(body: CampaignCreate, session: WriteSession, key: MarketingK
 
 @router.get("/{campaign_id:int}", responses=errors(404))
 def get_campaign(campaign_id: PathId, session: ReadSession, _: MarketingKey) -> CampaignRead:
-    """The campaign and its results per variant and holdout: people, queued, delivered, skipped by
-    reason, converted, revenue, the lift over the holdout."""
+    """The campaign and its results per variant and holdout: people, messages queued, sent,
+    delivered, failed, opened, clicked, skipped by reason, converted, revenue, the lift over the holdout."""
     return _read(session, service.get_campaign(session, campaign_id), results=True)
 
 

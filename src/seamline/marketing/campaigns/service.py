@@ -228,9 +228,15 @@ def due(session: Session, now: datetime) -> tuple[list[int], list[int]]:
     return starting, testing
 
 
+def _no_messages() -> dict[str, Any]:
+    return {"queued": 0, "sent": 0, "delivered": 0, "failed": 0, "opened": 0, "clicked": 0, "skipped": {}}
+
+
 def results(session: Session, campaign: MarketingCampaign) -> dict[str, Any]:
-    """Per variant and the holdout: people, messages queued and skipped (by reason), sent, delivered,
-    failed (bounced), converted and revenue, with the conversion rate's lift over the holdout."""
+    """Per variant and the holdout: people, messages queued (handed to the channel's queue) and
+    skipped (by reason); of the queued ones, sent (the channel's provider took it: sent, delivered
+    or read), delivered, failed (bounced, or given up on), opened and clicked (messages/tracking.py:
+    first open, first click); converted and revenue, with the conversion rate's lift over the holdout."""
     if campaign.journey_id is None:
         return {"arms": {}}
     arms: dict[str, dict[str, Any]] = {}
@@ -238,18 +244,18 @@ def results(session: Session, campaign: MarketingCampaign) -> dict[str, Any]:
             select(MarketingEnrollment.arm, func.count(), func.count(MarketingEnrollment.converted_at),
                    func.coalesce(func.sum(MarketingEnrollment.conversion_revenue), 0))
             .where(MarketingEnrollment.journey_id == campaign.journey_id).group_by(MarketingEnrollment.arm)):
-        arms[arm or "-"] = {"people": people, "converted": converted, "revenue": int(revenue), "queued": 0, "sent": 0, "delivered": 0, "failed": 0,
-                            "skipped": {}}
-    for arm, status, reason, delivery, count in session.execute(
-            select(MarketingMessage.arm, MarketingMessage.status, MarketingMessage.reason, InboxMessage.delivery_status, func.count())
+        arms[arm or "-"] = {"people": people, "converted": converted, "revenue": int(revenue), **_no_messages()}
+    for arm, status, reason, delivery, count, opened, clicked in session.execute(
+            select(MarketingMessage.arm, MarketingMessage.status, MarketingMessage.reason, InboxMessage.delivery_status, func.count(),
+                   func.count(MarketingMessage.opened_at), func.count(MarketingMessage.clicked_at))
             .outerjoin(InboxMessage, InboxMessage.id == MarketingMessage.inbox_message_id)
             .where(MarketingMessage.journey_id == campaign.journey_id)
             .group_by(MarketingMessage.arm, MarketingMessage.status, MarketingMessage.reason, InboxMessage.delivery_status)):
-        row = arms.setdefault(arm or "-", {"people": 0, "converted": 0, "revenue": 0, "queued": 0, "sent": 0, "delivered": 0, "failed": 0,
-                                           "skipped": {}})
+        row = arms.setdefault(arm or "-", {"people": 0, "converted": 0, "revenue": 0, **_no_messages()})
         if status == "queued":
             row["queued"] += count
             row["sent"] += count if delivery in SENT else 0
+            row["opened"], row["clicked"] = row["opened"] + opened, row["clicked"] + clicked
             if delivery in ("delivered", "read"):
                 row["delivered"] += count
             elif delivery == "failed":  # bounced, or given up on

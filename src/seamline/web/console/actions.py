@@ -105,14 +105,14 @@ def explain(request: Request, exc: AppError) -> str:
         return t("This job is not dead any more (someone retried it already).")
     if exc.code == "customer_erased":
         return t("This customer was erased.")
-    if exc.code.startswith(("segment", "journey", "template", "enrollment", "invalid_rule", "invalid_template", "unknown_segment",
+    if exc.code.startswith(("segment", "journey", "campaign", "template", "enrollment", "invalid_rule", "invalid_template", "unknown_segment",
                             "unknown_template", "unknown_promotion", "promotion_required", "idempotency_key_reused")):
         return _explain_marketing(request, exc)
     return exc.message
 
 
 def _explain_marketing(request: Request, exc: AppError) -> str:
-    """Marketing's refusals (segments, journeys, templates) in the reader's words."""
+    """Marketing's refusals (segments, journeys, campaigns, templates) in the reader's words."""
     from seamline.marketing.segments.rules import MAX_CONDITIONS, MAX_DEPTH
 
     details: dict[str, Any] = exc.details or {}
@@ -143,6 +143,15 @@ def _explain_marketing(request: Request, exc: AppError) -> str:
         return t("An archived journey cannot be edited.")
     if exc.code in ("journey_not_found", "journey_version_not_found"):
         return t("No such journey.")
+    if exc.code == "campaign_not_found":
+        return t("No such campaign.")
+    if exc.code == "campaign_status":
+        status = details.get("status")
+        if status == "sent":
+            return t("The campaign's whole audience is already enrolled for sending: it can no longer be cancelled.")
+        if status == "cancelled":
+            return t("A cancelled campaign cannot be scheduled again: make a new one.")
+        return t("The campaign cannot do this now (now: %(status)s).", status=words.campaign_status(status))
     if exc.code == "enrollment_not_found":
         return t("Nobody is in a journey under this number.")
     if exc.code == "promotion_required":

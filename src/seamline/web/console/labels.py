@@ -134,6 +134,12 @@ VOCABULARIES: dict[str, dict[str, str]] = {
     #: Marketing (the console's Marketing area; its sentences: web/console/marketing_words.py).
     "journey_status": {"draft": N_("Draft"), "active": N_("Active"), "paused": N_("Paused"), "archived": N_("Archived")},
     "segment_status": {"active": N_("Active"), "archived": N_("Archived")},
+    #: A campaign's status (marketing_campaign.status); the console also says `nothing_sent` (every
+    #: person reached, no message queued) and `sending` while people or messages are still to go.
+    "campaign_status": {
+        "draft": N_("Draft"), "scheduled": N_("Scheduled"), "sending": N_("Sending"), "testing": N_("A/B test running"),
+        "sent": N_("Sent"), "cancelled": N_("Cancelled"), "nothing_sent": N_("Finished, nothing sent"),
+    },
     "enrollment_status": {"waiting": N_("in the journey"), "done": N_("left")},
     "exit_reason": {
         "completed": N_("went through to the end"), "goal": N_("reached the goal"), "segment_exit": N_("left the segment"),

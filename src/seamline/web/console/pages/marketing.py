@@ -1,18 +1,23 @@
 """The Marketing area: segments (a rule in words, live size while it is edited, members),
+campaigns (a message or A/B variants of it to a segment: a form that makes a draft, schedule /
+cancel, results per variant and the holdout, worded as what happened: scheduled is not sent),
 journeys (made from a ready-made one, each step in words, who is where and why they left, start
 / pause / archive), templates (RU and EN, a preview with a real customer, a test send that says
 honestly what happened) and each journey's results (messages per send step, conversions and
 revenue by A/B arm against the holdout).
 
-Handlers hold no SQL: they call marketing's services (segments/service.py, journeys/service.py
-and results.py, journeys/library.py, messages/service.py) and render; marketing's JSON becomes
+Handlers hold no SQL: they call marketing's services (segments/service.py, campaigns/service.py,
+journeys/service.py and results.py, journeys/library.py, messages/service.py) and render; marketing's JSON becomes
 sentences in web/console/marketing_words.py. Marketers and admins only (`marketing`).
 """
 
 from __future__ import annotations
 
 import json
+import re
+from datetime import datetime, timedelta, timezone
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -21,22 +26,25 @@ from sqlalchemy.orm import Session
 
 from seamline.commerce import promotions as commerce_promotions
 from seamline.core.errors import AppError
+from seamline.core.time import utcnow
 from seamline.customers import service as customers_service
 from seamline.inbox import outbound
 from seamline.inbox.adapters import ADAPTERS
+from seamline.marketing.campaigns import service as campaign_service
+from seamline.marketing.campaigns.schemas import CampaignCreate
 from seamline.marketing.journeys import library, results
 from seamline.marketing.journeys import service as journeys
 from seamline.marketing.journeys.schemas import JourneyFromTemplate
 from seamline.marketing.messages import service as messages
 from seamline.marketing.messages.render import LOCALES as TEMPLATE_LOCALES
 from seamline.marketing.messages.render import PARTS as TEMPLATE_PARTS
-from seamline.marketing.reactor import ADVANCE
+from seamline.marketing.reactor import ADVANCE, CAMPAIGNS
 from seamline.marketing.segments import service as segments
 from seamline.marketing.segments.schemas import SegmentCreate, SegmentUpdate
 from seamline.web import i18n
 from seamline.web.console import labels, people
-from seamline.web.console.actions import attempt, explain, read
-from seamline.web.console.deps import RowId, Staff, permitted
+from seamline.web.console.actions import attempt, explain, form_problem, read
+from seamline.web.console.deps import RowId, Staff, database, permitted
 from seamline.web.console.marketing_words import Words
 from seamline.web.console.templating import form_key, render, translate
 from seamline.web.reports import charts
@@ -700,3 +708,275 @@ async def template_test_send(template_id: RowId, request: Request, staff: Staff 
     reasons = _read(request, lambda s: _channel_reasons(s, request, profile_id, channel)) \
         if outcome.status == "skipped" and outcome.reason == "customer_unreachable" else {}
     return render(request, "marketing/_test_send.html", problem=None, outcome=outcome, reasons=reasons, channel=channel)
+
+
+# --- campaigns --------------------------------------------------------------------------------
+
+#: The form's variant rows (CampaignCreate takes up to 5; the console offers 3).
+VARIANT_ROWS = ("A", "B", "C")
+#: What an A/B test's winner is chosen by (campaigns/schemas.py AbTest.metric).
+AB_METRICS = ("converted", "delivered")
+#: A campaign that may still be cancelled (nobody else gets it).
+CANCELLABLE = ("draft", "scheduled", "sending", "testing")
+#: The fields of the new campaign form.
+CAMPAIGN_FIELDS = ("name", "segment_id", "channel", "holdout", "when", "send_at", "local", "local_time", "per_minute", "ab",
+                   "test_percent", "metric", "after_hours", "key", *(f"template_{v}" for v in VARIANT_ROWS),
+                   *(f"percent_{v}" for v in VARIANT_ROWS))
+CAMPAIGN_DEFAULTS = {"when": "now", "local_time": "10:00", "holdout": "0", "test_percent": "20", "metric": "converted",
+                     "after_hours": "4", "percent_A": "100"}
+
+
+def _campaign_totals(found: dict[str, Any]) -> dict[str, int]:
+    """Messages and conversions of every arm together."""
+    keys = ("people", "queued", "sent", "delivered", "failed", "opened", "clicked", "converted", "revenue")
+    arms = found["arms"].values()
+    totals = {key: sum(int(arm.get(key, 0)) for arm in arms) for key in keys}
+    totals["skipped"] = sum(sum(arm["skipped"].values()) for arm in arms)
+    return totals
+
+
+def _campaign_view(session: Session, campaign: Any) -> dict[str, Any]:
+    """A campaign's results (per arm, and all together) and what is still to go: people enrolled
+    but not reached yet (the pace, their local time) and messages still in the channel's queue.
+    `shown` is the status in words' code: a campaign whose people are all enrolled (`sent`) is
+    still `sending` while any of that is left, and says so when nothing was sent at all."""
+    found = campaign_service.results(session, campaign)
+    totals = _campaign_totals(found)
+    waiting = 0
+    if campaign.journey_id is not None:
+        at_step = journeys.counts(session, campaign.journey_id)["at_step"]
+        waiting = sum(n for step, n in at_step.items() if step != "end")  # "end": a holdout followed for the goal
+    in_queue = max(0, totals["queued"] - totals["sent"] - totals["failed"])
+    shown = campaign.status
+    if campaign.status == "sent" and (waiting or in_queue):
+        shown = "sending"
+    elif campaign.status == "sent" and not totals["queued"]:
+        shown = "nothing_sent"
+    return {"campaign": campaign, "results": found, "totals": totals, "waiting": waiting, "in_queue": in_queue, "shown": shown,
+            "started": campaign.started_at is not None}
+
+
+@router.get("/campaigns")
+def campaign_list(request: Request, staff: Staff = permitted(PERMISSION)) -> HTMLResponse:
+    def work(session: Session) -> dict[str, Any]:
+        return {"rows": [_campaign_view(session, c) for c in campaign_service.list_campaigns(session)],
+                "segment_names": {s.id: s.name for s in segments.list_segments(session, include_archived=True)},
+                "currency": request.app.state.settings.commerce_currency}
+
+    return render(request, "marketing/campaigns.html", section="marketing", tab="campaigns", **_read(request, work))
+
+
+def _campaign_choices(session: Session) -> dict[str, Any]:
+    return {"segments": segments.list_segments(session), "templates": messages.list_templates(session)}
+
+
+def _campaign_form(request: Request, *, values: dict[str, str], problems: list[str] | None = None,
+                   status_code: int = 200) -> HTMLResponse:
+    return render(request, "marketing/campaign_form.html", section="marketing", tab="campaigns", values=values,
+                  problems=problems or [], key=values.get("key") or form_key(), channels=_send_channels(request),
+                  variant_rows=VARIANT_ROWS, metrics=AB_METRICS, timezone=request.app.state.settings.console_timezone,
+                  status_code=status_code, **_read(request, _campaign_choices))
+
+
+@router.get("/campaigns/new")
+def campaign_new(request: Request, staff: Staff = permitted(PERMISSION)) -> HTMLResponse:
+    return _campaign_form(request, values=dict(CAMPAIGN_DEFAULTS))
+
+
+def _whole(value: str, low: int, high: int) -> int | None:
+    """A whole number typed in a form, within [low, high]; None when it is not one."""
+    text = value.strip().replace("\u00a0", "").replace(" ", "")
+    if not text.lstrip("-").isdigit() or len(text) > 9:
+        return None
+    number = int(text)
+    return number if low <= number <= high else None
+
+
+def _parse_campaign(request: Request, values: dict[str, str], choices: dict[str, Any]) -> tuple[CampaignCreate | None, list[str]]:
+    """The form as a CampaignCreate, or what is wrong with it (every problem, in the reader's words)."""
+    problems: list[str] = []
+    name = values["name"].strip()
+    if not name:
+        problems.append(translate(request, "Give the campaign a name."))
+    elif len(name) > 200:
+        problems.append(translate(request, "The name is at most 200 characters."))
+    segment_id = _whole(values["segment_id"], 1, 2**62)
+    if segment_id is None or segment_id not in {s.id for s in choices["segments"]}:
+        problems.append(translate(request, "Choose a segment (one that is not archived)."))
+    channel = values["channel"] or None
+    if channel is not None and channel not in {c["code"] for c in _send_channels(request)}:
+        problems.append(translate(request, "Choose a channel from the list."))
+    templates = {t.id for t in choices["templates"]}
+    variants: list[dict[str, Any]] = []
+    for row in VARIANT_ROWS:
+        chosen = values[f"template_{row}"]
+        if not chosen:
+            continue
+        template_id = _whole(chosen, 1, 2**62)
+        if template_id is None or template_id not in templates:
+            problems.append(translate(request, "Variant %(variant)s: choose a template from the list.", variant=row))
+            continue
+        variants.append({"name": row, "template_id": template_id, "raw_percent": values[f"percent_{row}"]})
+    if not variants and not any(values[f"template_{row}"] for row in VARIANT_ROWS):
+        problems.append(translate(request, "Choose the template of variant A."))
+    if len(variants) > 1:
+        for variant in variants:
+            variant["percent"] = _whole(variant["raw_percent"], 0, 100)
+            if variant["percent"] is None:
+                problems.append(translate(request, "Variant %(variant)s: its share is a whole number from 0 to 100.",
+                                          variant=variant["name"]))
+        if all(v["percent"] is not None for v in variants) and sum(v["percent"] for v in variants) != 100:
+            problems.append(translate(request, "The variants' shares must add up to 100 (now %(sum)s).",
+                                      sum=sum(v["percent"] for v in variants)))
+    else:
+        for variant in variants:
+            variant["percent"] = 100
+    holdout = _whole(values["holdout"] or "0", 0, 50)
+    if holdout is None:
+        problems.append(translate(request, "The holdout is a whole number of percent from 0 to 50."))
+    send_at = None
+    if values["when"] == "at":
+        try:
+            typed = datetime.fromisoformat(values["send_at"].strip())
+        except ValueError:
+            problems.append(translate(request, "Give the date and time to send at."))
+        else:
+            zone = ZoneInfo(request.app.state.settings.console_timezone)
+            send_at = (typed if typed.tzinfo else typed.replace(tzinfo=zone)).astimezone(timezone.utc)
+            if send_at < utcnow() - timedelta(minutes=1):
+                problems.append(translate(request, "The time to send at has passed: choose a later one."))
+    local_time = None
+    if values["local"]:
+        local_time = values["local_time"].strip()[:5]
+        if not re.fullmatch(r"([01][0-9]|2[0-3]):[0-5][0-9]", local_time):
+            problems.append(translate(request, "Give the time of day (HH:MM) to send at in each person's own time."))
+    per_minute = None
+    if values["per_minute"].strip():
+        per_minute = _whole(values["per_minute"], 1, 1_000_000)
+        if per_minute is None:
+            problems.append(translate(request, "The pace is a whole number of people a minute, from 1 to 1,000,000."))
+    ab_test = None
+    if values["ab"]:
+        if len(variants) < 2:
+            problems.append(translate(request, "An A/B test needs two variants or more."))
+        ab_test = {"test_percent": _whole(values["test_percent"], 1, 90), "metric": values["metric"],
+                   "after_hours": _whole(values["after_hours"], 1, 24 * 14)}
+        if ab_test["test_percent"] is None:
+            problems.append(translate(request, "The A/B test group is a whole number of percent from 1 to 90."))
+        if ab_test["after_hours"] is None:
+            problems.append(translate(request, "The A/B test lasts a whole number of hours, from 1 to 336 (14 days)."))
+        if ab_test["metric"] not in AB_METRICS:
+            problems.append(translate(request, "Choose what picks the A/B test's winner."))
+    if problems:
+        return None, problems
+    try:
+        data = CampaignCreate(name=name, segment_id=segment_id, channel=channel, holdout_percent=holdout, send_at=send_at,
+                              local_time=local_time, per_minute=per_minute, ab_test=ab_test,
+                              variants=[{k: v[k] for k in ("name", "template_id", "percent")} for v in variants])
+    except ValidationError as exc:  # what the checks above did not foresee
+        return None, [form_problem(request, exc)]
+    return data, []
+
+
+def _campaign_problem(request: Request, exc: AppError) -> str:
+    """A campaign's refusal in the reader's words (segments and templates named as a campaign
+    uses them; the rest as actions.explain says it)."""
+    if exc.code == "unknown_segment":
+        return translate(request, "The segment was archived meanwhile: choose another.")
+    if exc.code == "unknown_template":
+        return translate(request, "A template was archived meanwhile: choose another.")
+    if exc.code == "segment_archived":
+        return translate(request, "The campaign's segment was archived: it cannot be scheduled.")
+    return explain(request, exc)
+
+
+def _campaign_write(request: Request, work: Any) -> tuple[Any, str | None]:
+    """`actions.attempt` with a campaign's refusals in its own words."""
+    try:
+        return database(request).run_write(work), None
+    except AppError as exc:
+        return None, _campaign_problem(request, exc)
+    except ValidationError as exc:
+        return None, form_problem(request, exc)
+
+
+@router.post("/campaigns/new")
+async def campaign_create(request: Request, staff: Staff = permitted(PERMISSION)) -> Response:
+    form = await request.form()
+    values = {k: str(form.get(k) or "").replace("\x00", "").strip() for k in CAMPAIGN_FIELDS}
+    data, problems = _parse_campaign(request, values, _read(request, _campaign_choices))
+    if data is None:
+        return _campaign_form(request, values=values, problems=problems, status_code=422)
+
+    def work(session: Session) -> int:
+        campaign, _ = campaign_service.create_campaign(session, data=data, created_by=_actor(staff),
+                                                       idempotency_key=f"console:{values['key']}" if values["key"] else None)
+        return campaign.id
+
+    campaign_id, error = _campaign_write(request, work)
+    if error:
+        return _campaign_form(request, values=values, problems=[error], status_code=422)
+    return RedirectResponse(f"/console/marketing/campaigns/{campaign_id}?done=created", status_code=303)
+
+
+def _campaign_context(session: Session, request: Request, campaign_id: int) -> dict[str, Any]:
+    campaign = campaign_service.get_campaign(session, campaign_id)
+    view = _campaign_view(session, campaign)
+    segment = segments.get_segment(session, campaign.segment_id)
+    names = {t.id: t.name for t in messages.list_templates(session)}
+    variants = [{**v, "template": names.get(v["template_id"], f"#{v['template_id']}")} for v in campaign.variants]
+    order = {v["name"]: n for n, v in enumerate(campaign.variants)}
+    arms = sorted(view["results"]["arms"].items(), key=lambda item: (item[0] == campaign_service.HOLDOUT, order.get(item[0], 99), item[0]))
+    skipped: dict[str, int] = {}
+    for _name, arm in arms:
+        for reason, n in arm["skipped"].items():
+            skipped[reason] = skipped.get(reason, 0) + n
+    return {**view, "segment": segment, "variants": variants, "templates_of": {v["name"]: v["template"] for v in variants},
+            "arms": arms, "skipped": sorted(skipped.items()), "holdout_name": campaign_service.HOLDOUT,
+            "cancellable": campaign.status in CANCELLABLE, "currency": request.app.state.settings.commerce_currency}
+
+
+def _campaign_done(request: Request, done: str) -> tuple[str, str] | None:
+    if done == "created":
+        return "ok", translate(request, "Created as a draft: nothing is sent until you schedule it.")
+    return None
+
+
+@router.get("/campaigns/{campaign_id}")
+def campaign_page(campaign_id: RowId, request: Request, done: str = "", staff: Staff = permitted(PERMISSION)) -> HTMLResponse:
+    context = _read(request, lambda s: _campaign_context(s, request, campaign_id))
+    return render(request, "marketing/campaign.html", section="marketing", tab="campaigns", flash=_campaign_done(request, done),
+                  **context)
+
+
+CAMPAIGN_ACTIONS = ("schedule", "cancel")
+
+
+def _campaign_action_done(request: Request, action: str, campaign: Any) -> str:
+    if action == "cancel":
+        return translate(request, "The campaign is cancelled: nobody else gets it.")
+    if campaign.send_at is not None and campaign.send_at > utcnow():
+        return translate(request, "Scheduled for %(time)s.", time=_words(request).fmt.datetime(campaign.send_at))
+    return translate(request, "Scheduled: it starts within a minute.")
+
+
+@router.post("/campaigns/{campaign_id}/{action}")
+def campaign_action(campaign_id: RowId, action: str, request: Request, staff: Staff = permitted(PERMISSION)) -> Response:
+    if action not in CAMPAIGN_ACTIONS:
+        return render(request, "error.html", status_code=404, title="404", message=translate(request, "Not found"))
+
+    def work(session: Session) -> Any:
+        if action == "cancel":
+            return campaign_service.cancel(session, campaign_id=campaign_id)
+        campaign = campaign_service.schedule(session, campaign_id=campaign_id)
+        CAMPAIGNS.enqueue(session, {}, dedupe_key="marketing:campaigns", coalesce=True)  # as the API does
+        return campaign
+
+    campaign, error = _campaign_write(request, work)
+    flash = ("error", error) if error else ("ok", _campaign_action_done(request, action, campaign))
+    if not _hx(request) and not error:
+        return RedirectResponse(f"/console/marketing/campaigns/{campaign_id}", status_code=303)
+    context = _read(request, lambda s: _campaign_context(s, request, campaign_id))
+    template = "marketing/_campaign.html" if _hx(request) else "marketing/campaign.html"
+    return render(request, template, section="marketing", tab="campaigns", flash=flash, status_code=422 if error else 200,
+                  **context)
