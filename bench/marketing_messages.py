@@ -46,6 +46,10 @@ TEMPLATE = {"ru": {"subject": "{{ person.first_name }}, для вас подбо
                    "text": "{{ person.first_name }}, у вас {{ points.available }} баллов. Загляните: {{ shop_url }}"}}
 
 
+#: Signs each message's tracking links (a throwaway database's throwaway key).
+BENCH_SECRET = "bench-only-secret-key-of-a-throwaway-database"
+
+
 def series(database: Database, count: int, start: int = 1) -> str:
     """A FROM clause with `i` from start to start + count - 1 (PostgreSQL and SQLite)."""
     if database.is_sqlite:
@@ -103,7 +107,7 @@ def enroll_all(database: Database, journey_id: int, count: int, *, step: str, wa
 def render_and_hand_over(backend: str, count: int, args_batch: int = 500) -> str:
     with throwaway_database(backend, "seamline-marketing-messages") as (url, _workdir):
         settings = Settings(_env_file=None, database_url=url, log_level="WARNING", inbox_smtp_host="127.0.0.1",
-                            inbox_email_address="shop@example.com", marketing_quiet_hours="", marketing_cap_messages=4,
+                            secret_key=BENCH_SECRET, inbox_email_address="shop@example.com", marketing_quiet_hours="", marketing_cap_messages=4,
                             serve_worker=False, analytics_sync_seconds=0, marketing_advance_seconds=0)
         database = Database(settings)
         people(database, count)

@@ -42,6 +42,7 @@ from seamline.inbox import delivery as inbox_delivery
 from seamline.inbox import outbound as inbox_outbound
 from seamline.inbox import routing as inbox_routing
 from seamline.inbox import service as inbox_service
+from seamline.inbox import suppression as inbox_suppression
 from seamline.inbox import tasks as inbox_tasks
 from seamline.inbox import webhooks as inbox_webhooks
 from seamline.loyalty import ledger as loyalty_ledger
@@ -101,6 +102,7 @@ def build(settings: Settings | None = None, *, database: Database | None = None)
     # Push subscriptions and device tokens: in the privacy export, deleted at erasure.
     runtime.sections.register("webpush_subscriptions", None, export=webpush_service.export, erase=webpush_service.erase)
     runtime.sections.register("mobilepush_devices", None, export=mobilepush_service.export, erase=mobilepush_service.erase)
+    runtime.sections.register("suppressed_addresses", None, export=inbox_suppression.of_person, erase=inbox_suppression.erase)
     destinations.register_tasks(runtime.tasks, runtime.database, settings)
     inbox_webhooks.register_tasks(runtime.tasks, runtime.database, settings)
     inbox_delivery.register_tasks(runtime.tasks, runtime.database, settings, runtime.identifier_rules)

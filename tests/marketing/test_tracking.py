@@ -110,3 +110,46 @@ def test_a_bounce_marks_the_message_failed_and_starts_no_conversation(client, sh
         assert message.delivery_status == "failed" and message.error.startswith("bounced (5.1.1) anna@example.com")
         assert s.scalar(select(InboxInbound.id)) is None  # nothing stored as a customer's message
         assert len(s.scalars(select(InboxConversation)).all()) == 1
+
+
+def test_a_hard_bounce_suppresses_the_address_until_the_person_writes_from_it(client, shop, marketer, smtp, write_headers,  # noqa: F811
+                                                                              admin_headers):
+    from seamline.channels.email import bounces
+
+    customer_id = anna(client, shop["headers"])
+    first = send_one(client, marketer, customer_id)
+    sent_id = email.message_from_bytes(smtp[0].received[0], policy=policy.default)["Message-ID"].strip("<>")
+    dsn = FIXTURE.read_bytes().replace(b"ORIGINAL_ID", sent_id.encode())
+    # a full mailbox or a spam refusal says nothing about the address; "user unknown" does
+    for status, gone in ((b"5.2.2", ()), (b"5.7.1", ()), (b"5.1.1", ("anna@example.com",)), (b"5.2.1", ("anna@example.com",))):
+        assert [s.gone for s in bounces.statuses_of(dsn.replace(b"Status: 5.1.1", b"Status: " + status))] == [gone]
+    client.post("/v1/channels/email/messages", content=dsn, headers={**write_headers, "Content-Type": "message/rfc822"})
+    [row] = client.get("/v1/inbox/suppressions", headers=admin_headers, params={"channel": "email"}).json()["items"]
+    assert (row["address"], row["message_id"]) == ("anna@example.com", first.inbox_message_id) and "5.1.1" in row["reason"]
+    assert client.get("/v1/inbox/suppressions", headers=write_headers).status_code == 403  # staff only
+
+    refused = send_one(client, marketer, customer_id)  # the next campaign does not try it again
+    assert (refused.status, refused.reason) == ("skipped", "address_bounced") and len(smtp[0].received) == 1
+
+    # Anna writes to the shop from that address: it works again
+    mail = (b"From: Anna <ANNA@example.com>\r\nTo: shop@example.com\r\nSubject: Hello\r\nMessage-ID: <anna-1@example.com>\r\n"
+            b"Content-Type: text/plain; charset=utf-8\r\n\r\nI fixed my mailbox.\r\n")
+    assert client.post("/v1/channels/email/messages", content=mail, headers={**write_headers, "Content-Type": "message/rfc822"}
+                       ).status_code == 202
+    state = client.app.state
+    delivery.process_inbound_due(state.database, rules=state.identifier_rules, settings=state.settings)
+    assert client.get("/v1/inbox/suppressions", headers=admin_headers).json()["items"] == []
+    again = send_one(client, marketer, customer_id)
+    assert again.status == "queued" and len(smtp[0].received) == 2
+
+    # staff may lift one too
+    client.post("/v1/channels/email/messages", content=dsn, headers={**write_headers, "Content-Type": "message/rfc822"})
+    [row] = client.get("/v1/inbox/suppressions", headers=admin_headers).json()["items"]
+    assert client.delete(f"/v1/inbox/suppressions/{row['id']}", headers=admin_headers).status_code == 204
+    assert client.delete(f"/v1/inbox/suppressions/{row['id']}", headers=admin_headers).status_code == 404
+    client.post("/v1/channels/email/messages", content=dsn, headers={**write_headers, "Content-Type": "message/rfc822"})
+    exported = client.get(f"/v1/customers/{customer_id}/export", headers=admin_headers).json()
+    assert [s["address"] for s in exported["sections"]["suppressed_addresses"]] == ["anna@example.com"]
+    erased = client.post(f"/v1/customers/{customer_id}/erase", json={"reason": "asked"}, headers=admin_headers)
+    assert erased.status_code == 200, erased.text
+    assert client.get("/v1/inbox/suppressions", headers=admin_headers).json()["items"] == []  # the address went with her

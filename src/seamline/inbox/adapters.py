@@ -101,6 +101,8 @@ class DeliveryStatus:
     status: str  # sent, delivered, read, failed
     error: str | None = None
     at: datetime | None = None
+    #: Addresses the report says are gone for good (an email's hard bounce): suppressed
+    gone: tuple[str, ...] = ()
 
 
 class SendError(Exception):

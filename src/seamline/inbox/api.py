@@ -54,6 +54,7 @@ from seamline.inbox import (
     routing,
     service,
     sla,
+    suppression,
     webhooks,
 )
 from seamline.inbox.models import (
@@ -106,6 +107,7 @@ from seamline.inbox.schemas import (
     SplitRequest,
     StatusChange,
     SurveyAnswer,
+    SuppressionPage,
     SurveyPage,
     SurveyRead,
     TeamCreate,
@@ -547,7 +549,7 @@ def retry_inbound(inbound_id: PathId, request: Request, _: AdminKey) -> dict[str
     200: {"model": OutboundRead, "description": "A retry with the same `Idempotency-Key`: the first message"},
     **errors(400, 404, 409, 410, 413, 422, notes={
         404: "`customer_not_found`", 409: "`consent_withdrawn`, `no_marketing_consent` (a channel asked for)",
-        422: "`customer_unreachable` (each channel's reason), `unknown_channel`, `idempotency_key_reused`"})})
+        422: "`customer_unreachable` (each channel's reason), `address_bounced` (the named channel's every address hard-bounced), `unknown_channel`, `idempotency_key_reused`"})})
 def send_outbound(body: OutboundCreate, session: WriteSession, settings: AppSettings, response: Response, _: WriteKey,
                   idempotency_key: IdempotencyKey = None) -> dict[str, Any]:
     """Send a message to a customer on the channel that reaches them (see docs/inbox.md,
@@ -580,6 +582,25 @@ def list_dead_letters(session: ReadSession, _: AdminKey, channel: Annotated[str 
     404: "`dead_letter_not_found`", 409: "`consent_withdrawn`"}))
 def retry_dead_letter(message_id: PathId, session: WriteSession, _: AdminKey) -> dict[str, Any]:
     return outbound.outbound_view(outbound.requeue(session, message_id=message_id))
+
+
+@router.get("/suppressions", response_model=SuppressionPage, responses=errors(422, notes={422: "`invalid_cursor`"}))
+def list_suppressions(session: ReadSession, _: AdminKey, channel: Annotated[str | None, Query(max_length=32)] = None,
+                      address: Annotated[str | None, Query(max_length=320)] = None, cursor: CursorQuery = None,
+                      before_id: BeforeIdQuery = None, limit: Limit = 100) -> dict[str, Any]:
+    """Addresses nothing is sent to because their channel said they are gone for good (an email's
+    hard bounce), newest first. A person writing from one lifts it."""
+    items, next_cursor = page(suppression.listing(session, channel=channel, address=address, limit=limit + 1,
+                                                  before_id=before(cursor, before_id)), limit)
+    return {"items": items, "next_cursor": next_cursor}
+
+
+@router.delete("/suppressions/{suppression_id}", status_code=204, response_class=Response, responses=errors(404, notes={
+    404: "`suppression_not_found`"}))
+def lift_suppression(suppression_id: PathId, session: WriteSession, _: AdminKey) -> Response:
+    """Send to the address again (the person says their mailbox works now)."""
+    suppression.lift_by_id(session, suppression_id)
+    return Response(status_code=204)
 
 
 @router.get("/channels", response_model=ChannelStateList)

@@ -54,7 +54,7 @@ from seamline.customers import service as customers_service
 from seamline.customers.identifiers import IdentifierRules
 from seamline.customers.models import CustomerIdentity
 from seamline.customers.schemas import CustomerUpsert, IdentifierIn
-from seamline.inbox import realtime, service, throttle
+from seamline.inbox import realtime, service, suppression, throttle
 from seamline.inbox.adapters import (
     ADAPTERS,
     ChannelAdapter,
@@ -240,8 +240,9 @@ def _process_batch(session: Session, rules: IdentifierRules, settings: Settings,
         try:
             with session.begin_nested():
                 messages = service.receive_continuing(session, [(inbound, conversation) for _, inbound, conversation in continuing])
-                for (row, _, _), message in zip(continuing, messages, strict=True):
+                for (row, inbound, _), message in zip(continuing, messages, strict=True):
                     _processed(row, message.id)
+                    _works_again(session, inbound)
                 session.flush()
         except Exception as exc:  # noqa: BLE001 - each then goes on its own, where a failure is kept on its row
             realtime.discard_since(session, mark)
@@ -417,7 +418,15 @@ def _process_row(session: Session, row: InboxInbound, rules: IdentifierRules, se
                                      source=row.channel, claimed=inbound.claimed)
     message = service.receive(session, settings=settings, inbound=inbound, customer_id=customer_id)
     _processed(row, message.id)
+    _works_again(session, inbound)
     return message.id
+
+
+def _works_again(session: Session, inbound: InboundMessage) -> None:
+    """A person writing from an address that bounced shows it works again: its suppression is lifted."""
+    address = (inbound.meta.get("thread") or {}).get("address") if isinstance(inbound.meta, dict) else None
+    if isinstance(address, str) and address:
+        suppression.lift(session, channel=inbound.channel, address=address)
 
 
 def _processed(row: InboxInbound, message_id: int) -> None:
@@ -614,4 +623,6 @@ def apply_statuses(database: Database, *, channel: str, statuses: list[Any]) -> 
                 message.delivery_status, message.error = status.status, status.error or message.error
                 _status_notice(session, session.get(InboxConversation, message.conversation_id), message)
                 changed += 1
+            for address in status.gone:  # a hard bounce: that address is never tried again (until lifted)
+                suppression.suppress(session, channel=channel, address=address, reason=status.error or "bounced", message_id=message.id)
     return changed

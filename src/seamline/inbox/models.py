@@ -336,3 +336,23 @@ class InboxChannelThrottle(Base):
     failures: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
     last_success_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class InboxSuppression(Base):
+    """An address its channel said is gone for good (an email's hard bounce: no such mailbox):
+    nothing is sent there until it is lifted (the person writes from it, verifies it again, or
+    staff lift it). docs/inbox.md, "Bounces"."""
+
+    __tablename__ = "inbox_suppression"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    channel: Mapped[str] = mapped_column(String(32))
+    #: As the channel compares it (an email address in lower case)
+    address: Mapped[str] = mapped_column(String(320))
+    #: What the channel said (`bounced (5.1.1) anna@example.com: ... User unknown`)
+    reason: Mapped[str] = mapped_column(String(500))
+    #: The message whose bounce it was
+    message_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("inbox_message.id"), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    __table_args__ = (UniqueConstraint("channel", "address"),)

@@ -36,7 +36,7 @@ from seamline.core.time import utcnow
 from seamline.customers import resolution
 from seamline.customers import service as customers_service
 from seamline.customers.models import CustomerConsent, CustomerIdentity
-from seamline.inbox import service, throttle
+from seamline.inbox import service, suppression, throttle
 from seamline.inbox.adapters import ADAPTERS, ChannelAdapter, adapter_for
 from seamline.inbox.models import InboxConversation, InboxMessage
 
@@ -147,6 +147,8 @@ def choose(session: Session, *, settings: Settings, customer_id: int, channel: s
     if channel is not None and reasons.get(channel) in ("consent_withdrawn", "no_marketing_consent"):
         raise Conflict(f"The customer's consent rules out {channel} for a {purpose} message", code=reasons[channel],
                        details={"channel": channel, "purpose": purpose})
+    if channel is not None and reasons.get(channel) == "address_bounced":
+        raise Unprocessable(f"The customer's {channel} address bounced", code="address_bounced", details={"channel": channel})
     raise Unprocessable("No channel reaches this customer", code="customer_unreachable",
                         details={"customer_id": customer_id, "purpose": purpose, "reasons": reasons})
 
@@ -323,8 +325,11 @@ def _prefetch(session: Session, customer_ids: list[int]) -> Iterator[None]:
         if person not in newest or message_id > newest[person][0]:
             newest[person] = (message_id, channel)
     last_channel.update({person: channel for person, (_, channel) in newest.items()})
+    addresses = [value for kinds in verified.values() for values in kinds.values() for value in values]
+    addresses += [thread["address"] for by_channel in threads.values() for thread in by_channel.values()
+                  if isinstance(thread.get("address"), str)]
     session.info["inbox_prefetch"] = {"person_ids": families, "verified": verified, "consents": consents, "threads": threads,
-                                      "last_channel": last_channel}
+                                      "last_channel": last_channel, "suppressed": suppression.suppressed_many(session, addresses)}
     try:
         yield
     finally:

@@ -511,3 +511,19 @@ class ChannelStateRead(BaseModel):
 
 class ChannelStateList(BaseModel):
     items: list[ChannelStateRead]
+
+
+class SuppressionRead(BaseModel):
+    id: int
+    channel: str
+    address: str = Field(description="As compared (an email address in lower case)")
+    reason: str = Field(description="What the channel said, e.g. `bounced (5.1.1) anna@example.com: ... User unknown`")
+    message_id: int | None = Field(description="The message whose bounce it was")
+    created_at: datetime
+
+    model_config = {"from_attributes": True}
+
+
+class SuppressionPage(BaseModel):
+    items: list[SuppressionRead] = Field(description="Newest first")
+    next_cursor: NextCursor

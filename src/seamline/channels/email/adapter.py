@@ -33,7 +33,7 @@ from seamline.core.db import Database
 from seamline.core.errors import Unprocessable
 from seamline.core.queue import Periodic
 from seamline.customers.identifiers import IdentifierRules
-from seamline.inbox import delivery, service
+from seamline.inbox import delivery, service, suppression
 from seamline.channels.email import bounces
 from seamline.inbox.adapters import (
     ChannelAdapter,
@@ -98,13 +98,18 @@ class EmailAdapter(ChannelAdapter):
         )
 
     def address(self, session: Session, *, customer_id: int, thread: dict[str, Any]) -> dict[str, Any]:
-        address = thread.get("address")
-        if not address:
-            emails = service.identities_of_type(session, customer_id, "email")
-            address = emails[0] if emails else None
-        if not address:
-            raise Unprocessable("The customer has no email address", code="channel_unreachable", details={"channel": CHANNEL})
-        return {"email": address}
+        """The address the person wrote from, else their oldest verified one; an address that
+        hard-bounced is skipped (inbox/suppression.py)."""
+        candidates = [thread["address"]] if thread.get("address") else []
+        candidates += [e for e in service.identities_of_type(session, customer_id, "email") if e not in candidates]
+        bounced = suppression.suppressed(session, CHANNEL, candidates)
+        usable = [a for a in candidates if suppression.normalized(a) not in bounced]
+        if usable:
+            return {"email": usable[0]}
+        if candidates:
+            raise Unprocessable("Every email address of the customer bounced", code="address_bounced",
+                                details={"channel": CHANNEL})
+        raise Unprocessable("The customer has no email address", code="channel_unreachable", details={"channel": CHANNEL})
 
     def send(self, message: OutboundMessage, *, settings: Settings) -> SendResult:
         if not settings.inbox_smtp_host or not settings.inbox_email_address:

@@ -6,6 +6,11 @@ A DSN is a `multipart/report; report-type=delivery-status` message: a human part
 `Diagnostic-Code`), and the returned message or its headers, whose `Message-ID` is ours. It is
 not a customer writing: it becomes a failed delivery status of the message it returns (the
 conversation shows "could not be delivered", a campaign counts a bounce), never a conversation.
+
+A hard bounce that says the address itself is gone (RFC 3463: `5.1.x`, no such mailbox or
+domain; `5.2.1`, mailbox disabled) also suppresses the address: nothing is sent there again
+until it is lifted (`inbox/service.py`, `suppress`). A full mailbox (`5.2.2`), a policy or spam
+refusal (`5.7.x`) or any `4.x.x` says nothing about the address, so it is not suppressed.
 """
 
 from __future__ import annotations
@@ -54,13 +59,22 @@ def statuses_of(raw: bytes) -> list[DeliveryStatus]:
                 original = email.message_from_string(part.get_content(), policy=policy.default).get("Message-ID")
     if not original:
         return []
-    failures = []
+    failures, gone = [], []
     for block in report.split("\n\n"):
         fields = _fields(block)
         if fields.get("action", "").lower() == "failed":
             recipient = fields.get("final-recipient", "").split(";")[-1].strip()
             detail = fields.get("diagnostic-code", "").split(";", 1)[-1].strip()
-            failures.append(f"bounced ({fields.get('status', '5.0.0')}) {recipient}: {detail}".strip()[:500])
+            status = fields.get("status", "5.0.0").split()[0] if fields.get("status") else "5.0.0"
+            failures.append(f"bounced ({status}) {recipient}: {detail}".strip()[:500])
+            if _address_gone(status) and "@" in recipient:
+                gone.append(recipient.strip("<>").lower())
     if not failures:
         return []
-    return [DeliveryStatus(provider_message_id=original.strip().strip("<>"), status="failed", error="; ".join(failures)[:1000])]
+    return [DeliveryStatus(provider_message_id=original.strip().strip("<>"), status="failed", error="; ".join(failures)[:1000],
+                           gone=tuple(gone))]
+
+
+def _address_gone(status: str) -> bool:
+    """RFC 3463: 5.1.x (bad mailbox, bad domain, ...) and 5.2.1 (mailbox disabled)."""
+    return status.startswith("5.1.") or status == "5.2.1"

@@ -156,6 +156,7 @@ VOCABULARIES: dict[str, dict[str, str]] = {
         "channel_cannot_send": N_("the channel cannot send this"), "live_channel_only_when_named": N_("a live channel, used only when chosen"),
         "whatsapp_window_closed": N_("the WhatsApp 24-hour window is closed"), "customer_not_found": N_("no such customer"),
         "customer_erased": N_("the customer was erased"), "unknown_channel": N_("unknown channel"), "unknown": N_("unknown reason"),
+        "address_bounced": N_("the address bounced"),
     },
     "message_status": {"queued": N_("queued"), "skipped": N_("skipped"), "held": N_("held until quiet hours end"),
                        "test": N_("test send")},
