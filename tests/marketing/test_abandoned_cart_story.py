@@ -14,7 +14,6 @@ from email import policy
 from urllib.parse import urlsplit
 
 import pytest
-from aiosmtpd.controller import Controller
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 from sqlalchemy import select
@@ -24,34 +23,15 @@ from seamline.core.time import utcnow
 from seamline.events import service as events_service
 from seamline.events.models import EventRecord
 from seamline.inbox import delivery
-from tests.channels.email.test_outbound import Collector, _free_port
-from tests.channels.webpush.push_service import PushService
-from tests.channels.webpush.test_adapter import SUBJECT, vapid_pem
+from tests.channels.email.test_adapter import smtp  # noqa: F401 - a fixture: a real SMTP server (aiosmtpd)
+from tests.channels.webpush.test_adapter import SUBJECT, service, vapid_pem  # noqa: F401 - `service`: the loopback push service
 from tests.marketing.test_journeys import PICKUP, advance, live, sent_to
 from tests.marketing.test_segments_api import react, send
 
 
 @pytest.fixture
-def mail_server():
-    handler = Collector()
-    controller = Controller(handler, hostname="127.0.0.1", port=_free_port())
-    controller.start()
-    try:
-        yield handler, controller.port
-    finally:
-        controller.stop()
-
-
-@pytest.fixture
-def push_service():
-    service = PushService()
-    yield service
-    service.close()
-
-
-@pytest.fixture
-def settings(database, settings_for, mail_server, push_service):
-    return settings_for(database.url, inbox_smtp_host="127.0.0.1", inbox_smtp_port=mail_server[1], inbox_smtp_security="none",
+def settings(database, settings_for, smtp, service):
+    return settings_for(database.url, inbox_smtp_host="127.0.0.1", inbox_smtp_port=smtp[1], inbox_smtp_security="none",
                         inbox_email_address="shop@example.com", marketing_quiet_hours="", marketing_cap_messages=0,
                         marketing_public_url="https://shop.example", inbox_webpush_vapid_private_key=SecretStr(vapid_pem()[0]),
                         inbox_webpush_vapid_subject=SUBJECT, inbox_webpush_endpoint_hosts=["http://127.0.0.1"])
@@ -64,7 +44,7 @@ def client(settings, database):
 
 
 def test_a_cart_left_on_the_website_is_reminded_by_push_and_email_and_the_app_purchase_converts(
-        client, database, settings, shop, marketer, mail_server, push_service):
+        client, database, settings, shop, marketer, smtp, service):  # noqa: F811
     from tests.commerce.conftest import put
 
     put(client, shop["headers"], "/v1/promotions/COMEBACK10", {"name_ru": "Скидка 10%", "name_en": "10% off", "kind": "percent",
@@ -79,7 +59,7 @@ def test_a_cart_left_on_the_website_is_reminded_by_push_and_email_and_the_app_pu
         "traits": {"first_name": "Анна"},
         "consents": [{"channel": "email", "purpose": "marketing", "granted": True},
                      {"channel": "web_push", "purpose": "marketing", "granted": True}]}).json()["customer"]["id"]
-    browser = push_service.subscribe()  # "Notify me" in the shop: the shop's server registers her browser
+    browser = service.subscribe()  # "Notify me" in the shop: the shop's server registers her browser
     registered = client.post("/v1/channels/webpush/subscriptions", headers=shop["headers"],
                              json={"customer_id": anna, "subscription": browser.as_json()})
     assert registered.status_code == 201, registered.text
@@ -98,16 +78,16 @@ def test_a_cart_left_on_the_website_is_reminded_by_push_and_email_and_the_app_pu
     assert (push_message.channel, mail_message.channel) == ("webpush", "email")
     assert delivery.send_due(database, settings=settings) == 2
 
-    assert push_service.problems == []
-    [push] = push_service.received
+    assert service.problems == []
+    [push] = service.received
     assert push.endpoint == browser.endpoint
     assert push.payload["title"] == "Вы кое-что оставили в корзине" and push.payload["body"].startswith("Анна, товары ждут вас:")
     tracked = urlsplit(push.payload["url"])
     assert (tracked.scheme, tracked.netloc) == ("https", "shop.example") and tracked.path.startswith("/t/c/")
 
-    [envelope] = mail_server[0].envelopes
-    mail = email.message_from_bytes(envelope.content, policy=policy.default)
-    assert envelope.rcpt_tos == ["anna@example.com"] and mail["Subject"] == "Вы кое-что оставили в корзине"
+    [raw] = smtp[0].received
+    mail = email.message_from_bytes(raw, policy=policy.default)
+    assert mail["To"] == "anna@example.com" and mail["Subject"] == "Вы кое-что оставили в корзине"
     assert mail["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click" and "https://shop.example/u/" in mail["List-Unsubscribe"]
     assert "Крем для лица" in mail.get_body(("plain",)).get_content()
 

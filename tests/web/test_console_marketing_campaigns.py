@@ -13,29 +13,14 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
-from seamline.core.auth.schemas import Scope
 from seamline.inbox.models import InboxMessage
 from seamline.marketing import reactor
 from seamline.marketing.journeys import engine
 from seamline.marketing.journeys.models import MarketingEnrollment
 from seamline.marketing.messages.models import MarketingMessage
-from tests.conftest import make_key
-from tests.web.test_console_marketing import HX, _customer, _get, _post, _text
+from tests.web.test_console_marketing import HX, _customer, _get, _post, _text, api, settings  # noqa: F401 - fixtures
 
 NEW = "/console/marketing/campaigns/new"
-
-
-@pytest.fixture
-def settings(database, settings_for):
-    """Email reaches people (no quiet hours, no global cap), as marketing's own tests have it."""
-    return settings_for(database.url, inbox_smtp_host="127.0.0.1", inbox_smtp_port=2525, inbox_email_address="shop@example.com",
-                        marketing_quiet_hours="", marketing_cap_messages=0)
-
-
-@pytest.fixture
-def api(client, database) -> dict[str, dict[str, str]]:
-    return {"admin": {"Authorization": f"Bearer {make_key(database, Scope.admin, name='admin')}"},
-            "marketing": {"Authorization": f"Bearer {make_key(database, Scope.marketing, name='marketer')}"}}
 
 
 @pytest.fixture
