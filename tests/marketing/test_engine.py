@@ -309,3 +309,22 @@ def test_a_browser_cannot_start_someone_elses_journey(client, shop, marketer, se
     send(client, write_key, "track", userId="anna", anonymousId="annas-phone", event="Store Entered", properties={"store": "store-arbat"})
     react(client)
     assert len(messages_of(client, customer_id)) == 1
+
+
+def test_a_template_that_fails_for_one_person_skips_only_them(client, shop, marketer):
+    """One person's data makes the template refuse (a width from their traits); the others in
+    the same batch get theirs, and the skip says why."""
+    content = {"ru": {"text": "{{ person.first_name|center(person.traits.width or 10) }}"}}
+    template_id = client.post("/v1/marketing/templates", headers=marketer, json={"name": "Wide", "content": content}).json()["id"]
+    journey_id = journey(client, marketer, api_journey({"id": "hello", "type": "send", "template_id": template_id, "channel": "email"}))
+    anna_id = anna(client, shop["headers"], width=10**9)
+    boris = client.post("/v1/customers", headers=shop["headers"], json={
+        "identifiers": [{"type": "email", "value": "boris@example.com"}], "traits": {"first_name": "Борис"},
+        "consents": [{"channel": "email", "purpose": "marketing", "granted": True}]}).json()["customer"]["id"]
+    for customer_id in (anna_id, boris):
+        enroll(client, marketer, journey_id, customer_id)
+    advance(client, at=soon())
+    [refused] = messages_of(client, anna_id)
+    assert (refused.status, refused.reason) == ("skipped", "template_too_costly")
+    [sent] = messages_of(client, boris)
+    assert sent.status == "queued"

@@ -19,11 +19,13 @@ What a template can use (docs/marketing.md, "Templates"):
 from __future__ import annotations
 
 import functools
+import re
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
 from jinja2 import ChainableUndefined, TemplateError, meta
+from jinja2.filters import FILTERS as DEFAULT_FILTERS
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from seamline.core.errors import Unprocessable
@@ -47,10 +49,105 @@ class _Recorder(ChainableUndefined):
 _MISSING: ContextVar[list[str]] = ContextVar("marketing_template_missing")
 
 
+#: What one rendering may spend. A template is written by staff, but a loop gone wrong (or one
+#: written to hurt) must not hold a worker for hours or fill its memory: the items all its
+#: `range()`s draw, and how large a repeated string or list, a power, a number given to a method
+#: or filter (a width, a count), or a width in a format may be.
+MAX_STEPS = 100_000
+MAX_SIZE = 100_000
+_WIDE_FORMAT = re.compile(r"%[-#0 +]*(\d{6,}|\*)|\{[^{}]*:[^{}]*\d{6,}[^{}]*\}")
+_STEPS: ContextVar[list[int]] = ContextVar("marketing_template_steps")
+
+
+def _too_costly(what: str) -> Unprocessable:
+    return Unprocessable(f"The template would cost too much to render: {what}", code="template_too_costly")
+
+
+def _counted_range(*args: int) -> Any:
+    """`range`, its items counted against the rendering's budget (nested loops multiply)."""
+    items = range(*args)
+    if len(items) > MAX_STEPS:
+        raise _too_costly(f"a range of {len(items)} items")
+    budget = _STEPS.get(None)
+    for item in items:
+        if budget is not None:
+            budget[0] -= 1
+            if budget[0] < 0:
+                raise _too_costly(f"loops of more than {MAX_STEPS} steps in all")
+        yield item
+
+
+def _check_size(value: Any) -> None:
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_SIZE:
+        raise _too_costly(f"the number {value} given to a method or filter")
+    if isinstance(value, str) and _WIDE_FORMAT.search(value):
+        raise _too_costly("a format width of six digits or more")
+
+
+class _BoundedSandbox(ImmutableSandboxedEnvironment):
+    """Jinja2's immutable sandbox, with the costs above bounded."""
+
+    intercepted_binops = frozenset({"*", "**", "%"})
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        if operator == "*":
+            for sized, times in ((left, right), (right, left)):
+                if isinstance(sized, (str, list, tuple)) and isinstance(times, int) and len(sized) * times > MAX_SIZE:
+                    raise _too_costly(f"a repetition of more than {MAX_SIZE} items")
+        elif operator == "**":
+            if isinstance(right, (int, float)) and abs(right) > 64 and isinstance(left, (int, float)) and abs(left) > 1:
+                raise _too_costly(f"the power {left} ** {right}")
+        elif operator == "%" and isinstance(left, str):
+            _check_size(left)
+        return super().call_binop(context, operator, left, right)
+
+    def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805 - Jinja2's signature
+        for value in (*args, *kwargs.values()):
+            _check_size(value)
+        if getattr(__obj, "__name__", "") == "replace" and isinstance(getattr(__obj, "__self__", None), str) and len(args) >= 2:
+            _check_replace(__obj.__self__, args[0], args[1])
+        return super().call(__context, __obj, *args, **kwargs)
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        if isinstance(obj, str) and attribute in ("format", "format_map"):  # the widths are in the string
+            _check_size(obj)
+        return super().getattr(obj, attribute)
+
+    def getitem(self, obj: Any, argument: Any) -> Any:
+        if isinstance(obj, str) and argument in ("format", "format_map"):
+            _check_size(obj)
+        return super().getitem(obj, argument)
+
+
+def _check_replace(text: Any, old: Any, new: Any) -> None:
+    if isinstance(text, str) and isinstance(old, str) and isinstance(new, str) and len(new) > len(old):
+        if len(text) + (text.count(old) if old else len(text) + 1) * (len(new) - len(old)) > MAX_RENDERED:
+            raise _too_costly(f"a replacement making more than {MAX_RENDERED} characters")
+
+
+def _checked_filter(apply: Any) -> Any:
+    """A built-in filter, refusing sizes above the bounds (it keeps the filter's context marker)."""
+
+    @functools.wraps(apply)
+    def checked(*args: Any, **kwargs: Any) -> Any:
+        values = [v for v in (*args, *kwargs.values()) if isinstance(v, (str, int))]
+        for value in values:
+            if isinstance(value, int) or apply is DEFAULT_FILTERS["format"]:
+                _check_size(value)
+        if apply is DEFAULT_FILTERS["replace"] and len(values) >= 3:
+            _check_replace(*values[:3])
+        return apply(*args, **kwargs)
+
+    return checked
+
+
 @functools.lru_cache(maxsize=64)
 def _environment(locale: str, timezone: str, html: bool) -> ImmutableSandboxedEnvironment:
     """One sandboxed environment per language, time zone and kind of part (its filters format for them)."""
-    env = ImmutableSandboxedEnvironment(undefined=_Recorder, autoescape=html, trim_blocks=True, lstrip_blocks=True)
+    env = _BoundedSandbox(undefined=_Recorder, autoescape=html, trim_blocks=True, lstrip_blocks=True)
+    env.globals["range"] = _counted_range
+    for name in ("center", "indent", "wordwrap", "truncate", "format", "replace", "batch", "slice", "round"):
+        env.filters[name] = _checked_filter(env.filters[name])
     fmt = Formats(locale, timezone)
     env.filters.update(money=lambda minor, currency="RUB": fmt.money(minor, currency), date=fmt.date, datetime=fmt.datetime,
                        number=fmt.number)
@@ -110,7 +207,7 @@ def render(content: dict[str, Any], context: dict[str, Any], *, locale: str | No
     parts = content[chosen]
     out: dict[str, str | None] = {}
     missing: list[str] = []
-    token = _MISSING.set(missing)
+    token, steps = _MISSING.set(missing), _STEPS.set([MAX_STEPS])
     try:
         for part in PARTS:
             source = parts.get(part)
@@ -125,6 +222,7 @@ def render(content: dict[str, Any], context: dict[str, Any], *, locale: str | No
         raise Unprocessable(f"The template failed to render: {exc}", code="template_render_failed") from None
     finally:
         _MISSING.reset(token)
+        _STEPS.reset(steps)
     url = out["url"] if out["url"] and out["url"].lower().startswith(("https://", "http://")) else None
     return Rendered(chosen, out["subject"], out["text"] or "", out["html"], sorted(set(missing)), url)
 

@@ -300,8 +300,12 @@ def deliver_many(session: Session, *, settings: Settings, items: list[Delivery],
             context["points"] = points[item.profile_id]
         if "cart" in template_needs:
             context["cart"] = cart_of(session, settings, item.profile_id)
-        rendered = render.render(item.template.content, context, locale=person["locale"], timezone=person["timezone"],
-                                 default_locale=settings.marketing_locale)
+        try:
+            rendered = render.render(item.template.content, context, locale=person["locale"], timezone=person["timezone"],
+                                     default_locale=settings.marketing_locale)
+        except AppError as exc:  # this person's data broke the template (or it costs too much): theirs is skipped, not the batch
+            record.update(reason=exc.code, detail=str(exc)[:500])
+            continue
         if rendered.html:
             rendered.html = tracking.tracked_html(settings, item.key, rendered.html)
         record.update(locale=rendered.locale, status="test" if item.test else "queued")
