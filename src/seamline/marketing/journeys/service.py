@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import json
 from datetime import datetime
+from collections.abc import Callable
 from typing import Any
 
 from pydantic import TypeAdapter
@@ -84,25 +85,22 @@ def _check_references(session: Session, definition: Definition) -> None:
         if rule is not None:
             segments.check_rule(rule)
             segment_ids |= segment_rules.referenced_segments(rule)
-    if segment_ids:
-        live = {s.id for s in segments.list_segments(session)}
-        if missing := sorted(segment_ids - live):
-            raise Unprocessable("The journey uses segments that do not exist or are archived", code="unknown_segment",
-                                details={"segment_ids": missing})
+    _all_exist(segment_ids, lambda: {s.id for s in segments.list_segments(session)},
+               "The journey uses segments that do not exist or are archived", "unknown_segment", "segment_ids")
     template_ids = {s.template_id for s in definition.steps if isinstance(s, SendStep)}
-    if template_ids:
-        found = set(session.scalars(select(MarketingTemplate.id).where(MarketingTemplate.id.in_(template_ids),
-                                                                       MarketingTemplate.archived.is_(False))))
-        if missing := sorted(template_ids - found):
-            raise Unprocessable("The journey sends templates that do not exist", code="unknown_template",
-                                details={"template_ids": missing})
+    _all_exist(template_ids, lambda: set(session.scalars(select(MarketingTemplate.id).where(
+        MarketingTemplate.id.in_(template_ids), MarketingTemplate.archived.is_(False)))),
+        "The journey sends templates that do not exist", "unknown_template", "template_ids")
     codes = {s.promotion for s in definition.steps if isinstance(s, GiveCouponStep)}
-    if codes:
-        found = set(session.scalars(select(CommercePromotion.code).where(CommercePromotion.code.in_(codes),
-                                                                         CommercePromotion.requires_coupon.is_(True))))
-        if missing := sorted(codes - found):
-            raise Unprocessable("Coupons can only be given for promotions that require one", code="unknown_promotion",
-                                details={"promotions": missing})
+    _all_exist(codes, lambda: set(session.scalars(select(CommercePromotion.code).where(
+        CommercePromotion.code.in_(codes), CommercePromotion.requires_coupon.is_(True)))),
+        "Coupons can only be given for promotions that require one", "unknown_promotion", "promotions")
+
+
+def _all_exist(wanted: set[Any], found: Callable[[], set[Any]], message: str, code: str, detail: str) -> None:
+    """422 `code` naming those of `wanted` that `found()` (asked only when something is wanted) lacks."""
+    if wanted and (missing := sorted(wanted - found())):
+        raise Unprocessable(message, code=code, details={detail: missing})
 
 
 def _dump(definition: Definition) -> dict[str, Any]:
