@@ -56,7 +56,7 @@ def test_a_cart_left_on_the_website_is_reminded_by_push_and_email_and_the_app_pu
 
     anna = client.post("/v1/customers", headers=shop["headers"], json={
         "identifiers": [{"type": "user_id", "value": "anna"}, {"type": "email", "value": "anna@example.com"}],
-        "traits": {"first_name": "Анна"},
+        "traits": {"first_name": "Анна", "latitude": 55.7620, "longitude": 37.6090},  # near the Tverskaya store
         "consents": [{"channel": "email", "purpose": "marketing", "granted": True},
                      {"channel": "web_push", "purpose": "marketing", "granted": True}]}).json()["customer"]["id"]
     browser = service.subscribe()  # "Notify me" in the shop: the shop's server registers her browser
@@ -90,6 +90,8 @@ def test_a_cart_left_on_the_website_is_reminded_by_push_and_email_and_the_app_pu
     assert mail["To"] == "anna@example.com" and mail["Subject"] == "Вы кое-что оставили в корзине"
     assert mail["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click" and "https://shop.example/u/" in mail["List-Unsubscribe"]
     assert "Крем для лица" in mail.get_body(("plain",)).get_content()
+    assert "Всё есть в магазине «Тверская» (Тверская ул., 10)" in mail.get_body(("plain",)).get_content()  # holds both creams
+    assert "<p>Всё есть в магазине «Тверская»" in mail.get_body(("html",)).get_content()
 
     # She taps the notification: a click, and on to her cart
     opened = client.get(tracked.path, follow_redirects=False)

@@ -328,3 +328,40 @@ def test_a_template_that_fails_for_one_person_skips_only_them(client, shop, mark
     assert (refused.status, refused.reason) == ("skipped", "template_too_costly")
     [sent] = messages_of(client, boris)
     assert sent.status == "queued"
+
+
+def test_the_nearest_store_holding_the_cart(client, shop, marketer):
+    """`nearest_store`: the pickup store nearest the person (from where they collected their last
+    order, else their coordinates) that holds every line of their cart."""
+    content = {"ru": {"text": "{% if nearest_store %}{{ nearest_store.name }}, {{ nearest_store.address }}{% else %}нет{% endif %}"},
+               "en": {"text": "{{ nearest_store.name }}"}}
+    template_id = client.post("/v1/marketing/templates", headers=marketer, json={"name": "Store", "content": content}).json()["id"]
+
+    def preview(customer_id: int, locale: str = "ru") -> str:
+        answer = client.post(f"/v1/marketing/templates/{template_id}/preview", headers=marketer,
+                             json={"customer_id": customer_id, "locale": locale})
+        assert answer.status_code == 200, answer.text
+        return answer.json()["text"]
+
+    def cart(customer_id: int, quantity: int) -> None:
+        answer = client.put("/v1/carts/current/lines/CREAM-50", headers=shop["headers"], params={"customer_id": customer_id},
+                            json={"quantity": quantity, "channel": "web"})
+        assert answer.status_code == 200, answer.text
+
+    near_tverskaya = anna(client, shop["headers"], latitude=55.7620, longitude=37.6090)
+    assert preview(near_tverskaya) == "Тверская, Тверская ул., 10"  # no cart: any pickup store, the nearest
+    cart(near_tverskaya, 2)
+    assert preview(near_tverskaya) == "Тверская, Тверская ул., 10"
+    assert preview(near_tverskaya, "en") == "Tverskaya"
+    cart(near_tverskaya, 4)  # Tverskaya holds 3: Arbat, farther, holds 5
+    assert preview(near_tverskaya) == "Арбат, ул. Арбат, 20"
+    cart(near_tverskaya, 9)  # nowhere
+    assert preview(near_tverskaya) == "нет"
+    nowhere = client.post("/v1/customers", headers=shop["headers"], json={
+        "identifiers": [{"type": "email", "value": "boris@example.com"}]}).json()["customer"]["id"]
+    assert preview(nowhere) == "нет"  # where they are is not known
+    cart(nowhere, 1)  # ... until they collect an order at Arbat: where they shop
+    order = client.post("/v1/carts/current/checkout", params={"customer_id": nowhere}, headers={**shop["headers"], "Idempotency-Key": "b-1"},
+                        json={"channel": "web", "fulfilment": {"kind": "click_and_collect", "location": "store-arbat"}})
+    assert order.status_code == 201, order.text
+    assert preview(nowhere) == "Арбат, ул. Арбат, 20"

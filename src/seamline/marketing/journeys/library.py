@@ -41,6 +41,16 @@ CART_LINES_EN = ("{% for line in cart.lines %}- {{ line.name }} × {{ line.quant
 CART_HTML = ('<table>{% for line in cart.lines %}<tr><td>{% if line.image_url %}<img src="{{ line.image_url }}" width="64" alt="">'
              '{% endif %}</td><td>{{ line.name }} × {{ line.quantity }}</td><td>{{ line.total|money(cart.currency) }}</td></tr>'
              '{% endfor %}</table><p><a href="{{ cart.url }}">{{ button }}</a></p>')
+#: The nearest store holding the whole cart, when there is one.
+STORE_RU = ("{% if nearest_store %}\nВсё есть в магазине «{{ nearest_store.name }}» ({{ nearest_store.address }})"
+            "{% if nearest_store.pickup_today %}: можно забрать сегодня{% endif %}.{% endif %}")
+STORE_EN = ("{% if nearest_store %}\nEverything is in stock at {{ nearest_store.name }} ({{ nearest_store.address }})"
+            "{% if nearest_store.pickup_today %}: pick it up today{% endif %}.{% endif %}")
+
+
+def _html(text: str) -> str:
+    """A conditional text line as a paragraph of HTML."""
+    return text.replace("{% if nearest_store %}\n", "{% if nearest_store %}<p>").replace(".{% endif %}", ".</p>{% endif %}")
 
 
 def _abandoned_cart(t: dict[str, int], promotion: str | None, channel: str | None) -> dict[str, Any]:
@@ -117,11 +127,13 @@ READY: dict[str, Ready] = {
         "notification to the person's app or browser, and on their best channel, e.g. email); a personal coupon after a day "
         "more if there is still no order. An order in any channel ends it.",
         {"reminder": {"ru": {"subject": "Вы кое-что оставили в корзине", "url": "{{ cart.url }}",
-                             "text": "{{ person.first_name or 'Здравствуйте' }}, товары ждут вас:\n" + CART_LINES_RU,
-                             "html": "<p>{{ person.first_name or 'Здравствуйте' }}, товары ждут вас:</p>" + CART_HTML.replace("{{ button }}", "Оформить заказ")},
+                             "text": "{{ person.first_name or 'Здравствуйте' }}, товары ждут вас:\n" + CART_LINES_RU + STORE_RU,
+                             "html": "<p>{{ person.first_name or 'Здравствуйте' }}, товары ждут вас:</p>" + CART_HTML.replace("{{ button }}", "Оформить заказ")
+                             + _html(STORE_RU)},
                       "en": {"subject": "You left something in your cart", "url": "{{ cart.url }}",
-                             "text": "{{ person.first_name or 'Hello' }}, your items are waiting:\n" + CART_LINES_EN,
-                             "html": "<p>{{ person.first_name or 'Hello' }}, your items are waiting:</p>" + CART_HTML.replace("{{ button }}", "Check out")}},
+                             "text": "{{ person.first_name or 'Hello' }}, your items are waiting:\n" + CART_LINES_EN + STORE_EN,
+                             "html": "<p>{{ person.first_name or 'Hello' }}, your items are waiting:</p>" + CART_HTML.replace("{{ button }}", "Check out")
+                             + _html(STORE_EN)}},
          "coupon": {"ru": {"subject": "Ваш персональный купон", "text": "Купон {{ coupon.code }} на {{ coupon.name }} действует до {{ coupon.valid_until|date }}.\n{{ cart.url }}"},
                     "en": {"subject": "Your personal coupon", "text": "Coupon {{ coupon.code }} for {{ coupon.name }} is valid until {{ coupon.valid_until|date }}.\n{{ cart.url }}"}}},
         _abandoned_cart),

@@ -12,6 +12,8 @@ What a template can use (docs/marketing.md, "Templates"):
 - `cart`: the person's active cart priced now: `lines` (name, sku, quantity, unit_price,
   total, image_url, url), `total`, `currency`, `url`; empty when they have none;
 - `points`: `available`, `pending`, `expiring` ([{points, at}] within 30 days), `tier`;
+- `nearest_store`: `name`, `address`, `distance_km`, `pickup_today` of the pickup store nearest
+  the person holding their cart (messages/service.py `nearest_store_of`);
 - `coupon`, `store`, `event` and whatever else the journey's context holds;
 - filters `money(minor, currency)`, `date(value)`, `datetime(value)`, `number(value)`.
 """

@@ -29,7 +29,8 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
 from seamline.commerce import carts as commerce_carts
-from seamline.commerce.models import CommerceProduct, CommerceVariant
+from seamline.commerce import stock as commerce_stock
+from seamline.commerce.models import CommerceLocation, CommerceOrder, CommerceProduct, CommerceVariant
 from seamline.core.config import Settings
 from seamline.core.errors import AppError, NotFound
 from seamline.core.time import utcnow
@@ -151,6 +152,64 @@ def cart_of(session: Session, settings: Settings, profile_id: int) -> dict[str, 
             "url": f"{settings.marketing_public_url}/shop/cart"}
 
 
+def nearest_store_of(session: Session, profile_id: int, *, wanted: dict[str, int], traits: dict[str, Any], locale: str,
+                     now: datetime) -> dict[str, Any] | None:
+    """The pickup store nearest the person that holds all of `wanted` ({sku: quantity}; any
+    pickup store when empty): measured from the store of their latest order collected in a store
+    (where they shop), else from their `latitude`/`longitude` traits. None when neither is known
+    or no store holds it all."""
+    point = _home_point(session, profile_id, traits)
+    if point is None:
+        return None
+    holding: dict[str, dict[str, Any]] | None = None
+    for sku, quantity in (wanted or {"": 1}).items():
+        try:
+            found = commerce_stock.nearby_stores(session, sku=sku, latitude=point[0], longitude=point[1], quantity=quantity,
+                                                 limit=100, now=now) if sku else _pickup_stores(session, point, now)
+        except AppError:  # a SKU no longer sold
+            return None
+        by_code = {row["location"]: row for row in found}
+        holding = by_code if holding is None else {code: row for code, row in holding.items() if code in by_code}
+    if not holding:
+        return None
+    best = min(holding.values(), key=lambda row: (row["distance_km"], row["location"]))
+    return {"code": best["location"], "name": best["name_en" if locale == "en" else "name_ru"], "address": best["address"],
+            "distance_km": best["distance_km"], "pickup_today": best["pickup_today"]}
+
+
+def _home_point(session: Session, profile_id: int, traits: dict[str, Any]) -> tuple[float, float] | None:
+    ids = customers_service.merged_profile_ids(session, profile_id)
+    row = session.execute(select(CommerceLocation.latitude, CommerceLocation.longitude)
+                          .join(CommerceOrder, CommerceOrder.pickup_location_id == CommerceLocation.id)
+                          .where(CommerceOrder.profile_id.in_(ids), CommerceLocation.latitude.is_not(None),
+                                 CommerceLocation.longitude.is_not(None))
+                          .order_by(CommerceOrder.created_at.desc(), CommerceOrder.id.desc()).limit(1)).first()
+    if row is not None:
+        return float(row[0]), float(row[1])
+    latitude, longitude = traits.get("latitude"), traits.get("longitude")
+    if isinstance(latitude, (int, float)) and isinstance(longitude, (int, float)) and -90 <= latitude <= 90 and -180 <= longitude <= 180:
+        return float(latitude), float(longitude)
+    return None
+
+
+def _pickup_stores(session: Session, point: tuple[float, float], now: datetime) -> list[dict[str, Any]]:
+    return [{"location": loc.code, "name_ru": loc.name_ru, "name_en": loc.name_en, "address": loc.address,
+             "distance_km": round(commerce_stock.distance_km(point[0], point[1], loc.latitude, loc.longitude), 2),
+             "pickup_today": commerce_stock.open_rest_of_today(loc, now)}
+            for loc in session.scalars(select(CommerceLocation).where(
+                CommerceLocation.active.is_(True), CommerceLocation.pickup_enabled.is_(True), CommerceLocation.kind != "warehouse",
+                CommerceLocation.latitude.is_not(None), CommerceLocation.longitude.is_not(None)))]
+
+
+def _wanted_of(context: dict[str, Any]) -> dict[str, int]:
+    """What the nearest store should hold: the cart's lines, else the product of the event."""
+    cart = context.get("cart") or {}
+    if cart.get("lines"):
+        return {line["sku"]: int(line["quantity"]) for line in cart["lines"]}
+    properties = (context.get("event") or {}).get("properties") or {}
+    return {properties["sku"]: 1} if isinstance(properties.get("sku"), str) and properties["sku"] else {}
+
+
 def points_of_many(session: Session, profile_ids: list[int], now: datetime) -> dict[int, dict[str, Any]]:
     """Each person's points: spendable, pending, tier, and what expires within 30 days."""
     found = {p: {"available": 0, "pending": 0, "tier": None, "expiring": []} for p in profile_ids}
@@ -174,8 +233,9 @@ def points_of(session: Session, profile_id: int, now: datetime) -> dict[str, Any
 
 
 def context_for(session: Session, settings: Settings, *, profile_id: int, needs: set[str], extra: dict[str, Any] | None = None,
-                now: datetime | None = None) -> dict[str, Any]:
-    """The template context of a person: only what the template reads is loaded."""
+                now: datetime | None = None, locale: str | None = None) -> dict[str, Any]:
+    """The template context of a person: only what the template reads is loaded (`locale`: the
+    language it renders in, for names such as a store's)."""
     now = now or utcnow()
     context: dict[str, Any] = {"shop_url": f"{settings.marketing_public_url}/shop", **(extra or {})}
     context["person"] = person_of(session, settings, profile_id)
@@ -183,6 +243,10 @@ def context_for(session: Session, settings: Settings, *, profile_id: int, needs:
         context["cart"] = cart_of(session, settings, profile_id)
     if "points" in needs:
         context["points"] = points_of(session, profile_id, now)
+    if "nearest_store" in needs:
+        context.setdefault("cart", cart_of(session, settings, profile_id))
+        context["nearest_store"] = nearest_store_of(session, profile_id, wanted=_wanted_of(context), traits=context["person"]["traits"],
+                                                    locale=locale or context["person"]["locale"], now=now)
     return context
 
 
@@ -298,8 +362,12 @@ def deliver_many(session: Session, *, settings: Settings, items: list[Delivery],
         template_needs = _variables(item.template)
         if "points" in template_needs:
             context["points"] = points[item.profile_id]
-        if "cart" in template_needs:
+        if "cart" in template_needs or "nearest_store" in template_needs:
             context["cart"] = cart_of(session, settings, item.profile_id)
+        if "nearest_store" in template_needs:
+            context["nearest_store"] = nearest_store_of(
+                session, item.profile_id, wanted=_wanted_of(context), traits=person["traits"], now=now,
+                locale=render.pick_locale(item.template.content, person["locale"], settings.marketing_locale))
         try:
             rendered = render.render(item.template.content, context, locale=person["locale"], timezone=person["timezone"],
                                      default_locale=settings.marketing_locale)
@@ -346,6 +414,7 @@ def preview(session: Session, *, settings: Settings, template: MarketingTemplate
             context: dict[str, Any] | None = None) -> render.Rendered:
     """The template as this person would get it now (nothing is sent)."""
     person = person_of(session, settings, profile_id)
-    full = {**context_for(session, settings, profile_id=profile_id, needs=render.variables(template.content)), **(context or {})}
-    return render.render(template.content, full, locale=locale or person["locale"], timezone=person["timezone"],
-                         default_locale=settings.marketing_locale)
+    chosen = render.pick_locale(template.content, locale or person["locale"], settings.marketing_locale)
+    full = {**context_for(session, settings, profile_id=profile_id, needs=render.variables(template.content), locale=chosen),
+            **(context or {})}
+    return render.render(template.content, full, locale=chosen, timezone=person["timezone"], default_locale=settings.marketing_locale)
