@@ -187,9 +187,12 @@ def test_notify_me_then_a_push_from_seamline_is_shown_and_opens_its_link(browser
         assert sent.status_code == 201, sent.text
         assert delivery.send_due(database, settings=settings) == 1
         assert service.problems == []
-        cdp.send("ServiceWorker.deliverPushMessage", {"origin": url, "registrationId": worker,
-                                                       "data": service.received[-1].plaintext.decode()})
-        notes = shown(page, title)
+        for _ in range(3):  # a worker that was busy starting may drop a push (a real push service retries too)
+            cdp.send("ServiceWorker.deliverPushMessage", {"origin": url, "registrationId": worker,
+                                                           "data": service.received[-1].plaintext.decode()})
+            notes = shown(page, title)
+            if notes:
+                break
         assert [(n["title"], n["body"]) for n in notes] == [(title, text)], notes
         assert notes[0]["tag"] == "order-1042" and notes[0]["url"] == link  # the same tag: English replaced Russian
 
