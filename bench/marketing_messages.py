@@ -32,6 +32,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 
 from _load import throwaway_database  # noqa: E402
 from seamline import runtime as seamline_runtime  # noqa: E402
+from seamline.core import heap  # noqa: E402
 from seamline.core.config import Settings  # noqa: E402
 from seamline.core.db import Database  # noqa: E402
 from seamline.core.time import utcnow  # noqa: E402
@@ -167,6 +168,7 @@ def waiting(backend: str, total: int, due: int) -> str:
 
 def main() -> None:
     seamline_runtime.wire()  # the channel adapters, as in every process
+    heap.settle()  # as `seamline worker` and the server do once started (core/heap.py)
     parser = argparse.ArgumentParser()
     parser.add_argument("--backend", choices=("sqlite", "postgresql", "both"), default="both")
     parser.add_argument("--people", type=int, default=20_000)

@@ -3,7 +3,6 @@ domain's router."""
 
 from __future__ import annotations
 
-import gc
 from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI
@@ -28,6 +27,7 @@ from seamline.marketing.messages.tracking_api import router as tracking_router
 from seamline.marketing.segments.api import people_router as marketing_people_router
 from seamline.marketing.segments.api import router as segments_router
 from seamline.commerce.api import router as commerce_router
+from seamline.core import heap
 from seamline.core.auth.api import router as api_keys_router
 from seamline.core.config import Settings, get_settings
 from seamline.core.db import Database
@@ -71,13 +71,9 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         # The demo's mail sink (web/demo_sink.py): where the demo's email replies really go.
         mail_sink = demo_sink.MailSink(settings.inbox_smtp_port).start() if settings.demo and \
             settings.inbox_smtp_host in ("127.0.0.1", "localhost") else None
-        # Everything loaded so far (modules, mappers, routes) lives as long as the process: keep
-        # it out of the cyclic collector's scans, and collect young objects less often. Parsing
-        # a batch of 100 events allocates thousands of objects; with the defaults the collector
-        # ran (and walked the whole heap) often enough to cost more than the JSON parsing itself.
-        gc.collect()
-        gc.freeze()
-        gc.set_threshold(50_000, 20, 100)
+        # Everything loaded so far lives as long as the process: out of the collector's scans
+        # (parsing a batch of 100 events otherwise cost more in collections than in JSON).
+        heap.settle()
         yield
         if jobs:
             jobs.stop()

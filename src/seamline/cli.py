@@ -258,6 +258,9 @@ def marketing_run(
     from seamline.marketing import reactor
 
     built = _runtime(_settings(database_url))  # wired: sends need the channel adapters
+    from seamline.core import heap
+
+    heap.settle()  # thousands of messages in batches: core/heap.py
     database, settings = built.database, built.settings
     out = {"campaigns": reactor.campaigns(database, settings), "dates": reactor.dates(database, settings),
            "steps": reactor.advance(database, settings)}
@@ -477,6 +480,9 @@ def worker(
     from seamline.core.logging import configure_logging, wants_json
 
     configure_logging(settings.log_level, json=wants_json(settings.log_json, demo=settings.demo))
+    from seamline.core import heap
+
+    heap.settle()  # a worker lives long and works in batches: core/heap.py
     try:
         runtime.worker(queues=limits, periodic=not no_periodic).run_until_signalled()
     finally:
