@@ -20,7 +20,6 @@ from sqlalchemy.orm import Session
 from seamline.core.errors import NotFound
 from seamline.core.time import utcnow
 from seamline.customers.sections import CustomerContext
-from seamline.inbox import service
 from seamline.inbox.models import InboxSuppression
 
 
@@ -92,10 +91,11 @@ def listing(session: Session, *, channel: str | None, address: str | None, limit
 
 def of_person(session: Session, context: CustomerContext) -> list[dict[str, Any]]:
     """The person's suppressed addresses (their privacy export)."""
-    values = [i.value for i in context.identities]
-    return [{"channel": row.channel, "address": row.address, "reason": row.reason, "created_at": row.created_at}
-            for row in session.scalars(select(InboxSuppression).where(
-                InboxSuppression.address.in_({normalized(v) for v in values})).order_by(InboxSuppression.id))] if values else []
+    values = {normalized(i.value) for i in context.identities}
+    if not values:
+        return []
+    rows = session.scalars(select(InboxSuppression).where(InboxSuppression.address.in_(values)).order_by(InboxSuppression.id))
+    return [{"channel": row.channel, "address": row.address, "reason": row.reason, "created_at": row.created_at} for row in rows]
 
 
 def erase(session: Session, context: CustomerContext) -> int:

@@ -161,15 +161,14 @@ def nearest_store_of(session: Session, profile_id: int, *, wanted: dict[str, int
     point = _home_point(session, profile_id, traits)
     if point is None:
         return None
-    holding: dict[str, dict[str, Any]] | None = None
-    for sku, quantity in (wanted or {"": 1}).items():
+    holding = {row["location"]: row for row in _pickup_stores(session, point, now)}
+    for sku, quantity in wanted.items():  # narrowed to the stores holding each line
         try:
             found = commerce_stock.nearby_stores(session, sku=sku, latitude=point[0], longitude=point[1], quantity=quantity,
-                                                 limit=100, now=now) if sku else _pickup_stores(session, point, now)
+                                                 limit=100, now=now)
         except AppError:  # a SKU no longer sold
             return None
-        by_code = {row["location"]: row for row in found}
-        holding = by_code if holding is None else {code: row for code, row in holding.items() if code in by_code}
+        holding = {row["location"]: row for row in found if row["location"] in holding}
     if not holding:
         return None
     best = min(holding.values(), key=lambda row: (row["distance_km"], row["location"]))
