@@ -24,6 +24,7 @@ from seamline.marketing.campaigns.api import router as campaigns_router
 from seamline.marketing.journeys.api import router as journeys_router
 from seamline.marketing.messages.api import router as templates_router
 from seamline.marketing.messages.tracking_api import router as tracking_router
+from seamline.marketing.optichannel.api import router as optichannel_router
 from seamline.marketing.segments.api import people_router as marketing_people_router
 from seamline.marketing.segments.api import router as segments_router
 from seamline.commerce.api import router as commerce_router
@@ -154,6 +155,7 @@ ROUTERS = (
     analytics_router,
     segments_router,
     marketing_people_router,
+    optichannel_router,
     journeys_router,
     templates_router,
     campaigns_router,

@@ -49,6 +49,7 @@ from seamline.loyalty import ledger as loyalty_ledger
 from seamline.loyalty import service as loyalty_service
 from seamline.loyalty import tasks as loyalty_tasks
 from seamline.marketing import reactor as marketing_reactor
+from seamline.marketing.optichannel import service as optichannel
 
 
 @dataclass
@@ -103,6 +104,7 @@ def build(settings: Settings | None = None, *, database: Database | None = None)
     runtime.sections.register("webpush_subscriptions", None, export=webpush_service.export, erase=webpush_service.erase)
     runtime.sections.register("mobilepush_devices", None, export=mobilepush_service.export, erase=mobilepush_service.erase)
     runtime.sections.register("suppressed_addresses", None, export=inbox_suppression.of_person, erase=inbox_suppression.erase)
+    runtime.sections.register("channel_evidence", None, export=optichannel.exporter(settings), erase=optichannel.erase)
     destinations.register_tasks(runtime.tasks, runtime.database, settings)
     inbox_webhooks.register_tasks(runtime.tasks, runtime.database, settings)
     inbox_delivery.register_tasks(runtime.tasks, runtime.database, settings, runtime.identifier_rules)
@@ -124,6 +126,7 @@ def wire() -> None:
     inbox_canned.register_variables(_order_variables)
     login_codes.register_sender(_send_login_code)
     marketing_reactor.subscribe()
+    inbox_outbound.register_ranker(optichannel.Ranker())
 
 
 # --- what the inbox and login codes learn from sibling domains ---------------------------------

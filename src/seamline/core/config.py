@@ -317,6 +317,15 @@ class Settings(BaseSettings):
         default=4, ge=0, le=1000, description="At most this many marketing messages per person per marketing_cap_days, all "
         "journeys and campaigns together (transactional messages do not count); 0: no cap")
     marketing_cap_days: int = Field(default=7, ge=1, le=365, description="The window of marketing_cap_messages, in days")
+    marketing_channel_half_life_days: float = Field(
+        default=60.0, gt=0, le=3650, description="Next best channel: how fast what a person did with messages fades "
+        "(evidence this old counts half; docs/marketing.md, \"Next best channel\")")
+    marketing_channel_prior_strength: float = Field(
+        default=4.0, gt=0, le=1000, description="Next best channel: how many messages' worth the experience of people like "
+        "them (their cohort) counts for a person's own")
+    marketing_optichannel_seconds: float = Field(
+        default=300.0, ge=0, description="How often the job queue credits replies to marketing messages and, every twelfth "
+        "time, sums each cohort's evidence again; 0: off")
     console_session_hours: int = Field(default=12, ge=1, le=24 * 30, description="How long a staff console sign-in lasts")
     console_login_free_attempts: int = Field(
         default=5, ge=1, le=100,

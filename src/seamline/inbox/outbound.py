@@ -3,8 +3,11 @@
 Orders, loyalty and marketing call this (or `POST /v1/inbox/outbound`) instead of talking to a
 provider. It:
 
-- picks the channel: the one asked for, else the one the person last wrote on, else the first
-  of `inbox_outbound_channels` that reaches them. A channel qualifies when the customer can be
+- picks the channel: the one asked for; else, for a service message, the one the person last
+  wrote on; else the best of those that reach them by the registered `ChannelRanker`
+  (marketing's next-best-channel model, learnt from what they did with earlier messages; the
+  choice and the channels it was made among are kept in the message's `meta.choice`); without
+  a ranker, the first of `inbox_outbound_channels` that reaches them. A channel qualifies when the customer can be
   addressed there (a Telegram chat, a phone for SMS, WhatsApp's 24-hour window, ...) and did not
   withdraw their service consent for it; a marketing message also needs their marketing consent
   granted. Live channels (web chat) are used only when asked for by name: the person may never
@@ -23,7 +26,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
@@ -47,6 +50,29 @@ class Route:
     address: dict[str, Any]
     #: The channel's thread state (the last conversation that has one)
     thread: dict[str, Any]
+    #: How it was chosen when no channel was named (named: None): {"by": "last_used" | "ranked" |
+    #: "order", "among": the channels that reach the person}
+    choice: dict[str, Any] | None = None
+
+
+class ChannelRanker(Protocol):
+    """Orders the channels that reach a person when no channel is named (one is registered by
+    the composition root; the inbox does not know how it decides)."""
+
+    def load(self, session: Session, settings: Settings, families: dict[int, list[int]]) -> Any:
+        """What `rank` needs about these people ({person: their profile ids}), read at once for a batch."""
+
+    def rank(self, session: Session, settings: Settings, customer_id: int, reachable: list[str], *,
+             loaded: Any, seed: str | None) -> list[str]:
+        """`reachable` best first; `seed`: the same seed ranks the same way (a retried send)."""
+
+
+_rankers: list[ChannelRanker] = []
+
+
+def register_ranker(ranker: ChannelRanker) -> None:
+    """The ranker of channels (a second registration replaces the first: there is one)."""
+    _rankers[:] = [ranker]
 
 
 def last_used_channel(session: Session, customer_id: int) -> str | None:
@@ -105,10 +131,11 @@ PUSH_CHANNELS = ("mobilepush", "webpush")
 
 
 def choose(session: Session, *, settings: Settings, customer_id: int, channel: str | None = None,
-           purpose: str = "service", to: str | None = None) -> Route:
+           purpose: str = "service", to: str | None = None, seed: str | None = None) -> Route:
     """Where a message to this customer goes; raises with every channel's reason when nowhere.
     `to`: that exact phone or email of theirs (with `channel` sms or email), e.g. a login code,
-    which must reach the identifier it was asked for and nothing else."""
+    which must reach the identifier it was asked for and nothing else. `seed`: the ranker's
+    (a retried send chooses the same channel)."""
     consents, threads = _consents(session, customer_id), _threads(session, customer_id)
     if channel == PUSH:
         candidates = [name for name in PUSH_CHANNELS if name in ADAPTERS]
@@ -117,12 +144,32 @@ def choose(session: Session, *, settings: Settings, customer_id: int, channel: s
         adapter_for(channel)  # an unknown channel is 422 unknown_channel
     else:
         last = last_used_channel(session, customer_id)
-        preferred = [c for c in [last, *settings.inbox_outbound_channels] if c in ADAPTERS]
-        candidates = list(dict.fromkeys(preferred))
+        candidates = list(dict.fromkeys(c for c in [last, *settings.inbox_outbound_channels] if c in ADAPTERS))
+    reaching, reasons = _reach(session, settings, customer_id, candidates, purpose, consents, threads,
+                               named=channel is not None, first=channel is not None or to is not None, to=to)
+    if reaching and (channel is not None or to is not None):  # named (or push: the first that reaches them)
+        return reaching[0]
+    if reaching:
+        return _pick(session, settings, customer_id, reaching, last if purpose != "marketing" else None, seed)
+    if channel is not None and reasons.get(channel) in ("consent_withdrawn", "no_marketing_consent"):
+        raise Conflict(f"The customer's consent rules out {channel} for a {purpose} message", code=reasons[channel],
+                       details={"channel": channel, "purpose": purpose})
+    if channel is not None and reasons.get(channel) == "address_bounced":
+        raise Unprocessable(f"The customer's {channel} address bounced", code="address_bounced", details={"channel": channel})
+    raise Unprocessable("No channel reaches this customer", code="customer_unreachable",
+                        details={"customer_id": customer_id, "purpose": purpose, "reasons": reasons})
+
+
+def _reach(session: Session, settings: Settings, customer_id: int, candidates: list[str], purpose: str,
+           consents: dict[tuple[str, str], bool], threads: dict[str, dict[str, Any]], *, named: bool,
+           first: bool, to: str | None = None) -> tuple[list[Route], dict[str, str]]:
+    """The routes among `candidates` that reach the person, and why each other one does not
+    (`first`: stop at the first that does; `to`: an exact address, see `choose`)."""
     reasons: dict[str, str] = {}
+    reaching: list[Route] = []
     for name in candidates:
         adapter = ADAPTERS[name]
-        if adapter.realtime and channel is None:
+        if adapter.realtime and not named:
             reasons[name] = "live_channel_only_when_named"
             continue
         if not adapter.configured(settings):
@@ -132,25 +179,48 @@ def choose(session: Session, *, settings: Settings, customer_id: int, channel: s
         if refusal is not None:
             reasons[name] = refusal
             continue
-        thread = threads.get(name, {})
         if to is not None:
             if name not in EXACT_ADDRESS:
                 raise Unprocessable(f"A message to an exact address goes by sms or email, not {name}", code="unknown_channel",
                                     details={"channel": name})
-            return Route(name, {EXACT_ADDRESS[name][1]: to}, {})
+            reaching.append(Route(name, {EXACT_ADDRESS[name][1]: to}, {}))
+            break
+        thread = threads.get(name, {})
         try:
             address = adapter.address(session, customer_id=customer_id, thread=thread)
         except AppError as exc:
             reasons[name] = exc.code
             continue
-        return Route(name, address, thread)
-    if channel is not None and reasons.get(channel) in ("consent_withdrawn", "no_marketing_consent"):
-        raise Conflict(f"The customer's consent rules out {channel} for a {purpose} message", code=reasons[channel],
-                       details={"channel": channel, "purpose": purpose})
-    if channel is not None and reasons.get(channel) == "address_bounced":
-        raise Unprocessable(f"The customer's {channel} address bounced", code="address_bounced", details={"channel": channel})
-    raise Unprocessable("No channel reaches this customer", code="customer_unreachable",
-                        details={"customer_id": customer_id, "purpose": purpose, "reasons": reasons})
+        reaching.append(Route(name, address, thread))
+        if first:
+            break
+    return reaching, reasons
+
+
+def reachability(session: Session, *, settings: Settings, customer_id: int, purpose: str = "marketing") -> dict[str, str | None]:
+    """Each channel a message with no channel named may go to -> None when it reaches the person
+    for a `purpose` message, else why not (the console's "channels" panel)."""
+    consents, threads = _consents(session, customer_id), _threads(session, customer_id)
+    candidates = list(dict.fromkeys(c for c in [*settings.inbox_outbound_channels, *PUSH_CHANNELS] if c in ADAPTERS))
+    reaching, reasons = _reach(session, settings, customer_id, candidates, purpose, consents, threads, named=False, first=False)
+    return {name: None if any(r.channel == name for r in reaching) else reasons.get(name) for name in candidates}
+
+
+def _pick(session: Session, settings: Settings, customer_id: int, reaching: list[Route], last: str | None, seed: str | None) -> Route:
+    """The best of the routes that reach the person when no channel was named: a service
+    message goes where they last wrote (`last`: they are in a conversation there); otherwise the
+    ranker decides, else the order of the candidates (the last used, then the settings')."""
+    among = [route.channel for route in reaching]
+    by_channel = {route.channel: route for route in reaching}
+    if last in by_channel:
+        chosen, by = by_channel[last], "last_used"
+    elif _rankers:
+        loaded = service.prefetched(session, "ranker", customer_id)
+        ranked = _rankers[0].rank(session, settings, customer_id, among, loaded=loaded, seed=seed)
+        chosen, by = by_channel[next(c for c in ranked if c in by_channel)], "ranked"
+    else:
+        chosen, by = reaching[0], "order"
+    return replace(chosen, choice={"by": by, "among": among})
 
 
 @dataclass
@@ -185,7 +255,7 @@ def send(session: Session, *, settings: Settings, customer_id: int, text: str, c
     if earlier is not None:
         return earlier, False
     profile = customers_service.get_profile(session, customer_id)
-    route = choose(session, settings=settings, customer_id=customer_id, channel=channel, purpose=purpose, to=to)
+    route = choose(session, settings=settings, customer_id=customer_id, channel=channel, purpose=purpose, to=to, seed=idempotency_key)
     message = _write(session, settings, Outgoing(profile.id, text, channel, purpose, source, idempotency_key, to, html, extra), route, key)
     session.flush()
     service.queue_send(session, message, priority=_priority(purpose))
@@ -203,7 +273,8 @@ def _values(conversation: InboxConversation, item: Outgoing, route: Route, key: 
     return dict(
         conversation_id=conversation.id, direction="out", kind="message", channel=route.channel, text=item.text, html=item.html,
         delivery_status="sent" if realtime else "queued", next_attempt_at=None if realtime else now,
-        meta={**(item.extra or {}), "address": route.address, "purpose": item.purpose, **({"source": item.source} if item.source else {})},
+        meta={**(item.extra or {}), "address": route.address, "purpose": item.purpose, **({"source": item.source} if item.source else {}),
+              **({"choice": route.choice} if route.choice else {})},
         idempotency_key=key, created_at=now,
     )
 
@@ -239,7 +310,7 @@ def send_many(session: Session, *, settings: Settings, items: list[Outgoing]) ->
     routed: list[tuple[int, Outgoing, Route]] = []
     written: list[tuple[int, InboxMessage, str, InboxConversation]] = []
     people = sorted({p.id for p in live.values() if p.status == "active"})
-    with _prefetch(session, people):
+    with _prefetch(session, people, settings=settings):
         for i in pending:
             item = items[i]
             profile = live.get(item.customer_id)
@@ -248,7 +319,8 @@ def send_many(session: Session, *, settings: Settings, items: list[Outgoing]) ->
                     raise NotFound(f"Customer {item.customer_id} not found", code="customer_not_found")
                 if profile.status == "erased":
                     raise Gone(f"Customer {item.customer_id} was erased", code="customer_erased", details={"customer_id": item.customer_id})
-                route = choose(session, settings=settings, customer_id=profile.id, channel=item.channel, purpose=item.purpose, to=item.to)
+                route = choose(session, settings=settings, customer_id=profile.id, channel=item.channel, purpose=item.purpose, to=item.to,
+                               seed=item.idempotency_key)
             except AppError as exc:
                 results[i] = exc
                 continue
@@ -290,7 +362,7 @@ def _insert_messages(session: Session, rows: list[dict[str, Any]]) -> list[Inbox
 
 
 @contextmanager
-def _prefetch(session: Session, customer_ids: list[int]) -> Iterator[None]:
+def _prefetch(session: Session, customer_ids: list[int], *, settings: Settings) -> Iterator[None]:
     """Load what routing asks per person (`service.prefetched`) for all of these live profiles."""
     families = customers_service.merged_profile_ids_many(session, customer_ids) if customer_ids else {}
     owner = {member: person for person, members in families.items() for member in members}
@@ -330,6 +402,9 @@ def _prefetch(session: Session, customer_ids: list[int]) -> Iterator[None]:
                   if isinstance(thread.get("address"), str)]
     session.info["inbox_prefetch"] = {"person_ids": families, "verified": verified, "consents": consents, "threads": threads,
                                       "last_channel": last_channel, "suppressed": suppression.suppressed_many(session, addresses)}
+    if _rankers and families:
+        loaded = _rankers[0].load(session, settings, families)
+        session.info["inbox_prefetch"]["ranker"] = {person: loaded for person in families}
     try:
         yield
     finally:

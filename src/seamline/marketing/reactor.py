@@ -31,7 +31,7 @@ from sqlalchemy import and_, exists, or_, select
 from sqlalchemy.orm import Session
 
 from seamline.commerce import events as commerce_events
-from seamline.core.config import Settings
+from seamline.core.config import Settings, get_settings
 from seamline.core.db import Database
 from seamline.core.queue import Periodic, Priority, Task, TaskRegistry
 from seamline.core.queue.registry import Defer, JobContext
@@ -45,6 +45,7 @@ from seamline.events import service as events_service
 from seamline.marketing.campaigns import service as campaign_service
 from seamline.marketing.journeys import engine
 from seamline.marketing.journeys.models import MarketingJourney
+from seamline.marketing.optichannel import service as optichannel
 from seamline.marketing.segments import facts
 from seamline.marketing.segments import service as segments
 from seamline.marketing.segments.models import MarketingSegment
@@ -219,6 +220,7 @@ def react(session: Session, args: dict[str, Any], *, now: datetime | None = None
         moved += engine.on_events(session, happened, now=now)
     if args.get("orders"):
         moved += engine.on_orders(session, [(canonical.get(p, p), o, t) for p, o, t in args["orders"]], now=now)
+        optichannel.on_orders(session, settings or get_settings(), [canonical.get(p, p) for p, _o, _t in args["orders"]], now=now)
     if moved:
         ADVANCE.enqueue(session, {}, dedupe_key="marketing:advance", coalesce=True)
     return changes
@@ -299,4 +301,9 @@ def periodic_tasks(database: Database, settings: Settings) -> list[Periodic]:
         tasks.append(Periodic("marketing.campaigns", 15, lambda: campaigns(database, settings), queue="marketing"))
         # dates (birthdays, days since the last order) are looked at every quarter of an hour
         tasks.append(Periodic("marketing.dates", 900, lambda: dates(database, settings), queue="marketing"))
+    if settings.marketing_optichannel_seconds:
+        tasks.append(Periodic("marketing.optichannel", settings.marketing_optichannel_seconds,
+                              lambda: database.run_write(lambda s: optichannel.credit_replies(s, settings)), queue="marketing"))
+        tasks.append(Periodic("marketing.optichannel.cohorts", settings.marketing_optichannel_seconds * 12,
+                              lambda: database.run_write(lambda s: optichannel.refresh_cohorts(s, settings)), queue="marketing"))
     return tasks

@@ -32,7 +32,8 @@ class CampaignCreate(RequestModel):
     holdout_percent: Annotated[int, Field(ge=0, le=50)] = 0
     channel: Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[a-z_]+$")] | None = None
     send_at: AwareDateTime | None = None
-    local_time: Annotated[str, Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")] | None = None
+    #: HH:MM in each person's zone, or "best": each person's best hour (the next-best-channel model)
+    local_time: Annotated[str, Field(pattern=r"^(([01][0-9]|2[0-3]):[0-5][0-9]|best)$")] | None = None
     per_minute: Annotated[int, Field(ge=1, le=1_000_000)] | None = None
     ab_test: AbTest | None = None
 

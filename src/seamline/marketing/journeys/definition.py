@@ -119,13 +119,14 @@ class _Step(RequestModel):
 
 
 class WaitStep(_Step):
-    """Wait `minutes`; or until `until` (HH:MM, the person's time zone; the next such moment);
+    """Wait `minutes`; or until `until` (HH:MM, the person's time zone; the next such moment;
+    "best": the start of the local hour the next-best-channel model draws for them, within a day);
     or until the person does `for_event` (then `next`), at most `timeout_minutes` (then
     `timeout_next`, or the end)."""
 
     type: Literal["wait"]
     minutes: Minutes | None = None
-    until: Clock | None = None
+    until: Clock | Literal["best"] | None = None
     for_event: EventGoal | None = None
     timeout_minutes: Minutes | None = None
     timeout_next: StepId | None = None

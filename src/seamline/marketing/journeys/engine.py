@@ -46,6 +46,7 @@ from seamline.marketing.journeys.definition import (BranchStep, DateTrigger, Def
 from seamline.marketing.journeys.models import MarketingEnrollment, MarketingEnrollmentStep, MarketingJourney
 from seamline.marketing.messages import service as messages
 from seamline.marketing.messages.models import MarketingMessage, MarketingTemplate
+from seamline.marketing.optichannel import service as optichannel
 from seamline.marketing.segments import compiler, facts
 from seamline.marketing.segments.models import MarketingProfileFact
 from seamline.marketing.segments.rules import properties_pass
@@ -93,6 +94,16 @@ def _next_clock(clock: str, zone: str, now: datetime) -> datetime:
     if at <= local:
         at = datetime.combine(local.date() + timedelta(days=1), time.fromisoformat(clock), tzinfo=local.tzinfo)
     return at.astimezone(now.tzinfo)
+
+
+def _wake_times(session: Session, settings: Settings, waits: list[tuple[MarketingEnrollment, WaitStep]], zones: dict[int, str],
+                now: datetime) -> dict[int, datetime]:
+    """{enrollment id: when its wait "until" a clock time ends}: HH:MM's next moment, or "best"
+    (the person's best hour by the next-best-channel model, drawn once per enrollment and step)."""
+    best = {e.profile_id: f"{e.id}:{step.id}" for e, step in waits if step.until == "best"}
+    moments = optichannel.best_moments(session, settings, {p: zones[p] for p in best}, seeds=best, now=now) if best else {}
+    return {e.id: moments[e.profile_id] if step.until == "best" else _next_clock(step.until, zones[e.profile_id], now)
+            for e, step in waits}
 
 
 def arm_of(step: SplitStep, journey_id: int, profile_id: int) -> Any:
@@ -172,8 +183,9 @@ def run(session: Session, settings: Settings, enrollment: MarketingEnrollment, n
                 enrollment.waiting_step, enrollment.step_id = step.id, step.timeout_next
                 enrollment.wake_at = now + timedelta(minutes=step.timeout_minutes)
                 return
-            until = now + timedelta(minutes=step.minutes) if step.minutes else _next_clock(
-                step.until, messages.person_of(session, settings, enrollment.profile_id)["timezone"], now)
+            until = now + timedelta(minutes=step.minutes) if step.minutes else _wake_times(
+                session, settings, [(enrollment, step)], {enrollment.profile_id: messages.person_of(session, settings, enrollment.profile_id)["timezone"]},
+                now)[enrollment.id]
             _record(session, enrollment, step.id, {"until": until.isoformat()}, now)
             enrollment.step_id, enrollment.wake_at = step.next, until
             return
@@ -304,6 +316,7 @@ def _waits_together(session: Session, settings: Settings, due: list[MarketingEnr
                                                          .where(MarketingEnrollmentStep.enrollment_id.in_([e.id for e, _ in at_wait])))}
     clocks = [e.profile_id for e, step in at_wait if step.until is not None]
     zones = {p: person["timezone"] for p, person in messages.people_of(session, settings, clocks).items()} if clocks else {}
+    wake = _wake_times(session, settings, [(e, step) for e, step in at_wait if step.until is not None], zones, now)
     rows = []
     for enrollment, step in at_wait:
         if step.for_event is not None:
@@ -311,7 +324,7 @@ def _waits_together(session: Session, settings: Settings, due: list[MarketingEnr
             enrollment.waiting_step, enrollment.step_id = step.id, step.timeout_next
             enrollment.wake_at = now + timedelta(minutes=step.timeout_minutes)
         else:
-            until = now + timedelta(minutes=step.minutes) if step.minutes else _next_clock(step.until, zones[enrollment.profile_id], now)
+            until = now + timedelta(minutes=step.minutes) if step.minutes else wake[enrollment.id]
             outcome = {"until": until.isoformat()}
             enrollment.step_id, enrollment.wake_at = step.next, until
         if (enrollment.id, step.id) not in done:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, Double, ForeignKey, Index, Integer, SmallInteger, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from seamline.core.auth.models import BigId
@@ -58,6 +58,10 @@ class MarketingMessage(Base):
     opened_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     clicked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     unsubscribed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    #: The best response so far (`optichannel.model.REWARDS`: an open 0.5, a click, a reply or a
+    #: purchase 1), and the person's local hour at sending: what the next-best-channel model learnt.
+    response: Mapped[float] = mapped_column(Double, default=0.0, server_default="0")
+    local_hour: Mapped[int | None] = mapped_column(SmallInteger, nullable=True)
 
     __table_args__ = (
         Index("ix_marketing_message_profile", "profile_id", "created_at"),

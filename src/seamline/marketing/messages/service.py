@@ -40,6 +40,7 @@ from seamline.inbox import outbound
 from seamline.loyalty.models import LoyaltyAccount, LoyaltyLot
 from seamline.marketing.messages import render, tracking
 from seamline.marketing.messages.models import MarketingMessage, MarketingTemplate
+from seamline.marketing.optichannel import service as optichannel
 
 #: Traits that say how to address a person (set by the shop's sign-up, an import, the app).
 LOCALE_TRAITS = ("locale", "language")
@@ -346,7 +347,7 @@ def deliver_many(session: Session, *, settings: Settings, items: list[Delivery],
         record = dict(profile_id=item.profile_id, template_id=item.template.id, template_version=item.template.version,
                       journey_id=item.journey_id, enrollment_id=item.enrollment_id, step_id=item.step_id, arm=item.arm,
                       channel=item.channel, locale=None, inbox_message_id=None, status="skipped", reason=None, detail=None,
-                      created_at=now)
+                      created_at=now, response=0.0, local_hour=now.astimezone(ZoneInfo(person["timezone"])).hour)
         records.append(record)
         record_of[i] = record
         if not item.test and settings.marketing_cap_messages and counted.get(item.profile_id, 0) >= settings.marketing_cap_messages:
@@ -387,11 +388,16 @@ def deliver_many(session: Session, *, settings: Settings, items: list[Delivery],
                           extra={"subject": rendered.subject, "marketing": {"unsubscribe_url": unsubscribe},
                                  **({"push": {"url": tracking.click_url(settings, items[i].key, rendered.url)}} if rendered.url else {})})
         for i, _record, rendered, unsubscribe in handed])
+    learnt: list[optichannel.Sent] = []
     for (_i, record, _rendered, _unsubscribe), result in zip(handed, sent, strict=True):
         if isinstance(result, AppError):
             record.update(status="skipped", reason=result.code, detail=str(result)[:500])
         else:
             record.update(inbox_message_id=result[0].id, channel=result[0].channel)
+            if record["status"] == "queued" and result[1]:
+                among = ((result[0].meta or {}).get("choice") or {}).get("among") or ()
+                learnt.append(optichannel.Sent(record["profile_id"], record["channel"], record["local_hour"], optichannel.cohort_of(among)))
+    optichannel.record_sends(session, settings, learnt, now)
     if records:  # in one statement, no ORM objects: a bulk send's thousands cost one round trip
         session.execute(insert(MarketingMessage.__table__), records)
     for i, record in record_of.items():

@@ -41,6 +41,7 @@ from seamline.inbox import service as inbox_service
 from seamline.inbox.adapters import ADAPTERS
 from seamline.inbox.models import InboxMessage
 from seamline.marketing.messages.models import MarketingMessage
+from seamline.marketing.optichannel import service as optichannel
 
 SOURCE_NAME = "Marketing"
 _LINK = re.compile(r'(<a\b[^>]*?\bhref\s*=\s*")(https?://[^"]+)(")', re.IGNORECASE)
@@ -155,12 +156,15 @@ def record(session: Session, settings: Settings, *, token: str, kind: str, now: 
         if message.opened_at is None:
             message.opened_at = now
             _event(session, message, sent, kind, now, {})
+            optichannel.record_outcome(session, settings, message, "opened", now)
     elif kind == "click":
         message.clicked_at = message.clicked_at or now
         message.opened_at = message.opened_at or now  # a click is an open the pixel may have missed
         _event(session, message, sent, kind, now, {"url": payload.get("u")})
+        optichannel.record_outcome(session, settings, message, "clicked", now)
     elif kind == "unsubscribe" and message.unsubscribed_at is None:
         message.unsubscribed_at = now
+        optichannel.record_outcome(session, settings, message, "unsubscribed", now)
         adapter = ADAPTERS.get(sent.channel)
         consent_channel = adapter.consent_channel if adapter is not None else None
         anchor = customers_service.anchor_identity(session, message.profile_id)
