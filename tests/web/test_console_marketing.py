@@ -105,7 +105,7 @@ URLS = ["/console/marketing/segments", "/console/marketing/segments/new", "/cons
         "/console/marketing/segments/{segment}/edit", "/console/marketing/journeys", "/console/marketing/journeys/new",
         "/console/marketing/journeys/{cart}", "/console/marketing/journeys/{split}", "/console/marketing/journeys/{split}/results",
         "/console/marketing/journeys/{split}/people", "/console/marketing/templates", "/console/marketing/templates/new",
-        "/console/marketing/templates/{template}"]
+        "/console/marketing/templates/{template}", "/console/marketing/people/{anna}/channels"]
 
 
 @pytest.mark.parametrize(("role", "locale"), [("marketer", "ru"), ("admin", "en")])
@@ -145,6 +145,22 @@ def test_every_page_renders_in_the_readers_language(client, staff_client, world,
             shown = _text(re.sub(r"<(details|textarea)\b.*?</\1>", " ", _get(client, url.format(**world)), flags=re.S))
             assert not re.search(r"\b(draft|active|paused|no_marketing_consent|journey_capped|segment_exit|give_coupon|"
                                  r"send|wait|split|branch)\b", shown), url
+
+
+def test_a_persons_best_channel_says_why(client, staff_client, world):
+    staff_client("marketer", locale="ru")
+    assert 'data-test="best-channel-link"' in _get(client, f"/console/customers/{world['anna']}")
+    anna = _text(_get(client, f"/console/marketing/people/{world['anna']}/channels"))
+    assert "Лучший канал для клиента Анна" in anna and "Эл. почта" in anna and "Ожидаемый отклик" in anna
+    assert re.search(r"1 Эл\. почта \d+(,\d)?%", anna), anna  # email ranks first, with the rate expected
+    assert "Лучшие часы" in anna and "Europe/Moscow" in anna
+    boris = _text(_get(client, f"/console/marketing/people/{world['boris']}/channels"))
+    assert "Не используется: нет согласия на рассылку" in boris  # no marketing consent: not ranked, and said why
+    service = _text(_get(client, f"/console/marketing/people/{world['boris']}/channels?purpose=service"))
+    assert "Сервисное сообщение сначала уходит в канал" in service and "1 Эл. почта" in service
+    staff_client("admin", locale="en")
+    english = _text(_get(client, f"/console/marketing/people/{world['anna']}/channels"))
+    assert "Best channel for Анна" in english and "Expected response" in english and "People like them" in english
 
 
 @pytest.mark.parametrize("role", ["agent", "clerk"])

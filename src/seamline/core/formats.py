@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 import phonenumbers
 from babel import Locale
 from babel.dates import format_date, format_datetime, format_timedelta
-from babel.numbers import format_currency, format_decimal, get_currency_precision, get_currency_symbol
+from babel.numbers import format_currency, format_decimal, format_percent, get_currency_precision, get_currency_symbol
 
 BABEL_LOCALES = {"ru": "ru_RU", "en": "en_US"}
 
@@ -34,6 +34,12 @@ class Formats:
 
     def number(self, value: float | int | None) -> str:
         return "—" if value is None else format_decimal(value, locale=self.babel)
+
+    def percent(self, share: float | None) -> str:
+        """A share (0.123) as a percent ("12 %" / "12%"), with one decimal under 10 %."""
+        if share is None:
+            return "—"
+        return format_percent(share, format="#,##0.#%" if share < 0.1 else "#,##0%", locale=self.babel)
 
     def datetime(self, value: datetime | str | None, format: str = "short") -> str:  # noqa: A002 - Babel's word
         if value is None or value == "":

@@ -4,10 +4,11 @@ cancel, results per variant and the holdout, worded as what happened: scheduled 
 journeys (made from a ready-made one, each step in words, who is where and why they left, start
 / pause / archive), templates (RU and EN, a preview with a real customer, a test send that says
 honestly what happened) and each journey's results (messages per send step, conversions and
-revenue by A/B arm against the holdout).
+revenue by A/B arm against the holdout); and a person's channels as the next-best-channel model
+ranks them, with the evidence behind it.
 
 Handlers hold no SQL: they call marketing's services (segments/service.py, campaigns/service.py,
-journeys/service.py and results.py, journeys/library.py, messages/service.py) and render; marketing's JSON becomes
+journeys/service.py and results.py, journeys/library.py, messages/service.py, optichannel/ranking.py) and render; marketing's JSON becomes
 sentences in web/console/marketing_words.py. Marketers and admins only (`marketing`).
 """
 
@@ -38,6 +39,7 @@ from seamline.marketing.journeys.schemas import JourneyFromTemplate
 from seamline.marketing.messages import service as messages
 from seamline.marketing.messages.render import LOCALES as TEMPLATE_LOCALES
 from seamline.marketing.messages.render import PARTS as TEMPLATE_PARTS
+from seamline.marketing.optichannel import ranking
 from seamline.marketing.reactor import ADVANCE, CAMPAIGNS
 from seamline.marketing.segments import service as segments
 from seamline.marketing.segments.schemas import SegmentCreate, SegmentUpdate
@@ -530,6 +532,19 @@ def _arm_name(words: Words, arm: results.ArmResult) -> str:
     if arm.arm is None:
         return words.t("Without an arm")
     return words.t("%(arm)s (holdout)", arm=arm.arm) if arm.holdout else arm.arm
+
+
+@router.get("/people/{customer_id}/channels")
+def channels_page(customer_id: RowId, request: Request, purpose: str = "marketing", staff: Staff = permitted(PERMISSION)) -> HTMLResponse:
+    """A person's channels as the next-best-channel model ranks them, and why (optichannel/ranking.py)."""
+    purpose = purpose if purpose in ("marketing", "service") else "marketing"
+
+    def work(session: Session) -> dict[str, Any]:
+        found = ranking.of_person(session, request.app.state.settings, customer_id=customer_id, purpose=purpose)
+        return {"ranking": found, "purpose": purpose,
+                "customer": people.briefs(session, [found["customer_id"]]).get(found["customer_id"])}
+
+    return render(request, "marketing/channels.html", section="marketing", tab="segments", **_read(request, work))
 
 
 @router.get("/journeys/{journey_id}/results")
