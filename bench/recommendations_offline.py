@@ -146,7 +146,7 @@ def evaluate(rows, held, params: training.Params, consumable_known=None,
                     seen.add(p)
                     clean.append(p)
             out[name].append(metrics(clean, truth))
-    return {name: np.asarray(values) for name, values in out.items()}
+    return {name: np.asarray(values, dtype=float).reshape(-1, 2) for name, values in out.items()}
 
 
 def bootstrap(a: np.ndarray, b: np.ndarray, seed: int, n: int = 1000) -> tuple[float, float]:
@@ -163,7 +163,8 @@ def tune(rows, share: float, top_n: int, log) -> training.Params:
     for factors, regularization, alpha, iterations in itertools.product((32, 64), (0.01, 0.1), (2.0, 10.0, 40.0), (15,)):
         params = training.Params(factors=factors, regularization=regularization, alpha=alpha, iterations=iterations,
                                  top_n=top_n, threads=2)
-        score = evaluate(train_rows, held, params)["model"][:, 1].mean()
+        ndcg = evaluate(train_rows, held, params)["model"][:, 1]
+        score = float(ndcg.mean()) if len(ndcg) else 0.0
         log(f"  validation: factors={factors} reg={regularization} alpha={alpha} it={iterations}: NDCG@10 {score:.4f}")
         if score > best_score:
             best, best_score = params, score
@@ -174,6 +175,9 @@ def report(name: str, rows, share: float, seed: int, log, views=()) -> None:
     before, held, _ = split(rows, share)
     log(f"{name}: {len(rows)} purchase lines, {len({r[1] for r in rows})} people, {len({r[2] for r in rows})} products; "
         f"test: {len(held)} people with held-out purchases")
+    if not held:
+        print(f"| {name} | 0 | too small: no person bought both before and after the cutoff | | | | | |")
+        return
     started = time.perf_counter()
     params = tune(before, share, 50, log)
     scores = evaluate(before, held, params, views=views)
