@@ -14,6 +14,10 @@
 
     .venv/bin/python bench/marketing_messages.py --backend both --people 20000 --waiting 1000000 --due 20000
 
+`--channel best` sends with no channel named: the outbound checks every channel it knows for
+each person and the next-best-channel model (marketing/optichannel) ranks those that reach them,
+from evidence rows each person is given (email and SMS), and each send is learnt (two upserts).
+
 Prints the markdown rows of bench/README.md on stdout.
 """
 
@@ -105,16 +109,27 @@ def enroll_all(database: Database, journey_id: int, count: int, *, step: str, wa
             connection.execute(sa.text("ANALYZE marketing_enrollment"))
 
 
-def render_and_hand_over(backend: str, count: int, args_batch: int = 500) -> str:
+def evidence(database: Database, count: int) -> None:
+    """Each person's next-best-channel evidence for email and SMS, as months of messages leave."""
+    with database.write_engine.begin() as connection:
+        for channel, rate in (("email", 0.2), ("sms", 0.05)):
+            connection.execute(sa.text(
+                f"INSERT INTO marketing_channel_evidence (profile_id, channel, cohort, responses, sends, updated_at) "
+                f"SELECT i, '{channel}', 'email', {rate} * (1 + i % 7), 1 + i % 7, CURRENT_TIMESTAMP FROM {series(database, count)}"))
+
+
+def render_and_hand_over(backend: str, count: int, args_batch: int = 500, channel: str = "email") -> str:
     with throwaway_database(backend, "seamline-marketing-messages") as (url, _workdir):
         settings = Settings(_env_file=None, database_url=url, log_level="WARNING", inbox_smtp_host="127.0.0.1",
                             secret_key=BENCH_SECRET, inbox_email_address="shop@example.com", marketing_quiet_hours="", marketing_cap_messages=4,
                             serve_worker=False, analytics_sync_seconds=0, marketing_advance_seconds=0)
         database = Database(settings)
         people(database, count)
+        if channel == "best":
+            evidence(database, count)
         template_id = database.run_write(lambda s: messages.create_template(s, name="Bench", content=TEMPLATE, created_by="bench")[0].id)
         journey_id = make_journey(database, {"trigger": {"type": "api"}, "steps": [
-            {"id": "send", "type": "send", "template_id": template_id, "channel": "email"}]})
+            {"id": "send", "type": "send", "template_id": template_id, **({"channel": "email"} if channel == "email" else {})}]})
         enroll_all(database, journey_id, count, step="send", wake="CURRENT_TIMESTAMP")
         began = time.perf_counter()
         ran = 0
@@ -130,7 +145,7 @@ def render_and_hand_over(backend: str, count: int, args_batch: int = 500) -> str
         database.dispose()
         assert queued == count == jobs, (queued, jobs, count)
         rate = count / spent
-        return f"| {backend} | {count:,} | {spent:.1f} s | {rate:,.0f} | {100_000 / rate:.0f} s |"
+        return f"| {backend} | {channel} | {count:,} | {spent:.1f} s | {rate:,.0f} | {100_000 / rate:.0f} s |"
 
 
 def waiting(backend: str, total: int, due: int) -> str:
@@ -176,13 +191,15 @@ def main() -> None:
     parser.add_argument("--due", type=int, default=20_000)
     parser.add_argument("--skip", choices=("render", "waiting"), default=None)
     parser.add_argument("--batch", type=int, default=500, help="enrollments per transaction of the scheduler")
+    parser.add_argument("--channel", choices=("email", "best"), default="email",
+                        help="best: no channel named, the next-best-channel model chooses")
     args = parser.parse_args()
     backends = ("sqlite", "postgresql") if args.backend == "both" else (args.backend,)
     if args.skip != "render":
-        print("| backend | messages | time | messages/s | 100,000 would take |")
-        print("|---|---|---|---|---|")
+        print("| backend | channel | messages | time | messages/s | 100,000 would take |")
+        print("|---|---|---|---|---|---|")
         for backend in backends:
-            print(render_and_hand_over(backend, args.people, args.batch), flush=True)
+            print(render_and_hand_over(backend, args.people, args.batch, args.channel), flush=True)
     if args.skip != "waiting":
         print("\n| backend | people waiting | due now | scheduler pass | moved/s |")
         print("|---|---|---|---|---|")

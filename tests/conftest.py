@@ -87,6 +87,7 @@ def settings_for(tmp_path_factory):
                  "loyalty_job_interval_seconds": 0, "inbox_job_interval_seconds": 0,
                  "inbox_imap_poll_seconds": 0, "analytics_sync_seconds": 0,
                  "marketing_segment_refresh_seconds": 0, "marketing_advance_seconds": 0,
+                 "recommendations_retrain_minutes": 0,
                  # one analytics mirror per database, never in the working directory
                  "analytics_mirror_path": str(mirrors / f"{abs(hash(url))}.duckdb")}
         if not url.startswith("sqlite"):  # SQLite keeps its key file beside the database (core/crypto.py)

@@ -27,6 +27,7 @@ from seamline.marketing.messages.tracking_api import router as tracking_router
 from seamline.marketing.optichannel.api import router as optichannel_router
 from seamline.marketing.segments.api import people_router as marketing_people_router
 from seamline.marketing.segments.api import router as segments_router
+from seamline.recommendations.api import router as recommendations_router
 from seamline.commerce.api import router as commerce_router
 from seamline.core import heap
 from seamline.core.auth.api import router as api_keys_router
@@ -160,10 +161,12 @@ ROUTERS = (
     templates_router,
     campaigns_router,
     tracking_router,
+    recommendations_router,
 )
 
 DOCUMENT_TAGS = ("health", "api keys", "customers", "auth", "events", "commerce", "promotions", "pos", "carts",
-                 "payments", "returns", "stock sync", "loyalty", "store", "inbox", "webchat", "analytics", "marketing")
+                 "payments", "returns", "stock sync", "loyalty", "store", "inbox", "webchat", "analytics", "marketing",
+                 "recommendations")
 
 
 class PathCORS:

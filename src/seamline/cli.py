@@ -42,6 +42,8 @@ app.add_typer(analytics_app, name="analytics")
 marketing_app = typer.Typer(help="Marketing: segments, journeys and campaigns (what the job queue runs, for cron).",
                             no_args_is_help=True)
 app.add_typer(marketing_app, name="marketing")
+recommendations_app = typer.Typer(help="Product recommendations: train the model.", no_args_is_help=True)
+app.add_typer(recommendations_app, name="recommendations")
 staff_app = typer.Typer(help="Staff accounts of the console.", no_args_is_help=True)
 app.add_typer(staff_app, name="staff")
 
@@ -281,6 +283,20 @@ def marketing_rebuild_facts(database_url: DatabaseUrl = None) -> None:
     count = database.run_write(facts.rebuild)
     database.dispose()
     typer.echo(json.dumps({"facts": count}))
+
+
+@recommendations_app.command("train")
+def recommendations_train(database_url: DatabaseUrl = None) -> None:
+    """Train the recommendation model once from orders, carts and product views, make it the
+    active one (what the job queue does every recommendations_retrain_minutes); prints the
+    version and its counts."""
+    from seamline.recommendations import training
+
+    settings = _settings(database_url)
+    database = _database(settings)
+    result = training.train(database, settings)
+    database.dispose()
+    typer.echo(json.dumps(result, default=str))
 
 
 @analytics_app.command("report")
@@ -644,6 +660,10 @@ def demo(
     echo(f"  {summary['conversations']} conversations: {inbox}")
     if synced is not None:
         echo(f"  analytics mirror: {synced.total} rows copied (console: Analytics)")
+    if (trained := summary.get("recommendations") or {}).get("version"):
+        counts = trained["counts"]
+        echo(f"  recommendations: model {trained['version']} from {counts['purchases']} purchases, {counts['views']} views "
+             f"({counts['people']} people, {counts['products']} products)")
     echo(f"admin API key: {summary['admin_key']}")
     echo(f"try: curl -H 'Authorization: Bearer {summary['admin_key']}' 'http://{host}:{port}/v1/customers/lookup?phone=8%20916%20123-45-67'")
     if migrations.describe(url) != migrations.describe(usual_url):

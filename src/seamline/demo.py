@@ -644,6 +644,10 @@ def fill_demo(
             else:
                 made = demo_world.fill_world(db, settings, journeys=journeys, stores=STORES, seed=seed, now=now)
             made |= demo_world.world_counts(db)
+            # The shop shows recommendations at once (the job queue retrains them from then on).
+            from seamline.recommendations import training as recommendations_training
+
+            made["recommendations"] = recommendations_training.train(db, settings, now=now)
         with db.read() as session:
             active = select(CustomerProfile.id).where(CustomerProfile.status == "active")
             profile_count = session.scalar(select(func.count()).select_from(active.subquery())) or 0

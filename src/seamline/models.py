@@ -16,6 +16,7 @@ from seamline.marketing.journeys import models as _journeys  # noqa: F401
 from seamline.marketing.messages import models as _messages  # noqa: F401
 from seamline.marketing.optichannel import models as _optichannel  # noqa: F401
 from seamline.marketing.segments import models as _segments  # noqa: F401
+from seamline.recommendations import models as _recommendations  # noqa: F401
 from seamline.web.staff import models as _staff  # noqa: F401
 
 metadata = Base.metadata

@@ -50,6 +50,8 @@ from seamline.loyalty import service as loyalty_service
 from seamline.loyalty import tasks as loyalty_tasks
 from seamline.marketing import reactor as marketing_reactor
 from seamline.marketing.optichannel import service as optichannel
+from seamline.recommendations import service as recommendations_service
+from seamline.recommendations import tasks as recommendations_tasks
 
 
 @dataclass
@@ -71,7 +73,8 @@ class Runtime:
                 + loyalty_tasks.periodic_tasks(self.database, self.settings)
                 + inbox_tasks.periodic_tasks(self.database, self.settings, self.identifier_rules)
                 + analytics_tasks.periodic_tasks(self.database, self.settings)
-                + marketing_reactor.periodic_tasks(self.database, self.settings))
+                + marketing_reactor.periodic_tasks(self.database, self.settings)
+                + recommendations_tasks.periodic_tasks(self.database, self.settings))
 
     @property
     def serves_jobs(self) -> bool:
@@ -105,6 +108,8 @@ def build(settings: Settings | None = None, *, database: Database | None = None)
     runtime.sections.register("mobilepush_devices", None, export=mobilepush_service.export, erase=mobilepush_service.erase)
     runtime.sections.register("suppressed_addresses", None, export=inbox_suppression.of_person, erase=inbox_suppression.erase)
     runtime.sections.register("channel_evidence", None, export=optichannel.exporter(settings), erase=optichannel.erase)
+    # The person's precomputed recommendations: in the export, deleted at erasure.
+    runtime.sections.register("recommendations", None, export=recommendations_service.export, erase=recommendations_service.erase)
     destinations.register_tasks(runtime.tasks, runtime.database, settings)
     inbox_webhooks.register_tasks(runtime.tasks, runtime.database, settings)
     inbox_delivery.register_tasks(runtime.tasks, runtime.database, settings, runtime.identifier_rules)

@@ -22,8 +22,10 @@ from sqlalchemy.orm import Session
 from seamline.commerce.catalog import variants_by_sku
 from seamline.commerce.models import (
     CommerceLocation,
+    CommerceProduct,
     CommerceStock,
     CommerceStockMovement,
+    CommerceVariant,
 )
 from seamline.commerce.schemas import (
     LocationPut,
@@ -165,6 +167,26 @@ def availability(session: Session, sku: str) -> list[dict[str, Any]]:
          "available": max(0, s.on_hand - s.reserved - loc.safety_stock)}
         for loc, s in rows
     ]
+
+
+def products_in_stock(session: Session, product_ids: Iterable[int], *, location_id: int | None = None) -> set[int]:
+    """Which of these products are active with at least one active variant available (on hand -
+    reserved - safety stock > 0) at the location, or at any active location when None."""
+    wanted = sorted(set(product_ids))
+    if not wanted:
+        return set()
+    free = CommerceStock.on_hand - CommerceStock.reserved - CommerceLocation.safety_stock
+    query = (
+        select(CommerceVariant.product_id).distinct()
+        .join(CommerceStock, CommerceStock.variant_id == CommerceVariant.id)
+        .join(CommerceLocation, CommerceLocation.id == CommerceStock.location_id)
+        .join(CommerceProduct, CommerceProduct.id == CommerceVariant.product_id)
+        .where(CommerceVariant.product_id.in_(wanted), CommerceVariant.active.is_(True), CommerceProduct.active.is_(True),
+               CommerceLocation.active.is_(True), free > 0)
+    )
+    if location_id is not None:
+        query = query.where(CommerceStock.location_id == location_id)
+    return set(session.scalars(query))
 
 
 def distance_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:

@@ -326,6 +326,34 @@ class Settings(BaseSettings):
     marketing_optichannel_seconds: float = Field(
         default=300.0, ge=0, description="How often the job queue credits replies to marketing messages and, every twelfth "
         "time, sums each cohort's evidence again; 0: off")
+    recommendations_enabled: bool = Field(
+        default=True, description="Train and serve product recommendations (docs/recommendations.md); off: the lists are empty "
+        "and the retrain task is not scheduled")
+    recommendations_retrain_minutes: float = Field(
+        default=360.0, ge=0, description="How often the job queue trains the recommendation model again; 0: only by hand "
+        "(`seamline recommendations train`, POST /v1/recommendations/train)")
+    recommendations_lookback_days: int = Field(
+        default=365, ge=1, le=3650, description="Orders, cart lines and product views of this many days train the model")
+    recommendations_popular_days: int = Field(
+        default=30, ge=1, le=3650, description="Popular lists count purchases of this many days (all of the lookback when none)")
+    recommendations_recent_days: int = Field(
+        default=90, ge=0, le=3650, description="A product the person bought within this many days is not recommended to "
+        "them again unless it is consumable; 0: never excluded")
+    recommendations_consumable_repeat_rate: float = Field(
+        default=0.3, ge=0, le=1, description="A product counts as consumable (recommended again after a purchase) when its "
+        "attribute `consumable` is true or at least this share of its buyers bought it in two or more orders")
+    recommendations_min_support: int = Field(
+        default=2, ge=1, le=1000, description="Orders that must hold both products before they are 'bought together'")
+    recommendations_top_n: int = Field(
+        default=50, ge=10, le=200, description="Precomputed items kept per person and per product (serving filters stock "
+        "and past purchases out of them)")
+    recommendations_factors: int = Field(default=32, ge=2, le=1024, description="ALS latent factors")
+    recommendations_regularization: float = Field(default=0.1, ge=0, description="ALS L2 regularization")
+    recommendations_iterations: int = Field(default=15, ge=1, le=200, description="ALS iterations")
+    recommendations_alpha: float = Field(
+        default=10.0, gt=0, description="ALS confidence scale: confidence = 1 + alpha * log1p(weight), where a purchase "
+        "weighs 4, a cart line 2 and a product view 1")
+    recommendations_threads: int = Field(default=1, ge=1, le=64, description="Threads ALS trains with")
     console_session_hours: int = Field(default=12, ge=1, le=24 * 30, description="How long a staff console sign-in lasts")
     console_login_free_attempts: int = Field(
         default=5, ge=1, le=100,
