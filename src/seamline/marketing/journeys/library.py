@@ -48,6 +48,13 @@ STORE_EN = ("{% if nearest_store %}\nEverything is in stock at {{ nearest_store.
             "{% if nearest_store.pickup_today %}: pick it up today{% endif %}.{% endif %}")
 
 
+#: "For you" products (recommendations), each with its tracked link.
+PICKS_RU = ("{% if recommendations %}\n\nВам может понравиться:\n{% for p in recommendations %}- {{ p.name }}"
+            "{% if p.price %}, {{ p.price|money(p.currency) }}{% endif %}: {{ p.url }}\n{% endfor %}{% endif %}")
+PICKS_EN = ("{% if recommendations %}\n\nYou may like:\n{% for p in recommendations %}- {{ p.name }}"
+            "{% if p.price %}, {{ p.price|money(p.currency) }}{% endif %}: {{ p.url }}\n{% endfor %}{% endif %}")
+
+
 def _html(text: str) -> str:
     """A conditional text line as a paragraph of HTML."""
     return text.replace("{% if nearest_store %}\n", "{% if nearest_store %}<p>").replace(".{% endif %}", ".</p>{% endif %}")
@@ -164,9 +171,12 @@ READY: dict[str, Ready] = {
         _welcome),
     "win_back": Ready(
         {"ru": "Возвращение клиентов", "en": "Win-back"},
-        "90 days after a person's last order: we miss you; a week later, if they did not click, a personal coupon.",
-        {"miss_you": {"ru": {"text": "{{ person.first_name or 'Здравствуйте' }}, давно вас не видели. Загляните к нам: {{ shop_url }}"},
-                      "en": {"text": "{{ person.first_name or 'Hello' }}, we have not seen you for a while. Come and see what is new: {{ shop_url }}"}},
+        "90 days after a person's last order: we miss you, with products recommended for them; a week later, if they did not "
+        "click, a personal coupon.",
+        {"miss_you": {"ru": {"text": "{{ person.first_name or 'Здравствуйте' }}, давно вас не видели. Загляните к нам: {{ shop_url }}"
+                             + PICKS_RU},
+                      "en": {"text": "{{ person.first_name or 'Hello' }}, we have not seen you for a while. Come and see what is new: {{ shop_url }}"
+                             + PICKS_EN}},
          "coupon": {"ru": {"text": "Для вас купон {{ coupon.code }} до {{ coupon.valid_until|date }}."},
                     "en": {"text": "A coupon for you: {{ coupon.code }}, valid until {{ coupon.valid_until|date }}."}}},
         _win_back),

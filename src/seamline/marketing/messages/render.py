@@ -14,6 +14,9 @@ What a template can use (docs/marketing.md, "Templates"):
 - `points`: `available`, `pending`, `expiring` ([{points, at}] within 30 days), `tier`;
 - `nearest_store`: `name`, `address`, `distance_km`, `pickup_today` of the pickup store nearest
   the person holding their cart (messages/service.py `nearest_store_of`);
+- `recommendations`: up to 4 "for you" products (`name`, `image_url`, `price`, `currency`,
+  `url` to the shop's product page, tracked as a recommendation; docs/recommendations.md): in
+  stock where the person shops, nothing they just bought; popular ones for a newcomer;
 - `coupon`, `store`, `event` and whatever else the journey's context holds;
 - filters `money(minor, currency)`, `date(value)`, `datetime(value)`, `number(value)`.
 """

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import json
+from urllib.parse import quote, urlencode
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from typing import Any
@@ -41,6 +42,7 @@ from seamline.loyalty.models import LoyaltyAccount, LoyaltyLot
 from seamline.marketing.messages import render, tracking
 from seamline.marketing.messages.models import MarketingMessage, MarketingTemplate
 from seamline.marketing.optichannel import service as optichannel
+from seamline.recommendations import service as recommendations
 
 #: Traits that say how to address a person (set by the shop's sign-up, an import, the app).
 LOCALE_TRAITS = ("locale", "language")
@@ -148,9 +150,29 @@ def cart_of(session: Session, settings: Settings, profile_id: int) -> dict[str, 
     for line in view["lines"]:
         code, images = products.get(line["sku"], (None, []))
         lines.append({**line, "image_url": (images or [None])[0],
-                      "url": f"{settings.marketing_public_url}/shop/product/{code}" if code else None})
+                      "url": f"{settings.marketing_public_url}/shop/p/{code}" if code else None})
     return {"lines": lines, "total": view["total"], "subtotal": view["subtotal"], "currency": view["currency"],
             "url": f"{settings.marketing_public_url}/shop/cart"}
+
+
+#: How many "for you" products a template gets.
+TEMPLATE_RECOMMENDATIONS = 4
+
+
+def recommendations_of(session: Session, settings: Settings, profile_id: int, *, locale: str,
+                       limit: int = TEMPLATE_RECOMMENDATIONS) -> list[dict[str, Any]]:
+    """The person's "for you" products (recommendations/service.py: in stock where they shop,
+    nothing they just bought) as a template shows them: name in `locale`, picture, lowest price,
+    and a link to the shop's product page that says it came from a recommendation (the click
+    redirect adds the message's channel: analytics counts revenue from recommendations per channel)."""
+    shown = []
+    for item in recommendations.for_person(session, settings, profile_id, limit=limit):
+        query = urlencode({"rec": item["reason"], "rec_pos": item["rank"], "rec_v": item["model_version"]})
+        price = item.get("price") or {}
+        shown.append({"name": item.get(f"name_{locale}") or item["name_ru"], "code": item["code"], "image_url": item.get("image"),
+                      "price": price.get("amount"), "currency": price.get("currency"), "reason": item["reason"],
+                      "url": f"{settings.marketing_public_url}/shop/p/{quote(item['code'], safe='')}?{query}"})
+    return shown
 
 
 def nearest_store_of(session: Session, profile_id: int, *, wanted: dict[str, int], traits: dict[str, Any], locale: str,
@@ -243,6 +265,8 @@ def context_for(session: Session, settings: Settings, *, profile_id: int, needs:
         context["cart"] = cart_of(session, settings, profile_id)
     if "points" in needs:
         context["points"] = points_of(session, profile_id, now)
+    if "recommendations" in needs:
+        context["recommendations"] = recommendations_of(session, settings, profile_id, locale=locale or context["person"]["locale"])
     if "nearest_store" in needs:
         context.setdefault("cart", cart_of(session, settings, profile_id))
         context["nearest_store"] = nearest_store_of(session, profile_id, wanted=_wanted_of(context), traits=context["person"]["traits"],
@@ -364,6 +388,9 @@ def deliver_many(session: Session, *, settings: Settings, items: list[Delivery],
             context["points"] = points[item.profile_id]
         if "cart" in template_needs or "nearest_store" in template_needs:
             context["cart"] = cart_of(session, settings, item.profile_id)
+        if "recommendations" in template_needs:
+            context["recommendations"] = recommendations_of(session, settings, item.profile_id, locale=render.pick_locale(
+                item.template.content, person["locale"], settings.marketing_locale))
         if "nearest_store" in template_needs:
             context["nearest_store"] = nearest_store_of(
                 session, item.profile_id, wanted=_wanted_of(context), traits=person["traits"], now=now,

@@ -23,6 +23,7 @@ import re
 import uuid
 from datetime import datetime
 from html import escape, unescape
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from typing import Any
 
 from sqlalchemy import select
@@ -93,6 +94,17 @@ def tracked_html(settings: Settings, key: str, html: str) -> str:
     tracked = _LINK.sub(swap, html)
     pixel = f'<img src="{escape(pixel_url(settings, key))}" width="1" height="1" alt="" style="display:none">'
     return tracked.replace("</body>", pixel + "</body>") if "</body>" in tracked else tracked + pixel
+
+
+def landing_url(url: str, channel: str | None) -> str:
+    """Where a click goes: the link's URL, and when it is a recommendation's (`rec=`) with no
+    `rec_channel`, that parameter added: the message's channel is where it was shown."""
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    names = {name for name, _value in query}
+    if channel is None or "rec" not in names or "rec_channel" in names:
+        return url
+    return urlunsplit(parts._replace(query=urlencode([*query, ("rec_channel", channel)])))
 
 
 def _message_of(session: Session, key: str, *, lock: bool = True) -> tuple[MarketingMessage, InboxMessage] | None:

@@ -63,7 +63,7 @@ def clicked(request: Request, token: str) -> Response:
     if not isinstance(url, str) or not url.startswith(("https://", "http://")):
         texts = TEXTS[_locale(request, found)]
         return _page(_locale(request, found), texts["invalid"], "", 404)
-    return RedirectResponse(url, status_code=302, headers=NO_STORE)
+    return RedirectResponse(tracking.landing_url(url, (found or {}).get("channel")), status_code=302, headers=NO_STORE)
 
 
 @router.get("/u/{token}")
