@@ -108,8 +108,10 @@ def build(settings: Settings | None = None, *, database: Database | None = None)
     runtime.sections.register("mobilepush_devices", None, export=mobilepush_service.export, erase=mobilepush_service.erase)
     runtime.sections.register("suppressed_addresses", None, export=inbox_suppression.of_person, erase=inbox_suppression.erase)
     runtime.sections.register("channel_evidence", None, export=optichannel.exporter(settings), erase=optichannel.erase)
-    # The person's precomputed recommendations: in the export, deleted at erasure.
-    runtime.sections.register("recommendations", None, export=recommendations_service.export, erase=recommendations_service.erase)
+    # What to offer the person (the agent's panel, the customer page); their precomputed list is
+    # in the export and deleted at erasure.
+    runtime.sections.register("recommendations", recommendations_service.section(settings), export=recommendations_service.export,
+                              erase=recommendations_service.erase)
     destinations.register_tasks(runtime.tasks, runtime.database, settings)
     inbox_webhooks.register_tasks(runtime.tasks, runtime.database, settings)
     inbox_delivery.register_tasks(runtime.tasks, runtime.database, settings, runtime.identifier_rules)

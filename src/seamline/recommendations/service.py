@@ -280,6 +280,20 @@ def for_cart(session: Session, settings: Settings, skus: Iterable[str], *, locat
                   exclude=set(exclude_product_ids) | in_cart, limit=limit)
 
 
+# --- the customer 360 ---------------------------------------------------------------------------
+
+#: How many products the agent's and the console's "What to offer" shows.
+SECTION_LIMIT = 5
+
+
+def section(settings: Settings) -> Any:
+    """The customer-360 section "recommendations" (what to offer them: the agent's panel beside a
+    conversation, the customer page): their "for you" list as serving gives it."""
+    def offers(session: Session, context: Any) -> list[dict[str, Any]]:
+        return for_person(session, settings, context.profile.id, limit=SECTION_LIMIT)
+    return offers
+
+
 # --- privacy ------------------------------------------------------------------------------------
 
 

@@ -159,6 +159,9 @@ VOCABULARIES: dict[str, dict[str, str]] = {
         "address_bounced": N_("the address bounced"), "template_render_failed": N_("the template failed for this person"),
         "template_too_costly": N_("the template would cost too much to render"), "template_too_long": N_("the message came out too long"),
     },
+    #: Which list a recommended product comes from (recommendations/service.py `reason`).
+    "recommendation_reason": {"for_you": N_("picked for them"), "popular_in_store": N_("popular in their store"),
+                              "popular": N_("popular"), "bought_together": N_("bought together"), "similar": N_("similar")},
     "message_status": {"queued": N_("queued"), "skipped": N_("skipped"), "held": N_("held until quiet hours end"),
                        "test": N_("test send")},
     "step_kind": {

@@ -37,7 +37,8 @@ router = APIRouter(prefix="/console")
 PAGE = 50
 TIMELINE_PAGE = 20
 #: Sections with their own block on the 360 page; any other registered section is printed generically.
-KNOWN_SECTIONS = ("profile", "identities", "consents", "events", "orders", "cart", "loyalty", "conversations", "timeline")
+KNOWN_SECTIONS = ("profile", "identities", "consents", "events", "orders", "cart", "loyalty", "conversations", "timeline",
+                  "recommendations")
 #: Channel code -> its icon (inline SVG, web/console/icons.py); the label is channel_labels' below.
 CHANNEL_ICONS = icons.CHANNEL_ICONS
 
