@@ -24,6 +24,9 @@ from seamline.marketing.optichannel.models import MarketingChannelEvidence, Mark
 from tests.marketing.test_campaigns import run_campaigns, setup
 from tests.marketing.test_journeys import advance
 
+#: The settings' default (the tests' settings keep it).
+HALF_LIFE = 120.0
+
 CONTENT = {"ru": {"subject": "Скидки недели", "text": "Скидки недели: https://shop.example/sale"}}
 
 
@@ -111,7 +114,7 @@ def test_a_best_send_goes_where_the_person_answers(client, shop, marketer):
     with client.app.state.database.read() as session:
         sms = session.get(MarketingChannelEvidence, (olga, "sms"))
     sent_by_sms = 6 + [m.channel for m in chosen].count("sms")
-    assert model.at(model.Counts(sms.responses, sms.sends), datetime.now(UTC), 60).sends == pytest.approx(sent_by_sms, rel=0.01)
+    assert model.at(model.Counts(sms.responses, sms.sends), datetime.now(UTC), HALF_LIFE).sends == pytest.approx(sent_by_sms, rel=0.01)
 
 
 def test_each_message_earns_once_and_an_unsubscribe_costs(client, shop, marketer, database, settings):
@@ -125,14 +128,14 @@ def test_each_message_earns_once_and_an_unsubscribe_costs(client, shop, marketer
         email = session.get(MarketingChannelEvidence, (ivan, "email"))
         hour = session.get(MarketingHourEvidence, (ivan, message.local_hour))
         now = datetime.now(UTC)
-        assert model.at(model.Counts(email.responses, email.sends), now, 60).responses == pytest.approx(1.0, rel=0.01)
+        assert model.at(model.Counts(email.responses, email.sends), now, HALF_LIFE).responses == pytest.approx(1.0, rel=0.01)
         assert hour.responses == pytest.approx(email.responses)
 
     other = send(client, ivan, template_id, "two", channel="email")
     outcome(client, other, "unsubscribed")
     with database.read() as session:
         email = session.get(MarketingChannelEvidence, (ivan, "email"))
-        counts = model.at(model.Counts(email.responses, email.sends), datetime.now(UTC), 60)
+        counts = model.at(model.Counts(email.responses, email.sends), datetime.now(UTC), HALF_LIFE)
     assert counts.sends == pytest.approx(2 + model.UNSUBSCRIBE_PENALTY, rel=0.01) and counts.responses == pytest.approx(1.0, rel=0.01)
 
 

@@ -318,7 +318,7 @@ class Settings(BaseSettings):
         "journeys and campaigns together (transactional messages do not count); 0: no cap")
     marketing_cap_days: int = Field(default=7, ge=1, le=365, description="The window of marketing_cap_messages, in days")
     marketing_channel_half_life_days: float = Field(
-        default=60.0, gt=0, le=3650, description="Next best channel: how fast what a person did with messages fades "
+        default=120.0, gt=0, le=3650, description="Next best channel: how fast what a person did with messages fades "
         "(evidence this old counts half; docs/marketing.md, \"Next best channel\")")
     marketing_channel_prior_strength: float = Field(
         default=4.0, gt=0, le=1000, description="Next best channel: how many messages' worth the experience of people like "
