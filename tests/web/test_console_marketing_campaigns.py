@@ -156,6 +156,12 @@ def test_a_campaign_is_made_with_the_form(client, staff_client, world, api, sett
     one = _campaign(client, api, int(simple.headers["location"].split("/")[-1].split("?")[0]))
     assert one["variants"] == [{"name": "A", "template_id": world["templates"][0], "percent": 100}]
     assert one["channel"] is None and one["send_at"] is None and one["ab_test"] is None and one["local_time"] is None
+    # on each person's best channel at their best hour (the next-best-channel model)
+    best = client.post(NEW, data={"csrf": csrf, "key": "k3", **_form(world, channel="", template_B="", percent_A="", holdout="0",
+                                                                          best_time="1")}, follow_redirects=False)
+    assert best.status_code == 303, _text(best.text)
+    assert _campaign(client, api, int(best.headers["location"].split("/")[-1].split("?")[0]))["local_time"] == "best"
+    assert "at each person's best hour" in _text(_get(client, best.headers["location"]))
 
 
 def test_a_bad_form_says_what_is_wrong_and_makes_nothing(client, staff_client, world, api):

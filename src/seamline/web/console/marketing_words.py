@@ -300,6 +300,8 @@ class Words:
                               duration=self.duration(step.timeout_minutes or 0)) + self.where(step.for_event.where)
                 return text, [Transition(self.t("if it happens"), step.next),
                               Transition(self.t("if not"), step.timeout_next)]
+            if step.until == "best":
+                return self.t("Wait until the person's best hour"), then
             if step.until is not None:
                 return self.t("Wait until %(clock)s, the person's time", clock=step.until), then
             return self.t("Wait %(duration)s", duration=self.duration(step.minutes or 0)), then

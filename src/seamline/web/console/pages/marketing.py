@@ -734,7 +734,7 @@ AB_METRICS = ("converted", "delivered")
 #: A campaign that may still be cancelled (nobody else gets it).
 CANCELLABLE = ("draft", "scheduled", "sending", "testing")
 #: The fields of the new campaign form.
-CAMPAIGN_FIELDS = ("name", "segment_id", "channel", "holdout", "when", "send_at", "local", "local_time", "per_minute", "ab",
+CAMPAIGN_FIELDS = ("name", "segment_id", "channel", "holdout", "when", "send_at", "local", "local_time", "best_time", "per_minute", "ab",
                    "test_percent", "metric", "after_hours", "key", *(f"template_{v}" for v in VARIANT_ROWS),
                    *(f"percent_{v}" for v in VARIANT_ROWS))
 CAMPAIGN_DEFAULTS = {"when": "now", "local_time": "10:00", "holdout": "0", "test_percent": "20", "metric": "converted",
@@ -861,7 +861,9 @@ def _parse_campaign(request: Request, values: dict[str, str], choices: dict[str,
             if send_at < utcnow() - timedelta(minutes=1):
                 problems.append(translate(request, "The time to send at has passed: choose a later one."))
     local_time = None
-    if values["local"]:
+    if values["best_time"]:
+        local_time = "best"
+    elif values["local"]:
         local_time = values["local_time"].strip()[:5]
         if not re.fullmatch(r"([01][0-9]|2[0-3]):[0-5][0-9]", local_time):
             problems.append(translate(request, "Give the time of day (HH:MM) to send at in each person's own time."))
