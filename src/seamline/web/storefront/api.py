@@ -402,8 +402,9 @@ def _login_redirect(shop: Shop, target: str) -> Response:
 async def _recommended(shop: Shop, call: Awaitable[Any], what: str, *, skip: Collection[str] = (),
                        limit: int = REC_LIMIT) -> dict[str, Any] | None:
     """A recommendation row: {"reason" (of the first card), "cards"}, or None when there is nothing
-    to show. The row only decorates the page: when the API errs (no model yet, a bad answer, an
-    unreachable server) it is left out with a warning, never an error page."""
+    to show (no model trained yet gives an empty list). The row only decorates the page: when the
+    API errs (a refusal, a bad answer, an unreachable server) it is left out with a warning,
+    never an error page."""
     try:
         found = await call
     except Exception as exc:  # noqa: BLE001 - whatever went wrong, the page renders without the row
