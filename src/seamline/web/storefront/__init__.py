@@ -40,6 +40,7 @@ Stable `data-test` attributes for browser tests:
 | `account-order` | an order in the account's list (with `data-order-id`) |
 | `logout` | the log-out button |
 | `push-notify` | the "Notify me" card (`data-state` off or on); inside it `push-enable` (the button) and `push-status` |
+| `recommendations` | a recommendation row (`data-list`: bought_together, similar, cart, home; `data-reason`); inside it `recommendations-title` and `rec-card` (with `data-code`, `data-reason`) |
 | `error` | a readable error message on any page |
 | `not-configured` | the page shown when the storefront has no keys |
 """

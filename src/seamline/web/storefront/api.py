@@ -23,7 +23,7 @@ import logging
 import re
 import secrets
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -67,6 +67,14 @@ STATUS_TEXT = {
     "returned": "The order was returned",
 }
 FULFILMENT_TEXT = {"click_and_collect": "Click & collect", "pickup_point": "Pickup point", "delivery": "Delivery"}
+#: The lists a recommendation can come from (the API's `reason` codes).
+REC_REASONS = frozenset({"for_you", "popular_in_store", "popular", "bought_together", "similar"})
+#: Channels whose messages may link to a product with `rec_channel` (the recommendation was shown there).
+REC_CHANNELS = frozenset({"email", "sms", "telegram", "whatsapp", "vk", "viber", "webpush", "mobilepush", "webchat"})
+#: Cards in one recommendation row; a link's `rec_pos` is 1 to REC_MAX_POSITION (the API's most).
+REC_LIMIT, REC_MAX_POSITION = 6, 50
+_CODE_OK = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,63}$")
+_NUMBER_OK = re.compile(r"^[0-9]{1,12}$")
 
 
 @lru_cache(maxsize=None)
@@ -391,6 +399,69 @@ def _login_redirect(shop: Shop, target: str) -> Response:
     return RedirectResponse(shop.url("/login", next=target), status_code=303)
 
 
+async def _recommended(shop: Shop, call: Awaitable[Any], what: str, *, skip: Collection[str] = (),
+                       limit: int = REC_LIMIT) -> dict[str, Any] | None:
+    """A recommendation row: {"reason" (of the first card), "cards"}, or None when there is nothing
+    to show (no model trained yet gives an empty list). The row only decorates the page: when the
+    API errs (a refusal, a bad answer, an unreachable server) it is left out with a warning,
+    never an error page."""
+    try:
+        found = await call
+    except Exception as exc:  # noqa: BLE001 - whatever went wrong, the page renders without the row
+        log.warning("storefront: %s recommendations left out (%s)", what, exc)
+        return None
+    items = found.get("items") if isinstance(found, dict) else None
+    cards: list[dict[str, Any]] = []
+    for item in items if isinstance(items, list) else []:
+        if not isinstance(item, dict) or item.get("reason") not in REC_REASONS:
+            continue
+        code = item.get("code")
+        if not isinstance(code, str) or not _CODE_OK.match(code) or code in skip:
+            continue
+        version = item.get("model_version")
+        price = item.get("price") if isinstance(item.get("price"), dict) else None
+        cards.append({
+            "code": code, "name": shop.name(item), "image": item.get("image"), "reason": item["reason"],
+            "price": price.get("amount") if price else None, "currency": price.get("currency") if price else None,
+            "href": shop.url(f"/p/{code}", rec=item["reason"], rec_pos=len(cards) + 1,
+                             rec_v=version if isinstance(version, int) else None),
+        })
+        if len(cards) == limit:
+            break
+    return {"reason": cards[0]["reason"], "cards": cards} if cards else None
+
+
+def _number(value: str | None, high: int) -> int | None:
+    """A positive whole number from a query parameter, None when it is not one (or too big)."""
+    if value is None or not _NUMBER_OK.match(value):
+        return None
+    number = int(value)
+    return number if 0 < number <= high else None
+
+
+def _rec_reason(value: str | None) -> str | None:
+    return value if value in REC_REASONS else None
+
+
+def _rec_click(shop: Shop) -> dict[str, Any] | None:
+    """What a product page opened from a recommendation link says about it (`rec`, `rec_pos`,
+    `rec_v`, `rec_channel`); None without a valid `rec`. Bad position or version are left out, a
+    bad channel is the look's own."""
+    query = shop.request.query_params
+    reason = _rec_reason(query.get("rec"))
+    if reason is None:
+        return None
+    click: dict[str, Any] = {"list_id": "recommendations", "recommendation": reason}
+    position, version = _number(query.get("rec_pos"), REC_MAX_POSITION), _number(query.get("rec_v"), MAX_ID)
+    if position is not None:
+        click["position"] = position
+    if version is not None:
+        click["model_version"] = version
+    channel = query.get("rec_channel")
+    click["shown_in"] = channel if channel in REC_CHANNELS else shop.channel
+    return click
+
+
 # --- pages --------------------------------------------------------------------------------------
 
 
@@ -402,7 +473,12 @@ async def catalog(shop: Shop) -> Response:
     items = [_product_summary(shop, p, stock, locations) for p in products]
     if shop.request.query_params.get("logged_out"):
         shop.reset_tracker = True
-    return await shop.render("catalog.html", items=[i for i in items if i["sellable"]])
+    # "For you" for a logged-in person (their usual store is the API's); else what sells.
+    if shop.session:
+        recs = await _recommended(shop, shop.api.recommendations_for_person(shop.customer_id), "person")
+    else:
+        recs = await _recommended(shop, shop.api.popular(), "popular")
+    return await shop.render("catalog.html", items=[i for i in items if i["sellable"]], recs=recs)
 
 
 @page("/p/{code}", methods=("GET", "POST"))
@@ -415,18 +491,27 @@ async def product_page(shop: Shop) -> Response:
     if not product.get("active", True) or not variants:
         return await shop.error_page(shop._("This product is not sold at the moment."), 404)
     error, status, chosen, quantity = None, 200, variants[0]["sku"], 1
+    click = _rec_click(shop) if shop.request.method == "GET" else None
+    rec = click["recommendation"] if click else None  # kept through the add-to-cart post (Product Added)
     if shop.request.method == "POST":
         form = await _form(shop)
         chosen = form.get("sku") if form.get("sku") in {v["sku"] for v in variants} else chosen
         quantity = _int(form.get("quantity"), 1, 1, 999)
+        rec = _rec_reason(form.get("rec"))
         try:
             cart = await shop.api.cart(shop.owner, shop.channel)
             already = next((line["quantity"] for line in cart["lines"] if line["sku"] == chosen), 0)
             await shop.api.set_line(shop.owner, chosen, already + quantity, shop.channel)
-            return shop.redirect("/cart", added=chosen, qty=quantity)
+            return shop.redirect("/cart", added=chosen, qty=quantity, rec=rec)
         except ApiError as exc:
             error, status = _stock_message(shop, exc), exc.status
     stock, locations = await shop.api.stock_many([v["sku"] for v in variants]), await shop.api.locations()
+    # Recommendation rows (no store is chosen on this page: the API's stock rule alone); "similar"
+    # leaves out what "bought together" shows.
+    together = await _recommended(shop, shop.api.recommendations_for_product(code, "bought_together"), "bought_together")
+    shown = {card["code"] for card in together["cards"]} if together else set()
+    similar = await _recommended(shop, shop.api.recommendations_for_product(code, "similar", limit=2 * REC_LIMIT),
+                                 "similar", skip=shown)
     # What the cart's promotions do for each SKU (the engine's answer, not worked out here).
     offers = await shop.api.product_promotions(code, shop.channel, shop.customer_id)
     rows = [{"sku": v["sku"], "name": shop.name(v) or v["sku"], "price": v["price"]["amount"],
@@ -435,6 +520,8 @@ async def product_page(shop: Shop) -> Response:
              "promotions": offers.get(v["sku"], {}).get("promotions", [])}
             for v in variants]
     first = rows[0]
+    if click is not None:
+        shop.track("Product Clicked", {"product_id": product["code"], "sku": first["sku"], **click})
     if shop.request.method == "GET":
         shop.track("Product Viewed", {"product_id": product["code"], "sku": first["sku"], "name": shop.name(product),
                                       "category": product.get("category"),
@@ -442,7 +529,8 @@ async def product_page(shop: Shop) -> Response:
     description = product.get(f"description_{shop.lang}") or product.get("description_ru") or ""
     return await shop.render("product.html", status, product=product, name=shop.name(product), description=description,
                              variants=rows, chosen=chosen, quantity=quantity, error=error,
-                             image=(product.get("image_urls") or [None])[0])
+                             image=(product.get("image_urls") or [None])[0], rec=rec, together=together,
+                             similar=similar)
 
 
 def _stock_message(shop: Shop, exc: ApiError) -> str:
@@ -474,8 +562,12 @@ async def cart_page(shop: Shop) -> Response:
         if line is not None:
             props = _line_properties(shop, line, cart["currency"])
             props["quantity"] = _int(shop.request.query_params.get("qty"), 1, 1, 999)
-            shop.track("Product Added", {**props, "cart_id": cart.get("id")})
-    return await shop.render("cart.html", status, cart=cart, error=error)
+            reason = _rec_reason(shop.request.query_params.get("rec"))
+            shop.track("Product Added", {**props, "cart_id": cart.get("id"), **({"recommendation": reason} if reason else {})})
+    recs = None
+    if cart["lines"]:
+        recs = await _recommended(shop, shop.api.recommendations_for_cart([line["sku"] for line in cart["lines"]]), "cart")
+    return await shop.render("cart.html", status, cart=cart, error=error, recs=recs)
 
 
 @page("/login", methods=("GET", "POST"))

@@ -159,6 +159,30 @@ class SeamlineClient:
     async def loyalty_program(self) -> dict[str, Any]:
         return await self.call("GET", "/v1/loyalty/program")
 
+    # --- recommendations (read scope: a person's list reveals what they bought) ------------------
+
+    async def recommendations_for_person(self, customer_id: int, *, location: str | None = None,
+                                         limit: int = 6) -> dict[str, Any]:
+        """"for_you" topped up with popular_in_store / popular (GET /v1/recommendations/people/{id})."""
+        return await self.call("GET", f"/v1/recommendations/people/{customer_id}",
+                               params=_without_none(location=location, limit=limit))
+
+    async def recommendations_for_product(self, code: str, kind: str, *, location: str | None = None,
+                                          limit: int = 6) -> dict[str, Any]:
+        """bought_together or similar (GET /v1/recommendations/products/{code})."""
+        return await self.call("GET", f"/v1/recommendations/products/{code}",
+                               params=_without_none(kind=kind, location=location, limit=limit))
+
+    async def popular(self, *, location: str | None = None, limit: int = 6) -> dict[str, Any]:
+        """popular_in_store (with a location) topped up with popular (GET /v1/recommendations/popular)."""
+        return await self.call("GET", "/v1/recommendations/popular", params=_without_none(location=location, limit=limit))
+
+    async def recommendations_for_cart(self, skus: list[str], *, location: str | None = None,
+                                       limit: int = 6) -> dict[str, Any]:
+        """Bought together with the cart's SKUs (POST /v1/recommendations/cart)."""
+        return await self.call("POST", "/v1/recommendations/cart",
+                               json=_without_none(skus=list(dict.fromkeys(skus))[:100], location=location, limit=limit))
+
     # --- push notifications --------------------------------------------------------------------
 
     async def vapid_public_key(self) -> str | None:
@@ -182,3 +206,7 @@ class SeamlineClient:
     async def register_device(self, customer_id: int, token: str, platform: str) -> dict[str, Any]:
         return await self.call("POST", "/v1/channels/mobilepush/devices",
                                json={"customer_id": customer_id, "token": token, "platform": platform})
+
+
+def _without_none(**values: Any) -> dict[str, Any]:
+    return {k: v for k, v in values.items() if v is not None}
