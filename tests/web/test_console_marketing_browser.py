@@ -259,6 +259,11 @@ def test_segment_journey_and_preview_fit_desktop_and_phone(browser, world, tmp_p
         assert "контрольная группа" in page.inner_text("[data-test=results-arms]")
         assert page.evaluate(NO_OVERFLOW), (size, "results", page.evaluate("document.documentElement.scrollWidth"))
         page.screenshot(path=str(shots / f"marketing-results-{size}.png"), full_page=True)
+
+        page.goto(f"{url}/console/marketing/people/{world['people'][0]}/channels")
+        assert "Эл. почта" in page.inner_text("[data-test=channel-ranking]")
+        assert page.evaluate(NO_OVERFLOW), (size, "channels", page.evaluate("document.documentElement.scrollWidth"))
+        page.screenshot(path=str(shots / f"marketing-channels-{size}.png"), full_page=True)
         context.close()
 
 

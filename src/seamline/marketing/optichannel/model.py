@@ -117,7 +117,8 @@ def rank(options: Iterable[str | int], own: Mapping, cohort: Mapping, *, rng: ra
         draw = rng.betavariate(a, b) if rng is not None else mean
         ranked.append(Ranked(option, mean, draw, mine.sends if mine else 0.0, mine.responses if mine else 0.0,
                              theirs.rate if theirs else None))
-    return sorted(ranked, key=lambda r: (-r.draw, -r.mean, str(r.option)))
+    return sorted(ranked, key=lambda r: (-r.draw, -r.mean, isinstance(r.option, str), r.option if isinstance(r.option, int) else 0,
+                                         str(r.option)))
 
 
 def smooth_hours(counts: Mapping[int, Counts], *, spread: float = 0.5) -> dict[int, Counts]:

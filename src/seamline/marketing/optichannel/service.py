@@ -355,8 +355,11 @@ def explain(session: Session, settings: Settings, *, customer_id: int, reachable
                   responses=round(evidence.channels[customer_id].get(c, model.Counts()).responses, 2), cohort_rate=None, reason=why)
              for c, why in reachable.items() if why is not None]
     hours = rank_hours(session, settings, hours=evidence.hours[customer_id], cohort=cohort, rng=None, now=now)
+    known = any(c.responses for c in evidence.hours[customer_id].values()) or any(
+        c.responses for c in _cohort(session, settings, cohort, "hour", now).values())
     return {"customer_id": customer_id, "cohort": cohort, "channels": rows, "timezone": zone,
-            "best_hours": [dict(hour=int(h.option), expected_rate=round(h.mean, 4), sends=round(h.sends, 2)) for h in hours[:3]],
+            # until someone (they or their cohort) answered, hours differ only by what went unanswered: none is named
+            "best_hours": [dict(hour=int(h.option), expected_rate=round(h.mean, 4), sends=round(h.sends, 2)) for h in hours[:3]] if known else [],
             "half_life_days": _half_life(settings)}
 
 
