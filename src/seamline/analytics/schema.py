@@ -113,14 +113,16 @@ MIRRORED: list[Mirrored] = [
                       "utm_medium": _campaign("medium"), "utm_campaign": _campaign("name"),
                       "product_code": _property("product_id"), "list_id": _property("list_id"),
                       "rec_reason": _property("recommendation"), "shown_in": _property("shown_in")}),
+    # Appended: a variant never moves to another product (catalog.put_product refuses a SKU of
+    # another product) and a product's code is its key (PUT /products/{code}); neither is deleted.
+    # Copied before the order lines: a line's variant is there already (but for one created in
+    # between, which the next sync brings; until then the line counts for no product).
+    Mirrored("variants", CommerceVariant.__table__, ("id", "product_id"), "appended"),
+    Mirrored("products", CommerceProduct.__table__, ("id", "code"), "appended"),
     Mirrored("orders", CommerceOrder.__table__, ("id", "profile_id", "channel", "completed_channel", "status", "fulfilment",
                                                 "pickup_location_id", "total", "currency", "created_at", "updated_at"),
              "stamped", stamp="updated_at"),
     Mirrored("order_lines", CommerceOrderLine.__table__, ("id", "order_id", "variant_id", "quantity", "total"), "appended"),
-    # Appended: a variant never moves to another product (catalog.put_product refuses a SKU of
-    # another product) and a product's code is its key (PUT /products/{code}); neither is deleted.
-    Mirrored("variants", CommerceVariant.__table__, ("id", "product_id"), "appended"),
-    Mirrored("products", CommerceProduct.__table__, ("id", "code"), "appended"),
     Mirrored("order_statuses", CommerceOrderStatus.__table__, ("id", "order_id", "status", "channel", "created_at"), "appended"),
     Mirrored("carts", CommerceCart.__table__, ("id", "profile_id", "merged_into_id", "order_id", "created_at", "updated_at"),
              "stamped", stamp="updated_at"),
