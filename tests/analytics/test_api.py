@@ -33,7 +33,7 @@ def api(synced, database):
 
 def test_each_metric_answers_in_one_shape(api, read_headers):
     for path in ("conversion", "journeys", "cohorts", "satisfaction", "clv", "engagement", "attribution", "omnichannel",
-                 "contact-center"):
+                 "contact-center", "recommendations"):
         response = api.get(f"/v1/analytics/{path}", params=PERIOD, headers=read_headers)
         assert response.status_code == 200, (path, response.text)
         body = response.json()
@@ -97,3 +97,22 @@ def test_analytics_reads_have_a_rate_limit(synced, database, read_headers):
     with TestClient(create_app(limited, database=database)) as client:
         answers = [client.get("/v1/analytics/status", headers=read_headers).status_code for _ in range(3)]
     assert answers == [200, 200, 429]
+
+
+def test_revenue_from_recommendations(api, synced, database, read_headers):
+    """The world's recommendation clicks and order lines (tests/analytics/test_recommendations.py
+    computes them by hand): 4900 of 5800 by the channel the list was shown in; the app alone."""
+    world.add_recommendations(database)
+    tasks.sync(database, synced, full=True)
+    body = api.get("/v1/analytics/recommendations", params=PERIOD, headers=read_headers).json()
+    assert body["metric"] == "recommendations" and body["backend"] == "duckdb"
+    data = body["data"]
+    assert (data["clicks"], data["orders"], data["revenue"], data["all_revenue"], data["share"]) == (8, 4, 4900, 5800, 84.48)
+    assert {row["channel"]: row["revenue"] for row in data["by_channel"]} == {"email": 3000, "app": 1300, "web": 600}
+    app = api.get("/v1/analytics/recommendations", params={**PERIOD, "channel": "app"}, headers=read_headers).json()
+    assert (app["data"]["revenue"], app["filters"]["channel"]) == (1300, "app")
+    wider = api.get("/v1/analytics/recommendations", params={**PERIOD, "window_days": 10}, headers=read_headers).json()
+    assert wider["data"]["revenue"] == 5400
+    assert api.get("/v1/analytics/recommendations", params={"window_days": 0}, headers=read_headers).status_code == 422
+    dashboard = api.get("/v1/analytics/dashboard", params=PERIOD, headers=read_headers).json()
+    assert dashboard["metrics"]["recommendations"]["revenue"] == 4900

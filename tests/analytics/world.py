@@ -143,3 +143,67 @@ def add_events(database, rows: list[tuple[str, str, str, float]]) -> None:  # no
                               user_id=person[2:] if person.startswith("u:") else None,
                               anonymous_id=person[2:] if person.startswith("a:") else None,
                               timestamp=h(hours), received_at=h(hours), payload="{}"))
+
+
+# --- recommendations: products, order lines and recommendation clicks ----------------------------
+
+LATE_ORDER_HOURS = 240  # order 6: Boris, nine days after his click on the hat
+
+
+def add_recommendations(database) -> None:  # noqa: ANN001
+    """Products SHOE (variants 1, 2), HAT (3), BAG (4); lines of orders 1-5 and a sixth order (Boris,
+    a hat on the web at h240, 500); "Product Clicked" events, the recommendation clicks with the
+    channel the list was shown in and the reason:
+
+    1. Anna (anonymous key) SHOE, email, for_you, h1     5. Boris HAT, app, popular, h24
+    2. Anna BAG, app, popular, h2                          6. Boris BAG, web, similar, h30 (after his order)
+    3. Anna SHOE, web, similar, h3                         7. Vera SHOE, app, popular_in_store, h90
+    4. Boris BAG, email, for_you, h10                      8. a stranger HAT, web, popular, h50
+    and Vera's click on SHOE in a search list (h95), not a recommendation.
+    """
+    from seamline.commerce.models import CommerceOrderLine, CommerceProduct, CommerceVariant
+
+    with database.write() as s:
+        s.add_all([CommerceProduct(id=i, code=code, name_ru=code, name_en=code, created_at=T0, updated_at=T0)
+                   for i, code in ((1, "SHOE"), (2, "HAT"), (3, "BAG"))])
+        s.flush()
+        s.add_all([CommerceVariant(id=i, sku=f"SKU-{i}", product_id=product) for i, product in ((1, 1), (2, 1), (3, 2), (4, 3))])
+        s.add(CommerceOrder(id=6, profile_id=2, channel="web", status="completed", fulfilment="delivery", total=500,
+                            created_at=h(LATE_ORDER_HOURS), updated_at=h(LATE_ORDER_HOURS), payment_method="card",
+                            currency="RUB"))
+        s.flush()
+        line = dict(unit_price=0, quantity=1)
+        s.add_all([
+            CommerceOrderLine(id=1, order_id=1, variant_id=2, sku="SKU-2", name="shoe", total=600, **line),  # Anna
+            CommerceOrderLine(id=2, order_id=1, variant_id=3, sku="SKU-3", name="hat", total=400, **line),  # no click
+            CommerceOrderLine(id=3, order_id=2, variant_id=4, sku="SKU-4", name="bag", total=3000, **line),  # Boris
+            CommerceOrderLine(id=4, order_id=3, variant_id=1, sku="SKU-1", name="shoe", total=700, **line),  # cancelled
+            CommerceOrderLine(id=5, order_id=4, variant_id=3, sku="SKU-3", name="hat", total=400, **line),  # Boris, till
+            CommerceOrderLine(id=6, order_id=5, variant_id=1, sku="SKU-1", name="shoe", total=900, **line),  # Vera
+            CommerceOrderLine(id=7, order_id=6, variant_id=3, sku="SKU-3", name="hat", total=500, **line),  # too late
+        ])
+        s.flush()
+    clicks = [("a:anon-anna", "SHOE", "email", "for_you", 1), ("u:anna", "BAG", "app", "popular", 2),
+              ("u:anna", "SHOE", "web", "similar", 3), ("u:boris", "BAG", "email", "for_you", 10),
+              ("u:boris", "HAT", "app", "popular", 24), ("u:boris", "BAG", "web", "similar", 30),
+              ("u:vera", "SHOE", "app", "popular_in_store", 90), ("a:stranger", "HAT", "web", "popular", 50)]
+    rows = [(person, {"product_id": code, "sku": f"{code}-1", "list_id": "recommendations", "recommendation": reason,
+                      "position": 1, "model_version": 3, "shown_in": shown_in}, hours)
+            for person, code, shown_in, reason, hours in clicks]
+    rows.append(("u:vera", {"product_id": "SHOE", "list_id": "search", "position": 2}, 95))
+    add_product_clicks(database, rows)
+
+
+def add_product_clicks(database, rows: list[tuple[str, dict, float]]) -> None:  # noqa: ANN001
+    """(person key, properties, hours after T0) -> "Product Clicked" track events on the web."""
+    import json
+
+    with database.write() as s:
+        start = (s.query(EventRecord).count() or 0) + 1
+        for n, (person, properties, hours) in enumerate(rows, start):
+            message = {"type": "track", "event": "Product Clicked", "properties": properties,
+                       "timestamp": h(hours).isoformat()}
+            s.add(EventRecord(source_id=1, message_id=f"m{n}", type="track", name="Product Clicked", person=person,
+                              channel="web", user_id=person[2:] if person.startswith("u:") else None,
+                              anonymous_id=person[2:] if person.startswith("a:") else None,
+                              timestamp=h(hours), received_at=h(hours), payload=json.dumps(message)))

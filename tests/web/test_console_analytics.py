@@ -192,3 +192,35 @@ def test_a_funnel_broken_down_by_a_trait(client, synced, staff_client):
         **PERIOD, "step": ["Product Viewed", "Product Added"], "breakdown_trait": "tier"})
     assert section.status_code == 200 and "gold" in section.text and "silver" in section.text
     assert 'value="tier"' in section.text  # the form keeps what was asked
+
+
+@pytest.mark.parametrize("locale", ["en", "ru"])
+def test_revenue_from_recommendations_by_channel(client, database, settings, tmp_path, staff_client, locale):
+    """The world's recommendation clicks and order lines (tests/analytics/test_recommendations.py):
+    4900 of 5800 (minor units) from recommendations, email 3000, app 1300, web 600; channels and
+    reasons in words, money in the currency."""
+    world.build(database)
+    world.add_recommendations(database)
+    settings.analytics_mirror_path = str(tmp_path / "mirror.duckdb")
+    tasks.sync(database, settings)
+    staff_client("marketer", locale=locale)
+    page = client.get("/console/analytics", params=PERIOD)
+    assert 'hx-get="/console/analytics/sections/recommendations?' in page.text
+    html = client.get("/console/analytics/sections/recommendations", params=PERIOD, headers=HX).text
+    assert 'data-test="table-recommendations-by_channel"' in html and 'data-test="an-problem"' not in html
+    by_channel = _text(html.split('data-test="table-recommendations-by_channel"')[1].split("</table>")[0]).replace("\xa0", " ")
+    by_reason = _text(html.split('data-test="table-recommendations-by_reason"')[1].split("</table>")[0])
+    if locale == "ru":
+        assert "Выручка от рекомендаций" in _text(html) and "Доля всей выручки" in _text(html)
+        assert "Эл. почта 2 2 1 30,00 ₽ 51,72 %" in by_channel
+        assert "Мобильное приложение 3 3 2 13,00 ₽" in by_channel and "Сайт 3 3 1 6,00 ₽" in by_channel
+        assert "подобрано для клиента" in by_reason and "популярно в его магазине" in by_reason
+        assert not re.search(r"(?<![\w:-])(web|app|email|for_you|popular_in_store)(?![\w-])", _text(html))
+    else:
+        assert "Revenue from recommendations" in _text(html) and "84.48%" in _text(html)
+        assert "Email 2 2 1 30.00 RUB 51.72%" in by_channel
+        assert "Mobile app 3 3 2 13.00 RUB 22.41%" in by_channel and "Website 3 3 1 6.00 RUB 10.34%" in by_channel
+        assert "picked for them" in by_reason and "popular in their store" in by_reason
+    rows = _csv(client.get("/console/analytics/recommendations.csv",
+                           params={**PERIOD, "table": "recommendations:by_channel"}))
+    assert rows[0][4].endswith(", RUB") and [row[4] for row in rows[1:]] == ["30", "13", "6"]  # in currency units

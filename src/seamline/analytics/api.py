@@ -116,6 +116,20 @@ def contact_center(request: Request, _: ReadKey, start: From = None, end: To = N
     return _run(request, "contact_center", start, end, channel, None, trait, by=by)
 
 
+@router.get("/recommendations")
+def recommendations(request: Request, _: ReadKey, start: From = None, end: To = None,
+                    channel: Annotated[str | None, Query(max_length=32, pattern=r"^[a-z_]+$",
+                                                         description="Only recommendations shown in this channel")] = None,
+                    store: Store = None,
+                    window_days: Annotated[int, Query(ge=1, le=90, description="Days a recommendation click keeps "
+                                                      "the credit for buying the product clicked")] = 7,
+                    trait: Traits = None) -> dict:
+    """Revenue from recommendations: clicks, people who clicked, orders and revenue attributed (the
+    latest click on the product within `window_days` before the order), by the channel the
+    recommendation was shown in and by its reason, and the share of all revenue (docs/analytics.md)."""
+    return _run(request, "recommendations", start, end, channel, store, trait, window_days=window_days)
+
+
 @router.get("/dashboard")
 def dashboard(request: Request, _: ReadKey, start: From = None, end: To = None, channel: Channel = None,
               store: Store = None, trait: Traits = None) -> dict:

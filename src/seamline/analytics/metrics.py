@@ -9,7 +9,7 @@ through `event_people`, so a merge re-attributes history and an unmerge splits i
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 import ibis
@@ -890,6 +890,114 @@ def funnel(w: Warehouse, f: Filters, *, steps: list[str], window_hours: float = 
         result["dropped"] = {"after_step": dropped_after,
                              "people": [int(x) if x.isdigit() else x for x in who]}
     return result
+
+
+# --- 11. recommendations -------------------------------------------------------------------------
+
+#: How long a recommendation click keeps the credit for buying the product clicked.
+RECOMMENDATION_WINDOW_DAYS = 7
+#: The Segment e-commerce event of a click on a product in a list, and the list of recommendations.
+PRODUCT_CLICKED = "Product Clicked"
+RECOMMENDATIONS_LIST = "recommendations"
+NONE = "(none)"
+
+
+def _recommendation_clicks(w: Warehouse) -> ibis.Table:
+    """Every click on a recommended product (any time), with its person, product code, reason and
+    the channel the list was shown in ("(none)" when the tracker did not say)."""
+    events = _events(w)
+    clicks = events.filter(events.type == "track", events.name == PRODUCT_CLICKED,
+                           events.list_id == RECOMMENDATIONS_LIST, events.product_code.notnull())
+    return clicks.select(click_id=clicks.id, person_id=clicks.person_id, person_key=clicks.person_key,
+                         product_code=clicks.product_code, ts=clicks.ts,
+                         channel=clicks.shown_in.fill_null(NONE), reason=clicks.rec_reason.fill_null(NONE))
+
+
+def _period_orders(w: Warehouse, f: Filters) -> ibis.Table:
+    """Purchased orders placed in the period, of the segment's people, picked up in the store."""
+    orders = _segment(f, _in_period(_orders(w), "created_at", f))
+    orders = orders.filter(orders.status.isin(PURCHASED))
+    if f.store is not None:
+        orders = orders.filter(orders.pickup_location_id == f.store)
+    return orders
+
+
+def _recommended_lines(w: Warehouse, f: Filters, window_days: int) -> ibis.Table:
+    """The order lines attributed to recommendations: each line of a purchased order in the period
+    with the person's latest recommendation click on the line's product in the `window_days`
+    before the order (its channel and reason); lines without one are not here."""
+    orders = _period_orders(w, f).filter(_.person_id.notnull())
+    lines, variants, products = w.table("order_lines"), w.table("variants"), w.table("products")
+    joined = (lines.join(orders, lines.order_id == orders.id)
+              .join(variants, lines.variant_id == variants.id)
+              .join(products, variants.product_id == products.id))
+    bought = joined.select(line_id=lines.id, order_id=orders.id, person_id=orders.person_id,
+                           ordered_at=orders.created_at, total=lines.total, product_code=products.code)
+    clicks = _recommendation_clicks(w)
+    clicks = clicks.filter(clicks.person_id.notnull(), clicks.ts < f.end,
+                           clicks.ts >= f.start - timedelta(days=window_days))
+    window = ibis.interval(days=window_days)
+    matched = bought.join(clicks, [bought.person_id == clicks.person_id, bought.product_code == clicks.product_code,
+                                   clicks.ts <= bought.ordered_at, clicks.ts >= bought.ordered_at - window])
+    matched = matched.select(line_id=bought.line_id, order_id=bought.order_id, person_id=bought.person_id,
+                             total=bought.total, channel=clicks.channel, reason=clicks.reason, ts=clicks.ts,
+                             click_id=clicks.click_id)
+    latest = matched.mutate(n=ibis.row_number().over(group_by=matched.line_id,
+                                                     order_by=[ibis.desc(matched.ts), ibis.desc(matched.click_id)]))
+    return latest.filter(latest.n == 0).drop("n", "ts", "click_id")
+
+
+def recommendations(w: Warehouse, f: Filters, *, window_days: int = RECOMMENDATION_WINDOW_DAYS) -> dict:
+    """Revenue from recommendations, by the channel the recommendation was shown in (`shown_in`
+    of the "Product Clicked" event with `list_id` "recommendations") and by its reason.
+
+    Clicks and people who clicked: the recommendation clicks in the period (a known person once,
+    an unknown visitor by their event key). The rule: a line of a purchased order (`PURCHASED`)
+    placed in the period, of product P (its variant's product code) by person X, is attributed to
+    recommendations when X clicked a recommendation of P in the `window_days` (7) before the
+    order (the click at or before the order time); the line's total goes to the latest such
+    click's channel and reason (last touch), so each line counts once. Orders: those with an
+    attributed line (one order may count in two channels, each with its own lines). Share: the
+    attributed revenue over the revenue of every purchased order in the period (their totals).
+    Money in minor units; the price list has one currency (`commerce_currency`), so amounts add
+    up as in the other metrics.
+
+    Filters: the segment narrows clicks and orders to its people, the store the orders (picked up
+    there; clicks are not narrowed), the channel the recommendations to those shown in it (the
+    share stays over all revenue in the period)."""
+    if not 1 <= window_days <= 90:
+        raise ValueError("window_days: 1 to 90")
+    clicks = _segment(f, _in_period(_recommendation_clicks(w), "ts", f))
+    # kept for the session, without the segment (Spark caches no in-memory table): narrowed after
+    everyone = replace(f, segment=(), people=None)
+    lines = w.cached(("recommended lines", f.start, f.end, f.store, window_days),
+                     lambda: _recommended_lines(w, everyone, window_days))
+    lines = _segment(f, lines)
+    if f.channel:
+        clicks = clicks.filter(clicks.channel == f.channel)
+        lines = lines.filter(lines.channel == f.channel)
+    clicks = clicks.mutate(who=clicks.person_id.cast("string").fill_null(clicks.person_key))
+    click_sums = dict(clicks=_.count(), people=_.who.nunique())
+    line_sums = dict(orders=_.order_id.nunique(), lines=_.count(), buyers=_.person_id.nunique(), revenue=_.total.sum())
+    all_revenue = w.execute(_period_orders(w, f).aggregate(revenue=_.total.sum()))["revenue"].iloc[0]
+    all_revenue = 0 if all_revenue is None or pd.isna(all_revenue) else int(all_revenue)
+
+    def counted(row: dict) -> dict:
+        out = {key: int(row.get(key) or 0) for key in ("clicks", "people", "orders", "lines", "buyers", "revenue")}
+        out["share"] = _rate(out["revenue"], all_revenue)
+        return out
+
+    def by(key: str) -> list[dict]:
+        tapped = {r[key]: r for r in _records(w.execute(clicks.group_by(key).aggregate(**click_sums)))}
+        bought = {r[key]: r for r in _records(w.execute(lines.group_by(key).aggregate(**line_sums)))}
+        rows = [{key: name, **counted({**tapped.get(name, {}), **bought.get(name, {})})}
+                for name in set(tapped) | set(bought)]
+        return sorted(rows, key=lambda r: (-r["revenue"], -r["clicks"], r[key]))
+
+    total = {**_records(w.execute(clicks.aggregate(**click_sums)))[0],
+             **_records(w.execute(lines.aggregate(**line_sums)))[0]}
+    return {"window_days": window_days, **counted(total), "all_revenue": all_revenue,
+            "by_channel": by("channel"), "by_reason": by("reason")}
 
 
 # --- drill-down: the people behind a number -----------------------------------------------------

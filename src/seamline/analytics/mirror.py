@@ -100,12 +100,21 @@ def _create_schema(connection: duckdb.DuckDBPyConnection) -> None:
         "CREATE TABLE IF NOT EXISTS _sync_state (name VARCHAR PRIMARY KEY, last_id BIGINT, last_stamp TIMESTAMP,"
         " holes VARCHAR)"
     )
-    for spec in MIRRORED:
-        columns = ", ".join(f"{name} {kind}" for name, kind in LOGICAL[spec.name].items())
-        connection.execute(f"CREATE TABLE IF NOT EXISTS {spec.name} ({columns})")
-    for name in ("people", "event_people"):
-        columns = ", ".join(f"{column} {kind}" for column, kind in LOGICAL[name].items())
-        connection.execute(f"CREATE TABLE IF NOT EXISTS {name} ({columns})")
+    present: dict[str, set[str]] = {}
+    for table, column in connection.execute(
+            "SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = 'main'").fetchall():
+        present.setdefault(table, set()).add(column)
+    for name in [spec.name for spec in MIRRORED] + ["people", "event_people"]:
+        if name not in present:
+            columns = ", ".join(f"{column} {kind}" for column, kind in LOGICAL[name].items())
+            connection.execute(f"CREATE TABLE IF NOT EXISTS {name} ({columns})")
+            continue
+        # A mirror made by an older version: the columns added since come in empty (null in the
+        # rows it holds; the rows copied from now on have them). `seamline analytics sync --full`
+        # re-derives them for the old rows too.
+        for column, kind in LOGICAL[name].items():
+            if column not in present[name]:
+                connection.execute(f"ALTER TABLE {name} ADD COLUMN IF NOT EXISTS {column} {kind}")
 
 
 class _State:

@@ -19,7 +19,9 @@ from seamline.commerce.models import (
     CommerceOrder,
     CommerceOrderLine,
     CommerceOrderStatus,
+    CommerceProduct,
     CommerceReturn,
+    CommerceVariant,
 )
 from seamline.customers.models import CustomerIdentity, CustomerProfile
 from seamline.events.models import EventRecord
@@ -36,11 +38,18 @@ LOGICAL: dict[str, dict[str, str]] = {
     # every event person key (u:<userId>, a:<anonymousId>) -> the person
     "event_people": {"person_key": "VARCHAR", "person_id": "BIGINT"},
     "events": {"id": "BIGINT", "type": "VARCHAR", "name": "VARCHAR", "person_key": "VARCHAR", "channel": "VARCHAR",
-               "ts": "TIMESTAMP", "utm_source": "VARCHAR", "utm_medium": "VARCHAR", "utm_campaign": "VARCHAR"},
+               "ts": "TIMESTAMP", "utm_source": "VARCHAR", "utm_medium": "VARCHAR", "utm_campaign": "VARCHAR",
+               # a product event's properties (Segment e-commerce spec): the product's code, the list it
+               # was shown in; a recommendation click's reason and the channel the list was shown in.
+               # Added after the others (an older mirror gets them by ALTER TABLE, its old rows null).
+               "product_code": "VARCHAR", "list_id": "VARCHAR", "rec_reason": "VARCHAR", "shown_in": "VARCHAR"},
     "orders": {"id": "BIGINT", "profile_id": "BIGINT", "channel": "VARCHAR", "completed_channel": "VARCHAR",
                "status": "VARCHAR", "fulfilment": "VARCHAR", "pickup_location_id": "BIGINT", "total": "BIGINT",
                "currency": "VARCHAR", "created_at": "TIMESTAMP", "updated_at": "TIMESTAMP"},
     "order_lines": {"id": "BIGINT", "order_id": "BIGINT", "variant_id": "BIGINT", "quantity": "BIGINT", "total": "BIGINT"},
+    # an order line's variant -> its product -> the product's code (what product events name)
+    "variants": {"id": "BIGINT", "product_id": "BIGINT"},
+    "products": {"id": "BIGINT", "code": "VARCHAR"},
     "order_statuses": {"id": "BIGINT", "order_id": "BIGINT", "status": "VARCHAR", "channel": "VARCHAR",
                        "created_at": "TIMESTAMP"},
     "carts": {"id": "BIGINT", "profile_id": "BIGINT", "merged_into_id": "BIGINT", "order_id": "BIGINT",
@@ -91,13 +100,25 @@ def _campaign(part: str) -> str:
     return f"json_extract_string(payload, '$.context.campaign.{part}')"
 
 
+def _property(name: str) -> str:
+    return f"json_extract_string(payload, '$.properties.{name}')"
+
+
 MIRRORED: list[Mirrored] = [
     # profiles first: the others may be re-attributed by their merges
     Mirrored("profiles", CustomerProfile.__table__, ("id", "status", "merged_into_id", "created_at", "updated_at"),
              "stamped", stamp="updated_at"),
     Mirrored("events", EventRecord.__table__, ("id", "type", "name", "person", "channel", "timestamp", "payload"), "appended",
              derived={"person_key": "person", "ts": '"timestamp"', "utm_source": _campaign("source"),
-                      "utm_medium": _campaign("medium"), "utm_campaign": _campaign("name")}),
+                      "utm_medium": _campaign("medium"), "utm_campaign": _campaign("name"),
+                      "product_code": _property("product_id"), "list_id": _property("list_id"),
+                      "rec_reason": _property("recommendation"), "shown_in": _property("shown_in")}),
+    # Appended: a variant never moves to another product (catalog.put_product refuses a SKU of
+    # another product) and a product's code is its key (PUT /products/{code}); neither is deleted.
+    # Copied before the order lines: a line's variant is there already (but for one created in
+    # between, which the next sync brings; until then the line counts for no product).
+    Mirrored("variants", CommerceVariant.__table__, ("id", "product_id"), "appended"),
+    Mirrored("products", CommerceProduct.__table__, ("id", "code"), "appended"),
     Mirrored("orders", CommerceOrder.__table__, ("id", "profile_id", "channel", "completed_channel", "status", "fulfilment",
                                                 "pickup_location_id", "total", "currency", "created_at", "updated_at"),
              "stamped", stamp="updated_at"),

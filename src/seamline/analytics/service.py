@@ -30,6 +30,7 @@ METRICS: dict[str, Callable[..., dict]] = {
     "attribution": metrics.attribution,
     "omnichannel": metrics.omnichannel,
     "contact_center": metrics.contact_center,
+    "recommendations": metrics.recommendations,
 }
 
 #: The funnel the dashboard shows when none is asked for: the storefront's own events.

@@ -81,6 +81,10 @@ _PG_DERIVED = {
     ("events", "utm_source"): "payload::jsonb #>> '{context,campaign,source}'",
     ("events", "utm_medium"): "payload::jsonb #>> '{context,campaign,medium}'",
     ("events", "utm_campaign"): "payload::jsonb #>> '{context,campaign,name}'",
+    ("events", "product_code"): "payload::jsonb #>> '{properties,product_id}'",
+    ("events", "list_id"): "payload::jsonb #>> '{properties,list_id}'",
+    ("events", "rec_reason"): "payload::jsonb #>> '{properties,recommendation}'",
+    ("events", "shown_in"): "payload::jsonb #>> '{properties,shown_in}'",
     ("conversations", "sla_breached"): "coalesce(json_array_length(sla_breaches), 0) > 0",
 }
 

@@ -29,7 +29,7 @@ from seamline.web.console.labels import Labels
 
 #: The order of the sections on the page and in the report (the analytics service's metrics).
 METRICS = ("conversion", "journeys", "funnel", "cohorts", "satisfaction", "clv", "engagement", "attribution",
-           "omnichannel", "contact_center")
+           "omnichannel", "contact_center", "recommendations")
 #: Drill-down metrics of `analytics.metrics.people_behind`, plus the funnel's "dropped after step k".
 DRILLS = ("conversion", "cohorts", "satisfaction", "omnichannel", "engagement", "funnel")
 #: Attribution models in the order they are shown.
@@ -49,7 +49,7 @@ TITLES = {
     "journeys": t("Customer journeys"), "funnel": t("Funnel"), "cohorts": t("Retention cohorts"),
     "satisfaction": t("NPS and CSAT"), "clv": t("Customer lifetime value (CLV)"), "engagement": t("Engagement"),
     "attribution": t("Attribution"), "omnichannel": t("Omnichannel and single-channel customers"),
-    "contact_center": t("Contact center"),
+    "contact_center": t("Contact center"), "recommendations": t("Recommendations"),
 }
 MODEL_NAMES = {"first_touch": t("First touch"), "last_touch": t("Last touch"), "linear": t("Linear"),
                "time_decay": t("Time decay"), "position_based": t("Position based"), "markov": t("Markov chain")}
@@ -641,10 +641,38 @@ def contact_center(data: dict, w: Words) -> list[Section]:
     return [section]
 
 
+def recommendations(data: dict, w: Words) -> list[Section]:
+    """Revenue from recommendations by the channel they were shown in, and by their reason."""
+    section = Section("recommendations", w.t(TITLES["recommendations"]), kpis=[
+        Kpi(w.t("Recommendation clicks"), data.get("clicks")), Kpi(w.t("People who clicked"), data.get("people")),
+        Kpi(w.t("Orders with recommended products"), data.get("orders")),
+        Kpi(w.t("Revenue from recommendations"), data.get("revenue"), "money"),
+        Kpi(w.t("Share of all revenue"), data.get("share"), "percent")],
+        empty=not (data.get("clicks") or data.get("orders")),
+        notes=[w.t("A purchased product counts for the latest click on its recommendation by the same person in the "
+                   "%(days)s days before the order, in the channel where the recommendation was shown; each order "
+                   "line once.", days=data.get("window_days", 7))])
+
+    def reason(code: str) -> str:
+        return w.t("(not set)") if code in (None, "(none)") else w.labels.recommendation_reason(code)
+
+    measures = [Column("clicks", w.t("Clicks")), Column("people", w.t("People who clicked")),
+                Column("orders", w.t("Orders")), Column("revenue", w.t("Revenue"), "money"),
+                Column("share", w.t("Share of all revenue"), "percent")]
+    keys = ("clicks", "people", "orders", "revenue", "share")
+    section.tables = [
+        Table("by_channel", w.t("Revenue from recommendations"), [Column("channel", w.t("Shown in"), "text"), *measures],
+              [Row({"channel": w.channel(r["channel"]), **{k: r.get(k) for k in keys}}) for r in data.get("by_channel") or []]),
+        Table("by_reason", w.t("By reason"), [Column("reason", w.t("Why recommended"), "text"), *measures],
+              [Row({"reason": reason(r["reason"]), **{k: r.get(k) for k in keys}}) for r in data.get("by_reason") or []]),
+        summary_table(section, w)]
+    return [section]
+
+
 BUILDERS: dict[str, Callable[[dict, Words], list[Section]]] = {
     "conversion": conversion, "journeys": journeys, "funnel": funnel, "cohorts": cohorts, "satisfaction": satisfaction,
     "clv": clv, "engagement": engagement, "attribution": attribution, "omnichannel": omnichannel,
-    "contact_center": contact_center,
+    "contact_center": contact_center, "recommendations": recommendations,
 }
 
 
