@@ -310,7 +310,8 @@ def send_many(session: Session, *, settings: Settings, items: list[Outgoing]) ->
     routed: list[tuple[int, Outgoing, Route]] = []
     written: list[tuple[int, InboxMessage, str, InboxConversation]] = []
     people = sorted({p.id for p in live.values() if p.status == "active"})
-    with _prefetch(session, people, settings=settings):
+    choosing = any(items[i].channel is None and items[i].to is None for i in pending)  # the ranker is asked
+    with _prefetch(session, people, settings=settings, rank=choosing):
         for i in pending:
             item = items[i]
             profile = live.get(item.customer_id)
@@ -362,7 +363,7 @@ def _insert_messages(session: Session, rows: list[dict[str, Any]]) -> list[Inbox
 
 
 @contextmanager
-def _prefetch(session: Session, customer_ids: list[int], *, settings: Settings) -> Iterator[None]:
+def _prefetch(session: Session, customer_ids: list[int], *, settings: Settings, rank: bool = True) -> Iterator[None]:
     """Load what routing asks per person (`service.prefetched`) for all of these live profiles."""
     families = customers_service.merged_profile_ids_many(session, customer_ids) if customer_ids else {}
     owner = {member: person for person, members in families.items() for member in members}
@@ -402,7 +403,7 @@ def _prefetch(session: Session, customer_ids: list[int], *, settings: Settings) 
                   if isinstance(thread.get("address"), str)]
     session.info["inbox_prefetch"] = {"person_ids": families, "verified": verified, "consents": consents, "threads": threads,
                                       "last_channel": last_channel, "suppressed": suppression.suppressed_many(session, addresses)}
-    if _rankers and families:
+    if rank and _rankers and families:
         loaded = _rankers[0].load(session, settings, families)
         session.info["inbox_prefetch"]["ranker"] = {person: loaded for person in families}
     try:
