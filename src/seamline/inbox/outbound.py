@@ -144,7 +144,7 @@ def choose(session: Session, *, settings: Settings, customer_id: int, channel: s
         adapter_for(channel)  # an unknown channel is 422 unknown_channel
     else:
         last = last_used_channel(session, customer_id)
-        candidates = list(dict.fromkeys(c for c in [last, *settings.inbox_outbound_channels] if c in ADAPTERS))
+        candidates = _unnamed_candidates(settings, last)
     reaching, reasons = _reach(session, settings, customer_id, candidates, purpose, consents, threads,
                                named=channel is not None, first=channel is not None or to is not None, to=to)
     if reaching and (channel is not None or to is not None):  # named (or push: the first that reaches them)
@@ -197,11 +197,17 @@ def _reach(session: Session, settings: Settings, customer_id: int, candidates: l
     return reaching, reasons
 
 
+def _unnamed_candidates(settings: Settings, last: str | None) -> list[str]:
+    """The channels a message with no channel named may go to: the one the person last wrote on,
+    then `inbox_outbound_channels` (push channels only when an install lists them there)."""
+    return list(dict.fromkeys(c for c in [last, *settings.inbox_outbound_channels] if c in ADAPTERS))
+
+
 def reachability(session: Session, *, settings: Settings, customer_id: int, purpose: str = "marketing") -> dict[str, str | None]:
     """Each channel a message with no channel named may go to -> None when it reaches the person
     for a `purpose` message, else why not (the console's "channels" panel)."""
     consents, threads = _consents(session, customer_id), _threads(session, customer_id)
-    candidates = list(dict.fromkeys(c for c in [*settings.inbox_outbound_channels, *PUSH_CHANNELS] if c in ADAPTERS))
+    candidates = _unnamed_candidates(settings, last_used_channel(session, customer_id))
     reaching, reasons = _reach(session, settings, customer_id, candidates, purpose, consents, threads, named=False, first=False)
     return {name: None if any(r.channel == name for r in reaching) else reasons.get(name) for name in candidates}
 
