@@ -254,10 +254,12 @@ def marketing_run(
     refresh: Annotated[bool, typer.Option("--refresh/--no-refresh", help="Also evaluate every segment again over everyone")] = False,
     database_url: DatabaseUrl = None,
 ) -> None:
-    """Start due campaigns, enroll people whose date came, run due journey steps (what the job
-    queue does every few seconds), and with --refresh evaluate every segment in full; prints
-    what moved."""
+    """Start due campaigns, enroll people whose date came, run due journey steps and credit
+    replies to marketing messages (what the job queue does every few seconds), and with --refresh
+    evaluate every segment in full and sum each cohort's channel evidence (the next best
+    channel's priors); prints what moved."""
     from seamline.marketing import reactor
+    from seamline.marketing.optichannel import service as optichannel
 
     built = _runtime(_settings(database_url))  # wired: sends need the channel adapters
     from seamline.core import heap
@@ -265,9 +267,11 @@ def marketing_run(
     heap.settle()  # thousands of messages in batches: core/heap.py
     database, settings = built.database, built.settings
     out = {"campaigns": reactor.campaigns(database, settings), "dates": reactor.dates(database, settings),
-           "steps": reactor.advance(database, settings)}
+           "steps": reactor.advance(database, settings),
+           "replies": database.run_write(lambda session: optichannel.credit_replies(session, settings))}
     if refresh:
         out["segments"] = reactor.refresh_all(database)
+        out["cohorts"] = database.run_write(lambda session: optichannel.refresh_cohorts(session, settings))
     built.close()
     typer.echo(json.dumps(out))
 

@@ -169,5 +169,9 @@ def test_cron_command_sends_a_scheduled_campaign(client, shop, marketer, setting
     out = json.loads(seamline(settings, "marketing", "run", SEAMLINE_INBOX_SMTP_HOST="127.0.0.1",
                               SEAMLINE_INBOX_EMAIL_ADDRESS="shop@example.com", SEAMLINE_MARKETING_QUIET_HOURS="").stdout)
     assert out["campaigns"] == 1  # started, and its steps run at once
+    assert out["replies"] == 0  # the next best channel's reply credit runs from cron too (nobody answered yet)
+    full = json.loads(seamline(settings, "marketing", "run", "--refresh", SEAMLINE_INBOX_SMTP_HOST="127.0.0.1",
+                               SEAMLINE_INBOX_EMAIL_ADDRESS="shop@example.com").stdout)
+    assert full["cohorts"] > 0  # the three sends' evidence, summed into their cohort and everyone's
     assert len(texts(client, journey_id)) == 3
     assert client.get(f"/v1/marketing/campaigns/{campaign['id']}", headers=marketer).json()["status"] == "sent"
