@@ -1,5 +1,6 @@
 """Every table of every domain, imported in one place for Alembic and the test schema."""
 
+from seamline.assistant import models as _assistant  # noqa: F401
 from seamline.channels.mobilepush import models as _mobilepush  # noqa: F401
 from seamline.channels.telephony import models as _telephony  # noqa: F401
 from seamline.channels.webpush import models as _webpush  # noqa: F401

@@ -50,6 +50,8 @@ from seamline.loyalty import service as loyalty_service
 from seamline.loyalty import tasks as loyalty_tasks
 from seamline.marketing import reactor as marketing_reactor
 from seamline.marketing.optichannel import service as optichannel
+from seamline.assistant import service as assistant_service
+from seamline.assistant import tasks as assistant_tasks
 from seamline.recommendations import service as recommendations_service
 from seamline.recommendations import tasks as recommendations_tasks
 
@@ -74,7 +76,8 @@ class Runtime:
                 + inbox_tasks.periodic_tasks(self.database, self.settings, self.identifier_rules)
                 + analytics_tasks.periodic_tasks(self.database, self.settings)
                 + marketing_reactor.periodic_tasks(self.database, self.settings)
-                + recommendations_tasks.periodic_tasks(self.database, self.settings))
+                + recommendations_tasks.periodic_tasks(self.database, self.settings)
+                + assistant_tasks.periodic_tasks(self.database, self.settings))
 
     @property
     def serves_jobs(self) -> bool:
@@ -112,6 +115,8 @@ def build(settings: Settings | None = None, *, database: Database | None = None)
     # in the export and deleted at erasure.
     runtime.sections.register("recommendations", recommendations_service.section(settings), export=recommendations_service.export,
                               erase=recommendations_service.erase)
+    # The bot's "back in stock" alerts; erasure also blanks the phrases it kept as not understood.
+    runtime.sections.register("assistant", None, export=assistant_service.export, erase=assistant_service.erase)
     destinations.register_tasks(runtime.tasks, runtime.database, settings)
     inbox_webhooks.register_tasks(runtime.tasks, runtime.database, settings)
     inbox_delivery.register_tasks(runtime.tasks, runtime.database, settings, runtime.identifier_rules)
@@ -134,6 +139,7 @@ def wire() -> None:
     login_codes.register_sender(_send_login_code)
     marketing_reactor.subscribe()
     inbox_outbound.register_ranker(optichannel.Ranker())
+    inbox_service.register_responder(assistant_service.respond)
 
 
 # --- what the inbox and login codes learn from sibling domains ---------------------------------

@@ -358,6 +358,50 @@ def mark_ready(session: Session, *, settings: Settings, order_id: int, channel: 
     return order
 
 
+#: Notes of the order's history that record a customer's request without changing its status.
+HOLD_EXTENDED = "hold extended"
+RETURN_REQUESTED = "return requested"
+
+
+def _noted(session: Session, order_id: int, note: str) -> bool:
+    return session.scalar(select(func.count()).select_from(CommerceOrderStatus).where(
+        CommerceOrderStatus.order_id == order_id, CommerceOrderStatus.note == note)) > 0
+
+
+def extend_hold(session: Session, *, order_id: int, hours: int, channel: str | None,
+                now: datetime | None = None) -> tuple[CommerceOrder, bool]:
+    """A pickup order waiting for its customer waits `hours` longer, once (the stock stays held:
+    expiry reads `reserved_until`). (The order, whether it was extended now.) A second request
+    changes nothing; an order not waiting for pickup is a 409 `invalid_order_status`."""
+    order = get_order(session, order_id, lock=True)
+    if order.status != "ready_for_pickup" or order.reserved_until is None:
+        raise Conflict(f"Order {order.id} is {order.status}: only an order waiting for pickup can wait longer",
+                       code="invalid_order_status", details={"status": order.status})
+    if _noted(session, order.id, HOLD_EXTENDED):
+        return order, False
+    now = now or utcnow()
+    order.reserved_until = order.reserved_until + timedelta(hours=hours)
+    order.updated_at = now
+    session.add(CommerceOrderStatus(order_id=order.id, status=order.status, channel=channel, note=HOLD_EXTENDED, created_at=now))
+    return order, True
+
+
+def request_return(session: Session, *, order_id: int, channel: str | None, now: datetime | None = None) -> tuple[CommerceOrder, bool]:
+    """The customer asked to return (part of) a received order: a note in its history, which the
+    store sees when the goods come back (`returns.accept_return` does the refund). Once per order;
+    an order not received yet is a 409 `invalid_order_status`."""
+    order = get_order(session, order_id, lock=True)
+    if order.status != "completed":
+        raise Conflict(f"Order {order.id} is {order.status}: only a received order can be returned",
+                       code="invalid_order_status", details={"status": order.status})
+    if _noted(session, order.id, RETURN_REQUESTED):
+        return order, False
+    now = now or utcnow()
+    order.updated_at = now
+    session.add(CommerceOrderStatus(order_id=order.id, status=order.status, channel=channel, note=RETURN_REQUESTED, created_at=now))
+    return order, True
+
+
 def pick_up(session: Session, *, order_id: int, code: str, channel: str | None, note: str = "") -> CommerceOrder:
     """Handover in the store: the pickup code must match; the stock is sold."""
     order = get_order(session, order_id, lock=True)

@@ -354,6 +354,28 @@ class Settings(BaseSettings):
         default=10.0, gt=0, description="ALS confidence scale: confidence = 1 + alpha * log1p(weight), where a purchase "
         "weighs 4, a cart line 2 and a product view 1")
     recommendations_threads: int = Field(default=1, ge=1, le=64, description="Threads ALS trains with")
+    assistant_enabled: bool = Field(
+        default=False, description="The chat bot answers new conversations on `assistant_channels` first and hands over to "
+        "people (docs/assistant.md); the demo turns it on")
+    assistant_channels: list[str] = Field(
+        default=["webchat", "telegram", "whatsapp", "vk", "viber", "sms"],
+        description="Channels whose new conversations the bot takes")
+    assistant_confidence: float = Field(
+        default=0.4, ge=0, le=1, description="The intent model's confidence at which the bot answers")
+    assistant_unsure_confidence: float = Field(
+        default=0.25, ge=0, le=1, description="Below `assistant_confidence` and at or above this, the bot is unsure: it hands "
+        "over (`low_confidence`); below this it says it did not understand (twice: it hands over)")
+    assistant_idle_minutes: int = Field(
+        default=30, ge=1, le=7 * 24 * 60,
+        description="A conversation only the bot answered is resolved (by the bot) after this long without a customer message")
+    assistant_hold_extension_hours: int = Field(
+        default=48, ge=1, le=24 * 14, description="How much longer a pickup order waits when the bot extends its hold (once)")
+    assistant_llm_url: str | None = Field(
+        default=None, description="An OpenAI-compatible endpoint (`.../v1`) the bot asks which intent a message has when its "
+        "own model is unsure; off when empty (docs/assistant.md)")
+    assistant_llm_model: str = Field(default="gpt-4o-mini", description="The model name sent to `assistant_llm_url`")
+    assistant_llm_api_key: SecretStr = Field(default=SecretStr(""), description="Bearer token for `assistant_llm_url`")
+    assistant_llm_timeout_seconds: float = Field(default=5.0, gt=0, le=60, description="How long to wait for the LLM")
     console_session_hours: int = Field(default=12, ge=1, le=24 * 30, description="How long a staff console sign-in lasts")
     console_login_free_attempts: int = Field(
         default=5, ge=1, le=100,

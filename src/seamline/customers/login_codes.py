@@ -183,8 +183,11 @@ def _deliver(session: Session, *, settings: Settings, identifier: Identifier, te
 
 
 def verify_code(session: Session, *, rules: IdentifierRules, identifier_type: str, value: str, code: str,
-                anonymous_id: str | None = None, channel: str = "web", now: datetime | None = None) -> Verification:
-    """Check a code; on success log the person in (see the module's docstring)."""
+                anonymous_id: str | None = None, link: list[tuple[str, str]] = (), channel: str = "web",
+                now: datetime | None = None) -> Verification:
+    """Check a code; on success log the person in (see the module's docstring). `link`: more
+    identifiers the caller vouches for that join the person with it (the chat bot's messenger
+    account of the person who proved the code)."""
     now = now or utcnow()
     identifier = _identifier(rules, identifier_type, value)
     row = session.scalar(
@@ -219,6 +222,7 @@ def verify_code(session: Session, *, rules: IdentifierRules, identifier_type: st
     identifiers = [IdentifierIn(type=identifier.type, value=identifier.value)]
     if anonymous_id:
         identifiers.append(IdentifierIn(type="anonymous_id", value=anonymous_id))
+    identifiers += [IdentifierIn(type=t, value=v) for t, v in link if (t, v) != (identifier.type, identifier.value)]
     outcome = service.upsert_customer(
         session, rules=rules, data=CustomerUpsert(identifiers=identifiers, source=f"login:{channel}"[:64])
     )

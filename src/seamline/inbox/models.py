@@ -25,6 +25,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, validates
@@ -115,6 +116,9 @@ class InboxConversation(Base):
     queue_rank_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     queued_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     labels: Mapped[list[str]] = mapped_column(JSON, default=list)
+    #: The bot (a registered `service.Responder`) is answering: not in the queue, no SLA clock
+    #: running, until it hands over (`service.hand_over`) or an agent replies.
+    handled_by_bot: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     #: Per-channel addressing: {"email": {"address", "subject", "message_ids": [...]}, "webchat": {...}}
     channel_state: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     sla_policy_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("inbox_sla_policy.id"), nullable=True)

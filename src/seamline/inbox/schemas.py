@@ -250,6 +250,7 @@ class ConversationSummaryRead(BaseModel):
     queued_at: datetime | None
     awaiting_reply_since: datetime | None
     sla_breaches: list[str]
+    handled_by_bot: bool = Field(False, description="The bot is answering: not in the queue until it hands over or an agent replies")
 
 
 class ConversationPage(BaseModel):
@@ -334,6 +335,7 @@ class ConversationRead(BaseModel):
     last_message_at: datetime | None
     created_at: datetime
     resolved_at: datetime | None
+    handled_by_bot: bool = Field(False, description="The bot is answering: not in the queue until it hands over or an agent replies")
     sla: SlaRead
 
 

@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import re
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
+
+import structlog
 
 from sqlalchemy import delete, func, insert, or_, select, update
 from sqlalchemy.orm import Session
@@ -44,6 +47,7 @@ from seamline.inbox.models import (
 )
 
 STATUSES = ("open", "pending", "snoozed", "resolved")
+_log = structlog.get_logger("seamline.inbox")
 THREAD_IDS_KEPT = 50
 
 #: A conversation's system messages (kind "event", read by agents only) by key: English templates.
@@ -72,6 +76,9 @@ SYSTEM_TEXTS = {
     "conversation.email_left": "The customer left %(email)s: replies go by email",
     "conversation.called_back": "Called the customer back",
     "conversation.task": "Task: %(text)s",
+    "conversation.bot_handover": "The bot handed over: %(reason)s",
+    "conversation.bot_handover.topic": "The bot handed over: %(reason)s; topic: %(topic)s",
+    "conversation.bot_resolved": "Resolved by the bot",
 }
 
 
@@ -173,6 +180,7 @@ def conversation_view(session: Session, conversation: InboxConversation, setting
         "last_message_at": conversation.last_message_at,
         "created_at": conversation.created_at,
         "resolved_at": conversation.resolved_at,
+        "handled_by_bot": bool(conversation.handled_by_bot),
         "sla": sla.clocks(conversation, now or utcnow(), at_risk_minutes=settings.inbox_sla_at_risk_minutes),
     }
     if messages:
@@ -188,6 +196,7 @@ def summary_view(conversation: InboxConversation) -> dict[str, Any]:
         "last_message_at": conversation.last_message_at, "created_at": conversation.created_at,
         "queued_at": conversation.queued_at, "awaiting_reply_since": conversation.awaiting_reply_since,
         "sla_breaches": list(conversation.sla_breaches or []),
+        "handled_by_bot": bool(conversation.handled_by_bot),
     }
 
 
@@ -521,6 +530,137 @@ def _survey_answer(session: Session, conversation: InboxConversation, inbound: I
     return answer_survey(session, survey_id=survey.id, score=score, comment=None, channel=inbound.channel)
 
 
+# --- the bot -----------------------------------------------------------------------------------
+
+
+@dataclass
+class Handover:
+    """A responder gives the conversation to people: why (`requested`, `misunderstood`,
+    `low_confidence`, `human_only`, `error`, ...), the topic it detected, the skill routing
+    should require (None: the routing rules decide), and its summary for the agent."""
+
+    reason: str
+    topic: str | None = None
+    skill: str | None = None
+    summary: str = ""
+
+
+class Responder(Protocol):
+    """Answers a customer's message in a conversation nobody is assigned to, inside the message's
+    transaction: True when it answered and keeps the conversation, a `Handover` to give it to
+    people now, None when it does not take it (the conversation is routed as usual). The inbox
+    knows no bot: the composition root registers one (`seamline.assistant`)."""
+
+    def __call__(self, session: Session, *, settings: Settings, conversation: InboxConversation,
+                 message: InboxMessage, inbound: InboundMessage) -> bool | Handover | None: ...
+
+
+_RESPONDERS: list[Responder] = []
+
+
+def register_responder(responder: Responder) -> None:
+    if responder not in _RESPONDERS:
+        _RESPONDERS.append(responder)
+
+
+def unregister_responder(responder: Responder) -> None:
+    if responder in _RESPONDERS:
+        _RESPONDERS.remove(responder)
+
+
+def _bot_keeps(session: Session, settings: Settings, conversation: InboxConversation, message: InboxMessage,
+               inbound: InboundMessage) -> bool:
+    """Ask the responders about a new conversation's message, or one the bot holds. A responder
+    that fails has what it wrote rolled back (its savepoint, its notices) and the conversation
+    goes to people: a customer is never left without an answer by a broken bot."""
+    for responder in list(_RESPONDERS):
+        mark = realtime.mark(session)
+        try:
+            with session.begin_nested():
+                answer = responder(session, settings=settings, conversation=conversation, message=message, inbound=inbound)
+        except Exception as exc:  # noqa: BLE001 - the people take over; the error goes to the log
+            realtime.discard_since(session, mark)
+            _log.exception("the bot failed on a message; handing over", conversation_id=conversation.id, error=str(exc)[:300])
+            if conversation.handled_by_bot:
+                hand_over(session, settings=settings, conversation=conversation, handover=Handover(reason="error"), route=False)
+            return False
+        if answer is True:
+            if not conversation.handled_by_bot:
+                conversation.handled_by_bot = True
+                publish_conversation(session, conversation, "bot")
+            conversation.queue_rank_at = conversation.queued_at = None
+            conversation.first_response_due_at = conversation.next_response_due_at = conversation.resolution_due_at = None
+            sla.refresh_next_due(conversation)
+            return True
+        if isinstance(answer, Handover):
+            hand_over(session, settings=settings, conversation=conversation, handover=answer, route=False)
+            return False
+    return False
+
+
+def bot_reply(session: Session, *, settings: Settings, conversation: InboxConversation, text: str,
+              meta: dict[str, Any] | None = None) -> InboxMessage:
+    """The bot's message to the customer on the conversation's reply channel: sent at once on a
+    live channel (web chat), else queued for the send worker in this transaction, like an
+    agent's reply (`high`)."""
+    channel = conversation.reply_channel
+    adapter = adapter_for(channel)
+    address = adapter.address(session, customer_id=conversation.customer_id,
+                              thread=(conversation.channel_state or {}).get(channel) or {})
+    now = utcnow()
+    message = InboxMessage(
+        conversation_id=conversation.id, direction="out", kind="message", channel=channel, text=text,
+        delivery_status="sent" if adapter.realtime else "queued", next_attempt_at=None if adapter.realtime else now,
+        meta={**(meta or {}), "address": address, "bot": True}, created_at=now,
+    )
+    session.add(message)
+    session.flush()
+    conversation.last_message_at = now
+    queue_send(session, message, priority=Priority.high)
+    publish_message(session, conversation, message, without_files=True)
+    return message
+
+
+def hand_over(session: Session, *, settings: Settings, conversation: InboxConversation, handover: Handover,
+              route: bool = True) -> None:
+    """The bot gives the conversation to people: its summary as a note the agent reads first,
+    the topic as a label (and the skill, if the business tied one to it), a system message with
+    the reason, the SLA clocks started now, and the conversation in the queue (routed now with
+    `route`; `receive` routes it itself)."""
+    now = utcnow()
+    conversation.handled_by_bot = False
+    if handover.summary:
+        session.add(InboxMessage(conversation_id=conversation.id, direction="internal", kind="note", channel=conversation.channel,
+                                 text=handover.summary, delivery_status="received", created_at=now,
+                                 meta={"bot": True, "summary": True}))
+        session.flush()
+    params = {"reason": handover.reason, **({"topic": handover.topic} if handover.topic else {})}
+    system_event(session, conversation, key="conversation.bot_handover.topic" if handover.topic else "conversation.bot_handover",
+                 params=params, data={"bot": {"handover": handover.reason, "topic": handover.topic}})
+    if handover.topic and handover.topic not in (conversation.labels or []):
+        conversation.labels = [*(conversation.labels or []), handover.topic]
+    if handover.skill:
+        conversation.required_skill = handover.skill
+    sla.start_clocks(session, conversation, now)
+    if conversation.status != "open":
+        _change_status(session, conversation, "open", settings)
+    if conversation.assignee_id is None:
+        routing.enqueue(conversation, settings, at=now)
+        if route:
+            agent = routing.route(session, conversation, settings)
+            if agent is not None:
+                _announce_assignment(session, conversation, agent_id=agent.id, by=None, note=None)
+            else:
+                publish_conversation(session, conversation, "queued")
+
+
+def bot_resolved(session: Session, *, settings: Settings, conversation: InboxConversation) -> None:
+    """The bot's conversation went quiet after its answer: resolved by the bot (no survey: the
+    survey asks about an agent's help)."""
+    system_event(session, conversation, key="conversation.bot_resolved", data={"bot": {"resolved": True}})
+    _change_status(session, conversation, "resolved", settings)
+
+
 def receive(session: Session, *, settings: Settings, inbound: InboundMessage, customer_id: int) -> InboxMessage:
     """Put a customer's message into their conversation (continuing, reopening or starting one),
     route it, and tell the agent."""
@@ -557,6 +697,9 @@ def receive(session: Session, *, settings: Settings, inbound: InboundMessage, cu
     if created:
         webhooks.emit(session, "conversation.created", summary_view(conversation))
     publish_message(session, conversation, message, without_files=not (inbound.attachments or inbound.attachment_ids))
+    if conversation.assignee_id is None and (created or conversation.handled_by_bot) and _bot_keeps(
+            session, settings, conversation, message, inbound):
+        return message
     if conversation.assignee_id is None:
         agent = routing.route(session, conversation, settings)
         if agent is not None:
@@ -799,6 +942,7 @@ def reply(
     session.flush()
     _bind_attachments(session, message=message, ids=attachment_ids or [], customer_id=None)
     queue_send(session, message)
+    conversation.handled_by_bot = False  # an agent who answers takes over from the bot
     if conversation.assignee_id is None:
         if routing.claim(session, conversation, agent, settings, force=True):
             _announce_assignment(session, conversation, agent_id=agent.id, by=agent.id, note=None)
