@@ -22,7 +22,9 @@ from seamline.assistant import service as bot
 from seamline.assistant.models import AssistantState, AssistantStockWatch, AssistantTurn
 from seamline.commerce.models import CommerceOrder, CommerceOrderStatus
 from seamline.core.time import utcnow
+from seamline.customers.models import CustomerIdentity
 from seamline.inbox import delivery
+from seamline.inbox import service as inbox_service
 from seamline.inbox.models import InboxConversation, InboxMessage
 from tests.channels.fakes import FakeJsonApi
 from tests.commerce.conftest import receive, shop  # noqa: F401 - the fixture
@@ -95,15 +97,13 @@ class Telegram:
         return answers[-1].text
 
     def conversation(self) -> InboxConversation:
+        """The latest conversation of the person this Telegram account belongs to."""
         with self.client.app.state.database.read() as session:
-            return session.scalars(select(InboxConversation).join(InboxMessage).where(
-                InboxMessage.channel == "telegram", InboxMessage.direction == "in",
-                InboxMessage.meta["address"]["chat_id"].as_string() == str(self.user_id))
-                .order_by(InboxConversation.id.desc())).first() or self._by_answer()
-
-    def _by_answer(self) -> InboxConversation:
-        with self.client.app.state.database.read() as session:
-            return session.get(InboxConversation, self.answers()[-1].conversation_id)
+            profile = session.scalar(select(CustomerIdentity.profile_id).where(
+                CustomerIdentity.type == "telegram_id", CustomerIdentity.value == str(self.user_id)))
+            return session.scalars(select(InboxConversation).where(
+                InboxConversation.customer_id.in_(inbox_service.person_ids(session, profile)))
+                .order_by(InboxConversation.id.desc())).first()
 
 
 def place_app_order(client, headers, *, phone: str = PHONE, ready: bool = True, store: str = "store-tverskaya") -> dict:
@@ -152,3 +152,229 @@ def test_order_placed_in_the_app_is_found_in_telegram_after_a_one_time_code(clie
     delivery.send_due(client.app.state.database, settings=client.app.state.settings)
     sent = [body.get("text", "") for _path, body, _auth in telegram_api.calls]
     assert sum(placed["pickup_code"] in text for text in sent) == 2
+
+
+def queue_items(client, headers) -> list[dict]:
+    return client.get("/v1/inbox/queue", headers=headers).json()["items"]
+
+
+def test_asking_for_a_person_hands_over_with_the_summary_and_the_topic_routes_by_skill(client, shop):
+    headers = shop["headers"]
+    with client.app.state.database.write() as session:
+        bot.set_topic(session, intent="returns", human_only=True, skill="returns")
+    anna = Telegram(client)
+    anna.say("здравствуйте")
+    assert "бот поддержки" in anna.last()
+    anna.say("хочу вернуть крем, он не подошёл")
+    assert "сотрудник" in anna.last()
+    conversation = anna.conversation()
+    assert not conversation.handled_by_bot and conversation.required_skill == "returns" and "returns" in conversation.labels
+    assert conversation.first_response_due_at is not None or conversation.sla_policy_id is None
+    [waiting] = queue_items(client, headers)
+    assert waiting["id"] == conversation.id and waiting["required_skill"] == "returns"
+
+    # The agent with the skill comes online and gets it, and sees the bot's part and its summary.
+    agent = create_agent(client, headers, skills=["returns"])
+    view = client.get(f"/v1/inbox/conversations/{conversation.id}", headers=headers).json()
+    assert view["assignee_id"] == agent["id"] and view["handled_by_bot"] is False
+    notes = [m for m in view["messages"] if m["kind"] == "note"]
+    assert notes and notes[0]["meta"]["summary"] and "Возврат и обмен" in notes[0]["text"] and "хочу вернуть крем" in notes[0]["text"]
+    bot_lines = [m for m in view["messages"] if m["direction"] == "out" and m["meta"].get("bot")]
+    assert len(bot_lines) == 2
+    events = [m for m in view["messages"] if m["kind"] == "event" and m["meta"].get("text_key", "").startswith("conversation.bot_handover")]
+    assert events[0]["meta"]["text_params"] == {"reason": "human_only", "topic": "returns"}
+
+    # From now on people answer: the bot stays quiet in this conversation.
+    reply(client, headers, conversation.id, "Здравствуйте, Анна! Помогу с возвратом.", agent_id=agent["id"])
+    before = len(anna.answers())
+    anna.say("спасибо")
+    assert len(anna.answers()) == before
+
+
+@pytest.mark.parametrize("words,reason", [
+    (["позовите оператора"], "requested"),
+    (["ывапролджэ", "кукареку фыва"], "misunderstood"),
+])
+def test_handover_on_request_and_after_two_misunderstandings(client, shop, words, reason):
+    headers = shop["headers"]
+    ivan = Telegram(client, user_id=222222222, first_name="Иван")
+    for text in words[:-1]:
+        ivan.say(text)
+        assert "не понял" in ivan.last() and ivan.conversation().handled_by_bot
+    ivan.say(words[-1])
+    conversation = ivan.conversation()
+    assert not conversation.handled_by_bot
+    with client.app.state.database.read() as session:
+        state = session.get(AssistantState, conversation.id)
+        assert (state.outcome, state.handover_reason) == ("handed_over", reason)
+    assert [item["id"] for item in queue_items(client, headers)] == [conversation.id]
+
+
+def test_a_broken_bot_hands_over_and_keeps_the_message(client, shop, monkeypatch):
+    def broken(self, text):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(bot.Turn, "on_store_hours", broken)
+    olga = Telegram(client, user_id=333333333, first_name="Ольга")
+    olga.say("во сколько открывается магазин?")
+    conversation = olga.conversation()
+    assert not conversation.handled_by_bot and olga.answers() == []
+    with client.app.state.database.read() as session:
+        texts = [m.text for m in session.scalars(select(InboxMessage).where(InboxMessage.conversation_id == conversation.id))]
+        assert "во сколько открывается магазин?" in texts
+        assert session.get(AssistantState, conversation.id) is None  # rolled back with the bot's savepoint
+    assert [item["id"] for item in queue_items(client, shop["headers"])] == [conversation.id]
+
+
+PUBLIC = [
+    ("store_hours", "во сколько открывается магазин на тверской?", "Тверская", "what time do your stores open?", "Tverskaya"),
+    ("stock", "есть крем для лица в наличии?", "Крем для лица", "is the face cream in stock?", "Face cream"),
+    ("delivery_options", "сколько стоит доставка курьером?", "курьером", "how much is delivery?", "courier"),
+    ("returns", "как вернуть товар?", "14 дней", "what is your return policy?", "14 days"),
+    ("greeting", "привет", "Здравствуйте", "hello", "Hello"),
+    ("thanks", "спасибо большое", "Рады помочь", "thanks a lot", "Happy to help"),
+]
+
+
+@pytest.mark.parametrize("intent,ru,ru_answer,en,en_answer", PUBLIC, ids=[p[0] for p in PUBLIC])
+def test_public_answers_in_both_languages_to_anyone(client, shop, intent, ru, ru_answer, en, en_answer):
+    for n, (text, expected) in enumerate(((ru, ru_answer), (en, en_answer))):
+        stranger = Telegram(client, user_id=400000000 + n)
+        stranger.say(text)
+        answer = stranger.last()
+        assert expected in answer, answer
+        with client.app.state.database.read() as session:
+            turn = session.scalars(select(AssistantTurn).order_by(AssistantTurn.id.desc())).first()
+        assert turn.intent == intent and turn.lang == ("ru" if n == 0 else "en")
+
+
+def verified(client, shop, user_id: int, phone: str = PHONE) -> Telegram:
+    """A Telegram user who proved the phone of the app orders with a code."""
+    person = Telegram(client, user_id=user_id)
+    person.say("сколько у меня баллов?")
+    person.say(phone)
+    person.say(sent_code(client, phone))
+    return person
+
+
+PERSONAL = [
+    ("order_status", "where is my order?", "Order #"),
+    ("pickup", "what is my pickup code?", "Pickup code"),
+    ("points", "how many points do I have?", "points"),
+    ("loyalty_card", "what is my loyalty card number?", "card"),
+]
+
+
+@pytest.mark.parametrize("intent,en,en_answer", PERSONAL, ids=[p[0] for p in PERSONAL])
+def test_personal_answers_in_english_once_identified(client, shop, intent, en, en_answer):
+    placed = place_app_order(client, shop["headers"])
+    person = verified(client, shop, 500000001)
+    person.say(en)
+    answer = person.last()
+    assert en_answer in answer, answer
+    if intent in ("order_status", "pickup"):
+        assert str(placed["id"]) in answer
+
+
+def test_nobody_reads_another_persons_order_by_naming_its_number(client, shop):
+    placed = place_app_order(client, shop["headers"])
+    intruder = Telegram(client, user_id=600000001, first_name="Мэллори")
+    intruder.say(f"где заказ {placed['id']}?")
+    assert placed["pickup_code"] not in intruder.last() and "телефон или email" in intruder.last()
+    # A phone that is not theirs: the code goes to its owner, never to the chat; guessing fails.
+    intruder.say(PHONE)
+    intruder.say("000000")
+    intruder.say("111111")
+    assert all(placed["pickup_code"] not in m.text for m in intruder.answers())
+    with client.app.state.database.read() as session:
+        mallory = session.get(InboxConversation, intruder.conversation().id).customer_id
+        owner = session.get(CommerceOrder, placed["id"]).profile_id
+    assert mallory != owner
+
+
+def test_extend_a_pickup_hold_once_then_a_person(client, shop):
+    placed = place_app_order(client, shop["headers"])
+    person = verified(client, shop, 700000001)
+    with client.app.state.database.read() as session:
+        before = session.get(CommerceOrder, placed["id"]).reserved_until
+    person.say("можно продлить хранение заказа до пятницы?")
+    assert "будет ждать вас до" in person.last()
+    with client.app.state.database.read() as session:
+        order = session.get(CommerceOrder, placed["id"])
+        assert order.reserved_until - before == timedelta(hours=48)
+        notes = [s.note for s in session.scalars(select(CommerceOrderStatus).where(CommerceOrderStatus.order_id == order.id))]
+        assert notes.count("hold extended") == 1
+    person.say("продлите хранение ещё раз пожалуйста")
+    assert "уже продлено" in person.last()
+    assert not person.conversation().handled_by_bot  # the second extension is a person's call
+    with client.app.state.database.read() as session:
+        assert session.get(CommerceOrder, placed["id"]).reserved_until - before == timedelta(hours=48)
+
+
+def test_back_in_stock_alert_in_the_same_chat(client, shop):
+    headers = shop["headers"]
+    person = Telegram(client, user_id=800000001)
+    person.say("есть сыворотка в наличии?")
+    assert "Сыворотка" in person.last()
+    # Sold out everywhere: it offers an alert.
+    with client.app.state.database.write() as session:
+        from seamline.commerce.models import CommerceStock
+        session.execute(update(CommerceStock).values(on_hand=0))
+    person.say("есть сыворотка в наличии?")
+    assert "сообщу, когда появится" in person.last()
+    person.say("да")
+    assert "сообщу сюда" in person.last()
+    with client.app.state.database.read() as session:
+        assert session.scalar(select(AssistantStockWatch).where(AssistantStockWatch.notified_at.is_(None))) is not None
+    with client.app.state.database.write() as session:
+        assert bot.notify_back_in_stock(session, settings=client.app.state.settings) == 0
+    receive(client, headers, "SERUM-30", "store-arbat", 3)
+    with client.app.state.database.write() as session:
+        assert bot.notify_back_in_stock(session, settings=client.app.state.settings) == 1
+    assert "снова в наличии" in person.last()
+    with client.app.state.database.write() as session:
+        assert bot.notify_back_in_stock(session, settings=client.app.state.settings) == 0
+
+
+def test_start_a_return_of_a_received_order(client, shop):
+    headers = shop["headers"]
+    placed = place_app_order(client, headers)
+    done = client.post(f"/v1/orders/{placed['id']}/pickup", json={"code": placed["pickup_code"], "channel": "store"}, headers=headers)
+    assert done.status_code == 200, done.text
+    person = verified(client, shop, 900000001)
+    person.say("хочу вернуть товар")
+    assert f"№{placed['id']}" in person.last() and "Ответьте «да»" in person.last()
+    person.say("да")
+    assert "Возврат по заказу" in person.last()
+    with client.app.state.database.read() as session:
+        notes = [s.note for s in session.scalars(select(CommerceOrderStatus).where(CommerceOrderStatus.order_id == placed["id"]))]
+    assert notes.count("return requested") == 1
+
+
+def test_a_quiet_conversation_is_resolved_by_the_bot_and_counted_as_contained(client, shop):
+    person = Telegram(client, user_id=910000001)
+    person.say("во сколько закрывается магазин?")
+    conversation = person.conversation()
+    settings = client.app.state.settings
+    with client.app.state.database.write() as session:
+        assert bot.close_idle(session, settings=settings) == 0
+        session.execute(update(AssistantState).values(last_turn_at=utcnow() - timedelta(minutes=31)))
+    with client.app.state.database.write() as session:
+        assert bot.close_idle(session, settings=settings) == 1
+    with client.app.state.database.read() as session:
+        assert session.get(InboxConversation, conversation.id).status == "resolved"
+        stats = bot.stats(session, since=utcnow() - timedelta(days=1))
+    assert stats["resolved"] == 1 and stats["containment"] == 1.0 and stats["p99_ms"] is not None
+    # Writing again reopens it with the bot, not in the queue.
+    person.say("а в воскресенье открыто?")
+    conversation = person.conversation()
+    assert conversation.status == "open" and conversation.handled_by_bot and conversation.queue_rank_at is None
+
+
+def test_the_bot_is_off_by_default_and_only_on_its_channels(client, shop, bot_settings, database):
+    off = bot_settings.model_copy(update={"assistant_enabled": False})
+    with TestClient(create_app(off, database=database)) as other:
+        person = Telegram(other, user_id=920000001)
+        person.say("где мой заказ?")
+        assert person.answers() == []
+        assert not person.conversation().handled_by_bot

@@ -100,8 +100,8 @@ ANSWERS: dict[str, dict[str, str]] = {
               "{% if order.shipped_at %} Shipped on {{ order.shipped_at }}.{% endif %}"
               "{% if others %} Other orders: {{ others }}.{% endif %}"},
     "order_status.none": {
-        "ru": "Я не нашёл заказов на ваше имя. Если заказ оформлен на другой телефон или email — напишите его, я пришлю код подтверждения.",
-        "en": "I found no orders of yours. If the order was placed with another phone or email, write it and I will send a code to confirm."},
+        "ru": "Я не нашёл ваших заказов.",
+        "en": "I found no orders of yours."},
     "pickup": {
         "ru": "Заказ №{{ order.number }}: {{ order.status }}. Код получения: {{ order.pickup_code }}."
               "{% if order.store %} Забрать можно в магазине {{ order.store }}{% if order.store_address %} ({{ order.store_address }}){% endif %}"
@@ -194,9 +194,12 @@ ANSWERS: dict[str, dict[str, str]] = {
               "заказы, — я пришлю одноразовый код.",
         "en": "To show your details I need to confirm it is you: write the phone or email your orders are under, and "
               "I will send a one-time code."},
+    "identify.other": {
+        "ru": "Если заказы, баллы или карта оформлены на телефон или email — напишите его, я пришлю код подтверждения.",
+        "en": "If your orders, points or card are under a phone or email, write it and I will send a code to confirm."},
     "identify.sent": {
-        "ru": "Отправил код на {{ masked }}. Напишите его сюда.",
-        "en": "I have sent a code to {{ masked }}. Please write it here."},
+        "ru": "Если {{ masked }} есть у нас, на него уже отправлен код. Напишите его сюда.",
+        "en": "If we know {{ masked }}, a code is on its way there. Please write it here."},
     "identify.wrong": {
         "ru": "Код не подошёл{% if left %}: осталось попыток — {{ left }}{% endif %}. Проверьте и напишите ещё раз.",
         "en": "That code did not match{% if left %}: {{ left }} attempts left{% endif %}. Please check it and try again."},

@@ -214,6 +214,10 @@ class Turn:
                     return reply
             if not text:
                 return self.not_understood(None)
+            if _only_contact(text):  # a phone or an email on its own: they want to be recognised
+                reply = self.on_identifier({"intent": (self.state.topics or [None])[-1]}, text)
+                if reply is not None:
+                    return reply
             prediction = model(self.session).predict(text)
         self.prediction = prediction
         self.lang = prediction.lang if text else self.lang
@@ -387,9 +391,15 @@ class Turn:
         return Reply(self.say("order_status", {"order": self.order_context(order), "others": others_text}))
 
     def no_orders(self, intent: str) -> Reply:
+        return self.nothing_yet(intent, key="order_status.none")
+
+    def nothing_yet(self, intent: str, *, key: str | None = None, context: dict[str, Any] | None = None) -> Reply:
+        """The person's profile here has none of it: they may be known under another phone or
+        email (an app account, a card), so unless they proved one already, offer a code."""
+        text = self.say(key or f"{intent}.none", context)
         if self.state.verified_profile_id is None:
-            return Reply(self.say("order_status.none"), outcome="asked", pending={"step": "identifier", "intent": intent})
-        return Reply(self.say("order_status.none"))
+            return Reply(f"{text} {self.say('identify.other')}", outcome="asked", pending={"step": "identifier", "intent": intent})
+        return Reply(text)
 
     def waiting_pickup(self, orders: list[CommerceOrder], text: str) -> CommerceOrder | None:
         waiting = [o for o in orders if o.fulfilment in PICKUP_FULFILMENT and o.status in ("confirmed", "ready_for_pickup")]
@@ -428,7 +438,7 @@ class Turn:
     def on_points(self, text: str) -> Reply:
         account = loyalty_ledger.find_account(self.session, self.person_id)
         if account is None:
-            return Reply(self.say("points.none"))
+            return self.nothing_yet("points")
         view = loyalty_service.account_view(self.session, account, entry_limit=0)
         fmt = self.fmt
         expiring = ", ".join(f"{fmt.number(e['points'])} — {fmt.date(e['expires_at'])}" for e in view["expiring"][:3])
@@ -440,6 +450,8 @@ class Turn:
         account = loyalty_ledger.find_account(self.session, self.person_id)
         cards = [c for c in (loyalty_service.account_view(self.session, account, entry_limit=0)["cards"] if account else [])
                  if c.get("status", "active") == "active"]
+        if not cards:
+            return self.nothing_yet("loyalty_card", key="loyalty_card", context={"cards": ""})
         return Reply(self.say("loyalty_card", {"cards": ", ".join(_mask("card", c["number"]) for c in cards)}))
 
     def on_returns(self, text: str) -> Reply:
@@ -605,6 +617,16 @@ def _rules(settings: Settings) -> IdentifierRules:
     if found is None:
         found = _rules_cache[id(settings)] = IdentifierRules(settings)
     return found
+
+
+def _only_contact(text: str) -> bool:
+    """A message that is a phone or an email and at most a couple of words besides."""
+    contacts = nlu.phones(text) + nlu.emails(text)
+    if not contacts:
+        return False
+    rest = nlu.fold(nlu._EMAIL.sub(" ", text))
+    rest = "".join(ch for ch in rest if not ch.isdigit() and ch not in "+-()#")
+    return len(rest.split()) <= 3
 
 
 def _mask(kind: str, value: str) -> str:
