@@ -633,6 +633,7 @@ def demo(
             "SEAMLINE_STOREFRONT_APP_WRITE_KEY": summary.get("storefront_app_write_key") or ""}
     os.environ["SEAMLINE_LOGIN_CODES_REVEAL"] = "true"
     os.environ["SEAMLINE_DEMO"] = "true"  # the logins on the page at /, readable logs (unless SEAMLINE_LOG_JSON)
+    os.environ.setdefault("SEAMLINE_ASSISTANT_ENABLED", environment["SEAMLINE_ASSISTANT_ENABLED"])
     os.environ.setdefault("SEAMLINE_STOREFRONT_PRODUCTS", environment["SEAMLINE_STOREFRONT_PRODUCTS"])
     # Telegram, WhatsApp, VK and email send for real, to the local sink (web/demo_sink.py), so an
     # agent's reply is sent rather than queued for a provider that does not exist.

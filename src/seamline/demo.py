@@ -698,6 +698,8 @@ def demo_environment() -> dict[str, str]:
         "SEAMLINE_LOGIN_CODES_REVEAL": "true",
         # The page at / lists the console logins; logs are lines a person reads.
         "SEAMLINE_DEMO": "true",
+        # The chat bot answers new conversations first (docs/assistant.md).
+        "SEAMLINE_ASSISTANT_ENABLED": "true",
         "SEAMLINE_STOREFRONT_PRODUCTS": json.dumps([p.code for p in PRODUCTS]),
         # Web push on: the shop's "Notify me" subscribes the browser, the abandoned cart reminds
         # it (a key pair of this demo's own; the browser's push service gets the notifications).

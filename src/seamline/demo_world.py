@@ -281,7 +281,7 @@ SCRIPTS: tuple[_Script, ...] = (
     _s("telegram", "ru", "resolved", ("in", "Здравствуйте, как привязать карту к приложению?"),
        ("note", "Ответили по телефону: карта привязывается в профиле приложения по номеру."),),
     # open, assigned: four for the Russian-speaking agent, two for the English-speaking one
-    _s("telegram", "ru", "open", ("in", "Здравствуйте! Вернула тюбик крема в магазине на Тверской. Когда придут деньги?"),
+    _s("telegram", "ru", "resolved", ("in", "Здравствуйте! Вернула тюбик крема в магазине на Тверской. Когда придут деньги?"),
        ("note", "Возврат принят на Тверской, деньги ушли на карту. Баллы за тюбик списаны — объяснить клиентке."),
        person=0),
     _s("webchat", "ru", "open", ("in", "Добрый вечер, где мой заказ? Обещали доставку сегодня."),
@@ -349,6 +349,17 @@ def _customers(session: Session, rules: IdentifierRules, journeys: list[Any]) ->
 # --- filling -------------------------------------------------------------------------------------
 
 
+def _days_ago(session: Session, conversation_id: int, days: int) -> None:
+    """Move a finished conversation and its messages `days` back in time."""
+    back = timedelta(days=days)
+    conversation = session.get(InboxConversation, conversation_id)
+    for name in ("created_at", "last_message_at", "resolved_at", "first_response_at", "queued_at"):
+        if getattr(conversation, name) is not None:
+            setattr(conversation, name, getattr(conversation, name) - back)
+    for message in session.scalars(select(InboxMessage).where(InboxMessage.conversation_id == conversation_id)):
+        message.created_at -= back
+
+
 def _demo_settings(settings: Settings, **changes: Any) -> Settings:
     return settings.model_copy(update=changes)
 
@@ -364,6 +375,8 @@ def fill_world(db: Database, settings: Settings, *, journeys: list[Any], stores:
     keys and what was made."""
     runtime.wire()
     now = now or utcnow()
+    # The demo's past conversations are between people and agents; the bot answers from now on.
+    settings = _demo_settings(settings, assistant_enabled=False)
     rules = IdentifierRules(settings)
     shops = [s for s in stores if s.kind == "store"]
     logins = demo_logins(location_code(shops[0].code))
@@ -646,6 +659,12 @@ class _World:
             self._write(lambda s: orders.mark_ready(s, settings=settings, order_id=order_id, channel="store"))
             self._hand_over(order_id, code, office)
             self._return(order_id, [ReturnLineIn(sku="CREAM-50", quantity=1)], home, "Один тюбик оказался лишним")
+            # and a second one from the app, waiting at her home store: what she asks the chat bot
+            # about in Telegram (docs/assistant.md)
+            lines = self._lines(rng, home) or [LineIn(sku="CREAM-50", quantity=1)]
+            second, _ = self._place(who, "app", lines, "click_and_collect", home, "test", self.now - timedelta(hours=20))
+            payments.pay_with_test_provider(db, settings=settings, order_id=second, channel="app")
+            self._write(lambda s: orders.mark_ready(s, settings=settings, order_id=second, channel="store"))
             return
         if outcome == "till":
             store = home
@@ -903,6 +922,8 @@ class _World:
                     s, settings=st, conversation_id=c, status="resolved", agent_id=a))
                 if survey and chat_token:
                     self._webchat(chat_token, survey[0], f"demo-{n}-survey")
+                if script.person == 0:  # the journey's question came days after the return (12 days ago)
+                    self._write(lambda s, c=conversation_id: _days_ago(s, c, 10))
 
     def _assignee(self, conversation_id: int, agent_ids: dict[str, int]) -> int:
         with self.db.read() as session:

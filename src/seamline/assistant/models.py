@@ -69,6 +69,8 @@ class AssistantState(Base):
     verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     #: The topics it answered, in order.
     topics: Mapped[list[str]] = mapped_column(JSON, default=list)
+    #: What it found or did, for the summary an agent reads at handover ("Order 12: ready_for_pickup.").
+    facts: Mapped[list[str]] = mapped_column(JSON, default=list)
     turns: Mapped[int] = mapped_column(Integer, default=0)
     #: resolved (the bot's answer ended it), handed_over, or open.
     outcome: Mapped[str] = mapped_column(String(16), default="open")

@@ -293,7 +293,7 @@ class Turn:
         else:
             parts = [f"Бот: передал, потому что {HANDOVER_REASONS[reason]['ru']}.",
                      f"Темы: {', '.join(seen) or '—'}.", f"Клиент: {who}.", f"Последнее сообщение: «{last}»."]
-        return " ".join(parts + self.facts)
+        return " ".join(parts + list(dict.fromkeys([*(self.state.facts or []), *self.facts])))
 
     # -- identity --
 
@@ -573,7 +573,7 @@ def respond(session: Session, *, settings: Settings, conversation: InboxConversa
     now = utcnow()
     state = session.get(AssistantState, conversation.id)
     if state is None:
-        state = AssistantState(conversation_id=conversation.id, lang="ru", misunderstood=0, topics=[], turns=0, outcome="open",
+        state = AssistantState(conversation_id=conversation.id, lang="ru", misunderstood=0, topics=[], facts=[], turns=0, outcome="open",
                                started_at=now, last_turn_at=now)
         session.add(state)
     elif state.outcome != "open":
@@ -591,6 +591,8 @@ def _finish(session: Session, turn: Turn, reply: Reply, *, started: float, now: 
     state.last_turn_at = now
     if reply.pending is not None:
         state.pending = reply.pending
+    if turn.facts:
+        state.facts = list(dict.fromkeys([*(state.facts or []), *turn.facts]))[-8:]
     if reply.topic and reply.topic not in (state.topics or []) and reply.topic in INTENTS:
         state.topics = [*(state.topics or []), reply.topic]
     if reply.text:

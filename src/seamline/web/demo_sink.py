@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import logging
+import secrets
 import threading
 from collections import deque
 from email import message_from_bytes
@@ -22,6 +24,7 @@ from email.policy import default
 from typing import Any
 
 from fastapi import APIRouter, Request
+from pydantic import BaseModel, Field
 
 from seamline.core.time import utcnow
 
@@ -90,6 +93,32 @@ async def vk(method: str, request: Request) -> dict[str, Any]:
     return {"response": OUTBOX.add("vk", str(fields.get("peer_id", "")), str(fields.get("message", "")), method=method)}
 
 
+class TelegramWrite(BaseModel):
+    telegram_id: int = Field(gt=0, lt=10**13, description="The Telegram user id of the person writing")
+    first_name: str = Field(default="", max_length=64)
+    text: str = Field(min_length=1, max_length=4096)
+
+
+@router.post("/telegram/write")
+def telegram_write(request: Request, data: TelegramWrite) -> dict[str, Any]:
+    """A person writes to the demo's bot in Telegram: the update Telegram would POST (the Bot API's
+    `Update` with a text `message`) goes through the real webhook's verification and storage, and
+    the demo's worker processes it; the bot's answer arrives in the outbox (`to` = the chat id)."""
+    from seamline.channels.telegram.adapter import ADAPTER, SECRET_HEADER
+    from seamline.inbox import delivery
+
+    state = request.app.state
+    now = utcnow()
+    update_id = int(now.timestamp() * 1000) % 2_000_000_000
+    sender = {"id": data.telegram_id, "is_bot": False, "first_name": data.first_name or "Demo", "language_code": "ru"}
+    update = {"update_id": update_id, "message": {"message_id": update_id, "from": sender, "chat": {**sender, "type": "private"},
+                                                  "date": int(now.timestamp()), "text": data.text}}
+    secret = state.settings.inbox_telegram_webhook_secret.get_secret_value()
+    accepted = delivery.accept(state.database, settings=state.settings, adapter=ADAPTER, headers={SECRET_HEADER: secret},
+                               body=json.dumps(update).encode())
+    return {"update_id": update_id, "stored": [a.inbound_id for a in accepted]}
+
+
 @router.get("/outbox")
 def outbox() -> dict[str, Any]:
     """What the demo's channels sent, newest first."""
@@ -139,6 +168,7 @@ def channel_settings(base_url: str, smtp_port: int) -> dict[str, str]:
     base = base_url.rstrip("/")
     return {
         "SEAMLINE_INBOX_TELEGRAM_BOT_TOKEN": "demo-sink",
+        "SEAMLINE_INBOX_TELEGRAM_WEBHOOK_SECRET": secrets.token_urlsafe(24),
         "SEAMLINE_INBOX_TELEGRAM_API_BASE": base + TELEGRAM_PATH,
         "SEAMLINE_INBOX_WHATSAPP_ACCESS_TOKEN": "demo-sink",
         "SEAMLINE_INBOX_WHATSAPP_PHONE_NUMBER_ID": "demo",

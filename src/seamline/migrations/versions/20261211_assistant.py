@@ -93,6 +93,7 @@ def upgrade() -> None:
     sa.Column('verified_profile_id', BigId, nullable=True),
     sa.Column('verified_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('topics', sa.JSON(), nullable=False),
+    sa.Column('facts', sa.JSON(), nullable=False),
     sa.Column('turns', sa.Integer(), nullable=False),
     sa.Column('outcome', sa.String(length=16), nullable=False),
     sa.Column('handover_reason', sa.String(length=32), nullable=True),
