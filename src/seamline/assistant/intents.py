@@ -41,7 +41,7 @@ INTENTS: dict[str, Intent] = {i.name: i for i in (
 TOPIC_NAMES: dict[str, dict[str, str]] = {
     "greeting": {"ru": "Приветствие", "en": "Greeting"},
     "thanks": {"ru": "Благодарность", "en": "Thanks"},
-    "order_status": {"ru": "Статус заказа", "en": "Order status"},
+    "order_status": {"ru": "Статус заказа", "en": "Order tracking"},
     "pickup": {"ru": "Самовывоз и код получения", "en": "Pickup and collection code"},
     "extend_hold": {"ru": "Продление хранения", "en": "Longer pickup hold"},
     "store_hours": {"ru": "Часы работы магазинов", "en": "Store hours"},

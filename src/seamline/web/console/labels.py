@@ -41,6 +41,21 @@ def N_(message: str) -> str:  # noqa: N802 - gettext's name for "a msgid, transl
 
 
 VOCABULARIES: dict[str, dict[str, str]] = {
+    #: Why the chat bot handed a conversation over (assistant.intents.HANDOVER_REASONS).
+    "bot_reason": {
+        "requested": N_("the customer asked for a person"), "misunderstood": N_("the bot did not understand twice"),
+        "low_confidence": N_("the bot was not sure"), "human_only": N_("a topic for people only"),
+        "action_failed": N_("the bot could not do it"), "not_identified": N_("the customer could not be identified"),
+        "error": N_("the bot failed"),
+    },
+    #: The chat bot's topics (its intents).
+    "bot_topic": {
+        "greeting": N_("Greeting"), "thanks": N_("Thanks"), "order_status": N_("Order tracking"),
+        "pickup": N_("Pickup and collection code"), "extend_hold": N_("Longer pickup hold"), "store_hours": N_("Store hours"),
+        "stock": N_("Product stock"), "back_in_stock": N_("Back in stock alert"), "points": N_("Points"),
+        "loyalty_card": N_("Loyalty card"), "returns": N_("Returns and exchanges"), "delivery_options": N_("Delivery options"),
+        "change_address": N_("Delivery address change"), "human": N_("Asked for a person"), "out_of_scope": N_("Out of scope"),
+    },
     "order_status": {
         "pending_payment": N_("Awaiting payment"), "confirmed": N_("Confirmed"), "ready_for_pickup": N_("Ready for pickup"),
         "shipped": N_("Shipped"), "completed": N_("Completed"), "cancelled": N_("Cancelled"), "returned": N_("Returned"),
@@ -174,7 +189,7 @@ VOCABULARIES: dict[str, dict[str, str]] = {
 }
 
 #: Params of a built text whose values are codes: the vocabulary they are words of (a list: each).
-PARAM_VOCABULARIES = {"event": "event_name", "clocks": "sla_clock"}
+PARAM_VOCABULARIES = {"event": "event_name", "clocks": "sla_clock", "reason": "bot_reason", "topic": "bot_topic"}
 #: Params that are location codes (shown as the location's name).
 PLACE_PARAMS = ("location",)
 #: Params that are times (ISO strings in stored texts).
