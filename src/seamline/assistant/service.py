@@ -90,11 +90,45 @@ def phrases(session: Session) -> dict[str, dict[str, list[str]]]:
     return merged
 
 
+@dataclass
+class Edits:
+    """What the business changed (answers, topics, the phrases' fingerprint), read at most once
+    per `EDITS_SECONDS` per process: a turn does not pay three queries for rows that change a
+    few times a year, and an edit in the console is live within seconds everywhere."""
+
+    answers: dict[tuple[str, str], str]
+    topics: dict[str, AssistantTopic]
+    phrases: str
+    read_at: float
+
+
+EDITS_SECONDS = 5.0
+_edits: list[Edits] = []
+
+
+def edits(session: Session, *, fresh: bool = False) -> Edits:
+    current = _edits[0] if _edits else None
+    if current is not None and not fresh and time.monotonic() - current.read_at < EDITS_SECONDS:
+        return current
+    count, newest = session.execute(select(func.count(), func.max(AssistantPhrase.id))).one()
+    topics = {row.intent: AssistantTopic(intent=row.intent, human_only=row.human_only, skill=row.skill)
+              for row in session.scalars(select(AssistantTopic))}
+    answers = {(key, lang): template for key, lang, template in session.execute(
+        select(AssistantAnswer.key, AssistantAnswer.lang, AssistantAnswer.template))}
+    current = Edits(answers=answers, topics=topics, phrases=f"{count}:{newest}", read_at=time.monotonic())
+    _edits[:] = [current]
+    return current
+
+
+def forget_edits() -> None:
+    """The next turn reads the business's edits again (after an edit in this process)."""
+    _edits.clear()
+
+
 def model(session: Session) -> nlu.IntentModel:
     """The intent model for the current phrases: trained once per process, and again after the
     business changes the phrases (their count and newest id are the fingerprint)."""
-    count, newest = session.execute(select(func.count(), func.max(AssistantPhrase.id))).one()
-    fingerprint = f"{count}:{newest}"
+    fingerprint = edits(session).phrases
     found = _models.get(fingerprint)
     if found is not None:
         return found
@@ -114,8 +148,7 @@ _templates = ImmutableSandboxedEnvironment(autoescape=False, trim_blocks=True)
 
 
 def answer_template(session: Session, key: str, lang: str) -> str:
-    custom = session.get(AssistantAnswer, (key, lang))
-    return custom.template if custom is not None else ANSWERS[key][lang]
+    return edits(session).answers.get((key, lang)) or ANSWERS[key][lang]
 
 
 def render(session: Session, key: str, lang: str, context: dict[str, Any] | None = None) -> str:
@@ -138,7 +171,7 @@ def check_template(template: str) -> None:
 
 
 def topic_settings(session: Session) -> dict[str, AssistantTopic]:
-    return {row.intent: row for row in session.scalars(select(AssistantTopic))}
+    return edits(session).topics
 
 
 def human_only(topics: dict[str, AssistantTopic], intent: str) -> bool:
@@ -789,6 +822,7 @@ def _percentile(values: list[float], q: float) -> float | None:
 
 def set_answer(session: Session, *, key: str, lang: str, template: str | None, by: str) -> None:
     """The business's answer for `key` in `lang` (None or empty: back to the default)."""
+    forget_edits()
     existing = session.get(AssistantAnswer, (key, lang))
     if not template or not template.strip():
         if existing is not None:
@@ -802,6 +836,7 @@ def set_answer(session: Session, *, key: str, lang: str, template: str | None, b
 
 
 def set_topic(session: Session, *, intent: str, human_only: bool, skill: str | None) -> AssistantTopic:
+    forget_edits()
     row = session.get(AssistantTopic, intent)
     if row is None:
         row = AssistantTopic(intent=intent, human_only=human_only, skill=skill or None, updated_at=utcnow())
@@ -812,6 +847,7 @@ def set_topic(session: Session, *, intent: str, human_only: bool, skill: str | N
 
 
 def add_phrase(session: Session, *, intent: str, lang: str, text: str, by: str) -> AssistantPhrase:
+    forget_edits()
     row = AssistantPhrase(intent=intent, lang=lang, text=" ".join(text.split())[:500], created_by=by, created_at=utcnow())
     session.add(row)
     session.flush()
@@ -819,6 +855,7 @@ def add_phrase(session: Session, *, intent: str, lang: str, text: str, by: str) 
 
 
 def delete_phrase(session: Session, phrase_id: int) -> None:
+    forget_edits()
     session.execute(delete(AssistantPhrase).where(AssistantPhrase.id == phrase_id))
 
 
