@@ -121,6 +121,7 @@ def build(settings: Settings | None = None, *, database: Database | None = None)
     inbox_webhooks.register_tasks(runtime.tasks, runtime.database, settings)
     inbox_delivery.register_tasks(runtime.tasks, runtime.database, settings, runtime.identifier_rules)
     marketing_reactor.register_tasks(runtime.tasks, runtime.database, settings)
+    assistant_tasks.register_tasks(runtime.tasks, runtime.database, settings)
     for periodic in runtime.periodic_tasks():
         runtime.tasks.every(periodic)
     return runtime

@@ -252,6 +252,9 @@ class Turn:
                 if reply is not None:
                     return reply
             prediction = model(self.session).predict(text)
+            deferred = _ask_llm(self, prediction)
+            if deferred is not None:
+                return deferred
         self.prediction = prediction
         self.lang = prediction.lang if text else self.lang
         self.state.pending = None
@@ -873,3 +876,20 @@ def erase(session: Session, context: Any) -> int:
     watches = session.execute(delete(AssistantStockWatch).where(AssistantStockWatch.customer_id.in_(ids))).rowcount or 0
     session.execute(update(AssistantTurn).where(AssistantTurn.customer_id.in_(ids)).values(text=None))
     return watches
+
+
+# --- a second opinion from an LLM (llm.py) -----------------------------------------------------------
+
+
+def _ask_llm(turn: Turn, prediction: nlu.Prediction) -> Reply | None:
+    """When the model is unsure of a message (`llm.wanted`): no answer yet, and a job, queued
+    with the message, that asks the LLM which intent it has and then answers it as this turn
+    would have (`tasks.answer_deferred`). The conversation stays with the bot meanwhile."""
+    from seamline.assistant import llm  # here, not at the top: keeps this hook in one place
+
+    if not llm.wanted(turn.settings, prediction):
+        return None
+    llm.TASK.enqueue(turn.session, {"conversation_id": turn.conversation.id, "message_id": turn.message.id},
+                     dedupe_key=f"assistant.llm:{turn.message.id}")
+    turn.prediction, turn.lang = prediction, prediction.lang
+    return Reply(None, outcome="deferred")
