@@ -117,6 +117,7 @@ def widget_message(view: dict[str, Any], *, base: str = "") -> dict[str, Any]:
                          "url": f"{base}/v1/webchat/attachments/{a['id']}"} for a in view.get("attachments") or []],
         "createdAt": view["created_at"],
         "clientMessageId": (view.get("meta") or {}).get("client_message_id"),
+        "bot": bool((view.get("meta") or {}).get("bot")),
     }
 
 

@@ -23,7 +23,7 @@
       offline: "No one is online right now — leave your email and we'll answer there", emailSave: "Save",
       emailNote: "We'll reply to {email} by email", survey: "How did we do?", comment: "Comment (optional)",
       thanks: "Thank you for your feedback!", failed: "Not sent. Click to retry.", error: "Something went wrong, please try again",
-      empty: "Ask us anything — we usually answer within minutes.",
+      empty: "Ask us anything — we usually answer within minutes.", bot: "Bot",
     },
     ru: {
       title: "Напишите нам", placeholder: "Напишите сообщение…", send: "Отправить", attach: "Прикрепить файл",
@@ -31,7 +31,7 @@
       offline: "Сейчас никого нет в сети — оставьте email, и мы ответим туда", emailSave: "Сохранить",
       emailNote: "Мы ответим на {email} по почте", survey: "Как мы справились?", comment: "Комментарий (необязательно)",
       thanks: "Спасибо за отзыв!", failed: "Не отправлено. Нажмите, чтобы повторить.", error: "Что-то пошло не так, попробуйте ещё раз",
-      empty: "Спросите нас о чём угодно — обычно отвечаем за пару минут.",
+      empty: "Спросите нас о чём угодно — обычно отвечаем за пару минут.", bot: "Бот",
     },
   }[lang];
   const fmt = (text, values) => text.replace(/\{(\w+)\}/g, (_, k) => values[k]);
@@ -410,6 +410,7 @@
     });
     if (m.failed) node.addEventListener("click", m.retry);
     if (side === "out" && m.author && m.author.name) node.append(el("span", { className: "who" }, m.author.name));
+    else if (side === "out" && m.bot) node.append(el("span", { className: "who" }, T.bot));
     if (m.text) node.append(m.text);
     for (const a of m.attachments || []) {
       const url = new URL(a.url, origin); // a link cannot send the Bearer header: the token goes in the query
