@@ -50,6 +50,7 @@ from seamline.events.writer import BatchWriter
 from seamline.inbox import realtime as inbox_realtime
 from seamline.inbox.api import router as inbox_router
 from seamline.loyalty.api import router as loyalty_router
+from seamline.assistant import service as assistant_service
 from seamline.web import demo_sink
 from seamline.web.storefront.api import router as storefront_router
 from seamline.runtime import build
@@ -73,6 +74,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         # The demo's mail sink (web/demo_sink.py): where the demo's email replies really go.
         mail_sink = demo_sink.MailSink(settings.inbox_smtp_port).start() if settings.demo and \
             settings.inbox_smtp_host in ("127.0.0.1", "localhost") else None
+        assistant_service.warm(database, settings)  # the bot's intent model, before the first message
         # Everything loaded so far lives as long as the process: out of the collector's scans
         # (parsing a batch of 100 events otherwise cost more in collections than in JSON).
         heap.settle()

@@ -44,6 +44,8 @@ marketing_app = typer.Typer(help="Marketing: segments, journeys and campaigns (w
 app.add_typer(marketing_app, name="marketing")
 recommendations_app = typer.Typer(help="Product recommendations: train the model.", no_args_is_help=True)
 app.add_typer(recommendations_app, name="recommendations")
+assistant_app = typer.Typer(help="The chat bot: its periodic work, for cron.", no_args_is_help=True)
+app.add_typer(assistant_app, name="assistant")
 staff_app = typer.Typer(help="Staff accounts of the console.", no_args_is_help=True)
 app.add_typer(staff_app, name="staff")
 
@@ -303,6 +305,20 @@ def recommendations_train(database_url: DatabaseUrl = None) -> None:
     typer.echo(json.dumps(result, default=str))
 
 
+@assistant_app.command("run")
+def assistant_run(database_url: DatabaseUrl = None) -> None:
+    """The chat bot's periodic work once, for cron where no worker runs: conversations only the
+    bot answered that went quiet are resolved by it, and people waiting for a product that is
+    back are told; prints how many of each."""
+    from seamline.assistant import tasks as assistant_tasks
+
+    settings = _settings(database_url)
+    database = _database(settings)
+    result = assistant_tasks.run(database, settings)
+    database.dispose()
+    typer.echo(json.dumps(result))
+
+
 @analytics_app.command("report")
 def analytics_report(
     output: Annotated[Path, typer.Option("-o", "--output", help="The HTML file to write")],
@@ -502,6 +518,9 @@ def worker(
     configure_logging(settings.log_level, json=wants_json(settings.log_json, demo=settings.demo))
     from seamline.core import heap
 
+    from seamline.assistant import service as assistant_service
+
+    assistant_service.warm(runtime.database, settings)  # the bot's intent model, before the first message
     heap.settle()  # a worker lives long and works in batches: core/heap.py
     try:
         runtime.worker(queues=limits, periodic=not no_periodic).run_until_signalled()

@@ -378,3 +378,19 @@ def test_the_bot_is_off_by_default_and_only_on_its_channels(client, shop, bot_se
         person.say("где мой заказ?")
         assert person.answers() == []
         assert not person.conversation().handled_by_bot
+
+
+def test_cron_runs_the_bots_periodic_work(client, shop, database):
+    from typer.testing import CliRunner
+
+    from seamline.cli import app as cli
+
+    person = Telegram(client, user_id=930000001)
+    person.say("во сколько закрывается магазин?")
+    with client.app.state.database.write() as session:
+        session.execute(update(AssistantState).values(last_turn_at=utcnow() - timedelta(hours=2)))
+    result = CliRunner().invoke(cli, ["assistant", "run", "--database-url", database.url],
+                                env={"SEAMLINE_ASSISTANT_ENABLED": "true", "SEAMLINE_SECRET_KEY": client.app.state.settings.secret_key.get_secret_value()})
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output.strip().splitlines()[-1]) == {"resolved": 1, "back_in_stock": 0}
+    assert person.conversation().status == "resolved"

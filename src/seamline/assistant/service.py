@@ -142,6 +142,14 @@ def model(session: Session) -> nlu.IntentModel:
     return found
 
 
+def warm(database: Any, settings: Settings) -> None:
+    """Train the intent model now (about 0.3 s), so the first message after a start is answered
+    as fast as the rest: a server or worker calls it at start when the bot is on."""
+    if settings.assistant_enabled:
+        with database.read() as session:
+            model(session)
+
+
 # --- texts ------------------------------------------------------------------------------------------
 
 _templates = ImmutableSandboxedEnvironment(autoescape=False, trim_blocks=True)
