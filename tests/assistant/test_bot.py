@@ -394,3 +394,19 @@ def test_cron_runs_the_bots_periodic_work(client, shop, database):
     assert result.exit_code == 0, result.output
     assert json.loads(result.output.strip().splitlines()[-1]) == {"resolved": 1, "back_in_stock": 0}
     assert person.conversation().status == "resolved"
+
+
+def test_one_chat_cannot_send_codes_to_number_after_number(client, shop):
+    for n in range(3):
+        client.post("/v1/customers", json={"identifiers": [{"type": "phone", "value": f"+7916555000{n}"}], "source": "shop"},
+                    headers=shop["headers"])
+    mallory = Telegram(client, user_id=940000001, first_name="Мэллори")
+    mallory.say("сколько у меня баллов?")
+    for n in range(3):
+        mallory.say(f"+7916555000{n}")
+        assert "код" in mallory.last() and mallory.conversation().handled_by_bot
+    mallory.say("+79165550009")
+    assert "сотрудник" in mallory.last() and not mallory.conversation().handled_by_bot
+    with client.app.state.database.read() as session:
+        sms = session.scalars(select(InboxMessage).where(InboxMessage.channel == "sms")).all()
+    assert len(sms) == 3

@@ -67,6 +67,8 @@ class AssistantState(Base):
     #: The person confirmed with a one-time code in this conversation (their profile id then).
     verified_profile_id: Mapped[int | None] = mapped_column(BigId, nullable=True)
     verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    #: One-time codes it had sent from this conversation (at most `service.MAX_CODES`).
+    codes_requested: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     #: The topics it answered, in order.
     topics: Mapped[list[str]] = mapped_column(JSON, default=list)
     #: What it found or did, for the summary an agent reads at handover ("Order 12: ready_for_pickup.").

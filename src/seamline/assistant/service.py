@@ -73,6 +73,8 @@ YES = frozenset({"да", "ага", "угу", "давай", "давайте", "к
 NO = frozenset({"нет", "не", "не надо", "no", "nope", "net", "отмена", "cancel", "не нужно"})
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 PICKUP_FULFILMENT = ("click_and_collect", "pickup_point")
+#: One-time codes a conversation may have sent before a person takes over.
+MAX_CODES = 3
 
 
 # --- the model -------------------------------------------------------------------------------------
@@ -349,6 +351,11 @@ class Turn:
         if not found:
             return None
         type_name, value = found[0]
+        if (self.state.codes_requested or 0) >= MAX_CODES:
+            # Someone naming number after number: the codes would go to their owners; a person
+            # looks at it instead (and nobody's phone is flooded from one chat).
+            return self.hand_over("not_identified", topic=pending.get("intent"), say="identify.failed")
+        self.state.codes_requested = (self.state.codes_requested or 0) + 1
         rules = _rules(self.settings)
         try:
             login_codes.request_code(self.session, settings=self.settings, rules=rules, identifier_type=type_name, value=value)
@@ -617,8 +624,8 @@ def respond(session: Session, *, settings: Settings, conversation: InboxConversa
     now = utcnow()
     state = session.get(AssistantState, conversation.id)
     if state is None:
-        state = AssistantState(conversation_id=conversation.id, lang="ru", misunderstood=0, topics=[], facts=[], turns=0, outcome="open",
-                               started_at=now, last_turn_at=now)
+        state = AssistantState(conversation_id=conversation.id, lang="ru", misunderstood=0, topics=[], facts=[], turns=0,
+                               outcome="open", codes_requested=0, started_at=now, last_turn_at=now)
         session.add(state)
     elif state.outcome != "open":
         state.outcome, state.ended_at, state.handover_reason, state.misunderstood = "open", None, None, 0

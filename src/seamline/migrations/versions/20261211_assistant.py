@@ -92,6 +92,7 @@ def upgrade() -> None:
     sa.Column('pending', sa.JSON(), nullable=True),
     sa.Column('verified_profile_id', BigId, nullable=True),
     sa.Column('verified_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('codes_requested', sa.Integer(), server_default='0', nullable=False),
     sa.Column('topics', sa.JSON(), nullable=False),
     sa.Column('facts', sa.JSON(), nullable=False),
     sa.Column('turns', sa.Integer(), nullable=False),
