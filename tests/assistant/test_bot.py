@@ -410,3 +410,23 @@ def test_one_chat_cannot_send_codes_to_number_after_number(client, shop):
     with client.app.state.database.read() as session:
         sms = session.scalars(select(InboxMessage).where(InboxMessage.channel == "sms")).all()
     assert len(sms) == 3
+
+
+def test_the_console_says_the_bot_is_answering_and_an_agent_can_take_over(client, shop, database):
+    from tests.web.conftest import add_staff, sign_in
+
+    _, agent_id = add_staff(database, email="maria@shop.example", role="agent", locale="ru")
+    client.post(f"/v1/inbox/agents/{agent_id}/status", json={"status": "online"}, headers=shop["headers"])
+    person = Telegram(client, user_id=950000001)
+    person.say("во сколько открывается магазин?")
+    conversation = person.conversation()
+    csrf = sign_in(client, "maria@shop.example")
+    listing = client.get("/console/inbox?view=open").text
+    assert "У бота" in listing and "Бот:" in listing
+    page = client.get(f"/console/inbox/{conversation.id}").text
+    assert "Отвечает бот" in page
+    taken = client.post(f"/console/inbox/{conversation.id}/take", headers={"HX-Request": "true", "X-CSRF-Token": csrf})
+    assert taken.status_code == 200, taken.text
+    with database.read() as session:
+        now = session.get(InboxConversation, conversation.id)
+        assert now.assignee_id == agent_id and not now.handled_by_bot

@@ -616,6 +616,7 @@ def bot_reply(session: Session, *, settings: Settings, conversation: InboxConver
     session.add(message)
     session.flush()
     conversation.last_message_at = now
+    conversation.awaiting_reply_since = None  # answered (by the bot)
     queue_send(session, message, priority=Priority.high)
     publish_message(session, conversation, message, without_files=True)
     return message
@@ -629,6 +630,7 @@ def hand_over(session: Session, *, settings: Settings, conversation: InboxConver
     `route`; `receive` routes it itself)."""
     now = utcnow()
     conversation.handled_by_bot = False
+    conversation.awaiting_reply_since = conversation.awaiting_reply_since or now  # now waiting for a person
     if handover.summary:
         session.add(InboxMessage(conversation_id=conversation.id, direction="internal", kind="note", channel=conversation.channel,
                                  text=handover.summary, delivery_status="received", created_at=now,
@@ -942,7 +944,9 @@ def reply(
     session.flush()
     _bind_attachments(session, message=message, ids=attachment_ids or [], customer_id=None)
     queue_send(session, message)
-    conversation.handled_by_bot = False  # an agent who answers takes over from the bot
+    if conversation.handled_by_bot:  # an agent who answers takes over from the bot: its clocks start now
+        conversation.handled_by_bot = False
+        sla.start_clocks(session, conversation, now)
     if conversation.assignee_id is None:
         if routing.claim(session, conversation, agent, settings, force=True):
             _announce_assignment(session, conversation, agent_id=agent.id, by=agent.id, note=None)
@@ -992,6 +996,9 @@ def transfer(session: Session, *, settings: Settings, conversation_id: int, agen
     if (agent_id is None) == (team_id is None):
         raise Unprocessable("Give exactly one of agent_id or team_id", code="invalid_transfer")
     conversation = get_conversation(session, conversation_id, lock=True)
+    if conversation.handled_by_bot:  # people take it from the bot: its clocks start now
+        conversation.handled_by_bot = False
+        sla.start_clocks(session, conversation, utcnow())
     previous = conversation.assignee_id
     if previous is not None and conversation.status == "open":
         routing.release_load(session, previous, conversation.weight)

@@ -105,6 +105,8 @@ def _list(session: Session, request: Request, staff: Staff, view: str, q: str = 
     for c in rows:
         if c.status != "open":
             state = c.status
+        elif c.handled_by_bot and c.assignee_id is None:
+            state = "bot"  # the chat bot is answering: not in the queue (docs/assistant.md)
         elif c.assignee_id is None:
             state = "queued"
         else:
@@ -129,7 +131,7 @@ def _last_messages(session: Session, conversation_ids: list[int], my_agent_id: i
         text = " ".join((m.text or "").split())
         found[m.conversation_id] = {
             "direction": m.direction, "kind": m.kind, "author": authors.get(m.author_agent_id),
-            "mine": m.author_agent_id is not None and m.author_agent_id == my_agent_id,
+            "mine": m.author_agent_id is not None and m.author_agent_id == my_agent_id, "bot": bool((m.meta or {}).get("bot")),
             "text": text if len(text) <= PREVIEW else text[:PREVIEW - 1].rstrip() + "…",
         }
     return found
