@@ -27,7 +27,7 @@ from seamline.inbox import delivery
 from seamline.inbox import service as inbox_service
 from seamline.inbox.models import InboxConversation, InboxMessage
 from tests.channels.fakes import FakeJsonApi
-from tests.commerce.conftest import receive, shop  # noqa: F401 - the fixture
+from tests.commerce.conftest import receive
 from tests.inbox.conftest import create_agent, process_inbound, reply
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "telegram"

@@ -10,7 +10,6 @@ import pytest
 from pydantic import SecretStr
 
 from seamline.customers.signing import user_hash
-from tests.commerce.conftest import shop  # noqa: F401 - the fixture
 from tests.inbox.conftest import Visitor
 
 SECRET = "site-identity-secret"
