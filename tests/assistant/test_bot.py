@@ -430,3 +430,14 @@ def test_the_console_says_the_bot_is_answering_and_an_agent_can_take_over(client
     with database.read() as session:
         now = session.get(InboxConversation, conversation.id)
         assert now.assignee_id == agent_id and not now.handled_by_bot
+
+
+def test_a_store_named_in_the_question_is_the_one_answered_about(client, shop):
+    person = Telegram(client, user_id=960000001)
+    person.say("есть крем для лица на арбате?")
+    answer = person.last()
+    assert answer.startswith("Крем для лица: есть в магазине Арбат (4 шт.)"), answer  # 5 on hand, 1 kept back
+    assert "Тверская (3)" in answer
+    person.say("до скольки работает магазин на Тверской?")
+    answer = person.last()
+    assert "Тверская" in answer and "Арбат" not in answer and "10:00–22:00" in answer

@@ -60,7 +60,7 @@ def _shipped() -> dict[str, dict[str, list[str]]]:
 
 def fold(text: str) -> str:
     """Lower case, ё as е, no accents or emoji, one space between words."""
-    text = unicodedata.normalize("NFKC", text).lower().replace("ё", "е")
+    text = unicodedata.normalize("NFKC", text.replace("№", "#")).lower().replace("ё", "е")
     text = _URL.sub(" ", text)
     text = "".join(ch if ch.isalnum() or ch in " #№'@.+-" else " " for ch in text)
     return " ".join(text.split())
@@ -104,7 +104,7 @@ def model_text(text: str, lang: str | None = None) -> str:
     folded = fold(text)
     if lang == "ru" and _LATIN.search(folded):
         folded = cyrtranslit.to_cyrillic(folded, "ru").lower().replace("ё", "е")
-    return _DIGITS.sub(" 0 ", folded)
+    return " ".join(_DIGITS.sub(" 0 ", folded).split())
 
 
 def _pipeline(alpha: float) -> Pipeline:
@@ -223,6 +223,28 @@ def product_in(text: str, catalog: dict[int, list[str]], *, cutoff: float = 78.0
                 if score >= cutoff and (best is None or score > best.score):
                     best = NamedProduct(product_id=product_id, name=name, score=float(score))
     return best
+
+
+def _stem(word: str) -> str:
+    """A word without its last two letters (at least four kept): Russian endings, roughly
+    ("тверская", "тверской" → "тверск"; "арбате" → "арба")."""
+    return word[:max(4, len(word) - 2)]
+
+
+def place_in(text: str, places: dict[int, list[str]]) -> int | None:
+    """The place (a store's id) whose name the message names, its words compared by stem with
+    typos allowed; the place with the most of its name's words found wins."""
+    words = {_stem(w) for w in _WORD.findall(model_text(text, "ru") + " " + fold(text)) if len(w) >= 4}
+    best, best_score = None, 0.0
+    for place_id, names in places.items():
+        for name in names:
+            parts = [_stem(w) for w in _WORD.findall(fold(name)) if len(w) >= 4]
+            if not parts:
+                continue
+            found = sum(1 for part in parts if any(fuzz.ratio(part, word) >= 80 for word in words)) / len(parts)
+            if found > best_score:
+                best, best_score = place_id, found
+    return best if best_score >= 1.0 else None
 
 
 def describe(prediction: Prediction) -> dict[str, Any]:

@@ -548,9 +548,16 @@ class Turn:
             return None
         return self.session.get(CommerceLocation, store_id) if store_id else None
 
+    def store_named(self, text: str) -> CommerceLocation | None:
+        """The store or pickup point the message names ("на Тверской", "Arbat store")."""
+        found = nlu.place_in(text, {s.id: [s.name_ru, s.name_en] for s in self.stores()})
+        return self.session.get(CommerceLocation, found) if found is not None else None
+
     def on_store_hours(self, text: str) -> Reply:
-        home = self.home_store()
-        stores = sorted((s for s in self.stores() if s.kind == "store"), key=lambda s: (home is None or s.id != home.id, s.code))[:5]
+        named = self.store_named(text)
+        home = named or self.home_store()
+        stores = [named] if named is not None else sorted(
+            (s for s in self.stores() if s.kind == "store"), key=lambda s: (home is None or s.id != home.id, s.code))[:5]
         return Reply(self.say("store_hours", {"stores": [
             {"name": s.name_ru if self.lang == "ru" else s.name_en, "address": s.address, "hours": _week_hours(s, self.lang)}
             for s in stores]}))
@@ -571,7 +578,7 @@ class Turn:
         product = product or self.product_named(text)
         if product is None:
             return Reply(self.say("stock.which"), outcome="asked", pending={"step": "product", "intent": "stock"})
-        home = self.home_store()
+        home = self.store_named(text) or self.home_store()
         free = _free_by_location(self.session, product.id)
         here = None
         if home is not None and free.get(home.id, 0) > 0:
