@@ -54,3 +54,14 @@ def test_a_visitor_who_only_claims_a_user_id_gets_public_answers_and_a_code(clie
     assert placed["pickup_code"] not in answer and "phone or email" in answer
     mallory.say("when do your stores open?")
     assert "Arbat" in bot_lines(mallory)[-1]
+
+
+def test_a_file_goes_to_a_person(client, shop, write_key):
+    visitor = Visitor(client, write_key)
+    uploaded = client.post("/v1/webchat/attachments", files={"file": ("чек.png", b"\x89PNG\r\n\x1a\n" + b"0" * 100, "image/png")},
+                           headers=visitor.headers)
+    assert uploaded.status_code == 201, uploaded.text
+    visitor.say("", attachmentIds=[uploaded.json()["id"]])
+    assert "person" in bot_lines(visitor)[-1]
+    queue = client.get("/v1/inbox/queue", headers=shop["headers"]).json()["items"]
+    assert len(queue) == 1 and not queue[0]["handled_by_bot"]

@@ -64,6 +64,7 @@ HANDOVER_REASONS: dict[str, dict[str, str]] = {
     "human_only": {"ru": "тема только для людей", "en": "a topic for people only"},
     "action_failed": {"ru": "бот не смог выполнить действие", "en": "the bot could not do it"},
     "not_identified": {"ru": "клиент не подтвердил личность", "en": "the customer could not be identified"},
+    "attachment": {"ru": "клиент прислал файл", "en": "the customer sent a file"},
     "error": {"ru": "ошибка бота", "en": "the bot failed"},
 }
 

@@ -255,6 +255,9 @@ class Turn:
                 reply = self.continue_pending(pending, text)
                 if reply is not None:
                     return reply
+            if self.inbound.attachments or self.inbound.attachment_ids:
+                # A photo of a damaged item, a receipt: a person looks at files, the bot does not.
+                return self.hand_over("attachment", topic=None, say="handover")
             if not text:
                 return self.not_understood(None)
             if _only_contact(text):  # a phone or an email on its own: they want to be recognised
@@ -631,7 +634,7 @@ def respond(session: Session, *, settings: Settings, conversation: InboxConversa
     now = utcnow()
     state = session.get(AssistantState, conversation.id)
     if state is None:
-        state = AssistantState(conversation_id=conversation.id, lang="ru", misunderstood=0, topics=[], facts=[], turns=0,
+        state = AssistantState(conversation_id=conversation.id, lang="en" if settings.inbox_language == "en" else "ru", misunderstood=0, topics=[], facts=[], turns=0,
                                outcome="open", codes_requested=0, started_at=now, last_turn_at=now)
         session.add(state)
     elif state.outcome != "open":

@@ -46,7 +46,7 @@ VOCABULARIES: dict[str, dict[str, str]] = {
         "requested": N_("the customer asked for a person"), "misunderstood": N_("the bot did not understand twice"),
         "low_confidence": N_("the bot was not sure"), "human_only": N_("a topic for people only"),
         "action_failed": N_("the bot could not do it"), "not_identified": N_("the customer could not be identified"),
-        "error": N_("the bot failed"),
+        "attachment": N_("the customer sent a file"), "error": N_("the bot failed"),
     },
     #: The chat bot's topics (its intents).
     "bot_topic": {
