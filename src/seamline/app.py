@@ -20,6 +20,7 @@ from seamline.channels.webchat.api import router as webchat_router
 from seamline.channels.webpush.api import router as webpush_router
 from seamline.channels.whatsapp.api import router as whatsapp_router
 from seamline.analytics.api import router as analytics_router
+from seamline.assistant.api import router as assistant_router
 from seamline.marketing.campaigns.api import router as campaigns_router
 from seamline.marketing.journeys.api import router as journeys_router
 from seamline.marketing.messages.api import router as templates_router
@@ -164,10 +165,11 @@ ROUTERS = (
     campaigns_router,
     tracking_router,
     recommendations_router,
+    assistant_router,
 )
 
 DOCUMENT_TAGS = ("health", "api keys", "customers", "auth", "events", "commerce", "promotions", "pos", "carts",
-                 "payments", "returns", "stock sync", "loyalty", "store", "inbox", "webchat", "analytics", "marketing",
+                 "payments", "returns", "stock sync", "loyalty", "store", "inbox", "webchat", "assistant", "analytics", "marketing",
                  "recommendations")
 
 

@@ -25,6 +25,7 @@ STATIC = Path(__file__).parent / "static"
 def install(app: FastAPI) -> None:
     from seamline.web.console.pages import (
         analytics,
+        assistant,
         auth,
         commerce,
         customers,
@@ -38,7 +39,7 @@ def install(app: FastAPI) -> None:
         store,
     )
 
-    for area in (auth, inbox, customers, commerce, store, loyalty, settings, dashboard, analytics, marketing, realtime,
+    for area in (auth, inbox, customers, commerce, store, loyalty, settings, dashboard, analytics, marketing, assistant, realtime,
                  landing):
         app.include_router(area.router, include_in_schema=False)
     app.mount("/console/static", StaticFiles(directory=STATIC), name="console-static")

@@ -47,6 +47,9 @@ VOCABULARIES: dict[str, dict[str, str]] = {
         "low_confidence": N_("the bot was not sure"), "human_only": N_("a topic for people only"),
         "action_failed": N_("the bot could not do it"), "not_identified": N_("the customer could not be identified"),
         "attachment": N_("the customer sent a file"), "error": N_("the bot failed"),
+        # written outside the bot: an agent answered while the bot held it (assistant.service.close_idle),
+        # and a reason not recorded (assistant.service.stats)
+        "agent": N_("an agent took the conversation over"), "unknown": N_("not recorded"),
     },
     #: The chat bot's topics (its intents).
     "bot_topic": {
@@ -133,6 +136,7 @@ VOCABULARIES: dict[str, dict[str, str]] = {
         "refunds": N_("Resend refunds a provider could not take"), "loyalty": N_("Loyalty: held points, expiry, birthdays, tiers"),
         "inbox": N_("SLA breaches, snoozed conversations, failed inbound"),
         "webchat-sessions": N_("Remove old web chat sessions"), "inbox-imap": N_("Check the support mailbox"),
+        "assistant": N_("Chat bot: resolve quiet conversations, tell who waits that a product is back"),
     },
     "sla_clock": {"first_response": N_("first response"), "next_response": N_("next response"), "resolution": N_("resolution")},
     #: Tracked events' names: the storefront's (the demo's) and other Segment e-commerce spec names.

@@ -39,12 +39,12 @@ LOCALES = ("ru", "en")
 PERMISSIONS: dict[str, frozenset[str]] = {
     "admin": frozenset({
         "dashboard", "inbox", "customers.view", "customers.edit", "customers.privacy", "orders.view", "orders.manage",
-        "stock.view", "store", "loyalty.view", "loyalty.adjust", "settings", "analytics", "marketing",
+        "stock.view", "store", "loyalty.view", "loyalty.adjust", "settings", "analytics", "marketing", "assistant",
     }),
     "agent": frozenset({"dashboard", "inbox", "customers.view", "customers.edit", "orders.view", "loyalty.view", "stock.view"}),
     "clerk": frozenset({"store", "customers.view", "orders.view", "orders.manage", "stock.view", "loyalty.view"}),
     "marketer": frozenset({"dashboard", "customers.view", "orders.view", "stock.view", "loyalty.view", "loyalty.rules",
-                           "analytics", "marketing"}),
+                           "analytics", "marketing", "assistant"}),
 }
 ROLES = tuple(PERMISSIONS)
 
