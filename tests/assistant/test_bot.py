@@ -441,3 +441,24 @@ def test_a_store_named_in_the_question_is_the_one_answered_about(client, shop):
     person.say("до скольки работает магазин на Тверской?")
     answer = person.last()
     assert "Тверская" in answer and "Арбат" not in answer and "10:00–22:00" in answer
+
+
+def test_left_after_i_did_not_understand_is_not_counted_as_solved(client, shop):
+    person = Telegram(client, user_id=970000001)
+    person.say("кукареку фыва")
+    assert "не понял" in person.last()
+    settings = client.app.state.settings
+    with client.app.state.database.write() as session:
+        session.execute(update(AssistantState).values(last_turn_at=utcnow() - timedelta(hours=1)))
+    with client.app.state.database.write() as session:
+        assert bot.close_idle(session, settings=settings) == 1
+    with client.app.state.database.read() as session:
+        stats = bot.stats(session, since=utcnow() - timedelta(days=1))
+    assert (stats["resolved"], stats["abandoned"], stats["containment"]) == (0, 1, 0.0)
+
+
+def test_nothing_to_say_goes_to_a_person_never_a_template(client):
+    person = Telegram(client, user_id=980000001)  # a shop with no stores
+    person.say("во сколько открывается магазин?")
+    assert "{%" not in person.last() and "сотрудник" in person.last()
+    assert not person.conversation().handled_by_bot

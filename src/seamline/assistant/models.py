@@ -74,7 +74,8 @@ class AssistantState(Base):
     #: What it found or did, for the summary an agent reads at handover ("Order 12: ready_for_pickup.").
     facts: Mapped[list[str]] = mapped_column(JSON, default=list)
     turns: Mapped[int] = mapped_column(Integer, default=0)
-    #: resolved (the bot's answer ended it), handed_over, or open.
+    #: open; resolved (the customer left after the bot's answer), abandoned (left after "I did not
+    #: understand" or a question of the bot's), handed_over.
     outcome: Mapped[str] = mapped_column(String(16), default="open")
     handover_reason: Mapped[str | None] = mapped_column(String(32), nullable=True)
     started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

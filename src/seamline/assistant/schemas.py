@@ -158,8 +158,9 @@ class StatsRead(BaseModel):
     conversations: int = Field(description="Conversations the bot started in the period")
     resolved: int = Field(description="Ended by the bot (the customer had what they needed)")
     handed_over: int
+    abandoned: int = Field(description="Left after the bot said it did not understand, or while it waited for an answer of theirs")
     open: int
-    containment: float | None = Field(description="resolved / (resolved + handed_over); null when none ended")
+    containment: float | None = Field(description="resolved / (resolved + handed_over + abandoned); null when none ended")
     handover_reasons: dict[str, int]
     intents: dict[str, int] = Field(description="Messages by intent, most first")
     turns: int = Field(description="Messages the bot read")

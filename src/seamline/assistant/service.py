@@ -112,12 +112,14 @@ def edits(session: Session, *, fresh: bool = False) -> Edits:
     current = _edits[0] if _edits else None
     if current is not None and not fresh and time.monotonic() - current.read_at < EDITS_SECONDS:
         return current
-    count, newest = session.execute(select(func.count(), func.max(AssistantPhrase.id))).one()
+    # The newest id alone is not enough: SQLite gives a deleted newest row's id to the next one.
+    count, newest, latest = session.execute(select(func.count(), func.max(AssistantPhrase.id),
+                                                   func.max(AssistantPhrase.created_at))).one()
     topics = {row.intent: AssistantTopic(intent=row.intent, human_only=row.human_only, skill=row.skill)
               for row in session.scalars(select(AssistantTopic))}
     answers = {(key, lang): template for key, lang, template in session.execute(
         select(AssistantAnswer.key, AssistantAnswer.lang, AssistantAnswer.template))}
-    current = Edits(answers=answers, topics=topics, phrases=f"{count}:{newest}", read_at=time.monotonic())
+    current = Edits(answers=answers, topics=topics, phrases=f"{count}:{newest}:{latest}", read_at=time.monotonic())
     _edits[:] = [current]
     return current
 
@@ -163,7 +165,9 @@ def answer_template(session: Session, key: str, lang: str) -> str:
 
 def render(session: Session, key: str, lang: str, context: dict[str, Any] | None = None) -> str:
     """An answer in `lang`: the business's template if they wrote one, else the default; a
-    template that fails falls back to the default (the customer always gets an answer)."""
+    template that fails or says nothing falls back to the default. Empty when that says nothing
+    either (no stores to list): the turn then hands over (`Turn.answer`), never a template's
+    source to a customer."""
     for template in (answer_template(session, key, lang), ANSWERS[key][lang]):
         try:
             text = _templates.from_string(template).render(**(context or {})).strip()
@@ -172,7 +176,7 @@ def render(session: Session, key: str, lang: str, context: dict[str, Any] | None
             continue
         if text:
             return text
-    return ANSWERS[key][lang]
+    return ""
 
 
 def check_template(template: str) -> None:
@@ -290,6 +294,8 @@ class Turn:
         handler: Callable[[str], Reply] = getattr(self, f"on_{intent}", None) or (lambda _text: Reply(self.say(intent), topic=intent))
         reply = handler(text)
         reply.topic = reply.topic or intent
+        if not reply.text and reply.handover is None:  # nothing to say (no stores to list): a person answers
+            return self.hand_over("action_failed", topic=intent, say="handover")
         return reply
 
     def continue_pending(self, pending: dict[str, Any], text: str) -> Reply | None:
@@ -776,7 +782,11 @@ def close_idle(session: Session, *, settings: Settings, now: datetime | None = N
             state.outcome = "handed_over" if conversation is not None and not conversation.handled_by_bot else "resolved"
             state.handover_reason = state.handover_reason or ("agent" if state.outcome == "handed_over" else None)
             continue
-        state.outcome = "resolved"
+        last = session.scalar(select(AssistantTurn.outcome).where(AssistantTurn.conversation_id == conversation.id)
+                              .order_by(AssistantTurn.id.desc()).limit(1))
+        # Left after "I did not understand" or a question of the bot's: not a conversation the
+        # bot solved, whatever the inbox status says.
+        state.outcome = "abandoned" if last in ("not_understood", "asked", "deferred") else "resolved"
         if conversation.status != "resolved":
             inbox.bot_resolved(session, settings=settings, conversation=conversation)
         closed += 1
@@ -816,8 +826,10 @@ def notify_back_in_stock(session: Session, *, settings: Settings, limit: int = 5
 
 
 def stats(session: Session, *, since: datetime, until: datetime | None = None) -> dict[str, Any]:
-    """Containment (conversations the bot ended itself, among those it finished), handover
-    reasons, intents, answer time, and the messages it did not understand."""
+    """Containment (of the conversations the bot finished, the share it resolved: the customer
+    left after an answer; one left after "I did not understand" or a question of the bot's is
+    `abandoned`, not contained), handover reasons, intents, answer time, and the messages it did
+    not understand."""
     until = until or utcnow()
     in_period = (AssistantState.started_at >= since, AssistantState.started_at < until)
     outcomes = dict(session.execute(select(AssistantState.outcome, func.count()).where(*in_period).group_by(AssistantState.outcome)).all())
@@ -831,10 +843,11 @@ def stats(session: Session, *, since: datetime, until: datetime | None = None) -
         select(AssistantTurn.text, AssistantTurn.created_at, AssistantTurn.conversation_id, AssistantTurn.confidence)
         .where(*turns_in, AssistantTurn.outcome == "not_understood", AssistantTurn.text.is_not(None))
         .order_by(AssistantTurn.id.desc()).limit(50))]
-    resolved, handed = outcomes.get("resolved", 0), outcomes.get("handed_over", 0)
+    resolved, handed, abandoned = outcomes.get("resolved", 0), outcomes.get("handed_over", 0), outcomes.get("abandoned", 0)
+    finished = resolved + handed + abandoned
     return {
-        "conversations": sum(outcomes.values()), "resolved": resolved, "handed_over": handed, "open": outcomes.get("open", 0),
-        "containment": resolved / (resolved + handed) if resolved + handed else None,
+        "conversations": sum(outcomes.values()), "resolved": resolved, "handed_over": handed, "abandoned": abandoned,
+        "open": outcomes.get("open", 0), "containment": resolved / finished if finished else None,
         "handover_reasons": dict(sorted(((k or "unknown"), v) for k, v in reasons.items())),
         "intents": dict(sorted(intents.items(), key=lambda kv: -kv[1])),
         "turns": len(millis), "p50_ms": _percentile(millis, 0.5), "p99_ms": _percentile(millis, 0.99),
